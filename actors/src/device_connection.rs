@@ -1,0 +1,459 @@
+//! `DeviceConnection`: one actor per connected device, owning its MQTT session.
+//!
+//! Reading: packets come in as an actor stream. Each PUBLISH takes a permit from the
+//! connection's in-flight window before the next packet is read, so when the store is
+//! slow the window fills and Eliot stops reading the socket (TCP backpressure).
+//!
+//! Acking: each PUBLISH goes down the pipeline concurrently; its PUBACK (QoS 1) or PUBREC
+//! (QoS 2) is written only once its outcome is committed, and acks leave in the order
+//! the PUBLISHes arrived.
+//!
+//! Closing: whatever the reason, the connection stops reading, lets every message it
+//! already read reach the store, then closes the socket. The will is published unless
+//! the device said DISCONNECT (or the server is shutting down).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::io::{FramedWrite, WriteHandler};
+use actix::prelude::*;
+use futures_util::{Stream, StreamExt};
+use slog::Logger;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_util::codec::FramedRead;
+
+use crate::device_endpoint::{Closed, DeviceEndpoint};
+use crate::events::Event;
+use crate::mqtt::codec::{CodecError, MqttCodec};
+use crate::mqtt::packet::*;
+use crate::pipeline::Pipeline;
+use crate::store_writer::Committed;
+
+/// How long a closing connection may take to flush its last packets before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// One packet read from the device; a PUBLISH carries its in-flight permit.
+type Received = Result<(Inbound, Option<OwnedSemaphorePermit>), CodecError>;
+
+/// Everything a new connection needs, handed over by the endpoint after the CONNECT.
+pub struct Accepted {
+    pub id: u64,
+    pub connect: Connect,
+    pub peer: SocketAddr,
+    pub reader: FramedRead<OwnedReadHalf, MqttCodec>,
+    pub writer: OwnedWriteHalf,
+    pub session_present: bool,
+    pub assigned_client_id: Option<String>,
+    pub limits: ServerLimits,
+    pub pipeline: Pipeline,
+    pub endpoint: Addr<DeviceEndpoint>,
+    pub log: Logger,
+}
+
+/// The endpoint replaces this connection: a new one came with the same client id.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TakenOver;
+
+/// Server shutdown: finish what was read, ack it, close. `done` is dropped with the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    pub done: oneshot::Sender<()>,
+}
+
+/// A PUBLISH on its way to the store.
+struct InFlight {
+    /// The ack to send once stored (`None` for QoS 0).
+    ack: Option<Outbound>,
+    state: Progress,
+    /// Returned to the window when the ack has been written.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(PartialEq)]
+enum Progress {
+    Pending,
+    Stored,
+    Failed,
+}
+
+/// Why the connection is closing, and what that implies.
+struct Closing {
+    reason: String,
+    /// Sent (v5 only) once every in-flight ack has been written.
+    disconnect: Option<CloseReason>,
+    publish_will: bool,
+}
+
+pub struct DeviceConnection {
+    /// The endpoint's id for this connection, so a late `Closed` from a replaced
+    /// connection does not unregister its successor.
+    id: u64,
+    connect: Connect,
+    peer: SocketAddr,
+    writer: FramedWrite<Outbound, OwnedWriteHalf, MqttCodec>,
+    /// False once a write failed: nothing more can reach the device.
+    writable: bool,
+    /// PUBLISHes read and not yet acked, in arrival order.
+    in_flight: VecDeque<InFlight>,
+    /// Sequence number of `in_flight[0]`; a PUBLISH's sequence number finds its slot.
+    first_seq: u64,
+    /// Entries of `in_flight` still `Pending`.
+    pending: usize,
+    max_in_flight: usize,
+    last_heard: Instant,
+    reading: Option<SpawnHandle>,
+    closing: Option<Closing>,
+    /// Held until the actor is dropped: a drain waits on the other end.
+    drained: Vec<oneshot::Sender<()>>,
+    pipeline: Pipeline,
+    endpoint: Addr<DeviceEndpoint>,
+    log: Logger,
+}
+
+impl DeviceConnection {
+    pub fn start(a: Accepted) -> Addr<DeviceConnection> {
+        DeviceConnection::create(move |ctx| {
+            let max_in_flight = usize::from(a.limits.receive_maximum);
+            let window = Arc::new(Semaphore::new(max_in_flight));
+            let reading = ctx.add_stream(gated(a.reader, window));
+            let codec = MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
+            let mut writer = FramedWrite::new(a.writer, codec, ctx);
+            writer.write(Outbound::ConnAck {
+                code: ConnectCode::Accepted,
+                session_present: a.session_present,
+                assigned_client_id: a.assigned_client_id,
+                limits: a.limits,
+            });
+            let log = a.log.new(slog::o!("client_id" => a.connect.client_id.clone()));
+            DeviceConnection {
+                id: a.id,
+                connect: a.connect,
+                peer: a.peer,
+                writer,
+                writable: true,
+                in_flight: VecDeque::new(),
+                first_seq: 0,
+                pending: 0,
+                max_in_flight,
+                last_heard: Instant::now(),
+                reading: Some(reading),
+                closing: None,
+                drained: Vec::new(),
+                pipeline: a.pipeline,
+                endpoint: a.endpoint,
+                log,
+            }
+        })
+    }
+
+    fn send(&mut self, packet: Outbound) {
+        if self.writable {
+            self.writer.write(packet);
+        }
+    }
+
+    fn publish(&mut self, p: Publish, permit: Option<OwnedSemaphorePermit>, ctx: &mut Context<Self>) {
+        let ack = match p.qos {
+            QoS::AtMostOnce => None,
+            QoS::AtLeastOnce => Some(Outbound::PubAck(p.pkid)),
+            QoS::ExactlyOnce => Some(Outbound::PubRec(p.pkid)),
+        };
+        let seq = self.first_seq + self.in_flight.len() as u64;
+        self.in_flight.push_back(InFlight {
+            ack,
+            state: Progress::Pending,
+            _permit: permit,
+        });
+        self.pending += 1;
+        let stored = self
+            .pipeline
+            .ingest(p.topic, p.payload, self.connect.client_id.clone());
+        ctx.spawn(
+            stored
+                .into_actor(self)
+                .map(move |committed, conn, ctx| conn.on_committed(seq, committed, ctx)),
+        );
+    }
+
+    fn on_committed(&mut self, seq: u64, committed: Committed, ctx: &mut Context<Self>) {
+        let slot = &mut self.in_flight[(seq - self.first_seq) as usize];
+        self.pending -= 1;
+        self.last_heard = Instant::now();
+        match committed {
+            Ok(()) => slot.state = Progress::Stored,
+            Err(not_stored) => {
+                slot.state = Progress::Failed;
+                self.begin_close(
+                    format!("message not stored: {not_stored}"),
+                    Some(CloseReason::ServerBusy),
+                    true,
+                    ctx,
+                );
+            }
+        }
+        // Acks leave in arrival order: only the stored prefix of the queue is acked.
+        while self.in_flight.front().is_some_and(|f| f.state == Progress::Stored) {
+            let done = self.in_flight.pop_front().expect("front exists");
+            self.first_seq += 1;
+            if let Some(ack) = done.ack {
+                self.send(ack);
+            }
+        }
+        self.finish_if_drained(ctx);
+    }
+
+    fn on_packet(&mut self, packet: Inbound, permit: Option<OwnedSemaphorePermit>, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
+        match packet {
+            Inbound::Publish(p) => self.publish(p, permit, ctx),
+            Inbound::PingReq => self.send(Outbound::PingResp),
+            Inbound::PubRel(pkid) => self.send(Outbound::PubComp(pkid)),
+            Inbound::Subscribe { pkid, filters } => {
+                self.send(Outbound::SubAckRefused { pkid, filters })
+            }
+            Inbound::Unsubscribe { pkid, filters } => {
+                self.send(Outbound::UnsubAck { pkid, filters })
+            }
+            // Eliot never publishes to devices, so there is nothing for these to ack.
+            Inbound::PubAck(_) | Inbound::PubRec(_) | Inbound::PubComp(_) => {}
+            Inbound::Disconnect { with_will } => {
+                self.begin_close("device sent DISCONNECT".into(), None, with_will, ctx)
+            }
+            Inbound::Connect(_) => self.protocol_error("a second CONNECT on one connection".into(), ctx),
+            Inbound::Unexpected(kind) => {
+                self.protocol_error(format!("a device may not send {kind}"), ctx)
+            }
+        }
+    }
+
+    fn protocol_error(&mut self, error: String, ctx: &mut Context<Self>) {
+        Event::ProtocolError {
+            client_id: &self.connect.client_id,
+            error: &error,
+        }
+        .emit(&self.log);
+        self.begin_close(error, Some(CloseReason::ProtocolError), true, ctx);
+    }
+
+    /// Stops reading and closes once every message already read is stored and acked.
+    fn begin_close(
+        &mut self,
+        reason: String,
+        disconnect: Option<CloseReason>,
+        publish_will: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.closing.is_some() {
+            return;
+        }
+        if let Some(reading) = self.reading.take() {
+            ctx.cancel_future(reading);
+        }
+        self.closing = Some(Closing {
+            reason,
+            disconnect,
+            publish_will,
+        });
+        self.finish_if_drained(ctx);
+    }
+
+    fn finish_if_drained(&mut self, ctx: &mut Context<Self>) {
+        let Some(closing) = &mut self.closing else {
+            return;
+        };
+        if self.pending > 0 {
+            return;
+        }
+        if let Some(reason) = closing.disconnect.take() {
+            self.send(Outbound::Disconnect(reason));
+        }
+        if self.writable {
+            // The writer flushes, then `finished` stops the actor.
+            self.writer.close();
+            ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+        } else {
+            ctx.stop();
+        }
+    }
+
+    fn check_keep_alive(&mut self, ctx: &mut Context<Self>) {
+        let limit = Duration::from_millis(u64::from(self.connect.keep_alive) * 1500);
+        // A full window means Eliot stopped reading: the silence is ours, not the device's.
+        let window_full = self.in_flight.len() >= self.max_in_flight;
+        if !window_full && self.closing.is_none() && self.last_heard.elapsed() > limit {
+            self.begin_close(
+                format!("keep-alive expired: nothing heard for {limit:?}"),
+                Some(CloseReason::KeepAliveTimeout),
+                true,
+                ctx,
+            );
+        }
+    }
+
+    fn publish_will(&self) {
+        let Some(will) = self.connect.will.clone() else {
+            return;
+        };
+        Event::WillPublished {
+            client_id: &self.connect.client_id,
+            topic: &will.topic,
+        }
+        .emit(&self.log);
+        let stored = self
+            .pipeline
+            .ingest(will.topic, will.payload, self.connect.client_id.clone());
+        let log = self.log.clone();
+        actix_rt::spawn(async move {
+            if let Err(not_stored) = stored.await {
+                Event::StoreFailed {
+                    error: &format!("will message: {not_stored}"),
+                    requests: 1,
+                }
+                .emit(&log);
+            }
+        });
+    }
+}
+
+/// The packet stream of one connection, where each PUBLISH first waits for a permit
+/// of the in-flight window.
+fn gated(
+    reader: FramedRead<OwnedReadHalf, MqttCodec>,
+    window: Arc<Semaphore>,
+) -> impl Stream<Item = Received> {
+    futures_util::stream::unfold((reader, window), |(mut reader, window)| async move {
+        let received = match reader.next().await? {
+            Ok(Inbound::Publish(p)) => {
+                let permit = window.clone().acquire_owned().await.ok();
+                Ok((Inbound::Publish(p), permit))
+            }
+            Ok(other) => Ok((other, None)),
+            Err(e) => Err(e),
+        };
+        Some((received, (reader, window)))
+    })
+}
+
+impl Actor for DeviceConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        Event::DeviceConnected {
+            client_id: &self.connect.client_id,
+            peer: self.peer,
+            protocol: self.connect.version.name(),
+            keep_alive: self.connect.keep_alive,
+            clean_start: self.connect.clean_start,
+        }
+        .emit(&self.log);
+        if self.connect.keep_alive > 0 {
+            let every = Duration::from_millis(u64::from(self.connect.keep_alive) * 250)
+                .clamp(Duration::from_millis(250), Duration::from_secs(5));
+            ctx.run_interval(every, |conn, ctx| conn.check_keep_alive(ctx));
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let closing = self.closing.take();
+        let reason = closing
+            .as_ref()
+            .map_or("connection dropped", |c| c.reason.as_str());
+        Event::DeviceDisconnected {
+            client_id: &self.connect.client_id,
+            reason,
+        }
+        .emit(&self.log);
+        if closing.as_ref().is_none_or(|c| c.publish_will) {
+            self.publish_will();
+        }
+        self.endpoint.do_send(Closed {
+            client_id: self.connect.client_id.clone(),
+            id: self.id,
+        });
+    }
+}
+
+impl StreamHandler<Received> for DeviceConnection {
+    fn handle(&mut self, received: Received, ctx: &mut Context<Self>) {
+        match received {
+            Ok((packet, permit)) => self.on_packet(packet, permit, ctx),
+            Err(CodecError::TooLarge { size, max }) => {
+                let error = format!("packet of {size} bytes refused: the limit is {max} bytes");
+                Event::ProtocolError {
+                    client_id: &self.connect.client_id,
+                    error: &error,
+                }
+                .emit(&self.log);
+                self.begin_close(error, Some(CloseReason::PacketTooLarge), true, ctx);
+            }
+            Err(CodecError::Io(e)) => {
+                self.begin_close(format!("connection lost: {e}"), None, true, ctx)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                Event::ProtocolError {
+                    client_id: &self.connect.client_id,
+                    error: &error,
+                }
+                .emit(&self.log);
+                self.begin_close(error, Some(CloseReason::MalformedPacket), true, ctx);
+            }
+        }
+    }
+
+    /// The device closed its side: finish what it sent, then close ours.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.begin_close("connection closed by the device".into(), None, true, ctx);
+    }
+}
+
+impl WriteHandler<CodecError> for DeviceConnection {
+    /// Nothing more can reach the device; what it already sent still goes to the store.
+    fn error(&mut self, err: CodecError, ctx: &mut Context<Self>) -> Running {
+        self.writable = false;
+        self.begin_close(format!("write failed: {err}"), None, true, ctx);
+        // `Stop` ends the writer (retrying the same failed write would spin), not the actor.
+        Running::Stop
+    }
+
+    /// The writer is done (flushed after `close`, or failed). The actor stops once no
+    /// message is still on its way to the store.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.writable = false;
+        if self.pending == 0 {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<TakenOver> for DeviceConnection {
+    type Result = ();
+
+    fn handle(&mut self, _: TakenOver, ctx: &mut Context<Self>) {
+        self.begin_close(
+            "a new connection took over this client id".into(),
+            Some(CloseReason::SessionTakenOver),
+            true,
+            ctx,
+        );
+    }
+}
+
+impl Handler<Drain> for DeviceConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) {
+        self.drained.push(msg.done);
+        self.begin_close(
+            "server shutting down".into(),
+            Some(CloseReason::ServerShuttingDown),
+            false,
+            ctx,
+        );
+    }
+}

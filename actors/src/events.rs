@@ -1,0 +1,137 @@
+//! Every log line Eliot writes comes from one of these typed events, so the keys are
+//! stable for whoever parses the JSON logs. No event carries a password or token.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use slog::{debug, error, info, warn, Logger};
+
+pub enum Event<'a> {
+    Listening {
+        addr: SocketAddr,
+    },
+    DeviceConnected {
+        client_id: &'a str,
+        peer: SocketAddr,
+        protocol: &'static str,
+        keep_alive: u16,
+        clean_start: bool,
+    },
+    DeviceDisconnected {
+        client_id: &'a str,
+        reason: &'a str,
+    },
+    ConnectionRefused {
+        peer: SocketAddr,
+        reason: &'a str,
+    },
+    ProtocolError {
+        client_id: &'a str,
+        error: &'a str,
+    },
+    MessageProcessed {
+        client_id: &'a str,
+        topic: &'a str,
+        readings: usize,
+        took: Duration,
+    },
+    MessageRejected {
+        client_id: &'a str,
+        topic: &'a str,
+        reason: &'a str,
+    },
+    WillPublished {
+        client_id: &'a str,
+        topic: &'a str,
+    },
+    BatchCommitted {
+        rows: usize,
+        duplicates: usize,
+        dead_letters: usize,
+        took: Duration,
+    },
+    StoreFailed {
+        error: &'a str,
+        requests: usize,
+    },
+    ActorPanicked {
+        actor: &'a str,
+        panic: &'a str,
+    },
+    ActorRestarted {
+        actor: &'a str,
+        restarts: u32,
+    },
+    ShutdownStarted {
+        deadline: Duration,
+    },
+    ShutdownFinished {
+        took: Duration,
+        forced: bool,
+    },
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().try_into().unwrap_or(u64::MAX)
+}
+
+impl Event<'_> {
+    pub fn emit(&self, log: &Logger) {
+        match *self {
+            Event::Listening { addr } => {
+                info!(log, "listening for MQTT devices"; "event" => "listening", "addr" => %addr)
+            }
+            Event::DeviceConnected {
+                client_id,
+                peer,
+                protocol,
+                keep_alive,
+                clean_start,
+            } => info!(log, "device connected";
+                "event" => "device_connected", "client_id" => client_id, "peer" => %peer,
+                "protocol" => protocol, "keep_alive_s" => keep_alive, "clean_start" => clean_start),
+            Event::DeviceDisconnected { client_id, reason } => info!(log, "device disconnected";
+                "event" => "device_disconnected", "client_id" => client_id, "reason" => reason),
+            Event::ConnectionRefused { peer, reason } => warn!(log, "connection refused";
+                "event" => "connection_refused", "peer" => %peer, "reason" => reason),
+            Event::ProtocolError { client_id, error } => warn!(log, "protocol error, closing";
+                "event" => "protocol_error", "client_id" => client_id, "error" => error),
+            Event::MessageProcessed {
+                client_id,
+                topic,
+                readings,
+                took,
+            } => debug!(log, "message processed";
+                "event" => "message_processed", "client_id" => client_id, "topic" => topic,
+                "readings" => readings, "duration_us" => micros(took)),
+            Event::MessageRejected {
+                client_id,
+                topic,
+                reason,
+            } => warn!(log, "message rejected, kept as a dead letter";
+                "event" => "message_rejected", "client_id" => client_id, "topic" => topic,
+                "reason" => reason),
+            Event::WillPublished { client_id, topic } => info!(log, "will message published";
+                "event" => "will_published", "client_id" => client_id, "topic" => topic),
+            Event::BatchCommitted {
+                rows,
+                duplicates,
+                dead_letters,
+                took,
+            } => debug!(log, "batch committed";
+                "event" => "batch_committed", "rows" => rows, "duplicates" => duplicates,
+                "dead_letters" => dead_letters, "duration_us" => micros(took)),
+            Event::StoreFailed { error, requests } => error!(log, "store write failed, nothing acked";
+                "event" => "store_failed", "error" => error, "requests" => requests),
+            Event::ActorPanicked { actor, panic } => error!(log, "actor panicked, restarting it";
+                "event" => "actor_panicked", "actor" => actor, "panic" => panic),
+            Event::ActorRestarted { actor, restarts } => warn!(log, "actor restarted";
+                "event" => "actor_restarted", "actor" => actor, "restarts" => restarts),
+            Event::ShutdownStarted { deadline } => info!(log, "shutting down: intake stopped, draining";
+                "event" => "shutdown_started", "deadline_ms" => deadline.as_millis() as u64),
+            Event::ShutdownFinished { took, forced } => info!(log, "shutdown finished";
+                "event" => "shutdown_finished", "duration_ms" => took.as_millis() as u64,
+                "forced" => forced),
+        }
+    }
+}

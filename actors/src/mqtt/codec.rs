@@ -1,0 +1,457 @@
+//! Framing: bytes ⇄ [`Inbound`]/[`Outbound`], using rumqttc's v4 and v5 packet codecs.
+//!
+//! The first packet decides the protocol version: its CONNECT's protocol level is read
+//! before the packet is handed to the matching codec.
+
+use bytes::{Buf, BytesMut};
+use rumqttc::mqttbytes::{self as m, v4};
+use rumqttc::v5::mqttbytes::{self as m5, v5};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::packet::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("packet of {size} bytes is larger than the limit of {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    #[error("unsupported protocol `{name}` level {level} (Eliot speaks MQTT 3.1.1 and 5.0)")]
+    UnsupportedProtocol { name: String, level: u8 },
+    #[error("the first packet must be CONNECT, got packet type {0}")]
+    NotConnect(u8),
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One codec per connection: it learns the version from the CONNECT and keeps it.
+#[derive(Debug, Clone)]
+pub struct MqttCodec {
+    version: Option<Version>,
+    /// Largest packet accepted from a device (fixed header excluded, as MQTT's
+    /// "remaining length"), bytes.
+    max_packet_size: usize,
+}
+
+impl MqttCodec {
+    pub fn new(max_packet_size: usize) -> Self {
+        MqttCodec {
+            version: None,
+            max_packet_size,
+        }
+    }
+
+    pub fn for_version(version: Version, max_packet_size: usize) -> Self {
+        MqttCodec {
+            version: Some(version),
+            max_packet_size,
+        }
+    }
+
+    /// The version learnt from the CONNECT, once it has been decoded.
+    pub fn version(&self) -> Option<Version> {
+        self.version
+    }
+
+    fn too_large(&self, size: usize) -> CodecError {
+        CodecError::TooLarge {
+            size,
+            max: self.max_packet_size,
+        }
+    }
+
+    /// Reads the protocol name and level of the CONNECT at the front of `src`.
+    fn detect_version(&mut self, src: &BytesMut) -> Result<Option<Version>, CodecError> {
+        let header = match m::check(src.iter(), self.max_packet_size) {
+            Ok(header) => header,
+            Err(m::Error::InsufficientBytes(_)) => return Ok(None),
+            Err(m::Error::PayloadSizeLimitExceeded(size)) => return Err(self.too_large(size)),
+            Err(e) => return Err(CodecError::Malformed(e.to_string())),
+        };
+        if src[0] >> 4 != 1 {
+            return Err(CodecError::NotConnect(src[0] >> 4));
+        }
+        let frame = &src[..header.frame_length()];
+        // Skip the fixed header: one type byte, then the remaining length's 1–4 bytes.
+        let length_bytes = frame[1..].iter().take_while(|b| *b & 0x80 != 0).count() + 1;
+        let mut variable = &frame[1 + length_bytes..];
+        let malformed = || CodecError::Malformed("CONNECT too short".into());
+        if variable.len() < 2 {
+            return Err(malformed());
+        }
+        let name_len = variable.get_u16() as usize;
+        if variable.len() < name_len + 1 {
+            return Err(malformed());
+        }
+        let name = String::from_utf8_lossy(&variable[..name_len]).into_owned();
+        let level = variable[name_len];
+        let version = match (name.as_str(), level) {
+            ("MQTT", 4) => Version::V4,
+            ("MQTT", 5) => Version::V5,
+            _ => return Err(CodecError::UnsupportedProtocol { name, level }),
+        };
+        self.version = Some(version);
+        Ok(Some(version))
+    }
+}
+
+impl Decoder for MqttCodec {
+    type Item = Inbound;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, CodecError> {
+        let version = match self.version {
+            Some(v) => v,
+            None => match self.detect_version(src)? {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+        };
+        match version {
+            Version::V4 => match v4::Packet::read(src, self.max_packet_size) {
+                Ok(packet) => from_v4(packet).map(Some),
+                Err(m::Error::InsufficientBytes(_)) => Ok(None),
+                Err(m::Error::PayloadSizeLimitExceeded(size)) => Err(self.too_large(size)),
+                Err(e) => Err(CodecError::Malformed(e.to_string())),
+            },
+            Version::V5 => {
+                // rumqttc's v5 reader refuses a DISCONNECT with no reason code, which
+                // MQTT 5 allows (and paho sends): it means "normal disconnection".
+                if src.len() >= 2 && src[0] == 0xE0 && src[1] == 0 {
+                    src.advance(2);
+                    return Ok(Some(Inbound::Disconnect { with_will: false }));
+                }
+                match v5::Packet::read(src, Some(self.max_packet_size as u32)) {
+                    Ok(packet) => from_v5(packet).map(Some),
+                    Err(m5::Error::InsufficientBytes(_)) => Ok(None),
+                    Err(m5::Error::PayloadSizeLimitExceeded { pkt_size, .. }) => {
+                        Err(self.too_large(pkt_size))
+                    }
+                    Err(e) => Err(CodecError::Malformed(e.to_string())),
+                }
+            }
+        }
+    }
+}
+
+fn qos_v4(q: m::QoS) -> QoS {
+    match q {
+        m::QoS::AtMostOnce => QoS::AtMostOnce,
+        m::QoS::AtLeastOnce => QoS::AtLeastOnce,
+        m::QoS::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+fn qos_v5(q: m5::QoS) -> QoS {
+    match q {
+        m5::QoS::AtMostOnce => QoS::AtMostOnce,
+        m5::QoS::AtLeastOnce => QoS::AtLeastOnce,
+        m5::QoS::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
+    Ok(match packet {
+        v4::Packet::Connect(c) => Inbound::Connect(Connect {
+            version: Version::V4,
+            client_id: c.client_id,
+            clean_start: c.clean_session,
+            keep_alive: c.keep_alive,
+            will: c.last_will.map(|w| Will {
+                topic: w.topic,
+                payload: w.message,
+                qos: qos_v4(w.qos),
+                retain: w.retain,
+            }),
+            username: c.login.map(|l| l.username),
+            session_expiry: None,
+        }),
+        v4::Packet::Publish(p) => Inbound::Publish(Publish {
+            topic: p.topic,
+            payload: p.payload,
+            qos: qos_v4(p.qos),
+            pkid: p.pkid,
+            dup: p.dup,
+            retain: p.retain,
+        }),
+        v4::Packet::PubAck(p) => Inbound::PubAck(p.pkid),
+        v4::Packet::PubRec(p) => Inbound::PubRec(p.pkid),
+        v4::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
+        v4::Packet::PubComp(p) => Inbound::PubComp(p.pkid),
+        v4::Packet::Subscribe(s) => Inbound::Subscribe {
+            pkid: s.pkid,
+            filters: s.filters.len(),
+        },
+        v4::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
+            pkid: u.pkid,
+            filters: u.topics.len(),
+        },
+        v4::Packet::PingReq => Inbound::PingReq,
+        v4::Packet::Disconnect => Inbound::Disconnect { with_will: false },
+        v4::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),
+        v4::Packet::SubAck(_) => Inbound::Unexpected("SUBACK"),
+        v4::Packet::UnsubAck(_) => Inbound::Unexpected("UNSUBACK"),
+        v4::Packet::PingResp => Inbound::Unexpected("PINGRESP"),
+    })
+}
+
+fn utf8(bytes: bytes::Bytes, what: &str) -> Result<String, CodecError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| CodecError::Malformed(format!("{what} is not UTF-8")))
+}
+
+fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
+    Ok(match packet {
+        v5::Packet::Connect(c, will, login) => Inbound::Connect(Connect {
+            version: Version::V5,
+            client_id: c.client_id,
+            clean_start: c.clean_start,
+            keep_alive: c.keep_alive,
+            will: will
+                .map(|w| {
+                    Ok::<_, CodecError>(Will {
+                        topic: utf8(w.topic, "will topic")?,
+                        payload: w.message,
+                        qos: qos_v5(w.qos),
+                        retain: w.retain,
+                    })
+                })
+                .transpose()?,
+            username: login.map(|l| l.username),
+            session_expiry: c.properties.and_then(|p| p.session_expiry_interval),
+        }),
+        v5::Packet::Publish(p) => {
+            // Eliot's CONNACK allows no topic aliases (Topic Alias Maximum absent = 0).
+            if p.properties.as_ref().is_some_and(|p| p.topic_alias.is_some()) {
+                return Err(CodecError::Malformed(
+                    "topic alias used, but this server allows none".into(),
+                ));
+            }
+            Inbound::Publish(Publish {
+                topic: utf8(p.topic, "topic")?,
+                payload: p.payload,
+                qos: qos_v5(p.qos),
+                pkid: p.pkid,
+                dup: p.dup,
+                retain: p.retain,
+            })
+        }
+        v5::Packet::PubAck(p) => Inbound::PubAck(p.pkid),
+        v5::Packet::PubRec(p) => Inbound::PubRec(p.pkid),
+        v5::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
+        v5::Packet::PubComp(p) => Inbound::PubComp(p.pkid),
+        v5::Packet::Subscribe(s) => Inbound::Subscribe {
+            pkid: s.pkid,
+            filters: s.filters.len(),
+        },
+        v5::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
+            pkid: u.pkid,
+            filters: u.filters.len(),
+        },
+        v5::Packet::PingReq(_) => Inbound::PingReq,
+        v5::Packet::Disconnect(d) => Inbound::Disconnect {
+            with_will: d.reason_code == v5::DisconnectReasonCode::DisconnectWithWillMessage,
+        },
+        v5::Packet::Auth(_) => Inbound::Unexpected("AUTH"),
+        v5::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),
+        v5::Packet::SubAck(_) => Inbound::Unexpected("SUBACK"),
+        v5::Packet::UnsubAck(_) => Inbound::Unexpected("UNSUBACK"),
+        v5::Packet::PingResp(_) => Inbound::Unexpected("PINGRESP"),
+    })
+}
+
+impl Encoder<Outbound> for MqttCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, packet: Outbound, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let written = match self.version.unwrap_or(Version::V4) {
+            Version::V4 => encode_v4(packet, dst),
+            Version::V5 => encode_v5(packet, dst),
+        };
+        written.map_err(CodecError::Malformed)
+    }
+}
+
+fn encode_v4(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
+    let written = match packet {
+        Outbound::ConnAck {
+            code,
+            session_present,
+            ..
+        } => {
+            let code = match code {
+                ConnectCode::Accepted => v4::ConnectReturnCode::Success,
+                ConnectCode::UnsupportedProtocol => v4::ConnectReturnCode::RefusedProtocolVersion,
+                ConnectCode::ClientIdRejected => v4::ConnectReturnCode::BadClientId,
+                ConnectCode::ServerUnavailable => v4::ConnectReturnCode::ServiceUnavailable,
+            };
+            v4::ConnAck::new(code, session_present).write(dst)
+        }
+        Outbound::PubAck(pkid) => v4::PubAck::new(pkid).write(dst),
+        Outbound::PubRec(pkid) => v4::PubRec::new(pkid).write(dst),
+        Outbound::PubComp(pkid) => v4::PubComp::new(pkid).write(dst),
+        Outbound::SubAckRefused { pkid, filters } => {
+            v4::SubAck::new(pkid, vec![v4::SubscribeReasonCode::Failure; filters]).write(dst)
+        }
+        Outbound::UnsubAck { pkid, .. } => v4::UnsubAck::new(pkid).write(dst),
+        Outbound::PingResp => v4::PingResp.write(dst),
+        // MQTT 3.1.1 has no server-sent DISCONNECT: the server just closes.
+        Outbound::Disconnect(_) => Ok(0),
+    };
+    written.map(drop).map_err(|e| e.to_string())
+}
+
+fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
+    let written = match packet {
+        Outbound::ConnAck {
+            code,
+            session_present,
+            assigned_client_id,
+            limits,
+        } => {
+            let code = match code {
+                ConnectCode::Accepted => v5::ConnectReturnCode::Success,
+                ConnectCode::UnsupportedProtocol => v5::ConnectReturnCode::UnsupportedProtocolVersion,
+                ConnectCode::ClientIdRejected => v5::ConnectReturnCode::ClientIdentifierNotValid,
+                ConnectCode::ServerUnavailable => v5::ConnectReturnCode::ServerUnavailable,
+            };
+            let properties = (code == v5::ConnectReturnCode::Success).then(|| {
+                v5::ConnAckProperties {
+                    session_expiry_interval: None,
+                    receive_max: Some(limits.receive_maximum),
+                    max_qos: None,
+                    retain_available: None,
+                    max_packet_size: Some(limits.max_packet_size),
+                    assigned_client_identifier: assigned_client_id,
+                    topic_alias_max: None,
+                    reason_string: None,
+                    user_properties: Vec::new(),
+                    wildcard_subscription_available: Some(0),
+                    subscription_identifiers_available: Some(0),
+                    shared_subscription_available: Some(0),
+                    server_keep_alive: None,
+                    response_information: None,
+                    server_reference: None,
+                    authentication_method: None,
+                    authentication_data: None,
+                }
+            });
+            v5::ConnAck {
+                session_present,
+                code,
+                properties,
+            }
+            .write(dst)
+        }
+        Outbound::PubAck(pkid) => v5::PubAck::new(pkid, None).write(dst),
+        Outbound::PubRec(pkid) => v5::PubRec::new(pkid, None).write(dst),
+        Outbound::PubComp(pkid) => v5::PubComp::new(pkid, None).write(dst),
+        Outbound::SubAckRefused { pkid, filters } => v5::SubAck {
+            pkid,
+            return_codes: vec![v5::SubscribeReasonCode::ImplementationSpecific; filters],
+            properties: Some(v5::SubAckProperties {
+                reason_string: Some(
+                    "Eliot ingests telemetry; it does not deliver messages to subscribers".into(),
+                ),
+                user_properties: Vec::new(),
+            }),
+        }
+        .write(dst),
+        Outbound::UnsubAck { pkid, filters } => v5::UnsubAck {
+            pkid,
+            reasons: vec![v5::UnsubAckReason::NoSubscriptionExisted; filters],
+            properties: None,
+        }
+        .write(dst),
+        Outbound::PingResp => v5::PingResp::write(dst),
+        Outbound::Disconnect(reason) => {
+            use v5::DisconnectReasonCode as R;
+            let code = match reason {
+                CloseReason::ProtocolError => R::ProtocolError,
+                CloseReason::MalformedPacket => R::MalformedPacket,
+                CloseReason::PacketTooLarge => R::PacketTooLarge,
+                CloseReason::KeepAliveTimeout => R::KeepAliveTimeout,
+                CloseReason::SessionTakenOver => R::SessionTakenOver,
+                CloseReason::ServerShuttingDown => R::ServerShuttingDown,
+                CloseReason::ServerBusy => R::ServerBusy,
+            };
+            v5::Disconnect::new(code).write(dst)
+        }
+    };
+    written.map(drop).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect_bytes(version: u8) -> BytesMut {
+        let mut buf = BytesMut::new();
+        if version == 5 {
+            let mut c = v5::Connect {
+                keep_alive: 30,
+                client_id: "dev-1".into(),
+                clean_start: true,
+                properties: None,
+            };
+            c.clean_start = false;
+            v5::Packet::Connect(c, None, None).write(&mut buf, None).unwrap();
+        } else {
+            v4::Connect::new("dev-1").write(&mut buf).unwrap();
+        }
+        buf
+    }
+
+    #[test]
+    fn the_connect_decides_the_version() {
+        for (level, version) in [(4, Version::V4), (5, Version::V5)] {
+            let mut codec = MqttCodec::new(1024);
+            let mut buf = connect_bytes(level);
+            let Some(Inbound::Connect(c)) = codec.decode(&mut buf).unwrap() else {
+                panic!("expected a CONNECT");
+            };
+            assert_eq!((c.version, c.client_id.as_str()), (version, "dev-1"));
+            assert_eq!(codec.version(), Some(version));
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_partial_packet_waits_for_more_bytes() {
+        let mut codec = MqttCodec::new(1024);
+        let full = connect_bytes(4);
+        let mut buf = BytesMut::from(&full[..5]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&full[5..]);
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+    }
+
+    #[test]
+    fn mqtt_3_1_is_refused_as_unsupported() {
+        // CONNECT, protocol name "MQIsdp", level 3.
+        let mut buf = BytesMut::from(
+            &[0x10, 12, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 2, 0, 60][..],
+        );
+        let err = MqttCodec::new(1024).decode(&mut buf).unwrap_err();
+        assert!(matches!(err, CodecError::UnsupportedProtocol { level: 3, .. }), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_packet_is_refused_from_its_header() {
+        let mut codec = MqttCodec::for_version(Version::V4, 100);
+        // PUBLISH announcing 200 bytes; only the header has arrived.
+        let mut buf = BytesMut::from(&[0x30, 0xC8, 0x01][..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(matches!(err, CodecError::TooLarge { size: 200, max: 100 }), "{err}");
+    }
+
+    #[test]
+    fn a_bare_v5_disconnect_is_a_normal_disconnection() {
+        let mut codec = MqttCodec::for_version(Version::V5, 100);
+        let mut buf = BytesMut::from(&[0xE0, 0x00][..]);
+        assert_eq!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Inbound::Disconnect { with_will: false })
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! The packets Eliot's session logic speaks, the same for MQTT 3.1.1 and 5.
+//!
+//! The codec turns rumqttc's v4 and v5 packet structs into these and back, so the
+//! session logic in `device_connection.rs` is written once.
+
+use bytes::Bytes;
+
+/// The protocol a connection negotiated in its CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// MQTT 3.1.1 (protocol level 4).
+    V4,
+    /// MQTT 5.0 (protocol level 5).
+    V5,
+}
+
+impl Version {
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::V4 => "3.1.1",
+            Version::V5 => "5.0",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum QoS {
+    AtMostOnce = 0,
+    AtLeastOnce = 1,
+    ExactlyOnce = 2,
+}
+
+/// A CONNECT, reduced to what the session needs. The password is never kept: there is
+/// nothing to leak into a log or a `Debug` print.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connect {
+    pub version: Version,
+    pub client_id: String,
+    /// Clean session (3.1.1) or clean start (5).
+    pub clean_start: bool,
+    /// Seconds; 0 disables the keep-alive check.
+    pub keep_alive: u16,
+    pub will: Option<Will>,
+    pub username: Option<String>,
+    /// v5 Session Expiry Interval, seconds.
+    pub session_expiry: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    /// Packet identifier; 0 for QoS 0.
+    pub pkid: u16,
+    pub dup: bool,
+    pub retain: bool,
+}
+
+/// A packet a device sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    Connect(Connect),
+    Publish(Publish),
+    PubAck(u16),
+    PubRec(u16),
+    PubRel(u16),
+    PubComp(u16),
+    Subscribe { pkid: u16, filters: usize },
+    Unsubscribe { pkid: u16, filters: usize },
+    PingReq,
+    /// `with_will`: a v5 DISCONNECT with reason 0x04 asks for the will to be published.
+    Disconnect { with_will: bool },
+    /// A packet only a server may send (CONNACK, SUBACK, ...) or v5 AUTH, which Eliot
+    /// does not support: a protocol error.
+    Unexpected(&'static str),
+}
+
+/// The CONNACK verdict, mapped to the right code for each protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectCode {
+    Accepted,
+    UnsupportedProtocol,
+    ClientIdRejected,
+    ServerUnavailable,
+}
+
+/// Why the server closes a connection (sent as a v5 DISCONNECT; 3.1.1 just closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    ProtocolError,
+    MalformedPacket,
+    PacketTooLarge,
+    KeepAliveTimeout,
+    SessionTakenOver,
+    ServerShuttingDown,
+    ServerBusy,
+}
+
+/// What a v5 CONNACK tells the client about this server's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    pub receive_maximum: u16,
+    pub max_packet_size: u32,
+}
+
+/// A packet Eliot sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    ConnAck {
+        code: ConnectCode,
+        session_present: bool,
+        /// Set when the client sent an empty client id and the server chose one (v5).
+        assigned_client_id: Option<String>,
+        limits: ServerLimits,
+    },
+    PubAck(u16),
+    PubRec(u16),
+    PubComp(u16),
+    /// Eliot is not a broker: every subscription is refused with a failure code.
+    SubAckRefused { pkid: u16, filters: usize },
+    UnsubAck { pkid: u16, filters: usize },
+    PingResp,
+    Disconnect(CloseReason),
+}

@@ -1,0 +1,148 @@
+//! `Processor`: parses and validates one message into readings or a dead letter.
+//!
+//! Stateless, so a restart loses nothing. A panic while handling a message is caught:
+//! that message becomes a dead letter with reason `processor panic: ...`, and the
+//! processor stops so that its supervisor restarts it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use slog::Logger;
+use time::OffsetDateTime;
+
+use crate::events::Event;
+use crate::health::{Change, HealthMonitor, Lifecycle};
+use crate::reading::{DeadLetter, Outcome};
+use crate::supervision::catch_panic;
+use crate::timefmt::format_utc;
+use crate::validate::{validate, Rules};
+
+/// One message to process, exactly as it arrived.
+#[derive(Message)]
+#[rtype(result = "Outcome")]
+pub struct Process {
+    pub topic: String,
+    pub payload: Bytes,
+    pub client_id: String,
+    pub received_at: OffsetDateTime,
+}
+
+pub struct Processor {
+    /// `processor-N`, as the health monitor and the logs know it.
+    name: String,
+    rules: Arc<Rules>,
+    health: Addr<HealthMonitor>,
+    log: Logger,
+}
+
+impl Processor {
+    pub fn new(index: usize, rules: Arc<Rules>, health: Addr<HealthMonitor>, log: &Logger) -> Self {
+        let name = format!("processor-{index}");
+        let log = log.new(slog::o!("actor" => name.clone()));
+        Processor {
+            name,
+            rules,
+            health,
+            log,
+        }
+    }
+
+    fn process(&self, msg: &Process) -> Outcome {
+        fail::fail_point!("processor::process");
+        match validate(&self.rules, &msg.topic, &msg.payload, msg.received_at) {
+            Ok(readings) => Outcome::Accepted(readings),
+            Err(rejection) => Outcome::Rejected(dead_letter(msg, rejection.to_string())),
+        }
+    }
+}
+
+fn dead_letter(msg: &Process, reason: String) -> DeadLetter {
+    DeadLetter {
+        topic: msg.topic.clone(),
+        payload: msg.payload.clone(),
+        client_id: msg.client_id.clone(),
+        reason,
+        received_at: format_utc(msg.received_at),
+    }
+}
+
+impl Actor for Processor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.health.do_send(Lifecycle {
+            child: self.name.clone(),
+            change: Change::Started,
+        });
+    }
+}
+
+impl Supervised for Processor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.health.do_send(Lifecycle {
+            child: self.name.clone(),
+            change: Change::Restarting {
+                reason: "stopped after a panic".into(),
+            },
+        });
+    }
+}
+
+crate::answers_pings!(Processor);
+
+impl Handler<Process> for Processor {
+    type Result = MessageResult<Process>;
+
+    fn handle(&mut self, msg: Process, ctx: &mut Context<Self>) -> Self::Result {
+        let started = Instant::now();
+        let outcome = catch_panic(|| self.process(&msg)).unwrap_or_else(|panic| {
+            Event::ActorPanicked {
+                actor: &self.name,
+                panic: &panic,
+            }
+            .emit(&self.log);
+            ctx.stop();
+            Outcome::Rejected(dead_letter(&msg, format!("processor panic: {panic}")))
+        });
+        match &outcome {
+            Outcome::Accepted(readings) => Event::MessageProcessed {
+                client_id: &msg.client_id,
+                topic: &msg.topic,
+                readings: readings.len(),
+                took: started.elapsed(),
+            },
+            Outcome::Rejected(dead) => Event::MessageRejected {
+                client_id: &msg.client_id,
+                topic: &msg.topic,
+                reason: &dead.reason,
+            },
+        }
+        .emit(&self.log);
+        MessageResult(outcome)
+    }
+}
+
+/// The processors of the tree, handed out round-robin.
+#[derive(Clone)]
+pub struct Processors {
+    addrs: Arc<[Addr<Processor>]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Processors {
+    pub fn new(addrs: Vec<Addr<Processor>>) -> Self {
+        assert!(!addrs.is_empty(), "the tree needs at least one processor");
+        Processors {
+            addrs: addrs.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn pick(&self) -> &Addr<Processor> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.addrs[i % self.addrs.len()]
+    }
+}

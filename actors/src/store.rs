@@ -1,0 +1,239 @@
+//! The SQLite store: schema, and one-transaction writes of many outcomes.
+//!
+//! The schema is documented in the README ("The SQLite schema"); users query it directly,
+//! so a change here is a migration, not a refactor.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use crate::reading::Outcome;
+
+/// The `[store]` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Directory holding `eliot.db` (created if missing).
+    pub data_dir: PathBuf,
+    /// Most rows one transaction carries; a full batch is committed at once.
+    pub batch_max: usize,
+    /// Longest a row waits for its batch to fill before the batch is committed anyway.
+    #[serde(with = "humantime_serde")]
+    pub batch_delay: Duration,
+    /// Capacity of the store writer's mailbox, in write requests; senders wait when it is full.
+    pub mailbox: usize,
+    /// `normal` survives a crash of Eliot (kill -9); `full` also survives power loss, slower.
+    pub synchronous: Synchronous,
+}
+
+impl StoreSettings {
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("eliot.db")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("SQLite error on {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// What one committed transaction wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub readings: usize,
+    /// Readings whose natural key was already stored (redeliveries): not written again.
+    pub duplicates: usize,
+    pub dead_letters: usize,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS readings (
+    device_id   TEXT NOT NULL,
+    sensor_type TEXT NOT NULL,
+    ts          TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, sensor_type, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    client_id   TEXT NOT NULL,
+    topic       TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_received_at ON dead_letters (received_at);
+PRAGMA user_version = 1;
+";
+
+const INSERT_READING: &str = "INSERT OR IGNORE INTO readings \
+    (device_id, sensor_type, ts, data, received_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
+    (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+pub struct Store {
+    conn: Connection,
+    /// Kept for error messages.
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in WAL mode and applies the schema.
+    pub fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StoreError::DataDir {
+            path: settings.data_dir.clone(),
+            source,
+        })?;
+        let path = settings.db_path();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(sqlite)?;
+        let synchronous = match settings.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+        ))
+        .map_err(sqlite)?;
+        conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        Ok(Store { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes every outcome in one transaction: all of them are committed, or none.
+    pub fn write<'a>(
+        &mut self,
+        outcomes: impl IntoIterator<Item = &'a Outcome>,
+    ) -> Result<WriteStats, StoreError> {
+        let path = &self.path;
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let mut stats = WriteStats::default();
+        {
+            let mut reading = tx.prepare_cached(INSERT_READING).map_err(sqlite)?;
+            let mut dead = tx.prepare_cached(INSERT_DEAD_LETTER).map_err(sqlite)?;
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Accepted(readings) => {
+                        for r in readings {
+                            let inserted = reading
+                                .execute(params![
+                                    r.device_id,
+                                    r.sensor_type,
+                                    r.ts,
+                                    r.data,
+                                    r.received_at
+                                ])
+                                .map_err(sqlite)?;
+                            stats.readings += inserted;
+                            stats.duplicates += 1 - inserted;
+                        }
+                    }
+                    Outcome::Rejected(d) => {
+                        dead.execute(params![
+                            d.received_at,
+                            d.client_id,
+                            d.topic,
+                            &d.payload[..],
+                            d.reason
+                        ])
+                        .map_err(sqlite)?;
+                        stats.dead_letters += 1;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::{DeadLetter, Reading};
+
+    fn settings(dir: &Path) -> StoreSettings {
+        StoreSettings {
+            data_dir: dir.to_owned(),
+            batch_max: 100,
+            batch_delay: Duration::from_millis(1),
+            mailbox: 16,
+            synchronous: Synchronous::Normal,
+        }
+    }
+
+    fn reading(ts: &str) -> Reading {
+        Reading {
+            device_id: "d1".into(),
+            sensor_type: "gps".into(),
+            ts: ts.into(),
+            data: r#"{"latitude":1}"#.into(),
+            received_at: "2025-01-01T00:00:00.000000Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_redelivered_reading_is_ignored_and_counted_as_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&settings(dir.path())).unwrap();
+        let first = Outcome::Accepted(vec![reading("t1"), reading("t2")]);
+        assert_eq!(store.write([&first]).unwrap().readings, 2);
+        let again = Outcome::Accepted(vec![reading("t2"), reading("t3")]);
+        let stats = store.write([&again]).unwrap();
+        assert_eq!((stats.readings, stats.duplicates), (1, 1));
+        let rows: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3);
+    }
+
+    #[test]
+    fn dead_letters_keep_the_payload_bytes_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&settings(dir.path())).unwrap();
+        let payload = bytes::Bytes::from_static(b"\xff\x00not json");
+        let dl = Outcome::Rejected(DeadLetter {
+            topic: "devices/d1/telemetry".into(),
+            payload: payload.clone(),
+            client_id: "c1".into(),
+            reason: "payload is not valid JSON".into(),
+            received_at: "2025-01-01T00:00:00.000000Z".into(),
+        });
+        assert_eq!(store.write([&dl]).unwrap().dead_letters, 1);
+        let stored: Vec<u8> = store
+            .conn
+            .query_row("SELECT payload FROM dead_letters", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, payload.to_vec());
+    }
+}

@@ -1,0 +1,189 @@
+//! `StoreWriter`: batches outcomes from every connection into one SQLite transaction.
+//!
+//! It runs on its own arbiter (thread), so a commit blocks only this actor. A batch is
+//! committed when it holds `batch_max` rows or when its oldest row has waited
+//! `batch_delay`; each request is answered only after its transaction committed, and
+//! the connection acks only then (acked ⇒ stored).
+
+use std::mem;
+use std::time::Instant;
+
+use actix::prelude::*;
+use slog::Logger;
+use tokio::sync::oneshot;
+
+use crate::events::Event;
+use crate::health::{Change, HealthMonitor, Lifecycle};
+use crate::reading::Outcome;
+use crate::store::{Store, StoreSettings};
+use crate::supervision::catch_panic;
+
+pub const NAME: &str = "store_writer";
+
+/// Why a message was not committed. Nothing in it was acked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotStored(pub String);
+
+/// Answer to a [`Persist`]: `Ok` once the outcome is committed.
+pub type Committed = Result<(), NotStored>;
+
+/// Write one outcome; `done` is answered after the commit.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Persist {
+    pub outcome: Outcome,
+    pub done: oneshot::Sender<Committed>,
+}
+
+/// Sends `outcome` to the writer and waits for its commit. Waits for mailbox room first,
+/// so a slow store slows the caller instead of growing a queue.
+pub async fn persist(writer: &Addr<StoreWriter>, outcome: Outcome) -> Committed {
+    let (done, committed) = oneshot::channel();
+    writer
+        .send(Persist { outcome, done })
+        .await
+        .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?;
+    committed
+        .await
+        .map_err(|_| NotStored("store writer stopped before committing".into()))?
+}
+
+pub struct StoreWriter {
+    settings: StoreSettings,
+    /// `None` when reopening after a failure did not work; writes then fail (unacked).
+    store: Option<Store>,
+    /// Requests waiting for the next commit, in arrival order.
+    pending: Vec<(Outcome, oneshot::Sender<Committed>)>,
+    /// Rows in `pending` (a batch message counts each of its readings).
+    pending_rows: usize,
+    /// The timer that commits a partial batch after `batch_delay`.
+    flush_timer: Option<SpawnHandle>,
+    health: Addr<HealthMonitor>,
+    log: Logger,
+}
+
+impl StoreWriter {
+    pub fn new(settings: StoreSettings, store: Store, health: Addr<HealthMonitor>, log: &Logger) -> Self {
+        StoreWriter {
+            settings,
+            store: Some(store),
+            pending: Vec::new(),
+            pending_rows: 0,
+            flush_timer: None,
+            health,
+            log: log.new(slog::o!("actor" => NAME)),
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.flush_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let started = Instant::now();
+        let written = match self.store.as_mut() {
+            None => Ok(Err(NotStored("the database is not open".into()))),
+            Some(store) => catch_panic(|| {
+                fail::fail_point!("store::write", |_| Err(NotStored(
+                    "injected store failure".into()
+                )));
+                store
+                    .write(batch.iter().map(|(outcome, _)| outcome))
+                    .map_err(|e| NotStored(e.to_string()))
+            }),
+        };
+        let answer = match written {
+            Ok(Ok(stats)) => {
+                Event::BatchCommitted {
+                    rows: stats.readings,
+                    duplicates: stats.duplicates,
+                    dead_letters: stats.dead_letters,
+                    took: started.elapsed(),
+                }
+                .emit(&self.log);
+                Ok(())
+            }
+            Ok(Err(failure)) => {
+                Event::StoreFailed {
+                    error: &failure.0,
+                    requests: batch.len(),
+                }
+                .emit(&self.log);
+                Err(failure)
+            }
+            Err(panic) => {
+                Event::ActorPanicked {
+                    actor: NAME,
+                    panic: &panic,
+                }
+                .emit(&self.log);
+                ctx.stop();
+                Err(NotStored(format!("store writer panic: {panic}")))
+            }
+        };
+        for (_, done) in batch {
+            // The requester may have gone (connection closed): nothing to tell it.
+            let _ = done.send(answer.clone());
+        }
+    }
+}
+
+impl Actor for StoreWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.settings.mailbox);
+        self.health.do_send(Lifecycle {
+            child: NAME.into(),
+            change: Change::Started,
+        });
+    }
+
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        // Commit what is waiting rather than drop it with the actor.
+        self.flush(ctx);
+        Running::Stop
+    }
+}
+
+impl Supervised for StoreWriter {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // A panic may have left the connection mid-transaction: start from a fresh one.
+        self.store = None;
+        let reason = match Store::open(&self.settings) {
+            Ok(store) => {
+                self.store = Some(store);
+                "stopped after a failure; database reopened".to_owned()
+            }
+            Err(e) => format!("stopped after a failure; reopening the database failed: {e}"),
+        };
+        self.health.do_send(Lifecycle {
+            child: NAME.into(),
+            change: Change::Restarting { reason },
+        });
+    }
+}
+
+crate::answers_pings!(StoreWriter);
+
+impl Handler<Persist> for StoreWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
+        self.pending_rows += msg.outcome.len();
+        self.pending.push((msg.outcome, msg.done));
+        if self.pending_rows >= self.settings.batch_max {
+            self.flush(ctx);
+        } else if self.flush_timer.is_none() {
+            self.flush_timer = Some(ctx.run_later(self.settings.batch_delay, |writer, ctx| {
+                writer.flush_timer = None;
+                writer.flush(ctx);
+            }));
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The supervision tree: starts every child under an actix `Supervisor`, and shuts the
+//! tree down in phases (stop intake, drain until a deadline, then stop).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use slog::Logger;
+
+use crate::device_endpoint::{DeviceEndpoint, EndpointSettings, StopIntake};
+use crate::events::Event;
+use crate::health::{GetHealth, HealthMonitor, HealthReport, Watch};
+use crate::pipeline::Pipeline;
+use crate::processor::{Processor, Processors};
+use crate::store::{Store, StoreError, StoreSettings};
+use crate::store_writer::{self, StoreWriter};
+use crate::validate::{IngestSettings, Rules};
+
+/// The `[processors]` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSettings {
+    /// How many processor actors, each on its own thread.
+    pub count: usize,
+    /// Capacity of each processor's mailbox; senders wait when it is full.
+    pub mailbox: usize,
+}
+
+/// The `[health]` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// How often the health monitor probes every child; also the probe's timeout.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+}
+
+/// What the tree is built from: the engine's sections of the configuration.
+pub struct TreeSettings<'a> {
+    pub mqtt: &'a EndpointSettings,
+    pub ingest: &'a IngestSettings,
+    pub store: &'a StoreSettings,
+    pub processors: &'a ProcessorSettings,
+    pub health: &'a HealthSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("ingest.topic: {0}")]
+    Topic(#[from] crate::topic::TopicPatternError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen for devices: {0}")]
+    Listen(std::io::Error),
+    #[error("processors.count must be at least 1")]
+    NoProcessor,
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownReport {
+    pub took: Duration,
+    /// True when the deadline passed with connections still draining.
+    pub forced: bool,
+}
+
+/// A running tree. Must be started and shut down inside an actix `System`.
+pub struct Tree {
+    pub health: Addr<HealthMonitor>,
+    pub endpoint: Addr<DeviceEndpoint>,
+    pub store_writer: Addr<StoreWriter>,
+    /// Threads of the store writer and processors, stopped after the drain.
+    arbiters: Vec<Arbiter>,
+    local_addr: SocketAddr,
+    log: Logger,
+}
+
+impl Tree {
+    /// Opens the store and starts every child; `listener` is the device endpoint's socket.
+    pub fn start(
+        settings: TreeSettings<'_>,
+        listener: std::net::TcpListener,
+        log: &Logger,
+    ) -> Result<Tree, StartError> {
+        if settings.processors.count == 0 {
+            return Err(StartError::NoProcessor);
+        }
+        let rules = Arc::new(Rules::try_from(settings.ingest)?);
+        // Opened here, before any actor, so a bad data directory fails the start clearly.
+        let store = Store::open(settings.store)?;
+        listener.set_nonblocking(true).map_err(StartError::Listen)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Listen)?;
+        let local_addr = listener.local_addr().map_err(StartError::Listen)?;
+
+        let health = HealthMonitor::new(settings.health.probe_interval).start();
+        let mut arbiters = Vec::new();
+
+        let store_arbiter = Arbiter::new();
+        let store_settings = settings.store.clone();
+        let (health_for_store, log_for_store) = (health.clone(), log.clone());
+        let store_writer = Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
+            StoreWriter::new(store_settings, store, health_for_store, &log_for_store)
+        });
+        arbiters.push(store_arbiter);
+        watch(&health, store_writer::NAME, &store_writer);
+
+        let mut processors = Vec::new();
+        for index in 0..settings.processors.count {
+            let arbiter = Arbiter::new();
+            let (rules, health_p, log_p) = (rules.clone(), health.clone(), log.clone());
+            let mailbox = settings.processors.mailbox;
+            let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                ctx.set_mailbox_capacity(mailbox);
+                Processor::new(index, rules, health_p, &log_p)
+            });
+            watch(&health, &format!("processor-{index}"), &addr);
+            processors.push(addr);
+            arbiters.push(arbiter);
+        }
+
+        let pipeline = Pipeline::new(Processors::new(processors), store_writer.clone());
+        let (mqtt, health_e, log_e) = (settings.mqtt.clone(), health.clone(), log.clone());
+        let endpoint = Supervisor::start(move |_| {
+            DeviceEndpoint::new(mqtt, listener, pipeline, health_e, &log_e)
+        });
+        watch(&health, crate::device_endpoint::NAME, &endpoint);
+
+        Ok(Tree {
+            health,
+            endpoint,
+            store_writer,
+            arbiters,
+            local_addr,
+            log: log.clone(),
+        })
+    }
+
+    /// Where the device endpoint listens (useful when the configured port was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub async fn health(&self) -> Option<HealthReport> {
+        self.health.send(GetHealth).await.ok()
+    }
+
+    /// Stops accepting, lets every connection commit and ack what it has read (up to
+    /// `deadline`), then stops the tree's threads. Whatever was acked is stored.
+    pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
+        let started = Instant::now();
+        Event::ShutdownStarted { deadline }.emit(&self.log);
+        let drained = self.endpoint.send(StopIntake).await.unwrap_or_default();
+        let all_closed = futures_util::future::join_all(drained);
+        let forced = tokio::time::timeout(deadline, all_closed).await.is_err();
+        for arbiter in &self.arbiters {
+            // Each arbiter finishes the messages already queued, then its thread ends.
+            arbiter.stop();
+        }
+        for arbiter in self.arbiters {
+            let _ = arbiter.join();
+        }
+        let report = ShutdownReport {
+            took: started.elapsed(),
+            forced,
+        };
+        Event::ShutdownFinished {
+            took: report.took,
+            forced,
+        }
+        .emit(&self.log);
+        report
+    }
+}
+
+fn watch<A>(health: &Addr<HealthMonitor>, name: &str, child: &Addr<A>)
+where
+    A: Actor + Handler<crate::health::Ping>,
+    A::Context: actix::dev::ToEnvelope<A, crate::health::Ping>,
+{
+    health.do_send(Watch {
+        child: name.to_owned(),
+        probe: child.clone().recipient(),
+    });
+}

@@ -1,0 +1,74 @@
+//! The `eliot` command line: `eliot [--config PATH] [run | check-config]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app;
+use crate::config::{Config, Sources};
+use crate::logging;
+
+#[derive(Parser)]
+#[command(name = "eliot", version, about = "IoT telemetry ingestion server")]
+struct Cli {
+    /// A TOML file applied over the embedded defaults and the ELIOT_ENV overlay.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Run,
+    /// Print the effective configuration, or every error in it (exit status 2).
+    CheckConfig,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&Sources::from_process_env(cli.config)) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("eliot: the configuration has {} error(s):", errors.len());
+            for error in errors {
+                eprintln!("  {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            print!("{}", config.to_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Run => run(&config),
+    }
+}
+
+fn run(config: &Config) -> ExitCode {
+    let (log, guard) = logging::init(&config.log);
+    let listener = match std::net::TcpListener::bind(config.mqtt.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            slog::crit!(log, "cannot listen for devices"; "event" => "start_failed",
+                "addr" => %config.mqtt.listen, "error" => %e);
+            drop(guard);
+            return ExitCode::FAILURE;
+        }
+    };
+    let system = actix_rt::System::new();
+    let served = system.block_on(app::serve(config, listener, app::shutdown_signal(), &log));
+    let code = match served {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            slog::crit!(log, "cannot start"; "event" => "start_failed", "error" => %e);
+            ExitCode::FAILURE
+        }
+    };
+    drop(log);
+    drop(guard);
+    code
+}

@@ -1,0 +1,387 @@
+//! Configuration: the embedded `config/default.toml`, an overlay chosen by `ELIOT_ENV`,
+//! an optional file of one's own, then environment variables, merged in that order.
+//!
+//! Every key lives in `config/default.toml` (the one place defaults are kept); the
+//! structs here say what each key means. An unknown key or a bad value is an error that
+//! names the layer it came from, the key, and what was expected.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use eliot_actors::device_endpoint::EndpointSettings;
+use eliot_actors::store::StoreSettings;
+use eliot_actors::topic::TopicPattern;
+use eliot_actors::tree::{HealthSettings, ProcessorSettings, TreeSettings};
+use eliot_actors::validate::IngestSettings;
+use serde::{Deserialize, Serialize};
+
+const DEFAULT: &str = include_str!("../config/default.toml");
+/// The overlays `ELIOT_ENV` may name, embedded so the binary runs from anywhere.
+const ENVIRONMENTS: [(&str, &str); 3] = [
+    ("dev", include_str!("../config/dev.toml")),
+    ("test", include_str!("../config/test.toml")),
+    ("prod", include_str!("../config/prod.toml")),
+];
+
+/// Environment variables that override one key each.
+const ENV_OVERRIDES: [(&str, &str, &str); 4] = [
+    ("ELIOT_DATA_DIR", "store", "data_dir"),
+    ("ELIOT_MQTT_ADDR", "mqtt", "listen"),
+    ("ELIOT_LOG_LEVEL", "log", "level"),
+    ("ELIOT_LOG_FORMAT", "log", "format"),
+];
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The device endpoint (Eliot's own MQTT listener).
+    pub mqtt: EndpointSettings,
+    /// What a valid message looks like.
+    pub ingest: IngestSettings,
+    /// The SQLite store and its batching.
+    pub store: StoreSettings,
+    /// The processor actors.
+    pub processors: ProcessorSettings,
+    /// The health monitor.
+    pub health: HealthSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `term` for people, `json` for machines.
+    pub format: LogFormat,
+    /// The least severe level written.
+    pub level: LogLevel,
+    /// Records buffered between the actors and the log thread.
+    pub buffer: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Term,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Critical,
+    Error,
+    Warning,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// How long in-flight messages may take to commit and be acked after SIGINT/SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `ELIOT_ENV`; `dev` when absent.
+    pub env: Option<String>,
+    /// `--config PATH`.
+    pub file: Option<PathBuf>,
+    /// Environment variable overrides, as (name, value).
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// Reads `ELIOT_ENV` and the override variables from the process environment.
+    pub fn from_process_env(file: Option<PathBuf>) -> Self {
+        Sources {
+            env: std::env::var("ELIOT_ENV").ok(),
+            file,
+            overrides: ENV_OVERRIDES
+                .iter()
+                .filter_map(|(name, ..)| Some((name.to_string(), std::env::var(name).ok()?)))
+                .collect(),
+        }
+    }
+}
+
+/// One problem with the configuration, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The layer: `config/default.toml`, `/etc/eliot.toml`, `environment variable X`, ...
+    pub source: String,
+    /// Dotted key, e.g. `mqtt.listen`; empty for a whole-file problem.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(f, "{}: `{}`: {}", self.source, self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Merges every layer of `sources` and validates the result.
+    pub fn load(sources: &Sources) -> Result<Config, Vec<ConfigError>> {
+        let env = sources.env.as_deref().unwrap_or("dev");
+        let Some((_, overlay)) = ENVIRONMENTS.iter().find(|(name, _)| *name == env) else {
+            return Err(vec![ConfigError {
+                source: "environment variable ELIOT_ENV".into(),
+                key: String::new(),
+                message: format!("unknown environment `{env}` (expected dev, test or prod)"),
+            }]);
+        };
+        let mut layers = vec![
+            ("config/default.toml".to_owned(), parse("config/default.toml", DEFAULT)?),
+            (format!("config/{env}.toml"), parse(&format!("config/{env}.toml"), overlay)?),
+        ];
+        if let Some(path) = &sources.file {
+            layers.push((path.display().to_string(), read_file(path)?));
+        }
+        for (name, value) in &sources.overrides {
+            let Some((_, section, key)) = ENV_OVERRIDES.iter().find(|(n, ..)| n == name) else {
+                continue;
+            };
+            let mut table = toml::Table::new();
+            table.insert(key.to_string(), toml::Value::String(value.clone()));
+            let mut root = toml::Table::new();
+            root.insert(section.to_string(), toml::Value::Table(table));
+            layers.push((format!("environment variable {name}"), root));
+        }
+
+        // Each layer is checked on top of the ones before it, so an error names the
+        // layer that introduced it.
+        let mut merged = toml::Table::new();
+        let mut config = None;
+        for (source, layer) in layers {
+            merge(&mut merged, layer);
+            let candidate = toml::Value::Table(merged.clone());
+            match serde_path_to_error::deserialize::<_, Config>(candidate) {
+                Ok(c) => config = Some(c),
+                Err(e) => {
+                    return Err(vec![ConfigError {
+                        source,
+                        key: key_of(e.path()),
+                        message: e.into_inner().to_string(),
+                    }])
+                }
+            }
+        }
+        let config = config.expect("the default layer is always present");
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Checks what the types alone cannot: ranges and relations between keys.
+    fn validate(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, message: &str| {
+            if !ok {
+                problems.push(ConfigError {
+                    source: "effective configuration".into(),
+                    key: key.into(),
+                    message: message.into(),
+                });
+            }
+        };
+        check(
+            self.mqtt.max_packet_size >= 1024,
+            "mqtt.max_packet_size",
+            "expected at least 1024 bytes",
+        );
+        check(self.mqtt.max_in_flight >= 1, "mqtt.max_in_flight", "expected at least 1");
+        check(self.mqtt.max_connections >= 1, "mqtt.max_connections", "expected at least 1");
+        if let Err(e) = TopicPattern::parse(&self.ingest.topic) {
+            check(false, "ingest.topic", &e.to_string());
+        }
+        check(self.ingest.max_depth >= 1, "ingest.max_depth", "expected at least 1");
+        check(self.ingest.max_fields >= 1, "ingest.max_fields", "expected at least 1");
+        check(self.ingest.max_batch >= 1, "ingest.max_batch", "expected at least 1");
+        check(self.store.batch_max >= 1, "store.batch_max", "expected at least 1");
+        check(self.store.mailbox >= 1, "store.mailbox", "expected at least 1");
+        check(
+            (1..=64).contains(&self.processors.count),
+            "processors.count",
+            "expected 1 to 64",
+        );
+        check(self.processors.mailbox >= 1, "processors.mailbox", "expected at least 1");
+        check(
+            !self.health.probe_interval.is_zero(),
+            "health.probe_interval",
+            "expected a duration above zero",
+        );
+        check(self.log.buffer >= 1, "log.buffer", "expected at least 1");
+        problems
+    }
+
+    /// The engine's sections, as the supervision tree takes them.
+    pub fn tree(&self) -> TreeSettings<'_> {
+        TreeSettings {
+            mqtt: &self.mqtt,
+            ingest: &self.ingest,
+            store: &self.store,
+            processors: &self.processors,
+            health: &self.health,
+        }
+    }
+
+    /// The effective configuration as TOML, as `eliot check-config` prints it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the configuration always serialises")
+    }
+}
+
+fn parse(source: &str, text: &str) -> Result<toml::Table, Vec<ConfigError>> {
+    text.parse::<toml::Table>().map_err(|e| {
+        vec![ConfigError {
+            source: source.to_owned(),
+            key: String::new(),
+            message: format!("not valid TOML: {}", e.message()),
+        }]
+    })
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, Vec<ConfigError>> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            source: source.clone(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    parse(&source, &text)
+}
+
+/// Deep merge: tables merge key by key, anything else in `over` replaces `base`.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn key_of(path: &serde_path_to_error::Path) -> String {
+    let key = path.to_string();
+    if key == "." {
+        String::new()
+    } else {
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn with_file(text: &str) -> (tempfile::NamedTempFile, Sources) {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let sources = Sources {
+            file: Some(file.path().to_owned()),
+            ..Sources::default()
+        };
+        (file, sources)
+    }
+
+    #[test]
+    fn the_embedded_defaults_load_in_every_environment() {
+        for env in ["dev", "test", "prod"] {
+            let sources = Sources {
+                env: Some(env.into()),
+                ..Sources::default()
+            };
+            let config = Config::load(&sources).unwrap_or_else(|e| panic!("{env}: {e:?}"));
+            assert_eq!(config.mqtt.max_packet_size, 256 * 1024);
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_file_and_the_key() {
+        let (file, sources) = with_file("[mqtt]\nlisten_addr = \"127.0.0.1:1\"\n");
+        let errors = Config::load(&sources).unwrap_err();
+        let text = errors[0].to_string();
+        assert!(text.starts_with(&file.path().display().to_string()), "{text}");
+        assert!(text.contains("unknown field `listen_addr`"), "{text}");
+        assert!(text.contains("`mqtt`"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_key_and_what_was_expected() {
+        let (_file, sources) = with_file("[store]\nbatch_delay = \"soon\"\n");
+        let text = Config::load(&sources).unwrap_err()[0].to_string();
+        assert!(text.contains("`store.batch_delay`"), "{text}");
+        assert!(text.contains("duration"), "{text}");
+    }
+
+    #[test]
+    fn environment_variables_override_the_files() {
+        let sources = Sources {
+            overrides: vec![
+                ("ELIOT_MQTT_ADDR".into(), "127.0.0.1:9999".into()),
+                ("ELIOT_DATA_DIR".into(), "/tmp/elsewhere".into()),
+            ],
+            ..Sources::default()
+        };
+        let config = Config::load(&sources).unwrap();
+        assert_eq!(config.mqtt.listen.port(), 9999);
+        assert_eq!(config.store.data_dir, PathBuf::from("/tmp/elsewhere"));
+        let bad = Sources {
+            overrides: vec![("ELIOT_MQTT_ADDR".into(), "nowhere".into())],
+            ..Sources::default()
+        };
+        let text = Config::load(&bad).unwrap_err()[0].to_string();
+        assert!(text.starts_with("environment variable ELIOT_MQTT_ADDR: `mqtt.listen`"), "{text}");
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let (_file, sources) =
+            with_file("[processors]\ncount = 0\n[ingest]\ntopic = \"devices/+/x\"\n");
+        let errors = Config::load(&sources).unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["ingest.topic", "processors.count"]);
+    }
+
+    #[test]
+    fn an_unknown_environment_is_an_error() {
+        let sources = Sources {
+            env: Some("staging".into()),
+            ..Sources::default()
+        };
+        assert!(Config::load(&sources).unwrap_err()[0]
+            .message
+            .contains("unknown environment `staging`"));
+    }
+
+    #[test]
+    fn the_effective_configuration_round_trips_through_toml() {
+        let config = Config::load(&Sources::default()).unwrap();
+        let (_file, sources) = with_file(&config.to_toml());
+        Config::load(&sources).unwrap();
+    }
+}

@@ -1,0 +1,17 @@
+//! Eliot: an IoT telemetry ingestion server.
+//!
+//! # Layout
+//!
+//! This crate is the application shell around the actor engine (`eliot_actors`):
+//!
+//! - `config`: layered TOML configuration, environment overrides, typed errors.
+//! - `logging`: slog drains (terminal or JSON), async with a sized buffer, `log` bridge.
+//! - `app`: runs the supervision tree until a shutdown signal, then drains it.
+//! - `cli`: the `eliot` command (`run`, `check-config`); `main.rs` only calls it.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod logging;
+
+pub use eliot_actors as actors;

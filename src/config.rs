@@ -147,8 +147,14 @@ impl Config {
             }]);
         };
         let mut layers = vec![
-            ("config/default.toml".to_owned(), parse("config/default.toml", DEFAULT)?),
-            (format!("config/{env}.toml"), parse(&format!("config/{env}.toml"), overlay)?),
+            (
+                "config/default.toml".to_owned(),
+                parse("config/default.toml", DEFAULT)?,
+            ),
+            (
+                format!("config/{env}.toml"),
+                parse(&format!("config/{env}.toml"), overlay)?,
+            ),
         ];
         if let Some(path) = &sources.file {
             layers.push((path.display().to_string(), read_file(path)?));
@@ -208,22 +214,54 @@ impl Config {
             "mqtt.max_packet_size",
             "expected at least 1024 bytes",
         );
-        check(self.mqtt.max_in_flight >= 1, "mqtt.max_in_flight", "expected at least 1");
-        check(self.mqtt.max_connections >= 1, "mqtt.max_connections", "expected at least 1");
+        check(
+            self.mqtt.max_in_flight >= 1,
+            "mqtt.max_in_flight",
+            "expected at least 1",
+        );
+        check(
+            self.mqtt.max_connections >= 1,
+            "mqtt.max_connections",
+            "expected at least 1",
+        );
         if let Err(e) = TopicPattern::parse(&self.ingest.topic) {
             check(false, "ingest.topic", &e.to_string());
         }
-        check(self.ingest.max_depth >= 1, "ingest.max_depth", "expected at least 1");
-        check(self.ingest.max_fields >= 1, "ingest.max_fields", "expected at least 1");
-        check(self.ingest.max_batch >= 1, "ingest.max_batch", "expected at least 1");
-        check(self.store.batch_max >= 1, "store.batch_max", "expected at least 1");
-        check(self.store.mailbox >= 1, "store.mailbox", "expected at least 1");
+        check(
+            self.ingest.max_depth >= 1,
+            "ingest.max_depth",
+            "expected at least 1",
+        );
+        check(
+            self.ingest.max_fields >= 1,
+            "ingest.max_fields",
+            "expected at least 1",
+        );
+        check(
+            self.ingest.max_batch >= 1,
+            "ingest.max_batch",
+            "expected at least 1",
+        );
+        check(
+            self.store.batch_max >= 1,
+            "store.batch_max",
+            "expected at least 1",
+        );
+        check(
+            self.store.mailbox >= 1,
+            "store.mailbox",
+            "expected at least 1",
+        );
         check(
             (1..=64).contains(&self.processors.count),
             "processors.count",
             "expected 1 to 64",
         );
-        check(self.processors.mailbox >= 1, "processors.mailbox", "expected at least 1");
+        check(
+            self.processors.mailbox >= 1,
+            "processors.mailbox",
+            "expected at least 1",
+        );
         check(
             !self.health.probe_interval.is_zero(),
             "health.probe_interval",
@@ -325,7 +363,10 @@ mod tests {
         let (file, sources) = with_file("[mqtt]\nlisten_addr = \"127.0.0.1:1\"\n");
         let errors = Config::load(&sources).unwrap_err();
         let text = errors[0].to_string();
-        assert!(text.starts_with(&file.path().display().to_string()), "{text}");
+        assert!(
+            text.starts_with(&file.path().display().to_string()),
+            "{text}"
+        );
         assert!(text.contains("unknown field `listen_addr`"), "{text}");
         assert!(text.contains("`mqtt`"), "{text}");
     }
@@ -355,7 +396,10 @@ mod tests {
             ..Sources::default()
         };
         let text = Config::load(&bad).unwrap_err()[0].to_string();
-        assert!(text.starts_with("environment variable ELIOT_MQTT_ADDR: `mqtt.listen`"), "{text}");
+        assert!(
+            text.starts_with("environment variable ELIOT_MQTT_ADDR: `mqtt.listen`"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! (QoS 2) is written only once its outcome is committed, and acks leave in the order
 //! the PUBLISHes arrived.
 //!
-//! Closing: whatever the reason, the connection stops reading, lets every message it
-//! already read reach the store, then closes the socket. The will is published unless
-//! the device said DISCONNECT (or the server is shutting down).
+//! Closing: whatever the reason, the connection stops taking packets, lets every message
+//! it already read reach the store, writes the last acks (and a v5 DISCONNECT with the
+//! reason), closes its sending side, and keeps reading and discarding until the device
+//! closes too (or a grace period passes), so the device is not reset before it has read
+//! the last acks. The will is published unless the device said DISCONNECT (or the
+//! server is shutting down).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -32,8 +35,9 @@ use crate::mqtt::packet::*;
 use crate::pipeline::Pipeline;
 use crate::store_writer::Committed;
 
-/// How long a closing connection may take to flush its last packets before it is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long a closing connection waits for the device to close its side, after the last
+/// packets were written, before the socket is dropped anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// One packet read from the device; a PUBLISH carries its in-flight permit.
 type Received = Result<(Inbound, Option<OwnedSemaphorePermit>), CodecError>;
@@ -95,9 +99,9 @@ pub struct DeviceConnection {
     id: u64,
     connect: Connect,
     peer: SocketAddr,
-    writer: FramedWrite<Outbound, OwnedWriteHalf, MqttCodec>,
-    /// False once a write failed: nothing more can reach the device.
-    writable: bool,
+    /// `None` once the writer finished (flushed and closed, or failed): dropping it
+    /// drops the socket's sending half, which sends the device a FIN.
+    writer: Option<FramedWrite<Outbound, OwnedWriteHalf, MqttCodec>>,
     /// PUBLISHes read and not yet acked, in arrival order.
     in_flight: VecDeque<InFlight>,
     /// Sequence number of `in_flight[0]`; a PUBLISH's sequence number finds its slot.
@@ -106,7 +110,8 @@ pub struct DeviceConnection {
     pending: usize,
     max_in_flight: usize,
     last_heard: Instant,
-    reading: Option<SpawnHandle>,
+    /// False once the device closed its side (or reading failed).
+    readable: bool,
     closing: Option<Closing>,
     /// Held until the actor is dropped: a drain waits on the other end.
     drained: Vec<oneshot::Sender<()>>,
@@ -120,8 +125,9 @@ impl DeviceConnection {
         DeviceConnection::create(move |ctx| {
             let max_in_flight = usize::from(a.limits.receive_maximum);
             let window = Arc::new(Semaphore::new(max_in_flight));
-            let reading = ctx.add_stream(gated(a.reader, window));
-            let codec = MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
+            ctx.add_stream(gated(a.reader, window));
+            let codec =
+                MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
             let mut writer = FramedWrite::new(a.writer, codec, ctx);
             writer.write(Outbound::ConnAck {
                 code: ConnectCode::Accepted,
@@ -129,19 +135,18 @@ impl DeviceConnection {
                 assigned_client_id: a.assigned_client_id,
                 limits: a.limits,
             });
-            let log = a.log.new(slog::o!("client_id" => a.connect.client_id.clone()));
+            let log = a.log.new(slog::o!("actor" => "device_connection"));
             DeviceConnection {
                 id: a.id,
                 connect: a.connect,
                 peer: a.peer,
-                writer,
-                writable: true,
+                writer: Some(writer),
                 in_flight: VecDeque::new(),
                 first_seq: 0,
                 pending: 0,
                 max_in_flight,
                 last_heard: Instant::now(),
-                reading: Some(reading),
+                readable: true,
                 closing: None,
                 drained: Vec::new(),
                 pipeline: a.pipeline,
@@ -152,12 +157,17 @@ impl DeviceConnection {
     }
 
     fn send(&mut self, packet: Outbound) {
-        if self.writable {
-            self.writer.write(packet);
+        if let Some(writer) = &mut self.writer {
+            writer.write(packet);
         }
     }
 
-    fn publish(&mut self, p: Publish, permit: Option<OwnedSemaphorePermit>, ctx: &mut Context<Self>) {
+    fn publish(
+        &mut self,
+        p: Publish,
+        permit: Option<OwnedSemaphorePermit>,
+        ctx: &mut Context<Self>,
+    ) {
         let ack = match p.qos {
             QoS::AtMostOnce => None,
             QoS::AtLeastOnce => Some(Outbound::PubAck(p.pkid)),
@@ -197,7 +207,11 @@ impl DeviceConnection {
             }
         }
         // Acks leave in arrival order: only the stored prefix of the queue is acked.
-        while self.in_flight.front().is_some_and(|f| f.state == Progress::Stored) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.state == Progress::Stored)
+        {
             let done = self.in_flight.pop_front().expect("front exists");
             self.first_seq += 1;
             if let Some(ack) = done.ack {
@@ -207,8 +221,17 @@ impl DeviceConnection {
         self.finish_if_drained(ctx);
     }
 
-    fn on_packet(&mut self, packet: Inbound, permit: Option<OwnedSemaphorePermit>, ctx: &mut Context<Self>) {
+    fn on_packet(
+        &mut self,
+        packet: Inbound,
+        permit: Option<OwnedSemaphorePermit>,
+        ctx: &mut Context<Self>,
+    ) {
         self.last_heard = Instant::now();
+        if self.closing.is_some() {
+            // Read only to be discarded: see "Closing" above.
+            return;
+        }
         match packet {
             Inbound::Publish(p) => self.publish(p, permit, ctx),
             Inbound::PingReq => self.send(Outbound::PingResp),
@@ -224,23 +247,34 @@ impl DeviceConnection {
             Inbound::Disconnect { with_will } => {
                 self.begin_close("device sent DISCONNECT".into(), None, with_will, ctx)
             }
-            Inbound::Connect(_) => self.protocol_error("a second CONNECT on one connection".into(), ctx),
-            Inbound::Unexpected(kind) => {
-                self.protocol_error(format!("a device may not send {kind}"), ctx)
+            Inbound::TooLarge { size, max } => {
+                let error = format!("packet of {size} bytes refused: the limit is {max} bytes");
+                self.close_for(error, CloseReason::PacketTooLarge, ctx);
             }
+            Inbound::Connect(_) => self.close_for(
+                "a second CONNECT on one connection".into(),
+                CloseReason::ProtocolError,
+                ctx,
+            ),
+            Inbound::Unexpected(kind) => self.close_for(
+                format!("a device may not send {kind}"),
+                CloseReason::ProtocolError,
+                ctx,
+            ),
         }
     }
 
-    fn protocol_error(&mut self, error: String, ctx: &mut Context<Self>) {
+    /// Closes because the device broke the protocol; logged as a protocol error.
+    fn close_for(&mut self, error: String, reason: CloseReason, ctx: &mut Context<Self>) {
         Event::ProtocolError {
             client_id: &self.connect.client_id,
             error: &error,
         }
         .emit(&self.log);
-        self.begin_close(error, Some(CloseReason::ProtocolError), true, ctx);
+        self.begin_close(error, Some(reason), true, ctx);
     }
 
-    /// Stops reading and closes once every message already read is stored and acked.
+    /// Stops taking packets and closes once every message already read is stored and acked.
     fn begin_close(
         &mut self,
         reason: String,
@@ -250,9 +284,6 @@ impl DeviceConnection {
     ) {
         if self.closing.is_some() {
             return;
-        }
-        if let Some(reading) = self.reading.take() {
-            ctx.cancel_future(reading);
         }
         self.closing = Some(Closing {
             reason,
@@ -272,11 +303,16 @@ impl DeviceConnection {
         if let Some(reason) = closing.disconnect.take() {
             self.send(Outbound::Disconnect(reason));
         }
-        if self.writable {
-            // The writer flushes, then `finished` stops the actor.
-            self.writer.close();
+        if let Some(writer) = &mut self.writer {
+            // The writer flushes, then calls `finished`, which drops it.
+            writer.close();
             ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
-        } else {
+        }
+        self.stop_if_done(ctx);
+    }
+
+    fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
+        if self.closing.is_some() && self.pending == 0 && self.writer.is_none() && !self.readable {
             ctx.stop();
         }
     }
@@ -382,52 +418,44 @@ impl StreamHandler<Received> for DeviceConnection {
     fn handle(&mut self, received: Received, ctx: &mut Context<Self>) {
         match received {
             Ok((packet, permit)) => self.on_packet(packet, permit, ctx),
-            Err(CodecError::TooLarge { size, max }) => {
-                let error = format!("packet of {size} bytes refused: the limit is {max} bytes");
-                Event::ProtocolError {
-                    client_id: &self.connect.client_id,
-                    error: &error,
-                }
-                .emit(&self.log);
-                self.begin_close(error, Some(CloseReason::PacketTooLarge), true, ctx);
-            }
             Err(CodecError::Io(e)) => {
-                self.begin_close(format!("connection lost: {e}"), None, true, ctx)
+                self.readable = false;
+                self.begin_close(format!("connection lost: {e}"), None, true, ctx);
+                self.stop_if_done(ctx);
             }
+            // The codec cannot resynchronise after a malformed packet: reading ends here.
             Err(e) => {
-                let error = e.to_string();
-                Event::ProtocolError {
-                    client_id: &self.connect.client_id,
-                    error: &error,
-                }
-                .emit(&self.log);
-                self.begin_close(error, Some(CloseReason::MalformedPacket), true, ctx);
+                self.readable = false;
+                self.close_for(e.to_string(), CloseReason::MalformedPacket, ctx);
+                self.stop_if_done(ctx);
             }
         }
     }
 
     /// The device closed its side: finish what it sent, then close ours.
     fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.readable = false;
         self.begin_close("connection closed by the device".into(), None, true, ctx);
+        self.stop_if_done(ctx);
     }
 }
 
 impl WriteHandler<CodecError> for DeviceConnection {
     /// Nothing more can reach the device; what it already sent still goes to the store.
     fn error(&mut self, err: CodecError, ctx: &mut Context<Self>) -> Running {
-        self.writable = false;
         self.begin_close(format!("write failed: {err}"), None, true, ctx);
         // `Stop` ends the writer (retrying the same failed write would spin), not the actor.
         Running::Stop
     }
 
-    /// The writer is done (flushed after `close`, or failed). The actor stops once no
-    /// message is still on its way to the store.
+    /// The writer is done (flushed after `close`, or failed).
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        self.writable = false;
-        if self.pending == 0 {
-            ctx.stop();
-        }
+        // The writer's own future is still running this call (and borrowing the socket):
+        // drop the writer on the next turn of the actor, not from inside it.
+        ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| {
+            conn.writer = None;
+            conn.stop_if_done(ctx);
+        }));
     }
 }
 

@@ -84,6 +84,8 @@ pub struct DeviceEndpoint {
     pipeline: Pipeline,
     health: Addr<HealthMonitor>,
     log: Logger,
+    /// Connections get their own `actor` key, so they log from the root logger.
+    root_log: Logger,
 }
 
 /// Ids for connections and for client ids Eliot assigns; unique per process.
@@ -107,6 +109,7 @@ impl DeviceEndpoint {
             pipeline,
             health,
             log: log.new(slog::o!("actor" => NAME)),
+            root_log: log.clone(),
         }
     }
 
@@ -131,7 +134,8 @@ impl DeviceEndpoint {
         // Acks are tiny and latency matters more than packet count.
         let _ = socket.set_nodelay(true);
         let (read, write) = socket.into_split();
-        let mut reader = FramedRead::new(read, MqttCodec::new(self.settings.max_packet_size as usize));
+        let mut reader =
+            FramedRead::new(read, MqttCodec::new(self.settings.max_packet_size as usize));
         let timeout = self.settings.connect_timeout;
         self.handshaking += 1;
         async move {
@@ -149,9 +153,17 @@ impl DeviceEndpoint {
                 }
                 Ok(Some(Ok(_))) => endpoint.refuse(peer, "the first packet must be CONNECT"),
                 Ok(Some(Err(CodecError::UnsupportedProtocol { name, level }))) => {
-                    endpoint.refuse(peer, &format!("unsupported protocol `{name}` level {level}"));
+                    endpoint.refuse(
+                        peer,
+                        &format!("unsupported protocol `{name}` level {level}"),
+                    );
                     // 3.1.1 §3.2.2.3: answer return code 0x01, then close.
-                    refuse_connect(write, Version::V4, ConnectCode::UnsupportedProtocol, endpoint.limits());
+                    refuse_connect(
+                        write,
+                        Version::V4,
+                        ConnectCode::UnsupportedProtocol,
+                        endpoint.limits(),
+                    );
                 }
                 Ok(Some(Err(e))) => endpoint.refuse(peer, &e.to_string()),
             }
@@ -169,7 +181,12 @@ impl DeviceEndpoint {
     ) {
         if self.draining {
             self.refuse(peer, "server shutting down");
-            return refuse_connect(write, connect.version, ConnectCode::ServerUnavailable, self.limits());
+            return refuse_connect(
+                write,
+                connect.version,
+                ConnectCode::ServerUnavailable,
+                self.limits(),
+            );
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let mut assigned_client_id = None;
@@ -177,7 +194,12 @@ impl DeviceEndpoint {
             // 3.1.1 §3.1.3.1: an empty id needs a clean session; 5.0 lets the server pick.
             if connect.version == Version::V4 && !connect.clean_start {
                 self.refuse(peer, "empty client id with a persistent session");
-                return refuse_connect(write, connect.version, ConnectCode::ClientIdRejected, self.limits());
+                return refuse_connect(
+                    write,
+                    connect.version,
+                    ConnectCode::ClientIdRejected,
+                    self.limits(),
+                );
             }
             connect.client_id = format!("eliot-{id}");
             if connect.version == Version::V5 {
@@ -200,14 +222,19 @@ impl DeviceEndpoint {
             limits: self.limits(),
             pipeline: self.pipeline.clone(),
             endpoint: ctx.address(),
-            log: self.log.clone(),
+            log: self.root_log.clone(),
         });
         self.connections.insert(client_id, (id, addr));
     }
 }
 
 /// Answers a CONNECT with a refusal code, then closes the socket.
-fn refuse_connect(mut write: OwnedWriteHalf, version: Version, code: ConnectCode, limits: ServerLimits) {
+fn refuse_connect(
+    mut write: OwnedWriteHalf,
+    version: Version,
+    code: ConnectCode,
+    limits: ServerLimits,
+) {
     let mut buf = BytesMut::new();
     let connack = Outbound::ConnAck {
         code,
@@ -215,7 +242,10 @@ fn refuse_connect(mut write: OwnedWriteHalf, version: Version, code: ConnectCode
         assigned_client_id: None,
         limits,
     };
-    if MqttCodec::for_version(version, 0).encode(connack, &mut buf).is_ok() {
+    if MqttCodec::for_version(version, 0)
+        .encode(connack, &mut buf)
+        .is_ok()
+    {
         actix_rt::spawn(async move {
             let _ = write.write_all(&buf).await;
             let _ = write.shutdown().await;
@@ -282,7 +312,11 @@ impl Handler<Closed> for DeviceEndpoint {
 
     fn handle(&mut self, msg: Closed, _: &mut Context<Self>) {
         // A replaced connection reports late: keep its successor registered.
-        if self.connections.get(&msg.client_id).is_some_and(|(id, _)| *id == msg.id) {
+        if self
+            .connections
+            .get(&msg.client_id)
+            .is_some_and(|(id, _)| *id == msg.id)
+        {
             self.connections.remove(&msg.client_id);
         }
     }

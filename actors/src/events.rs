@@ -121,14 +121,18 @@ impl Event<'_> {
             } => debug!(log, "batch committed";
                 "event" => "batch_committed", "rows" => rows, "duplicates" => duplicates,
                 "dead_letters" => dead_letters, "duration_us" => micros(took)),
-            Event::StoreFailed { error, requests } => error!(log, "store write failed, nothing acked";
-                "event" => "store_failed", "error" => error, "requests" => requests),
+            Event::StoreFailed { error, requests } => {
+                error!(log, "store write failed, nothing acked";
+                "event" => "store_failed", "error" => error, "requests" => requests)
+            }
             Event::ActorPanicked { actor, panic } => error!(log, "actor panicked, restarting it";
                 "event" => "actor_panicked", "actor" => actor, "panic" => panic),
             Event::ActorRestarted { actor, restarts } => warn!(log, "actor restarted";
                 "event" => "actor_restarted", "actor" => actor, "restarts" => restarts),
-            Event::ShutdownStarted { deadline } => info!(log, "shutting down: intake stopped, draining";
-                "event" => "shutdown_started", "deadline_ms" => deadline.as_millis() as u64),
+            Event::ShutdownStarted { deadline } => {
+                info!(log, "shutting down: intake stopped, draining";
+                "event" => "shutdown_started", "deadline_ms" => deadline.as_millis() as u64)
+            }
             Event::ShutdownFinished { took, forced } => info!(log, "shutdown finished";
                 "event" => "shutdown_finished", "duration_ms" => took.as_millis() as u64,
                 "forced" => forced),

@@ -21,7 +21,9 @@ pub struct Lifecycle {
 pub enum Change {
     Started,
     /// The supervisor is restarting the child after it failed for `reason`.
-    Restarting { reason: String },
+    Restarting {
+        reason: String,
+    },
 }
 
 /// Asks the monitor to probe a child.
@@ -136,10 +138,8 @@ impl HealthMonitor {
                         Ok(()) => {}
                         Err(_) if child.state == ChildState::Running => {
                             child.state = ChildState::Unresponsive;
-                            child.last_failure = Some(format!(
-                                "no answer to a probe within {:?}",
-                                sent.elapsed()
-                            ));
+                            child.last_failure =
+                                Some(format!("no answer to a probe within {:?}", sent.elapsed()));
                         }
                         Err(_) => {}
                     }

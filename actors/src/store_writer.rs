@@ -64,7 +64,12 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
-    pub fn new(settings: StoreSettings, store: Store, health: Addr<HealthMonitor>, log: &Logger) -> Self {
+    pub fn new(
+        settings: StoreSettings,
+        store: Store,
+        health: Addr<HealthMonitor>,
+        log: &Logger,
+    ) -> Self {
         StoreWriter {
             settings,
             store: Some(store),

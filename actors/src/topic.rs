@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn default_pattern_extracts_the_device_id() {
         let p = TopicPattern::parse("devices/{device_id}/telemetry").unwrap();
-        assert_eq!(p.device_id("devices/robot_001/telemetry"), Some("robot_001"));
+        assert_eq!(
+            p.device_id("devices/robot_001/telemetry"),
+            Some("robot_001")
+        );
         assert_eq!(p.device_id("devices//telemetry"), None);
         assert_eq!(p.device_id("devices/a/b/telemetry"), None);
         assert_eq!(p.device_id("devices/robot_001/status"), None);

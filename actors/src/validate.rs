@@ -94,7 +94,9 @@ pub enum Rejection {
     DeviceMismatch { payload: String, topic: String },
     #[error("sensor_type `{0}` is invalid: it must be 1 to 32 characters of a-z 0-9 _")]
     SensorType(String),
-    #[error("timestamp `{value}` is not RFC 3339 with an offset (e.g. 2025-06-05T14:30:00Z): {error}")]
+    #[error(
+        "timestamp `{value}` is not RFC 3339 with an offset (e.g. 2025-06-05T14:30:00Z): {error}"
+    )]
     Timestamp { value: String, error: String },
     #[error("timestamp `{value}` is {ahead} in the future, more than the allowed skew of {max}")]
     FutureTimestamp {
@@ -132,7 +134,11 @@ pub struct HumanDuration(pub Duration);
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = Duration::from_secs(self.0.as_secs().max(1));
-        write!(f, "{}", humantime_serde::re::humantime::format_duration(secs))
+        write!(
+            f,
+            "{}",
+            humantime_serde::re::humantime::format_duration(secs)
+        )
     }
 }
 
@@ -187,10 +193,12 @@ fn reading(
     let Value::Object(mut fields) = value else {
         return Err(Rejection::Shape(kind(&value)));
     };
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "device_id" | "timestamp" | "sensor_type" | "data"))
-    {
+    if let Some(unknown) = fields.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "device_id" | "timestamp" | "sensor_type" | "data"
+        )
+    }) {
         return Err(Rejection::UnknownField(unknown.clone()));
     }
     let device_id = take_string(&mut fields, "device_id")?;
@@ -468,7 +476,11 @@ mod tests {
 
     #[test]
     fn an_offset_timestamp_is_normalised_to_utc() {
-        let r = check(&reading_with("timestamp", r#""2025-06-05T16:30:00.5+02:00""#)).unwrap();
+        let r = check(&reading_with(
+            "timestamp",
+            r#""2025-06-05T16:30:00.5+02:00""#,
+        ))
+        .unwrap();
         assert_eq!(r[0].ts, "2025-06-05T14:30:00.500000Z");
     }
 
@@ -478,30 +490,73 @@ mod tests {
             (r#"{"device_id": "#.to_owned(), "not valid JSON"),
             ("42".to_owned(), "found a number"),
             ("[]".to_owned(), "empty array"),
-            (reading_with("device_id", r#""robot_002""#), "does not match the topic"),
-            (reading_with("device_id", r#""bad id!""#), "device_id `bad id!` is invalid"),
-            (reading_with("timestamp", r#""2025-06-05T16:00:00Z""#), "1h in the future"),
-            (reading_with("timestamp", r#""2025-06-05 14:30""#), "not RFC 3339"),
-            (reading_with("timestamp", r#""0000-01-01T00:30:00+01:00""#), "between 1970 and 9999"),
-            (reading_with("timestamp", "1717600000"), "timestamp: expected a string, found a number"),
-            (reading_with("sensor_type", r#""GPS""#), "sensor_type `GPS` is invalid"),
+            (
+                reading_with("device_id", r#""robot_002""#),
+                "does not match the topic",
+            ),
+            (
+                reading_with("device_id", r#""bad id!""#),
+                "device_id `bad id!` is invalid",
+            ),
+            (
+                reading_with("timestamp", r#""2025-06-05T16:00:00Z""#),
+                "1h in the future",
+            ),
+            (
+                reading_with("timestamp", r#""2025-06-05 14:30""#),
+                "not RFC 3339",
+            ),
+            (
+                reading_with("timestamp", r#""0000-01-01T00:30:00+01:00""#),
+                "between 1970 and 9999",
+            ),
+            (
+                reading_with("timestamp", "1717600000"),
+                "timestamp: expected a string, found a number",
+            ),
+            (
+                reading_with("sensor_type", r#""GPS""#),
+                "sensor_type `GPS` is invalid",
+            ),
             (reading_with("data", "{}"), "data is empty"),
-            (reading_with("data", "[1]"), "data: expected an object, found an array"),
+            (
+                reading_with("data", "[1]"),
+                "data: expected an object, found an array",
+            ),
             (reading_with("extra", "1"), "unknown field `extra`"),
-            (reading_with("data", r#"{"latitude":"37.7","longitude":1}"#), "data.latitude: expected a number, found a string"),
-            (reading_with("data", r#"{"latitude":91,"longitude":1}"#), "data.latitude: 91 is outside the range -90 to 90"),
-            (reading_with("data", r#"{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}}}"#), "data.a.b.c.d.e.f.g.h nests deeper than the limit of 8"),
-            (reading_with("data", &format!(r#"{{"s":"{}"}}"#, "x".repeat(1025))), "data.s: string of 1025 bytes"),
+            (
+                reading_with("data", r#"{"latitude":"37.7","longitude":1}"#),
+                "data.latitude: expected a number, found a string",
+            ),
+            (
+                reading_with("data", r#"{"latitude":91,"longitude":1}"#),
+                "data.latitude: 91 is outside the range -90 to 90",
+            ),
+            (
+                reading_with(
+                    "data",
+                    r#"{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}}}"#,
+                ),
+                "data.a.b.c.d.e.f.g.h nests deeper than the limit of 8",
+            ),
+            (
+                reading_with("data", &format!(r#"{{"s":"{}"}}"#, "x".repeat(1025))),
+                "data.s: string of 1025 bytes",
+            ),
         ];
         for (payload, expected) in cases {
             let reason = check(&payload).expect_err(&payload);
-            assert!(reason.contains(expected), "{payload}\n  gave: {reason}\n  want: {expected}");
+            assert!(
+                reason.contains(expected),
+                "{payload}\n  gave: {reason}\n  want: {expected}"
+            );
         }
     }
 
     #[test]
     fn huge_numbers_are_refused_as_not_finite_json() {
-        let reason = check(&reading_with("data", r#"{"x":1}"#).replace(":1}", ":1e999}")).unwrap_err();
+        let reason =
+            check(&reading_with("data", r#"{"x":1}"#).replace(":1}", ":1e999}")).unwrap_err();
         assert!(reason.contains("not valid JSON"), "{reason}");
     }
 
@@ -521,13 +576,16 @@ mod tests {
     #[test]
     fn too_many_fields_are_refused() {
         let fields: Vec<String> = (0..257).map(|i| format!(r#""f{i}":{i}"#)).collect();
-        let reason = check(&reading_with("data", &format!("{{{}}}", fields.join(",")))).unwrap_err();
+        let reason =
+            check(&reading_with("data", &format!("{{{}}}", fields.join(",")))).unwrap_err();
         assert!(reason.contains("more than 256 fields"), "{reason}");
     }
 
     #[test]
     fn a_topic_outside_the_pattern_is_refused() {
         let reason = validate(&rules(), "sensors/x", ORIGINAL.as_bytes(), NOW).unwrap_err();
-        assert!(reason.to_string().contains("does not match the telemetry pattern"));
+        assert!(reason
+            .to_string()
+            .contains("does not match the telemetry pattern"));
     }
 }

@@ -31,6 +31,10 @@ pub struct MqttCodec {
     /// Largest packet accepted from a device (fixed header excluded, as MQTT's
     /// "remaining length"), bytes.
     max_packet_size: usize,
+    /// Bytes of a refused oversized packet still to skip. They are read and dropped
+    /// (not left unread) so that closing the socket does not reset the connection
+    /// before the device has read why.
+    discarding: usize,
 }
 
 impl MqttCodec {
@@ -38,6 +42,7 @@ impl MqttCodec {
         MqttCodec {
             version: None,
             max_packet_size,
+            discarding: 0,
         }
     }
 
@@ -45,6 +50,7 @@ impl MqttCodec {
         MqttCodec {
             version: Some(version),
             max_packet_size,
+            discarding: 0,
         }
     }
 
@@ -53,8 +59,13 @@ impl MqttCodec {
         self.version
     }
 
-    fn too_large(&self, size: usize) -> CodecError {
-        CodecError::TooLarge {
+    /// Starts discarding an oversized packet of `size` bytes (after its fixed header).
+    fn skip(&mut self, src: &mut BytesMut, size: usize) -> Inbound {
+        self.discarding = fixed_header_len(src) + size;
+        let skip = self.discarding.min(src.len());
+        src.advance(skip);
+        self.discarding -= skip;
+        Inbound::TooLarge {
             size,
             max: self.max_packet_size,
         }
@@ -65,16 +76,19 @@ impl MqttCodec {
         let header = match m::check(src.iter(), self.max_packet_size) {
             Ok(header) => header,
             Err(m::Error::InsufficientBytes(_)) => return Ok(None),
-            Err(m::Error::PayloadSizeLimitExceeded(size)) => return Err(self.too_large(size)),
+            Err(m::Error::PayloadSizeLimitExceeded(size)) => {
+                return Err(CodecError::TooLarge {
+                    size,
+                    max: self.max_packet_size,
+                })
+            }
             Err(e) => return Err(CodecError::Malformed(e.to_string())),
         };
         if src[0] >> 4 != 1 {
             return Err(CodecError::NotConnect(src[0] >> 4));
         }
         let frame = &src[..header.frame_length()];
-        // Skip the fixed header: one type byte, then the remaining length's 1–4 bytes.
-        let length_bytes = frame[1..].iter().take_while(|b| *b & 0x80 != 0).count() + 1;
-        let mut variable = &frame[1 + length_bytes..];
+        let mut variable = &frame[fixed_header_len(frame)..];
         let malformed = || CodecError::Malformed("CONNECT too short".into());
         if variable.len() < 2 {
             return Err(malformed());
@@ -95,11 +109,29 @@ impl MqttCodec {
     }
 }
 
+/// The fixed header's length: one type byte, then the remaining length's 1–4 bytes.
+fn fixed_header_len(frame: &[u8]) -> usize {
+    1 + frame[1..]
+        .iter()
+        .take(4)
+        .take_while(|b| *b & 0x80 != 0)
+        .count()
+        + 1
+}
+
 impl Decoder for MqttCodec {
     type Item = Inbound;
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, CodecError> {
+        if self.discarding > 0 {
+            let skip = self.discarding.min(src.len());
+            src.advance(skip);
+            self.discarding -= skip;
+            if self.discarding > 0 {
+                return Ok(None);
+            }
+        }
         let version = match self.version {
             Some(v) => v,
             None => match self.detect_version(src)? {
@@ -111,7 +143,7 @@ impl Decoder for MqttCodec {
             Version::V4 => match v4::Packet::read(src, self.max_packet_size) {
                 Ok(packet) => from_v4(packet).map(Some),
                 Err(m::Error::InsufficientBytes(_)) => Ok(None),
-                Err(m::Error::PayloadSizeLimitExceeded(size)) => Err(self.too_large(size)),
+                Err(m::Error::PayloadSizeLimitExceeded(size)) => Ok(Some(self.skip(src, size))),
                 Err(e) => Err(CodecError::Malformed(e.to_string())),
             },
             Version::V5 => {
@@ -125,7 +157,7 @@ impl Decoder for MqttCodec {
                     Ok(packet) => from_v5(packet).map(Some),
                     Err(m5::Error::InsufficientBytes(_)) => Ok(None),
                     Err(m5::Error::PayloadSizeLimitExceeded { pkt_size, .. }) => {
-                        Err(self.too_large(pkt_size))
+                        Ok(Some(self.skip(src, pkt_size)))
                     }
                     Err(e) => Err(CodecError::Malformed(e.to_string())),
                 }
@@ -222,7 +254,10 @@ fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
         }),
         v5::Packet::Publish(p) => {
             // Eliot's CONNACK allows no topic aliases (Topic Alias Maximum absent = 0).
-            if p.properties.as_ref().is_some_and(|p| p.topic_alias.is_some()) {
+            if p.properties
+                .as_ref()
+                .is_some_and(|p| p.topic_alias.is_some())
+            {
                 return Err(CodecError::Malformed(
                     "topic alias used, but this server allows none".into(),
                 ));
@@ -311,12 +346,14 @@ fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
         } => {
             let code = match code {
                 ConnectCode::Accepted => v5::ConnectReturnCode::Success,
-                ConnectCode::UnsupportedProtocol => v5::ConnectReturnCode::UnsupportedProtocolVersion,
+                ConnectCode::UnsupportedProtocol => {
+                    v5::ConnectReturnCode::UnsupportedProtocolVersion
+                }
                 ConnectCode::ClientIdRejected => v5::ConnectReturnCode::ClientIdentifierNotValid,
                 ConnectCode::ServerUnavailable => v5::ConnectReturnCode::ServerUnavailable,
             };
-            let properties = (code == v5::ConnectReturnCode::Success).then(|| {
-                v5::ConnAckProperties {
+            let properties =
+                (code == v5::ConnectReturnCode::Success).then(|| v5::ConnAckProperties {
                     session_expiry_interval: None,
                     receive_max: Some(limits.receive_maximum),
                     max_qos: None,
@@ -334,8 +371,7 @@ fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
                     server_reference: None,
                     authentication_method: None,
                     authentication_data: None,
-                }
-            });
+                });
             v5::ConnAck {
                 session_present,
                 code,
@@ -366,16 +402,37 @@ fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
         Outbound::PingResp => v5::PingResp::write(dst),
         Outbound::Disconnect(reason) => {
             use v5::DisconnectReasonCode as R;
-            let code = match reason {
-                CloseReason::ProtocolError => R::ProtocolError,
-                CloseReason::MalformedPacket => R::MalformedPacket,
-                CloseReason::PacketTooLarge => R::PacketTooLarge,
-                CloseReason::KeepAliveTimeout => R::KeepAliveTimeout,
-                CloseReason::SessionTakenOver => R::SessionTakenOver,
-                CloseReason::ServerShuttingDown => R::ServerShuttingDown,
-                CloseReason::ServerBusy => R::ServerBusy,
+            let (code, why) = match reason {
+                CloseReason::ProtocolError => (R::ProtocolError, "protocol error"),
+                CloseReason::MalformedPacket => (R::MalformedPacket, "malformed packet"),
+                CloseReason::PacketTooLarge => (
+                    R::PacketTooLarge,
+                    "packet larger than the Maximum Packet Size",
+                ),
+                CloseReason::KeepAliveTimeout => (
+                    R::KeepAliveTimeout,
+                    "nothing received for 1.5 times the keep-alive",
+                ),
+                CloseReason::SessionTakenOver => (
+                    R::SessionTakenOver,
+                    "another connection took this client id",
+                ),
+                CloseReason::ServerShuttingDown => (R::ServerShuttingDown, "server shutting down"),
+                CloseReason::ServerBusy => (R::ServerBusy, "a message could not be stored"),
             };
-            v5::Disconnect::new(code).write(dst)
+            // The reason string also keeps rumqttc's writer on its consistent path: it
+            // miscounts a DISCONNECT without properties, and writes one whose length
+            // happens to be 2 as a bare DISCONNECT.
+            v5::Disconnect {
+                reason_code: code,
+                properties: Some(v5::DisconnectProperties {
+                    session_expiry_interval: None,
+                    reason_string: Some(why.to_owned()),
+                    user_properties: Vec::new(),
+                    server_reference: None,
+                }),
+            }
+            .write(dst)
         }
     };
     written.map(drop).map_err(|e| e.to_string())
@@ -395,7 +452,9 @@ mod tests {
                 properties: None,
             };
             c.clean_start = false;
-            v5::Packet::Connect(c, None, None).write(&mut buf, None).unwrap();
+            v5::Packet::Connect(c, None, None)
+                .write(&mut buf, None)
+                .unwrap();
         } else {
             v4::Connect::new("dev-1").write(&mut buf).unwrap();
         }
@@ -430,19 +489,35 @@ mod tests {
     fn mqtt_3_1_is_refused_as_unsupported() {
         // CONNECT, protocol name "MQIsdp", level 3.
         let mut buf = BytesMut::from(
-            &[0x10, 12, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 2, 0, 60][..],
+            &[
+                0x10, 12, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 2, 0, 60,
+            ][..],
         );
         let err = MqttCodec::new(1024).decode(&mut buf).unwrap_err();
-        assert!(matches!(err, CodecError::UnsupportedProtocol { level: 3, .. }), "{err}");
+        assert!(
+            matches!(err, CodecError::UnsupportedProtocol { level: 3, .. }),
+            "{err}"
+        );
     }
 
     #[test]
-    fn an_oversized_packet_is_refused_from_its_header() {
+    fn an_oversized_packet_is_refused_from_its_header_and_skipped() {
         let mut codec = MqttCodec::for_version(Version::V4, 100);
-        // PUBLISH announcing 200 bytes; only the header has arrived.
+        // PUBLISH announcing 200 bytes; only the header and 10 bytes have arrived.
         let mut buf = BytesMut::from(&[0x30, 0xC8, 0x01][..]);
-        let err = codec.decode(&mut buf).unwrap_err();
-        assert!(matches!(err, CodecError::TooLarge { size: 200, max: 100 }), "{err}");
+        buf.extend_from_slice(&[0; 10]);
+        let refused = codec.decode(&mut buf).unwrap();
+        assert_eq!(
+            refused,
+            Some(Inbound::TooLarge {
+                size: 200,
+                max: 100
+            })
+        );
+        // The other 190 bytes are skipped; the PINGREQ after them is read.
+        buf.extend_from_slice(&[0; 190]);
+        buf.extend_from_slice(&[0xC0, 0x00]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(Inbound::PingReq));
     }
 
     #[test]
@@ -453,5 +528,24 @@ mod tests {
             codec.decode(&mut buf).unwrap(),
             Some(Inbound::Disconnect { with_will: false })
         );
+    }
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+
+    #[test]
+    fn a_v5_disconnect_round_trips_with_its_reason() {
+        let mut codec = MqttCodec::for_version(Version::V5, 1024);
+        let mut buf = BytesMut::new();
+        codec
+            .encode(Outbound::Disconnect(CloseReason::PacketTooLarge), &mut buf)
+            .unwrap();
+        let packet = v5::Packet::read(&mut buf, None).unwrap();
+        let v5::Packet::Disconnect(d) = packet else {
+            panic!("{packet:?}")
+        };
+        assert_eq!(d.reason_code, v5::DisconnectReasonCode::PacketTooLarge);
     }
 }

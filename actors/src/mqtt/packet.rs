@@ -74,11 +74,25 @@ pub enum Inbound {
     PubRec(u16),
     PubRel(u16),
     PubComp(u16),
-    Subscribe { pkid: u16, filters: usize },
-    Unsubscribe { pkid: u16, filters: usize },
+    Subscribe {
+        pkid: u16,
+        filters: usize,
+    },
+    Unsubscribe {
+        pkid: u16,
+        filters: usize,
+    },
     PingReq,
     /// `with_will`: a v5 DISCONNECT with reason 0x04 asks for the will to be published.
-    Disconnect { with_will: bool },
+    Disconnect {
+        with_will: bool,
+    },
+    /// A packet over the size limit, announced by its header; the codec discards its
+    /// bytes instead of reading them into memory.
+    TooLarge {
+        size: usize,
+        max: usize,
+    },
     /// A packet only a server may send (CONNACK, SUBACK, ...) or v5 AUTH, which Eliot
     /// does not support: a protocol error.
     Unexpected(&'static str),
@@ -126,8 +140,14 @@ pub enum Outbound {
     PubRec(u16),
     PubComp(u16),
     /// Eliot is not a broker: every subscription is refused with a failure code.
-    SubAckRefused { pkid: u16, filters: usize },
-    UnsubAck { pkid: u16, filters: usize },
+    SubAckRefused {
+        pkid: u16,
+        filters: usize,
+    },
+    UnsubAck {
+        pkid: u16,
+        filters: usize,
+    },
     PingResp,
     Disconnect(CloseReason),
 }

@@ -1,0 +1,390 @@
+//! The integration test harness: Eliot in-process on a free loopback port with a
+//! temporary data directory, and real MQTT clients (rumqttc) talking to it over TCP.
+//!
+//! Set `ELIOT_TEST_LOG=1` to see Eliot's logs while a test runs.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use eliot::config::{Config, Sources};
+use eliot_actors::health::HealthReport;
+use eliot_actors::tree::{ShutdownReport, Tree};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use slog::{o, Drain, Logger};
+use tokio::sync::{mpsc, oneshot};
+
+enum Command {
+    Health(oneshot::Sender<HealthReport>),
+    Stop(oneshot::Sender<ShutdownReport>),
+}
+
+/// A running Eliot. Stopped (gracefully) when dropped.
+pub struct Eliot {
+    pub addr: SocketAddr,
+    pub config: Config,
+    data_dir: tempfile::TempDir,
+    commands: mpsc::UnboundedSender<Command>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub fn test_config() -> Config {
+    let sources = Sources {
+        env: Some("test".into()),
+        ..Sources::default()
+    };
+    Config::load(&sources).expect("the test configuration loads")
+}
+
+fn logger() -> Logger {
+    if std::env::var_os("ELIOT_TEST_LOG").is_some() {
+        let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
+        let drain = slog_term::FullFormat::new(decorator).build().fuse();
+        Logger::root(drain, o!())
+    } else {
+        Logger::root(slog::Discard, o!())
+    }
+}
+
+impl Eliot {
+    pub fn start() -> Eliot {
+        Eliot::start_with(|_| {})
+    }
+
+    /// Starts Eliot with the test configuration, changed by `tweak`.
+    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> Eliot {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = test_config();
+        config.store.data_dir = data_dir.path().to_owned();
+        tweak(&mut config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = listener.local_addr().unwrap();
+        let (commands, mut inbox) = mpsc::unbounded_channel();
+        let (started, ready) = std::sync::mpsc::channel();
+        let thread_config = config.clone();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let log = logger();
+                let tree = Tree::start(thread_config.tree(), listener, &log);
+                let tree = match tree {
+                    Ok(tree) => {
+                        started.send(Ok(())).unwrap();
+                        tree
+                    }
+                    Err(e) => return started.send(Err(e.to_string())).unwrap(),
+                };
+                while let Some(command) = inbox.recv().await {
+                    match command {
+                        Command::Health(reply) => {
+                            let _ = reply.send(tree.health().await.expect("health monitor"));
+                        }
+                        Command::Stop(reply) => {
+                            let report = tree.shutdown(thread_config.shutdown.deadline).await;
+                            let _ = reply.send(report);
+                            return;
+                        }
+                    }
+                }
+            })
+        });
+        ready.recv().unwrap().expect("Eliot starts");
+        Eliot {
+            addr,
+            config,
+            data_dir,
+            commands,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.path().join("eliot.db")
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db_path()).expect("the database opens")
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.db()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Every dead letter as (topic, client_id, reason, payload).
+    pub fn dead_letters(&self) -> Vec<DeadLetterRow> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare("SELECT topic, client_id, reason, payload FROM dead_letters ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(DeadLetterRow {
+                topic: r.get(0)?,
+                client_id: r.get(1)?,
+                reason: r.get(2)?,
+                payload: r.get(3)?,
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    pub async fn health(&self) -> HealthReport {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Health(reply)).unwrap();
+        answer.await.unwrap()
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns how it went.
+    pub async fn stop(mut self) -> ShutdownReport {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Stop(reply)).unwrap();
+        let report = answer.await.unwrap();
+        self.join();
+        report
+    }
+
+    fn join(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Eliot {
+    fn drop(&mut self) {
+        let (reply, _) = oneshot::channel();
+        if self.commands.send(Command::Stop(reply)).is_ok() {
+            self.join();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DeadLetterRow {
+    pub topic: String,
+    pub client_id: String,
+    pub reason: String,
+    pub payload: Vec<u8>,
+}
+
+pub const ORIGINAL_EXAMPLE: &str = r#"{
+  "device_id": "robot_001",
+  "timestamp": "2025-06-05T14:30:00Z",
+  "sensor_type": "gps",
+  "data": { "latitude": 37.7749, "longitude": -122.4194, "accuracy": 3.2 }
+}"#;
+
+pub fn topic(device: &str) -> String {
+    format!("devices/{device}/telemetry")
+}
+
+/// A valid reading for `device`, unique per `n` (its timestamp is n seconds after a base).
+pub fn reading(device: &str, n: u64) -> String {
+    let ts = time::OffsetDateTime::from_unix_timestamp(1_749_132_000 + n as i64).unwrap();
+    let ts = ts
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    format!(
+        r#"{{"device_id":"{device}","timestamp":"{ts}","sensor_type":"temperature","data":{{"celsius":{}.5}}}}"#,
+        n % 40
+    )
+}
+
+/// A real MQTT client on its own event-loop task, counting the acks it receives.
+pub struct Device {
+    pub client: AsyncClient,
+    /// Receives every event the event loop produced, in order, until it ends.
+    pub events: mpsc::UnboundedReceiver<Result<Event, String>>,
+}
+
+pub fn options(addr: SocketAddr, client_id: &str) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    options
+}
+
+impl Device {
+    pub fn connect(addr: SocketAddr, client_id: &str) -> Device {
+        Device::connect_with(options(addr, client_id))
+    }
+
+    pub fn connect_with(options: MqttOptions) -> Device {
+        let (client, eventloop) = AsyncClient::new(options, 256);
+        Device {
+            client,
+            events: spawn_event_loop(eventloop),
+        }
+    }
+
+    /// Publishes every payload on the device's topic at `qos`, then waits until each is
+    /// acked (QoS 1) or written (QoS 0). Returns how many PUBACKs arrived.
+    pub async fn publish_all(&mut self, device: &str, payloads: Vec<String>, qos: QoS) -> usize {
+        let expected = payloads.len();
+        let client = self.client.clone();
+        let topic = topic(device);
+        tokio::spawn(async move {
+            for payload in payloads {
+                client.publish(&topic, qos, false, payload).await.unwrap();
+            }
+        });
+        let (mut sent, mut acked) = (0, 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while (qos == QoS::AtMostOnce && sent < expected)
+            || (qos != QoS::AtMostOnce && acked < expected)
+        {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("acks within 60 s")
+                .expect("the event loop runs");
+            match event.expect("no connection error") {
+                Event::Incoming(Packet::PubAck(_)) => acked += 1,
+                Event::Outgoing(Outgoing::Publish(_)) => sent += 1,
+                _ => {}
+            }
+        }
+        acked
+    }
+
+    /// Waits for the first event matching `want`, or fails after `within`.
+    pub async fn expect_event(
+        &mut self,
+        within: Duration,
+        mut want: impl FnMut(&Result<Event, String>) -> bool,
+    ) -> Result<Event, String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .expect("the awaited event arrives in time")
+                .expect("the event loop runs");
+            if want(&event) {
+                return event;
+            }
+        }
+    }
+
+    pub async fn disconnect(self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+/// Polls the event loop on its own task (never await client calls on this task) and
+/// forwards events; stops at the first connection error.
+fn spawn_event_loop(mut eventloop: EventLoop) -> mpsc::UnboundedReceiver<Result<Event, String>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(event) => {
+                    if tx.send(Ok(event)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// An MQTT 5 device scripted byte by byte (rumqttc's codec, no client logic), for what
+/// a compliant client would refuse to do.
+pub struct RawV5 {
+    stream: tokio::net::TcpStream,
+    buf: bytes::BytesMut,
+    /// The Maximum Packet Size the server announced in its CONNACK.
+    pub connack_max_packet_size: Option<u32>,
+}
+
+impl RawV5 {
+    pub async fn connect(addr: SocketAddr, client_id: &str) -> RawV5 {
+        use rumqttc::v5::mqttbytes::v5::{Connect, Packet as P5};
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut out = bytes::BytesMut::new();
+        let connect = Connect {
+            keep_alive: 30,
+            client_id: client_id.into(),
+            clean_start: true,
+            properties: None,
+        };
+        P5::Connect(connect, None, None)
+            .write(&mut out, None)
+            .unwrap();
+        stream.write_all(&out).await.unwrap();
+        let mut raw = RawV5 {
+            stream,
+            buf: bytes::BytesMut::new(),
+            connack_max_packet_size: None,
+        };
+        match raw.read().await {
+            Some(P5::ConnAck(ack)) => {
+                raw.connack_max_packet_size = ack.properties.and_then(|p| p.max_packet_size)
+            }
+            other => panic!("expected a CONNACK, got {other:?}"),
+        }
+        raw
+    }
+
+    pub async fn publish_qos1(&mut self, topic: &str, payload: &[u8], pkid: u16) {
+        use rumqttc::v5::mqttbytes::v5::{Packet as P5, Publish};
+        use tokio::io::AsyncWriteExt;
+        let mut publish = Publish::new(
+            topic,
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            payload.to_vec(),
+            None,
+        );
+        publish.pkid = pkid;
+        let mut out = bytes::BytesMut::new();
+        P5::Publish(publish).write(&mut out, None).unwrap();
+        // The server may close while this is being written: that is what is tested.
+        let _ = self.stream.write_all(&out).await;
+    }
+
+    /// Reads packets until a DISCONNECT (its reason) or the end of the connection (None).
+    pub async fn read_disconnect(
+        &mut self,
+    ) -> Option<rumqttc::v5::mqttbytes::v5::DisconnectReasonCode> {
+        use rumqttc::v5::mqttbytes::v5::Packet as P5;
+        loop {
+            match self.read().await? {
+                P5::Disconnect(d) => return Some(d.reason_code),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next packet from the server, or None when the connection ends (10 s limit).
+    pub async fn read(&mut self) -> Option<rumqttc::v5::mqttbytes::v5::Packet> {
+        use rumqttc::v5::mqttbytes::{v5::Packet as P5, Error};
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match P5::read(&mut self.buf, None) {
+                Ok(packet) => return Some(packet),
+                Err(Error::InsufficientBytes(_)) => {}
+                Err(e) => panic!(
+                    "the server sent a malformed packet: {e}: {:02x?}",
+                    &self.buf[..]
+                ),
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("the server answers within 10 s");
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+}

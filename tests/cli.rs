@@ -1,0 +1,164 @@
+//! The `eliot` command: `check-config`, configuration errors, and the logs of a run.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rumqttc::QoS;
+
+fn eliot(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eliot"));
+    command.args(args);
+    for var in [
+        "ELIOT_ENV",
+        "ELIOT_DATA_DIR",
+        "ELIOT_MQTT_ADDR",
+        "ELIOT_LOG_LEVEL",
+        "ELIOT_LOG_FORMAT",
+    ] {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("the eliot binary runs")
+}
+
+/// `check-config` prints the effective configuration (defaults, then the ELIOT_ENV
+/// overlay, then environment variables) and exits 0.
+#[test]
+fn check_config_prints_the_effective_configuration() {
+    let out = eliot(&["check-config"], &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("listen = \"127.0.0.1:1883\""), "{text}");
+    assert!(
+        text.contains("topic = \"devices/{device_id}/telemetry\""),
+        "{text}"
+    );
+    assert!(text.contains("batch_delay = \"5ms\""), "{text}");
+
+    let prod = eliot(
+        &["check-config"],
+        &[("ELIOT_ENV", "prod"), ("ELIOT_MQTT_ADDR", "127.0.0.1:2883")],
+    );
+    let text = String::from_utf8(prod.stdout).unwrap();
+    assert!(text.contains("format = \"json\""), "{text}");
+    assert!(text.contains("synchronous = \"full\""), "{text}");
+    assert!(text.contains("listen = \"127.0.0.1:2883\""), "{text}");
+}
+
+/// A file with an unknown key and a bad value: exit status 2, and the error names the
+/// file, the key and what was expected.
+#[test]
+fn a_bad_config_file_is_reported_with_file_key_and_expectation() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "[store]\nbatch_max = \"lots\"").unwrap();
+    let path = file.path().to_str().unwrap();
+    let out = eliot(&["--config", path, "check-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains(path), "{err}");
+    assert!(err.contains("`store.batch_max`"), "{err}");
+    assert!(err.contains("expected usize"), "{err}");
+
+    let out = eliot(&["check-config"], &[("ELIOT_ENV", "staging")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("unknown environment `staging`"));
+}
+
+/// A port already in use stops the start with a clear log line and exit status 1.
+#[test]
+fn a_busy_port_fails_the_start_clearly() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let out = eliot(
+        &[],
+        &[
+            ("ELIOT_ENV", "test"),
+            ("ELIOT_MQTT_ADDR", &addr),
+            ("ELIOT_DATA_DIR", data.path().to_str().unwrap()),
+            ("ELIOT_LOG_FORMAT", "json"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("\"event\":\"start_failed\""), "{err}");
+    assert!(err.contains(&addr), "{err}");
+}
+
+/// In JSON format every line is one object with a stable `event` key: a run logs the
+/// listener, the device's connection, the rejected message with its reason, and the
+/// shutdown. The device's password appears nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_typed_events_and_never_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_eliot"))
+        .env("ELIOT_ENV", "test")
+        .env("ELIOT_LOG_FORMAT", "json")
+        .env("ELIOT_LOG_LEVEL", "info")
+        .env("ELIOT_DATA_DIR", data.path())
+        .env("ELIOT_MQTT_ADDR", addr.to_string())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "eliot listens within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let mut options = options(addr, "robot_001");
+    options.set_credentials("robot_001", "s3cret-Pa55word");
+    let mut device = Device::connect_with(options);
+    let acked = device
+        .publish_all("robot_001", vec!["{not json".into()], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(acked, 1);
+    device.disconnect().await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let logs = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !logs.contains("s3cret-Pa55word"),
+        "the password leaked:\n{logs}"
+    );
+
+    let events: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let find = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` event in:\n{logs}"))
+    };
+    assert_eq!(find("listening")["addr"], addr.to_string());
+    assert_eq!(find("device_connected")["client_id"], "robot_001");
+    let rejected = find("message_rejected");
+    assert_eq!(rejected["topic"], "devices/robot_001/telemetry");
+    assert!(rejected["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("payload is not valid JSON"));
+    assert_eq!(find("shutdown_finished")["forced"], false);
+}

@@ -1,0 +1,119 @@
+//! Supervision: a child that fails is restarted, and the message flow goes on.
+//!
+//! Failures are injected through the `fail` crate's fault points, compiled in for tests
+//! only. Fault points are process-wide, so these tests take turns.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use eliot_actors::health::{ChildState, HealthReport};
+use rumqttc::{Event, Packet, QoS};
+
+static FAULT_POINTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until the health monitor shows `child` running after `restarts` restarts.
+async fn wait_restarted(eliot: &Eliot, child: &str, restarts: u32) -> HealthReport {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = eliot.health().await;
+        let c = report
+            .child(child)
+            .expect("the child is known to the health monitor");
+        if c.restarts == restarts && c.state == ChildState::Running {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{child} not restarted: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A processor panics while handling a message: that message becomes a dead letter with
+/// reason `processor panic: ...` (and is acked, being stored), the supervisor restarts
+/// the processor, and the messages after it are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_processor_is_restarted_and_later_messages_are_stored() {
+    let _turn = FAULT_POINTS.lock().await;
+    let eliot = Eliot::start_with(|c| c.processors.count = 1);
+    let before = eliot.health().await;
+    assert_eq!(before.child("processor-0").unwrap().restarts, 0);
+
+    fail::cfg("processor::process", "1*panic(injected processor failure)").unwrap();
+    let mut device = Device::connect(eliot.addr, "robot_001");
+    let acked = device
+        .publish_all("robot_001", vec![reading("robot_001", 0)], QoS::AtLeastOnce)
+        .await;
+    fail::remove("processor::process");
+    assert_eq!(acked, 1);
+
+    let report = wait_restarted(&eliot, "processor-0", 1).await;
+    let processor = report.child("processor-0").unwrap();
+    assert!(processor.last_failure.is_some());
+    let dead = eliot.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].reason,
+        "processor panic: injected processor failure"
+    );
+    assert_eq!(dead[0].payload, reading("robot_001", 0).as_bytes());
+
+    let later = (1..=100).map(|n| reading("robot_001", n)).collect();
+    assert_eq!(
+        device
+            .publish_all("robot_001", later, QoS::AtLeastOnce)
+            .await,
+        100
+    );
+    assert_eq!(eliot.count("readings"), 100);
+}
+
+/// The store writer panics in the middle of a commit: nothing in that batch is acked
+/// (the device's connection is closed instead, so it will re-send), the supervisor
+/// restarts the writer with a fresh database connection, and a device publishing after
+/// that is stored and acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_store_writer_acks_nothing_and_is_restarted() {
+    let _turn = FAULT_POINTS.lock().await;
+    let eliot = Eliot::start();
+
+    fail::cfg("store::write", "1*panic(injected store failure)").unwrap();
+    let mut device = Device::connect(eliot.addr, "robot_001");
+    device
+        .client
+        .publish(
+            topic("robot_001"),
+            QoS::AtLeastOnce,
+            false,
+            reading("robot_001", 0),
+        )
+        .await
+        .unwrap();
+    let outcome = device
+        .expect_event(Duration::from_secs(10), |e| {
+            e.is_err() || matches!(e, Ok(Event::Incoming(Packet::PubAck(_))))
+        })
+        .await;
+    fail::remove("store::write");
+    assert!(outcome.is_err(), "closed without a PUBACK, got {outcome:?}");
+
+    wait_restarted(&eliot, "store_writer", 1).await;
+    assert_eq!(
+        eliot.count("readings"),
+        0,
+        "the failed batch was rolled back"
+    );
+
+    let mut again = Device::connect(eliot.addr, "robot_001");
+    let payloads = (0..50).map(|n| reading("robot_001", n)).collect();
+    assert_eq!(
+        again
+            .publish_all("robot_001", payloads, QoS::AtLeastOnce)
+            .await,
+        50
+    );
+    assert_eq!(eliot.count("readings"), 50);
+}

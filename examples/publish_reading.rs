@@ -24,7 +24,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     options.set_keep_alive(Duration::from_secs(10));
     let (client, mut eventloop) = AsyncClient::new(options, 10);
     let topic = format!("devices/{device}/telemetry");
-    client.publish(&topic, QoS::AtLeastOnce, false, payload).await?;
+    client
+        .publish(&topic, QoS::AtLeastOnce, false, payload)
+        .await?;
 
     let sent = Instant::now();
     loop {

@@ -216,7 +216,7 @@ async fn bad_messages_become_dead_letters_with_specific_reasons() {
         (
             "devices/robot_001/telemetry",
             string_in_batch,
-            "reading 1 of the batch: data.latitude: expected a number, found a string",
+            "batch element [1] (counting from 0): data.latitude: expected a number, found a string",
         ),
         (
             "robots/robot_001",

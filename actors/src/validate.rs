@@ -72,7 +72,7 @@ pub enum Rejection {
     EmptyBatch,
     #[error("batch has {count} readings, more than the limit of {max}")]
     BatchTooLarge { count: usize, max: usize },
-    #[error("reading {index} of the batch: {source}")]
+    #[error("batch element [{index}] (counting from 0): {source}")]
     InBatch {
         index: usize,
         #[source]
@@ -569,7 +569,7 @@ mod tests {
         let reason = check(&format!("[{good},{bad}]")).unwrap_err();
         assert_eq!(
             reason,
-            "reading 1 of the batch: data.latitude: expected a number, found a string"
+            "batch element [1] (counting from 0): data.latitude: expected a number, found a string"
         );
     }
 

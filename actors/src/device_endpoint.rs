@@ -279,6 +279,8 @@ impl Actor for DeviceEndpoint {
 
 impl Supervised for DeviceEndpoint {
     fn restarting(&mut self, _: &mut Context<Self>) {
+        // The handshakes in progress were futures of the stopped context: they are gone.
+        self.handshaking = 0;
         self.health.do_send(Lifecycle {
             child: NAME.into(),
             change: Change::Restarting {

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
+use slog::Logger;
+
+use crate::events::Event;
 
 /// A child tells the monitor about itself.
 #[derive(Message)]
@@ -99,14 +102,17 @@ pub struct HealthMonitor {
     /// How often every child is probed; a probe unanswered within it marks the child
     /// unresponsive.
     probe_interval: Duration,
+    /// Restarts are logged here, where their count is known.
+    log: Logger,
 }
 
 impl HealthMonitor {
-    pub fn new(probe_interval: Duration) -> Self {
+    pub fn new(probe_interval: Duration, log: &Logger) -> Self {
         HealthMonitor {
             children: BTreeMap::new(),
             probes: Vec::new(),
             probe_interval,
+            log: log.new(slog::o!("actor" => "health_monitor")),
         }
     }
 
@@ -168,6 +174,12 @@ impl Handler<Lifecycle> for HealthMonitor {
                 child.state = ChildState::Restarting;
                 child.restarts += 1;
                 child.last_failure = Some(reason);
+                let restarts = child.restarts;
+                Event::ActorRestarted {
+                    actor: &msg.child,
+                    restarts,
+                }
+                .emit(&self.log);
             }
         }
     }

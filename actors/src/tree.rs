@@ -94,7 +94,7 @@ impl Tree {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Listen)?;
         let local_addr = listener.local_addr().map_err(StartError::Listen)?;
 
-        let health = HealthMonitor::new(settings.health.probe_interval).start();
+        let health = HealthMonitor::new(settings.health.probe_interval, log).start();
         let mut arbiters = Vec::new();
 
         let store_arbiter = Arbiter::new();
@@ -154,8 +154,9 @@ impl Tree {
         let drained = self.endpoint.send(StopIntake).await.unwrap_or_default();
         let all_closed = futures_util::future::join_all(drained);
         let forced = tokio::time::timeout(deadline, all_closed).await.is_err();
+        // Every connection has settled (or the deadline passed, and what is unsettled was
+        // not acked): nothing the devices were promised waits on these threads.
         for arbiter in &self.arbiters {
-            // Each arbiter finishes the messages already queued, then its thread ends.
             arbiter.stop();
         }
         for arbiter in self.arbiters {

@@ -27,6 +27,9 @@ enum Command {
     CheckConfig,
 }
 
+/// Exit status after a child exceeded its restart intensity (EX_SOFTWARE).
+pub const ESCALATED: u8 = 70;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&Sources::from_process_env(cli.config)) {
@@ -63,10 +66,12 @@ fn run(config: &Config) -> ExitCode {
     let served = system.block_on(app::serve(config, listener, app::shutdown_signal(), &log));
     let code = match served {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(app::ServeError::Start(e)) => {
             slog::crit!(log, "cannot start"; "event" => "start_failed", "error" => %e);
             ExitCode::FAILURE
         }
+        // Logged as `escalated` when it happened; the status tells the outer supervisor.
+        Err(app::ServeError::Escalated(_)) => ExitCode::from(ESCALATED),
     };
     drop(log);
     drop(guard);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eliot_actors::device_endpoint::EndpointSettings;
+use eliot_actors::restart::RestartSettings;
 use eliot_actors::store::StoreSettings;
 use eliot_actors::topic::TopicPattern;
 use eliot_actors::tree::{HealthSettings, ProcessorSettings, TreeSettings};
@@ -45,6 +46,8 @@ pub struct Config {
     pub processors: ProcessorSettings,
     /// The health monitor.
     pub health: HealthSettings,
+    /// Restart backoff and intensity, for every supervised child.
+    pub supervision: RestartSettings,
     /// Logging.
     pub log: LogSettings,
     /// Graceful shutdown.
@@ -268,6 +271,16 @@ impl Config {
             "expected a duration above zero",
         );
         check(self.log.buffer >= 1, "log.buffer", "expected at least 1");
+        check(
+            self.supervision.backoff_initial <= self.supervision.backoff_max,
+            "supervision.backoff_initial",
+            "expected at most supervision.backoff_max",
+        );
+        check(
+            !self.supervision.window.is_zero(),
+            "supervision.window",
+            "expected a duration above zero",
+        );
         problems
     }
 
@@ -279,6 +292,7 @@ impl Config {
             store: &self.store,
             processors: &self.processors,
             health: &self.health,
+            supervision: &self.supervision,
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use eliot_actors::health::{ChildState, HealthReport};
+use eliot_actors::restart::RestartSettings;
 use rumqttc::{Event, Packet, QoS};
 
 static FAULT_POINTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -116,4 +117,68 @@ async fn a_panicking_store_writer_acks_nothing_and_is_restarted() {
         50
     );
     assert_eq!(eliot.count("readings"), 50);
+}
+
+/// The store writer fails, and then fails again each time it starts (its database will
+/// not open): each restart waits longer than the one before (the `actor_restarting` log
+/// lines show the growing delays), and once the restart intensity is exceeded the failure
+/// escalates: the tree shuts down instead of spinning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_failing_on_start_backs_off_then_escalates() {
+    let _turn = FAULT_POINTS.lock().await;
+    let logs = CapturedLogs::default();
+    let mut eliot = Eliot::start_logged(
+        |c| {
+            c.supervision = RestartSettings {
+                max_restarts: 4,
+                window: Duration::from_secs(60),
+                backoff_initial: Duration::from_millis(50),
+                backoff_max: Duration::from_secs(5),
+            }
+        },
+        logs.logger(),
+    );
+    fail::cfg("store::open", "return").unwrap();
+    fail::cfg("store::write", "1*panic(first failure)").unwrap();
+    let device = Device::connect(eliot.addr, "robot_001");
+    device
+        .client
+        .publish(
+            topic("robot_001"),
+            QoS::AtLeastOnce,
+            false,
+            reading("robot_001", 0),
+        )
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let (escalation, _) = eliot.escalation(Duration::from_secs(30)).await;
+    fail::remove("store::open");
+    fail::remove("store::write");
+    assert_eq!(escalation.child, "store_writer");
+    assert_eq!(
+        escalation.restarts, 5,
+        "the fifth restart within the window escalates"
+    );
+
+    let delays: Vec<u64> = logs
+        .events("actor_restarting")
+        .iter()
+        .filter(|e| e["child"] == "store_writer")
+        .map(|e| e["delay_ms"].parse().unwrap())
+        .collect();
+    println!(
+        "restart delays (ms): {delays:?}, escalated after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(delays.len(), 4, "four restarts, then the escalation");
+    assert!(
+        delays.windows(2).all(|w| w[1] > w[0]),
+        "growing delays: {delays:?}"
+    );
+    assert!(
+        (40..=60).contains(&delays[0]),
+        "first delay near 50 ms: {delays:?}"
+    );
 }

@@ -24,10 +24,10 @@ use tokio_util::codec::{Encoder, FramedRead};
 
 use crate::device_connection::{Accepted, DeviceConnection, Drain, TakenOver};
 use crate::events::Event;
-use crate::health::{Change, HealthMonitor, Lifecycle};
 use crate::mqtt::codec::{CodecError, MqttCodec};
 use crate::mqtt::packet::*;
 use crate::pipeline::Pipeline;
+use crate::restart::Restarts;
 
 pub const NAME: &str = "device_endpoint";
 
@@ -37,8 +37,9 @@ pub const NAME: &str = "device_endpoint";
 pub struct EndpointSettings {
     /// Address the device endpoint listens on.
     pub listen: SocketAddr,
-    /// Largest packet a device may send, in bytes (MQTT "remaining length"); larger
-    /// packets are refused and the connection closed (v5: DISCONNECT 0x95 first).
+    /// Largest packet a device may send, in bytes, fixed header included (MQTT 5's Maximum
+    /// Packet Size); larger packets are refused and the connection closed (v5: DISCONNECT
+    /// 0x95 first).
     pub max_packet_size: u32,
     /// PUBLISHes one connection may have unacked; also sent as the v5 Receive Maximum.
     /// When it is full, Eliot stops reading that socket until an ack goes out.
@@ -82,7 +83,7 @@ pub struct DeviceEndpoint {
     handshaking: usize,
     draining: bool,
     pipeline: Pipeline,
-    health: Addr<HealthMonitor>,
+    restarts: Restarts,
     log: Logger,
     /// Connections get their own `actor` key, so they log from the root logger.
     root_log: Logger,
@@ -96,7 +97,7 @@ impl DeviceEndpoint {
         settings: EndpointSettings,
         listener: TcpListener,
         pipeline: Pipeline,
-        health: Addr<HealthMonitor>,
+        restarts: Restarts,
         log: &Logger,
     ) -> Self {
         DeviceEndpoint {
@@ -107,7 +108,7 @@ impl DeviceEndpoint {
             handshaking: 0,
             draining: false,
             pipeline,
-            health,
+            restarts,
             log: log.new(slog::o!("actor" => NAME)),
             root_log: log.clone(),
         }
@@ -264,16 +265,18 @@ impl Actor for DeviceEndpoint {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.restarts.start(ctx, Self::listen);
+    }
+}
+
+impl DeviceEndpoint {
+    fn listen(&mut self, ctx: &mut Context<Self>) {
         if let Some(listener) = &self.listener {
             if let Ok(addr) = listener.local_addr() {
                 Event::Listening { addr }.emit(&self.log);
             }
             self.accepting = Some(ctx.add_stream(accept_stream(listener.clone())));
         }
-        self.health.do_send(Lifecycle {
-            child: NAME.into(),
-            change: Change::Started,
-        });
     }
 }
 
@@ -281,12 +284,7 @@ impl Supervised for DeviceEndpoint {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // The handshakes in progress were futures of the stopped context: they are gone.
         self.handshaking = 0;
-        self.health.do_send(Lifecycle {
-            child: NAME.into(),
-            change: Change::Restarting {
-                reason: "stopped".into(),
-            },
-        });
+        self.restarts.restarting("stopped".into());
     }
 }
 

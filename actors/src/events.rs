@@ -54,13 +54,32 @@ pub enum Event<'a> {
         error: &'a str,
         requests: usize,
     },
+    /// Emitted by the actor itself, whose logger carries its name.
     ActorPanicked {
-        actor: &'a str,
         panic: &'a str,
     },
-    ActorRestarted {
+    ActorRestarting {
         actor: &'a str,
         restarts: u32,
+        in_window: u32,
+        delay: Duration,
+        reason: &'a str,
+    },
+    Escalated {
+        actor: &'a str,
+        restarts: u32,
+        window: Duration,
+    },
+    BreakerTransition {
+        breaker: &'a str,
+        from: &'static str,
+        to: &'static str,
+        reason: &'a str,
+    },
+    StoreRetry {
+        rows: usize,
+        wait: Duration,
+        error: &'a str,
     },
     ShutdownStarted {
         deadline: Duration,
@@ -125,10 +144,38 @@ impl Event<'_> {
                 error!(log, "store write failed, nothing acked";
                 "event" => "store_failed", "error" => error, "requests" => requests)
             }
-            Event::ActorPanicked { actor, panic } => error!(log, "actor panicked, restarting it";
-                "event" => "actor_panicked", "actor" => actor, "panic" => panic),
-            Event::ActorRestarted { actor, restarts } => warn!(log, "actor restarted";
-                "event" => "actor_restarted", "actor" => actor, "restarts" => restarts),
+            Event::ActorPanicked { panic } => error!(log, "actor panicked, restarting it";
+                "event" => "actor_panicked", "panic" => panic),
+            Event::ActorRestarting {
+                actor,
+                restarts,
+                in_window,
+                delay,
+                reason,
+            } => warn!(log, "restarting actor after a backoff";
+                "event" => "actor_restarting", "child" => actor, "restarts" => restarts,
+                "restarts_in_window" => in_window, "delay_ms" => delay.as_millis() as u64,
+                "reason" => reason),
+            Event::Escalated {
+                actor,
+                restarts,
+                window,
+            } => slog::crit!(log, "restart intensity exceeded: stopping Eliot";
+                "event" => "escalated", "child" => actor, "restarts" => restarts,
+                "window_ms" => window.as_millis() as u64),
+            Event::BreakerTransition {
+                breaker,
+                from,
+                to,
+                reason,
+            } => warn!(log, "circuit breaker changed state";
+                "event" => "breaker_transition", "breaker" => breaker, "from" => from, "to" => to,
+                "reason" => reason),
+            Event::StoreRetry { rows, wait, error } => {
+                warn!(log, "commit failed; nothing acked, retrying the batch";
+                "event" => "store_retry", "rows" => rows, "wait_ms" => wait.as_millis() as u64,
+                "error" => error)
+            }
             Event::ShutdownStarted { deadline } => {
                 info!(log, "shutting down: intake stopped, draining";
                 "event" => "shutdown_started", "deadline_ms" => deadline.as_millis() as u64)

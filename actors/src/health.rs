@@ -23,8 +23,13 @@ pub struct Lifecycle {
 
 pub enum Change {
     Started,
-    /// The supervisor is restarting the child after it failed for `reason`.
+    /// The supervisor is restarting the child, after `delay`, because of `reason`.
     Restarting {
+        reason: String,
+        delay: Duration,
+    },
+    /// The child restarted too often and gave up: the failure escalates.
+    Failed {
         reason: String,
     },
 }
@@ -57,6 +62,32 @@ macro_rules! answers_pings {
 #[rtype(result = "HealthReport")]
 pub struct GetHealth;
 
+/// A circuit breaker changed state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BreakerChanged {
+    pub breaker: String,
+    pub state: crate::breaker::BreakerState,
+    pub reason: String,
+}
+
+/// The store writer's figures, sent at most once a second.
+#[derive(Message, Debug, Clone, Copy, Default, Serialize)]
+#[rtype(result = "()")]
+pub struct StoreStats {
+    /// How long the last commit took, microseconds.
+    pub last_commit_us: u64,
+    /// Rows waiting for the next commit (or for a retry).
+    pub pending_rows: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerHealth {
+    pub name: String,
+    pub state: crate::breaker::BreakerState,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChildState {
@@ -64,13 +95,18 @@ pub enum ChildState {
     Restarting,
     /// Did not answer its last probe in time.
     Unresponsive,
+    /// Past its restart intensity: Eliot is stopping.
+    Failed,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChildHealth {
     pub name: String,
     pub state: ChildState,
+    /// Restarts since Eliot started.
     pub restarts: u32,
+    /// Restarts within the restart window (what the restart intensity counts).
+    pub restarts_in_window: u32,
     pub last_failure: Option<String>,
 }
 
@@ -81,23 +117,36 @@ pub enum Status {
     Healthy,
     /// Some child restarting or slow to answer: Eliot serves, with less capacity.
     Degraded,
+    /// Some child gave up: Eliot is stopping.
+    Failed,
 }
 
 #[derive(Debug, Clone, Serialize, MessageResponse)]
 pub struct HealthReport {
     pub status: Status,
     pub children: Vec<ChildHealth>,
+    pub breakers: Vec<BreakerHealth>,
+    pub store: StoreStats,
 }
 
 impl HealthReport {
     pub fn child(&self, name: &str) -> Option<&ChildHealth> {
         self.children.iter().find(|c| c.name == name)
     }
+
+    pub fn breaker(&self, name: &str) -> Option<&BreakerHealth> {
+        self.breakers.iter().find(|b| b.name == name)
+    }
 }
 
 pub struct HealthMonitor {
     /// Keyed by child name, so reports list children in a stable order.
     children: BTreeMap<String, ChildHealth>,
+    /// When each child restarted, within the last `restart_window`.
+    restart_times: BTreeMap<String, Vec<Instant>>,
+    restart_window: Duration,
+    breakers: BTreeMap<String, BreakerHealth>,
+    store: StoreStats,
     probes: Vec<(String, Recipient<Ping>)>,
     /// How often every child is probed; a probe unanswered within it marks the child
     /// unresponsive.
@@ -107,9 +156,13 @@ pub struct HealthMonitor {
 }
 
 impl HealthMonitor {
-    pub fn new(probe_interval: Duration, log: &Logger) -> Self {
+    pub fn new(probe_interval: Duration, restart_window: Duration, log: &Logger) -> Self {
         HealthMonitor {
             children: BTreeMap::new(),
+            restart_times: BTreeMap::new(),
+            restart_window,
+            breakers: BTreeMap::new(),
+            store: StoreStats::default(),
             probes: Vec::new(),
             probe_interval,
             log: log.new(slog::o!("actor" => "health_monitor")),
@@ -123,6 +176,7 @@ impl HealthMonitor {
                 name: child.to_owned(),
                 state: ChildState::Running,
                 restarts: 0,
+                restarts_in_window: 0,
                 last_failure: None,
             })
     }
@@ -163,23 +217,40 @@ impl Actor for HealthMonitor {
     }
 }
 
+/// Under a `Supervisor` like every child; it keeps what it knew across a restart.
+impl Supervised for HealthMonitor {}
+
 impl Handler<Lifecycle> for HealthMonitor {
     type Result = ();
 
     fn handle(&mut self, msg: Lifecycle, _: &mut Context<Self>) {
+        let now = Instant::now();
+        let window = self.restart_window;
+        let times = self.restart_times.entry(msg.child.clone()).or_default();
+        times.retain(|t| now.duration_since(*t) <= window);
+        let in_window = times.len() as u32;
+        let log = self.log.clone();
         let child = self.entry(&msg.child);
         match msg.change {
             Change::Started => child.state = ChildState::Running,
-            Change::Restarting { reason } => {
+            Change::Restarting { reason, delay } => {
                 child.state = ChildState::Restarting;
                 child.restarts += 1;
-                child.last_failure = Some(reason);
-                let restarts = child.restarts;
-                Event::ActorRestarted {
+                child.restarts_in_window = in_window + 1;
+                Event::ActorRestarting {
                     actor: &msg.child,
-                    restarts,
+                    restarts: child.restarts,
+                    in_window: child.restarts_in_window,
+                    delay,
+                    reason: &reason,
                 }
-                .emit(&self.log);
+                .emit(&log);
+                child.last_failure = Some(reason);
+                self.restart_times.entry(msg.child).or_default().push(now);
+            }
+            Change::Failed { reason } => {
+                child.state = ChildState::Failed;
+                child.last_failure = Some(reason);
             }
         }
     }
@@ -198,12 +269,56 @@ impl Handler<GetHealth> for HealthMonitor {
     type Result = HealthReport;
 
     fn handle(&mut self, _: GetHealth, _: &mut Context<Self>) -> HealthReport {
-        let children: Vec<ChildHealth> = self.children.values().cloned().collect();
-        let status = if children.iter().all(|c| c.state == ChildState::Running) {
+        let now = Instant::now();
+        let window = self.restart_window;
+        let mut children: Vec<ChildHealth> = self.children.values().cloned().collect();
+        for child in &mut children {
+            child.restarts_in_window = self.restart_times.get(&child.name).map_or(0, |times| {
+                times
+                    .iter()
+                    .filter(|t| now.duration_since(**t) <= window)
+                    .count() as u32
+            });
+        }
+        let breakers: Vec<BreakerHealth> = self.breakers.values().cloned().collect();
+        let all_closed = breakers
+            .iter()
+            .all(|b| b.state == crate::breaker::BreakerState::Closed);
+        let status = if children.iter().any(|c| c.state == ChildState::Failed) {
+            Status::Failed
+        } else if all_closed && children.iter().all(|c| c.state == ChildState::Running) {
             Status::Healthy
         } else {
             Status::Degraded
         };
-        HealthReport { status, children }
+        HealthReport {
+            status,
+            children,
+            breakers,
+            store: self.store,
+        }
+    }
+}
+
+impl Handler<BreakerChanged> for HealthMonitor {
+    type Result = ();
+
+    fn handle(&mut self, msg: BreakerChanged, _: &mut Context<Self>) {
+        self.breakers.insert(
+            msg.breaker.clone(),
+            BreakerHealth {
+                name: msg.breaker,
+                state: msg.state,
+                reason: msg.reason,
+            },
+        );
+    }
+}
+
+impl Handler<StoreStats> for HealthMonitor {
+    type Result = ();
+
+    fn handle(&mut self, stats: StoreStats, _: &mut Context<Self>) {
+        self.store = stats;
     }
 }

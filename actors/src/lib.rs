@@ -16,6 +16,7 @@
 //! store, shared by every way in), `supervision` (panics become restarts), `events`
 //! (every log line, typed), `topic` and `timefmt`.
 
+pub mod breaker;
 pub mod device_connection;
 pub mod device_endpoint;
 pub mod events;
@@ -24,6 +25,7 @@ pub mod mqtt;
 pub mod pipeline;
 pub mod processor;
 pub mod reading;
+pub mod restart;
 pub mod store;
 pub mod store_writer;
 pub mod supervision;

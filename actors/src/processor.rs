@@ -14,8 +14,8 @@ use slog::Logger;
 use time::OffsetDateTime;
 
 use crate::events::Event;
-use crate::health::{Change, HealthMonitor, Lifecycle};
 use crate::reading::{DeadLetter, Outcome};
+use crate::restart::Restarts;
 use crate::supervision::catch_panic;
 use crate::timefmt::format_utc;
 use crate::validate::{validate, Rules};
@@ -31,21 +31,22 @@ pub struct Process {
 }
 
 pub struct Processor {
-    /// `processor-N`, as the health monitor and the logs know it.
-    name: String,
     rules: Arc<Rules>,
-    health: Addr<HealthMonitor>,
+    /// Restart bookkeeping; its child name (`processor-N`) is how health and logs know it.
+    restarts: Restarts,
+    /// The panic that stopped this processor, for the restart's reason.
+    last_panic: Option<String>,
     log: Logger,
 }
 
 impl Processor {
-    pub fn new(index: usize, rules: Arc<Rules>, health: Addr<HealthMonitor>, log: &Logger) -> Self {
-        let name = format!("processor-{index}");
-        let log = log.new(slog::o!("actor" => name.clone()));
+    /// `restarts` must be named `processor-N`.
+    pub fn new(rules: Arc<Rules>, restarts: Restarts, log: &Logger) -> Self {
+        let log = log.new(slog::o!("actor" => restarts.child().to_owned()));
         Processor {
-            name,
             rules,
-            health,
+            restarts,
+            last_panic: None,
             log,
         }
     }
@@ -72,22 +73,16 @@ fn dead_letter(msg: &Process, reason: String) -> DeadLetter {
 impl Actor for Processor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
-        self.health.do_send(Lifecycle {
-            child: self.name.clone(),
-            change: Change::Started,
-        });
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Stateless: nothing to set up once the backoff (if any) has passed.
+        self.restarts.start(ctx, |_, _| {});
     }
 }
 
 impl Supervised for Processor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        self.health.do_send(Lifecycle {
-            child: self.name.clone(),
-            change: Change::Restarting {
-                reason: "stopped after a panic".into(),
-            },
-        });
+        let panic = self.last_panic.take().unwrap_or_else(|| "unknown".into());
+        self.restarts.restarting(format!("panic: {panic}"));
     }
 }
 
@@ -99,13 +94,11 @@ impl Handler<Process> for Processor {
     fn handle(&mut self, msg: Process, ctx: &mut Context<Self>) -> Self::Result {
         let started = Instant::now();
         let outcome = catch_panic(|| self.process(&msg)).unwrap_or_else(|panic| {
-            Event::ActorPanicked {
-                actor: &self.name,
-                panic: &panic,
-            }
-            .emit(&self.log);
+            Event::ActorPanicked { panic: &panic }.emit(&self.log);
             ctx.stop();
-            Outcome::Rejected(dead_letter(&msg, format!("processor panic: {panic}")))
+            let dead = dead_letter(&msg, format!("processor panic: {panic}"));
+            self.last_panic = Some(panic);
+            Outcome::Rejected(dead)
         });
         match &outcome {
             Outcome::Accepted(readings) => Event::MessageProcessed {

@@ -13,8 +13,8 @@ use slog::Logger;
 use tokio::sync::oneshot;
 
 use crate::events::Event;
-use crate::health::{Change, HealthMonitor, Lifecycle};
 use crate::reading::Outcome;
+use crate::restart::Restarts;
 use crate::store::{Store, StoreSettings};
 use crate::supervision::catch_panic;
 
@@ -51,7 +51,7 @@ pub async fn persist(writer: &Addr<StoreWriter>, outcome: Outcome) -> Committed 
 
 pub struct StoreWriter {
     settings: StoreSettings,
-    /// `None` when reopening after a failure did not work; writes then fail (unacked).
+    /// `None` between a failure and the reopening that follows the restart's backoff.
     store: Option<Store>,
     /// Requests waiting for the next commit, in arrival order.
     pending: Vec<(Outcome, oneshot::Sender<Committed>)>,
@@ -59,25 +59,49 @@ pub struct StoreWriter {
     pending_rows: usize,
     /// The timer that commits a partial batch after `batch_delay`.
     flush_timer: Option<SpawnHandle>,
-    health: Addr<HealthMonitor>,
+    restarts: Restarts,
+    /// Why the writer stopped, for the restart's reason.
+    last_failure: Option<String>,
     log: Logger,
 }
 
 impl StoreWriter {
-    pub fn new(
-        settings: StoreSettings,
-        store: Store,
-        health: Addr<HealthMonitor>,
-        log: &Logger,
-    ) -> Self {
+    /// `store` is the database the tree opened; after a restart the writer reopens it.
+    pub fn new(settings: StoreSettings, store: Store, restarts: Restarts, log: &Logger) -> Self {
         StoreWriter {
             settings,
             store: Some(store),
             pending: Vec::new(),
             pending_rows: 0,
             flush_timer: None,
-            health,
+            restarts,
+            last_failure: None,
             log: log.new(slog::o!("actor" => NAME)),
+        }
+    }
+
+    /// Runs after the restart backoff: a fresh connection, since a failure may have left
+    /// the old one mid-transaction. Failing to open stops the writer again, and the next
+    /// restart waits longer.
+    fn reopen(&mut self, ctx: &mut Context<Self>) {
+        if self.store.is_some() {
+            return;
+        }
+        let opened = (|| {
+            fail::fail_point!("store::open", |_| Err("injected open failure".to_owned()));
+            Store::open(&self.settings).map_err(|e| e.to_string())
+        })();
+        match opened {
+            Ok(store) => self.store = Some(store),
+            Err(error) => {
+                Event::StoreFailed {
+                    error: &format!("reopening the database: {error}"),
+                    requests: self.pending.len(),
+                }
+                .emit(&self.log);
+                self.last_failure = Some(format!("reopening the database failed: {error}"));
+                ctx.stop();
+            }
         }
     }
 
@@ -122,12 +146,9 @@ impl StoreWriter {
                 Err(failure)
             }
             Err(panic) => {
-                Event::ActorPanicked {
-                    actor: NAME,
-                    panic: &panic,
-                }
-                .emit(&self.log);
+                Event::ActorPanicked { panic: &panic }.emit(&self.log);
                 ctx.stop();
+                self.last_failure = Some(format!("panic: {panic}"));
                 Err(NotStored(format!("store writer panic: {panic}")))
             }
         };
@@ -143,10 +164,7 @@ impl Actor for StoreWriter {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.settings.mailbox);
-        self.health.do_send(Lifecycle {
-            child: NAME.into(),
-            change: Change::Started,
-        });
+        self.restarts.start(ctx, Self::reopen);
     }
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
@@ -158,19 +176,9 @@ impl Actor for StoreWriter {
 
 impl Supervised for StoreWriter {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        // A panic may have left the connection mid-transaction: start from a fresh one.
         self.store = None;
-        let reason = match Store::open(&self.settings) {
-            Ok(store) => {
-                self.store = Some(store);
-                "stopped after a failure; database reopened".to_owned()
-            }
-            Err(e) => format!("stopped after a failure; reopening the database failed: {e}"),
-        };
-        self.health.do_send(Lifecycle {
-            child: NAME.into(),
-            change: Change::Restarting { reason },
-        });
+        let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
+        self.restarts.restarting(reason);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::events::Event;
 use crate::health::{GetHealth, HealthMonitor, HealthReport, Watch};
 use crate::pipeline::Pipeline;
 use crate::processor::{Processor, Processors};
+use crate::restart::{Escalation, RestartSettings, Restarts};
 use crate::store::{Store, StoreError, StoreSettings};
 use crate::store_writer::{self, StoreWriter};
 use crate::validate::{IngestSettings, Rules};
@@ -44,6 +45,7 @@ pub struct TreeSettings<'a> {
     pub store: &'a StoreSettings,
     pub processors: &'a ProcessorSettings,
     pub health: &'a HealthSettings,
+    pub supervision: &'a RestartSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,8 @@ pub struct Tree {
     pub store_writer: Addr<StoreWriter>,
     /// Threads of the store writer and processors, stopped after the drain.
     arbiters: Vec<Arbiter>,
+    /// Children past their restart intensity report here.
+    escalations: tokio::sync::mpsc::Receiver<Escalation>,
     local_addr: SocketAddr,
     log: Logger,
 }
@@ -94,14 +98,28 @@ impl Tree {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Listen)?;
         let local_addr = listener.local_addr().map_err(StartError::Listen)?;
 
-        let health = HealthMonitor::new(settings.health.probe_interval, log).start();
+        let health = HealthMonitor::new(
+            settings.health.probe_interval,
+            settings.supervision.window,
+            log,
+        );
+        let health = Supervisor::start(move |_| health);
+        let (escalate, escalations) = tokio::sync::mpsc::channel(16);
+        let restarts = |child: &str| {
+            Restarts::new(
+                child,
+                settings.supervision.clone(),
+                health.clone(),
+                escalate.clone(),
+            )
+        };
         let mut arbiters = Vec::new();
 
         let store_arbiter = Arbiter::new();
         let store_settings = settings.store.clone();
-        let (health_for_store, log_for_store) = (health.clone(), log.clone());
+        let (store_restarts, log_for_store) = (restarts(store_writer::NAME), log.clone());
         let store_writer = Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
-            StoreWriter::new(store_settings, store, health_for_store, &log_for_store)
+            StoreWriter::new(store_settings, store, store_restarts, &log_for_store)
         });
         arbiters.push(store_arbiter);
         watch(&health, store_writer::NAME, &store_writer);
@@ -109,21 +127,26 @@ impl Tree {
         let mut processors = Vec::new();
         for index in 0..settings.processors.count {
             let arbiter = Arbiter::new();
-            let (rules, health_p, log_p) = (rules.clone(), health.clone(), log.clone());
+            let name = format!("processor-{index}");
+            let (rules, restarts_p, log_p) = (rules.clone(), restarts(&name), log.clone());
             let mailbox = settings.processors.mailbox;
             let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
                 ctx.set_mailbox_capacity(mailbox);
-                Processor::new(index, rules, health_p, &log_p)
+                Processor::new(rules, restarts_p, &log_p)
             });
-            watch(&health, &format!("processor-{index}"), &addr);
+            watch(&health, &name, &addr);
             processors.push(addr);
             arbiters.push(arbiter);
         }
 
         let pipeline = Pipeline::new(Processors::new(processors), store_writer.clone());
-        let (mqtt, health_e, log_e) = (settings.mqtt.clone(), health.clone(), log.clone());
+        let (mqtt, restarts_e, log_e) = (
+            settings.mqtt.clone(),
+            restarts(crate::device_endpoint::NAME),
+            log.clone(),
+        );
         let endpoint = Supervisor::start(move |_| {
-            DeviceEndpoint::new(mqtt, listener, pipeline, health_e, &log_e)
+            DeviceEndpoint::new(mqtt, listener, pipeline, restarts_e, &log_e)
         });
         watch(&health, crate::device_endpoint::NAME, &endpoint);
 
@@ -132,6 +155,7 @@ impl Tree {
             endpoint,
             store_writer,
             arbiters,
+            escalations,
             local_addr,
             log: log.clone(),
         })
@@ -140,6 +164,16 @@ impl Tree {
     /// Where the device endpoint listens (useful when the configured port was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Resolves when a child exceeds its restart intensity. The caller then shuts the
+    /// tree down and exits non-zero.
+    pub async fn escalation(&mut self) -> Escalation {
+        match self.escalations.recv().await {
+            Some(escalation) => escalation,
+            // Every child is gone, so none can escalate.
+            None => std::future::pending().await,
+        }
     }
 
     pub async fn health(&self) -> Option<HealthReport> {

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use eliot::config::{Config, Sources};
 use eliot_actors::health::HealthReport;
+use eliot_actors::restart::Escalation;
 use eliot_actors::tree::{ShutdownReport, Tree};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use slog::{o, Drain, Logger};
@@ -22,12 +25,17 @@ enum Command {
     Stop(oneshot::Sender<ShutdownReport>),
 }
 
+/// What ended an escalated run: the escalation, and how the shutdown after it went.
+pub type Escalated = (Escalation, ShutdownReport);
+
 /// A running Eliot. Stopped (gracefully) when dropped.
 pub struct Eliot {
     pub addr: SocketAddr,
     pub config: Config,
     data_dir: tempfile::TempDir,
     commands: mpsc::UnboundedSender<Command>,
+    /// Resolves if a child exceeds its restart intensity (the tree then shuts down).
+    escalated: Option<oneshot::Receiver<Escalated>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -56,6 +64,11 @@ impl Eliot {
 
     /// Starts Eliot with the test configuration, changed by `tweak`.
     pub fn start_with(tweak: impl FnOnce(&mut Config)) -> Eliot {
+        Eliot::start_logged(tweak, logger())
+    }
+
+    /// Like `start_with`, logging to `log`.
+    pub fn start_logged(tweak: impl FnOnce(&mut Config), log: Logger) -> Eliot {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let mut config = test_config();
         config.store.data_dir = data_dir.path().to_owned();
@@ -64,28 +77,37 @@ impl Eliot {
         let addr = listener.local_addr().unwrap();
         let (commands, mut inbox) = mpsc::unbounded_channel();
         let (started, ready) = std::sync::mpsc::channel();
+        let (escalate, escalated) = oneshot::channel();
         let thread_config = config.clone();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let log = logger();
                 let tree = Tree::start(thread_config.tree(), listener, &log);
-                let tree = match tree {
+                let mut tree = match tree {
                     Ok(tree) => {
                         started.send(Ok(())).unwrap();
                         tree
                     }
                     Err(e) => return started.send(Err(e.to_string())).unwrap(),
                 };
-                while let Some(command) = inbox.recv().await {
-                    match command {
-                        Command::Health(reply) => {
-                            let _ = reply.send(tree.health().await.expect("health monitor"));
-                        }
-                        Command::Stop(reply) => {
-                            let report = tree.shutdown(thread_config.shutdown.deadline).await;
-                            let _ = reply.send(report);
+                let deadline = thread_config.shutdown.deadline;
+                loop {
+                    let command = tokio::select! {
+                        command = inbox.recv() => command,
+                        escalation = tree.escalation() => {
+                            let report = tree.shutdown(deadline).await;
+                            let _ = escalate.send((escalation, report));
                             return;
                         }
+                    };
+                    match command {
+                        Some(Command::Health(reply)) => {
+                            let _ = reply.send(tree.health().await.expect("health monitor"));
+                        }
+                        Some(Command::Stop(reply)) => {
+                            let _ = reply.send(tree.shutdown(deadline).await);
+                            return;
+                        }
+                        None => return,
                     }
                 }
             })
@@ -96,6 +118,7 @@ impl Eliot {
             config,
             data_dir,
             commands,
+            escalated: Some(escalated),
             thread: Some(thread),
         }
     }
@@ -137,6 +160,18 @@ impl Eliot {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Health(reply)).unwrap();
         answer.await.unwrap()
+    }
+
+    /// Waits (at most `within`) for a child to exceed its restart intensity, which shuts
+    /// the tree down.
+    pub async fn escalation(&mut self, within: Duration) -> Escalated {
+        let escalated = self.escalated.take().expect("awaited once");
+        let outcome = tokio::time::timeout(within, escalated)
+            .await
+            .expect("an escalation in time")
+            .expect("the tree reports it");
+        self.join();
+        outcome
     }
 
     /// Graceful shutdown, as on SIGTERM; returns how it went.
@@ -386,5 +421,53 @@ impl RawV5 {
                 Ok(_) => {}
             }
         }
+    }
+}
+
+/// A logger that keeps every record as its key-value pairs (plus `msg`), so a test can
+/// read the typed events Eliot emitted.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(
+    std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>,
+);
+
+impl CapturedLogs {
+    pub fn logger(&self) -> Logger {
+        Logger::root(self.clone().fuse(), o!())
+    }
+
+    /// Every record whose `event` key is `event`.
+    pub fn events(&self, event: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+        let records = self.0.lock().unwrap();
+        records
+            .iter()
+            .filter(|r| r.get("event").map(String::as_str) == Some(event))
+            .cloned()
+            .collect()
+    }
+}
+
+struct Fields(std::collections::BTreeMap<String, String>);
+
+impl slog::Serializer for Fields {
+    fn emit_arguments(&mut self, key: slog::Key, value: &std::fmt::Arguments) -> slog::Result {
+        self.0.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+}
+
+impl Drain for CapturedLogs {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        use slog::KV;
+        let mut fields = Fields(std::collections::BTreeMap::new());
+        // The record's own keys win over its logger's.
+        let _ = values.serialize(record, &mut fields);
+        let _ = record.kv().serialize(record, &mut fields);
+        fields.0.insert("msg".into(), record.msg().to_string());
+        self.0.lock().unwrap().push(fields.0);
+        Ok(())
     }
 }

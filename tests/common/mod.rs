@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-
+pub mod scripted;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -28,8 +28,8 @@ pub enum CodecError {
 #[derive(Debug, Clone)]
 pub struct MqttCodec {
     version: Option<Version>,
-    /// Largest packet accepted from a device (fixed header excluded, as MQTT's
-    /// "remaining length"), bytes.
+    /// Largest packet accepted from a device, in bytes, fixed header included (as MQTT 5's
+    /// Maximum Packet Size, which the CONNACK announces with this value).
     max_packet_size: usize,
     /// Bytes of a refused oversized packet still to skip. They are read and dropped
     /// (not left unread) so that closing the socket does not reset the connection
@@ -59,36 +59,12 @@ impl MqttCodec {
         self.version
     }
 
-    /// Starts discarding an oversized packet of `size` bytes (after its fixed header).
-    fn skip(&mut self, src: &mut BytesMut, size: usize) -> Inbound {
-        self.discarding = fixed_header_len(src) + size;
-        let skip = self.discarding.min(src.len());
-        src.advance(skip);
-        self.discarding -= skip;
-        Inbound::TooLarge {
-            size,
-            max: self.max_packet_size,
+    /// Reads the protocol name and level of the CONNECT framed at the front of `src`.
+    fn detect_version(&mut self, frame: &[u8], header_len: usize) -> Result<Version, CodecError> {
+        if frame[0] >> 4 != 1 {
+            return Err(CodecError::NotConnect(frame[0] >> 4));
         }
-    }
-
-    /// Reads the protocol name and level of the CONNECT at the front of `src`.
-    fn detect_version(&mut self, src: &BytesMut) -> Result<Option<Version>, CodecError> {
-        let header = match m::check(src.iter(), self.max_packet_size) {
-            Ok(header) => header,
-            Err(m::Error::InsufficientBytes(_)) => return Ok(None),
-            Err(m::Error::PayloadSizeLimitExceeded(size)) => {
-                return Err(CodecError::TooLarge {
-                    size,
-                    max: self.max_packet_size,
-                })
-            }
-            Err(e) => return Err(CodecError::Malformed(e.to_string())),
-        };
-        if src[0] >> 4 != 1 {
-            return Err(CodecError::NotConnect(src[0] >> 4));
-        }
-        let frame = &src[..header.frame_length()];
-        let mut variable = &frame[fixed_header_len(frame)..];
+        let mut variable = &frame[header_len..];
         let malformed = || CodecError::Malformed("CONNECT too short".into());
         if variable.len() < 2 {
             return Err(malformed());
@@ -105,18 +81,76 @@ impl MqttCodec {
             _ => return Err(CodecError::UnsupportedProtocol { name, level }),
         };
         self.version = Some(version);
-        Ok(Some(version))
+        Ok(version)
     }
 }
 
-/// The fixed header's length: one type byte, then the remaining length's 1–4 bytes.
-fn fixed_header_len(frame: &[u8]) -> usize {
-    1 + frame[1..]
-        .iter()
-        .take(4)
-        .take_while(|b| *b & 0x80 != 0)
-        .count()
-        + 1
+/// Where the next packet ends, read from its fixed header.
+enum Frame {
+    /// More bytes are needed to know.
+    Incomplete,
+    /// The whole packet (`len` bytes, the first `header_len` the fixed header) is there.
+    Complete { len: usize, header_len: usize },
+    /// The packet's whole size (fixed header included, as MQTT 5's Maximum Packet Size
+    /// counts it) is `len`, over the limit.
+    TooLarge { len: usize },
+}
+
+/// Frames the packet at the front of `src` without parsing it.
+fn frame(src: &[u8], max: usize) -> Result<Frame, CodecError> {
+    let mut remaining = 0usize;
+    for i in 0..4 {
+        let Some(&byte) = src.get(1 + i) else {
+            return Ok(Frame::Incomplete);
+        };
+        remaining |= usize::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            let header_len = 2 + i;
+            let len = header_len + remaining;
+            return Ok(if len > max {
+                Frame::TooLarge { len }
+            } else if src.len() < len {
+                Frame::Incomplete
+            } else {
+                Frame::Complete { len, header_len }
+            });
+        }
+    }
+    Err(CodecError::Malformed(
+        "remaining length longer than 4 bytes".into(),
+    ))
+}
+
+/// MQTT fixes the low 4 bits of the first byte for every packet type but PUBLISH
+/// (3.1.1 and 5.0, §2.1.3 / §2.2.2): SUBSCRIBE, UNSUBSCRIBE and PUBREL carry 0b0010,
+/// the others 0. A packet with other bits is malformed.
+fn check_reserved_flags(first: u8) -> Result<(), CodecError> {
+    let (kind, flags) = (first >> 4, first & 0x0F);
+    let expected = match kind {
+        3 => return Ok(()),
+        6 | 8 | 10 => 0b0010,
+        _ => 0,
+    };
+    if flags == expected {
+        Ok(())
+    } else {
+        Err(CodecError::Malformed(format!(
+            "packet type {kind} with reserved flags {flags:#06b}, expected {expected:#06b}"
+        )))
+    }
+}
+
+/// A v5 DISCONNECT of 0 or 1 bytes after its fixed header, which MQTT 5 allows
+/// (§3.14.2.1: no reason code means 0x00; §3.14.2.2.1: no property length means none)
+/// and rumqttc's reader refuses. Longer ones go to rumqttc.
+fn short_v5_disconnect(frame: &[u8]) -> Option<Inbound> {
+    match frame {
+        [0xE0, 0x00] => Some(Inbound::Disconnect { with_will: false }),
+        [0xE0, 0x01, reason] => Some(Inbound::Disconnect {
+            with_will: *reason == v5::DisconnectReasonCode::DisconnectWithWillMessage as u8,
+        }),
+        _ => None,
+    }
 }
 
 impl Decoder for MqttCodec {
@@ -132,36 +166,48 @@ impl Decoder for MqttCodec {
                 return Ok(None);
             }
         }
+        let (len, header_len) = match frame(src, self.max_packet_size)? {
+            Frame::Incomplete => return Ok(None),
+            Frame::Complete { len, header_len } => (len, header_len),
+            // Before the CONNECT nothing is known of the device: just refuse.
+            Frame::TooLarge { len } if self.version.is_none() => {
+                return Err(CodecError::TooLarge {
+                    size: len,
+                    max: self.max_packet_size,
+                })
+            }
+            Frame::TooLarge { len } => {
+                // Read and drop it rather than hold it: see `discarding`.
+                let skip = len.min(src.len());
+                src.advance(skip);
+                self.discarding = len - skip;
+                return Ok(Some(Inbound::TooLarge {
+                    size: len,
+                    max: self.max_packet_size,
+                }));
+            }
+        };
+        check_reserved_flags(src[0])?;
         let version = match self.version {
             Some(v) => v,
-            None => match self.detect_version(src)? {
-                Some(v) => v,
-                None => return Ok(None),
-            },
+            None => self.detect_version(&src[..len], header_len)?,
         };
+        // rumqttc parses exactly this frame: a parse error is a malformed packet, never
+        // "more bytes needed" (which would silently drop what it consumed).
+        let mut packet = src.split_to(len);
+        let malformed = |e: &dyn std::fmt::Display| CodecError::Malformed(e.to_string());
         match version {
-            Version::V4 => match v4::Packet::read(src, self.max_packet_size) {
-                Ok(packet) => from_v4(packet).map(Some),
-                Err(m::Error::InsufficientBytes(_)) => Ok(None),
-                Err(m::Error::PayloadSizeLimitExceeded(size)) => Ok(Some(self.skip(src, size))),
-                Err(e) => Err(CodecError::Malformed(e.to_string())),
+            Version::V4 => v4::Packet::read(&mut packet, len)
+                .map_err(|e| malformed(&e))
+                .and_then(from_v4)
+                .map(Some),
+            Version::V5 => match short_v5_disconnect(&packet) {
+                Some(disconnect) => Ok(Some(disconnect)),
+                None => v5::Packet::read(&mut packet, None)
+                    .map_err(|e| malformed(&e))
+                    .and_then(from_v5)
+                    .map(Some),
             },
-            Version::V5 => {
-                // rumqttc's v5 reader refuses a DISCONNECT with no reason code, which
-                // MQTT 5 allows (and paho sends): it means "normal disconnection".
-                if src.len() >= 2 && src[0] == 0xE0 && src[1] == 0 {
-                    src.advance(2);
-                    return Ok(Some(Inbound::Disconnect { with_will: false }));
-                }
-                match v5::Packet::read(src, Some(self.max_packet_size as u32)) {
-                    Ok(packet) => from_v5(packet).map(Some),
-                    Err(m5::Error::InsufficientBytes(_)) => Ok(None),
-                    Err(m5::Error::PayloadSizeLimitExceeded { pkt_size, .. }) => {
-                        Ok(Some(self.skip(src, pkt_size)))
-                    }
-                    Err(e) => Err(CodecError::Malformed(e.to_string())),
-                }
-            }
         }
     }
 }
@@ -510,7 +556,7 @@ mod tests {
         assert_eq!(
             refused,
             Some(Inbound::TooLarge {
-                size: 200,
+                size: 203,
                 max: 100
             })
         );

@@ -13,7 +13,7 @@ use eliot_actors::device_endpoint::EndpointSettings;
 use eliot_actors::restart::RestartSettings;
 use eliot_actors::store::StoreSettings;
 use eliot_actors::topic::TopicPattern;
-use eliot_actors::tree::{HealthSettings, ProcessorSettings, TreeSettings};
+use eliot_actors::tree::{BreakersSettings, HealthSettings, ProcessorSettings, TreeSettings};
 use eliot_actors::validate::IngestSettings;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,8 @@ pub struct Config {
     pub health: HealthSettings,
     /// Restart backoff and intensity, for every supervised child.
     pub supervision: RestartSettings,
+    /// Circuit breakers, one per dependency.
+    pub breakers: BreakersSettings,
     /// Logging.
     pub log: LogSettings,
     /// Graceful shutdown.
@@ -276,6 +278,17 @@ impl Config {
             "supervision.backoff_initial",
             "expected at most supervision.backoff_max",
         );
+        let store = &self.breakers.store;
+        check(
+            store.failure_threshold >= 1,
+            "breakers.store.failure_threshold",
+            "expected at least 1",
+        );
+        check(
+            store.open_for <= store.open_max,
+            "breakers.store.open_for",
+            "expected at most breakers.store.open_max",
+        );
         check(
             !self.supervision.window.is_zero(),
             "supervision.window",
@@ -293,6 +306,7 @@ impl Config {
             processors: &self.processors,
             health: &self.health,
             supervision: &self.supervision,
+            breakers: &self.breakers,
         }
     }
 

@@ -192,25 +192,48 @@ async fn the_v5_connack_announces_receive_maximum_and_maximum_packet_size() {
     assert_eq!(properties.max_packet_size, Some(50_000));
 }
 
-/// Sessions are not persisted yet, so every accepted CONNACK says Session Present = 0,
-/// even for a device that asks to resume (3.1.1 clean session 0, 5.0 clean start 0) and
-/// was connected before.
+/// Session Present is honest. 3.1.1: clean session 0 keeps the session, so the second
+/// connection finds it; clean session 1 discards it. 5.0: clean start 0 finds a session
+/// only if the previous connection asked for a Session Expiry Interval and it has not run
+/// out; without one (the default, 0) nothing is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn accepted_connacks_say_no_session_is_present() {
+async fn session_present_says_whether_a_kept_session_was_found() {
     let eliot = Eliot::start();
-    for _ in 0..2 {
+    let v4_connect = |clean_session| {
         let mut connect = connect4("resumer_v4");
-        connect.clean_session = false;
-        let (mut raw, ack) = Raw4::handshake(eliot.addr, connect).await;
-        assert_eq!(ack, v4::ConnAck::new(v4::ConnectReturnCode::Success, false));
+        connect.clean_session = clean_session;
+        connect
+    };
+    for (clean_session, present) in [(false, false), (false, true), (true, false), (false, false)] {
+        let (mut raw, ack) = Raw4::handshake(eliot.addr, v4_connect(clean_session)).await;
+        assert_eq!(
+            ack,
+            v4::ConnAck::new(v4::ConnectReturnCode::Success, present)
+        );
         raw.send(&v4::Packet::Disconnect).await;
         assert_eq!(raw.until_closed().await, vec![]);
+    }
 
+    let v5_connect = |expiry: Option<u32>| {
         let mut connect = connect5("resumer_v5");
         connect.clean_start = false;
-        let (mut raw, ack) = Raw5::handshake(eliot.addr, connect, None).await;
+        if let Some(expiry) = expiry {
+            let mut properties = v5::ConnectProperties::new();
+            properties.session_expiry_interval = Some(expiry);
+            connect.properties = Some(properties);
+        }
+        connect
+    };
+    for (expiry, present) in [
+        (None, false),
+        (Some(60), false),
+        (Some(60), true),
+        (None, true),
+        (None, false),
+    ] {
+        let (mut raw, ack) = Raw5::handshake(eliot.addr, v5_connect(expiry), None).await;
         assert_eq!(ack.code, v5::ConnectReturnCode::Success);
-        assert!(!ack.session_present);
+        assert_eq!(ack.session_present, present, "expiry {expiry:?}");
         raw.send_bytes(&[0xE0, 0x00]).await;
         assert!(raw.until_closed().await.is_empty());
     }

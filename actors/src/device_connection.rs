@@ -407,6 +407,12 @@ impl Actor for DeviceConnection {
         if closing.as_ref().is_none_or(|c| c.publish_will) {
             self.publish_will();
         }
+        if crate::device_endpoint::session_request(&self.connect)
+            .keep
+            .is_some()
+        {
+            self.pipeline.end_session(self.connect.client_id.clone());
+        }
         self.endpoint.do_send(Closed {
             client_id: self.connect.client_id.clone(),
             id: self.id,

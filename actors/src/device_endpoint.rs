@@ -28,6 +28,7 @@ use crate::mqtt::codec::{CodecError, MqttCodec};
 use crate::mqtt::packet::*;
 use crate::pipeline::Pipeline;
 use crate::restart::Restarts;
+use crate::store::SessionRequest;
 
 pub const NAME: &str = "device_endpoint";
 
@@ -207,25 +208,96 @@ impl DeviceEndpoint {
                 assigned_client_id = Some(connect.client_id.clone());
             }
         }
+        // Session Present must survive a crash: it is committed before the CONNACK.
+        self.handshaking += 1;
+        let request = session_request(&connect);
+        self.pipeline
+            .open_session(request)
+            .into_actor(self)
+            .map(move |present, endpoint, ctx| {
+                endpoint.handshaking -= 1;
+                let present = match present {
+                    _ if endpoint.draining => Err("server shutting down".to_owned()),
+                    Err(e) => Err(format!("cannot record the session: {e}")),
+                    Ok(present) => Ok(present),
+                };
+                let present = match present {
+                    Ok(present) => present,
+                    Err(reason) => {
+                        endpoint.refuse(peer, &reason);
+                        let limits = endpoint.limits();
+                        return refuse_connect(
+                            write,
+                            connect.version,
+                            ConnectCode::ServerUnavailable,
+                            limits,
+                        );
+                    }
+                };
+                let session = Session {
+                    id,
+                    present,
+                    assigned_client_id,
+                };
+                endpoint.start_connection(connect, session, peer, reader, write, ctx);
+            })
+            .spawn(ctx);
+    }
+
+    fn start_connection(
+        &mut self,
+        connect: Connect,
+        session: Session,
+        peer: SocketAddr,
+        reader: FramedRead<tokio::net::tcp::OwnedReadHalf, MqttCodec>,
+        write: OwnedWriteHalf,
+        ctx: &mut Context<Self>,
+    ) {
         if let Some((_, previous)) = self.connections.get(&connect.client_id) {
             previous.do_send(TakenOver);
         }
         let client_id = connect.client_id.clone();
         let addr = DeviceConnection::start(Accepted {
-            id,
+            id: session.id,
             connect,
             peer,
             reader,
             writer: write,
-            // Sessions are not kept yet: an honest CONNACK says there is none.
-            session_present: false,
-            assigned_client_id,
+            session_present: session.present,
+            assigned_client_id: session.assigned_client_id,
             limits: self.limits(),
             pipeline: self.pipeline.clone(),
             endpoint: ctx.address(),
             log: self.root_log.clone(),
         });
-        self.connections.insert(client_id, (id, addr));
+        self.connections.insert(client_id, (session.id, addr));
+    }
+}
+
+/// What the endpoint settled about a connection's session before starting it.
+struct Session {
+    id: u64,
+    present: bool,
+    assigned_client_id: Option<String>,
+}
+
+/// The session a CONNECT asks for: 3.1.1 keeps it for ever unless clean session is set;
+/// 5 keeps it for the Session Expiry Interval (0, the default: not past this connection;
+/// 0xFFFFFFFF: for ever).
+pub fn session_request(connect: &Connect) -> SessionRequest {
+    let keep = match connect.version {
+        Version::V4 if connect.clean_start => None,
+        Version::V4 => Some(None),
+        Version::V5 => match connect.session_expiry.unwrap_or(0) {
+            0 => None,
+            u32::MAX => Some(None),
+            seconds => Some(Some(seconds)),
+        },
+    };
+    SessionRequest {
+        client_id: connect.client_id.clone(),
+        clean_start: connect.clean_start,
+        keep,
     }
 }
 

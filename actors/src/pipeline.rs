@@ -1,4 +1,5 @@
-//! The path every message takes, whichever way it came in: a processor, then the store.
+//! The path every message takes, whichever way it came in: a processor, then the store;
+//! and the store's record of device sessions.
 
 use std::future::Future;
 
@@ -7,7 +8,8 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::processor::{Process, Processors};
-use crate::store_writer::{persist, Committed, NotStored, StoreWriter};
+use crate::store::SessionRequest;
+use crate::store_writer::{persist, Committed, NotStored, OpenSession, StoreWriter, TouchSession};
 
 #[derive(Clone)]
 pub struct Pipeline {
@@ -43,5 +45,27 @@ impl Pipeline {
                 .map_err(|e| NotStored(format!("processor unavailable: {e}")))?;
             persist(&store, outcome).await
         }
+    }
+
+    /// Records a CONNECT's session in the store; resolves to Session Present once committed.
+    pub fn open_session(
+        &self,
+        request: SessionRequest,
+    ) -> impl Future<Output = Result<bool, NotStored>> + 'static {
+        let store = self.store.clone();
+        async move {
+            store
+                .send(OpenSession(request))
+                .await
+                .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?
+        }
+    }
+
+    /// The connection of a device with a kept session ended.
+    pub fn end_session(&self, client_id: String) {
+        let store = self.store.clone();
+        actix_rt::spawn(async move {
+            let _ = store.send(TouchSession(client_id)).await;
+        });
     }
 }

@@ -3,19 +3,23 @@
 //! It runs on its own arbiter (thread), so a commit blocks only this actor. A batch is
 //! committed when it holds `batch_max` rows or when its oldest row has waited
 //! `batch_delay`; each request is answered only after its transaction committed, and
-//! the connection acks only then (acked ⇒ stored).
+//! the connection acks only then (acked ⇒ stored). A failed commit is retried at the
+//! pace the store's circuit breaker sets, and until it succeeds the writer takes no new
+//! request: the backlog stays in the devices, not in memory.
 
 use std::mem;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use slog::Logger;
 use tokio::sync::oneshot;
 
+use crate::breaker::{Breaker, Report};
 use crate::events::Event;
+use crate::health::{HealthMonitor, StoreStats};
 use crate::reading::Outcome;
 use crate::restart::Restarts;
-use crate::store::{Store, StoreSettings};
+use crate::store::{SessionRequest, Store, StoreSettings};
 use crate::supervision::catch_panic;
 
 pub const NAME: &str = "store_writer";
@@ -49,12 +53,15 @@ pub async fn persist(writer: &Addr<StoreWriter>, outcome: Outcome) -> Committed 
         .map_err(|_| NotStored("store writer stopped before committing".into()))?
 }
 
+/// Requests waiting for the same commit, in arrival order.
+type Batch = Vec<(Outcome, oneshot::Sender<Committed>)>;
+
 pub struct StoreWriter {
     settings: StoreSettings,
     /// `None` between a failure and the reopening that follows the restart's backoff.
     store: Option<Store>,
-    /// Requests waiting for the next commit, in arrival order.
-    pending: Vec<(Outcome, oneshot::Sender<Committed>)>,
+    /// Requests waiting for the next commit.
+    pending: Batch,
     /// Rows in `pending` (a batch message counts each of its readings).
     pending_rows: usize,
     /// The timer that commits a partial batch after `batch_delay`.
@@ -62,20 +69,43 @@ pub struct StoreWriter {
     restarts: Restarts,
     /// Why the writer stopped, for the restart's reason.
     last_failure: Option<String>,
+    /// The store's circuit breaker, told of every failed commit and of the first
+    /// success after one.
+    breaker: Addr<Breaker>,
+    /// True from a failed commit until the next successful one.
+    failing: bool,
+    health: Addr<HealthMonitor>,
+    stats_sent: Option<Instant>,
     log: Logger,
+}
+
+/// What the store writer works with, besides its settings and database.
+pub struct StoreWriterLinks {
+    pub restarts: Restarts,
+    pub breaker: Addr<Breaker>,
+    pub health: Addr<HealthMonitor>,
 }
 
 impl StoreWriter {
     /// `store` is the database the tree opened; after a restart the writer reopens it.
-    pub fn new(settings: StoreSettings, store: Store, restarts: Restarts, log: &Logger) -> Self {
+    pub fn new(
+        settings: StoreSettings,
+        store: Store,
+        links: StoreWriterLinks,
+        log: &Logger,
+    ) -> Self {
         StoreWriter {
             settings,
             store: Some(store),
             pending: Vec::new(),
             pending_rows: 0,
             flush_timer: None,
-            restarts,
+            restarts: links.restarts,
             last_failure: None,
+            breaker: links.breaker,
+            failing: false,
+            health: links.health,
+            stats_sent: None,
             log: log.new(slog::o!("actor" => NAME)),
         }
     }
@@ -114,6 +144,13 @@ impl StoreWriter {
         }
         let batch = mem::take(&mut self.pending);
         self.pending_rows = 0;
+        self.commit(batch, ctx);
+    }
+
+    /// Commits `batch` and answers every request in it. A failed commit answers nothing:
+    /// the batch is retried when the store breaker allows, and meanwhile this actor takes
+    /// no new request, so the connections stop reading their sockets (backpressure).
+    fn commit(&mut self, batch: Batch, ctx: &mut Context<Self>) {
         let started = Instant::now();
         let written = match self.store.as_mut() {
             None => Ok(Err(NotStored("the database is not open".into()))),
@@ -128,23 +165,23 @@ impl StoreWriter {
         };
         let answer = match written {
             Ok(Ok(stats)) => {
+                let took = started.elapsed();
                 Event::BatchCommitted {
                     rows: stats.readings,
                     duplicates: stats.duplicates,
                     dead_letters: stats.dead_letters,
-                    took: started.elapsed(),
+                    took,
                 }
                 .emit(&self.log);
+                if mem::take(&mut self.failing) {
+                    self.breaker.do_send(Report::Success);
+                }
+                self.report_stats(took);
                 Ok(())
             }
-            Ok(Err(failure)) => {
-                Event::StoreFailed {
-                    error: &failure.0,
-                    requests: batch.len(),
-                }
-                .emit(&self.log);
-                Err(failure)
-            }
+            // Not open (a failed reopen, stopping): the restart will deal with it.
+            Ok(Err(failure)) if self.store.is_none() => Err(failure),
+            Ok(Err(failure)) => return self.retry(batch, failure, ctx),
             Err(panic) => {
                 Event::ActorPanicked { panic: &panic }.emit(&self.log);
                 ctx.stop();
@@ -156,6 +193,43 @@ impl StoreWriter {
             // The requester may have gone (connection closed): nothing to tell it.
             let _ = done.send(answer.clone());
         }
+    }
+
+    fn retry(&mut self, batch: Batch, failure: NotStored, ctx: &mut Context<Self>) {
+        self.failing = true;
+        let rows = batch.iter().map(|(outcome, _)| outcome.len()).sum();
+        let verdict = self.breaker.send(Report::Failure(failure.0.clone()));
+        let log = self.log.clone();
+        let waited = async move {
+            let wait = verdict.await.unwrap_or(Duration::from_secs(1));
+            Event::StoreRetry {
+                rows,
+                wait,
+                error: &failure.0,
+            }
+            .emit(&log);
+            actix::clock::sleep(wait).await;
+        };
+        ctx.wait(
+            waited
+                .into_actor(self)
+                .map(move |(), writer, ctx| writer.commit(batch, ctx)),
+        );
+    }
+
+    /// Tells the health monitor the commit latency and backlog, at most once a second.
+    fn report_stats(&mut self, last_commit: Duration) {
+        if self
+            .stats_sent
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.stats_sent = Some(Instant::now());
+        self.health.do_send(StoreStats {
+            last_commit_us: last_commit.as_micros().try_into().unwrap_or(u64::MAX),
+            pending_rows: self.pending_rows,
+        });
     }
 }
 
@@ -197,6 +271,50 @@ impl Handler<Persist> for StoreWriter {
                 writer.flush_timer = None;
                 writer.flush(ctx);
             }));
+        }
+    }
+}
+
+/// Records a CONNECT's session; answers whether a session was present, once committed.
+#[derive(Message)]
+#[rtype(result = "Result<bool, NotStored>")]
+pub struct OpenSession(pub SessionRequest);
+
+/// A connection with a kept session ended: its expiry counts from now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TouchSession(pub String);
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Handler<OpenSession> for StoreWriter {
+    type Result = Result<bool, NotStored>;
+
+    fn handle(&mut self, msg: OpenSession, _: &mut Context<Self>) -> Self::Result {
+        let store = self
+            .store
+            .as_mut()
+            .ok_or_else(|| NotStored("the database is not open".into()))?;
+        store
+            .open_session(&msg.0, unix_now())
+            .map_err(|e| NotStored(e.to_string()))
+    }
+}
+
+impl Handler<TouchSession> for StoreWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: TouchSession, _: &mut Context<Self>) {
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.touch_session(&msg.0, unix_now()) {
+                Event::StoreFailed {
+                    error: &format!("ending session of {}: {e}", msg.0),
+                    requests: 1,
+                }
+                .emit(&self.log);
+            }
         }
     }
 }

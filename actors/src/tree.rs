@@ -9,6 +9,7 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use slog::Logger;
 
+use crate::breaker::{Breaker, BreakerSettings};
 use crate::device_endpoint::{DeviceEndpoint, EndpointSettings, StopIntake};
 use crate::events::Event;
 use crate::health::{GetHealth, HealthMonitor, HealthReport, Watch};
@@ -16,7 +17,7 @@ use crate::pipeline::Pipeline;
 use crate::processor::{Processor, Processors};
 use crate::restart::{Escalation, RestartSettings, Restarts};
 use crate::store::{Store, StoreError, StoreSettings};
-use crate::store_writer::{self, StoreWriter};
+use crate::store_writer::{self, StoreWriter, StoreWriterLinks};
 use crate::validate::{IngestSettings, Rules};
 
 /// The `[processors]` section.
@@ -46,6 +47,15 @@ pub struct TreeSettings<'a> {
     pub processors: &'a ProcessorSettings,
     pub health: &'a HealthSettings,
     pub supervision: &'a RestartSettings,
+    pub breakers: &'a BreakersSettings,
+}
+
+/// The `[breakers]` section: one circuit breaker per dependency.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakersSettings {
+    /// Guards the SQLite store: while it is open, nothing is written or acked.
+    pub store: BreakerSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,9 +127,22 @@ impl Tree {
 
         let store_arbiter = Arbiter::new();
         let store_settings = settings.store.clone();
-        let (store_restarts, log_for_store) = (restarts(store_writer::NAME), log.clone());
+        let breaker = Breaker::new(
+            "store",
+            settings.breakers.store.clone(),
+            health.clone(),
+            log,
+        );
+        let breaker = Supervisor::start(move |_| breaker);
+        watch(&health, "breaker:store", &breaker);
+        let links = StoreWriterLinks {
+            restarts: restarts(store_writer::NAME),
+            breaker,
+            health: health.clone(),
+        };
+        let log_for_store = log.clone();
         let store_writer = Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
-            StoreWriter::new(store_settings, store, store_restarts, &log_for_store)
+            StoreWriter::new(store_settings, store, links, &log_for_store)
         });
         arbiters.push(store_arbiter);
         watch(&health, store_writer::NAME, &store_writer);

@@ -53,6 +53,12 @@ impl Processor {
 
     fn process(&self, msg: &Process) -> Outcome {
         fail::fail_point!("processor::process");
+        // Drills: a "poison" payload that makes the processor fail.
+        fail::fail_point!(
+            "processor::poison",
+            msg.payload.starts_with(b"POISON"),
+            |_| { Outcome::Accepted(Vec::new()) }
+        );
         match validate(&self.rules, &msg.topic, &msg.payload, msg.received_at) {
             Ok(readings) => Outcome::Accepted(readings),
             Err(rejection) => Outcome::Rejected(dead_letter(msg, rejection.to_string())),

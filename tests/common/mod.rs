@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod checker;
+pub mod process;
 pub mod scripted;
 
 use std::net::SocketAddr;
@@ -218,9 +220,12 @@ pub fn topic(device: &str) -> String {
     format!("devices/{device}/telemetry")
 }
 
+/// Unix time of `reading(_, 0)`.
+pub const READING_EPOCH: i64 = 1_749_132_000;
+
 /// A valid reading for `device`, unique per `n` (its timestamp is n seconds after a base).
 pub fn reading(device: &str, n: u64) -> String {
-    let ts = time::OffsetDateTime::from_unix_timestamp(1_749_132_000 + n as i64).unwrap();
+    let ts = time::OffsetDateTime::from_unix_timestamp(READING_EPOCH + n as i64).unwrap();
     let ts = ts
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();

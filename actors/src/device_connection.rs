@@ -1,8 +1,9 @@
 //! `DeviceConnection`: one actor per connected device, owning its MQTT session.
 //!
-//! Reading: packets come in as an actor stream. Each PUBLISH takes a permit from the
-//! connection's in-flight window before the next packet is read, so when the store is
-//! slow the window fills and Eliot stops reading the socket (TCP backpressure).
+//! Reading: packets come in as an actor stream. Each PUBLISH takes a slot in the
+//! connection's in-flight window, and its payload's size from the in-flight byte budget
+//! all connections share, before the next packet is read; so when the store is slow the
+//! window or the budget fills and Eliot stops reading sockets (TCP backpressure).
 //!
 //! Acking: each PUBLISH goes down the pipeline concurrently; its PUBACK (QoS 1) or PUBREC
 //! (QoS 2) is written only once its outcome is committed, and acks leave in the order
@@ -29,18 +30,25 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 
 use crate::device_endpoint::{Closed, DeviceEndpoint};
+use crate::device_guard::{DeviceGuard, Rejected};
 use crate::events::Event;
 use crate::mqtt::codec::{CodecError, MqttCodec};
 use crate::mqtt::packet::*;
-use crate::pipeline::Pipeline;
-use crate::store_writer::Committed;
+use crate::pipeline::{Ingested, Pipeline};
+use crate::store_writer::NotStored;
 
 /// How long a closing connection waits for the device to close its side, after the last
 /// packets were written, before the socket is dropped anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// One packet read from the device; a PUBLISH carries its in-flight permit.
-type Received = Result<(Inbound, Option<OwnedSemaphorePermit>), CodecError>;
+/// One packet read from the device; a PUBLISH carries its admission.
+type Received = Result<(Inbound, Option<Admission>), CodecError>;
+
+/// A PUBLISH's share of the limits, given back when it is acked (dropped).
+pub struct Admission {
+    _slot: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
 
 /// Everything a new connection needs, handed over by the endpoint after the CONNECT.
 pub struct Accepted {
@@ -53,6 +61,8 @@ pub struct Accepted {
     pub assigned_client_id: Option<String>,
     pub limits: ServerLimits,
     pub pipeline: Pipeline,
+    pub budget: ByteBudget,
+    pub guard: Addr<DeviceGuard>,
     pub endpoint: Addr<DeviceEndpoint>,
     pub log: Logger,
 }
@@ -74,8 +84,8 @@ struct InFlight {
     /// The ack to send once stored (`None` for QoS 0).
     ack: Option<Outbound>,
     state: Progress,
-    /// Returned to the window when the ack has been written.
-    _permit: Option<OwnedSemaphorePermit>,
+    /// Returned to the window and the budget when the ack has been written.
+    _admission: Option<Admission>,
 }
 
 #[derive(PartialEq)]
@@ -116,6 +126,8 @@ pub struct DeviceConnection {
     /// Held until the actor is dropped: a drain waits on the other end.
     drained: Vec<oneshot::Sender<()>>,
     pipeline: Pipeline,
+    /// Told of each rejected message; may trip this device's breaker.
+    guard: Addr<DeviceGuard>,
     endpoint: Addr<DeviceEndpoint>,
     log: Logger,
 }
@@ -125,7 +137,7 @@ impl DeviceConnection {
         DeviceConnection::create(move |ctx| {
             let max_in_flight = usize::from(a.limits.receive_maximum);
             let window = Arc::new(Semaphore::new(max_in_flight));
-            ctx.add_stream(gated(a.reader, window));
+            ctx.add_stream(gated(a.reader, window, a.budget));
             let codec =
                 MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
             let mut writer = FramedWrite::new(a.writer, codec, ctx);
@@ -134,6 +146,7 @@ impl DeviceConnection {
                 session_present: a.session_present,
                 assigned_client_id: a.assigned_client_id,
                 limits: a.limits,
+                reason: None,
             });
             let log = a.log.new(slog::o!("actor" => "device_connection"));
             DeviceConnection {
@@ -150,6 +163,7 @@ impl DeviceConnection {
                 closing: None,
                 drained: Vec::new(),
                 pipeline: a.pipeline,
+                guard: a.guard,
                 endpoint: a.endpoint,
                 log,
             }
@@ -162,12 +176,7 @@ impl DeviceConnection {
         }
     }
 
-    fn publish(
-        &mut self,
-        p: Publish,
-        permit: Option<OwnedSemaphorePermit>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn publish(&mut self, p: Publish, admission: Option<Admission>, ctx: &mut Context<Self>) {
         let ack = match p.qos {
             QoS::AtMostOnce => None,
             QoS::AtLeastOnce => Some(Outbound::PubAck(p.pkid)),
@@ -177,7 +186,7 @@ impl DeviceConnection {
         self.in_flight.push_back(InFlight {
             ack,
             state: Progress::Pending,
-            _permit: permit,
+            _admission: admission,
         });
         self.pending += 1;
         let stored = self
@@ -190,12 +199,21 @@ impl DeviceConnection {
         );
     }
 
-    fn on_committed(&mut self, seq: u64, committed: Committed, ctx: &mut Context<Self>) {
+    fn on_committed(
+        &mut self,
+        seq: u64,
+        committed: Result<Ingested, NotStored>,
+        ctx: &mut Context<Self>,
+    ) {
         let slot = &mut self.in_flight[(seq - self.first_seq) as usize];
         self.pending -= 1;
         self.last_heard = Instant::now();
         match committed {
-            Ok(()) => slot.state = Progress::Stored,
+            Ok(Ingested::Stored) => slot.state = Progress::Stored,
+            Ok(Ingested::DeadLettered) => {
+                slot.state = Progress::Stored;
+                self.count_rejection(ctx);
+            }
             Err(not_stored) => {
                 slot.state = Progress::Failed;
                 self.begin_close(
@@ -221,10 +239,27 @@ impl DeviceConnection {
         self.finish_if_drained(ctx);
     }
 
+    /// Tells the device guard; if the device's breaker trips, the connection closes.
+    fn count_rejection(&mut self, ctx: &mut Context<Self>) {
+        let rejected = Rejected {
+            client_id: self.connect.client_id.clone(),
+        };
+        self.guard
+            .send(rejected)
+            .into_actor(self)
+            .map(|tripped, conn, ctx| {
+                if let Ok(Some(cooldown)) = tripped {
+                    let reason = format!("too many rejected messages: refused for {cooldown:?}");
+                    conn.begin_close(reason, Some(CloseReason::QuotaExceeded), true, ctx);
+                }
+            })
+            .spawn(ctx);
+    }
+
     fn on_packet(
         &mut self,
         packet: Inbound,
-        permit: Option<OwnedSemaphorePermit>,
+        admission: Option<Admission>,
         ctx: &mut Context<Self>,
     ) {
         self.last_heard = Instant::now();
@@ -233,7 +268,7 @@ impl DeviceConnection {
             return;
         }
         match packet {
-            Inbound::Publish(p) => self.publish(p, permit, ctx),
+            Inbound::Publish(p) => self.publish(p, admission, ctx),
             Inbound::PingReq => self.send(Outbound::PingResp),
             Inbound::PubRel(pkid) => self.send(Outbound::PubComp(pkid)),
             Inbound::Subscribe { pkid, filters } => {
@@ -356,22 +391,56 @@ impl DeviceConnection {
     }
 }
 
-/// The packet stream of one connection, where each PUBLISH first waits for a permit
-/// of the in-flight window.
+/// The in-flight byte budget all connections share: PUBLISH payloads read and not yet
+/// acked never add up to more than its total.
+#[derive(Clone)]
+pub struct ByteBudget {
+    bytes: Arc<Semaphore>,
+    total: u32,
+}
+
+impl ByteBudget {
+    pub fn new(total: u32) -> Self {
+        ByteBudget {
+            bytes: Arc::new(Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// Waits until `size` bytes are free (a payload larger than the whole budget takes
+    /// all of it).
+    async fn admit(&self, size: usize) -> Option<OwnedSemaphorePermit> {
+        let size = u32::try_from(size).unwrap_or(u32::MAX).clamp(1, self.total);
+        self.bytes.clone().acquire_many_owned(size).await.ok()
+    }
+}
+
+/// The packet stream of one connection, where each PUBLISH first waits for a slot of the
+/// window and for its size in the shared byte budget.
 fn gated(
     reader: FramedRead<OwnedReadHalf, MqttCodec>,
     window: Arc<Semaphore>,
+    budget: ByteBudget,
 ) -> impl Stream<Item = Received> {
-    futures_util::stream::unfold((reader, window), |(mut reader, window)| async move {
+    let state = (reader, window, budget);
+    futures_util::stream::unfold(state, |(mut reader, window, budget)| async move {
         let received = match reader.next().await? {
             Ok(Inbound::Publish(p)) => {
-                let permit = window.clone().acquire_owned().await.ok();
-                Ok((Inbound::Publish(p), permit))
+                let size = p.payload.len();
+                let admitted = async {
+                    let slot = window.clone().acquire_owned().await.ok()?;
+                    let bytes = budget.admit(size).await?;
+                    Some(Admission {
+                        _slot: slot,
+                        _bytes: bytes,
+                    })
+                };
+                Ok((Inbound::Publish(p), admitted.await))
             }
             Ok(other) => Ok((other, None)),
             Err(e) => Err(e),
         };
-        Some((received, (reader, window)))
+        Some((received, (reader, window, budget)))
     })
 }
 
@@ -423,7 +492,7 @@ impl Actor for DeviceConnection {
 impl StreamHandler<Received> for DeviceConnection {
     fn handle(&mut self, received: Received, ctx: &mut Context<Self>) {
         match received {
-            Ok((packet, permit)) => self.on_packet(packet, permit, ctx),
+            Ok((packet, admission)) => self.on_packet(packet, admission, ctx),
             Err(CodecError::Io(e)) => {
                 self.readable = false;
                 self.begin_close(format!("connection lost: {e}"), None, true, ctx);
@@ -489,5 +558,30 @@ impl Handler<Drain> for DeviceConnection {
             false,
             ctx,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn the_byte_budget_makes_readers_wait_until_acks_give_bytes_back() {
+        let budget = ByteBudget::new(100);
+        let first = budget.admit(60).await.unwrap();
+        let second = budget.admit(60);
+        tokio::pin!(second);
+        let waited = tokio::time::timeout(Duration::from_millis(50), &mut second).await;
+        assert!(waited.is_err(), "60 + 60 bytes do not fit in 100");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_millis(50), second).await;
+        assert!(
+            second.unwrap().is_some(),
+            "admitted once the first was acked"
+        );
+        // A payload larger than the whole budget waits for all of it, not for ever.
+        let whole =
+            tokio::time::timeout(Duration::from_millis(50), ByteBudget::new(10).admit(1_000)).await;
+        assert!(whole.unwrap().is_some());
     }
 }

@@ -22,7 +22,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_util::codec::{Encoder, FramedRead};
 
-use crate::device_connection::{Accepted, DeviceConnection, Drain, TakenOver};
+use crate::device_connection::{Accepted, ByteBudget, DeviceConnection, Drain, TakenOver};
+use crate::device_guard::{DeviceGuard, MayConnect, Refusal};
 use crate::events::Event;
 use crate::mqtt::codec::{CodecError, MqttCodec};
 use crate::mqtt::packet::*;
@@ -45,6 +46,10 @@ pub struct EndpointSettings {
     /// PUBLISHes one connection may have unacked; also sent as the v5 Receive Maximum.
     /// When it is full, Eliot stops reading that socket until an ack goes out.
     pub max_in_flight: u16,
+    /// Payload bytes all connections together may have read and not yet acked. When it
+    /// is used up, Eliot stops reading sockets until acks go out: with
+    /// `max_connections` and `max_packet_size`, it bounds Eliot's memory.
+    pub max_in_flight_bytes: u32,
     /// Most simultaneous device connections; more are closed on accept.
     pub max_connections: usize,
     /// How long a new socket may take to send its CONNECT.
@@ -84,6 +89,9 @@ pub struct DeviceEndpoint {
     handshaking: usize,
     draining: bool,
     pipeline: Pipeline,
+    budget: ByteBudget,
+    /// The per-device breakers: asked at CONNECT, told of rejected messages.
+    guard: Addr<DeviceGuard>,
     restarts: Restarts,
     log: Logger,
     /// Connections get their own `actor` key, so they log from the root logger.
@@ -98,10 +106,12 @@ impl DeviceEndpoint {
         settings: EndpointSettings,
         listener: TcpListener,
         pipeline: Pipeline,
+        guard: Addr<DeviceGuard>,
         restarts: Restarts,
         log: &Logger,
     ) -> Self {
         DeviceEndpoint {
+            budget: ByteBudget::new(settings.max_in_flight_bytes),
             settings,
             listener: Some(Rc::new(listener)),
             accepting: None,
@@ -109,6 +119,7 @@ impl DeviceEndpoint {
             handshaking: 0,
             draining: false,
             pipeline,
+            guard,
             restarts,
             log: log.new(slog::o!("actor" => NAME)),
             root_log: log.clone(),
@@ -165,6 +176,7 @@ impl DeviceEndpoint {
                         Version::V4,
                         ConnectCode::UnsupportedProtocol,
                         endpoint.limits(),
+                        None,
                     );
                 }
                 Ok(Some(Err(e))) => endpoint.refuse(peer, &e.to_string()),
@@ -188,6 +200,7 @@ impl DeviceEndpoint {
                 connect.version,
                 ConnectCode::ServerUnavailable,
                 self.limits(),
+                None,
             );
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -201,6 +214,7 @@ impl DeviceEndpoint {
                     connect.version,
                     ConnectCode::ClientIdRejected,
                     self.limits(),
+                    None,
                 );
             }
             connect.client_id = format!("eliot-{id}");
@@ -208,40 +222,63 @@ impl DeviceEndpoint {
                 assigned_client_id = Some(connect.client_id.clone());
             }
         }
-        // Session Present must survive a crash: it is committed before the CONNACK.
+        // A device whose breaker is open is refused; otherwise its session is recorded
+        // before the CONNACK, so that Session Present survives a crash.
         self.handshaking += 1;
         let request = session_request(&connect);
-        self.pipeline
-            .open_session(request)
-            .into_actor(self)
-            .map(move |present, endpoint, ctx| {
-                endpoint.handshaking -= 1;
-                let present = match present {
-                    _ if endpoint.draining => Err("server shutting down".to_owned()),
-                    Err(e) => Err(format!("cannot record the session: {e}")),
-                    Ok(present) => Ok(present),
-                };
-                let present = match present {
-                    Ok(present) => present,
-                    Err(reason) => {
-                        endpoint.refuse(peer, &reason);
-                        let limits = endpoint.limits();
-                        return refuse_connect(
-                            write,
-                            connect.version,
-                            ConnectCode::ServerUnavailable,
-                            limits,
-                        );
+        let (guard, pipeline) = (self.guard.clone(), self.pipeline.clone());
+        let client_id = connect.client_id.clone();
+        async move {
+            match guard.send(MayConnect { client_id }).await {
+                Ok(Err(refusal)) => return Err(Refused::Device(refusal)),
+                Err(e) => return Err(Refused::Other(format!("device guard unavailable: {e}"))),
+                Ok(Ok(())) => {}
+            }
+            pipeline
+                .open_session(request)
+                .await
+                .map_err(|e| Refused::Other(format!("cannot record the session: {e}")))
+        }
+        .into_actor(self)
+        .map(move |present, endpoint, ctx| {
+            endpoint.handshaking -= 1;
+            let limits = endpoint.limits();
+            let present = match present {
+                _ if endpoint.draining => Err(Refused::Other("server shutting down".into())),
+                other => other,
+            };
+            match present {
+                Ok(present) => {
+                    let session = Session {
+                        id,
+                        present,
+                        assigned_client_id,
+                    };
+                    endpoint.start_connection(connect, session, peer, reader, write, ctx);
+                }
+                Err(Refused::Device(refusal)) => {
+                    Event::DeviceRefused {
+                        client_id: &connect.client_id,
+                        reason: &refusal.reason,
+                        retry_after: refusal.retry_after,
                     }
-                };
-                let session = Session {
-                    id,
-                    present,
-                    assigned_client_id,
-                };
-                endpoint.start_connection(connect, session, peer, reader, write, ctx);
-            })
-            .spawn(ctx);
+                    .emit(&endpoint.log);
+                    let why = format!(
+                        "refused for {} s more: {}",
+                        refusal.retry_after.as_secs_f64().ceil(),
+                        refusal.reason
+                    );
+                    let code = ConnectCode::QuotaExceeded;
+                    refuse_connect(write, connect.version, code, limits, Some(why));
+                }
+                Err(Refused::Other(reason)) => {
+                    endpoint.refuse(peer, &reason);
+                    let code = ConnectCode::ServerUnavailable;
+                    refuse_connect(write, connect.version, code, limits, None);
+                }
+            }
+        })
+        .spawn(ctx);
     }
 
     fn start_connection(
@@ -267,11 +304,20 @@ impl DeviceEndpoint {
             assigned_client_id: session.assigned_client_id,
             limits: self.limits(),
             pipeline: self.pipeline.clone(),
+            budget: self.budget.clone(),
+            guard: self.guard.clone(),
             endpoint: ctx.address(),
             log: self.root_log.clone(),
         });
         self.connections.insert(client_id, (session.id, addr));
     }
+}
+
+/// Why a CONNECT that parsed is refused.
+enum Refused {
+    /// The device's breaker is open.
+    Device(Refusal),
+    Other(String),
 }
 
 /// What the endpoint settled about a connection's session before starting it.
@@ -301,12 +347,13 @@ pub fn session_request(connect: &Connect) -> SessionRequest {
     }
 }
 
-/// Answers a CONNECT with a refusal code, then closes the socket.
+/// Answers a CONNECT with a refusal code (and, in v5, the reason), then closes the socket.
 fn refuse_connect(
     mut write: OwnedWriteHalf,
     version: Version,
     code: ConnectCode,
     limits: ServerLimits,
+    reason: Option<String>,
 ) {
     let mut buf = BytesMut::new();
     let connack = Outbound::ConnAck {
@@ -314,6 +361,7 @@ fn refuse_connect(
         session_present: false,
         assigned_client_id: None,
         limits,
+        reason,
     };
     if MqttCodec::for_version(version, 0)
         .encode(connack, &mut buf)

@@ -76,6 +76,16 @@ pub enum Event<'a> {
         to: &'static str,
         reason: &'a str,
     },
+    DeviceBreakerTripped {
+        client_id: &'a str,
+        reason: &'a str,
+        cooldown: Duration,
+    },
+    DeviceRefused {
+        client_id: &'a str,
+        reason: &'a str,
+        retry_after: Duration,
+    },
     StoreRetry {
         rows: usize,
         wait: Duration,
@@ -171,6 +181,20 @@ impl Event<'_> {
             } => warn!(log, "circuit breaker changed state";
                 "event" => "breaker_transition", "breaker" => breaker, "from" => from, "to" => to,
                 "reason" => reason),
+            Event::DeviceBreakerTripped {
+                client_id,
+                reason,
+                cooldown,
+            } => warn!(log, "device breaker tripped: closing it and refusing it for a cool-down";
+                "event" => "device_breaker_tripped", "client_id" => client_id, "reason" => reason,
+                "cooldown_ms" => cooldown.as_millis() as u64),
+            Event::DeviceRefused {
+                client_id,
+                reason,
+                retry_after,
+            } => warn!(log, "device refused: its breaker is open";
+                "event" => "device_refused", "client_id" => client_id, "reason" => reason,
+                "retry_after_ms" => retry_after.as_millis() as u64),
             Event::StoreRetry { rows, wait, error } => {
                 warn!(log, "commit failed; nothing acked, retrying the batch";
                 "event" => "store_retry", "rows" => rows, "wait_ms" => wait.as_millis() as u64,

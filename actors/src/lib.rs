@@ -19,6 +19,7 @@
 pub mod breaker;
 pub mod device_connection;
 pub mod device_endpoint;
+pub mod device_guard;
 pub mod events;
 pub mod health;
 pub mod mqtt;

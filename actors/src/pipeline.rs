@@ -8,8 +8,17 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::processor::{Process, Processors};
+use crate::reading::Outcome;
 use crate::store::SessionRequest;
-use crate::store_writer::{persist, Committed, NotStored, OpenSession, StoreWriter, TouchSession};
+use crate::store_writer::{persist, NotStored, OpenSession, StoreWriter, TouchSession};
+
+/// How a committed message was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    Stored,
+    /// Refused, and kept in `dead_letters`.
+    DeadLettered,
+}
 
 #[derive(Clone)]
 pub struct Pipeline {
@@ -29,7 +38,7 @@ impl Pipeline {
         topic: String,
         payload: Bytes,
         client_id: String,
-    ) -> impl Future<Output = Committed> + 'static {
+    ) -> impl Future<Output = Result<Ingested, NotStored>> + 'static {
         let processor = self.processors.pick().clone();
         let store = self.store.clone();
         let received_at = OffsetDateTime::now_utc();
@@ -43,7 +52,11 @@ impl Pipeline {
                 })
                 .await
                 .map_err(|e| NotStored(format!("processor unavailable: {e}")))?;
-            persist(&store, outcome).await
+            let ingested = match outcome {
+                Outcome::Accepted(_) => Ingested::Stored,
+                Outcome::Rejected(_) => Ingested::DeadLettered,
+            };
+            persist(&store, outcome).await.map(|()| ingested)
         }
     }
 

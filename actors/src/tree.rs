@@ -11,6 +11,7 @@ use slog::Logger;
 
 use crate::breaker::{Breaker, BreakerSettings};
 use crate::device_endpoint::{DeviceEndpoint, EndpointSettings, StopIntake};
+use crate::device_guard::{DeviceBreakerSettings, DeviceGuard};
 use crate::events::Event;
 use crate::health::{GetHealth, HealthMonitor, HealthReport, Watch};
 use crate::pipeline::Pipeline;
@@ -56,6 +57,8 @@ pub struct TreeSettings<'a> {
 pub struct BreakersSettings {
     /// Guards the SQLite store: while it is open, nothing is written or acked.
     pub store: BreakerSettings,
+    /// One per device that keeps sending rejected messages.
+    pub device: DeviceBreakerSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,13 +166,16 @@ impl Tree {
         }
 
         let pipeline = Pipeline::new(Processors::new(processors), store_writer.clone());
+        let guard = DeviceGuard::new(settings.breakers.device.clone(), log);
+        let guard = Supervisor::start(move |_| guard);
+        watch(&health, "device_guard", &guard);
         let (mqtt, restarts_e, log_e) = (
             settings.mqtt.clone(),
             restarts(crate::device_endpoint::NAME),
             log.clone(),
         );
         let endpoint = Supervisor::start(move |_| {
-            DeviceEndpoint::new(mqtt, listener, pipeline, restarts_e, &log_e)
+            DeviceEndpoint::new(mqtt, listener, pipeline, guard, restarts_e, &log_e)
         });
         watch(&health, crate::device_endpoint::NAME, &endpoint);
 

@@ -364,7 +364,9 @@ fn encode_v4(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
                 ConnectCode::Accepted => v4::ConnectReturnCode::Success,
                 ConnectCode::UnsupportedProtocol => v4::ConnectReturnCode::RefusedProtocolVersion,
                 ConnectCode::ClientIdRejected => v4::ConnectReturnCode::BadClientId,
-                ConnectCode::ServerUnavailable => v4::ConnectReturnCode::ServiceUnavailable,
+                ConnectCode::ServerUnavailable | ConnectCode::QuotaExceeded => {
+                    v4::ConnectReturnCode::ServiceUnavailable
+                }
             };
             v4::ConnAck::new(code, session_present).write(dst)
         }
@@ -389,6 +391,7 @@ fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
             session_present,
             assigned_client_id,
             limits,
+            reason,
         } => {
             let code = match code {
                 ConnectCode::Accepted => v5::ConnectReturnCode::Success,
@@ -397,27 +400,29 @@ fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
                 }
                 ConnectCode::ClientIdRejected => v5::ConnectReturnCode::ClientIdentifierNotValid,
                 ConnectCode::ServerUnavailable => v5::ConnectReturnCode::ServerUnavailable,
+                ConnectCode::QuotaExceeded => v5::ConnectReturnCode::QuotaExceeded,
             };
-            let properties =
-                (code == v5::ConnectReturnCode::Success).then(|| v5::ConnAckProperties {
-                    session_expiry_interval: None,
-                    receive_max: Some(limits.receive_maximum),
-                    max_qos: None,
-                    retain_available: None,
-                    max_packet_size: Some(limits.max_packet_size),
-                    assigned_client_identifier: assigned_client_id,
-                    topic_alias_max: None,
-                    reason_string: None,
-                    user_properties: Vec::new(),
-                    wildcard_subscription_available: Some(0),
-                    subscription_identifiers_available: Some(0),
-                    shared_subscription_available: Some(0),
-                    server_keep_alive: None,
-                    response_information: None,
-                    server_reference: None,
-                    authentication_method: None,
-                    authentication_data: None,
-                });
+            let accepted = code == v5::ConnectReturnCode::Success;
+            // An accepted connection learns the limits; a refused one only why.
+            let properties = (accepted || reason.is_some()).then(|| v5::ConnAckProperties {
+                session_expiry_interval: None,
+                receive_max: accepted.then_some(limits.receive_maximum),
+                max_qos: None,
+                retain_available: None,
+                max_packet_size: accepted.then_some(limits.max_packet_size),
+                assigned_client_identifier: assigned_client_id,
+                topic_alias_max: None,
+                reason_string: reason,
+                user_properties: Vec::new(),
+                wildcard_subscription_available: accepted.then_some(0),
+                subscription_identifiers_available: accepted.then_some(0),
+                shared_subscription_available: accepted.then_some(0),
+                server_keep_alive: None,
+                response_information: None,
+                server_reference: None,
+                authentication_method: None,
+                authentication_data: None,
+            });
             v5::ConnAck {
                 session_present,
                 code,
@@ -465,6 +470,7 @@ fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
                 ),
                 CloseReason::ServerShuttingDown => (R::ServerShuttingDown, "server shutting down"),
                 CloseReason::ServerBusy => (R::ServerBusy, "a message could not be stored"),
+                CloseReason::QuotaExceeded => (R::QuotaExceeded, "too many rejected messages"),
             };
             // The reason string also keeps rumqttc's writer on its consistent path: it
             // miscounts a DISCONNECT without properties, and writes one whose length

@@ -105,6 +105,9 @@ pub enum ConnectCode {
     UnsupportedProtocol,
     ClientIdRejected,
     ServerUnavailable,
+    /// The device's breaker is open (v5: 0x97 Quota exceeded; 3.1.1: 0x03 Server
+    /// unavailable, the closest it has).
+    QuotaExceeded,
 }
 
 /// Why the server closes a connection (sent as a v5 DISCONNECT; 3.1.1 just closes).
@@ -117,6 +120,8 @@ pub enum CloseReason {
     SessionTakenOver,
     ServerShuttingDown,
     ServerBusy,
+    /// The device's breaker tripped (too many rejected messages).
+    QuotaExceeded,
 }
 
 /// What a v5 CONNACK tells the client about this server's limits.
@@ -135,6 +140,8 @@ pub enum Outbound {
         /// Set when the client sent an empty client id and the server chose one (v5).
         assigned_client_id: Option<String>,
         limits: ServerLimits,
+        /// Why a refusal (v5 reason string; 3.1.1 has nowhere to say it).
+        reason: Option<String>,
     },
     PubAck(u16),
     PubRec(u16),

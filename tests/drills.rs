@@ -10,6 +10,7 @@ use common::checker::{publish_through_failures, Ledger, Pace};
 use common::process::{free_addr, EliotProcess};
 use common::*;
 use eliot_actors::breaker::{BreakerSettings, BreakerState};
+use eliot_actors::health::Status;
 use rumqttc::QoS;
 
 /// Fault points are process-wide: the in-process drills take turns.
@@ -211,6 +212,7 @@ async fn a_failing_store_opens_the_breaker_and_loses_nothing() {
     println!("store failure 3 s: {verdict}; acked while failing: {acked_while_failing}");
     assert!(saw_open, "the store breaker opened");
     assert_eq!(health.breaker("store").unwrap().state, BreakerState::Closed);
+    assert_eq!(health.status, Status::Healthy, "{health:?}");
     assert_eq!(
         acked_while_failing, 0,
         "nothing acked while the store fails"

@@ -182,3 +182,50 @@ async fn a_child_failing_on_start_backs_off_then_escalates() {
         "first delay near 50 ms: {delays:?}"
     );
 }
+
+/// A panic while a device connection handles a packet is caught at the handler: that
+/// connection closes after settling what it had read (a connection's restart is the
+/// device reconnecting), the device re-sends what was not acked, and another device is
+/// untouched. Every reading ends up acked and stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_connection_is_closed_and_its_device_loses_nothing() {
+    use common::checker::{publish_through_failures, Ledger, Pace};
+    let _turn = FAULT_POINTS.lock().await;
+    let eliot = Eliot::start();
+    let mut bystander = Device::connect(eliot.addr, "bystander");
+    fail::cfg(
+        "connection::packet",
+        "50*off->1*panic(injected connection failure)->off",
+    )
+    .unwrap();
+    let ledger = Ledger::default();
+    let pace = Pace {
+        count: 200,
+        every: Duration::ZERO,
+        within: Duration::from_secs(30),
+    };
+    let acked =
+        publish_through_failures(eliot.addr, "robot_001".into(), pace, ledger.clone()).await;
+    fail::remove("connection::packet");
+    let payloads = (0..50).map(|n| reading("bystander", n)).collect();
+    assert_eq!(
+        bystander
+            .publish_all("bystander", payloads, QoS::AtLeastOnce)
+            .await,
+        50
+    );
+    for n in 0..50 {
+        ledger.published("bystander", n);
+        ledger.acked("bystander", n);
+    }
+
+    let verdict = ledger.check(&eliot.db_path());
+    println!("connection panic: {verdict}");
+    assert_eq!(acked, 200, "{verdict}");
+    assert_eq!(
+        (verdict.lost, verdict.duplicated, verdict.unexpected),
+        (0, 0, 0),
+        "{verdict}"
+    );
+    assert_eq!(eliot.count("readings"), 250);
+}

@@ -36,6 +36,7 @@ use crate::mqtt::codec::{CodecError, MqttCodec};
 use crate::mqtt::packet::*;
 use crate::pipeline::{Ingested, Pipeline};
 use crate::store_writer::NotStored;
+use crate::supervision::catch_panic;
 
 /// How long a closing connection waits for the device to close its side, after the last
 /// packets were written, before the socket is dropped anyway.
@@ -492,7 +493,23 @@ impl Actor for DeviceConnection {
 impl StreamHandler<Received> for DeviceConnection {
     fn handle(&mut self, received: Received, ctx: &mut Context<Self>) {
         match received {
-            Ok((packet, admission)) => self.on_packet(packet, admission, ctx),
+            Ok((packet, admission)) => {
+                // A connection is "restarted" by closing it: the device reconnects, and
+                // what it had not got acked it sends again.
+                let handled = catch_panic(|| {
+                    fail::fail_point!("connection::packet");
+                    self.on_packet(packet, admission, ctx)
+                });
+                if let Err(panic) = handled {
+                    Event::ActorPanicked { panic: &panic }.emit(&self.log);
+                    self.begin_close(
+                        format!("panic: {panic}"),
+                        Some(CloseReason::ServerBusy),
+                        true,
+                        ctx,
+                    );
+                }
+            }
             Err(CodecError::Io(e)) => {
                 self.readable = false;
                 self.begin_close(format!("connection lost: {e}"), None, true, ctx);

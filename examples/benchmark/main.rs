@@ -1,0 +1,275 @@
+//! Eliot against its limit and its peers, on this machine, in one run.
+//!
+//! # Usage
+//!
+//! ```text
+//! cargo run --release --example benchmark             # the full run (about 15 minutes)
+//! cargo run --release --example benchmark -- --quick  # seconds; what CI runs
+//! ```
+//!
+//! Needs `mosquitto` (`apt-get install mosquitto`) and the DejaVu font
+//! (`apt-get install fonts-dejavu-core`) for the chart. Every figure is the median of
+//! `--runs` runs (at least 3) with their min–max. Prints a table and the ratios, and writes
+//! `report.md` and `chart.png` to `--out` (default `target/benchmark`).
+//!
+//! The configurations (see README "Performance"): Eliot's device endpoint at QoS 1 and
+//! QoS 0 (durable SQLite, PUBACK after commit), the baseline chain (Mosquitto + a minimal
+//! Rust subscriber writing SQLite in batches, acking after commit), the bare broker drain,
+//! publish→PUBACK latency at a fixed offered load, many concurrent connections, and
+//! overload at 3 × what Eliot sustains. The load generator is `examples/fleet_simulator.rs`,
+//! the same program on every side.
+
+mod procs;
+mod report;
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use procs::{simulate, Load, Programs, RssSampler, Server, Subscriber};
+use report::{Figure, Report, Row};
+
+#[derive(Parser)]
+struct Args {
+    /// Small counts and short runs, to check that the benchmark works.
+    #[arg(long)]
+    quick: bool,
+    /// Runs per configuration (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Where report.md and chart.png go.
+    #[arg(long, default_value = "target/benchmark")]
+    out: std::path::PathBuf,
+}
+
+/// The sizes of one benchmark run.
+struct Scale {
+    /// Devices publishing in the throughput configurations, and messages each.
+    devices: u32,
+    per_device: u64,
+    /// Offered load for the latency configuration, msg/s, and how long.
+    latency_load: f64,
+    latency_for: Duration,
+    /// Concurrent connections at 1 msg/s each, and how long.
+    connections: u32,
+    connections_for: Duration,
+    overload_for: Duration,
+}
+
+const FULL: Scale = Scale {
+    devices: 1_000,
+    per_device: 200,
+    latency_load: 20_000.0,
+    latency_for: Duration::from_secs(10),
+    connections: 10_000,
+    connections_for: Duration::from_secs(60),
+    overload_for: Duration::from_secs(30),
+};
+
+const QUICK: Scale = Scale {
+    devices: 50,
+    per_device: 100,
+    latency_load: 1_000.0,
+    latency_for: Duration::from_secs(2),
+    connections: 200,
+    connections_for: Duration::from_secs(3),
+    overload_for: Duration::from_secs(2),
+};
+
+fn main() {
+    let args = Args::parse();
+    assert!(
+        args.runs >= 3,
+        "every figure is a median of at least 3 runs"
+    );
+    let scale = if args.quick { QUICK } else { FULL };
+    let programs = Programs::build();
+    let total = u64::from(scale.devices) * scale.per_device;
+    let mut report = Report::new(args.quick, total);
+    let runs = args.runs;
+
+    eprintln!("Eliot, QoS 1 ...");
+    let eliot_qos1 = Figure::of((0..runs).map(|_| eliot_throughput(&programs, &scale, 1)));
+    report.add(Row::throughput(
+        "Eliot device endpoint, QoS 1 (PUBACK after commit)",
+        eliot_qos1,
+    ));
+    eprintln!("Eliot, QoS 0 ...");
+    let eliot_qos0 = Figure::of((0..runs).map(|_| eliot_throughput(&programs, &scale, 0)));
+    report.add(Row::throughput("Eliot device endpoint, QoS 0", eliot_qos0));
+    eprintln!("Mosquitto + subscriber + SQLite, QoS 1 ...");
+    let chain_qos1 = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 1, false)));
+    report.add(Row::throughput(
+        "Mosquitto + Rust subscriber + SQLite, QoS 1 (ack after commit)",
+        chain_qos1,
+    ));
+    eprintln!("Mosquitto + subscriber + SQLite, QoS 0 ...");
+    let chain_qos0 = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 0, false)));
+    report.add(Row::throughput(
+        "Mosquitto + Rust subscriber + SQLite, QoS 0",
+        chain_qos0,
+    ));
+    eprintln!("Mosquitto, bare drain ...");
+    let drain = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 0, true)));
+    report.add(Row::throughput(
+        "Mosquitto, subscriber only counting (bare drain)",
+        drain,
+    ));
+
+    eprintln!("Eliot, latency at a fixed load ...");
+    report.add(eliot_latency(&programs, &scale, runs));
+    eprintln!("Eliot, {} connections ...", scale.connections);
+    report.add(eliot_connections(&programs, &scale, runs));
+    eprintln!("Eliot, overload ...");
+    report.add(eliot_overload(
+        &programs,
+        &scale,
+        runs,
+        3.0 * eliot_qos1.median,
+    ));
+
+    report.ratio(
+        "Eliot QoS 1 / chain QoS 1",
+        eliot_qos1.median / chain_qos1.median,
+        2.5,
+    );
+    report.ratio(
+        "Eliot QoS 0 / chain QoS 0",
+        eliot_qos0.median / chain_qos0.median,
+        1.5,
+    );
+    print!("{}", report.table());
+    report.write(&args.out);
+    eprintln!("wrote {}", args.out.display());
+}
+
+/// Messages per second from the first row stored to the last, all devices publishing as
+/// fast as acks (QoS 1) or TCP (QoS 0) allow.
+fn eliot_throughput(programs: &Programs, scale: &Scale, qos: u8) -> f64 {
+    let eliot = Server::eliot(programs);
+    let total = u64::from(scale.devices) * scale.per_device;
+    let load = Load {
+        devices: scale.devices,
+        rate: 0.0,
+        qos,
+        count: Some(scale.per_device),
+        duration: None,
+    };
+    let addr = eliot.addr;
+    let simulator = std::thread::scope(|s| {
+        let sim = s.spawn(|| simulate(programs, addr, &load));
+        let rate = time_rows(&eliot, total, Duration::from_secs(300));
+        (rate, sim.join().unwrap())
+    });
+    simulator.0
+}
+
+/// Watches Eliot's row count: from the first row to `total` rows, in msg/s.
+fn time_rows(eliot: &Server, total: u64, within: Duration) -> f64 {
+    let deadline = Instant::now() + within;
+    let mut first = None;
+    loop {
+        let rows = eliot.rows();
+        if rows > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if rows >= total || Instant::now() > deadline {
+            let took = first.map_or(f64::INFINITY, |f| f.elapsed().as_secs_f64());
+            return rows as f64 / took;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The baseline chain (or the bare drain): msg/s stored by the subscriber, timed from the
+/// first message it received to its last commit.
+fn chain_throughput(programs: &Programs, scale: &Scale, qos: u8, count_only: bool) -> f64 {
+    let broker = Server::mosquitto();
+    let total = u64::from(scale.devices) * scale.per_device;
+    let db = broker.dir.path().join("baseline.db");
+    let subscriber = Subscriber::start(programs, broker.addr, qos, total, &db, count_only);
+    let load = Load {
+        devices: scale.devices,
+        rate: 0.0,
+        qos,
+        count: Some(scale.per_device),
+        duration: None,
+    };
+    simulate(programs, broker.addr, &load);
+    subscriber.finish(Duration::from_secs(120)).unwrap_or(0.0)
+}
+
+fn eliot_latency(programs: &Programs, scale: &Scale, runs: usize) -> Row {
+    let mut summaries = Vec::new();
+    for _ in 0..runs {
+        let eliot = Server::eliot(programs);
+        let load = Load {
+            devices: scale.devices,
+            rate: scale.latency_load / f64::from(scale.devices),
+            qos: 1,
+            count: None,
+            duration: Some(scale.latency_for),
+        };
+        summaries.push(simulate(programs, eliot.addr, &load));
+    }
+    Row::latency(
+        &format!(
+            "Eliot, publish→PUBACK at {:.0} msg/s offered, QoS 1",
+            scale.latency_load
+        ),
+        &summaries,
+    )
+}
+
+fn eliot_connections(programs: &Programs, scale: &Scale, runs: usize) -> Row {
+    let mut summaries = Vec::new();
+    let (mut peaks, mut per_connection) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let eliot = Server::eliot(programs);
+        let idle = procs::rss_kib(eliot.pid()) as f64 / 1024.0;
+        let sampler = RssSampler::start(eliot.pid());
+        let load = Load {
+            devices: scale.connections,
+            rate: 1.0,
+            qos: 1,
+            count: None,
+            duration: Some(scale.connections_for),
+        };
+        summaries.push(simulate(programs, eliot.addr, &load));
+        let peak = sampler.peak_mib();
+        peaks.push(peak);
+        per_connection.push((peak - idle) * 1024.0 / f64::from(scale.connections));
+    }
+    Row::connections(
+        &format!("Eliot, {} connections at 1 msg/s each", scale.connections),
+        &summaries,
+        Figure::of(peaks),
+        Figure::of(per_connection),
+    )
+}
+
+fn eliot_overload(programs: &Programs, scale: &Scale, runs: usize, offered: f64) -> Row {
+    let mut summaries = Vec::new();
+    let (mut peaks, mut lost) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let eliot = Server::eliot(programs);
+        let sampler = RssSampler::start(eliot.pid());
+        let load = Load {
+            devices: scale.devices,
+            rate: offered / f64::from(scale.devices),
+            qos: 1,
+            count: None,
+            duration: Some(scale.overload_for),
+        };
+        let summary = simulate(programs, eliot.addr, &load);
+        peaks.push(sampler.peak_mib());
+        let acked = summary["acked"].as_f64().unwrap_or(0.0);
+        lost.push((acked - eliot.rows() as f64).max(0.0));
+        summaries.push(summary);
+    }
+    Row::overload(
+        &format!("Eliot, overload: {offered:.0} msg/s offered (3 × sustained), QoS 1"),
+        &summaries,
+        Figure::of(peaks),
+        Figure::of(lost),
+    )
+}

@@ -1,0 +1,299 @@
+//! The programs a benchmark run starts: Eliot, Mosquitto, the fleet simulator (load) and the
+//! baseline subscriber; each on a free loopback port, each stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Where the built programs are: next to this example, in the same profile.
+pub struct Programs {
+    pub eliot: PathBuf,
+    pub simulator: PathBuf,
+    pub subscriber: PathBuf,
+}
+
+impl Programs {
+    /// Builds Eliot and the two helper examples in this example's profile.
+    pub fn build() -> Programs {
+        let release = !cfg!(debug_assertions);
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "--bin", "eliot"]);
+        build.args([
+            "--example",
+            "fleet_simulator",
+            "--example",
+            "baseline_subscriber",
+        ]);
+        if release {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().expect("cargo runs").success(),
+            "the build succeeds"
+        );
+        let examples = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_owned();
+        let profile = examples.parent().unwrap().to_owned();
+        Programs {
+            eliot: profile.join("eliot"),
+            simulator: examples.join("fleet_simulator"),
+            subscriber: examples.join("baseline_subscriber"),
+        }
+    }
+}
+
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} listens on {addr}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running server (Eliot or Mosquitto), killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    /// Its data: Eliot's data directory, or Mosquitto's config directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn eliot(programs: &Programs) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = free_addr();
+        let child = Command::new(&programs.eliot)
+            .env("ELIOT_ENV", "test")
+            .env("ELIOT_LOG_LEVEL", "warning")
+            .env("ELIOT_DATA_DIR", dir.path())
+            .env("ELIOT_MQTT_ADDR", addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("eliot starts");
+        wait_listening(addr, "eliot");
+        Server { child, addr, dir }
+    }
+
+    /// Mosquitto set up for ingestion, as the README's upstream-mode notes say: no queue
+    /// limit (its default of 1000 loses messages), a wide in-flight window, no persistence
+    /// (the subscriber's SQLite is the durable copy).
+    pub fn mosquitto() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = free_addr();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 0\nmax_inflight_messages 1000\nset_tcp_nodelay true\n",
+                addr.port()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (apt-get install mosquitto)");
+        wait_listening(addr, "mosquitto");
+        Server { child, addr, dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("eliot.db")
+    }
+
+    /// Rows in Eliot's `readings` (0 before the table exists).
+    pub fn rows(&self) -> u64 {
+        rusqlite::Connection::open(self.db())
+            .and_then(|db| {
+                db.query_row("SELECT count(*) FROM readings", [], |r| r.get::<_, i64>(0))
+            })
+            .map_or(0, |n| n as u64)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Samples a process's resident memory every 100 ms until stopped; keeps the peak.
+pub struct RssSampler {
+    peak_kib: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl RssSampler {
+    pub fn start(pid: u32) -> RssSampler {
+        let (peak_kib, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let thread = {
+            let (peak, stop) = (peak_kib.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        RssSampler {
+            peak_kib,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; the peak in MiB.
+    pub fn peak_mib(mut self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.peak_kib.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+}
+
+/// The fleet simulator's load, as its options.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub devices: u32,
+    /// Messages per second per device; 0 for as fast as acks allow.
+    pub rate: f64,
+    pub qos: u8,
+    /// Messages per device, or a duration.
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+}
+
+/// Runs the fleet simulator against `addr` and returns its JSON summary.
+pub fn simulate(programs: &Programs, addr: SocketAddr, load: &Load) -> Value {
+    let mut command = Command::new(&programs.simulator);
+    command.args(["--addr", &addr.to_string(), "--json", "--quiet"]);
+    command.args(["--devices", &load.devices.to_string()]);
+    command.args([
+        "--rate",
+        &load.rate.to_string(),
+        "--qos",
+        &load.qos.to_string(),
+    ]);
+    command.args(["--connect-rate", "2000"]);
+    if let Some(count) = load.count {
+        command.args(["--count", &count.to_string()]);
+    }
+    if let Some(duration) = load.duration {
+        command.args(["--duration", &format!("{}ms", duration.as_millis())]);
+    }
+    let out = command
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("the simulator runs");
+    assert!(out.status.success(), "the simulator failed: {load:?}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "simulator summary: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The baseline subscriber, started and subscribed.
+pub struct Subscriber(Child);
+
+impl Subscriber {
+    pub fn start(
+        programs: &Programs,
+        broker: SocketAddr,
+        qos: u8,
+        expect: u64,
+        db: &Path,
+        count_only: bool,
+    ) -> Subscriber {
+        let mut command = Command::new(&programs.subscriber);
+        command.args(["--addr", &broker.to_string(), "--qos", &qos.to_string()]);
+        command
+            .args(["--expect", &expect.to_string()])
+            .arg("--db")
+            .arg(db);
+        if count_only {
+            command.arg("--count-only");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the subscriber starts");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line == "ready" => break,
+                Some(_) => continue,
+                None => panic!("the subscriber ended before subscribing"),
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        Subscriber(child)
+    }
+
+    /// Waits (at most `within`) for its summary: messages stored per second.
+    pub fn finish(mut self, within: Duration) -> Option<f64> {
+        let deadline = Instant::now() + within;
+        while self.0.try_wait().ok()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(self.0.stdout.as_mut()?, &mut out).ok()?;
+        let summary: Value = serde_json::from_str(out.trim()).ok()?;
+        summary["rate"].as_f64()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,305 @@
+//! The benchmark's results: the table, the ratios to targets, `report.md` and `chart.png`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde_json::Value;
+
+/// A median with the min–max of the runs behind it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figure {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Figure {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Figure {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        v.sort_by(f64::total_cmp);
+        Figure {
+            median: v[v.len() / 2],
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+
+    fn show(&self, decimals: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$}–{:.d$})",
+            self.median,
+            self.min,
+            self.max,
+            d = decimals
+        )
+    }
+}
+
+/// The simulator's latency percentile `p` ("p50", "p99", "p999") in ms.
+fn latency(summary: &Value, p: &str) -> f64 {
+    summary["latency_ms"][p]
+        .as_f64()
+        .or_else(|| summary[format!("latency_{p}_ms")].as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+fn field(summaries: &[Value], name: &str) -> Figure {
+    Figure::of(
+        summaries
+            .iter()
+            .map(|s| s[name].as_f64().unwrap_or(f64::NAN)),
+    )
+}
+
+/// One configuration's line of the table.
+pub struct Row {
+    pub name: String,
+    /// Sustained msg/s, if this row measures throughput.
+    pub throughput: Option<Figure>,
+    /// publish→PUBACK p50, p99, p99.9 in ms.
+    pub latency: Option<[Figure; 3]>,
+    pub notes: String,
+}
+
+impl Row {
+    pub fn throughput(name: &str, rate: Figure) -> Row {
+        Row {
+            name: name.into(),
+            throughput: Some(rate),
+            latency: None,
+            notes: String::new(),
+        }
+    }
+
+    fn latencies(summaries: &[Value]) -> [Figure; 3] {
+        ["p50", "p99", "p999"].map(|p| Figure::of(summaries.iter().map(|s| latency(s, p))))
+    }
+
+    pub fn latency(name: &str, summaries: &[Value]) -> Row {
+        Row {
+            name: name.into(),
+            throughput: Some(field(summaries, "rate_acked")),
+            latency: Some(Row::latencies(summaries)),
+            notes: format!("lost {}", field(summaries, "lost").show(0)),
+        }
+    }
+
+    pub fn connections(
+        name: &str,
+        summaries: &[Value],
+        peak_mib: Figure,
+        kib_per_connection: Figure,
+    ) -> Row {
+        Row {
+            name: name.into(),
+            throughput: Some(field(summaries, "rate_acked")),
+            latency: Some(Row::latencies(summaries)),
+            notes: format!(
+                "lost {}; peak RSS {} MiB; {} KiB per connection",
+                field(summaries, "lost").show(0),
+                peak_mib.show(0),
+                kib_per_connection.show(1)
+            ),
+        }
+    }
+
+    pub fn overload(name: &str, summaries: &[Value], peak_mib: Figure, lost: Figure) -> Row {
+        Row {
+            name: name.into(),
+            throughput: Some(field(summaries, "rate_acked")),
+            latency: Some(Row::latencies(summaries)),
+            notes: format!(
+                "peak RSS {} MiB; connection errors {}; acked but not stored {}",
+                peak_mib.show(0),
+                field(summaries, "errors").show(0),
+                lost.show(0)
+            ),
+        }
+    }
+}
+
+pub struct Report {
+    quick: bool,
+    messages: u64,
+    rows: Vec<Row>,
+    /// (what, measured, target)
+    ratios: Vec<(String, f64, f64)>,
+}
+
+impl Report {
+    pub fn new(quick: bool, messages: u64) -> Report {
+        Report {
+            quick,
+            messages,
+            rows: Vec::new(),
+            ratios: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    pub fn ratio(&mut self, what: &str, measured: f64, target: f64) {
+        self.ratios.push((what.into(), measured, target));
+    }
+
+    /// The results as a markdown table, with the ratios under it.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let dash = || "–".to_owned();
+        t.push_str("| configuration | msg/s | p50 ms | p99 ms | p99.9 ms | notes |\n");
+        t.push_str("|---|---|---|---|---|---|\n");
+        for row in &self.rows {
+            let [p50, p99, p999] = row
+                .latency
+                .map_or([dash(), dash(), dash()], |l| l.map(|f| f.show(1)));
+            let rate = row.throughput.map_or_else(dash, |f| f.show(0));
+            let _ = writeln!(
+                t,
+                "| {} | {rate} | {p50} | {p99} | {p999} | {} |",
+                row.name, row.notes
+            );
+        }
+        t.push('\n');
+        for (what, measured, target) in &self.ratios {
+            let verdict = if *measured >= *target {
+                "met"
+            } else {
+                "missed"
+            };
+            let _ = writeln!(
+                t,
+                "- {what}: **{measured:.2}×** (target ≥ {target}×: {verdict})"
+            );
+        }
+        t
+    }
+
+    pub fn write(&self, out: &Path) {
+        std::fs::create_dir_all(out).unwrap();
+        let mut md = String::from("# Eliot benchmark\n\n");
+        let _ = writeln!(
+            md,
+            "{} run, {}; medians of the runs with min–max; throughput runs carry {} messages of about 150 bytes.\n",
+            if self.quick { "Quick" } else { "Full" },
+            machine(),
+            self.messages
+        );
+        md.push_str(&self.table());
+        md.push_str("\n![throughput and latency](chart.png)\n");
+        std::fs::write(out.join("report.md"), md).unwrap();
+        if let Err(e) = self.chart(&out.join("chart.png")) {
+            eprintln!("no chart: {e}");
+        }
+    }
+
+    fn chart(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        register_font()?;
+        let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (left, right) = root.split_horizontally(900);
+        let bars: Vec<(&str, Figure)> = self
+            .rows
+            .iter()
+            .filter(|r| r.latency.is_none())
+            .filter_map(|r| Some((r.name.as_str(), r.throughput?)))
+            .collect();
+        bar_chart(&left, "Sustained throughput (msg/s)", &bars)?;
+        if let Some(row) = self.rows.iter().find(|r| r.latency.is_some()) {
+            let [p50, p99, p999] = row.latency.unwrap();
+            let bars = [("p50", p50), ("p99", p99), ("p99.9", p999)];
+            bar_chart(&right, &format!("{} (ms)", short(&row.name)), &bars)?;
+        }
+        root.present()?;
+        Ok(())
+    }
+}
+
+fn short(name: &str) -> &str {
+    name.split(',').nth(1).map_or(name, str::trim)
+}
+
+/// Bars with min–max whiskers.
+fn bar_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    bars: &[(&str, Figure)],
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let top = bars.iter().map(|(_, f)| f.max).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(150)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..bars.len() as f64, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    let palette = [&BLUE, &GREEN, &RED, &MAGENTA, &CYAN];
+    for (i, (name, f)) in bars.iter().enumerate() {
+        let x = i as f64;
+        let color = palette[i % palette.len()];
+        chart.draw_series([Rectangle::new(
+            [(x + 0.15, 0.0), (x + 0.85, f.median)],
+            color.mix(0.7).filled(),
+        )])?;
+        chart.draw_series([PathElement::new(
+            vec![(x + 0.5, f.min), (x + 0.5, f.max)],
+            BLACK.stroke_width(2),
+        )])?;
+        let label = name.split(['(', ',']).next().unwrap_or(name).trim();
+        chart.draw_series([Text::new(
+            format!("{label}\n{:.0}", f.median),
+            (x + 0.1, -top * 0.04),
+            ("sans-serif", 13).into_font(),
+        )])?;
+    }
+    Ok(())
+}
+
+/// plotters draws text with a font it is given: DejaVu Sans from the system.
+fn register_font() -> Result<(), String> {
+    const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+    let bytes = std::fs::read(FONT)
+        .map_err(|e| format!("{FONT}: {e} (apt-get install fonts-dejavu-core)"))?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(bytes.into_boxed_slice()),
+    )
+    .map_err(|_| "the font does not load".to_owned())
+}
+
+/// "2 × Intel Xeon ..., Linux 6.1, Mosquitto 2.0.11"
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mosquitto = std::process::Command::new("mosquitto")
+        .arg("-h")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    format!("{cores} × {cpu}, {mosquitto}, load generator on the same machine")
+}

@@ -5,9 +5,10 @@
 //! all connections share, before the next packet is read; so when the store is slow the
 //! window or the budget fills and Eliot stops reading sockets (TCP backpressure).
 //!
-//! Acking: each PUBLISH goes down the pipeline concurrently; its PUBACK (QoS 1) or PUBREC
-//! (QoS 2) is written only once its outcome is committed, and acks leave in the order
-//! the PUBLISHes arrived.
+//! Acking: the PUBLISHes read in one turn of the actor go down the pipeline together (one
+//! processor message, one store request; batches run concurrently). A PUBACK (QoS 1) or
+//! PUBREC (QoS 2) is written only once its outcome is committed, and acks leave in the
+//! order the PUBLISHes arrived.
 //!
 //! Closing: whatever the reason, the connection stops taking packets, lets every message
 //! it already read reach the store, writes the last acks (and a v5 DISCONNECT with the
@@ -35,6 +36,7 @@ use crate::events::Event;
 use crate::mqtt::codec::{CodecError, MqttCodec};
 use crate::mqtt::packet::*;
 use crate::pipeline::{Ingested, Pipeline};
+use crate::processor::Message;
 use crate::store_writer::NotStored;
 use crate::supervision::catch_panic;
 
@@ -119,6 +121,8 @@ pub struct DeviceConnection {
     first_seq: u64,
     /// Entries of `in_flight` still `Pending`.
     pending: usize,
+    /// PUBLISHes read this turn, not yet sent down the pipeline (the newest `Pending`s).
+    unsent: Vec<Message>,
     max_in_flight: usize,
     last_heard: Instant,
     /// False once the device closed its side (or reading failed).
@@ -158,6 +162,7 @@ impl DeviceConnection {
                 in_flight: VecDeque::new(),
                 first_seq: 0,
                 pending: 0,
+                unsent: Vec::new(),
                 max_in_flight,
                 last_heard: Instant::now(),
                 readable: true,
@@ -183,40 +188,61 @@ impl DeviceConnection {
             QoS::AtLeastOnce => Some(Outbound::PubAck(p.pkid)),
             QoS::ExactlyOnce => Some(Outbound::PubRec(p.pkid)),
         };
-        let seq = self.first_seq + self.in_flight.len() as u64;
         self.in_flight.push_back(InFlight {
             ack,
             state: Progress::Pending,
             _admission: admission,
         });
         self.pending += 1;
-        let stored = self
-            .pipeline
-            .ingest(p.topic, p.payload, self.connect.client_id.clone());
+        let client_id = self.connect.client_id.clone();
+        self.unsent
+            .push(Pipeline::message(p.topic, p.payload, client_id));
+        if self.unsent.len() == 1 {
+            // Runs once this turn's packets are handled: they go down the pipeline together.
+            ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| conn.flush(ctx)));
+        }
+    }
+
+    /// Sends the PUBLISHes read this turn down the pipeline, as one batch.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let messages = std::mem::take(&mut self.unsent);
+        let count = messages.len() as u64;
+        // The unsent messages are the newest entries of the in-flight queue.
+        let first = self.first_seq + self.in_flight.len() as u64 - count;
         ctx.spawn(
-            stored
+            self.pipeline
+                .ingest(messages)
                 .into_actor(self)
-                .map(move |committed, conn, ctx| conn.on_committed(seq, committed, ctx)),
+                .map(move |committed, conn, ctx| conn.on_committed(first, count, committed, ctx)),
         );
     }
 
+    /// Settles the `count` in-flight entries from sequence number `first`.
     fn on_committed(
         &mut self,
-        seq: u64,
-        committed: Result<Ingested, NotStored>,
+        first: u64,
+        count: u64,
+        committed: Result<Vec<Ingested>, NotStored>,
         ctx: &mut Context<Self>,
     ) {
-        let slot = &mut self.in_flight[(seq - self.first_seq) as usize];
-        self.pending -= 1;
+        self.pending -= count as usize;
         self.last_heard = Instant::now();
+        let slots = (first - self.first_seq) as usize..(first - self.first_seq + count) as usize;
         match committed {
-            Ok(Ingested::Stored) => slot.state = Progress::Stored,
-            Ok(Ingested::DeadLettered) => {
-                slot.state = Progress::Stored;
-                self.count_rejection(ctx);
+            Ok(ingested) => {
+                let mut rejections = 0;
+                for (slot, how) in slots.zip(ingested) {
+                    self.in_flight[slot].state = Progress::Stored;
+                    rejections += usize::from(how == Ingested::DeadLettered);
+                }
+                for _ in 0..rejections {
+                    self.count_rejection(ctx);
+                }
             }
             Err(not_stored) => {
-                slot.state = Progress::Failed;
+                for slot in slots {
+                    self.in_flight[slot].state = Progress::Failed;
+                }
                 self.begin_close(
                     format!("message not stored: {not_stored}"),
                     Some(CloseReason::ServerBusy),
@@ -376,9 +402,8 @@ impl DeviceConnection {
             topic: &will.topic,
         }
         .emit(&self.log);
-        let stored = self
-            .pipeline
-            .ingest(will.topic, will.payload, self.connect.client_id.clone());
+        let will = Pipeline::message(will.topic, will.payload, self.connect.client_id.clone());
+        let stored = self.pipeline.ingest(vec![will]);
         let log = self.log.clone();
         actix_rt::spawn(async move {
             if let Err(not_stored) = stored.await {

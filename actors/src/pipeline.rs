@@ -7,7 +7,7 @@ use actix::Addr;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use crate::processor::{Process, Processors};
+use crate::processor::{Message, Process, Processors};
 use crate::reading::Outcome;
 use crate::store::SessionRequest;
 use crate::store_writer::{persist, NotStored, OpenSession, StoreWriter, TouchSession};
@@ -31,32 +31,38 @@ impl Pipeline {
         Pipeline { processors, store }
     }
 
-    /// Validates one message and commits its readings (or its dead letter). Resolves
-    /// `Ok` only once the commit happened: the caller may then ack the message.
+    /// Validates messages and commits their readings (or dead letters) in one store
+    /// request. Resolves `Ok` (with how each was stored, in order) only once the commit
+    /// happened: the caller may then ack them.
     pub fn ingest(
         &self,
-        topic: String,
-        payload: Bytes,
-        client_id: String,
-    ) -> impl Future<Output = Result<Ingested, NotStored>> + 'static {
+        messages: Vec<Message>,
+    ) -> impl Future<Output = Result<Vec<Ingested>, NotStored>> + 'static {
         let processor = self.processors.pick().clone();
         let store = self.store.clone();
-        let received_at = OffsetDateTime::now_utc();
         async move {
-            let outcome = processor
-                .send(Process {
-                    topic,
-                    payload,
-                    client_id,
-                    received_at,
-                })
+            let outcomes = processor
+                .send(Process(messages))
                 .await
                 .map_err(|e| NotStored(format!("processor unavailable: {e}")))?;
-            let ingested = match outcome {
-                Outcome::Accepted(_) => Ingested::Stored,
-                Outcome::Rejected(_) => Ingested::DeadLettered,
-            };
-            persist(&store, outcome).await.map(|()| ingested)
+            let ingested = outcomes
+                .iter()
+                .map(|outcome| match outcome {
+                    Outcome::Accepted(_) => Ingested::Stored,
+                    Outcome::Rejected(_) => Ingested::DeadLettered,
+                })
+                .collect();
+            persist(&store, outcomes).await.map(|()| ingested)
+        }
+    }
+
+    /// One message, received now, from `client_id`.
+    pub fn message(topic: String, payload: Bytes, client_id: String) -> Message {
+        Message {
+            topic,
+            payload,
+            client_id,
+            received_at: OffsetDateTime::now_utc(),
         }
     }
 

@@ -20,15 +20,19 @@ use crate::supervision::catch_panic;
 use crate::timefmt::format_utc;
 use crate::validate::{validate, Rules};
 
-/// One message to process, exactly as it arrived.
-#[derive(Message)]
-#[rtype(result = "Outcome")]
-pub struct Process {
+/// One message, exactly as it arrived.
+pub struct Message {
     pub topic: String,
     pub payload: Bytes,
     pub client_id: String,
     pub received_at: OffsetDateTime,
 }
+
+/// The messages a connection read in one go; answered with one outcome per message, in
+/// the same order.
+#[derive(actix::Message)]
+#[rtype(result = "Vec<Outcome>")]
+pub struct Process(pub Vec<Message>);
 
 pub struct Processor {
     rules: Arc<Rules>,
@@ -51,7 +55,7 @@ impl Processor {
         }
     }
 
-    fn process(&self, msg: &Process) -> Outcome {
+    fn process(&self, msg: &Message) -> Outcome {
         fail::fail_point!("processor::process");
         // Drills: a "poison" payload that makes the processor fail.
         fail::fail_point!(
@@ -66,7 +70,7 @@ impl Processor {
     }
 }
 
-fn dead_letter(msg: &Process, reason: String) -> DeadLetter {
+fn dead_letter(msg: &Message, reason: String) -> DeadLetter {
     DeadLetter {
         topic: msg.topic.clone(),
         payload: msg.payload.clone(),
@@ -97,12 +101,25 @@ crate::answers_pings!(Processor);
 impl Handler<Process> for Processor {
     type Result = MessageResult<Process>;
 
-    fn handle(&mut self, msg: Process, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, batch: Process, ctx: &mut Context<Self>) -> Self::Result {
+        let outcomes = batch
+            .0
+            .iter()
+            .map(|msg| self.process_logged(msg, ctx))
+            .collect();
+        MessageResult(outcomes)
+    }
+}
+
+impl Processor {
+    /// Processes one message; a panic dead-letters it and stops the processor (the rest of
+    /// the batch is still processed, then the supervisor restarts it).
+    fn process_logged(&mut self, msg: &Message, ctx: &mut Context<Self>) -> Outcome {
         let started = Instant::now();
-        let outcome = catch_panic(|| self.process(&msg)).unwrap_or_else(|panic| {
+        let outcome = catch_panic(|| self.process(msg)).unwrap_or_else(|panic| {
             Event::ActorPanicked { panic: &panic }.emit(&self.log);
             ctx.stop();
-            let dead = dead_letter(&msg, format!("processor panic: {panic}"));
+            let dead = dead_letter(msg, format!("processor panic: {panic}"));
             self.last_panic = Some(panic);
             Outcome::Rejected(dead)
         });
@@ -120,7 +137,7 @@ impl Handler<Process> for Processor {
             },
         }
         .emit(&self.log);
-        MessageResult(outcome)
+        outcome
     }
 }
 

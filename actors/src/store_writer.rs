@@ -29,23 +29,24 @@ pub const NAME: &str = "store_writer";
 #[error("{0}")]
 pub struct NotStored(pub String);
 
-/// Answer to a [`Persist`]: `Ok` once the outcome is committed.
+/// Answer to a [`Persist`]: `Ok` once its outcomes are committed.
 pub type Committed = Result<(), NotStored>;
 
-/// Write one outcome; `done` is answered after the commit.
+/// Write these outcomes (those of the messages a connection read in one go); `done` is
+/// answered after the commit that holds them all.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Persist {
-    pub outcome: Outcome,
+    pub outcomes: Vec<Outcome>,
     pub done: oneshot::Sender<Committed>,
 }
 
-/// Sends `outcome` to the writer and waits for its commit. Waits for mailbox room first,
+/// Sends `outcomes` to the writer and waits for their commit. Waits for mailbox room first,
 /// so a slow store slows the caller instead of growing a queue.
-pub async fn persist(writer: &Addr<StoreWriter>, outcome: Outcome) -> Committed {
+pub async fn persist(writer: &Addr<StoreWriter>, outcomes: Vec<Outcome>) -> Committed {
     let (done, committed) = oneshot::channel();
     writer
-        .send(Persist { outcome, done })
+        .send(Persist { outcomes, done })
         .await
         .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?;
     committed
@@ -54,7 +55,7 @@ pub async fn persist(writer: &Addr<StoreWriter>, outcome: Outcome) -> Committed 
 }
 
 /// Requests waiting for the same commit, in arrival order.
-type Batch = Vec<(Outcome, oneshot::Sender<Committed>)>;
+type Batch = Vec<(Vec<Outcome>, oneshot::Sender<Committed>)>;
 
 pub struct StoreWriter {
     settings: StoreSettings,
@@ -159,7 +160,7 @@ impl StoreWriter {
                     "injected store failure".into()
                 )));
                 store
-                    .write(batch.iter().map(|(outcome, _)| outcome))
+                    .write(batch.iter().flat_map(|(outcomes, _)| outcomes))
                     .map_err(|e| NotStored(e.to_string()))
             }),
         };
@@ -197,7 +198,11 @@ impl StoreWriter {
 
     fn retry(&mut self, batch: Batch, failure: NotStored, ctx: &mut Context<Self>) {
         self.failing = true;
-        let rows = batch.iter().map(|(outcome, _)| outcome.len()).sum();
+        let rows = batch
+            .iter()
+            .flat_map(|(outcomes, _)| outcomes)
+            .map(Outcome::len)
+            .sum();
         let verdict = self.breaker.send(Report::Failure(failure.0.clone()));
         let log = self.log.clone();
         let waited = async move {
@@ -262,8 +267,8 @@ impl Handler<Persist> for StoreWriter {
     type Result = ();
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
-        self.pending_rows += msg.outcome.len();
-        self.pending.push((msg.outcome, msg.done));
+        self.pending_rows += msg.outcomes.iter().map(Outcome::len).sum::<usize>();
+        self.pending.push((msg.outcomes, msg.done));
         if self.pending_rows >= self.settings.batch_max {
             self.flush(ctx);
         } else if self.flush_timer.is_none() {

@@ -118,11 +118,7 @@ impl StoreWriter {
         if self.store.is_some() {
             return;
         }
-        let opened = (|| {
-            fail::fail_point!("store::open", |_| Err("injected open failure".to_owned()));
-            Store::open(&self.settings).map_err(|e| e.to_string())
-        })();
-        match opened {
+        match open_store(&self.settings) {
             Ok(store) => self.store = Some(store),
             Err(error) => {
                 Event::StoreFailed {
@@ -236,6 +232,11 @@ impl StoreWriter {
             pending_rows: self.pending_rows,
         });
     }
+}
+
+fn open_store(settings: &StoreSettings) -> Result<Store, String> {
+    fail::fail_point!("store::open", |_| Err("injected open failure".to_owned()));
+    Store::open(settings).map_err(|e| e.to_string())
 }
 
 impl Actor for StoreWriter {

@@ -73,12 +73,20 @@ async fn main() {
     // The event loop runs here; storing runs on its own thread, fed through a bounded
     // channel, and sends the acks back through the client (never awaited on this task).
     let (to_writer, from_loop) = mpsc::sync_channel::<Publish>(20_000);
+    let (finished, mut writer_done) = tokio::sync::oneshot::channel();
     let writer = {
         let client = client.clone();
-        std::thread::spawn(move || write_loop(&args, from_loop, client))
+        std::thread::spawn(move || {
+            write_loop(&args, from_loop, client);
+            let _ = finished.send(());
+        })
     };
     loop {
-        match eventloop.poll().await {
+        let polled = tokio::select! {
+            _ = &mut writer_done => break,
+            polled = eventloop.poll() => polled,
+        };
+        match polled {
             Ok(Event::Incoming(Packet::SubAck(_))) => eprintln!("ready"),
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 if to_writer.send(publish).is_err() {
@@ -86,10 +94,6 @@ async fn main() {
                 }
             }
             Ok(_) => {}
-            Err(e) if writer.is_finished() => {
-                eprintln!("done ({e})");
-                break;
-            }
             Err(e) => {
                 eprintln!("connection error: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -152,5 +156,4 @@ fn write_loop(args: &Args, publishes: mpsc::Receiver<Publish>, client: AsyncClie
         "{}",
         serde_json::json!({"stored": stored, "duration_s": took, "rate": stored as f64 / took})
     );
-    let _ = client.try_disconnect();
 }

@@ -16,6 +16,34 @@ use rumqttc::QoS;
 /// Fault points are process-wide: the in-process drills take turns.
 static FAULT_POINTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// `devices` drill devices (`device_00`, ...) publishing through failures.
+fn fleet(
+    addr: std::net::SocketAddr,
+    devices: u32,
+    pace: Pace,
+    ledger: &Ledger,
+) -> Vec<tokio::task::JoinHandle<u64>> {
+    (0..devices)
+        .map(|d| {
+            tokio::spawn(publish_through_failures(
+                addr,
+                format!("device_{d:02}"),
+                pace,
+                ledger.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Waits for every device; the readings acked in all.
+async fn all_acked(devices: Vec<tokio::task::JoinHandle<u64>>) -> u64 {
+    let mut acked = 0;
+    for device in devices {
+        acked += device.await.unwrap();
+    }
+    acked
+}
+
 fn random_below(n: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     std::collections::hash_map::RandomState::new()
@@ -34,23 +62,13 @@ async fn kill_9_mid_stream_loses_nothing_acked() {
     let addr = free_addr();
     let mut eliot = EliotProcess::start(data.path(), addr, &[]);
     let ledger = Ledger::default();
-    let devices: Vec<_> = (0..50)
-        .map(|d| {
-            let ledger = ledger.clone();
-            // 400 readings, one every 15 ms: the stream lasts about 6 s, across the kills.
-            let pace = Pace {
-                count: 400,
-                every: Duration::from_millis(15),
-                within: Duration::from_secs(120),
-            };
-            tokio::spawn(publish_through_failures(
-                addr,
-                format!("device_{d:02}"),
-                pace,
-                ledger,
-            ))
-        })
-        .collect();
+    // 400 readings, one every 15 ms: the stream lasts about 6 s, across the kills.
+    let pace = Pace {
+        count: 400,
+        every: Duration::from_millis(15),
+        within: Duration::from_secs(120),
+    };
+    let devices = fleet(addr, 50, pace, &ledger);
 
     let started = Instant::now();
     for kill in 1..=5 {
@@ -64,10 +82,7 @@ async fn kill_9_mid_stream_loses_nothing_acked() {
         tokio::time::sleep(Duration::from_millis(random_below(300))).await;
         eliot = EliotProcess::start(data.path(), addr, &[]);
     }
-    let mut acked = 0;
-    for device in devices {
-        acked += device.await.unwrap();
-    }
+    let acked = all_acked(devices).await;
     let (status, _) = eliot.terminate();
     assert!(status.success());
 
@@ -94,20 +109,12 @@ async fn a_stalled_store_stops_acks_bounds_memory_and_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
     let eliot = EliotProcess::start(data.path(), free_addr(), &[]);
     let ledger = Ledger::default();
-    let devices: Vec<_> = (0..20)
-        .map(|d| {
-            tokio::spawn(publish_through_failures(
-                eliot.addr,
-                format!("device_{d:02}"),
-                Pace {
-                    count: 2_000,
-                    every: Duration::ZERO,
-                    within: Duration::from_secs(90),
-                },
-                ledger.clone(),
-            ))
-        })
-        .collect();
+    let pace = Pace {
+        count: 2_000,
+        every: Duration::ZERO,
+        within: Duration::from_secs(90),
+    };
+    let devices = fleet(eliot.addr, 20, pace, &ledger);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = eliot.rss_kib();
 
@@ -127,10 +134,7 @@ async fn a_stalled_store_stops_acks_bounds_memory_and_loses_nothing() {
     lock.execute_batch("COMMIT").unwrap();
     drop(lock);
 
-    let mut acked = 0;
-    for device in devices {
-        acked += device.await.unwrap();
-    }
+    let acked = all_acked(devices).await;
     let (status, _) = eliot.terminate();
     assert!(status.success());
     let verdict = ledger.check(&db_path);
@@ -172,20 +176,12 @@ async fn a_failing_store_opens_the_breaker_and_loses_nothing() {
         }
     });
     let ledger = Ledger::default();
-    let devices: Vec<_> = (0..10)
-        .map(|d| {
-            tokio::spawn(publish_through_failures(
-                eliot.addr,
-                format!("device_{d:02}"),
-                Pace {
-                    count: 1_000,
-                    every: Duration::ZERO,
-                    within: Duration::from_secs(60),
-                },
-                ledger.clone(),
-            ))
-        })
-        .collect();
+    let pace = Pace {
+        count: 1_000,
+        every: Duration::ZERO,
+        within: Duration::from_secs(60),
+    };
+    let devices = fleet(eliot.addr, 10, pace, &ledger);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     fail::cfg("store::write", "return").unwrap();
@@ -203,10 +199,7 @@ async fn a_failing_store_opens_the_breaker_and_loses_nothing() {
     let acked_while_failing = ledger.acked_count() - acked_at_start;
     fail::remove("store::write");
 
-    let mut acked = 0;
-    for device in devices {
-        acked += device.await.unwrap();
-    }
+    let acked = all_acked(devices).await;
     let health = eliot.health().await;
     let verdict = ledger.check(&eliot.db_path());
     println!("store failure 3 s: {verdict}; acked while failing: {acked_while_failing}");
@@ -234,20 +227,12 @@ async fn a_poison_message_is_dead_lettered_and_nothing_else_is_lost() {
     let eliot = Eliot::start();
     fail::cfg("processor::poison", "panic(poison pill)").unwrap();
     let ledger = Ledger::default();
-    let devices: Vec<_> = (0..10)
-        .map(|d| {
-            tokio::spawn(publish_through_failures(
-                eliot.addr,
-                format!("device_{d:02}"),
-                Pace {
-                    count: 1_000,
-                    every: Duration::ZERO,
-                    within: Duration::from_secs(60),
-                },
-                ledger.clone(),
-            ))
-        })
-        .collect();
+    let pace = Pace {
+        count: 1_000,
+        every: Duration::ZERO,
+        within: Duration::from_secs(60),
+    };
+    let devices = fleet(eliot.addr, 10, pace, &ledger);
     let mut poisoner = Device::connect(eliot.addr, "poisoner");
     for i in 0..3 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -259,10 +244,7 @@ async fn a_poison_message_is_dead_lettered_and_nothing_else_is_lost() {
             "a poison message is acked: it is stored, as a dead letter"
         );
     }
-    let mut acked = 0;
-    for device in devices {
-        acked += device.await.unwrap();
-    }
+    let acked = all_acked(devices).await;
     fail::remove("processor::poison");
 
     let verdict = ledger.check(&eliot.db_path());

@@ -16,7 +16,7 @@
 //! QoS 0 (durable SQLite, PUBACK after commit), the baseline chain (Mosquitto + a minimal
 //! Rust subscriber writing SQLite in batches, acking after commit), the bare broker drain,
 //! publish→PUBACK latency at a fixed offered load, many concurrent connections, and
-//! overload at 3 × what Eliot sustains. The load generator is `examples/fleet_simulator.rs`,
+//! overload at 3 × what Eliot sustains. The load generator is `examples/fleet_simulator/`,
 //! the same program on every side.
 
 mod procs;
@@ -140,6 +140,12 @@ fn main() {
     print!("{}", report.table());
     report.write(&args.out);
     eprintln!("wrote {}", args.out.display());
+    // A run that measured nothing is a broken benchmark, not a slow Eliot.
+    let broken = report.broken();
+    if !broken.is_empty() {
+        eprintln!("benchmark broken: no figure for {broken:?}");
+        std::process::exit(1);
+    }
 }
 
 /// Messages per second from the first row stored to the last, all devices publishing as

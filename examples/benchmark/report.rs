@@ -141,6 +141,18 @@ impl Report {
         self.rows.push(row);
     }
 
+    /// The configurations whose throughput is missing or zero.
+    pub fn broken(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .filter(|r| {
+                r.throughput
+                    .is_some_and(|f| f.median.is_nan() || f.median <= 0.0)
+            })
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
     pub fn ratio(&mut self, what: &str, measured: f64, target: f64) {
         self.ratios.push((what.into(), measured, target));
     }

@@ -53,6 +53,7 @@ pub fn main() -> ExitCode {
 
 fn run(config: &Config) -> ExitCode {
     let (log, guard) = logging::init(&config.log);
+    raise_descriptor_limit(config, &log);
     let listener = match std::net::TcpListener::bind(config.mqtt.listen) {
         Ok(listener) => listener,
         Err(e) => {
@@ -76,4 +77,19 @@ fn run(config: &Config) -> ExitCode {
     drop(log);
     drop(guard);
     code
+}
+
+/// Every device connection holds a file descriptor: raise the soft limit as far as the
+/// hard limit allows, and say so when it is still below `mqtt.max_connections`.
+fn raise_descriptor_limit(config: &Config, log: &slog::Logger) {
+    let wanted = config.mqtt.max_connections as u64 + 256;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => {
+            slog::warn!(log, "the open-file limit is below mqtt.max_connections";
+                "event" => "descriptor_limit", "limit" => got, "wanted" => wanted)
+        }
+        Ok(_) => {}
+        Err(e) => slog::warn!(log, "cannot raise the open-file limit";
+            "event" => "descriptor_limit", "error" => %e),
+    }
 }

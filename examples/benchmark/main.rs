@@ -91,27 +91,35 @@ fn main() {
     let eliot_qos1 = Figure::of((0..runs).map(|_| eliot_throughput(&programs, &scale, 1)));
     report.add(Row::throughput(
         "Eliot device endpoint, QoS 1 (PUBACK after commit)",
+        "Eliot QoS 1",
         eliot_qos1,
     ));
     eprintln!("Eliot, QoS 0 ...");
     let eliot_qos0 = Figure::of((0..runs).map(|_| eliot_throughput(&programs, &scale, 0)));
-    report.add(Row::throughput("Eliot device endpoint, QoS 0", eliot_qos0));
+    report.add(Row::throughput(
+        "Eliot device endpoint, QoS 0",
+        "Eliot QoS 0",
+        eliot_qos0,
+    ));
     eprintln!("Mosquitto + subscriber + SQLite, QoS 1 ...");
     let chain_qos1 = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 1, false)));
     report.add(Row::throughput(
         "Mosquitto + Rust subscriber + SQLite, QoS 1 (ack after commit)",
+        "Chain QoS 1",
         chain_qos1,
     ));
     eprintln!("Mosquitto + subscriber + SQLite, QoS 0 ...");
     let chain_qos0 = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 0, false)));
     report.add(Row::throughput(
         "Mosquitto + Rust subscriber + SQLite, QoS 0",
+        "Chain QoS 0",
         chain_qos0,
     ));
     eprintln!("Mosquitto, bare drain ...");
     let drain = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 0, true)));
     report.add(Row::throughput(
         "Mosquitto, subscriber only counting (bare drain)",
+        "Bare drain",
         drain,
     ));
 

@@ -55,6 +55,8 @@ fn field(summaries: &[Value], name: &str) -> Figure {
 /// One configuration's line of the table.
 pub struct Row {
     pub name: String,
+    /// The bar's label in the chart.
+    pub label: String,
     /// Sustained msg/s, if this row measures throughput.
     pub throughput: Option<Figure>,
     /// publish→PUBACK p50, p99, p99.9 in ms.
@@ -63,9 +65,10 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn throughput(name: &str, rate: Figure) -> Row {
+    pub fn throughput(name: &str, label: &str, rate: Figure) -> Row {
         Row {
             name: name.into(),
+            label: label.into(),
             throughput: Some(rate),
             latency: None,
             notes: String::new(),
@@ -79,6 +82,7 @@ impl Row {
     pub fn latency(name: &str, summaries: &[Value]) -> Row {
         Row {
             name: name.into(),
+            label: String::new(),
             throughput: Some(field(summaries, "rate_acked")),
             latency: Some(Row::latencies(summaries)),
             notes: format!("lost {}", field(summaries, "lost").show(0)),
@@ -93,6 +97,7 @@ impl Row {
     ) -> Row {
         Row {
             name: name.into(),
+            label: String::new(),
             throughput: Some(field(summaries, "rate_acked")),
             latency: Some(Row::latencies(summaries)),
             notes: format!(
@@ -107,6 +112,7 @@ impl Row {
     pub fn overload(name: &str, summaries: &[Value], peak_mib: Figure, lost: Figure) -> Row {
         Row {
             name: name.into(),
+            label: String::new(),
             throughput: Some(field(summaries, "rate_acked")),
             latency: Some(Row::latencies(summaries)),
             notes: format!(
@@ -216,7 +222,7 @@ impl Report {
             .rows
             .iter()
             .filter(|r| r.latency.is_none())
-            .filter_map(|r| Some((r.name.as_str(), r.throughput?)))
+            .filter_map(|r| Some((r.label.as_str(), r.throughput?)))
             .collect();
         bar_chart(&left, "Sustained throughput (msg/s)", &bars)?;
         if let Some(row) = self.rows.iter().find(|r| r.latency.is_some()) {
@@ -246,7 +252,7 @@ where
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 22))
         .margin(15)
-        .x_label_area_size(150)
+        .x_label_area_size(40)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..bars.len() as f64, 0f64..top)?;
     chart
@@ -257,7 +263,7 @@ where
         .label_style(("sans-serif", 14))
         .draw()?;
     let palette = [&BLUE, &GREEN, &RED, &MAGENTA, &CYAN];
-    for (i, (name, f)) in bars.iter().enumerate() {
+    for (i, (label, f)) in bars.iter().enumerate() {
         let x = i as f64;
         let color = palette[i % palette.len()];
         chart.draw_series([Rectangle::new(
@@ -268,11 +274,20 @@ where
             vec![(x + 0.5, f.min), (x + 0.5, f.max)],
             BLACK.stroke_width(2),
         )])?;
-        let label = name.split(['(', ',']).next().unwrap_or(name).trim();
+        let value = if f.median >= 100.0 {
+            format!("{:.0}", f.median)
+        } else {
+            format!("{:.1}", f.median)
+        };
         chart.draw_series([Text::new(
-            format!("{label}\n{:.0}", f.median),
-            (x + 0.1, -top * 0.04),
-            ("sans-serif", 13).into_font(),
+            value,
+            (x + 0.2, f.max + top * 0.02),
+            ("sans-serif", 14).into_font(),
+        )])?;
+        chart.draw_series([Text::new(
+            label.to_string(),
+            (x + 0.12, -top * 0.03),
+            ("sans-serif", 14).into_font(),
         )])?;
     }
     Ok(())

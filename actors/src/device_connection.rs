@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -123,7 +124,9 @@ pub struct DeviceConnection {
     pending: usize,
     /// PUBLISHes read this turn, not yet sent down the pipeline (the newest `Pending`s).
     unsent: Vec<Message>,
-    max_in_flight: usize,
+    /// True while the read stream waits for room (window or byte budget) for a PUBLISH
+    /// it has read: Eliot has stopped reading, so the device's silence is Eliot's doing.
+    admission_waiting: Arc<AtomicBool>,
     last_heard: Instant,
     /// False once the device closed its side (or reading failed).
     readable: bool,
@@ -140,9 +143,9 @@ pub struct DeviceConnection {
 impl DeviceConnection {
     pub fn start(a: Accepted) -> Addr<DeviceConnection> {
         DeviceConnection::create(move |ctx| {
-            let max_in_flight = usize::from(a.limits.receive_maximum);
-            let window = Arc::new(Semaphore::new(max_in_flight));
-            ctx.add_stream(gated(a.reader, window, a.budget));
+            let window = Arc::new(Semaphore::new(usize::from(a.limits.receive_maximum)));
+            let admission_waiting = Arc::new(AtomicBool::new(false));
+            ctx.add_stream(gated(a.reader, window, a.budget, admission_waiting.clone()));
             let codec =
                 MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
             let mut writer = FramedWrite::new(a.writer, codec, ctx);
@@ -163,7 +166,7 @@ impl DeviceConnection {
                 first_seq: 0,
                 pending: 0,
                 unsent: Vec::new(),
-                max_in_flight,
+                admission_waiting,
                 last_heard: Instant::now(),
                 readable: true,
                 closing: None,
@@ -381,9 +384,9 @@ impl DeviceConnection {
 
     fn check_keep_alive(&mut self, ctx: &mut Context<Self>) {
         let limit = Duration::from_millis(u64::from(self.connect.keep_alive) * 1500);
-        // A full window means Eliot stopped reading: the silence is ours, not the device's.
-        let window_full = self.in_flight.len() >= self.max_in_flight;
-        if !window_full && self.closing.is_none() && self.last_heard.elapsed() > limit {
+        // While Eliot is not reading, the device's silence is Eliot's doing.
+        let backpressure = self.admission_waiting.load(Ordering::Relaxed);
+        if !backpressure && self.closing.is_none() && self.last_heard.elapsed() > limit {
             self.begin_close(
                 format!("keep-alive expired: nothing heard for {limit:?}"),
                 Some(CloseReason::KeepAliveTimeout),
@@ -447,9 +450,10 @@ fn gated(
     reader: FramedRead<OwnedReadHalf, MqttCodec>,
     window: Arc<Semaphore>,
     budget: ByteBudget,
+    waiting: Arc<AtomicBool>,
 ) -> impl Stream<Item = Received> {
-    let state = (reader, window, budget);
-    futures_util::stream::unfold(state, |(mut reader, window, budget)| async move {
+    let state = (reader, window, budget, waiting);
+    futures_util::stream::unfold(state, |(mut reader, window, budget, waiting)| async move {
         let received = match reader.next().await? {
             Ok(Inbound::Publish(p)) => {
                 let size = p.payload.len();
@@ -461,12 +465,15 @@ fn gated(
                         _bytes: bytes,
                     })
                 };
-                Ok((Inbound::Publish(p), admitted.await))
+                waiting.store(true, Ordering::Relaxed);
+                let admission = admitted.await;
+                waiting.store(false, Ordering::Relaxed);
+                Ok((Inbound::Publish(p), admission))
             }
             Ok(other) => Ok((other, None)),
             Err(e) => Err(e),
         };
-        Some((received, (reader, window, budget)))
+        Some((received, (reader, window, budget, waiting)))
     })
 }
 

@@ -25,7 +25,7 @@ use crate::validate::{IngestSettings, Rules};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessorSettings {
-    /// How many processor actors, each on its own thread.
+    /// How many processor actors (on the connections' thread; each restarts on its own).
     pub count: usize,
     /// Capacity of each processor's mailbox; senders wait when it is full.
     pub mailbox: usize,
@@ -86,7 +86,7 @@ pub struct Tree {
     pub health: Addr<HealthMonitor>,
     pub endpoint: Addr<DeviceEndpoint>,
     pub store_writer: Addr<StoreWriter>,
-    /// Threads of the store writer and processors, stopped after the drain.
+    /// The store writer's thread, stopped after the drain.
     arbiters: Vec<Arbiter>,
     /// Children past their restart intensity report here.
     escalations: tokio::sync::mpsc::Receiver<Escalation>,
@@ -150,19 +150,19 @@ impl Tree {
         arbiters.push(store_arbiter);
         watch(&health, store_writer::NAME, &store_writer);
 
+        // Processors run on the connections' thread: measured, a hop to another thread
+        // cost more than the validation it moved (see README "Performance").
         let mut processors = Vec::new();
         for index in 0..settings.processors.count {
-            let arbiter = Arbiter::new();
             let name = format!("processor-{index}");
             let (rules, restarts_p, log_p) = (rules.clone(), restarts(&name), log.clone());
             let mailbox = settings.processors.mailbox;
-            let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            let addr = Supervisor::start(move |ctx: &mut Context<Processor>| {
                 ctx.set_mailbox_capacity(mailbox);
                 Processor::new(rules, restarts_p, &log_p)
             });
             watch(&health, &name, &addr);
             processors.push(addr);
-            arbiters.push(arbiter);
         }
 
         let pipeline = Pipeline::new(Processors::new(processors), store_writer.clone());

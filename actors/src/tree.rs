@@ -86,8 +86,8 @@ pub struct Tree {
     pub health: Addr<HealthMonitor>,
     pub endpoint: Addr<DeviceEndpoint>,
     pub store_writer: Addr<StoreWriter>,
-    /// The store writer's thread, stopped after the drain.
-    arbiters: Vec<Arbiter>,
+    /// The store writer's thread (its commits block), stopped after the drain.
+    store_thread: Arbiter,
     /// Children past their restart intensity report here.
     escalations: tokio::sync::mpsc::Receiver<Escalation>,
     local_addr: SocketAddr,
@@ -126,9 +126,7 @@ impl Tree {
                 escalate.clone(),
             )
         };
-        let mut arbiters = Vec::new();
-
-        let store_arbiter = Arbiter::new();
+        let store_thread = Arbiter::new();
         let store_settings = settings.store.clone();
         let breaker = Breaker::new(
             "store",
@@ -144,10 +142,9 @@ impl Tree {
             health: health.clone(),
         };
         let log_for_store = log.clone();
-        let store_writer = Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
+        let store_writer = Supervisor::start_in_arbiter(&store_thread.handle(), move |_| {
             StoreWriter::new(store_settings, store, links, &log_for_store)
         });
-        arbiters.push(store_arbiter);
         watch(&health, store_writer::NAME, &store_writer);
 
         // Processors run on the connections' thread: measured, a hop to another thread
@@ -183,7 +180,7 @@ impl Tree {
             health,
             endpoint,
             store_writer,
-            arbiters,
+            store_thread,
             escalations,
             local_addr,
             log: log.clone(),
@@ -210,7 +207,7 @@ impl Tree {
     }
 
     /// Stops accepting, lets every connection commit and ack what it has read (up to
-    /// `deadline`), then stops the tree's threads. Whatever was acked is stored.
+    /// `deadline`), then stops the store's thread. Whatever was acked is stored.
     pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
         Event::ShutdownStarted { deadline }.emit(&self.log);
@@ -218,13 +215,9 @@ impl Tree {
         let all_closed = futures_util::future::join_all(drained);
         let forced = tokio::time::timeout(deadline, all_closed).await.is_err();
         // Every connection has settled (or the deadline passed, and what is unsettled was
-        // not acked): nothing the devices were promised waits on these threads.
-        for arbiter in &self.arbiters {
-            arbiter.stop();
-        }
-        for arbiter in self.arbiters {
-            let _ = arbiter.join();
-        }
+        // not acked): nothing the devices were promised waits on the store's thread.
+        self.store_thread.stop();
+        let _ = self.store_thread.join();
         let report = ShutdownReport {
             took: started.elapsed(),
             forced,

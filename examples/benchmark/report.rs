@@ -166,6 +166,9 @@ impl Report {
     /// The results as a markdown table, with the ratios under it.
     pub fn table(&self) -> String {
         let mut t = String::new();
+        if self.quick {
+            t.push_str("Quick mode: tiny counts, in whatever build ran it; the figures only show that the benchmark works.\n\n");
+        }
         let dash = || "–".to_owned();
         t.push_str("| configuration | msg/s | p50 ms | p99 ms | p99.9 ms | notes |\n");
         t.push_str("|---|---|---|---|---|---|\n");

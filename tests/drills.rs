@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::checker::{publish_through_failures, Ledger, Pace};
+use common::checker::{publish_through_failures, spawn_publisher, Ledger, Pace};
 use common::process::{free_addr, EliotProcess};
 use common::*;
 use eliot_actors::breaker::{BreakerSettings, BreakerState};
@@ -281,22 +281,7 @@ async fn a_poison_message_is_dead_lettered_and_nothing_else_is_lost() {
 async fn publish_until_closed(addr: std::net::SocketAddr, device: String, ledger: Ledger) {
     use rumqttc::{Event, Outgoing, Packet};
     let mut dev = Device::connect(addr, &device);
-    let publisher = {
-        let (client, device, ledger) = (dev.client.clone(), device.clone(), ledger.clone());
-        tokio::spawn(async move {
-            for n in 0.. {
-                ledger.published(&device, n);
-                let payload = reading(&device, n);
-                if client
-                    .publish(topic(&device), QoS::AtLeastOnce, false, payload)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        })
-    };
+    let publisher = spawn_publisher(dev.client.clone(), &device, None, Duration::ZERO, &ledger);
     // No reconnect here, so the n-th outgoing PUBLISH is reading n.
     let (mut sent, mut in_flight) = (0u64, std::collections::HashMap::new());
     while let Some(Ok(event)) = dev.events.recv().await {

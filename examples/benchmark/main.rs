@@ -87,41 +87,42 @@ fn main() {
     let mut report = Report::new(args.quick, total);
     let runs = args.runs;
 
-    eprintln!("Eliot, QoS 1 ...");
-    let eliot_qos1 = Figure::of((0..runs).map(|_| eliot_throughput(&programs, &scale, 1)));
-    report.add(Row::throughput(
+    let throughput = |name: &str, label: &str, measure: &dyn Fn() -> f64, report: &mut Report| {
+        eprintln!("{label} ...");
+        let figure = Figure::of((0..runs).map(|_| measure()));
+        report.add(Row::throughput(name, label, figure));
+        figure
+    };
+    let eliot_qos1 = throughput(
         "Eliot device endpoint, QoS 1 (PUBACK after commit)",
         "Eliot QoS 1",
-        eliot_qos1,
-    ));
-    eprintln!("Eliot, QoS 0 ...");
-    let eliot_qos0 = Figure::of((0..runs).map(|_| eliot_throughput(&programs, &scale, 0)));
-    report.add(Row::throughput(
+        &|| eliot_throughput(&programs, &scale, 1),
+        &mut report,
+    );
+    let eliot_qos0 = throughput(
         "Eliot device endpoint, QoS 0",
         "Eliot QoS 0",
-        eliot_qos0,
-    ));
-    eprintln!("Mosquitto + subscriber + SQLite, QoS 1 ...");
-    let chain_qos1 = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 1, false)));
-    report.add(Row::throughput(
+        &|| eliot_throughput(&programs, &scale, 0),
+        &mut report,
+    );
+    let chain_qos1 = throughput(
         "Mosquitto + Rust subscriber + SQLite, QoS 1 (ack after commit)",
         "Chain QoS 1",
-        chain_qos1,
-    ));
-    eprintln!("Mosquitto + subscriber + SQLite, QoS 0 ...");
-    let chain_qos0 = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 0, false)));
-    report.add(Row::throughput(
+        &|| chain_throughput(&programs, &scale, 1, false),
+        &mut report,
+    );
+    let chain_qos0 = throughput(
         "Mosquitto + Rust subscriber + SQLite, QoS 0",
         "Chain QoS 0",
-        chain_qos0,
-    ));
-    eprintln!("Mosquitto, bare drain ...");
-    let drain = Figure::of((0..runs).map(|_| chain_throughput(&programs, &scale, 0, true)));
-    report.add(Row::throughput(
+        &|| chain_throughput(&programs, &scale, 0, false),
+        &mut report,
+    );
+    throughput(
         "Mosquitto, subscriber only counting (bare drain)",
         "Bare drain",
-        drain,
-    ));
+        &|| chain_throughput(&programs, &scale, 0, true),
+        &mut report,
+    );
 
     eprintln!("Eliot, latency at a fixed load ...");
     report.add(eliot_latency(&programs, &scale, runs));

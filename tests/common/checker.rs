@@ -140,25 +140,7 @@ pub async fn publish_through_failures(
     opts.set_clean_session(false);
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let publisher = {
-        let (client, device, ledger) = (client.clone(), device.clone(), ledger.clone());
-        tokio::spawn(async move {
-            for n in 0..count {
-                ledger.published(&device, n);
-                let payload = reading(&device, n);
-                if client
-                    .publish(topic(&device), QoS::AtLeastOnce, false, payload)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                if !every.is_zero() {
-                    tokio::time::sleep(every).await;
-                }
-            }
-        })
-    };
+    let publisher = spawn_publisher(client.clone(), &device, Some(count), every, &ledger);
     // rumqttc gives a new PUBLISH a packet id no unacked one holds, in request order, and
     // re-sends unacked ones (after a reconnect) with their old id: so the first outgoing
     // PUBLISH with a free id is the next reading.
@@ -192,4 +174,32 @@ pub async fn publish_through_failures(
     publisher.abort();
     let _ = client.try_disconnect();
     acked
+}
+
+/// Publishes `device`'s readings `0..count` (for ever with `None`) at QoS 1, `every` apart,
+/// recording each in the ledger as published, until the client is gone.
+pub fn spawn_publisher(
+    client: AsyncClient,
+    device: &str,
+    count: Option<u64>,
+    every: Duration,
+    ledger: &Ledger,
+) -> tokio::task::JoinHandle<()> {
+    let (device, ledger) = (device.to_owned(), ledger.clone());
+    tokio::spawn(async move {
+        for n in 0..count.unwrap_or(u64::MAX) {
+            ledger.published(&device, n);
+            let payload = reading(&device, n);
+            if client
+                .publish(topic(&device), QoS::AtLeastOnce, false, payload)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if !every.is_zero() {
+                tokio::time::sleep(every).await;
+            }
+        }
+    })
 }

@@ -26,20 +26,18 @@
 //! Failures are injected through the `fail` crate's fault points, which are compiled in for
 //! examples and tests only.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::error::Error;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use eliot::app::{Ending, Server};
 use eliot::config::{Config, Sources};
-use eliot_actors::health::HealthReport;
-use eliot_actors::tree::Tree;
+use eliot_actors::{CapturedLogs, HealthProbe, HealthReport, Telemetry};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use slog::{Drain, Logger};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::sleep;
 
@@ -81,22 +79,38 @@ async fn main() -> Result<(), Box<dyn Error>> {
     silence_injected_panics();
     let data_dir = tempfile::tempdir()?;
     let db = data_dir.path().join("eliot.db");
-    let (events_tx, events) = mpsc::unbounded_channel();
-    let log = Logger::root(Forwarder(Mutex::new(events_tx)), slog::o!());
-    let (tree, config) = start_eliot(data_dir.path(), &log)?;
-    println!("{}  Eliot listening on {}", stamp(), tree.local_addr());
-    tokio::spawn(print_events(events));
+    let logs = CapturedLogs::default();
+    let server = start_eliot(data_dir.path(), &logs)?;
+    let addr = server.local_addr();
+    println!("{}  Eliot listening on {addr}", stamp());
+    let printer = tokio::spawn(print_events(logs));
+    let probe = server.health_probe();
+    // The story runs while Eliot does; when it ends, Eliot shuts down gracefully.
+    let (ending, shutdown) = server.run(story(addr, &db, &probe)).await;
+    let health = match ending {
+        Ending::Requested(health) => health?,
+        Ending::Escalated(e) => return Err(format!("{} escalated", e.child).into()),
+    };
+    sleep(Duration::from_millis(100)).await;
+    printer.abort();
+    println!("{}  Eliot shut down in {:?}", stamp(), shutdown.took);
+    print_summary(&db, &health)?;
+    Ok(())
+}
 
+/// Three devices publish; a failure is injected into each part in turn; then the devices
+/// stop. Answers the last health report before the shutdown.
+async fn story(addr: SocketAddr, db: &Path, probe: &HealthProbe) -> Result<HealthReport, String> {
     let devices: Vec<Device> = DEVICES
         .iter()
-        .map(|name| Device::start(tree.local_addr(), name))
+        .map(|name| Device::start(addr, name))
         .collect();
-    watch_flow(&tree, &db, 3).await;
+    watch_flow(probe, db, 3).await;
 
     for (headline, fault_point, action) in INJECTIONS {
         println!("\n{}  === {headline} ({fault_point}) ===", stamp());
         fail::cfg(fault_point, action)?;
-        watch_flow(&tree, &db, 4).await;
+        watch_flow(probe, db, 4).await;
         fail::remove(fault_point);
     }
 
@@ -108,82 +122,59 @@ async fn main() -> Result<(), Box<dyn Error>> {
     for device in devices {
         device.disconnect().await;
     }
-    let health = tree.health().await.ok_or("no health report")?;
-    let shutdown = tree.shutdown(config.shutdown.deadline).await;
-    println!("{}  Eliot shut down in {:?}", stamp(), shutdown.took);
-    print_summary(&db, &health)?;
-    Ok(())
+    probe
+        .report()
+        .await
+        .ok_or_else(|| "no health report".to_owned())
 }
 
-/// Starts the tree with the `test` configuration, its data in `data_dir`, on a free
-/// loopback port. (A real owner would also wait on `tree.escalation()`; with one restart
-/// per child, nothing escalates here.)
-fn start_eliot(data_dir: &Path, log: &Logger) -> Result<(Tree, Config), Box<dyn Error>> {
+/// Starts Eliot with the `test` configuration, its data in `data_dir`, on a free
+/// loopback port, logging into `logs`.
+fn start_eliot(data_dir: &Path, logs: &CapturedLogs) -> Result<Server, Box<dyn Error>> {
     let sources = Sources {
         env: Some("test".into()),
         ..Sources::default()
     };
-    let mut config = Config::load(&sources).map_err(|e| format!("{e:?}"))?;
+    let mut config: Config = Config::load(&sources).map_err(|e| format!("{e:?}"))?;
     config.store.data_dir = data_dir.to_owned();
     let listener = TcpListener::bind("127.0.0.1:0")?;
-    let tree = Tree::start(config.tree(), listener, log)?;
-    Ok((tree, config))
+    let telemetry = Telemetry::new(logs.logger(), Default::default());
+    Ok(Server::start(&config, listener, &telemetry)?)
 }
 
-// ---- The tree's log events, forwarded to the printer ------------------------------------
-
-/// A slog drain that forwards every record with an `event` key, as a key-value map.
-struct Forwarder(Mutex<mpsc::UnboundedSender<BTreeMap<String, String>>>);
-
-struct Fields(BTreeMap<String, String>);
-
-impl slog::Serializer for Fields {
-    fn emit_arguments(&mut self, key: slog::Key, value: &std::fmt::Arguments) -> slog::Result {
-        self.0.insert(key.to_string(), value.to_string());
-        Ok(())
-    }
-}
-
-impl Drain for Forwarder {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        use slog::KV;
-        // Skip the debug records (one per message): none of them is printed.
-        if record.level().is_at_least(slog::Level::Info) {
-            let mut fields = Fields(BTreeMap::new());
-            let _ = values.serialize(record, &mut fields); // the logger's keys, e.g. `actor`
-            let _ = record.kv().serialize(record, &mut fields); // the event's own keys
-            if fields.0.contains_key("event") {
-                let _ = self.0.lock().unwrap().send(fields.0);
-            }
-        }
-        Ok(())
-    }
-}
+// ---- The tree's log events, printed as they come ----------------------------------------
 
 /// Prints the events that tell the story of a failure; ignores the rest.
-async fn print_events(mut events: mpsc::UnboundedReceiver<BTreeMap<String, String>>) {
-    while let Some(e) = events.recv().await {
-        let f = |key: &str| e.get(key).cloned().unwrap_or_default();
-        let line = match f("event").as_str() {
-            "actor_panicked" => format!("{} panicked: {}", f("actor"), f("panic")),
-            "actor_restarting" => format!(
-                "{} restarting in {} ms (restart {} in window): {}",
-                f("child"),
-                f("delay_ms"),
-                f("restarts_in_window"),
-                f("reason")
-            ),
-            "device_connected" => format!("{} connected", f("client_id")),
-            "device_disconnected" => format!("{} disconnected: {}", f("client_id"), f("reason")),
-            "message_rejected" => format!("{} dead letter: {}", f("client_id"), f("reason")),
-            "breaker_transition" => format!("breaker {}: now {}", f("breaker"), f("to")),
-            _ => continue,
-        };
-        println!("{}  {line}", stamp());
+async fn print_events(logs: CapturedLogs) {
+    let mut seen = 0;
+    loop {
+        let new = logs.records_from(seen);
+        seen += new.len();
+        for e in new {
+            print_event(&e);
+        }
+        sleep(Duration::from_millis(50)).await;
     }
+}
+
+fn print_event(e: &eliot_actors::Fields) {
+    let f = |key: &str| e.get(key).cloned().unwrap_or_default();
+    let line = match f("event").as_str() {
+        "actor_panicked" => format!("{} panicked: {}", f("actor"), f("panic")),
+        "actor_restarting" => format!(
+            "{} restarting in {} ms (restart {} in window): {}",
+            f("child"),
+            f("delay_ms"),
+            f("restarts_in_window"),
+            f("reason")
+        ),
+        "device_connected" => format!("{} connected", f("client_id")),
+        "device_disconnected" => format!("{} disconnected: {}", f("client_id"), f("reason")),
+        "message_rejected" => format!("{} dead letter: {}", f("client_id"), f("reason")),
+        "breaker_transition" => format!("breaker {}: now {}", f("breaker"), f("to")),
+        _ => return,
+    };
+    println!("{}  {line}", stamp());
 }
 
 // ---- Simulated devices ------------------------------------------------------------------
@@ -263,12 +254,12 @@ async fn drive_connection(mut eventloop: EventLoop) {
 // ---- Watching ---------------------------------------------------------------------------
 
 /// Prints, once a second for `seconds`, the acks so far, the stored rows and the health.
-async fn watch_flow(tree: &Tree, db: &Path, seconds: u32) {
+async fn watch_flow(probe: &HealthProbe, db: &Path, seconds: u32) {
     for _ in 0..seconds {
         let before = ACKED.load(Relaxed);
         sleep(Duration::from_secs(1)).await;
         let acked = ACKED.load(Relaxed);
-        let status = tree.health().await.map(|h| format!("{:?}", h.status));
+        let status = probe.report().await.map(|h| format!("{:?}", h.status));
         println!(
             "{}  flow: {acked} acked (+{}/s), {} rows in readings, health {}",
             stamp(),

@@ -1,11 +1,11 @@
-//! Runs the supervision tree until a shutdown signal, then shuts it down in phases.
+//! Runs the supervision tree until a shutdown request, then shuts it down in phases. The
+//! binary, the integration tests and the examples all start Eliot through `Server`, so
+//! the tests run what users run.
 
 use std::future::Future;
+use std::net::SocketAddr;
 
-use eliot_actors::events::Event;
-use eliot_actors::restart::Escalation;
-use eliot_actors::tree::{ShutdownReport, StartError, Tree};
-use slog::Logger;
+use eliot_actors::{Escalation, Event, HealthProbe, ShutdownReport, StartError, Telemetry, Tree};
 
 use crate::config::Config;
 
@@ -17,32 +17,82 @@ pub enum ServeError {
     Escalated(Escalation),
 }
 
-/// Starts the tree on `listener` and runs it until `shutdown` resolves (a clean stop) or
-/// a child exceeds its restart intensity (an escalation); either way the tree is then
-/// drained within the configured deadline. Must run inside an actix `System`.
+/// Why a run ended.
+#[derive(Debug)]
+pub enum Ending<T> {
+    /// The shutdown future resolved, with this.
+    Requested(T),
+    /// A child exceeded its restart intensity.
+    Escalated(Escalation),
+}
+
+/// A started Eliot. Must be started and run inside an actix `System`.
+pub struct Server {
+    tree: Tree,
+    /// How long the drain after a shutdown request may take.
+    deadline: std::time::Duration,
+    telemetry: Telemetry,
+}
+
+impl Server {
+    /// Opens the store and starts the tree on `listener` (the device endpoint's socket).
+    pub fn start(
+        config: &Config,
+        listener: std::net::TcpListener,
+        telemetry: &Telemetry,
+    ) -> Result<Server, StartError> {
+        let tree = Tree::start(config.tree(), listener, telemetry)?;
+        Ok(Server {
+            tree,
+            deadline: config.shutdown.deadline,
+            telemetry: telemetry.clone(),
+        })
+    }
+
+    /// Where devices connect.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tree.local_addr()
+    }
+
+    pub fn health_probe(&self) -> HealthProbe {
+        self.tree.health_probe()
+    }
+
+    /// Runs until `shutdown` resolves or a child exceeds its restart intensity (logged as
+    /// `escalated`); either way the tree is then drained within the configured deadline.
+    pub async fn run<T>(
+        mut self,
+        shutdown: impl Future<Output = T>,
+    ) -> (Ending<T>, ShutdownReport) {
+        let ending = tokio::select! {
+            requested = shutdown => Ending::Requested(requested),
+            escalation = self.tree.escalation() => Ending::Escalated(escalation),
+        };
+        if let Ending::Escalated(e) = &ending {
+            Event::Escalated {
+                actor: &e.child,
+                restarts: e.restarts,
+                window: e.window,
+            }
+            .emit(&self.telemetry);
+        }
+        let report = self.tree.shutdown(self.deadline).await;
+        (ending, report)
+    }
+}
+
+/// Starts Eliot on `listener` and runs it until `shutdown` resolves (a clean stop) or a
+/// child exceeds its restart intensity (an escalation). Must run inside an actix `System`.
 pub async fn serve(
     config: &Config,
     listener: std::net::TcpListener,
     shutdown: impl Future<Output = ()>,
-    log: &Logger,
+    telemetry: &Telemetry,
 ) -> Result<ShutdownReport, ServeError> {
-    let mut tree = Tree::start(config.tree(), listener, log)?;
-    let escalation = tokio::select! {
-        () = shutdown => None,
-        escalation = tree.escalation() => Some(escalation),
-    };
-    if let Some(e) = &escalation {
-        Event::Escalated {
-            actor: &e.child,
-            restarts: e.restarts,
-            window: e.window,
-        }
-        .emit(log);
-    }
-    let report = tree.shutdown(config.shutdown.deadline).await;
-    match escalation {
-        None => Ok(report),
-        Some(e) => Err(ServeError::Escalated(e)),
+    let server = Server::start(config, listener, telemetry)?;
+    match server.run(shutdown).await {
+        (Ending::Requested(()), report) => Ok(report),
+        (Ending::Escalated(e), _) => Err(ServeError::Escalated(e)),
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use eliot_actors::{Event, Telemetry};
 
 use crate::app;
 use crate::config::{Config, Sources};
@@ -53,43 +54,59 @@ pub fn main() -> ExitCode {
 
 fn run(config: &Config) -> ExitCode {
     let (log, guard) = logging::init(&config.log);
-    raise_descriptor_limit(config, &log);
+    let telemetry = Telemetry::new(log, Default::default());
+    raise_descriptor_limit(config, &telemetry);
     let listener = match std::net::TcpListener::bind(config.mqtt.listen) {
         Ok(listener) => listener,
         Err(e) => {
-            slog::crit!(log, "cannot listen for devices"; "event" => "start_failed",
-                "addr" => %config.mqtt.listen, "error" => %e);
+            let error = format!("cannot listen for devices on {}: {e}", config.mqtt.listen);
+            Event::StartFailed { error: &error }.emit(&telemetry);
+            drop(telemetry);
             drop(guard);
             return ExitCode::FAILURE;
         }
     };
     let system = actix_rt::System::new();
-    let served = system.block_on(app::serve(config, listener, app::shutdown_signal(), &log));
+    let served = system.block_on(app::serve(
+        config,
+        listener,
+        app::shutdown_signal(),
+        &telemetry,
+    ));
     let code = match served {
         Ok(_) => ExitCode::SUCCESS,
         Err(app::ServeError::Start(e)) => {
-            slog::crit!(log, "cannot start"; "event" => "start_failed", "error" => %e);
+            Event::StartFailed {
+                error: &e.to_string(),
+            }
+            .emit(&telemetry);
             ExitCode::FAILURE
         }
         // Logged as `escalated` when it happened; the status tells the outer supervisor.
         Err(app::ServeError::Escalated(_)) => ExitCode::from(ESCALATED),
     };
-    drop(log);
+    drop(telemetry);
     drop(guard);
     code
 }
 
 /// Every device connection holds a file descriptor: raise the soft limit as far as the
 /// hard limit allows, and say so when it is still below `mqtt.max_connections`.
-fn raise_descriptor_limit(config: &Config, log: &slog::Logger) {
+fn raise_descriptor_limit(config: &Config, telemetry: &Telemetry) {
     let wanted = config.mqtt.max_connections as u64 + 256;
     match rlimit::increase_nofile_limit(wanted) {
-        Ok(got) if got < wanted => {
-            slog::warn!(log, "the open-file limit is below mqtt.max_connections";
-                "event" => "descriptor_limit", "limit" => got, "wanted" => wanted)
+        Ok(got) if got >= wanted => {}
+        Ok(got) => Event::DescriptorLimit {
+            limit: Some(got),
+            wanted,
+            error: None,
         }
-        Ok(_) => {}
-        Err(e) => slog::warn!(log, "cannot raise the open-file limit";
-            "event" => "descriptor_limit", "error" => %e),
+        .emit(telemetry),
+        Err(e) => Event::DescriptorLimit {
+            limit: None,
+            wanted,
+            error: Some(&e.to_string()),
+        }
+        .emit(telemetry),
     }
 }

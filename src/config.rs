@@ -9,12 +9,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use eliot_actors::device_endpoint::EndpointSettings;
-use eliot_actors::restart::RestartSettings;
-use eliot_actors::store::StoreSettings;
-use eliot_actors::topic::TopicPattern;
-use eliot_actors::tree::{BreakersSettings, HealthSettings, ProcessorSettings, TreeSettings};
-use eliot_actors::validate::IngestSettings;
+use eliot_actors::{
+    BreakersSettings, EndpointSettings, HealthSettings, IngestSettings, Problems,
+    ProcessorSettings, RestartSettings, StoreSettings, TreeSettings,
+};
 use serde::{Deserialize, Serialize};
 
 const DEFAULT: &str = include_str!("../config/default.toml");
@@ -202,99 +200,24 @@ impl Config {
         }
     }
 
-    /// Checks what the types alone cannot: ranges and relations between keys.
+    /// Checks what the types alone cannot: ranges and relations between keys. Each
+    /// section checks itself.
     fn validate(&self) -> Vec<ConfigError> {
-        let mut problems = Vec::new();
-        let mut check = |ok: bool, key: &str, message: &str| {
-            if !ok {
-                problems.push(ConfigError {
-                    source: "effective configuration".into(),
-                    key: key.into(),
-                    message: message.into(),
-                });
-            }
-        };
-        check(
-            self.mqtt.max_packet_size >= 1024,
-            "mqtt.max_packet_size",
-            "expected at least 1024 bytes",
-        );
-        check(
-            self.mqtt.max_in_flight >= 1,
-            "mqtt.max_in_flight",
-            "expected at least 1",
-        );
-        check(
-            self.mqtt.max_connections >= 1,
-            "mqtt.max_connections",
-            "expected at least 1",
-        );
-        if let Err(e) = TopicPattern::parse(&self.ingest.topic) {
-            check(false, "ingest.topic", &e.to_string());
-        }
-        check(
-            self.ingest.max_depth >= 1,
-            "ingest.max_depth",
-            "expected at least 1",
-        );
-        check(
-            self.ingest.max_fields >= 1,
-            "ingest.max_fields",
-            "expected at least 1",
-        );
-        check(
-            self.ingest.max_batch >= 1,
-            "ingest.max_batch",
-            "expected at least 1",
-        );
-        check(
-            self.store.batch_max >= 1,
-            "store.batch_max",
-            "expected at least 1",
-        );
-        check(
-            self.store.mailbox >= 1,
-            "store.mailbox",
-            "expected at least 1",
-        );
-        check(
-            (1..=64).contains(&self.processors.count),
-            "processors.count",
-            "expected 1 to 64",
-        );
-        check(
-            self.processors.mailbox >= 1,
-            "processors.mailbox",
-            "expected at least 1",
-        );
-        check(
-            !self.health.probe_interval.is_zero(),
-            "health.probe_interval",
-            "expected a duration above zero",
-        );
-        check(self.log.buffer >= 1, "log.buffer", "expected at least 1");
-        check(
-            self.supervision.backoff_initial <= self.supervision.backoff_max,
-            "supervision.backoff_initial",
-            "expected at most supervision.backoff_max",
-        );
-        let store = &self.breakers.store;
-        check(
-            store.failure_threshold >= 1,
-            "breakers.store.failure_threshold",
-            "expected at least 1",
-        );
-        check(
-            store.open_for <= store.open_max,
-            "breakers.store.open_for",
-            "expected at most breakers.store.open_max",
-        );
-        check(
-            !self.supervision.window.is_zero(),
-            "supervision.window",
-            "expected a duration above zero",
-        );
+        let mut problems = Problems::new();
+        self.tree().validate(&mut problems);
+        problems.section("log", |p| p.at_least("buffer", self.log.buffer, 1));
+        problems.section("shutdown", |p| {
+            p.positive("deadline", self.shutdown.deadline)
+        });
         problems
+            .into_vec()
+            .into_iter()
+            .map(|problem| ConfigError {
+                source: "effective configuration".into(),
+                key: problem.key,
+                message: problem.message,
+            })
+            .collect()
     }
 
     /// The engine's sections, as the supervision tree takes them.
@@ -437,6 +360,29 @@ mod tests {
         let errors = Config::load(&sources).unwrap_err();
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["ingest.topic", "processors.count"]);
+    }
+
+    #[test]
+    fn zero_durations_and_inverted_bounds_are_refused_by_key() {
+        let (_file, sources) = with_file(
+            "[mqtt]\nconnect_timeout = \"0s\"\n\
+             [breakers.device]\nwindow = \"0s\"\ncooldown = \"1h\"\ncooldown_max = \"1m\"\n\
+             [supervision]\nbackoff_initial = \"20s\"\n",
+        );
+        let errors = Config::load(&sources).unwrap_err();
+        let found: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "mqtt.connect_timeout: expected a duration above zero",
+                "supervision.backoff_initial: expected at most supervision.backoff_max",
+                "breakers.device.window: expected a duration above zero",
+                "breakers.device.cooldown: expected at most breakers.device.cooldown_max",
+            ]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::scripted::*;
 use common::*;
-use eliot_actors::device_guard::DeviceBreakerSettings;
+use eliot_actors::DeviceBreakerSettings;
 use rumqttc::mqttbytes::{v4, QoS as Q4};
 use rumqttc::v5::mqttbytes::{v5, QoS as Q5};
 use rumqttc::QoS;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::checker::{publish_through_failures, spawn_publisher, Ledger, Pace};
 use common::process::{free_addr, EliotProcess};
 use common::*;
-use eliot_actors::breaker::{BreakerSettings, BreakerState};
-use eliot_actors::health::Status;
+use eliot_actors::Status;
+use eliot_actors::{BreakerSettings, BreakerState};
 use rumqttc::QoS;
 
 /// Fault points are process-wide: the in-process drills take turns.

@@ -5,8 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::scripted::{connect5, Raw5};
 use common::*;
-use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
+use rumqttc::v5::mqttbytes::{v5, QoS as QoS5};
 use rumqttc::{Event, Packet, QoS};
 
 /// The original Eliot example, published at QoS 1, is acked and stored with exactly its
@@ -287,11 +288,21 @@ async fn an_oversized_packet_is_refused_and_others_keep_being_served() {
 
     // A compliant v5 client never sends what the CONNACK's Maximum Packet Size forbids,
     // so this device is scripted by hand to send it anyway.
-    let mut raw = RawV5::connect(eliot.addr, "big_v5").await;
-    assert_eq!(raw.connack_max_packet_size, Some(64 * 1024));
-    raw.publish_qos1(&topic("big_v5"), huge.as_bytes(), 1).await;
-    let reason = raw.read_disconnect().await;
-    assert_eq!(reason, Some(DisconnectReasonCode::PacketTooLarge));
+    let (mut raw, ack) = Raw5::handshake(eliot.addr, connect5("big_v5"), None).await;
+    let announced = ack.properties.and_then(|p| p.max_packet_size);
+    assert_eq!(announced, Some(64 * 1024));
+    raw.publish(&topic("big_v5"), QoS5::AtLeastOnce, 1, &huge)
+        .await;
+    let reasons: Vec<_> = raw
+        .until_closed()
+        .await
+        .into_iter()
+        .filter_map(|packet| match packet {
+            v5::Packet::Disconnect(d) => Some(d.reason_code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [v5::DisconnectReasonCode::PacketTooLarge]);
 
     let mut other = Device::connect(eliot.addr, "robot_001");
     let acked = other

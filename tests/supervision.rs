@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use eliot_actors::health::{ChildState, HealthReport};
-use eliot_actors::restart::RestartSettings;
+use eliot_actors::RestartSettings;
+use eliot_actors::{CapturedLogs, ChildState, HealthReport};
 use rumqttc::{Event, Packet, QoS};
 
 static FAULT_POINTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

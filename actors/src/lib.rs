@@ -2,35 +2,55 @@
 //!
 //! # Layout
 //!
-//! The supervision tree (`tree`) starts these children, each an actix actor:
+//! One folder per subsystem; each names its actors after their file, so each actor of
+//! ARCHITECTURE.md's tree is found in one step:
 //!
-//! - `health::HealthMonitor`: knows every child's state; probes each on an interval.
-//! - `device_endpoint::DeviceEndpoint`: accepts device sockets and reads each CONNECT.
-//! - `device_connection::DeviceConnection`: one per connected device; owns its MQTT
-//!   session, acks a PUBLISH only after its outcome is committed, in arrival order.
-//! - `processor::Processor` × N: parse and validate payloads (`validate`) into
-//!   readings or a dead letter (`reading`).
-//! - `store_writer::StoreWriter`: batches outcomes into one SQLite transaction (`store`).
+//! - `tree`: wires the children below under actix `Supervisor`s and shuts them down in
+//!   phases. Nothing else.
+//! - `supervision/`: `HealthMonitor` (`health_monitor.rs`), the store's `Breaker`
+//!   (`breaker.rs`, running `circuit.rs`), the per-device `DeviceGuard`
+//!   (`device_guard.rs`), the restart policy every child carries (`restart.rs`), and the
+//!   one `SlidingWindow` and `Backoff` they share.
+//! - `endpoint/`: `DeviceEndpoint` (`device_endpoint.rs`: accept, CONNECT, registry,
+//!   drain), `admission.rs` (CONNECT → session or refusal), `DeviceConnection`
+//!   (`device_connection/`: one per device, acks after commit), its `AckQueue`, the
+//!   in-flight `ByteBudget`, and the `Transport` it reads and writes.
+//! - `ingest/`: `Processor` (`processor.rs`), the validation rules and `validate`, and
+//!   what a message becomes (`reading.rs`: readings or a dead letter).
+//! - `pipeline`: the path every message takes, whichever way it came in: a processor,
+//!   then the store.
+//! - `store/`: `StoreWriter` (`store_writer.rs`: batches, commits, then answers), the
+//!   SQLite schema (`sqlite.rs`), and durable device sessions (`sessions.rs`).
+//! - `mqtt/`: the packet vocabulary for MQTT 3.1.1 and 5, and its codec over rumqttc's.
+//! - `observe/`: typed events that log and count, their `Metrics`, and a log capture.
+//! - `settings`: how each settings section reports its problems.
 //!
-//! Around them: `mqtt` (packets and codec over rumqttc's), `pipeline` (processor then
-//! store, shared by every way in), `supervision` (panics become restarts), `events`
-//! (every log line, typed), `topic` and `timefmt`.
+//! Dependencies point one way: `tree` → `endpoint` → `pipeline` → `ingest`, `store` →
+//! `supervision`, `observe`; a child reports to its owner through a `Recipient`.
 
-pub mod breaker;
-pub mod device_connection;
-pub mod device_endpoint;
-pub mod device_guard;
-pub mod events;
-pub mod health;
+mod endpoint;
+mod ingest;
 pub mod mqtt;
-pub mod pipeline;
-pub mod processor;
-pub mod reading;
-pub mod restart;
-pub mod store;
-pub mod store_writer;
-pub mod supervision;
-pub mod timefmt;
-pub mod topic;
-pub mod tree;
-pub mod validate;
+mod observe;
+mod pipeline;
+mod settings;
+mod store;
+mod supervision;
+mod tree;
+
+pub use endpoint::{
+    AckQueue, Arrival, ByteBudget, ConnectionCount, DeviceEndpoint, EndpointSettings, Transport,
+};
+pub use ingest::{
+    format_utc, is_device_id, validate, DeadLetter, IngestSettings, Outcome, ProcessorSettings,
+    Reading, Rejection, Rules, TopicPattern, REJECTION_CLASSES,
+};
+pub use observe::{CapturedLogs, Event, Fields, Metrics, Telemetry};
+pub use settings::{Problem, Problems};
+pub use store::{SessionRequest, Store, StoreError, StoreSettings, Synchronous};
+pub use supervision::{
+    BreakerSettings, BreakerState, BreakersSettings, ChildHealth, ChildState,
+    DeviceBreakerSettings, Escalation, HealthProbe, HealthReport, HealthSettings, RestartSettings,
+    Status,
+};
+pub use tree::{ShutdownReport, StartError, Tree, TreeSettings};

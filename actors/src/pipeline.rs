@@ -1,5 +1,5 @@
-//! The path every message takes, whichever way it came in: a processor, then the store;
-//! and the store's record of device sessions.
+//! The path every message takes, whichever way it came in (the device endpoint, a will,
+//! and later the upstream broker): a processor, then the store.
 
 use std::future::Future;
 
@@ -7,10 +7,8 @@ use actix::Addr;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use crate::processor::{Message, Process, Processors};
-use crate::reading::Outcome;
-use crate::store::SessionRequest;
-use crate::store_writer::{persist, NotStored, OpenSession, StoreWriter, TouchSession};
+use crate::ingest::{Message, Outcome, Process, Processors};
+use crate::store::{persist, NotStored, StoreWriter};
 
 /// How a committed message was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,27 +62,5 @@ impl Pipeline {
             client_id,
             received_at: OffsetDateTime::now_utc(),
         }
-    }
-
-    /// Records a CONNECT's session in the store; resolves to Session Present once committed.
-    pub fn open_session(
-        &self,
-        request: SessionRequest,
-    ) -> impl Future<Output = Result<bool, NotStored>> + 'static {
-        let store = self.store.clone();
-        async move {
-            store
-                .send(OpenSession(request))
-                .await
-                .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?
-        }
-    }
-
-    /// The connection of a device with a kept session ended.
-    pub fn end_session(&self, client_id: String) {
-        let store = self.store.clone();
-        actix_rt::spawn(async move {
-            let _ = store.send(TouchSession(client_id)).await;
-        });
     }
 }

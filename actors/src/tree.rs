@@ -1,44 +1,26 @@
 //! The supervision tree: starts every child under an actix `Supervisor`, and shuts the
-//! tree down in phases (stop intake, drain until a deadline, then stop).
+//! tree down in phases (stop intake, drain until a deadline, then stop). Wiring only:
+//! each child's behaviour lives in its own module.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
-use serde::{Deserialize, Serialize};
-use slog::Logger;
-
-use crate::breaker::{Breaker, BreakerSettings};
-use crate::device_endpoint::{DeviceEndpoint, EndpointSettings, StopIntake};
-use crate::device_guard::{DeviceBreakerSettings, DeviceGuard};
-use crate::events::Event;
-use crate::health::{GetHealth, HealthMonitor, HealthReport, Watch};
+use crate::endpoint::{
+    DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, DEVICE_ENDPOINT,
+};
+use crate::ingest::{IngestSettings, Processor, ProcessorSettings, Processors, Rules};
+use crate::observe::{Event, Metrics, Telemetry};
 use crate::pipeline::Pipeline;
-use crate::processor::{Processor, Processors};
-use crate::restart::{Escalation, RestartSettings, Restarts};
-use crate::store::{Store, StoreError, StoreSettings};
-use crate::store_writer::{self, StoreWriter, StoreWriterLinks};
-use crate::validate::{IngestSettings, Rules};
-
-/// The `[processors]` section.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessorSettings {
-    /// How many processor actors (on the connections' thread; each restarts on its own).
-    pub count: usize,
-    /// Capacity of each processor's mailbox; senders wait when it is full.
-    pub mailbox: usize,
-}
-
-/// The `[health]` section.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealthSettings {
-    /// How often the health monitor probes every child; also the probe's timeout.
-    #[serde(with = "humantime_serde")]
-    pub probe_interval: Duration,
-}
+use crate::settings::Problems;
+use crate::store::{
+    Sessions, Store, StoreError, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER,
+};
+use crate::supervision::{
+    Breaker, BreakersSettings, DeviceGuard, Escalation, HealthMonitor, HealthProbe, HealthReport,
+    HealthSettings, Ping, RestartSettings, Restarts, Watch,
+};
+use actix::prelude::*;
 
 /// What the tree is built from: the engine's sections of the configuration.
 pub struct TreeSettings<'a> {
@@ -51,20 +33,23 @@ pub struct TreeSettings<'a> {
     pub breakers: &'a BreakersSettings,
 }
 
-/// The `[breakers]` section: one circuit breaker per dependency.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BreakersSettings {
-    /// Guards the SQLite store: while it is open, nothing is written or acked.
-    pub store: BreakerSettings,
-    /// One per device that keeps sending rejected messages.
-    pub device: DeviceBreakerSettings,
+impl TreeSettings<'_> {
+    /// Every section checks itself; problems are named by their dotted key.
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.section("mqtt", |p| self.mqtt.validate(p));
+        problems.section("ingest", |p| self.ingest.validate(p));
+        problems.section("store", |p| self.store.validate(p));
+        problems.section("processors", |p| self.processors.validate(p));
+        problems.section("health", |p| self.health.validate(p));
+        problems.section("supervision", |p| self.supervision.validate(p));
+        problems.section("breakers", |p| self.breakers.validate(p));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("ingest.topic: {0}")]
-    Topic(#[from] crate::topic::TopicPatternError),
+    Topic(#[from] crate::ingest::TopicPatternError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen for devices: {0}")]
@@ -91,19 +76,21 @@ pub struct Tree {
     /// Children past their restart intensity report here.
     escalations: tokio::sync::mpsc::Receiver<Escalation>,
     local_addr: SocketAddr,
-    log: Logger,
+    telemetry: Telemetry,
 }
 
 impl Tree {
     /// Opens the store and starts every child; `listener` is the device endpoint's socket.
+    /// Every event goes to `telemetry`.
     pub fn start(
         settings: TreeSettings<'_>,
         listener: std::net::TcpListener,
-        log: &Logger,
+        telemetry: &Telemetry,
     ) -> Result<Tree, StartError> {
         if settings.processors.count == 0 {
             return Err(StartError::NoProcessor);
         }
+        let telemetry = telemetry.clone();
         let rules = Arc::new(Rules::try_from(settings.ingest)?);
         // Opened here, before any actor, so a bad data directory fails the start clearly.
         let store = Store::open(settings.store)?;
@@ -114,67 +101,70 @@ impl Tree {
         let health = HealthMonitor::new(
             settings.health.probe_interval,
             settings.supervision.window,
-            log,
+            &telemetry,
         );
         let health = Supervisor::start(move |_| health);
         let (escalate, escalations) = tokio::sync::mpsc::channel(16);
         let restarts = |child: &str| {
             Restarts::new(
                 child,
-                settings.supervision.clone(),
-                health.clone(),
+                settings.supervision,
+                health.clone().recipient(),
                 escalate.clone(),
             )
         };
-        let store_thread = Arbiter::new();
-        let store_settings = settings.store.clone();
+
         let breaker = Breaker::new(
             "store",
             settings.breakers.store.clone(),
-            health.clone(),
-            log,
+            health.clone().recipient(),
+            &telemetry,
         );
         let breaker = Supervisor::start(move |_| breaker);
         watch(&health, "breaker:store", &breaker);
+        let store_thread = Arbiter::new();
+        let (store_settings, t) = (settings.store.clone(), telemetry.clone());
         let links = StoreWriterLinks {
-            restarts: restarts(store_writer::NAME),
+            restarts: restarts(STORE_WRITER),
             breaker,
-            health: health.clone(),
+            health: health.clone().recipient(),
         };
-        let log_for_store = log.clone();
         let store_writer = Supervisor::start_in_arbiter(&store_thread.handle(), move |_| {
-            StoreWriter::new(store_settings, store, links, &log_for_store)
+            StoreWriter::new(store_settings, store, links, &t)
         });
-        watch(&health, store_writer::NAME, &store_writer);
+        watch(&health, STORE_WRITER, &store_writer);
 
         // Processors run on the connections' thread: measured, a hop to another thread
         // cost more than the validation it moved (see README "Performance").
         let mut processors = Vec::new();
         for index in 0..settings.processors.count {
             let name = format!("processor-{index}");
-            let (rules, restarts_p, log_p) = (rules.clone(), restarts(&name), log.clone());
+            let (rules, restarts, t) = (rules.clone(), restarts(&name), telemetry.clone());
             let mailbox = settings.processors.mailbox;
             let addr = Supervisor::start(move |ctx: &mut Context<Processor>| {
                 ctx.set_mailbox_capacity(mailbox);
-                Processor::new(rules, restarts_p, &log_p)
+                Processor::new(rules, restarts, &t)
             });
             watch(&health, &name, &addr);
             processors.push(addr);
         }
 
-        let pipeline = Pipeline::new(Processors::new(processors), store_writer.clone());
-        let guard = DeviceGuard::new(settings.breakers.device.clone(), log);
+        let guard = DeviceGuard::new(settings.breakers.device.clone(), &telemetry);
         let guard = Supervisor::start(move |_| guard);
         watch(&health, "device_guard", &guard);
-        let (mqtt, restarts_e, log_e) = (
+        let links = EndpointLinks {
+            pipeline: Pipeline::new(Processors::new(processors), store_writer.clone()),
+            sessions: Sessions::new(store_writer.clone()),
+            guard,
+        };
+        let (mqtt, restarts, t) = (
             settings.mqtt.clone(),
-            restarts(crate::device_endpoint::NAME),
-            log.clone(),
+            restarts(DEVICE_ENDPOINT),
+            telemetry.clone(),
         );
-        let endpoint = Supervisor::start(move |_| {
-            DeviceEndpoint::new(mqtt, listener, pipeline, guard, restarts_e, &log_e)
-        });
-        watch(&health, crate::device_endpoint::NAME, &endpoint);
+        let endpoint =
+            Supervisor::start(move |_| DeviceEndpoint::new(mqtt, listener, links, restarts, &t));
+        watch(&health, DEVICE_ENDPOINT, &endpoint);
 
         Ok(Tree {
             health,
@@ -183,13 +173,18 @@ impl Tree {
             store_thread,
             escalations,
             local_addr,
-            log: log.clone(),
+            telemetry,
         })
     }
 
     /// Where the device endpoint listens (useful when the configured port was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the tree's events count.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.telemetry.metrics()
     }
 
     /// Resolves when a child exceeds its restart intensity. The caller then shuts the
@@ -203,14 +198,19 @@ impl Tree {
     }
 
     pub async fn health(&self) -> Option<HealthReport> {
-        self.health.send(GetHealth).await.ok()
+        self.health_probe().report().await
+    }
+
+    /// Asks for health reports from anywhere (another thread, an HTTP handler).
+    pub fn health_probe(&self) -> HealthProbe {
+        HealthProbe::new(self.health.clone())
     }
 
     /// Stops accepting, lets every connection commit and ack what it has read (up to
     /// `deadline`), then stops the store's thread. Whatever was acked is stored.
     pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
-        Event::ShutdownStarted { deadline }.emit(&self.log);
+        Event::ShutdownStarted { deadline }.emit(&self.telemetry);
         let drained = self.endpoint.send(StopIntake).await.unwrap_or_default();
         let all_closed = futures_util::future::join_all(drained);
         let forced = tokio::time::timeout(deadline, all_closed).await.is_err();
@@ -226,15 +226,15 @@ impl Tree {
             took: report.took,
             forced,
         }
-        .emit(&self.log);
+        .emit(&self.telemetry);
         report
     }
 }
 
 fn watch<A>(health: &Addr<HealthMonitor>, name: &str, child: &Addr<A>)
 where
-    A: Actor + Handler<crate::health::Ping>,
-    A::Context: actix::dev::ToEnvelope<A, crate::health::Ping>,
+    A: Actor + Handler<Ping>,
+    A::Context: actix::dev::ToEnvelope<A, Ping>,
 {
     health.do_send(Watch {
         child: name.to_owned(),

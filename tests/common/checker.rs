@@ -88,7 +88,7 @@ impl Ledger {
 /// The `ts` column Eliot stores for `reading(_, n)`.
 pub fn reading_ts(n: u64) -> String {
     let ts = time::OffsetDateTime::from_unix_timestamp(super::READING_EPOCH + n as i64).unwrap();
-    eliot_actors::timefmt::format_utc(ts)
+    eliot_actors::format_utc(ts)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

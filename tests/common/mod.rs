@@ -11,13 +11,13 @@ pub mod scripted;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use eliot::app::{Ending, Server};
 use eliot::config::{Config, Sources};
-use eliot_actors::health::HealthReport;
-use eliot_actors::restart::Escalation;
-use eliot_actors::tree::{ShutdownReport, Tree};
+use eliot_actors::{Escalation, HealthReport, Metrics, ShutdownReport, Telemetry};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use slog::{o, Drain, Logger};
 use tokio::sync::{mpsc, oneshot};
@@ -38,6 +38,8 @@ pub struct Eliot {
     commands: mpsc::UnboundedSender<Command>,
     /// Resolves if a child exceeds its restart intensity (the tree then shuts down).
     escalated: Option<oneshot::Receiver<Escalated>>,
+    /// What Eliot's events counted.
+    pub metrics: Arc<Metrics>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -69,7 +71,8 @@ impl Eliot {
         Eliot::start_logged(tweak, logger())
     }
 
-    /// Like `start_with`, logging to `log`.
+    /// Like `start_with`, logging to `log`. Eliot runs on a thread of its own, started
+    /// and stopped by `eliot::app::Server`, as the binary runs it.
     pub fn start_logged(tweak: impl FnOnce(&mut Config), log: Logger) -> Eliot {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let mut config = test_config();
@@ -77,39 +80,28 @@ impl Eliot {
         tweak(&mut config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         let addr = listener.local_addr().unwrap();
-        let (commands, mut inbox) = mpsc::unbounded_channel();
+        let (commands, inbox) = mpsc::unbounded_channel();
         let (started, ready) = std::sync::mpsc::channel();
         let (escalate, escalated) = oneshot::channel();
+        let telemetry = Telemetry::new(log, Arc::new(Metrics::new()));
+        let metrics = telemetry.metrics().clone();
         let thread_config = config.clone();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let tree = Tree::start(thread_config.tree(), listener, &log);
-                let mut tree = match tree {
-                    Ok(tree) => {
-                        started.send(Ok(())).unwrap();
-                        tree
-                    }
+                let server = match Server::start(&thread_config, listener, &telemetry) {
+                    Ok(server) => server,
                     Err(e) => return started.send(Err(e.to_string())).unwrap(),
                 };
-                let deadline = thread_config.shutdown.deadline;
-                loop {
-                    let command = tokio::select! {
-                        command = inbox.recv() => command,
-                        escalation = tree.escalation() => {
-                            let report = tree.shutdown(deadline).await;
-                            let _ = escalate.send((escalation, report));
-                            return;
-                        }
-                    };
-                    match command {
-                        Some(Command::Health(reply)) => {
-                            let _ = reply.send(tree.health().await.expect("health monitor"));
-                        }
-                        Some(Command::Stop(reply)) => {
-                            let _ = reply.send(tree.shutdown(deadline).await);
-                            return;
-                        }
-                        None => return,
+                started.send(Ok(())).unwrap();
+                let probe = server.health_probe();
+                let requests = serve_commands(inbox, probe);
+                match server.run(requests).await {
+                    (Ending::Requested(Some(reply)), report) => {
+                        let _ = reply.send(report);
+                    }
+                    (Ending::Requested(None), _) => {}
+                    (Ending::Escalated(escalation), report) => {
+                        let _ = escalate.send((escalation, report));
                     }
                 }
             })
@@ -121,6 +113,7 @@ impl Eliot {
             data_dir,
             commands,
             escalated: Some(escalated),
+            metrics,
             thread: Some(thread),
         }
     }
@@ -188,6 +181,22 @@ impl Eliot {
     fn join(&mut self) {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Answers health requests until a stop is asked for (its reply channel is the result)
+/// or the test dropped its handle (`None`).
+async fn serve_commands(
+    mut inbox: mpsc::UnboundedReceiver<Command>,
+    probe: eliot_actors::HealthProbe,
+) -> Option<oneshot::Sender<ShutdownReport>> {
+    loop {
+        match inbox.recv().await? {
+            Command::Health(reply) => {
+                let _ = reply.send(probe.report().await.expect("health monitor"));
+            }
+            Command::Stop(reply) => return Some(reply),
         }
     }
 }
@@ -334,145 +343,4 @@ fn spawn_event_loop(mut eventloop: EventLoop) -> mpsc::UnboundedReceiver<Result<
         }
     });
     rx
-}
-
-/// An MQTT 5 device scripted byte by byte (rumqttc's codec, no client logic), for what
-/// a compliant client would refuse to do.
-pub struct RawV5 {
-    stream: tokio::net::TcpStream,
-    buf: bytes::BytesMut,
-    /// The Maximum Packet Size the server announced in its CONNACK.
-    pub connack_max_packet_size: Option<u32>,
-}
-
-impl RawV5 {
-    pub async fn connect(addr: SocketAddr, client_id: &str) -> RawV5 {
-        use rumqttc::v5::mqttbytes::v5::{Connect, Packet as P5};
-        use tokio::io::AsyncWriteExt;
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut out = bytes::BytesMut::new();
-        let connect = Connect {
-            keep_alive: 30,
-            client_id: client_id.into(),
-            clean_start: true,
-            properties: None,
-        };
-        P5::Connect(connect, None, None)
-            .write(&mut out, None)
-            .unwrap();
-        stream.write_all(&out).await.unwrap();
-        let mut raw = RawV5 {
-            stream,
-            buf: bytes::BytesMut::new(),
-            connack_max_packet_size: None,
-        };
-        match raw.read().await {
-            Some(P5::ConnAck(ack)) => {
-                raw.connack_max_packet_size = ack.properties.and_then(|p| p.max_packet_size)
-            }
-            other => panic!("expected a CONNACK, got {other:?}"),
-        }
-        raw
-    }
-
-    pub async fn publish_qos1(&mut self, topic: &str, payload: &[u8], pkid: u16) {
-        use rumqttc::v5::mqttbytes::v5::{Packet as P5, Publish};
-        use tokio::io::AsyncWriteExt;
-        let mut publish = Publish::new(
-            topic,
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            payload.to_vec(),
-            None,
-        );
-        publish.pkid = pkid;
-        let mut out = bytes::BytesMut::new();
-        P5::Publish(publish).write(&mut out, None).unwrap();
-        // The server may close while this is being written: that is what is tested.
-        let _ = self.stream.write_all(&out).await;
-    }
-
-    /// Reads packets until a DISCONNECT (its reason) or the end of the connection (None).
-    pub async fn read_disconnect(
-        &mut self,
-    ) -> Option<rumqttc::v5::mqttbytes::v5::DisconnectReasonCode> {
-        use rumqttc::v5::mqttbytes::v5::Packet as P5;
-        loop {
-            match self.read().await? {
-                P5::Disconnect(d) => return Some(d.reason_code),
-                _ => continue,
-            }
-        }
-    }
-
-    /// The next packet from the server, or None when the connection ends (10 s limit).
-    pub async fn read(&mut self) -> Option<rumqttc::v5::mqttbytes::v5::Packet> {
-        use rumqttc::v5::mqttbytes::{v5::Packet as P5, Error};
-        use tokio::io::AsyncReadExt;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match P5::read(&mut self.buf, None) {
-                Ok(packet) => return Some(packet),
-                Err(Error::InsufficientBytes(_)) => {}
-                Err(e) => panic!(
-                    "the server sent a malformed packet: {e}: {:02x?}",
-                    &self.buf[..]
-                ),
-            }
-            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("the server answers within 10 s");
-            match read {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-}
-
-/// A logger that keeps every record as its key-value pairs (plus `msg`), so a test can
-/// read the typed events Eliot emitted.
-#[derive(Clone, Default)]
-pub struct CapturedLogs(
-    std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>,
-);
-
-impl CapturedLogs {
-    pub fn logger(&self) -> Logger {
-        Logger::root(self.clone().fuse(), o!())
-    }
-
-    /// Every record whose `event` key is `event`.
-    pub fn events(&self, event: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-        let records = self.0.lock().unwrap();
-        records
-            .iter()
-            .filter(|r| r.get("event").map(String::as_str) == Some(event))
-            .cloned()
-            .collect()
-    }
-}
-
-struct Fields(std::collections::BTreeMap<String, String>);
-
-impl slog::Serializer for Fields {
-    fn emit_arguments(&mut self, key: slog::Key, value: &std::fmt::Arguments) -> slog::Result {
-        self.0.insert(key.to_string(), value.to_string());
-        Ok(())
-    }
-}
-
-impl Drain for CapturedLogs {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        use slog::KV;
-        let mut fields = Fields(std::collections::BTreeMap::new());
-        // The record's own keys win over its logger's.
-        let _ = values.serialize(record, &mut fields);
-        let _ = record.kv().serialize(record, &mut fields);
-        fields.0.insert("msg".into(), record.msg().to_string());
-        self.0.lock().unwrap().push(fields.0);
-        Ok(())
-    }
 }

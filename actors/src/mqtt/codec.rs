@@ -4,10 +4,12 @@
 //! before the packet is handed to the matching codec.
 
 use bytes::{Buf, BytesMut};
-use rumqttc::mqttbytes::{self as m, v4};
-use rumqttc::v5::mqttbytes::{self as m5, v5};
+use rumqttc::mqttbytes::v4;
+use rumqttc::v5::mqttbytes::v5;
 use tokio_util::codec::{Decoder, Encoder};
 
+use super::decode::{from_v4, from_v5, short_v5_disconnect};
+use super::encode::{encode_v4, encode_v5};
 use super::packet::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -140,19 +142,6 @@ fn check_reserved_flags(first: u8) -> Result<(), CodecError> {
     }
 }
 
-/// A v5 DISCONNECT of 0 or 1 bytes after its fixed header, which MQTT 5 allows
-/// (§3.14.2.1: no reason code means 0x00; §3.14.2.2.1: no property length means none)
-/// and rumqttc's reader refuses. Longer ones go to rumqttc.
-fn short_v5_disconnect(frame: &[u8]) -> Option<Inbound> {
-    match frame {
-        [0xE0, 0x00] => Some(Inbound::Disconnect { with_will: false }),
-        [0xE0, 0x01, reason] => Some(Inbound::Disconnect {
-            with_will: *reason == v5::DisconnectReasonCode::DisconnectWithWillMessage as u8,
-        }),
-        _ => None,
-    }
-}
-
 impl Decoder for MqttCodec {
     type Item = Inbound;
     type Error = CodecError;
@@ -212,135 +201,6 @@ impl Decoder for MqttCodec {
     }
 }
 
-fn qos_v4(q: m::QoS) -> QoS {
-    match q {
-        m::QoS::AtMostOnce => QoS::AtMostOnce,
-        m::QoS::AtLeastOnce => QoS::AtLeastOnce,
-        m::QoS::ExactlyOnce => QoS::ExactlyOnce,
-    }
-}
-
-fn qos_v5(q: m5::QoS) -> QoS {
-    match q {
-        m5::QoS::AtMostOnce => QoS::AtMostOnce,
-        m5::QoS::AtLeastOnce => QoS::AtLeastOnce,
-        m5::QoS::ExactlyOnce => QoS::ExactlyOnce,
-    }
-}
-
-fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
-    Ok(match packet {
-        v4::Packet::Connect(c) => Inbound::Connect(Connect {
-            version: Version::V4,
-            client_id: c.client_id,
-            clean_start: c.clean_session,
-            keep_alive: c.keep_alive,
-            will: c.last_will.map(|w| Will {
-                topic: w.topic,
-                payload: w.message,
-                qos: qos_v4(w.qos),
-                retain: w.retain,
-            }),
-            username: c.login.map(|l| l.username),
-            session_expiry: None,
-        }),
-        v4::Packet::Publish(p) => Inbound::Publish(Publish {
-            topic: p.topic,
-            payload: p.payload,
-            qos: qos_v4(p.qos),
-            pkid: p.pkid,
-            dup: p.dup,
-            retain: p.retain,
-        }),
-        v4::Packet::PubAck(p) => Inbound::PubAck(p.pkid),
-        v4::Packet::PubRec(p) => Inbound::PubRec(p.pkid),
-        v4::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
-        v4::Packet::PubComp(p) => Inbound::PubComp(p.pkid),
-        v4::Packet::Subscribe(s) => Inbound::Subscribe {
-            pkid: s.pkid,
-            filters: s.filters.len(),
-        },
-        v4::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
-            pkid: u.pkid,
-            filters: u.topics.len(),
-        },
-        v4::Packet::PingReq => Inbound::PingReq,
-        v4::Packet::Disconnect => Inbound::Disconnect { with_will: false },
-        v4::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),
-        v4::Packet::SubAck(_) => Inbound::Unexpected("SUBACK"),
-        v4::Packet::UnsubAck(_) => Inbound::Unexpected("UNSUBACK"),
-        v4::Packet::PingResp => Inbound::Unexpected("PINGRESP"),
-    })
-}
-
-fn utf8(bytes: bytes::Bytes, what: &str) -> Result<String, CodecError> {
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| CodecError::Malformed(format!("{what} is not UTF-8")))
-}
-
-fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
-    Ok(match packet {
-        v5::Packet::Connect(c, will, login) => Inbound::Connect(Connect {
-            version: Version::V5,
-            client_id: c.client_id,
-            clean_start: c.clean_start,
-            keep_alive: c.keep_alive,
-            will: will
-                .map(|w| {
-                    Ok::<_, CodecError>(Will {
-                        topic: utf8(w.topic, "will topic")?,
-                        payload: w.message,
-                        qos: qos_v5(w.qos),
-                        retain: w.retain,
-                    })
-                })
-                .transpose()?,
-            username: login.map(|l| l.username),
-            session_expiry: c.properties.and_then(|p| p.session_expiry_interval),
-        }),
-        v5::Packet::Publish(p) => {
-            // Eliot's CONNACK allows no topic aliases (Topic Alias Maximum absent = 0).
-            if p.properties
-                .as_ref()
-                .is_some_and(|p| p.topic_alias.is_some())
-            {
-                return Err(CodecError::Malformed(
-                    "topic alias used, but this server allows none".into(),
-                ));
-            }
-            Inbound::Publish(Publish {
-                topic: utf8(p.topic, "topic")?,
-                payload: p.payload,
-                qos: qos_v5(p.qos),
-                pkid: p.pkid,
-                dup: p.dup,
-                retain: p.retain,
-            })
-        }
-        v5::Packet::PubAck(p) => Inbound::PubAck(p.pkid),
-        v5::Packet::PubRec(p) => Inbound::PubRec(p.pkid),
-        v5::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
-        v5::Packet::PubComp(p) => Inbound::PubComp(p.pkid),
-        v5::Packet::Subscribe(s) => Inbound::Subscribe {
-            pkid: s.pkid,
-            filters: s.filters.len(),
-        },
-        v5::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
-            pkid: u.pkid,
-            filters: u.filters.len(),
-        },
-        v5::Packet::PingReq(_) => Inbound::PingReq,
-        v5::Packet::Disconnect(d) => Inbound::Disconnect {
-            with_will: d.reason_code == v5::DisconnectReasonCode::DisconnectWithWillMessage,
-        },
-        v5::Packet::Auth(_) => Inbound::Unexpected("AUTH"),
-        v5::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),
-        v5::Packet::SubAck(_) => Inbound::Unexpected("SUBACK"),
-        v5::Packet::UnsubAck(_) => Inbound::Unexpected("UNSUBACK"),
-        v5::Packet::PingResp(_) => Inbound::Unexpected("PINGRESP"),
-    })
-}
-
 impl Encoder<Outbound> for MqttCodec {
     type Error = CodecError;
 
@@ -351,143 +211,6 @@ impl Encoder<Outbound> for MqttCodec {
         };
         written.map_err(CodecError::Malformed)
     }
-}
-
-fn encode_v4(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
-    let written = match packet {
-        Outbound::ConnAck {
-            code,
-            session_present,
-            ..
-        } => {
-            let code = match code {
-                ConnectCode::Accepted => v4::ConnectReturnCode::Success,
-                ConnectCode::UnsupportedProtocol => v4::ConnectReturnCode::RefusedProtocolVersion,
-                ConnectCode::ClientIdRejected => v4::ConnectReturnCode::BadClientId,
-                ConnectCode::ServerUnavailable | ConnectCode::QuotaExceeded => {
-                    v4::ConnectReturnCode::ServiceUnavailable
-                }
-            };
-            v4::ConnAck::new(code, session_present).write(dst)
-        }
-        Outbound::PubAck(pkid) => v4::PubAck::new(pkid).write(dst),
-        Outbound::PubRec(pkid) => v4::PubRec::new(pkid).write(dst),
-        Outbound::PubComp(pkid) => v4::PubComp::new(pkid).write(dst),
-        Outbound::SubAckRefused { pkid, filters } => {
-            v4::SubAck::new(pkid, vec![v4::SubscribeReasonCode::Failure; filters]).write(dst)
-        }
-        Outbound::UnsubAck { pkid, .. } => v4::UnsubAck::new(pkid).write(dst),
-        Outbound::PingResp => v4::PingResp.write(dst),
-        // MQTT 3.1.1 has no server-sent DISCONNECT: the server just closes.
-        Outbound::Disconnect(_) => Ok(0),
-    };
-    written.map(drop).map_err(|e| e.to_string())
-}
-
-fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
-    let written = match packet {
-        Outbound::ConnAck {
-            code,
-            session_present,
-            assigned_client_id,
-            limits,
-            reason,
-        } => {
-            let code = match code {
-                ConnectCode::Accepted => v5::ConnectReturnCode::Success,
-                ConnectCode::UnsupportedProtocol => {
-                    v5::ConnectReturnCode::UnsupportedProtocolVersion
-                }
-                ConnectCode::ClientIdRejected => v5::ConnectReturnCode::ClientIdentifierNotValid,
-                ConnectCode::ServerUnavailable => v5::ConnectReturnCode::ServerUnavailable,
-                ConnectCode::QuotaExceeded => v5::ConnectReturnCode::QuotaExceeded,
-            };
-            let accepted = code == v5::ConnectReturnCode::Success;
-            // An accepted connection learns the limits; a refused one only why.
-            let properties = (accepted || reason.is_some()).then(|| v5::ConnAckProperties {
-                session_expiry_interval: None,
-                receive_max: accepted.then_some(limits.receive_maximum),
-                max_qos: None,
-                retain_available: None,
-                max_packet_size: accepted.then_some(limits.max_packet_size),
-                assigned_client_identifier: assigned_client_id,
-                topic_alias_max: None,
-                reason_string: reason,
-                user_properties: Vec::new(),
-                wildcard_subscription_available: accepted.then_some(0),
-                subscription_identifiers_available: accepted.then_some(0),
-                shared_subscription_available: accepted.then_some(0),
-                server_keep_alive: None,
-                response_information: None,
-                server_reference: None,
-                authentication_method: None,
-                authentication_data: None,
-            });
-            v5::ConnAck {
-                session_present,
-                code,
-                properties,
-            }
-            .write(dst)
-        }
-        Outbound::PubAck(pkid) => v5::PubAck::new(pkid, None).write(dst),
-        Outbound::PubRec(pkid) => v5::PubRec::new(pkid, None).write(dst),
-        Outbound::PubComp(pkid) => v5::PubComp::new(pkid, None).write(dst),
-        Outbound::SubAckRefused { pkid, filters } => v5::SubAck {
-            pkid,
-            return_codes: vec![v5::SubscribeReasonCode::ImplementationSpecific; filters],
-            properties: Some(v5::SubAckProperties {
-                reason_string: Some(
-                    "Eliot ingests telemetry; it does not deliver messages to subscribers".into(),
-                ),
-                user_properties: Vec::new(),
-            }),
-        }
-        .write(dst),
-        Outbound::UnsubAck { pkid, filters } => v5::UnsubAck {
-            pkid,
-            reasons: vec![v5::UnsubAckReason::NoSubscriptionExisted; filters],
-            properties: None,
-        }
-        .write(dst),
-        Outbound::PingResp => v5::PingResp::write(dst),
-        Outbound::Disconnect(reason) => {
-            use v5::DisconnectReasonCode as R;
-            let (code, why) = match reason {
-                CloseReason::ProtocolError => (R::ProtocolError, "protocol error"),
-                CloseReason::MalformedPacket => (R::MalformedPacket, "malformed packet"),
-                CloseReason::PacketTooLarge => (
-                    R::PacketTooLarge,
-                    "packet larger than the Maximum Packet Size",
-                ),
-                CloseReason::KeepAliveTimeout => (
-                    R::KeepAliveTimeout,
-                    "nothing received for 1.5 times the keep-alive",
-                ),
-                CloseReason::SessionTakenOver => (
-                    R::SessionTakenOver,
-                    "another connection took this client id",
-                ),
-                CloseReason::ServerShuttingDown => (R::ServerShuttingDown, "server shutting down"),
-                CloseReason::ServerBusy => (R::ServerBusy, "a message could not be stored"),
-                CloseReason::QuotaExceeded => (R::QuotaExceeded, "too many rejected messages"),
-            };
-            // The reason string also keeps rumqttc's writer on its consistent path: it
-            // miscounts a DISCONNECT without properties, and writes one whose length
-            // happens to be 2 as a bare DISCONNECT.
-            v5::Disconnect {
-                reason_code: code,
-                properties: Some(v5::DisconnectProperties {
-                    session_expiry_interval: None,
-                    reason_string: Some(why.to_owned()),
-                    user_properties: Vec::new(),
-                    server_reference: None,
-                }),
-            }
-            .write(dst)
-        }
-    };
-    written.map(drop).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -580,24 +303,5 @@ mod tests {
             codec.decode(&mut buf).unwrap(),
             Some(Inbound::Disconnect { with_will: false })
         );
-    }
-}
-
-#[cfg(test)]
-mod encode_tests {
-    use super::*;
-
-    #[test]
-    fn a_v5_disconnect_round_trips_with_its_reason() {
-        let mut codec = MqttCodec::for_version(Version::V5, 1024);
-        let mut buf = BytesMut::new();
-        codec
-            .encode(Outbound::Disconnect(CloseReason::PacketTooLarge), &mut buf)
-            .unwrap();
-        let packet = v5::Packet::read(&mut buf, None).unwrap();
-        let v5::Packet::Disconnect(d) = packet else {
-            panic!("{packet:?}")
-        };
-        assert_eq!(d.reason_code, v5::DisconnectReasonCode::PacketTooLarge);
     }
 }

@@ -8,10 +8,27 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde::Serialize;
-use slog::Logger;
+use serde::{Deserialize, Serialize};
 
-use crate::events::Event;
+use super::circuit::BreakerState;
+use super::window::SlidingWindow;
+use crate::observe::{Event, Telemetry};
+use crate::settings::Problems;
+
+/// The `[health]` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// How often the health monitor probes every child; also the probe's timeout.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+}
+
+impl HealthSettings {
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.positive("probe_interval", self.probe_interval);
+    }
+}
 
 /// A child tells the monitor about itself.
 #[derive(Message)]
@@ -51,9 +68,9 @@ pub struct Ping;
 #[macro_export]
 macro_rules! answers_pings {
     ($actor:ty) => {
-        impl actix::Handler<$crate::health::Ping> for $actor {
+        impl actix::Handler<$crate::supervision::Ping> for $actor {
             type Result = ();
-            fn handle(&mut self, _: $crate::health::Ping, _: &mut Self::Context) {}
+            fn handle(&mut self, _: $crate::supervision::Ping, _: &mut Self::Context) {}
         }
     };
 }
@@ -62,12 +79,27 @@ macro_rules! answers_pings {
 #[rtype(result = "HealthReport")]
 pub struct GetHealth;
 
+/// Asks the health monitor for a report; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct HealthProbe(Addr<HealthMonitor>);
+
+impl HealthProbe {
+    pub fn new(monitor: Addr<HealthMonitor>) -> Self {
+        HealthProbe(monitor)
+    }
+
+    /// `None` when the monitor is gone (the tree stopped).
+    pub async fn report(&self) -> Option<HealthReport> {
+        self.0.send(GetHealth).await.ok()
+    }
+}
+
 /// A circuit breaker changed state.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct BreakerChanged {
     pub breaker: String,
-    pub state: crate::breaker::BreakerState,
+    pub state: BreakerState,
     pub reason: String,
 }
 
@@ -84,7 +116,7 @@ pub struct StoreStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct BreakerHealth {
     pub name: String,
-    pub state: crate::breaker::BreakerState,
+    pub state: BreakerState,
     pub reason: String,
 }
 
@@ -142,8 +174,8 @@ impl HealthReport {
 pub struct HealthMonitor {
     /// Keyed by child name, so reports list children in a stable order.
     children: BTreeMap<String, ChildHealth>,
-    /// When each child restarted, within the last `restart_window`.
-    restart_times: BTreeMap<String, Vec<Instant>>,
+    /// When each child restarted, within the restart window.
+    restart_times: BTreeMap<String, SlidingWindow>,
     restart_window: Duration,
     breakers: BTreeMap<String, BreakerHealth>,
     store: StoreStats,
@@ -152,11 +184,11 @@ pub struct HealthMonitor {
     /// unresponsive.
     probe_interval: Duration,
     /// Restarts are logged here, where their count is known.
-    log: Logger,
+    telemetry: Telemetry,
 }
 
 impl HealthMonitor {
-    pub fn new(probe_interval: Duration, restart_window: Duration, log: &Logger) -> Self {
+    pub fn new(probe_interval: Duration, restart_window: Duration, telemetry: &Telemetry) -> Self {
         HealthMonitor {
             children: BTreeMap::new(),
             restart_times: BTreeMap::new(),
@@ -165,7 +197,7 @@ impl HealthMonitor {
             store: StoreStats::default(),
             probes: Vec::new(),
             probe_interval,
-            log: log.new(slog::o!("actor" => "health_monitor")),
+            telemetry: telemetry.for_actor("health_monitor"),
         }
     }
 
@@ -226,17 +258,23 @@ impl Handler<Lifecycle> for HealthMonitor {
     fn handle(&mut self, msg: Lifecycle, _: &mut Context<Self>) {
         let now = Instant::now();
         let window = self.restart_window;
-        let times = self.restart_times.entry(msg.child.clone()).or_default();
-        times.retain(|t| now.duration_since(*t) <= window);
-        let in_window = times.len() as u32;
-        let log = self.log.clone();
+        let times = self
+            .restart_times
+            .entry(msg.child.clone())
+            .or_insert_with(|| SlidingWindow::new(window));
+        let in_window = match &msg.change {
+            Change::Restarting { .. } => times.record(now),
+            _ => times.count(now),
+        };
+        let in_window = u32::try_from(in_window).unwrap_or(u32::MAX);
+        let telemetry = self.telemetry.clone();
         let child = self.entry(&msg.child);
         match msg.change {
             Change::Started => child.state = ChildState::Running,
             Change::Restarting { reason, delay } => {
                 child.state = ChildState::Restarting;
                 child.restarts += 1;
-                child.restarts_in_window = in_window + 1;
+                child.restarts_in_window = in_window;
                 Event::ActorRestarting {
                     actor: &msg.child,
                     restarts: child.restarts,
@@ -244,9 +282,8 @@ impl Handler<Lifecycle> for HealthMonitor {
                     delay,
                     reason: &reason,
                 }
-                .emit(&log);
+                .emit(&telemetry);
                 child.last_failure = Some(reason);
-                self.restart_times.entry(msg.child).or_default().push(now);
             }
             Change::Failed { reason } => {
                 child.state = ChildState::Failed;
@@ -270,20 +307,14 @@ impl Handler<GetHealth> for HealthMonitor {
 
     fn handle(&mut self, _: GetHealth, _: &mut Context<Self>) -> HealthReport {
         let now = Instant::now();
-        let window = self.restart_window;
         let mut children: Vec<ChildHealth> = self.children.values().cloned().collect();
         for child in &mut children {
-            child.restarts_in_window = self.restart_times.get(&child.name).map_or(0, |times| {
-                times
-                    .iter()
-                    .filter(|t| now.duration_since(**t) <= window)
-                    .count() as u32
+            child.restarts_in_window = self.restart_times.get_mut(&child.name).map_or(0, |times| {
+                u32::try_from(times.count(now)).unwrap_or(u32::MAX)
             });
         }
         let breakers: Vec<BreakerHealth> = self.breakers.values().cloned().collect();
-        let all_closed = breakers
-            .iter()
-            .all(|b| b.state == crate::breaker::BreakerState::Closed);
+        let all_closed = breakers.iter().all(|b| b.state == BreakerState::Closed);
         let status = if children.iter().any(|c| c.state == ChildState::Failed) {
             Status::Failed
         } else if all_closed && children.iter().all(|c| c.state == ChildState::Running) {

@@ -11,16 +11,12 @@ use std::mem;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use slog::Logger;
 use tokio::sync::oneshot;
 
-use crate::breaker::{Breaker, Report};
-use crate::events::Event;
-use crate::health::{HealthMonitor, StoreStats};
-use crate::reading::Outcome;
-use crate::restart::Restarts;
-use crate::store::{SessionRequest, Store, StoreSettings};
-use crate::supervision::catch_panic;
+use super::sqlite::{Store, StoreSettings};
+use crate::ingest::Outcome;
+use crate::observe::{Event, Telemetry};
+use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreStats};
 
 pub const NAME: &str = "store_writer";
 
@@ -60,7 +56,7 @@ type Batch = Vec<(Vec<Outcome>, oneshot::Sender<Committed>)>;
 pub struct StoreWriter {
     settings: StoreSettings,
     /// `None` between a failure and the reopening that follows the restart's backoff.
-    store: Option<Store>,
+    pub(super) store: Option<Store>,
     /// Requests waiting for the next commit.
     pending: Batch,
     /// Rows in `pending` (a batch message counts each of its readings).
@@ -75,16 +71,17 @@ pub struct StoreWriter {
     breaker: Addr<Breaker>,
     /// True from a failed commit until the next successful one.
     failing: bool,
-    health: Addr<HealthMonitor>,
+    /// The health monitor, told the commit latency and backlog.
+    health: Recipient<StoreStats>,
     stats_sent: Option<Instant>,
-    log: Logger,
+    pub(super) telemetry: Telemetry,
 }
 
 /// What the store writer works with, besides its settings and database.
 pub struct StoreWriterLinks {
     pub restarts: Restarts,
     pub breaker: Addr<Breaker>,
-    pub health: Addr<HealthMonitor>,
+    pub health: Recipient<StoreStats>,
 }
 
 impl StoreWriter {
@@ -93,7 +90,7 @@ impl StoreWriter {
         settings: StoreSettings,
         store: Store,
         links: StoreWriterLinks,
-        log: &Logger,
+        telemetry: &Telemetry,
     ) -> Self {
         StoreWriter {
             settings,
@@ -107,7 +104,7 @@ impl StoreWriter {
             failing: false,
             health: links.health,
             stats_sent: None,
-            log: log.new(slog::o!("actor" => NAME)),
+            telemetry: telemetry.for_actor(NAME),
         }
     }
 
@@ -125,7 +122,7 @@ impl StoreWriter {
                     error: &format!("reopening the database: {error}"),
                     requests: self.pending.len(),
                 }
-                .emit(&self.log);
+                .emit(&self.telemetry);
                 self.last_failure = Some(format!("reopening the database failed: {error}"));
                 ctx.stop();
             }
@@ -169,9 +166,9 @@ impl StoreWriter {
                     dead_letters: stats.dead_letters,
                     took,
                 }
-                .emit(&self.log);
+                .emit(&self.telemetry);
                 if mem::take(&mut self.failing) {
-                    self.breaker.do_send(Report::Success);
+                    self.breaker.do_send(Report(CallResult::Success));
                 }
                 self.report_stats(took);
                 Ok(())
@@ -180,7 +177,7 @@ impl StoreWriter {
             Ok(Err(failure)) if self.store.is_none() => Err(failure),
             Ok(Err(failure)) => return self.retry(batch, failure, ctx),
             Err(panic) => {
-                Event::ActorPanicked { panic: &panic }.emit(&self.log);
+                Event::ActorPanicked { panic: &panic }.emit(&self.telemetry);
                 ctx.stop();
                 self.last_failure = Some(format!("panic: {panic}"));
                 Err(NotStored(format!("store writer panic: {panic}")))
@@ -199,8 +196,10 @@ impl StoreWriter {
             .flat_map(|(outcomes, _)| outcomes)
             .map(Outcome::len)
             .sum();
-        let verdict = self.breaker.send(Report::Failure(failure.0.clone()));
-        let log = self.log.clone();
+        let verdict = self
+            .breaker
+            .send(Report(CallResult::Failure(failure.0.clone())));
+        let telemetry = self.telemetry.clone();
         let waited = async move {
             let wait = verdict.await.unwrap_or(Duration::from_secs(1));
             Event::StoreRetry {
@@ -208,7 +207,7 @@ impl StoreWriter {
                 wait,
                 error: &failure.0,
             }
-            .emit(&log);
+            .emit(&telemetry);
             actix::clock::sleep(wait).await;
         };
         ctx.wait(
@@ -277,50 +276,6 @@ impl Handler<Persist> for StoreWriter {
                 writer.flush_timer = None;
                 writer.flush(ctx);
             }));
-        }
-    }
-}
-
-/// Records a CONNECT's session; answers whether a session was present, once committed.
-#[derive(Message)]
-#[rtype(result = "Result<bool, NotStored>")]
-pub struct OpenSession(pub SessionRequest);
-
-/// A connection with a kept session ended: its expiry counts from now.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TouchSession(pub String);
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-impl Handler<OpenSession> for StoreWriter {
-    type Result = Result<bool, NotStored>;
-
-    fn handle(&mut self, msg: OpenSession, _: &mut Context<Self>) -> Self::Result {
-        let store = self
-            .store
-            .as_mut()
-            .ok_or_else(|| NotStored("the database is not open".into()))?;
-        store
-            .open_session(&msg.0, unix_now())
-            .map_err(|e| NotStored(e.to_string()))
-    }
-}
-
-impl Handler<TouchSession> for StoreWriter {
-    type Result = ();
-
-    fn handle(&mut self, msg: TouchSession, _: &mut Context<Self>) {
-        if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.touch_session(&msg.0, unix_now()) {
-                Event::StoreFailed {
-                    error: &format!("ending session of {}: {e}", msg.0),
-                    requests: 1,
-                }
-                .emit(&self.log);
-            }
         }
     }
 }

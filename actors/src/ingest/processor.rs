@@ -10,15 +10,33 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use slog::Logger;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::events::Event;
-use crate::reading::{DeadLetter, Outcome};
-use crate::restart::Restarts;
-use crate::supervision::catch_panic;
-use crate::timefmt::format_utc;
-use crate::validate::{validate, Rules};
+use super::reading::{DeadLetter, Outcome};
+use super::rules::Rules;
+use super::timefmt::format_utc;
+use super::validate::validate;
+use crate::observe::{Event, Telemetry};
+use crate::settings::Problems;
+use crate::supervision::{catch_panic, Restarts};
+
+/// The `[processors]` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSettings {
+    /// How many processor actors (on the connections' thread; each restarts on its own).
+    pub count: usize,
+    /// Capacity of each processor's mailbox; senders wait when it is full.
+    pub mailbox: usize,
+}
+
+impl ProcessorSettings {
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.check((1..=64).contains(&self.count), "count", "expected 1 to 64");
+        problems.at_least("mailbox", self.mailbox, 1);
+    }
+}
 
 /// One message, exactly as it arrived.
 pub struct Message {
@@ -40,32 +58,36 @@ pub struct Processor {
     restarts: Restarts,
     /// The panic that stopped this processor, for the restart's reason.
     last_panic: Option<String>,
-    log: Logger,
+    telemetry: Telemetry,
 }
 
 impl Processor {
     /// `restarts` must be named `processor-N`.
-    pub fn new(rules: Arc<Rules>, restarts: Restarts, log: &Logger) -> Self {
-        let log = log.new(slog::o!("actor" => restarts.child().to_owned()));
+    pub fn new(rules: Arc<Rules>, restarts: Restarts, telemetry: &Telemetry) -> Self {
+        let telemetry = telemetry.for_actor(restarts.child());
         Processor {
             rules,
             restarts,
             last_panic: None,
-            log,
+            telemetry,
         }
     }
 
-    fn process(&self, msg: &Message) -> Outcome {
+    /// The outcome, and for a rejection its class.
+    fn process(&self, msg: &Message) -> (Outcome, &'static str) {
         fail::fail_point!("processor::process");
         // Drills: a "poison" payload that makes the processor fail.
         fail::fail_point!(
             "processor::poison",
             msg.payload.starts_with(b"POISON"),
-            |_| { Outcome::Accepted(Vec::new()) }
+            |_| { (Outcome::Accepted(Vec::new()), "") }
         );
         match validate(&self.rules, &msg.topic, &msg.payload, msg.received_at) {
-            Ok(readings) => Outcome::Accepted(readings),
-            Err(rejection) => Outcome::Rejected(dead_letter(msg, rejection.to_string())),
+            Ok(readings) => (Outcome::Accepted(readings), ""),
+            Err(rejection) => (
+                Outcome::Rejected(dead_letter(msg, rejection.to_string())),
+                rejection.class(),
+            ),
         }
     }
 }
@@ -116,12 +138,12 @@ impl Processor {
     /// the batch is still processed, then the supervisor restarts it).
     fn process_logged(&mut self, msg: &Message, ctx: &mut Context<Self>) -> Outcome {
         let started = Instant::now();
-        let outcome = catch_panic(|| self.process(msg)).unwrap_or_else(|panic| {
-            Event::ActorPanicked { panic: &panic }.emit(&self.log);
+        let (outcome, class) = catch_panic(|| self.process(msg)).unwrap_or_else(|panic| {
+            Event::ActorPanicked { panic: &panic }.emit(&self.telemetry);
             ctx.stop();
             let dead = dead_letter(msg, format!("processor panic: {panic}"));
             self.last_panic = Some(panic);
-            Outcome::Rejected(dead)
+            (Outcome::Rejected(dead), "panic")
         });
         match &outcome {
             Outcome::Accepted(readings) => Event::MessageProcessed {
@@ -133,10 +155,11 @@ impl Processor {
             Outcome::Rejected(dead) => Event::MessageRejected {
                 client_id: &msg.client_id,
                 topic: &msg.topic,
+                class,
                 reason: &dead.reason,
             },
         }
-        .emit(&self.log);
+        .emit(&self.telemetry);
         outcome
     }
 }

@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use crate::reading::Outcome;
+use crate::ingest::Outcome;
+use crate::settings::Problems;
 
 /// The `[store]` section.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -32,6 +33,11 @@ impl StoreSettings {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("eliot.db")
     }
+
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.at_least("batch_max", self.batch_max, 1);
+        problems.at_least("mailbox", self.mailbox, 1);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -53,17 +59,6 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-}
-
-/// A CONNECT's session request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRequest {
-    pub client_id: String,
-    /// Clean session (3.1.1) / clean start (5): any stored session is discarded.
-    pub clean_start: bool,
-    /// Whether the session outlives this connection: `None` no; `Some(None)` for ever
-    /// (3.1.1 clean session 0); `Some(Some(s))` until `s` seconds after it ends (5).
-    pub keep: Option<Option<u32>>,
 }
 
 /// What one committed transaction wrote.
@@ -107,9 +102,9 @@ const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
     (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 pub struct Store {
-    conn: Connection,
+    pub(super) conn: Connection,
     /// Kept for error messages.
-    path: PathBuf,
+    pub(super) path: PathBuf,
 }
 
 impl Store {
@@ -139,59 +134,6 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Records a CONNECT's session and says whether one was present, in one committed
-    /// transaction, so the CONNACK's Session Present is true after any crash.
-    pub fn open_session(
-        &mut self,
-        request: &SessionRequest,
-        now_s: i64,
-    ) -> Result<bool, StoreError> {
-        let path = &self.path;
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let stored: Option<(Option<i64>, i64)> = tx
-            .query_row(
-                "SELECT expiry_s, last_seen_s FROM sessions WHERE client_id = ?1",
-                params![request.client_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(sqlite)?;
-        let present = !request.clean_start
-            && match stored {
-                None => false,
-                Some((None, _)) => true,
-                Some((Some(expiry), last_seen)) => last_seen + expiry > now_s,
-            };
-        match request.keep {
-            None => tx.execute("DELETE FROM sessions WHERE client_id = ?1", params![request.client_id]),
-            Some(expiry) => tx.execute(
-                "INSERT OR REPLACE INTO sessions (client_id, expiry_s, last_seen_s) VALUES (?1, ?2, ?3)",
-                params![request.client_id, expiry, now_s],
-            ),
-        }
-        .map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
-        Ok(present)
-    }
-
-    /// Marks the end of a connection: a session's expiry counts from here.
-    pub fn touch_session(&mut self, client_id: &str, now_s: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE sessions SET last_seen_s = ?2 WHERE client_id = ?1",
-                params![client_id, now_s],
-            )
-            .map(drop)
-            .map_err(|source| StoreError::Sqlite {
-                path: self.path.clone(),
-                source,
-            })
     }
 
     /// Writes every outcome in one transaction: all of them are committed, or none.
@@ -248,7 +190,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reading::{DeadLetter, Reading};
+    use crate::ingest::{DeadLetter, Reading};
 
     fn settings(dir: &Path) -> StoreSettings {
         StoreSettings {
@@ -304,64 +246,5 @@ mod tests {
             .query_row("SELECT payload FROM dead_letters", [], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, payload.to_vec());
-    }
-}
-
-#[cfg(test)]
-mod session_tests {
-    use super::*;
-
-    fn store(dir: &Path) -> Store {
-        Store::open(&StoreSettings {
-            data_dir: dir.to_owned(),
-            batch_max: 1,
-            batch_delay: Duration::from_millis(1),
-            mailbox: 1,
-            synchronous: Synchronous::Normal,
-        })
-        .unwrap()
-    }
-
-    fn request(clean_start: bool, keep: Option<Option<u32>>) -> SessionRequest {
-        SessionRequest {
-            client_id: "dev".into(),
-            clean_start,
-            keep,
-        }
-    }
-
-    #[test]
-    fn a_kept_session_is_present_after_reopening_the_database() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(!store(dir.path())
-            .open_session(&request(false, Some(None)), 100)
-            .unwrap());
-        // A new Store is what Eliot has after a crash.
-        assert!(store(dir.path())
-            .open_session(&request(false, Some(None)), 200)
-            .unwrap());
-        // Clean start discards it, and without `keep` none is left behind.
-        assert!(!store(dir.path())
-            .open_session(&request(true, None), 300)
-            .unwrap());
-        assert!(!store(dir.path())
-            .open_session(&request(false, None), 400)
-            .unwrap());
-    }
-
-    #[test]
-    fn a_v5_session_expires_its_interval_after_the_connection_ended() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = store(dir.path());
-        s.open_session(&request(false, Some(Some(60))), 1_000)
-            .unwrap();
-        s.touch_session("dev", 1_100).unwrap();
-        assert!(s
-            .open_session(&request(false, Some(Some(60))), 1_159)
-            .unwrap());
-        s.touch_session("dev", 1_200).unwrap();
-        assert!(!s
-            .open_session(&request(false, Some(Some(60))), 1_261)
-            .unwrap());
     }
 }

@@ -5,14 +5,16 @@
 //! doubles each time the device trips again (up to `cooldown_max`) and resets once the
 //! device has behaved for a whole window. Other devices are untouched.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
-use slog::Logger;
 
-use crate::events::Event;
+use super::backoff::Backoff;
+use super::window::SlidingWindow;
+use crate::observe::{Event, Telemetry};
+use crate::settings::Problems;
 
 /// The `[breakers.device]` section.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -29,6 +31,18 @@ pub struct DeviceBreakerSettings {
     pub cooldown_max: Duration,
 }
 
+impl DeviceBreakerSettings {
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.at_least("max_rejections", self.max_rejections, 1);
+        problems.positive("window", self.window);
+        problems.positive("cooldown", self.cooldown);
+        problems.ordered(
+            ("cooldown", self.cooldown),
+            ("cooldown_max", self.cooldown_max),
+        );
+    }
+}
+
 /// A message of `client_id` was rejected. Answers the cool-down if this tripped the
 /// device's breaker.
 #[derive(Message)]
@@ -37,25 +51,24 @@ pub struct Rejected {
     pub client_id: String,
 }
 
-/// May `client_id` connect? `Err(remaining cool-down, reason)` if not.
+/// May `client_id` connect?
 #[derive(Message)]
-#[rtype(result = "Result<(), Refusal>")]
+#[rtype(result = "Result<(), GuardRefusal>")]
 pub struct MayConnect {
     pub client_id: String,
 }
 
+/// The device's breaker is open.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct GuardRefusal {
     pub retry_after: Duration,
     pub reason: String,
 }
 
-#[derive(Default)]
 struct DeviceRecord {
-    rejections: VecDeque<Instant>,
+    rejections: SlidingWindow,
+    cooldown: Backoff,
     open_until: Option<Instant>,
-    /// The next cool-down (the previous one doubled), `None` before the first trip.
-    next_cooldown: Option<Duration>,
     last_trip: Option<Instant>,
 }
 
@@ -63,54 +76,56 @@ pub struct DeviceGuard {
     settings: DeviceBreakerSettings,
     /// Only devices with recent rejections or an open breaker; pruned every window.
     devices: HashMap<String, DeviceRecord>,
-    log: Logger,
+    telemetry: Telemetry,
 }
 
 impl DeviceGuard {
-    pub fn new(settings: DeviceBreakerSettings, log: &Logger) -> Self {
+    pub fn new(settings: DeviceBreakerSettings, telemetry: &Telemetry) -> Self {
         DeviceGuard {
             settings,
             devices: HashMap::new(),
-            log: log.new(slog::o!("actor" => "device_guard")),
+            telemetry: telemetry.for_actor("device_guard"),
         }
+    }
+
+    /// How long a record is worth keeping after its last event.
+    fn memory(&self) -> Duration {
+        self.settings.window + self.settings.cooldown_max
     }
 
     /// Counts a rejection at `now`; returns the cool-down if the breaker trips.
     pub fn rejected(&mut self, client_id: &str, now: Instant) -> Option<Duration> {
+        let memory = self.memory();
         let s = &self.settings;
-        let record = self.devices.entry(client_id.to_owned()).or_default();
+        let record = self
+            .devices
+            .entry(client_id.to_owned())
+            .or_insert_with(|| DeviceRecord {
+                rejections: SlidingWindow::new(s.window),
+                cooldown: Backoff::new(s.cooldown, s.cooldown_max),
+                open_until: None,
+                last_trip: None,
+            });
         // A device that behaved for a whole window since its last trip starts afresh.
         if record
             .last_trip
-            .is_some_and(|t| now.duration_since(t) > s.window + s.cooldown_max)
+            .is_some_and(|t| now.saturating_duration_since(t) > memory)
         {
-            record.next_cooldown = None;
+            record.cooldown.reset();
         }
-        while record
-            .rejections
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > s.window)
-        {
-            record.rejections.pop_front();
-        }
-        record.rejections.push_back(now);
-        if (record.rejections.len() as u32) < s.max_rejections {
+        if record.rejections.record(now) < s.max_rejections as usize {
             return None;
         }
-        let cooldown = record
-            .next_cooldown
-            .unwrap_or(s.cooldown)
-            .min(s.cooldown_max);
-        record.next_cooldown = Some((cooldown * 2).min(s.cooldown_max));
+        let cooldown = record.cooldown.next_delay();
         record.open_until = Some(now + cooldown);
         record.last_trip = Some(now);
         record.rejections.clear();
         Some(cooldown)
     }
 
-    pub fn may_connect(&self, client_id: &str, now: Instant) -> Result<(), Refusal> {
+    pub fn may_connect(&self, client_id: &str, now: Instant) -> Result<(), GuardRefusal> {
         match self.devices.get(client_id).and_then(|r| r.open_until) {
-            Some(until) if until > now => Err(Refusal {
+            Some(until) if until > now => Err(GuardRefusal {
                 retry_after: until - now,
                 reason: format!(
                     "more than {} rejected messages within {:?}",
@@ -122,17 +137,11 @@ impl DeviceGuard {
     }
 
     fn prune(&mut self, now: Instant) {
-        let keep_for = self.settings.window + self.settings.cooldown_max;
-        self.devices.retain(|_, r| {
-            let recent = r
-                .rejections
-                .back()
-                .is_some_and(|t| now.duration_since(*t) <= keep_for);
-            let tripped = r
-                .last_trip
-                .is_some_and(|t| now.duration_since(t) <= keep_for);
-            recent || tripped
-        });
+        let memory = self.memory();
+        let recent =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) <= memory);
+        self.devices
+            .retain(|_, r| recent(r.rejections.last()) || recent(r.last_trip));
     }
 }
 
@@ -159,14 +168,14 @@ impl Handler<Rejected> for DeviceGuard {
                 reason: &format!("{} rejected messages", self.settings.max_rejections),
                 cooldown,
             }
-            .emit(&self.log);
+            .emit(&self.telemetry);
         }
         tripped
     }
 }
 
 impl Handler<MayConnect> for DeviceGuard {
-    type Result = Result<(), Refusal>;
+    type Result = Result<(), GuardRefusal>;
 
     fn handle(&mut self, msg: MayConnect, _: &mut Context<Self>) -> Self::Result {
         self.may_connect(&msg.client_id, Instant::now())
@@ -184,7 +193,7 @@ mod tests {
             cooldown: Duration::from_secs(2),
             cooldown_max: Duration::from_secs(5),
         };
-        DeviceGuard::new(settings, &Logger::root(slog::Discard, slog::o!()))
+        DeviceGuard::new(settings, &Telemetry::discard())
     }
 
     #[test]
@@ -207,14 +216,11 @@ mod tests {
             assert_eq!(g.rejected("robot_002", later), None);
         }
         assert_eq!(g.rejected("robot_002", later), Some(Duration::from_secs(4)));
-        for _ in 0..3 {
+        for _ in 0..2 {
             g.rejected("robot_002", later);
         }
         // Capped at cooldown_max.
-        assert_eq!(
-            g.devices["robot_002"].next_cooldown,
-            Some(Duration::from_secs(5))
-        );
+        assert_eq!(g.rejected("robot_002", later), Some(Duration::from_secs(5)));
     }
 
     #[test]
@@ -224,5 +230,20 @@ mod tests {
         g.rejected("d", t);
         g.rejected("d", t);
         assert_eq!(g.rejected("d", t + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn a_device_that_behaved_starts_again_from_the_first_cooldown() {
+        let mut g = guard();
+        let t = Instant::now();
+        for _ in 0..3 {
+            g.rejected("d", t);
+        }
+        let much_later = t + Duration::from_secs(16);
+        g.rejected("d", much_later);
+        g.rejected("d", much_later);
+        assert_eq!(g.rejected("d", much_later), Some(Duration::from_secs(2)));
+        g.prune(much_later + Duration::from_secs(16));
+        assert!(g.devices.is_empty(), "forgotten once nothing is recent");
     }
 }

@@ -3,16 +3,16 @@
 //! within `window` escalate instead: the tree shuts down and the process exits non-zero,
 //! so that an outer supervisor (systemd, Kubernetes) takes over.
 
-use std::collections::hash_map::RandomState;
-use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::health::{Change, HealthMonitor, Lifecycle};
+use super::backoff::{jitter, Backoff};
+use super::health_monitor::{Change, Lifecycle};
+use super::window::SlidingWindow;
+use crate::settings::Problems;
 
 /// The `[supervision]` section.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -29,6 +29,17 @@ pub struct RestartSettings {
     /// The delay never grows past this.
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
+}
+
+impl RestartSettings {
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.positive("window", self.window);
+        problems.positive("backoff_initial", self.backoff_initial);
+        problems.ordered(
+            ("backoff_initial", self.backoff_initial),
+            ("backoff_max", self.backoff_max),
+        );
+    }
 }
 
 /// A child gave up: too many restarts in too short a time.
@@ -54,31 +65,61 @@ pub enum Decision {
     },
 }
 
+/// The policy itself, without an actor: restarts within the window, and their delays.
+#[derive(Debug, Clone)]
+pub struct RestartPolicy {
+    max_restarts: u32,
+    recent: SlidingWindow,
+    backoff: Backoff,
+}
+
+impl RestartPolicy {
+    pub fn new(settings: &RestartSettings) -> Self {
+        RestartPolicy {
+            max_restarts: settings.max_restarts,
+            recent: SlidingWindow::new(settings.window),
+            backoff: Backoff::new(settings.backoff_initial, settings.backoff_max),
+        }
+    }
+
+    /// Counts a restart at `now` and says what to do.
+    pub fn decide(&mut self, now: Instant) -> Decision {
+        let restarts = u32::try_from(self.recent.record(now)).unwrap_or(u32::MAX);
+        if restarts > self.max_restarts {
+            return Decision::Escalate { restarts };
+        }
+        let delay = jitter(self.backoff.nth(restarts));
+        Decision::Restart { delay, restarts }
+    }
+
+    pub fn window(&self) -> Duration {
+        self.recent.span()
+    }
+}
+
 /// The restart bookkeeping one supervised child carries across its restarts (actix
 /// restarts the same struct, so this survives).
 pub struct Restarts {
     child: String,
-    settings: RestartSettings,
-    /// When the restarts within the window happened.
-    recent: VecDeque<Instant>,
+    policy: RestartPolicy,
     /// Set by `restarting`, consumed by `started`.
     delay: Option<Duration>,
     escalated: bool,
-    health: Addr<HealthMonitor>,
+    /// The health monitor, told of every start and restart.
+    health: Recipient<Lifecycle>,
     escalations: Escalations,
 }
 
 impl Restarts {
     pub fn new(
         child: impl Into<String>,
-        settings: RestartSettings,
-        health: Addr<HealthMonitor>,
+        settings: &RestartSettings,
+        health: Recipient<Lifecycle>,
         escalations: Escalations,
     ) -> Self {
         Restarts {
             child: child.into(),
-            settings,
-            recent: VecDeque::new(),
+            policy: RestartPolicy::new(settings),
             delay: None,
             escalated: false,
             health,
@@ -90,48 +131,27 @@ impl Restarts {
         &self.child
     }
 
-    /// The policy itself: counts this restart and says what to do.
-    pub fn decide(&mut self, now: Instant) -> Decision {
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.settings.window)
-        {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(now);
-        let restarts = self.recent.len() as u32;
-        if restarts > self.settings.max_restarts {
-            return Decision::Escalate { restarts };
-        }
-        let doubled = self
-            .settings
-            .backoff_initial
-            .saturating_mul(1 << (restarts - 1).min(20));
-        let delay = jitter(doubled.min(self.settings.backoff_max));
-        Decision::Restart { delay, restarts }
+    fn tell(&self, change: Change) {
+        self.health.do_send(Lifecycle {
+            child: self.child.clone(),
+            change,
+        });
     }
 
     /// Call from `Supervised::restarting`, with why the child stopped.
     pub fn restarting(&mut self, reason: String) {
-        match self.decide(Instant::now()) {
+        match self.policy.decide(Instant::now()) {
             Decision::Restart { delay, .. } => {
                 self.delay = Some(delay);
-                self.health.do_send(Lifecycle {
-                    child: self.child.clone(),
-                    change: Change::Restarting { reason, delay },
-                });
+                self.tell(Change::Restarting { reason, delay });
             }
             Decision::Escalate { restarts } => {
                 self.escalated = true;
-                self.health.do_send(Lifecycle {
-                    child: self.child.clone(),
-                    change: Change::Failed { reason },
-                });
+                self.tell(Change::Failed { reason });
                 let _ = self.escalations.try_send(Escalation {
                     child: self.child.clone(),
                     restarts,
-                    window: self.settings.window,
+                    window: self.policy.window(),
                 });
             }
         }
@@ -148,77 +168,46 @@ impl Restarts {
             ctx.wait(actix::fut::wrap_future(std::future::pending::<()>()));
             return;
         }
-        let delay = self.delay.take();
-        if delay.is_none() {
-            self.health.do_send(Lifecycle {
-                child: self.child.clone(),
-                change: Change::Started,
-            });
-            return init_now(ctx, init);
-        }
-        let health = self.health.clone();
-        let child = self.child.clone();
-        ctx.wait(
-            actix::fut::wrap_future(actix::clock::sleep(delay.unwrap_or_default())).map(
-                move |(), actor: &mut A, ctx: &mut Context<A>| {
-                    health.do_send(Lifecycle {
-                        child,
-                        change: Change::Started,
-                    });
-                    init(actor, ctx);
-                },
-            ),
-        );
+        let delay = self.delay.take().unwrap_or_default();
+        let (health, child) = (self.health.clone(), self.child.clone());
+        // A first start runs `init` on the actor's first turn, without a timer.
+        let backoff = async move {
+            if !delay.is_zero() {
+                actix::clock::sleep(delay).await;
+            }
+        };
+        ctx.wait(actix::fut::wrap_future(backoff).map(
+            move |(), actor: &mut A, ctx: &mut Context<A>| {
+                health.do_send(Lifecycle {
+                    child,
+                    change: Change::Started,
+                });
+                init(actor, ctx);
+            },
+        ));
     }
-}
-
-fn init_now<A: Actor<Context = Context<A>>>(
-    ctx: &mut Context<A>,
-    init: fn(&mut A, &mut Context<A>),
-) {
-    ctx.wait(
-        actix::fut::ready(()).map(move |(), actor: &mut A, ctx: &mut Context<A>| init(actor, ctx)),
-    );
-}
-
-/// ±20 %, so that children failing together do not restart in lockstep.
-fn jitter(delay: Duration) -> Duration {
-    let random = RandomState::new().build_hasher().finish();
-    let factor = 0.8 + 0.4 * (random % 1_000) as f64 / 1_000.0;
-    delay.mul_f64(factor)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn restarts(max: u32) -> Restarts {
-        let settings = RestartSettings {
-            max_restarts: max,
+    fn policy(max_restarts: u32) -> RestartPolicy {
+        RestartPolicy::new(&RestartSettings {
+            max_restarts,
             window: Duration::from_secs(10),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(1),
-        };
-        let system = actix::System::new();
-        let health = system.block_on(async {
-            HealthMonitor::new(
-                Duration::from_secs(1),
-                Duration::from_secs(10),
-                &slog::Logger::root(slog::Discard, slog::o!()),
-            )
-            .start()
-        });
-        let (escalations, _) = mpsc::channel(1);
-        Restarts::new("child", settings, health, escalations)
+        })
     }
 
     #[test]
     fn delays_double_with_jitter_up_to_the_cap_then_escalate() {
-        let mut r = restarts(5);
+        let mut p = policy(5);
         let t0 = Instant::now();
         let mut delays = Vec::new();
         for i in 0..5 {
-            match r.decide(t0 + Duration::from_millis(i)) {
+            match p.decide(t0 + Duration::from_millis(i)) {
                 Decision::Restart { delay, restarts } => {
                     assert_eq!(restarts, i as u32 + 1);
                     delays.push(delay.as_millis());
@@ -231,19 +220,19 @@ mod tests {
             assert!((want * 8 / 10..=want * 12 / 10).contains(got), "{delays:?}");
         }
         assert_eq!(
-            r.decide(t0 + Duration::from_millis(6)),
+            p.decide(t0 + Duration::from_millis(6)),
             Decision::Escalate { restarts: 6 }
         );
     }
 
     #[test]
     fn restarts_outside_the_window_are_forgotten() {
-        let mut r = restarts(2);
+        let mut p = policy(2);
         let t0 = Instant::now();
-        r.decide(t0);
-        r.decide(t0 + Duration::from_secs(1));
+        p.decide(t0);
+        p.decide(t0 + Duration::from_secs(1));
         // Both earlier restarts are more than 10 s old: this one is the first again.
-        match r.decide(t0 + Duration::from_secs(12)) {
+        match p.decide(t0 + Duration::from_secs(12)) {
             Decision::Restart { restarts, .. } => assert_eq!(restarts, 1),
             other => panic!("{other:?}"),
         }

@@ -1,0 +1,208 @@
+//! Admission: what stands between a device's CONNECT and its CONNACK. It decides the
+//! client id, asks the device guard whether this device may connect, then records the
+//! session durably (so Session Present survives a crash). Device credentials will be
+//! checked here too.
+//!
+//! Every step answers `Err(Refusal)` with the CONNACK code to send; the device endpoint
+//! sends it and logs why.
+
+use actix::prelude::*;
+use std::future::Future;
+
+use crate::mqtt::packet::{Connect, ConnectCode, Version};
+use crate::store::{SessionRequest, Sessions};
+use crate::supervision::{GuardRefusal, MayConnect};
+
+/// What admission needs from the rest of the tree.
+#[derive(Clone)]
+pub struct Gate {
+    /// The per-device breakers.
+    pub guard: Recipient<MayConnect>,
+    pub sessions: Sessions,
+}
+
+/// The session a device was admitted into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The endpoint's id for this connection.
+    pub id: u64,
+    /// The CONNACK's Session Present.
+    pub present: bool,
+    /// Set when a v5 device sent an empty client id and Eliot chose one.
+    pub assigned_client_id: Option<String>,
+    /// True when the session outlives the connection (its end is recorded).
+    pub kept: bool,
+}
+
+/// Why a CONNECT is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ConnectCode,
+    pub reason: String,
+    /// Set when the device's own breaker is open.
+    pub device: Option<GuardRefusal>,
+}
+
+impl Refusal {
+    /// Eliot cannot take the device now (shutting down, a part unavailable).
+    pub fn server(reason: String) -> Refusal {
+        Refusal {
+            code: ConnectCode::ServerUnavailable,
+            reason,
+            device: None,
+        }
+    }
+
+    /// What a v5 CONNACK tells the device (3.1.1 has nowhere to say it).
+    pub fn reason_for_device(&self) -> Option<String> {
+        self.device.as_ref().map(|refusal| {
+            format!(
+                "refused for {} s more: {}",
+                refusal.retry_after.as_secs_f64().ceil(),
+                refusal.reason
+            )
+        })
+    }
+}
+
+/// Admits `connect` as connection `id`: fills in its client id if it had none, then runs
+/// the asynchronous steps. The future owns what it needs.
+pub fn admit(
+    connect: &mut Connect,
+    id: u64,
+    gate: &Gate,
+) -> impl Future<Output = Result<Session, Refusal>> + 'static {
+    let assigned = assign_client_id(connect, id);
+    let request = session_request(connect);
+    let gate = gate.clone();
+    async move {
+        let assigned_client_id = assigned?;
+        let client_id = request.client_id.clone();
+        match gate.guard.send(MayConnect { client_id }).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                return Err(Refusal {
+                    code: ConnectCode::QuotaExceeded,
+                    reason: refusal.reason.clone(),
+                    device: Some(refusal),
+                })
+            }
+            Err(e) => return Err(Refusal::server(format!("device guard unavailable: {e}"))),
+        }
+        let kept = request.keep.is_some();
+        let present = gate
+            .sessions
+            .open(request)
+            .await
+            .map_err(|e| Refusal::server(format!("cannot record the session: {e}")))?;
+        Ok(Session {
+            id,
+            present,
+            assigned_client_id,
+            kept,
+        })
+    }
+}
+
+/// An empty client id: 3.1.1 (§3.1.3.1) allows it only with a clean session; 5.0 lets the
+/// server choose one and say so in the CONNACK. Answers the id Eliot assigned, if any.
+pub fn assign_client_id(connect: &mut Connect, id: u64) -> Result<Option<String>, Refusal> {
+    if !connect.client_id.is_empty() {
+        return Ok(None);
+    }
+    if connect.version == Version::V4 && !connect.clean_start {
+        return Err(Refusal {
+            code: ConnectCode::ClientIdRejected,
+            reason: "empty client id with a persistent session".into(),
+            device: None,
+        });
+    }
+    connect.client_id = format!("eliot-{id}");
+    Ok((connect.version == Version::V5).then(|| connect.client_id.clone()))
+}
+
+/// The session a CONNECT asks for: 3.1.1 keeps it for ever unless clean session is set;
+/// 5 keeps it for the Session Expiry Interval (0, the default: not past this connection;
+/// 0xFFFFFFFF: for ever).
+pub fn session_request(connect: &Connect) -> SessionRequest {
+    let keep = match connect.version {
+        Version::V4 if connect.clean_start => None,
+        Version::V4 => Some(None),
+        Version::V5 => match connect.session_expiry.unwrap_or(0) {
+            0 => None,
+            u32::MAX => Some(None),
+            seconds => Some(Some(seconds)),
+        },
+    };
+    SessionRequest {
+        client_id: connect.client_id.clone(),
+        clean_start: connect.clean_start,
+        keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn connect(version: Version, client_id: &str, clean_start: bool) -> Connect {
+        Connect {
+            version,
+            client_id: client_id.into(),
+            clean_start,
+            keep_alive: 30,
+            will: None,
+            username: None,
+            session_expiry: None,
+        }
+    }
+
+    #[test]
+    fn an_empty_client_id_is_assigned_or_refused_by_version() {
+        let mut v5 = connect(Version::V5, "", false);
+        assert_eq!(assign_client_id(&mut v5, 7), Ok(Some("eliot-7".into())));
+        assert_eq!(v5.client_id, "eliot-7");
+        let mut v4_clean = connect(Version::V4, "", true);
+        assert_eq!(assign_client_id(&mut v4_clean, 8), Ok(None));
+        assert_eq!(v4_clean.client_id, "eliot-8");
+        let mut v4_kept = connect(Version::V4, "", false);
+        let refusal = assign_client_id(&mut v4_kept, 9).unwrap_err();
+        assert_eq!(refusal.code, ConnectCode::ClientIdRejected);
+        let mut named = connect(Version::V4, "robot_001", false);
+        assert_eq!(assign_client_id(&mut named, 10), Ok(None));
+        assert_eq!(named.client_id, "robot_001");
+    }
+
+    #[test]
+    fn the_session_request_follows_clean_start_and_expiry() {
+        assert_eq!(session_request(&connect(Version::V4, "d", true)).keep, None);
+        assert_eq!(
+            session_request(&connect(Version::V4, "d", false)).keep,
+            Some(None)
+        );
+        let mut v5 = connect(Version::V5, "d", false);
+        assert_eq!(session_request(&v5).keep, None, "no expiry: not kept");
+        v5.session_expiry = Some(60);
+        assert_eq!(session_request(&v5).keep, Some(Some(60)));
+        v5.session_expiry = Some(u32::MAX);
+        assert_eq!(session_request(&v5).keep, Some(None));
+    }
+
+    #[test]
+    fn a_device_refusal_tells_the_device_how_long_it_waits() {
+        let refusal = Refusal {
+            code: ConnectCode::QuotaExceeded,
+            reason: "too many".into(),
+            device: Some(GuardRefusal {
+                retry_after: Duration::from_millis(4_200),
+                reason: "more than 50 rejected messages within 60s".into(),
+            }),
+        };
+        assert_eq!(
+            refusal.reason_for_device().unwrap(),
+            "refused for 5 s more: more than 50 rejected messages within 60s"
+        );
+        assert_eq!(Refusal::server("x".into()).reason_for_device(), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! How a device connection ends: whatever the reason, it stops taking packets, lets
+//! every message it already read reach the store, writes the last acks (and a v5
+//! DISCONNECT with the reason), closes its sending side, and keeps reading and
+//! discarding until the device closes too (or a grace period passes), so the device is
+//! not reset before it has read the last acks. Keep-alive expiry, takeover, shutdown
+//! and the will are here too.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix::io::WriteHandler;
+use actix::prelude::*;
+
+use super::{DeviceConnection, Drain, TakenOver, CLOSE_GRACE};
+use crate::mqtt::packet::*;
+use crate::mqtt::CodecError;
+use crate::observe::Event;
+use crate::pipeline::Pipeline;
+
+/// Why the connection is closing, and what that implies.
+pub(super) struct Closing {
+    pub(super) reason: String,
+    /// Sent (v5 only) once every in-flight ack has been written.
+    disconnect: Option<CloseReason>,
+    pub(super) publish_will: bool,
+}
+
+impl DeviceConnection {
+    /// Closes because the device broke the protocol; logged as a protocol error.
+    pub(super) fn close_for(
+        &mut self,
+        error: String,
+        reason: CloseReason,
+        ctx: &mut Context<Self>,
+    ) {
+        Event::ProtocolError {
+            client_id: &self.connect.client_id,
+            error: &error,
+        }
+        .emit(&self.telemetry);
+        self.begin_close(error, Some(reason), true, ctx);
+    }
+
+    /// Stops taking packets and closes once every message already read is stored and acked.
+    pub(super) fn begin_close(
+        &mut self,
+        reason: String,
+        disconnect: Option<CloseReason>,
+        publish_will: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.closing = Some(Closing {
+            reason,
+            disconnect,
+            publish_will,
+        });
+        self.finish_if_drained(ctx);
+    }
+
+    pub(super) fn finish_if_drained(&mut self, ctx: &mut Context<Self>) {
+        let Some(closing) = &mut self.closing else {
+            return;
+        };
+        if self.acks.pending() > 0 {
+            return;
+        }
+        if let Some(reason) = closing.disconnect.take() {
+            self.send(Outbound::Disconnect(reason));
+        }
+        if let Some(writer) = &mut self.writer {
+            // The writer flushes, then calls `finished`, which drops it.
+            writer.close();
+            ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+        }
+        self.stop_if_done(ctx);
+    }
+
+    pub(super) fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
+        if self.closing.is_some()
+            && self.acks.pending() == 0
+            && self.writer.is_none()
+            && !self.readable
+        {
+            ctx.stop();
+        }
+    }
+
+    pub(super) fn check_keep_alive(&mut self, ctx: &mut Context<Self>) {
+        let limit = Duration::from_millis(u64::from(self.connect.keep_alive) * 1500);
+        // While Eliot is not reading, the device's silence is Eliot's doing.
+        let backpressure = self.admission_waiting.load(Ordering::Relaxed);
+        if !backpressure && self.closing.is_none() && self.last_heard.elapsed() > limit {
+            self.begin_close(
+                format!("keep-alive expired: nothing heard for {limit:?}"),
+                Some(CloseReason::KeepAliveTimeout),
+                true,
+                ctx,
+            );
+        }
+    }
+
+    pub(super) fn publish_will(&self) {
+        let Some(will) = self.connect.will.clone() else {
+            return;
+        };
+        Event::WillPublished {
+            client_id: &self.connect.client_id,
+            topic: &will.topic,
+        }
+        .emit(&self.telemetry);
+        let will = Pipeline::message(will.topic, will.payload, self.connect.client_id.clone());
+        let stored = self.pipeline.ingest(vec![will]);
+        let telemetry = self.telemetry.clone();
+        actix_rt::spawn(async move {
+            if let Err(not_stored) = stored.await {
+                Event::StoreFailed {
+                    error: &format!("will message: {not_stored}"),
+                    requests: 1,
+                }
+                .emit(&telemetry);
+            }
+        });
+    }
+}
+
+impl WriteHandler<CodecError> for DeviceConnection {
+    /// Nothing more can reach the device; what it already sent still goes to the store.
+    fn error(&mut self, err: CodecError, ctx: &mut Context<Self>) -> Running {
+        self.begin_close(format!("write failed: {err}"), None, true, ctx);
+        // `Stop` ends the writer (retrying the same failed write would spin), not the actor.
+        Running::Stop
+    }
+
+    /// The writer is done (flushed after `close`, or failed).
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // The writer's own future is still running this call (and borrowing the socket):
+        // drop the writer on the next turn of the actor, not from inside it.
+        ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| {
+            conn.writer = None;
+            conn.stop_if_done(ctx);
+        }));
+    }
+}
+
+impl Handler<TakenOver> for DeviceConnection {
+    type Result = ();
+
+    fn handle(&mut self, _: TakenOver, ctx: &mut Context<Self>) {
+        self.begin_close(
+            "a new connection took over this client id".into(),
+            Some(CloseReason::SessionTakenOver),
+            true,
+            ctx,
+        );
+    }
+}
+
+impl Handler<Drain> for DeviceConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) {
+        self.drained.push(msg.done);
+        self.begin_close(
+            "server shutting down".into(),
+            Some(CloseReason::ServerShuttingDown),
+            false,
+            ctx,
+        );
+    }
+}

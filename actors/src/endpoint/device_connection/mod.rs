@@ -1,0 +1,372 @@
+//! `DeviceConnection`: one actor per connected device, owning its MQTT session.
+//!
+//! Reading: packets come in as an actor stream. Each PUBLISH takes a slot in the
+//! connection's in-flight window, and its payload's size from the in-flight byte budget
+//! all connections share, before the next packet is read; so when the store is slow the
+//! window or the budget fills and Eliot stops reading sockets (TCP backpressure).
+//!
+//! Acking: the PUBLISHes read in one turn of the actor go down the pipeline together (one
+//! processor message, one store request; batches run concurrently). A PUBACK (QoS 1) or
+//! PUBREC (QoS 2) is written only once its outcome is committed, and acks leave in the
+//! order the PUBLISHes arrived: the `AckQueue` keeps those rules.
+//!
+//! Closing (`closing`): whatever the reason, the connection finishes what it read, acks
+//! it, and closes without resetting the device. The will is published unless the device
+//! said DISCONNECT (or the server is shutting down).
+//!
+//! The connection reads and writes a `Transport`'s halves: it does not know TCP from TLS.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::io::FramedWrite;
+use actix::prelude::*;
+use tokio::sync::{oneshot, Semaphore};
+use tokio_util::codec::FramedRead;
+
+mod closing;
+
+use closing::Closing;
+
+use super::ack_queue::{AckQueue, Arrival};
+use super::admission::Session;
+use super::budget::ByteBudget;
+use super::device_endpoint::Closed;
+use super::intake::{gated, Permit, Received};
+use super::transport::{DeviceReader, DeviceWriter};
+use crate::ingest::Message;
+use crate::mqtt::packet::*;
+use crate::mqtt::{CodecError, MqttCodec};
+use crate::observe::{Event, Telemetry};
+use crate::pipeline::{Ingested, Pipeline};
+use crate::store::{NotStored, Sessions};
+use crate::supervision::{catch_panic, Rejected};
+
+/// How long a closing connection waits for the device to close its side, after the last
+/// packets were written, before the socket is dropped anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything a new connection needs, handed over by the endpoint after admission.
+pub struct Accepted {
+    pub connect: Connect,
+    /// What admission settled: the connection's id, Session Present, an assigned client
+    /// id, and whether the session outlives the connection.
+    pub session: Session,
+    pub peer: SocketAddr,
+    pub reader: FramedRead<DeviceReader, MqttCodec>,
+    pub writer: DeviceWriter,
+    pub limits: ServerLimits,
+    pub pipeline: Pipeline,
+    pub sessions: Sessions,
+    pub budget: ByteBudget,
+    /// The device guard, told of each rejected message.
+    pub guard: Recipient<Rejected>,
+    /// The endpoint, told when this connection is gone.
+    pub endpoint: Recipient<Closed>,
+    pub telemetry: Telemetry,
+}
+
+/// The endpoint replaces this connection: a new one came with the same client id.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TakenOver;
+
+/// Server shutdown: finish what was read, ack it, close. `done` is dropped with the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    pub done: oneshot::Sender<()>,
+}
+
+pub struct DeviceConnection {
+    /// The endpoint's id for this connection, so a late `Closed` from a replaced
+    /// connection does not unregister its successor.
+    id: u64,
+    connect: Connect,
+    /// True when the session outlives the connection: its end is recorded.
+    session_kept: bool,
+    peer: SocketAddr,
+    /// `None` once the writer finished (flushed and closed, or failed): dropping it
+    /// drops the transport's sending half, which sends the device a FIN.
+    writer: Option<FramedWrite<Outbound, DeviceWriter, MqttCodec>>,
+    /// PUBLISHes read and not yet acked, in arrival order, each holding its permit.
+    acks: AckQueue<Option<Permit>>,
+    /// PUBLISHes read this turn, not yet sent down the pipeline (the newest pending
+    /// entries of `acks`), and the sequence number of the first.
+    unsent: Vec<Message>,
+    unsent_from: u64,
+    /// True while the read stream waits for room (window or byte budget) for a PUBLISH
+    /// it has read: Eliot has stopped reading, so the device's silence is Eliot's doing.
+    admission_waiting: Arc<AtomicBool>,
+    last_heard: Instant,
+    /// False once the device closed its side (or reading failed).
+    readable: bool,
+    closing: Option<Closing>,
+    /// Held until the actor is dropped: a drain waits on the other end.
+    drained: Vec<oneshot::Sender<()>>,
+    pipeline: Pipeline,
+    sessions: Sessions,
+    guard: Recipient<Rejected>,
+    endpoint: Recipient<Closed>,
+    telemetry: Telemetry,
+}
+
+impl DeviceConnection {
+    pub fn start(a: Accepted) -> Addr<DeviceConnection> {
+        DeviceConnection::create(move |ctx| {
+            let window = usize::from(a.limits.receive_maximum);
+            let admission_waiting = Arc::new(AtomicBool::new(false));
+            let gate = Arc::new(Semaphore::new(window));
+            ctx.add_stream(gated(a.reader, gate, a.budget, admission_waiting.clone()));
+            let codec =
+                MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
+            let mut writer = FramedWrite::new(a.writer, codec, ctx);
+            writer.write(Outbound::ConnAck {
+                code: ConnectCode::Accepted,
+                session_present: a.session.present,
+                assigned_client_id: a.session.assigned_client_id,
+                limits: a.limits,
+                reason: None,
+            });
+            DeviceConnection {
+                id: a.session.id,
+                connect: a.connect,
+                session_kept: a.session.kept,
+                peer: a.peer,
+                writer: Some(writer),
+                acks: AckQueue::new(window),
+                unsent: Vec::new(),
+                unsent_from: 0,
+                admission_waiting,
+                last_heard: Instant::now(),
+                readable: true,
+                closing: None,
+                drained: Vec::new(),
+                pipeline: a.pipeline,
+                sessions: a.sessions,
+                guard: a.guard,
+                endpoint: a.endpoint,
+                telemetry: a.telemetry.for_actor("device_connection"),
+            }
+        })
+    }
+
+    fn send(&mut self, packet: Outbound) {
+        if let Some(writer) = &mut self.writer {
+            writer.write(packet);
+        }
+    }
+
+    fn publish(&mut self, p: Publish, permit: Option<Permit>, ctx: &mut Context<Self>) {
+        let seq = match self.acks.arrive(p.qos, p.pkid, permit) {
+            Arrival::Store { seq } => seq,
+            // A QoS 2 resend of a stored message: its PUBREC only, in its turn.
+            Arrival::AlreadyStored => return self.send_acks(),
+        };
+        if self.unsent.is_empty() {
+            self.unsent_from = seq;
+            // Runs once this turn's packets are handled: they go down the pipeline together.
+            ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| conn.flush(ctx)));
+        }
+        let client_id = self.connect.client_id.clone();
+        self.unsent
+            .push(Pipeline::message(p.topic, p.payload, client_id));
+    }
+
+    /// Sends the PUBLISHes read this turn down the pipeline, as one batch.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let messages = std::mem::take(&mut self.unsent);
+        let (first, count) = (self.unsent_from, messages.len());
+        ctx.spawn(
+            self.pipeline
+                .ingest(messages)
+                .into_actor(self)
+                .map(move |committed, conn, ctx| conn.on_committed(first, count, committed, ctx)),
+        );
+    }
+
+    /// Settles the `count` queued PUBLISHes from sequence number `first`.
+    fn on_committed(
+        &mut self,
+        first: u64,
+        count: usize,
+        committed: Result<Vec<Ingested>, NotStored>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.last_heard = Instant::now();
+        match committed {
+            Ok(ingested) => {
+                self.acks.settle(first, count, true);
+                let rejected = ingested
+                    .iter()
+                    .filter(|how| **how == Ingested::DeadLettered);
+                for _ in rejected {
+                    self.count_rejection(ctx);
+                }
+            }
+            Err(not_stored) => {
+                self.acks.settle(first, count, false);
+                self.begin_close(
+                    format!("message not stored: {not_stored}"),
+                    Some(CloseReason::ServerBusy),
+                    true,
+                    ctx,
+                );
+            }
+        }
+        self.send_acks();
+        self.finish_if_drained(ctx);
+    }
+
+    /// Writes the acks of the stored prefix of the queue, in arrival order.
+    fn send_acks(&mut self) {
+        for ack in self.acks.take_acks() {
+            self.send(ack);
+        }
+    }
+
+    /// Tells the device guard; if the device's breaker trips, the connection closes.
+    fn count_rejection(&mut self, ctx: &mut Context<Self>) {
+        let rejected = Rejected {
+            client_id: self.connect.client_id.clone(),
+        };
+        self.guard
+            .send(rejected)
+            .into_actor(self)
+            .map(|tripped, conn, ctx| {
+                if let Ok(Some(cooldown)) = tripped {
+                    let reason = format!("too many rejected messages: refused for {cooldown:?}");
+                    conn.begin_close(reason, Some(CloseReason::QuotaExceeded), true, ctx);
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn on_packet(&mut self, packet: Inbound, permit: Option<Permit>, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
+        if self.closing.is_some() {
+            // Read only to be discarded: see `closing`.
+            return;
+        }
+        match packet {
+            Inbound::Publish(p) => self.publish(p, permit, ctx),
+            Inbound::PingReq => self.send(Outbound::PingResp),
+            Inbound::PubRel(pkid) => {
+                // Known or not (a resend after a reconnect), the exchange ends here.
+                self.acks.release(pkid);
+                self.send(Outbound::PubComp(pkid));
+            }
+            Inbound::Subscribe { pkid, filters } => {
+                self.send(Outbound::SubAckRefused { pkid, filters })
+            }
+            Inbound::Unsubscribe { pkid, filters } => {
+                self.send(Outbound::UnsubAck { pkid, filters })
+            }
+            // Eliot never publishes to devices, so there is nothing for these to ack.
+            Inbound::PubAck(_) | Inbound::PubRec(_) | Inbound::PubComp(_) => {}
+            Inbound::Disconnect { with_will } => {
+                self.begin_close("device sent DISCONNECT".into(), None, with_will, ctx)
+            }
+            Inbound::TooLarge { size, max } => {
+                let error = format!("packet of {size} bytes refused: the limit is {max} bytes");
+                self.close_for(error, CloseReason::PacketTooLarge, ctx);
+            }
+            Inbound::Connect(_) => self.close_for(
+                "a second CONNECT on one connection".into(),
+                CloseReason::ProtocolError,
+                ctx,
+            ),
+            Inbound::Unexpected(kind) => self.close_for(
+                format!("a device may not send {kind}"),
+                CloseReason::ProtocolError,
+                ctx,
+            ),
+        }
+    }
+}
+
+impl Actor for DeviceConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        Event::DeviceConnected {
+            client_id: &self.connect.client_id,
+            peer: self.peer,
+            protocol: self.connect.version.name(),
+            keep_alive: self.connect.keep_alive,
+            clean_start: self.connect.clean_start,
+        }
+        .emit(&self.telemetry);
+        if self.connect.keep_alive > 0 {
+            let every = Duration::from_millis(u64::from(self.connect.keep_alive) * 250)
+                .clamp(Duration::from_millis(250), Duration::from_secs(5));
+            ctx.run_interval(every, |conn, ctx| conn.check_keep_alive(ctx));
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let closing = self.closing.take();
+        let reason = closing
+            .as_ref()
+            .map_or("connection dropped", |c| c.reason.as_str());
+        Event::DeviceDisconnected {
+            client_id: &self.connect.client_id,
+            reason,
+        }
+        .emit(&self.telemetry);
+        if closing.as_ref().is_none_or(|c| c.publish_will) {
+            self.publish_will();
+        }
+        if self.session_kept {
+            self.sessions.end(self.connect.client_id.clone());
+        }
+        self.endpoint.do_send(Closed {
+            client_id: self.connect.client_id.clone(),
+            id: self.id,
+        });
+    }
+}
+
+impl StreamHandler<Received> for DeviceConnection {
+    fn handle(&mut self, received: Received, ctx: &mut Context<Self>) {
+        match received {
+            Ok((packet, permit)) => {
+                // A connection is "restarted" by closing it: the device reconnects, and
+                // what it had not got acked it sends again.
+                let handled = catch_panic(|| {
+                    fail::fail_point!("connection::packet");
+                    self.on_packet(packet, permit, ctx)
+                });
+                if let Err(panic) = handled {
+                    Event::ActorPanicked { panic: &panic }.emit(&self.telemetry);
+                    self.begin_close(
+                        format!("panic: {panic}"),
+                        Some(CloseReason::ServerBusy),
+                        true,
+                        ctx,
+                    );
+                }
+            }
+            Err(CodecError::Io(e)) => {
+                self.readable = false;
+                self.begin_close(format!("connection lost: {e}"), None, true, ctx);
+                self.stop_if_done(ctx);
+            }
+            // The codec cannot resynchronise after a malformed packet: reading ends here.
+            Err(e) => {
+                self.readable = false;
+                self.close_for(e.to_string(), CloseReason::MalformedPacket, ctx);
+                self.stop_if_done(ctx);
+            }
+        }
+    }
+
+    /// The device closed its side: finish what it sent, then close ours.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.readable = false;
+        self.begin_close("connection closed by the device".into(), None, true, ctx);
+        self.stop_if_done(ctx);
+    }
+}

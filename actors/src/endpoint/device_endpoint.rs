@@ -1,0 +1,425 @@
+//! `DeviceEndpoint`: accepts device sockets, reads each one's CONNECT, runs admission,
+//! and starts a `DeviceConnection` actor per admitted device.
+//!
+//! It keeps the registry of connected client ids (a second connection with the same id
+//! takes the session over) and drains every connection on shutdown. From the CONNECT on
+//! it works on a `Transport`, so a TLS listener changes only `accept`.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_util::codec::{Encoder, FramedRead};
+
+use super::admission::{admit, Gate, Refusal, Session};
+use super::budget::ByteBudget;
+use super::device_connection::{Accepted, DeviceConnection, Drain, TakenOver};
+use super::transport::{DeviceReader, DeviceWriter, Transport};
+use crate::mqtt::packet::*;
+use crate::mqtt::{CodecError, MqttCodec};
+use crate::observe::{Event, Telemetry};
+use crate::pipeline::Pipeline;
+use crate::settings::Problems;
+use crate::store::Sessions;
+use crate::supervision::{DeviceGuard, Restarts};
+
+pub const NAME: &str = "device_endpoint";
+
+/// How long accepts pause after a failed accept (out of descriptors, typically), so that
+/// retrying does not spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The `[mqtt]` section: Eliot's own MQTT listener for devices.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSettings {
+    /// Address the device endpoint listens on.
+    pub listen: SocketAddr,
+    /// Largest packet a device may send, in bytes, fixed header included (MQTT 5's Maximum
+    /// Packet Size); larger packets are refused and the connection closed (v5: DISCONNECT
+    /// 0x95 first).
+    pub max_packet_size: u32,
+    /// PUBLISHes one connection may have unacked; also sent as the v5 Receive Maximum.
+    /// When it is full, Eliot stops reading that socket until an ack goes out.
+    pub max_in_flight: u16,
+    /// Payload bytes all connections together may have read and not yet acked. When it
+    /// is used up, Eliot stops reading sockets until acks go out: with
+    /// `max_connections` and `max_packet_size`, it bounds Eliot's memory.
+    pub max_in_flight_bytes: u32,
+    /// Most simultaneous device connections; more are closed on accept.
+    pub max_connections: usize,
+    /// How long a new socket may take to send its CONNECT.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl EndpointSettings {
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.at_least("max_packet_size", self.max_packet_size, 1024);
+        problems.at_least("max_in_flight", self.max_in_flight, 1);
+        problems.at_least("max_in_flight_bytes", self.max_in_flight_bytes, 1);
+        problems.at_least("max_connections", self.max_connections, 1);
+        problems.positive("connect_timeout", self.connect_timeout);
+    }
+}
+
+/// A connection ended; sent by the connection itself as it stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Closed {
+    pub client_id: String,
+    pub id: u64,
+}
+
+/// Stop accepting and drain every connection. Answers with one receiver per
+/// connection, each resolved when that connection is gone.
+#[derive(Message)]
+#[rtype(result = "Vec<oneshot::Receiver<()>>")]
+pub struct StopIntake;
+
+/// How many devices are connected now.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ConnectionCount;
+
+type Accept = io::Result<(TcpStream, SocketAddr)>;
+
+/// What the endpoint hands every connection it starts.
+#[derive(Clone)]
+pub struct EndpointLinks {
+    pub pipeline: Pipeline,
+    pub sessions: Sessions,
+    /// The per-device breakers: asked at CONNECT, told of rejected messages.
+    pub guard: Addr<DeviceGuard>,
+}
+
+pub struct DeviceEndpoint {
+    settings: EndpointSettings,
+    /// Shared with the accept stream; dropped on shutdown so the port closes.
+    listener: Option<Rc<TcpListener>>,
+    accepting: Option<SpawnHandle>,
+    /// Connected devices by client id, with the connection's id.
+    connections: HashMap<String, (u64, Addr<DeviceConnection>)>,
+    /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
+    handshaking: usize,
+    draining: bool,
+    links: EndpointLinks,
+    budget: ByteBudget,
+    restarts: Restarts,
+    telemetry: Telemetry,
+    /// Connections get their own `actor` key, so they log from the tree's telemetry.
+    root_telemetry: Telemetry,
+}
+
+/// Ids for connections and for client ids Eliot assigns; unique per process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl DeviceEndpoint {
+    pub fn new(
+        settings: EndpointSettings,
+        listener: TcpListener,
+        links: EndpointLinks,
+        restarts: Restarts,
+        telemetry: &Telemetry,
+    ) -> Self {
+        DeviceEndpoint {
+            budget: ByteBudget::new(settings.max_in_flight_bytes),
+            settings,
+            listener: Some(Rc::new(listener)),
+            accepting: None,
+            connections: HashMap::new(),
+            handshaking: 0,
+            draining: false,
+            links,
+            restarts,
+            telemetry: telemetry.for_actor(NAME),
+            root_telemetry: telemetry.clone(),
+        }
+    }
+
+    fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            receive_maximum: self.settings.max_in_flight,
+            max_packet_size: self.settings.max_packet_size,
+        }
+    }
+
+    fn refuse(&self, peer: SocketAddr, reason: &str) {
+        Event::ConnectionRefused { peer, reason }.emit(&self.telemetry);
+    }
+
+    fn accept(&mut self, socket: TcpStream, peer: SocketAddr, ctx: &mut Context<Self>) {
+        if self.draining {
+            return self.refuse(peer, "server shutting down");
+        }
+        if self.connections.len() + self.handshaking >= self.settings.max_connections {
+            return self.refuse(peer, "connection limit reached (mqtt.max_connections)");
+        }
+        self.handshake(Transport::tcp(socket, peer), ctx);
+    }
+
+    /// Reads the transport's first packet, which must be a CONNECT, within
+    /// `mqtt.connect_timeout`.
+    fn handshake(&mut self, transport: Transport, ctx: &mut Context<Self>) {
+        let Transport {
+            reader,
+            writer,
+            peer,
+        } = transport;
+        let codec = MqttCodec::new(self.settings.max_packet_size as usize);
+        let mut reader = FramedRead::new(reader, codec);
+        let timeout = self.settings.connect_timeout;
+        self.handshaking += 1;
+        async move { (tokio::time::timeout(timeout, reader.next()).await, reader) }
+            .into_actor(self)
+            .map(move |(first, reader), endpoint, ctx| {
+                endpoint.handshaking -= 1;
+                let refusal = match first {
+                    Ok(Some(Ok(Inbound::Connect(connect)))) => {
+                        let transport = (reader, writer, peer);
+                        return endpoint.on_connect(connect, transport, ctx);
+                    }
+                    Err(_) => format!("no CONNECT within {timeout:?}"),
+                    Ok(None) => "closed before sending CONNECT".into(),
+                    Ok(Some(Ok(_))) => "the first packet must be CONNECT".into(),
+                    Ok(Some(Err(CodecError::UnsupportedProtocol { name, level }))) => {
+                        // 3.1.1 §3.2.2.3: answer return code 0x01, then close.
+                        let code = ConnectCode::UnsupportedProtocol;
+                        refuse_connect(writer, Version::V4, code, endpoint.limits(), None);
+                        format!("unsupported protocol `{name}` level {level}")
+                    }
+                    Ok(Some(Err(e))) => e.to_string(),
+                };
+                endpoint.refuse(peer, &refusal);
+            })
+            .spawn(ctx);
+    }
+
+    /// Admits the device (see `admission`), then starts its connection or refuses it.
+    fn on_connect(
+        &mut self,
+        mut connect: Connect,
+        (reader, writer, peer): (
+            FramedRead<DeviceReader, MqttCodec>,
+            DeviceWriter,
+            SocketAddr,
+        ),
+        ctx: &mut Context<Self>,
+    ) {
+        if self.draining {
+            let refusal = Refusal::server("server shutting down".into());
+            return self.refuse_admission(&connect, peer, writer, refusal);
+        }
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let gate = Gate {
+            guard: self.links.guard.clone().recipient(),
+            sessions: self.links.sessions.clone(),
+        };
+        self.handshaking += 1;
+        admit(&mut connect, id, &gate)
+            .into_actor(self)
+            .map(move |admitted, endpoint, ctx| {
+                endpoint.handshaking -= 1;
+                match admitted {
+                    Ok(_) if endpoint.draining => {
+                        let refusal = Refusal::server("server shutting down".into());
+                        endpoint.refuse_admission(&connect, peer, writer, refusal)
+                    }
+                    Ok(session) => {
+                        endpoint.start_connection(connect, session, (reader, writer, peer), ctx)
+                    }
+                    Err(refusal) => endpoint.refuse_admission(&connect, peer, writer, refusal),
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn refuse_admission(
+        &self,
+        connect: &Connect,
+        peer: SocketAddr,
+        writer: DeviceWriter,
+        refusal: Refusal,
+    ) {
+        match &refusal.device {
+            Some(device) => Event::DeviceRefused {
+                client_id: &connect.client_id,
+                reason: &device.reason,
+                retry_after: device.retry_after,
+            }
+            .emit(&self.telemetry),
+            None => self.refuse(peer, &refusal.reason),
+        }
+        let reason = refusal.reason_for_device();
+        refuse_connect(writer, connect.version, refusal.code, self.limits(), reason);
+    }
+
+    fn start_connection(
+        &mut self,
+        connect: Connect,
+        session: Session,
+        (reader, writer, peer): (
+            FramedRead<DeviceReader, MqttCodec>,
+            DeviceWriter,
+            SocketAddr,
+        ),
+        ctx: &mut Context<Self>,
+    ) {
+        if let Some((_, previous)) = self.connections.get(&connect.client_id) {
+            previous.do_send(TakenOver);
+        }
+        let client_id = connect.client_id.clone();
+        let id = session.id;
+        let addr = DeviceConnection::start(Accepted {
+            connect,
+            session,
+            peer,
+            reader,
+            writer,
+            limits: self.limits(),
+            pipeline: self.links.pipeline.clone(),
+            sessions: self.links.sessions.clone(),
+            budget: self.budget.clone(),
+            guard: self.links.guard.clone().recipient(),
+            endpoint: ctx.address().recipient(),
+            telemetry: self.root_telemetry.clone(),
+        });
+        self.connections.insert(client_id, (id, addr));
+    }
+
+    fn listen(&mut self, ctx: &mut Context<Self>) {
+        if let Some(listener) = &self.listener {
+            if let Ok(addr) = listener.local_addr() {
+                Event::Listening { addr }.emit(&self.telemetry);
+            }
+            self.accepting = Some(ctx.add_stream(accept_stream(listener.clone())));
+        }
+    }
+}
+
+/// Answers a CONNECT with a refusal code (and, in v5, the reason), then closes the
+/// transport.
+fn refuse_connect(
+    mut writer: DeviceWriter,
+    version: Version,
+    code: ConnectCode,
+    limits: ServerLimits,
+    reason: Option<String>,
+) {
+    let mut buf = BytesMut::new();
+    let connack = Outbound::ConnAck {
+        code,
+        session_present: false,
+        assigned_client_id: None,
+        limits,
+        reason,
+    };
+    if MqttCodec::for_version(version, 0)
+        .encode(connack, &mut buf)
+        .is_ok()
+    {
+        actix_rt::spawn(async move {
+            let _ = writer.write_all(&buf).await;
+            let _ = writer.shutdown().await;
+        });
+    }
+}
+
+fn accept_stream(listener: Rc<TcpListener>) -> impl futures_util::Stream<Item = Accept> {
+    futures_util::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await;
+        Some((accepted, listener))
+    })
+}
+
+impl Actor for DeviceEndpoint {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.restarts.start(ctx, Self::listen);
+    }
+}
+
+impl Supervised for DeviceEndpoint {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // The handshakes in progress were futures of the stopped context: they are gone.
+        self.handshaking = 0;
+        self.restarts.restarting("stopped".into());
+    }
+}
+
+crate::answers_pings!(DeviceEndpoint);
+
+impl StreamHandler<Accept> for DeviceEndpoint {
+    fn handle(&mut self, accepted: Accept, ctx: &mut Context<Self>) {
+        match accepted {
+            Ok((socket, peer)) => self.accept(socket, peer, ctx),
+            Err(e) => {
+                Event::AcceptFailed {
+                    error: &e.to_string(),
+                    pause: ACCEPT_PAUSE,
+                }
+                .emit(&self.telemetry);
+                ctx.wait(actix::clock::sleep(ACCEPT_PAUSE).into_actor(self));
+            }
+        }
+    }
+
+    /// The accept stream never ends on its own; it is cancelled on shutdown.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Closed> for DeviceEndpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: Closed, _: &mut Context<Self>) {
+        // A replaced connection reports late: keep its successor registered.
+        if self
+            .connections
+            .get(&msg.client_id)
+            .is_some_and(|(id, _)| *id == msg.id)
+        {
+            self.connections.remove(&msg.client_id);
+        }
+    }
+}
+
+impl Handler<StopIntake> for DeviceEndpoint {
+    type Result = MessageResult<StopIntake>;
+
+    fn handle(&mut self, _: StopIntake, ctx: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
+        if let Some(accepting) = self.accepting.take() {
+            ctx.cancel_future(accepting);
+        }
+        self.listener = None;
+        let drained = self
+            .connections
+            .values()
+            .map(|(_, conn)| {
+                let (done, drained) = oneshot::channel();
+                conn.do_send(Drain { done });
+                drained
+            })
+            .collect();
+        MessageResult(drained)
+    }
+}
+
+impl Handler<ConnectionCount> for DeviceEndpoint {
+    type Result = usize;
+
+    fn handle(&mut self, _: ConnectionCount, _: &mut Context<Self>) -> usize {
+        self.connections.len()
+    }
+}

@@ -1,0 +1,26 @@
+//! The device endpoint: Eliot's own MQTT server for devices.
+//!
+//! - `device_endpoint`: the `DeviceEndpoint` actor: accepts sockets, reads each CONNECT,
+//!   keeps the registry of connected client ids, drains on shutdown.
+//! - `admission`: CONNECT → `Session` or `Refusal`: client id, device guard, session.
+//! - `device_connection`: the `DeviceConnection` actor, one per device: its MQTT session,
+//!   acks after commit, and how it closes (`closing`).
+//! - `ack_queue`: arrival order, the stored prefix, QoS 2 states; no actor, no socket.
+//! - `intake`: the packet stream gated by the in-flight window and the `budget`.
+//! - `transport`: any byte stream a device connects over.
+
+mod ack_queue;
+mod admission;
+mod budget;
+mod device_connection;
+mod device_endpoint;
+mod intake;
+mod transport;
+
+pub use ack_queue::{AckQueue, Arrival};
+pub use budget::ByteBudget;
+pub use device_endpoint::{
+    ConnectionCount, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake,
+    NAME as DEVICE_ENDPOINT,
+};
+pub use transport::Transport;

@@ -1,0 +1,21 @@
+//! Ingest: from one MQTT message to readings or a dead letter.
+//!
+//! - `processor`: the `Processor` actors (stateless, restartable), which run `validate`.
+//! - `rules`: the `[ingest]` settings and `Rejection`, the reason a dead letter keeps.
+//! - `validate`: the validation itself, a pure function of the rules, the message and now.
+//! - `reading`: what a processor hands the store: readings, or a dead letter.
+//! - `topic`, `timefmt`: the telemetry topic pattern, and the one timestamp format.
+
+mod processor;
+mod reading;
+mod rules;
+mod timefmt;
+mod topic;
+mod validate;
+
+pub use processor::{Message, Process, Processor, ProcessorSettings, Processors};
+pub use reading::{DeadLetter, Outcome, Reading};
+pub use rules::{IngestSettings, Rejection, Rules, REJECTION_CLASSES};
+pub use timefmt::format_utc;
+pub use topic::{TopicPattern, TopicPatternError};
+pub use validate::{is_device_id, validate};

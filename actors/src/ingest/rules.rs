@@ -1,0 +1,188 @@
+//! What a valid message looks like: the `[ingest]` settings, the rules compiled from
+//! them, and `Rejection`, whose text is the reason stored with a dead letter.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::topic::{TopicPattern, TopicPatternError};
+use crate::settings::Problems;
+
+/// The `[ingest]` section: what a valid message looks like.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Topic readings arrive on; `{device_id}` stands for one whole topic level.
+    pub topic: String,
+    /// How far in the future a reading's timestamp may be (device clocks drift).
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Deepest nesting allowed in `data` (`data` itself is depth 1).
+    pub max_depth: usize,
+    /// Most fields allowed in `data`, counting nested objects' fields too.
+    pub max_fields: usize,
+    /// Longest string (value or key) allowed in `data`, in bytes.
+    pub max_string_len: usize,
+    /// Most readings one JSON array message may carry.
+    pub max_batch: usize,
+}
+
+/// The rules a processor applies, compiled once from [`IngestSettings`].
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub topic: TopicPattern,
+    pub max_future_skew: Duration,
+    pub max_depth: usize,
+    pub max_fields: usize,
+    pub max_string_len: usize,
+    pub max_batch: usize,
+}
+
+impl TryFrom<&IngestSettings> for Rules {
+    type Error = TopicPatternError;
+
+    fn try_from(s: &IngestSettings) -> Result<Self, Self::Error> {
+        Ok(Rules {
+            topic: TopicPattern::parse(&s.topic)?,
+            max_future_skew: s.max_future_skew,
+            max_depth: s.max_depth,
+            max_fields: s.max_fields,
+            max_string_len: s.max_string_len,
+            max_batch: s.max_batch,
+        })
+    }
+}
+
+/// Why a message was refused. The `Display` text is what lands in `dead_letters.reason`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("topic `{topic}` does not match the telemetry pattern `{pattern}`")]
+    Topic { topic: String, pattern: String },
+    #[error("payload is not valid JSON: {0}")]
+    Json(String),
+    #[error("payload must be a JSON object or an array of objects, found {0}")]
+    Shape(&'static str),
+    #[error("payload is an empty array: it carries no reading")]
+    EmptyBatch,
+    #[error("batch has {count} readings, more than the limit of {max}")]
+    BatchTooLarge { count: usize, max: usize },
+    #[error("batch element [{index}] (counting from 0): {source}")]
+    InBatch {
+        index: usize,
+        #[source]
+        source: Box<Rejection>,
+    },
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+    #[error("unknown field `{0}` (allowed: device_id, timestamp, sensor_type, data)")]
+    UnknownField(String),
+    #[error("{field}: expected {expected}, found {found}")]
+    Type {
+        field: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("device_id `{0}` is invalid: it must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")]
+    DeviceId(String),
+    #[error("device_id `{payload}` does not match the topic's device id `{topic}`")]
+    DeviceMismatch { payload: String, topic: String },
+    #[error("sensor_type `{0}` is invalid: it must be 1 to 32 characters of a-z 0-9 _")]
+    SensorType(String),
+    #[error(
+        "timestamp `{value}` is not RFC 3339 with an offset (e.g. 2025-06-05T14:30:00Z): {error}"
+    )]
+    Timestamp { value: String, error: String },
+    #[error("timestamp `{value}` is {ahead} in the future, more than the allowed skew of {max}")]
+    FutureTimestamp {
+        value: String,
+        ahead: HumanDuration,
+        max: HumanDuration,
+    },
+    #[error("data is empty: a reading needs at least one field")]
+    EmptyData,
+    #[error("{field} nests deeper than the limit of {max} levels")]
+    TooDeep { field: String, max: usize },
+    #[error("data has more than {max} fields")]
+    TooManyFields { max: usize },
+    #[error("{field}: string of {len} bytes is longer than the limit of {max}")]
+    StringTooLong {
+        field: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("{field}: number is not finite")]
+    NotFinite { field: String },
+    #[error("{field}: {value} is outside the range {min} to {max}")]
+    OutOfRange {
+        field: String,
+        value: f64,
+        min: f64,
+        max: f64,
+    },
+}
+
+/// A duration printed the humantime way (`1h 0m 3s` → `1h 3s`), rounded to seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = Duration::from_secs(self.0.as_secs().max(1));
+        write!(
+            f,
+            "{}",
+            humantime_serde::re::humantime::format_duration(secs)
+        )
+    }
+}
+
+impl IngestSettings {
+    pub fn validate(&self, problems: &mut Problems) {
+        if let Err(e) = TopicPattern::parse(&self.topic) {
+            problems.add("topic", e.to_string());
+        }
+        problems.at_least("max_depth", self.max_depth, 1);
+        problems.at_least("max_fields", self.max_fields, 1);
+        problems.at_least("max_string_len", self.max_string_len, 1);
+        problems.at_least("max_batch", self.max_batch, 1);
+    }
+}
+
+impl Rejection {
+    /// The reason's class, from a small fixed set: what metrics count rejections by.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Rejection::Topic { .. } => "topic",
+            Rejection::Json(_) => "json",
+            Rejection::InBatch { source, .. } => source.class(),
+            Rejection::Shape(_)
+            | Rejection::EmptyBatch
+            | Rejection::Missing(_)
+            | Rejection::UnknownField(_)
+            | Rejection::Type { .. }
+            | Rejection::EmptyData => "schema",
+            Rejection::DeviceId(_) | Rejection::SensorType(_) => "identifier",
+            Rejection::DeviceMismatch { .. } => "identity",
+            Rejection::Timestamp { .. } | Rejection::FutureTimestamp { .. } => "timestamp",
+            Rejection::BatchTooLarge { .. }
+            | Rejection::TooDeep { .. }
+            | Rejection::TooManyFields { .. }
+            | Rejection::StringTooLong { .. } => "limit",
+            Rejection::NotFinite { .. } | Rejection::OutOfRange { .. } => "range",
+        }
+    }
+}
+
+/// Every class `Rejection::class` and the processor use, for whoever lists them.
+pub const REJECTION_CLASSES: [&str; 9] = [
+    "topic",
+    "json",
+    "schema",
+    "identifier",
+    "identity",
+    "timestamp",
+    "limit",
+    "range",
+    "panic",
+];

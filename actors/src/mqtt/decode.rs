@@ -1,0 +1,149 @@
+//! rumqttc's v4 and v5 packets, turned into Eliot's one packet vocabulary.
+
+use rumqttc::mqttbytes::{self as m, v4};
+use rumqttc::v5::mqttbytes::{self as m5, v5};
+
+use super::codec::CodecError;
+use super::packet::*;
+
+/// A v5 DISCONNECT of 0 or 1 bytes after its fixed header, which MQTT 5 allows
+/// (§3.14.2.1: no reason code means 0x00; §3.14.2.2.1: no property length means none)
+/// and rumqttc's reader refuses. Longer ones go to rumqttc.
+pub(super) fn short_v5_disconnect(frame: &[u8]) -> Option<Inbound> {
+    match frame {
+        [0xE0, 0x00] => Some(Inbound::Disconnect { with_will: false }),
+        [0xE0, 0x01, reason] => Some(Inbound::Disconnect {
+            with_will: *reason == v5::DisconnectReasonCode::DisconnectWithWillMessage as u8,
+        }),
+        _ => None,
+    }
+}
+
+fn qos_v4(q: m::QoS) -> QoS {
+    match q {
+        m::QoS::AtMostOnce => QoS::AtMostOnce,
+        m::QoS::AtLeastOnce => QoS::AtLeastOnce,
+        m::QoS::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+fn qos_v5(q: m5::QoS) -> QoS {
+    match q {
+        m5::QoS::AtMostOnce => QoS::AtMostOnce,
+        m5::QoS::AtLeastOnce => QoS::AtLeastOnce,
+        m5::QoS::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
+    Ok(match packet {
+        v4::Packet::Connect(c) => Inbound::Connect(Connect {
+            version: Version::V4,
+            client_id: c.client_id,
+            clean_start: c.clean_session,
+            keep_alive: c.keep_alive,
+            will: c.last_will.map(|w| Will {
+                topic: w.topic,
+                payload: w.message,
+                qos: qos_v4(w.qos),
+                retain: w.retain,
+            }),
+            username: c.login.map(|l| l.username),
+            session_expiry: None,
+        }),
+        v4::Packet::Publish(p) => Inbound::Publish(Publish {
+            topic: p.topic,
+            payload: p.payload,
+            qos: qos_v4(p.qos),
+            pkid: p.pkid,
+            dup: p.dup,
+            retain: p.retain,
+        }),
+        v4::Packet::PubAck(p) => Inbound::PubAck(p.pkid),
+        v4::Packet::PubRec(p) => Inbound::PubRec(p.pkid),
+        v4::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
+        v4::Packet::PubComp(p) => Inbound::PubComp(p.pkid),
+        v4::Packet::Subscribe(s) => Inbound::Subscribe {
+            pkid: s.pkid,
+            filters: s.filters.len(),
+        },
+        v4::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
+            pkid: u.pkid,
+            filters: u.topics.len(),
+        },
+        v4::Packet::PingReq => Inbound::PingReq,
+        v4::Packet::Disconnect => Inbound::Disconnect { with_will: false },
+        v4::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),
+        v4::Packet::SubAck(_) => Inbound::Unexpected("SUBACK"),
+        v4::Packet::UnsubAck(_) => Inbound::Unexpected("UNSUBACK"),
+        v4::Packet::PingResp => Inbound::Unexpected("PINGRESP"),
+    })
+}
+
+fn utf8(bytes: bytes::Bytes, what: &str) -> Result<String, CodecError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| CodecError::Malformed(format!("{what} is not UTF-8")))
+}
+
+pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
+    Ok(match packet {
+        v5::Packet::Connect(c, will, login) => Inbound::Connect(Connect {
+            version: Version::V5,
+            client_id: c.client_id,
+            clean_start: c.clean_start,
+            keep_alive: c.keep_alive,
+            will: will
+                .map(|w| {
+                    Ok::<_, CodecError>(Will {
+                        topic: utf8(w.topic, "will topic")?,
+                        payload: w.message,
+                        qos: qos_v5(w.qos),
+                        retain: w.retain,
+                    })
+                })
+                .transpose()?,
+            username: login.map(|l| l.username),
+            session_expiry: c.properties.and_then(|p| p.session_expiry_interval),
+        }),
+        v5::Packet::Publish(p) => {
+            // Eliot's CONNACK allows no topic aliases (Topic Alias Maximum absent = 0).
+            if p.properties
+                .as_ref()
+                .is_some_and(|p| p.topic_alias.is_some())
+            {
+                return Err(CodecError::Malformed(
+                    "topic alias used, but this server allows none".into(),
+                ));
+            }
+            Inbound::Publish(Publish {
+                topic: utf8(p.topic, "topic")?,
+                payload: p.payload,
+                qos: qos_v5(p.qos),
+                pkid: p.pkid,
+                dup: p.dup,
+                retain: p.retain,
+            })
+        }
+        v5::Packet::PubAck(p) => Inbound::PubAck(p.pkid),
+        v5::Packet::PubRec(p) => Inbound::PubRec(p.pkid),
+        v5::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
+        v5::Packet::PubComp(p) => Inbound::PubComp(p.pkid),
+        v5::Packet::Subscribe(s) => Inbound::Subscribe {
+            pkid: s.pkid,
+            filters: s.filters.len(),
+        },
+        v5::Packet::Unsubscribe(u) => Inbound::Unsubscribe {
+            pkid: u.pkid,
+            filters: u.filters.len(),
+        },
+        v5::Packet::PingReq(_) => Inbound::PingReq,
+        v5::Packet::Disconnect(d) => Inbound::Disconnect {
+            with_will: d.reason_code == v5::DisconnectReasonCode::DisconnectWithWillMessage,
+        },
+        v5::Packet::Auth(_) => Inbound::Unexpected("AUTH"),
+        v5::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),
+        v5::Packet::SubAck(_) => Inbound::Unexpected("SUBACK"),
+        v5::Packet::UnsubAck(_) => Inbound::Unexpected("UNSUBACK"),
+        v5::Packet::PingResp(_) => Inbound::Unexpected("PINGRESP"),
+    })
+}

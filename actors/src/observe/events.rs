@@ -1,0 +1,412 @@
+//! Every log line Eliot writes comes from one of these typed events, so the keys are
+//! stable for whoever parses the JSON logs, and every event also updates its metric
+//! (`Metrics`), so what the logs tell and what `/metrics` counts cannot drift apart.
+//! No event carries a password or token.
+//!
+//! README's "Log events" lists every event by its `name()`; a test keeps the two equal.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use slog::{debug, error, info, warn, Logger};
+
+use super::{Metrics, Telemetry};
+
+pub enum Event<'a> {
+    Listening {
+        addr: SocketAddr,
+    },
+    DeviceConnected {
+        client_id: &'a str,
+        peer: SocketAddr,
+        protocol: &'static str,
+        keep_alive: u16,
+        clean_start: bool,
+    },
+    DeviceDisconnected {
+        client_id: &'a str,
+        reason: &'a str,
+    },
+    ConnectionRefused {
+        peer: SocketAddr,
+        reason: &'a str,
+    },
+    ProtocolError {
+        client_id: &'a str,
+        error: &'a str,
+    },
+    MessageProcessed {
+        client_id: &'a str,
+        topic: &'a str,
+        readings: usize,
+        took: Duration,
+    },
+    MessageRejected {
+        client_id: &'a str,
+        topic: &'a str,
+        /// The reason's class, from a small fixed set (a metric label).
+        class: &'static str,
+        reason: &'a str,
+    },
+    WillPublished {
+        client_id: &'a str,
+        topic: &'a str,
+    },
+    BatchCommitted {
+        rows: usize,
+        duplicates: usize,
+        dead_letters: usize,
+        took: Duration,
+    },
+    StoreFailed {
+        error: &'a str,
+        requests: usize,
+    },
+    /// Emitted by the actor itself, whose logger carries its name.
+    ActorPanicked {
+        panic: &'a str,
+    },
+    ActorRestarting {
+        actor: &'a str,
+        restarts: u32,
+        in_window: u32,
+        delay: Duration,
+        reason: &'a str,
+    },
+    Escalated {
+        actor: &'a str,
+        restarts: u32,
+        window: Duration,
+    },
+    BreakerTransition {
+        breaker: &'a str,
+        from: &'static str,
+        to: &'static str,
+        reason: &'a str,
+    },
+    DeviceBreakerTripped {
+        client_id: &'a str,
+        reason: &'a str,
+        cooldown: Duration,
+    },
+    DeviceRefused {
+        client_id: &'a str,
+        reason: &'a str,
+        retry_after: Duration,
+    },
+    StoreRetry {
+        rows: usize,
+        wait: Duration,
+        error: &'a str,
+    },
+    ShutdownStarted {
+        deadline: Duration,
+    },
+    ShutdownFinished {
+        took: Duration,
+        forced: bool,
+    },
+    /// Accepting a socket failed (out of descriptors, typically); accepts pause.
+    AcceptFailed {
+        error: &'a str,
+        pause: Duration,
+    },
+    /// The open-file limit could not be raised to what `mqtt.max_connections` needs.
+    DescriptorLimit {
+        limit: Option<u64>,
+        wanted: u64,
+        error: Option<&'a str>,
+    },
+    /// Eliot could not start (a port, the store, the configuration of the tree).
+    StartFailed {
+        error: &'a str,
+    },
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().try_into().unwrap_or(u64::MAX)
+}
+
+impl Event<'_> {
+    /// Writes the event's record and updates its metric.
+    pub fn emit(&self, telemetry: &Telemetry) {
+        self.log(telemetry.log());
+        self.count(telemetry.metrics());
+    }
+
+    /// The stable `event` key of the record.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Listening { .. } => "listening",
+            Event::DeviceConnected { .. } => "device_connected",
+            Event::DeviceDisconnected { .. } => "device_disconnected",
+            Event::ConnectionRefused { .. } => "connection_refused",
+            Event::ProtocolError { .. } => "protocol_error",
+            Event::MessageProcessed { .. } => "message_processed",
+            Event::MessageRejected { .. } => "message_rejected",
+            Event::WillPublished { .. } => "will_published",
+            Event::BatchCommitted { .. } => "batch_committed",
+            Event::StoreFailed { .. } => "store_failed",
+            Event::ActorPanicked { .. } => "actor_panicked",
+            Event::ActorRestarting { .. } => "actor_restarting",
+            Event::Escalated { .. } => "escalated",
+            Event::BreakerTransition { .. } => "breaker_transition",
+            Event::DeviceBreakerTripped { .. } => "device_breaker_tripped",
+            Event::DeviceRefused { .. } => "device_refused",
+            Event::StoreRetry { .. } => "store_retry",
+            Event::ShutdownStarted { .. } => "shutdown_started",
+            Event::ShutdownFinished { .. } => "shutdown_finished",
+            Event::AcceptFailed { .. } => "accept_failed",
+            Event::DescriptorLimit { .. } => "descriptor_limit",
+            Event::StartFailed { .. } => "start_failed",
+        }
+    }
+
+    fn count(&self, m: &Metrics) {
+        match *self {
+            Event::Listening { .. } => {
+                m.listening.set(1);
+            }
+            Event::DeviceConnected { .. } => {
+                m.connections_opened.inc();
+                m.connections_open.inc();
+            }
+            Event::DeviceDisconnected { .. } => {
+                m.connections_open.dec();
+            }
+            Event::ConnectionRefused { .. } => {
+                m.connections_refused.inc();
+            }
+            Event::ProtocolError { .. } => {
+                m.protocol_errors.inc();
+            }
+            Event::MessageProcessed { .. } => {
+                m.messages_processed.inc();
+            }
+            Event::MessageRejected { class, .. } => {
+                m.messages_rejected.get_or_create(&[("class", class)]).inc();
+            }
+            Event::WillPublished { .. } => {
+                m.wills_published.inc();
+            }
+            Event::BatchCommitted {
+                rows,
+                duplicates,
+                dead_letters,
+                took,
+            } => {
+                m.readings_stored.inc_by(rows as u64);
+                m.readings_duplicate.inc_by(duplicates as u64);
+                m.dead_letters_stored.inc_by(dead_letters as u64);
+                m.commit_seconds.observe(took.as_secs_f64());
+                m.batch_rows
+                    .observe((rows + duplicates + dead_letters) as f64);
+            }
+            Event::StoreFailed { .. } => {
+                m.store_failures.inc();
+            }
+            Event::ActorPanicked { .. } => {
+                m.panics.inc();
+            }
+            Event::ActorRestarting { actor, .. } => {
+                m.restarts
+                    .get_or_create(&[("child", actor.to_owned())])
+                    .inc();
+            }
+            Event::Escalated { .. } => {
+                m.escalations.inc();
+            }
+            Event::BreakerTransition { breaker, to, .. } => {
+                let label = [("breaker", breaker.to_owned())];
+                m.breaker_transitions.get_or_create(&label).inc();
+                let state = match to {
+                    "open" => 1,
+                    "half_open" => 2,
+                    _ => 0,
+                };
+                m.breaker_state.get_or_create(&label).set(state);
+            }
+            Event::DeviceBreakerTripped { .. } => {
+                m.device_breaker_trips.inc();
+            }
+            Event::DeviceRefused { .. } => {
+                m.device_refusals.inc();
+            }
+            Event::StoreRetry { .. } => {
+                m.store_retries.inc();
+            }
+            Event::ShutdownStarted { .. } => {
+                m.shutting_down.set(1);
+            }
+            Event::ShutdownFinished { .. } => {
+                m.listening.set(0);
+            }
+            Event::AcceptFailed { .. } => {
+                m.accept_failures.inc();
+            }
+            Event::DescriptorLimit { limit, .. } => {
+                let limit = limit.map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX));
+                m.open_file_limit.set(limit);
+            }
+            Event::StartFailed { .. } => {
+                m.start_failures.inc();
+            }
+        }
+    }
+
+    fn log(&self, log: &Logger) {
+        let event = self.name();
+        match *self {
+            Event::Listening { addr } => {
+                info!(log, "listening for MQTT devices"; "event" => event, "addr" => %addr)
+            }
+            Event::DeviceConnected {
+                client_id,
+                peer,
+                protocol,
+                keep_alive,
+                clean_start,
+            } => info!(log, "device connected";
+                "event" => event, "client_id" => client_id, "peer" => %peer,
+                "protocol" => protocol, "keep_alive_s" => keep_alive, "clean_start" => clean_start),
+            Event::DeviceDisconnected { client_id, reason } => info!(log, "device disconnected";
+                "event" => event, "client_id" => client_id, "reason" => reason),
+            Event::ConnectionRefused { peer, reason } => warn!(log, "connection refused";
+                "event" => event, "peer" => %peer, "reason" => reason),
+            Event::ProtocolError { client_id, error } => warn!(log, "protocol error, closing";
+                "event" => event, "client_id" => client_id, "error" => error),
+            Event::MessageProcessed {
+                client_id,
+                topic,
+                readings,
+                took,
+            } => debug!(log, "message processed";
+                "event" => event, "client_id" => client_id, "topic" => topic,
+                "readings" => readings, "duration_us" => micros(took)),
+            Event::MessageRejected {
+                client_id,
+                topic,
+                class,
+                reason,
+            } => warn!(log, "message rejected, kept as a dead letter";
+                "event" => event, "client_id" => client_id, "topic" => topic,
+                "class" => class, "reason" => reason),
+            Event::WillPublished { client_id, topic } => info!(log, "will message published";
+                "event" => event, "client_id" => client_id, "topic" => topic),
+            Event::BatchCommitted {
+                rows,
+                duplicates,
+                dead_letters,
+                took,
+            } => debug!(log, "batch committed";
+                "event" => event, "rows" => rows, "duplicates" => duplicates,
+                "dead_letters" => dead_letters, "duration_us" => micros(took)),
+            Event::StoreFailed { error, requests } => {
+                error!(log, "store write failed, nothing acked";
+                "event" => event, "error" => error, "requests" => requests)
+            }
+            Event::ActorPanicked { panic } => error!(log, "actor panicked, restarting it";
+                "event" => event, "panic" => panic),
+            Event::ActorRestarting {
+                actor,
+                restarts,
+                in_window,
+                delay,
+                reason,
+            } => warn!(log, "restarting actor after a backoff";
+                "event" => event, "child" => actor, "restarts" => restarts,
+                "restarts_in_window" => in_window, "delay_ms" => delay.as_millis() as u64,
+                "reason" => reason),
+            Event::Escalated {
+                actor,
+                restarts,
+                window,
+            } => slog::crit!(log, "restart intensity exceeded: stopping Eliot";
+                "event" => event, "child" => actor, "restarts" => restarts,
+                "window_ms" => window.as_millis() as u64),
+            Event::BreakerTransition {
+                breaker,
+                from,
+                to,
+                reason,
+            } => warn!(log, "circuit breaker changed state";
+                "event" => event, "breaker" => breaker, "from" => from, "to" => to,
+                "reason" => reason),
+            Event::DeviceBreakerTripped {
+                client_id,
+                reason,
+                cooldown,
+            } => warn!(log, "device breaker tripped: closing it and refusing it for a cool-down";
+                "event" => event, "client_id" => client_id, "reason" => reason,
+                "cooldown_ms" => cooldown.as_millis() as u64),
+            Event::DeviceRefused {
+                client_id,
+                reason,
+                retry_after,
+            } => warn!(log, "device refused: its breaker is open";
+                "event" => event, "client_id" => client_id, "reason" => reason,
+                "retry_after_ms" => retry_after.as_millis() as u64),
+            Event::StoreRetry { rows, wait, error } => {
+                warn!(log, "commit failed; nothing acked, retrying the batch";
+                "event" => event, "rows" => rows, "wait_ms" => wait.as_millis() as u64,
+                "error" => error)
+            }
+            Event::ShutdownStarted { deadline } => {
+                info!(log, "shutting down: intake stopped, draining";
+                "event" => event, "deadline_ms" => deadline.as_millis() as u64)
+            }
+            Event::ShutdownFinished { took, forced } => info!(log, "shutdown finished";
+                "event" => event, "duration_ms" => took.as_millis() as u64,
+                "forced" => forced),
+            Event::AcceptFailed { error, pause } => error!(log, "accept failed, pausing accepts";
+                "event" => event, "error" => error, "pause_ms" => pause.as_millis() as u64),
+            Event::DescriptorLimit {
+                limit,
+                wanted,
+                error,
+            } => match error {
+                Some(error) => warn!(log, "cannot raise the open-file limit";
+                    "event" => event, "wanted" => wanted, "error" => error),
+                None => warn!(log, "the open-file limit is below mqtt.max_connections";
+                    "event" => event, "limit" => limit, "wanted" => wanted),
+            },
+            Event::StartFailed { error } => slog::crit!(log, "cannot start";
+                "event" => event, "error" => error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_logs_its_record_and_updates_its_metric() {
+        let logs = crate::observe::CapturedLogs::default();
+        let telemetry = Telemetry::new(logs.logger(), Default::default());
+        for class in ["json", "json", "range"] {
+            Event::MessageRejected {
+                client_id: "robot_007",
+                topic: "devices/robot_007/telemetry",
+                class,
+                reason: "payload is not valid JSON",
+            }
+            .emit(&telemetry);
+        }
+        assert_eq!(logs.events("message_rejected").len(), 3);
+        assert_eq!(logs.events("message_rejected")[0]["class"], "json");
+        let text = telemetry.metrics().encode();
+        assert!(
+            text.contains("eliot_messages_rejected_total{class=\"json\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("eliot_messages_rejected_total{class=\"range\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("robot_007"),
+            "no device id in a metric: {text}"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! Supervision: what keeps the tree alive and says how it is.
+//!
+//! - `restart`: the restart policy actix's `Supervisor` lacks (backoff, intensity,
+//!   escalation), carried by every supervised child.
+//! - `health_monitor`: the `HealthMonitor` actor, which knows every child's state.
+//! - `breaker`: the `Breaker` actor, one per dependency (the store), running `circuit`.
+//! - `device_guard`: the `DeviceGuard` actor, the per-device breakers.
+//! - `window`, `backoff`: the one sliding window and the one doubling delay they share.
+//! - `panics`: panics become stops, which the supervisor restarts.
+
+mod backoff;
+mod breaker;
+mod circuit;
+mod device_guard;
+mod health_monitor;
+mod panics;
+mod restart;
+mod window;
+
+pub use breaker::{Breaker, BreakersSettings, Report};
+pub use circuit::{BreakerSettings, BreakerState, CallResult};
+pub use device_guard::{DeviceBreakerSettings, DeviceGuard, GuardRefusal, MayConnect, Rejected};
+pub use health_monitor::{
+    ChildHealth, ChildState, HealthMonitor, HealthProbe, HealthReport, HealthSettings, Ping,
+    Status, StoreStats, Watch,
+};
+pub use panics::catch_panic;
+pub use restart::{Escalation, RestartSettings, Restarts};

@@ -5,7 +5,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use eliot_actors::{Escalation, Event, HealthProbe, ShutdownReport, StartError, Telemetry, Tree};
+use eliot_actors::{
+    Adopter, Escalation, Event, HealthProbe, ShutdownReport, StartError, Telemetry, Tree,
+};
 
 use crate::config::Config;
 
@@ -56,6 +58,11 @@ impl Server {
 
     pub fn health_probe(&self) -> HealthProbe {
         self.tree.health_probe()
+    }
+
+    /// Serves devices connected over any byte stream (see `Transport`).
+    pub fn adopter(&self) -> Adopter {
+        self.tree.adopter()
     }
 
     /// Runs until `shutdown` resolves or a child exceeds its restart intensity (logged as

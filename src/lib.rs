@@ -6,7 +6,10 @@
 //!
 //! - `config`: layered TOML configuration, environment overrides, typed errors.
 //! - `logging`: slog drains (terminal or JSON), async with a sized buffer, `log` bridge.
-//! - `app`: runs the supervision tree until a shutdown signal, then drains it.
+//!   (Tests and examples capture logs with `eliot_actors::CapturedLogs`.)
+//! - `app`: `Server`, which starts the supervision tree and runs it until a shutdown request,
+//!   then drains it; the binary, the integration tests and the examples all start Eliot
+//!   through it.
 //! - `cli`: the `eliot` command (`run`, `check-config`); `main.rs` only calls it.
 
 pub mod app;

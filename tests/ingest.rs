@@ -5,8 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::scripted::{connect5, Raw5};
+use common::scripted::{connect4, connect5, Raw, Raw5, V4};
 use common::*;
+use rumqttc::mqttbytes::{v4, QoS as QoS4};
 use rumqttc::v5::mqttbytes::{v5, QoS as QoS5};
 use rumqttc::{Event, Packet, QoS};
 
@@ -315,4 +316,28 @@ async fn an_oversized_packet_is_refused_and_others_keep_being_served() {
     assert_eq!(acked, 1);
     assert_eq!(eliot.count("readings"), 1);
     assert_eq!(eliot.count("dead_letters"), 0);
+}
+
+/// The device endpoint serves any byte stream, not only TCP: a device on an in-memory pipe
+/// handed to Eliot gets its CONNACK, and its QoS 1 reading is stored and PUBACKed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_over_an_in_memory_stream_is_served_like_one_over_tcp() {
+    let eliot = Eliot::start();
+    let (device_end, eliot_end) = tokio::io::duplex(64 * 1024);
+    let peer = "192.0.2.7:4242".parse().unwrap();
+    eliot.adopt(eliot_actors::Transport::stream(eliot_end, peer));
+    let mut device = Raw::<V4, _>::over(device_end);
+    device.send(&v4::Packet::Connect(connect4("piped"))).await;
+    match device.expect().await {
+        v4::Packet::ConnAck(ack) => assert_eq!(ack.code, v4::ConnectReturnCode::Success),
+        other => panic!("expected a CONNACK, got {other:?}"),
+    }
+    device
+        .publish(&topic("piped"), QoS4::AtLeastOnce, 9, &reading("piped", 1))
+        .await;
+    assert_eq!(
+        device.expect().await,
+        v4::Packet::PubAck(v4::PubAck::new(9))
+    );
+    assert_eq!(eliot.count("readings"), 1);
 }

@@ -39,7 +39,8 @@ mod supervision;
 mod tree;
 
 pub use endpoint::{
-    AckQueue, Arrival, ByteBudget, ConnectionCount, DeviceEndpoint, EndpointSettings, Transport,
+    AckQueue, Adopter, Arrival, ByteBudget, ConnectionCount, DeviceEndpoint, EndpointSettings,
+    Transport,
 };
 pub use ingest::{
     format_utc, is_device_id, validate, DeadLetter, IngestSettings, Outcome, ProcessorSettings,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::endpoint::{
-    DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, DEVICE_ENDPOINT,
+    Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, DEVICE_ENDPOINT,
 };
 use crate::ingest::{IngestSettings, Processor, ProcessorSettings, Processors, Rules};
 use crate::observe::{Event, Metrics, Telemetry};
@@ -134,26 +134,13 @@ impl Tree {
         });
         watch(&health, STORE_WRITER, &store_writer);
 
-        // Processors run on the connections' thread: measured, a hop to another thread
-        // cost more than the validation it moved (see README "Performance").
-        let mut processors = Vec::new();
-        for index in 0..settings.processors.count {
-            let name = format!("processor-{index}");
-            let (rules, restarts, t) = (rules.clone(), restarts(&name), telemetry.clone());
-            let mailbox = settings.processors.mailbox;
-            let addr = Supervisor::start(move |ctx: &mut Context<Processor>| {
-                ctx.set_mailbox_capacity(mailbox);
-                Processor::new(rules, restarts, &t)
-            });
-            watch(&health, &name, &addr);
-            processors.push(addr);
-        }
-
+        let processors =
+            start_processors(settings.processors, rules, &restarts, &health, &telemetry);
         let guard = DeviceGuard::new(settings.breakers.device.clone(), &telemetry);
         let guard = Supervisor::start(move |_| guard);
         watch(&health, "device_guard", &guard);
         let links = EndpointLinks {
-            pipeline: Pipeline::new(Processors::new(processors), store_writer.clone()),
+            pipeline: Pipeline::new(processors, store_writer.clone()),
             sessions: Sessions::new(store_writer.clone()),
             guard,
         };
@@ -180,6 +167,11 @@ impl Tree {
     /// Where the device endpoint listens (useful when the configured port was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Serves devices connected over any byte stream, as if they had come in on the port.
+    pub fn adopter(&self) -> Adopter {
+        Adopter::new(self.endpoint.clone())
     }
 
     /// What the tree's events count.
@@ -229,6 +221,30 @@ impl Tree {
         .emit(&self.telemetry);
         report
     }
+}
+
+/// Processors run on the connections' thread: measured, a hop to another thread cost more
+/// than the validation it moved (see README "Performance").
+fn start_processors(
+    settings: &ProcessorSettings,
+    rules: Arc<Rules>,
+    restarts: &dyn Fn(&str) -> Restarts,
+    health: &Addr<HealthMonitor>,
+    telemetry: &Telemetry,
+) -> Processors {
+    let mut processors = Vec::new();
+    for index in 0..settings.count {
+        let name = format!("processor-{index}");
+        let (rules, restarts, t) = (rules.clone(), restarts(&name), telemetry.clone());
+        let mailbox = settings.mailbox;
+        let addr = Supervisor::start(move |ctx: &mut Context<Processor>| {
+            ctx.set_mailbox_capacity(mailbox);
+            Processor::new(rules, restarts, &t)
+        });
+        watch(health, &name, &addr);
+        processors.push(addr);
+    }
+    Processors::new(processors)
 }
 
 fn watch<A>(health: &Addr<HealthMonitor>, name: &str, child: &Addr<A>)

@@ -5,7 +5,11 @@
 //! ```text
 //! cargo run --release --example benchmark             # the full run (about 15 minutes)
 //! cargo run --release --example benchmark -- --quick  # seconds; what CI runs
+//! cargo run --release --example benchmark -- --only qos1,latency --eliot /tmp/eliot-old
 //! ```
+//!
+//! `--eliot` measures another build of Eliot (say, the one before a change) with the same
+//! load generator; `--only` picks configurations, for such a before/after comparison.
 //!
 //! Needs `mosquitto` (`apt-get install mosquitto`) and the DejaVu font
 //! (`apt-get install fonts-dejavu-core`) for the chart. Every figure is the median of
@@ -39,7 +43,24 @@ struct Args {
     /// Where report.md and chart.png go.
     #[arg(long, default_value = "target/benchmark")]
     out: std::path::PathBuf,
+    /// Measure this `eliot` binary instead of the one built from this tree.
+    #[arg(long, value_name = "PATH")]
+    eliot: Option<std::path::PathBuf>,
+    /// Only these configurations (comma-separated): qos1, qos0, chain, drain, latency,
+    /// connections, overload (overload also needs qos1).
+    #[arg(long, value_delimiter = ',', value_parser = CONFIGURATIONS)]
+    only: Vec<String>,
 }
+
+const CONFIGURATIONS: [&str; 7] = [
+    "qos1",
+    "qos0",
+    "chain",
+    "drain",
+    "latency",
+    "connections",
+    "overload",
+];
 
 /// The sizes of one benchmark run.
 struct Scale {
@@ -82,70 +103,92 @@ fn main() {
         "every figure is a median of at least 3 runs"
     );
     let scale = if args.quick { QUICK } else { FULL };
-    let programs = Programs::build();
+    let mut programs = Programs::build();
+    if let Some(eliot) = &args.eliot {
+        programs.eliot = eliot.clone();
+    }
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let total = u64::from(scale.devices) * scale.per_device;
     let mut report = Report::new(args.quick, total);
     let runs = args.runs;
 
-    let throughput = |name: &str, label: &str, measure: &dyn Fn() -> f64, report: &mut Report| {
+    let throughput = |configuration: &str,
+                      name: &str,
+                      label: &str,
+                      measure: &dyn Fn() -> f64,
+                      report: &mut Report| {
+        if !wanted(configuration) {
+            return None;
+        }
         eprintln!("{label} ...");
         let figure = Figure::of((0..runs).map(|_| measure()));
         report.add(Row::throughput(name, label, figure));
-        figure
+        Some(figure)
     };
     let eliot_qos1 = throughput(
+        "qos1",
         "Eliot device endpoint, QoS 1 (PUBACK after commit)",
         "Eliot QoS 1",
         &|| eliot_throughput(&programs, &scale, 1),
         &mut report,
     );
     let eliot_qos0 = throughput(
+        "qos0",
         "Eliot device endpoint, QoS 0",
         "Eliot QoS 0",
         &|| eliot_throughput(&programs, &scale, 0),
         &mut report,
     );
     let chain_qos1 = throughput(
+        "chain",
         "Mosquitto + Rust subscriber + SQLite, QoS 1 (ack after commit)",
         "Chain QoS 1",
         &|| chain_throughput(&programs, &scale, 1, false),
         &mut report,
     );
     let chain_qos0 = throughput(
+        "chain",
         "Mosquitto + Rust subscriber + SQLite, QoS 0",
         "Chain QoS 0",
         &|| chain_throughput(&programs, &scale, 0, false),
         &mut report,
     );
     throughput(
+        "drain",
         "Mosquitto, subscriber only counting (bare drain)",
         "Bare drain",
         &|| chain_throughput(&programs, &scale, 0, true),
         &mut report,
     );
 
-    eprintln!("Eliot, latency at a fixed load ...");
-    report.add(eliot_latency(&programs, &scale, runs));
-    eprintln!("Eliot, {} connections ...", scale.connections);
-    report.add(eliot_connections(&programs, &scale, runs));
-    eprintln!("Eliot, overload ...");
-    report.add(eliot_overload(
-        &programs,
-        &scale,
-        runs,
-        3.0 * eliot_qos1.median,
-    ));
+    if wanted("latency") {
+        eprintln!("Eliot, latency at a fixed load ...");
+        report.add(eliot_latency(&programs, &scale, runs));
+    }
+    if wanted("connections") {
+        eprintln!("Eliot, {} connections ...", scale.connections);
+        report.add(eliot_connections(&programs, &scale, runs));
+    }
+    if let (true, Some(qos1)) = (wanted("overload"), eliot_qos1) {
+        eprintln!("Eliot, overload ...");
+        let offered = 3.0 * qos1.median;
+        report.add(eliot_overload(&programs, &scale, runs, offered));
+    }
 
-    report.ratio(
-        "Eliot QoS 1 / chain QoS 1",
-        eliot_qos1.median / chain_qos1.median,
-        2.5,
-    );
-    report.ratio(
-        "Eliot QoS 0 / chain QoS 0",
-        eliot_qos0.median / chain_qos0.median,
-        1.5,
-    );
+    if let (Some(eliot), Some(chain)) = (eliot_qos1, chain_qos1) {
+        report.ratio(
+            "Eliot QoS 1 / chain QoS 1",
+            eliot.median / chain.median,
+            2.5,
+        );
+    }
+    if let (Some(eliot), Some(chain)) = (eliot_qos0, chain_qos0) {
+        report.ratio(
+            "Eliot QoS 0 / chain QoS 0",
+            eliot.median / chain.median,
+            1.5,
+        );
+    }
     print!("{}", report.table());
     report.write(&args.out);
     eprintln!("wrote {}", args.out.display());

@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use eliot::app::{Ending, Server};
 use eliot::config::{Config, Sources};
-use eliot_actors::{Escalation, HealthReport, Metrics, ShutdownReport, Telemetry};
+use eliot_actors::{Escalation, HealthReport, Metrics, ShutdownReport, Telemetry, Transport};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use slog::{o, Drain, Logger};
 use tokio::sync::{mpsc, oneshot};
 
 enum Command {
     Health(oneshot::Sender<HealthReport>),
+    Adopt(Transport),
     Stop(oneshot::Sender<ShutdownReport>),
 }
 
@@ -93,8 +94,7 @@ impl Eliot {
                     Err(e) => return started.send(Err(e.to_string())).unwrap(),
                 };
                 started.send(Ok(())).unwrap();
-                let probe = server.health_probe();
-                let requests = serve_commands(inbox, probe);
+                let requests = serve_commands(inbox, &server);
                 match server.run(requests).await {
                     (Ending::Requested(Some(reply)), report) => {
                         let _ = reply.send(report);
@@ -151,6 +151,11 @@ impl Eliot {
         .collect()
     }
 
+    /// Hands Eliot a device transport other than a TCP socket it accepted itself.
+    pub fn adopt(&self, transport: Transport) {
+        self.commands.send(Command::Adopt(transport)).unwrap();
+    }
+
     pub async fn health(&self) -> HealthReport {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Health(reply)).unwrap();
@@ -187,16 +192,21 @@ impl Eliot {
 
 /// Answers health requests until a stop is asked for (its reply channel is the result)
 /// or the test dropped its handle (`None`).
-async fn serve_commands(
+fn serve_commands(
     mut inbox: mpsc::UnboundedReceiver<Command>,
-    probe: eliot_actors::HealthProbe,
-) -> Option<oneshot::Sender<ShutdownReport>> {
-    loop {
-        match inbox.recv().await? {
-            Command::Health(reply) => {
-                let _ = reply.send(probe.report().await.expect("health monitor"));
+    server: &Server,
+) -> impl std::future::Future<Output = Option<oneshot::Sender<ShutdownReport>>> + 'static {
+    let probe = server.health_probe();
+    let adopter = server.adopter();
+    async move {
+        loop {
+            match inbox.recv().await? {
+                Command::Health(reply) => {
+                    let _ = reply.send(probe.report().await.expect("health monitor"));
+                }
+                Command::Adopt(transport) => adopter.adopt(transport),
+                Command::Stop(reply) => return Some(reply),
             }
-            Command::Stop(reply) => return Some(reply),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rumqttc::mqttbytes::{self as m4, v4};
 use rumqttc::v5::mqttbytes::{self as m5, v5};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The longest any single wait for the server may take before the test fails.
@@ -75,9 +75,9 @@ pub enum Next<P> {
     Silent,
 }
 
-/// A device scripted packet by packet.
-pub struct Raw<W: Wire> {
-    stream: TcpStream,
+/// A device scripted packet by packet, over TCP unless told otherwise.
+pub struct Raw<W: Wire, S = TcpStream> {
+    stream: S,
     buf: BytesMut,
     _wire: PhantomData<W>,
 }
@@ -92,6 +92,13 @@ impl<W: Wire> Raw<W> {
             .await
             .expect("the server accepts within the patience")
             .expect("the server accepts");
+        Raw::over(stream)
+    }
+}
+
+impl<W: Wire, S: AsyncRead + AsyncWrite + Unpin> Raw<W, S> {
+    /// A device on `stream` (any byte stream to the server), nothing sent yet.
+    pub fn over(stream: S) -> Self {
         Raw {
             stream,
             buf: BytesMut::new(),
@@ -205,7 +212,9 @@ impl Raw4 {
         );
         raw
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Raw<V4, S> {
     pub async fn publish(&mut self, topic: &str, qos: m4::QoS, pkid: u16, payload: &str) {
         let mut publish = v4::Publish::new(topic, qos, payload.as_bytes().to_vec());
         publish.pkid = pkid;

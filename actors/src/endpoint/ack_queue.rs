@@ -93,7 +93,10 @@ impl<H> AckQueue<H> {
         }
     }
 
-    /// The `count` entries from `first` were committed (`stored`) or not.
+    /// The `count` messages sent down the pipeline together, the first being entry
+    /// `first`, were committed (`stored`) or not. They are the next `count` pending
+    /// entries from `first` on: QoS 2 duplicates read in the same turn sit between them,
+    /// already settled.
     pub fn settle(&mut self, first: u64, count: usize, stored: bool) {
         let start = usize::try_from(first.saturating_sub(self.first_seq)).unwrap_or(usize::MAX);
         let progress = if stored {
@@ -101,11 +104,15 @@ impl<H> AckQueue<H> {
         } else {
             Progress::Failed
         };
-        for entry in self.entries.iter_mut().skip(start).take(count) {
-            if entry.progress == Progress::Pending {
-                entry.progress = progress;
-                self.pending -= 1;
-            }
+        let batch = self
+            .entries
+            .iter_mut()
+            .skip(start)
+            .filter(|e| e.progress == Progress::Pending)
+            .take(count);
+        for entry in batch {
+            entry.progress = progress;
+            self.pending -= 1;
         }
     }
 
@@ -223,6 +230,28 @@ mod tests {
             q.arrive(QoS::ExactlyOnce, 7, ()),
             Arrival::Store { .. }
         ));
+    }
+
+    #[test]
+    fn a_qos2_duplicate_read_amid_a_batch_does_not_shift_its_settlement() {
+        let mut q = AckQueue::new(8);
+        let s = seq(q.arrive(QoS::ExactlyOnce, 5, ()));
+        q.settle(s, 1, true);
+        q.take_acks();
+        // One turn reads A, a duplicate of 5, then C; A and C go down together.
+        let a = seq(q.arrive(QoS::AtLeastOnce, 1, ()));
+        assert_eq!(q.arrive(QoS::ExactlyOnce, 5, ()), Arrival::AlreadyStored);
+        q.arrive(QoS::AtLeastOnce, 3, ());
+        q.settle(a, 2, true);
+        assert_eq!(q.pending(), 0);
+        assert_eq!(
+            q.take_acks(),
+            [
+                Outbound::PubAck(1),
+                Outbound::PubRec(5),
+                Outbound::PubAck(3)
+            ]
+        );
     }
 
     #[test]

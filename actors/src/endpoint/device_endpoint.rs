@@ -87,6 +87,28 @@ pub struct Closed {
 #[rtype(result = "Vec<oneshot::Receiver<()>>")]
 pub struct StopIntake;
 
+/// Serve a device that connected over some other byte stream (a TLS acceptor's, an
+/// in-memory pipe's): from its CONNECT on, it is served like a TCP device.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt(pub Transport);
+
+/// Hands the endpoint devices connected over other byte streams; cheap to clone, usable
+/// from any thread.
+#[derive(Clone)]
+pub struct Adopter(Addr<DeviceEndpoint>);
+
+impl Adopter {
+    pub fn new(endpoint: Addr<DeviceEndpoint>) -> Self {
+        Adopter(endpoint)
+    }
+
+    pub fn adopt(&self, transport: Transport) {
+        // A new connection is a control event, not a data-path message: `do_send` is fine.
+        self.0.do_send(Adopt(transport));
+    }
+}
+
 /// How many devices are connected now.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -158,14 +180,16 @@ impl DeviceEndpoint {
         Event::ConnectionRefused { peer, reason }.emit(&self.telemetry);
     }
 
-    fn accept(&mut self, socket: TcpStream, peer: SocketAddr, ctx: &mut Context<Self>) {
+    /// Takes a new transport on, within the limits; refused ones are just dropped (closed).
+    fn accept(&mut self, transport: Transport, ctx: &mut Context<Self>) {
         if self.draining {
-            return self.refuse(peer, "server shutting down");
+            return self.refuse(transport.peer, "server shutting down");
         }
         if self.connections.len() + self.handshaking >= self.settings.max_connections {
-            return self.refuse(peer, "connection limit reached (mqtt.max_connections)");
+            let reason = "connection limit reached (mqtt.max_connections)";
+            return self.refuse(transport.peer, reason);
         }
-        self.handshake(Transport::tcp(socket, peer), ctx);
+        self.handshake(transport, ctx);
     }
 
     /// Reads the transport's first packet, which must be a CONNECT, within
@@ -363,7 +387,7 @@ crate::answers_pings!(DeviceEndpoint);
 impl StreamHandler<Accept> for DeviceEndpoint {
     fn handle(&mut self, accepted: Accept, ctx: &mut Context<Self>) {
         match accepted {
-            Ok((socket, peer)) => self.accept(socket, peer, ctx),
+            Ok((socket, peer)) => self.accept(Transport::tcp(socket, peer), ctx),
             Err(e) => {
                 Event::AcceptFailed {
                     error: &e.to_string(),
@@ -413,6 +437,14 @@ impl Handler<StopIntake> for DeviceEndpoint {
             })
             .collect();
         MessageResult(drained)
+    }
+}
+
+impl Handler<Adopt> for DeviceEndpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: Adopt, ctx: &mut Context<Self>) {
+        self.accept(msg.0, ctx);
     }
 }
 

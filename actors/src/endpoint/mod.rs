@@ -20,7 +20,7 @@ mod transport;
 pub use ack_queue::{AckQueue, Arrival};
 pub use budget::ByteBudget;
 pub use device_endpoint::{
-    ConnectionCount, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake,
+    Adopter, ConnectionCount, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake,
     NAME as DEVICE_ENDPOINT,
 };
 pub use transport::Transport;

@@ -410,3 +410,46 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod readme {
+    /// The event names in `Event::name`, read from this file's source.
+    fn names_in_code() -> Vec<String> {
+        let source = include_str!("events.rs");
+        let start = source.find("pub fn name(&self)").expect("Event::name");
+        let end = start + source[start..].find("\n    }\n").expect("its end");
+        source[start..end]
+            .lines()
+            .filter_map(|line| line.split_once("} => \"")?.1.split_once('"'))
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    /// The events README's "Logs" table lists, in its order.
+    fn names_in_readme() -> Vec<String> {
+        let readme = include_str!("../../../README.md");
+        let logs = readme.split("\n## Logs\n").nth(1).expect("a Logs section");
+        let logs = logs.split("\n## ").next().unwrap_or(logs);
+        logs.lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split_once('`'))
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn readme_lists_exactly_the_events_the_code_emits() {
+        let (mut code, mut readme) = (names_in_code(), names_in_readme());
+        assert!(code.contains(&"start_failed".to_owned()), "{code:?}");
+        code.sort();
+        readme.sort();
+        assert_eq!(readme, code);
+    }
+
+    #[test]
+    fn readme_lists_exactly_the_rejection_classes() {
+        let readme = include_str!("../../../README.md");
+        for class in crate::ingest::REJECTION_CLASSES {
+            assert!(readme.contains(&format!("`{class}`")), "{class}");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::future::Future;
 use actix::prelude::*;
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{Store, StoreError};
+use super::sqlite::{naming, Store, StoreError};
 use super::store_writer::{NotStored, StoreWriter};
 use crate::observe::Event;
 
@@ -33,12 +33,8 @@ impl Store {
         request: &SessionRequest,
         now_s: i64,
     ) -> Result<bool, StoreError> {
-        let path = &self.path;
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sqlite)?;
+        let sqlite = naming(&self.path);
+        let tx = self.conn.transaction().map_err(&sqlite)?;
         let stored: Option<(Option<i64>, i64)> = tx
             .query_row(
                 "SELECT expiry_s, last_seen_s FROM sessions WHERE client_id = ?1",
@@ -46,7 +42,7 @@ impl Store {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
-            .map_err(sqlite)?;
+            .map_err(&sqlite)?;
         let present = !request.clean_start
             && match stored {
                 None => false,
@@ -60,8 +56,8 @@ impl Store {
                 params![request.client_id, expiry, now_s],
             ),
         }
-        .map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
+        .map_err(&sqlite)?;
+        tx.commit().map_err(&sqlite)?;
         Ok(present)
     }
 
@@ -73,10 +69,7 @@ impl Store {
                 params![client_id, now_s],
             )
             .map(drop)
-            .map_err(|source| StoreError::Sqlite {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(naming(&self.path))
     }
 }
 

@@ -101,6 +101,14 @@ const INSERT_READING: &str = "INSERT OR IGNORE INTO readings \
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
     (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
 
+/// Turns a SQLite error into one that names the database file.
+pub(super) fn naming(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 pub struct Store {
     pub(super) conn: Connection,
     /// Kept for error messages.
@@ -115,11 +123,8 @@ impl Store {
             source,
         })?;
         let path = settings.db_path();
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let conn = Connection::open(&path).map_err(sqlite)?;
+        let sqlite = naming(&path);
+        let conn = Connection::open(&path).map_err(&sqlite)?;
         let synchronous = match settings.synchronous {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
@@ -127,8 +132,9 @@ impl Store {
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
         ))
-        .map_err(sqlite)?;
-        conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        .map_err(&sqlite)?;
+        conn.execute_batch(SCHEMA).map_err(&sqlite)?;
+        drop(sqlite); // it borrows `path`
         Ok(Store { conn, path })
     }
 
@@ -141,16 +147,12 @@ impl Store {
         &mut self,
         outcomes: impl IntoIterator<Item = &'a Outcome>,
     ) -> Result<WriteStats, StoreError> {
-        let path = &self.path;
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sqlite)?;
+        let sqlite = naming(&self.path);
+        let tx = self.conn.transaction().map_err(&sqlite)?;
         let mut stats = WriteStats::default();
         {
-            let mut reading = tx.prepare_cached(INSERT_READING).map_err(sqlite)?;
-            let mut dead = tx.prepare_cached(INSERT_DEAD_LETTER).map_err(sqlite)?;
+            let mut reading = tx.prepare_cached(INSERT_READING).map_err(&sqlite)?;
+            let mut dead = tx.prepare_cached(INSERT_DEAD_LETTER).map_err(&sqlite)?;
             for outcome in outcomes {
                 match outcome {
                     Outcome::Accepted(readings) => {
@@ -163,7 +165,7 @@ impl Store {
                                     r.data,
                                     r.received_at
                                 ])
-                                .map_err(sqlite)?;
+                                .map_err(&sqlite)?;
                             stats.readings += inserted;
                             stats.duplicates += 1 - inserted;
                         }
@@ -176,13 +178,13 @@ impl Store {
                             &d.payload[..],
                             d.reason
                         ])
-                        .map_err(sqlite)?;
+                        .map_err(&sqlite)?;
                         stats.dead_letters += 1;
                     }
                 }
             }
         }
-        tx.commit().map_err(sqlite)?;
+        tx.commit().map_err(&sqlite)?;
         Ok(stats)
     }
 }

@@ -91,7 +91,7 @@ impl DeviceConnection {
     pub(super) fn check_keep_alive(&mut self, ctx: &mut Context<Self>) {
         let limit = Duration::from_millis(u64::from(self.connect.keep_alive) * 1500);
         // While Eliot is not reading, the device's silence is Eliot's doing.
-        let backpressure = self.admission_waiting.load(Ordering::Relaxed);
+        let backpressure = self.waiting_for_room.load(Ordering::Relaxed);
         if !backpressure && self.closing.is_none() && self.last_heard.elapsed() > limit {
             self.begin_close(
                 format!("keep-alive expired: nothing heard for {limit:?}"),

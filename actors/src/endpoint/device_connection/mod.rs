@@ -99,7 +99,7 @@ pub struct DeviceConnection {
     unsent_from: u64,
     /// True while the read stream waits for room (window or byte budget) for a PUBLISH
     /// it has read: Eliot has stopped reading, so the device's silence is Eliot's doing.
-    admission_waiting: Arc<AtomicBool>,
+    waiting_for_room: Arc<AtomicBool>,
     last_heard: Instant,
     /// False once the device closed its side (or reading failed).
     readable: bool,
@@ -117,9 +117,9 @@ impl DeviceConnection {
     pub fn start(a: Accepted) -> Addr<DeviceConnection> {
         DeviceConnection::create(move |ctx| {
             let window = usize::from(a.limits.receive_maximum);
-            let admission_waiting = Arc::new(AtomicBool::new(false));
-            let gate = Arc::new(Semaphore::new(window));
-            ctx.add_stream(gated(a.reader, gate, a.budget, admission_waiting.clone()));
+            let waiting_for_room = Arc::new(AtomicBool::new(false));
+            let slots = Arc::new(Semaphore::new(window));
+            ctx.add_stream(gated(a.reader, slots, a.budget, waiting_for_room.clone()));
             let codec =
                 MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
             let mut writer = FramedWrite::new(a.writer, codec, ctx);
@@ -139,7 +139,7 @@ impl DeviceConnection {
                 acks: AckQueue::new(window),
                 unsent: Vec::new(),
                 unsent_from: 0,
-                admission_waiting,
+                waiting_for_room,
                 last_heard: Instant::now(),
                 readable: true,
                 closing: None,

@@ -6,9 +6,11 @@
 //! - what a PUBLISH holds (its slot in the window, its bytes in the shared budget) is
 //!   given back when its ack is handed out;
 //! - QoS 2: a PUBREC'd packet id waits for its PUBREL. A duplicate PUBLISH with that id
-//!   is not stored again, only answered with PUBREC (MQTT's "method B"). The ids kept
-//!   are bounded by the connection's in-flight window: the oldest is forgotten first, and
-//!   forgetting costs nothing but a second, idempotent, store of the same reading.
+//!   on the same connection is not stored again, only answered with PUBREC (MQTT's
+//!   "method B"). The ids kept are bounded by the connection's in-flight window: the
+//!   oldest is forgotten first. A forgotten id, or a resend after a reconnect (the ids
+//!   are not part of the durable session), is stored again: idempotent for readings,
+//!   a second row for a dead letter.
 
 use std::collections::VecDeque;
 
@@ -24,6 +26,9 @@ enum Progress {
 struct Entry<H> {
     /// The ack to send once stored (`None` for QoS 0).
     ack: Option<Outbound>,
+    /// A QoS 2 resend answered without storing: its PUBREC reserves nothing (the id may
+    /// have been released meanwhile).
+    duplicate: bool,
     progress: Progress,
     /// Given back (dropped) when the entry leaves the queue.
     _hold: H,
@@ -83,6 +88,7 @@ impl<H> AckQueue<H> {
         let seq = self.first_seq + self.entries.len() as u64;
         self.entries.push_back(Entry {
             ack,
+            duplicate,
             progress,
             _hold: hold,
         });
@@ -130,8 +136,9 @@ impl<H> AckQueue<H> {
             };
             self.first_seq += 1;
             if let Some(ack) = entry.ack {
-                if let Outbound::PubRec(pkid) = ack {
-                    self.await_release(pkid);
+                match ack {
+                    Outbound::PubRec(pkid) if !entry.duplicate => self.await_release(pkid),
+                    _ => {}
                 }
                 acks.push(ack);
             }
@@ -252,6 +259,25 @@ mod tests {
                 Outbound::PubAck(3)
             ]
         );
+    }
+
+    #[test]
+    fn a_duplicates_late_pubrec_does_not_reserve_a_released_id() {
+        let mut q = AckQueue::new(8);
+        let s = seq(q.arrive(QoS::ExactlyOnce, 7, ()));
+        q.settle(s, 1, true);
+        q.take_acks();
+        // A resend of 7 waits behind a pending message; PUBREL 7 arrives meanwhile.
+        let pending = seq(q.arrive(QoS::AtLeastOnce, 1, ()));
+        assert_eq!(q.arrive(QoS::ExactlyOnce, 7, ()), Arrival::AlreadyStored);
+        assert!(q.release(7));
+        q.settle(pending, 1, true);
+        assert_eq!(q.take_acks(), [Outbound::PubAck(1), Outbound::PubRec(7)]);
+        // 7 is free: a new message with it is stored.
+        assert!(matches!(
+            q.arrive(QoS::ExactlyOnce, 7, ()),
+            Arrival::Store { .. }
+        ));
     }
 
     #[test]

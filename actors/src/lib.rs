@@ -51,7 +51,7 @@ pub use settings::{Problem, Problems};
 pub use store::{SessionRequest, Store, StoreError, StoreSettings, Synchronous};
 pub use supervision::{
     BreakerSettings, BreakerState, BreakersSettings, ChildHealth, ChildState,
-    DeviceBreakerSettings, Escalation, HealthProbe, HealthReport, HealthSettings, RestartSettings,
-    Status,
+    DeviceBreakerSettings, Escalation, HealthProbe, HealthReport, HealthSettings, Ping,
+    RestartSettings, Restarts, Status, StoreHealth,
 };
 pub use tree::{ShutdownReport, StartError, Tree, TreeSettings};

@@ -2,12 +2,14 @@
 //! and later the upstream broker): a processor, then the store.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use actix::Addr;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::ingest::{Message, Outcome, Process, Processors};
+use crate::observe::{Metrics, Queued};
 use crate::store::{persist, NotStored, StoreWriter};
 
 /// How a committed message was stored.
@@ -22,11 +24,17 @@ pub enum Ingested {
 pub struct Pipeline {
     processors: Processors,
     store: Addr<StoreWriter>,
+    /// Where the depth of both queues is counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
-    pub fn new(processors: Processors, store: Addr<StoreWriter>) -> Self {
-        Pipeline { processors, store }
+    pub fn new(processors: Processors, store: Addr<StoreWriter>, metrics: Arc<Metrics>) -> Self {
+        Pipeline {
+            processors,
+            store,
+            metrics,
+        }
     }
 
     /// Validates messages and commits their readings (or dead letters) in one store
@@ -38,9 +46,14 @@ impl Pipeline {
     ) -> impl Future<Output = Result<Vec<Ingested>, NotStored>> + 'static {
         let processor = self.processors.pick().clone();
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
+        let processing = Queued::new(&metrics.processor_queue, metrics.enabled);
         async move {
             let outcomes = processor
-                .send(Process(messages))
+                .send(Process {
+                    messages,
+                    queued: processing,
+                })
                 .await
                 .map_err(|e| NotStored(format!("processor unavailable: {e}")))?;
             let ingested = outcomes
@@ -50,7 +63,8 @@ impl Pipeline {
                     Outcome::Rejected(_) => Ingested::DeadLettered,
                 })
                 .collect();
-            persist(&store, outcomes).await.map(|()| ingested)
+            let storing = Queued::new(&metrics.store_writer_queue, metrics.enabled);
+            persist(&store, outcomes, storing).await.map(|()| ingested)
         }
     }
 

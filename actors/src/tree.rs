@@ -10,15 +10,15 @@ use crate::endpoint::{
     Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, DEVICE_ENDPOINT,
 };
 use crate::ingest::{IngestSettings, Processor, ProcessorSettings, Processors, Rules};
-use crate::observe::{Event, Metrics, Telemetry};
+use crate::observe::{Event, Telemetry};
 use crate::pipeline::Pipeline;
 use crate::settings::Problems;
 use crate::store::{
     Sessions, Store, StoreError, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER,
 };
 use crate::supervision::{
-    Breaker, BreakersSettings, DeviceGuard, Escalation, HealthMonitor, HealthProbe, HealthReport,
-    HealthSettings, Ping, RestartSettings, Restarts, Watch,
+    readiness, Breaker, BreakersSettings, DeviceGuard, Escalation, HealthMonitor, HealthProbe,
+    HealthReport, HealthSettings, Ping, RestartSettings, Restarts, StoreProgress, Watch,
 };
 use actix::prelude::*;
 
@@ -54,6 +54,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot listen for devices: {0}")]
     Listen(std::io::Error),
+    #[error("cannot listen for HTTP: {0}")]
+    ListenHttp(std::io::Error),
     #[error("processors.count must be at least 1")]
     NoProcessor,
 }
@@ -75,6 +77,9 @@ pub struct Tree {
     store_thread: Arbiter,
     /// Children past their restart intensity report here.
     escalations: tokio::sync::mpsc::Receiver<Escalation>,
+    /// For children started later (`supervise`).
+    escalate: tokio::sync::mpsc::Sender<Escalation>,
+    restart_settings: RestartSettings,
     local_addr: SocketAddr,
     telemetry: Telemetry,
 }
@@ -98,9 +103,11 @@ impl Tree {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Listen)?;
         let local_addr = listener.local_addr().map_err(StartError::Listen)?;
 
+        let progress = Arc::new(StoreProgress::default());
         let health = HealthMonitor::new(
             settings.health.probe_interval,
             settings.supervision.window,
+            progress.clone(),
             &telemetry,
         );
         let health = Supervisor::start(move |_| health);
@@ -127,7 +134,7 @@ impl Tree {
         let links = StoreWriterLinks {
             restarts: restarts(STORE_WRITER),
             breaker,
-            health: health.clone().recipient(),
+            progress,
         };
         let store_writer = Supervisor::start_in_arbiter(&store_thread.handle(), move |_| {
             StoreWriter::new(store_settings, store, links, &t)
@@ -140,7 +147,11 @@ impl Tree {
         let guard = Supervisor::start(move |_| guard);
         watch(&health, "device_guard", &guard);
         let links = EndpointLinks {
-            pipeline: Pipeline::new(processors, store_writer.clone()),
+            pipeline: Pipeline::new(
+                processors,
+                store_writer.clone(),
+                telemetry.metrics().clone(),
+            ),
             sessions: Sessions::new(store_writer.clone()),
             guard,
         };
@@ -159,6 +170,8 @@ impl Tree {
             store_writer,
             store_thread,
             escalations,
+            escalate,
+            restart_settings: settings.supervision.clone(),
             local_addr,
             telemetry,
         })
@@ -169,14 +182,27 @@ impl Tree {
         self.local_addr
     }
 
+    /// Starts another child (the HTTP server, say) under the tree's supervision: actix
+    /// restarts it when it stops, after the delay its `Restarts` sets, and the health
+    /// monitor probes it under `name`.
+    pub fn supervise<A>(&self, name: &str, make: impl FnOnce(Restarts) -> A + 'static) -> Addr<A>
+    where
+        A: Actor<Context = Context<A>> + Supervised + Handler<Ping>,
+    {
+        let restarts = Restarts::new(
+            name,
+            &self.restart_settings,
+            self.health.clone().recipient(),
+            self.escalate.clone(),
+        );
+        let child = Supervisor::start(move |_| make(restarts));
+        watch(&self.health, name, &child);
+        child
+    }
+
     /// Serves devices connected over any byte stream, as if they had come in on the port.
     pub fn adopter(&self) -> Adopter {
         Adopter::new(self.endpoint.clone())
-    }
-
-    /// What the tree's events count.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        self.telemetry.metrics()
     }
 
     /// Resolves when a child exceeds its restart intensity. The caller then shuts the
@@ -187,6 +213,15 @@ impl Tree {
             // Every child is gone, so none can escalate.
             None => std::future::pending().await,
         }
+    }
+
+    /// Whether Eliot should be sent devices now (see `readiness`); `Err` says why not.
+    pub fn readiness(
+        report: &HealthReport,
+        shutting_down: bool,
+        max_backlog_age: Duration,
+    ) -> Result<(), Vec<String>> {
+        readiness(report, DEVICE_ENDPOINT, shutting_down, max_backlog_age)
     }
 
     pub async fn health(&self) -> Option<HealthReport> {
@@ -203,7 +238,13 @@ impl Tree {
     pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
         Event::ShutdownStarted { deadline }.emit(&self.telemetry);
-        let drained = self.endpoint.send(StopIntake).await.unwrap_or_default();
+        // An endpoint that escalated answers nothing: do not wait for it past the deadline.
+        let stop_intake = tokio::time::timeout(deadline, self.endpoint.send(StopIntake));
+        let drained = stop_intake
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         let all_closed = futures_util::future::join_all(drained);
         let forced = tokio::time::timeout(deadline, all_closed).await.is_err();
         // Every connection has settled (or the deadline passed, and what is unsettled was

@@ -15,7 +15,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -24,12 +23,12 @@ use tokio_util::codec::{Encoder, FramedRead};
 use super::admission::{admit, Gate, Refusal, Session};
 use super::budget::ByteBudget;
 use super::device_connection::{Accepted, DeviceConnection, Drain, TakenOver};
+use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec};
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::Pipeline;
-use crate::settings::Problems;
 use crate::store::Sessions;
 use crate::supervision::{DeviceGuard, Restarts};
 
@@ -38,40 +37,6 @@ pub const NAME: &str = "device_endpoint";
 /// How long accepts pause after a failed accept (out of descriptors, typically), so that
 /// retrying does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-
-/// The `[mqtt]` section: Eliot's own MQTT listener for devices.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointSettings {
-    /// Address the device endpoint listens on.
-    pub listen: SocketAddr,
-    /// Largest packet a device may send, in bytes, fixed header included (MQTT 5's Maximum
-    /// Packet Size); larger packets are refused and the connection closed (v5: DISCONNECT
-    /// 0x95 first).
-    pub max_packet_size: u32,
-    /// PUBLISHes one connection may have unacked; also sent as the v5 Receive Maximum.
-    /// When it is full, Eliot stops reading that socket until an ack goes out.
-    pub max_in_flight: u16,
-    /// Payload bytes all connections together may have read and not yet acked. When it
-    /// is used up, Eliot stops reading sockets until acks go out: with
-    /// `max_connections` and `max_packet_size`, it bounds Eliot's memory.
-    pub max_in_flight_bytes: u32,
-    /// Most simultaneous device connections; more are closed on accept.
-    pub max_connections: usize,
-    /// How long a new socket may take to send its CONNECT.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-}
-
-impl EndpointSettings {
-    pub fn validate(&self, problems: &mut Problems) {
-        problems.at_least("max_packet_size", self.max_packet_size, 1024);
-        problems.at_least("max_in_flight", self.max_in_flight, 1);
-        problems.at_least("max_in_flight_bytes", self.max_in_flight_bytes, 1);
-        problems.at_least("max_connections", self.max_connections, 1);
-        problems.positive("connect_timeout", self.connect_timeout);
-    }
-}
 
 /// A connection ended; sent by the connection itself as it stops.
 #[derive(Message)]
@@ -155,7 +120,10 @@ impl DeviceEndpoint {
         telemetry: &Telemetry,
     ) -> Self {
         DeviceEndpoint {
-            budget: ByteBudget::new(settings.max_in_flight_bytes),
+            budget: ByteBudget::new(
+                settings.max_in_flight_bytes,
+                telemetry.metrics().in_flight_bytes.clone(),
+            ),
             settings,
             listener: Some(Rc::new(listener)),
             accepting: None,
@@ -176,18 +144,20 @@ impl DeviceEndpoint {
         }
     }
 
-    fn refuse(&self, peer: SocketAddr, reason: &str) {
-        Event::ConnectionRefused { peer, reason }.emit(&self.telemetry);
+    /// Logs and counts a refusal; `code` is the CONNACK code sent, if any.
+    fn refuse(&self, peer: SocketAddr, code: Option<ConnectCode>, reason: &str) {
+        let code = code.map_or("none", ConnectCode::name);
+        Event::ConnectionRefused { peer, code, reason }.emit(&self.telemetry);
     }
 
     /// Takes a new transport on, within the limits; refused ones are just dropped (closed).
     fn accept(&mut self, transport: Transport, ctx: &mut Context<Self>) {
         if self.draining {
-            return self.refuse(transport.peer, "server shutting down");
+            return self.refuse(transport.peer, None, "server shutting down");
         }
         if self.connections.len() + self.handshaking >= self.settings.max_connections {
             let reason = "connection limit reached (mqtt.max_connections)";
-            return self.refuse(transport.peer, reason);
+            return self.refuse(transport.peer, None, reason);
         }
         self.handshake(transport, ctx);
     }
@@ -208,23 +178,24 @@ impl DeviceEndpoint {
             .into_actor(self)
             .map(move |(first, reader), endpoint, ctx| {
                 endpoint.handshaking -= 1;
-                let refusal = match first {
+                let (code, refusal) = match first {
                     Ok(Some(Ok(Inbound::Connect(connect)))) => {
                         let transport = (reader, writer, peer);
                         return endpoint.on_connect(connect, transport, ctx);
                     }
-                    Err(_) => format!("no CONNECT within {timeout:?}"),
-                    Ok(None) => "closed before sending CONNECT".into(),
-                    Ok(Some(Ok(_))) => "the first packet must be CONNECT".into(),
+                    Err(_) => (None, format!("no CONNECT within {timeout:?}")),
+                    Ok(None) => (None, "closed before sending CONNECT".into()),
+                    Ok(Some(Ok(_))) => (None, "the first packet must be CONNECT".into()),
                     Ok(Some(Err(CodecError::UnsupportedProtocol { name, level }))) => {
                         // 3.1.1 §3.2.2.3: answer return code 0x01, then close.
                         let code = ConnectCode::UnsupportedProtocol;
                         refuse_connect(writer, Version::V4, code, endpoint.limits(), None);
-                        format!("unsupported protocol `{name}` level {level}")
+                        let why = format!("unsupported protocol `{name}` level {level}");
+                        (Some(code), why)
                     }
-                    Ok(Some(Err(e))) => e.to_string(),
+                    Ok(Some(Err(e))) => (None, e.to_string()),
                 };
-                endpoint.refuse(peer, &refusal);
+                endpoint.refuse(peer, code, &refusal);
             })
             .spawn(ctx);
     }
@@ -282,7 +253,7 @@ impl DeviceEndpoint {
                 retry_after: device.retry_after,
             }
             .emit(&self.telemetry),
-            None => self.refuse(peer, &refusal.reason),
+            None => self.refuse(peer, Some(refusal.code), &refusal.reason),
         }
         let reason = refusal.reason_for_device();
         refuse_connect(writer, connect.version, refusal.code, self.limits(), reason);
@@ -378,6 +349,8 @@ impl Supervised for DeviceEndpoint {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // The handshakes in progress were futures of the stopped context: they are gone.
         self.handshaking = 0;
+        // Not listening until `listen` runs again, after the backoff.
+        self.telemetry.metrics().listening.set(0);
         self.restarts.restarting("stopped".into());
     }
 }

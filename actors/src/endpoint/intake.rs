@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 
-use super::budget::ByteBudget;
+use super::budget::{ByteBudget, BytePermit};
 use super::transport::DeviceReader;
 use crate::mqtt::packet::Inbound;
 use crate::mqtt::{CodecError, MqttCodec};
@@ -18,7 +18,7 @@ use crate::mqtt::{CodecError, MqttCodec};
 /// A PUBLISH's share of the limits, given back when it is acked (dropped).
 pub struct Permit {
     _slot: OwnedSemaphorePermit,
-    _bytes: OwnedSemaphorePermit,
+    _bytes: BytePermit,
 }
 
 /// One packet read from the device; a PUBLISH carries its permit.

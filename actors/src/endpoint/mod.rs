@@ -8,6 +8,7 @@
 //! - `ack_queue`: arrival order, the stored prefix, QoS 2 states; no actor, no socket.
 //! - `intake`: the packet stream gated by the in-flight window and the `budget`.
 //! - `transport`: any byte stream a device connects over.
+//! - `settings`: the `[mqtt]` section.
 
 mod ack_queue;
 mod admission;
@@ -15,12 +16,13 @@ mod budget;
 mod device_connection;
 mod device_endpoint;
 mod intake;
+mod settings;
 mod transport;
 
 pub use ack_queue::{AckQueue, Arrival};
 pub use budget::ByteBudget;
 pub use device_endpoint::{
-    Adopter, ConnectionCount, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake,
-    NAME as DEVICE_ENDPOINT,
+    Adopter, ConnectionCount, DeviceEndpoint, EndpointLinks, StopIntake, NAME as DEVICE_ENDPOINT,
 };
+pub use settings::EndpointSettings;
 pub use transport::Transport;

@@ -17,7 +17,7 @@ use super::reading::{DeadLetter, Outcome};
 use super::rules::Rules;
 use super::timefmt::format_utc;
 use super::validate::validate;
-use crate::observe::{Event, Telemetry};
+use crate::observe::{Event, Queued, Telemetry};
 use crate::settings::Problems;
 use crate::supervision::{catch_panic, Restarts};
 
@@ -50,7 +50,11 @@ pub struct Message {
 /// the same order.
 #[derive(actix::Message)]
 #[rtype(result = "Vec<Outcome>")]
-pub struct Process(pub Vec<Message>);
+pub struct Process {
+    pub messages: Vec<Message>,
+    /// Counts this request in the processors' queue until it is handled.
+    pub queued: Queued,
+}
 
 pub struct Processor {
     rules: Arc<Rules>,
@@ -125,7 +129,7 @@ impl Handler<Process> for Processor {
 
     fn handle(&mut self, batch: Process, ctx: &mut Context<Self>) -> Self::Result {
         let outcomes = batch
-            .0
+            .messages
             .iter()
             .map(|msg| self.process_logged(msg, ctx))
             .collect();

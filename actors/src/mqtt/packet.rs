@@ -110,6 +110,19 @@ pub enum ConnectCode {
     QuotaExceeded,
 }
 
+impl ConnectCode {
+    /// A stable name, for logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectCode::Accepted => "accepted",
+            ConnectCode::UnsupportedProtocol => "unsupported_protocol",
+            ConnectCode::ClientIdRejected => "client_id_rejected",
+            ConnectCode::ServerUnavailable => "server_unavailable",
+            ConnectCode::QuotaExceeded => "quota_exceeded",
+        }
+    }
+}
+
 /// Why the server closes a connection (sent as a v5 DISCONNECT; 3.1.1 just closes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {

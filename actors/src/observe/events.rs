@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use slog::{debug, error, info, warn, Logger};
+use slog::{debug, error, info, trace, warn, Logger};
 
 use super::{Metrics, Telemetry};
 
@@ -29,11 +29,33 @@ pub enum Event<'a> {
     },
     ConnectionRefused {
         peer: SocketAddr,
+        /// The CONNACK code sent (`ConnectCode::name`), or `none` when the socket was
+        /// closed without one.
+        code: &'static str,
         reason: &'a str,
     },
     ProtocolError {
         client_id: &'a str,
         error: &'a str,
+    },
+    /// A PUBLISH was read (trace level: one per message).
+    PublishReceived {
+        client_id: &'a str,
+        qos: u8,
+        bytes: usize,
+    },
+    /// Acks written for the stored prefix of a connection's queue.
+    AcksSent {
+        client_id: &'a str,
+        pubacks: usize,
+        pubrecs: usize,
+    },
+    /// The messages a connection read in one turn were committed, `waited` after the
+    /// first of them was read.
+    OutcomesCommitted {
+        client_id: &'a str,
+        messages: usize,
+        waited: Duration,
     },
     MessageProcessed {
         client_id: &'a str,
@@ -117,6 +139,14 @@ pub enum Event<'a> {
         wanted: u64,
         error: Option<&'a str>,
     },
+    /// The HTTP server (health, readiness, metrics) listens.
+    HttpListening {
+        addr: SocketAddr,
+    },
+    /// The HTTP server could not start or stopped on its own; it is restarted.
+    HttpFailed {
+        error: &'a str,
+    },
     /// Eliot could not start (a port, the store, the configuration of the tree).
     StartFailed {
         error: &'a str,
@@ -142,6 +172,9 @@ impl Event<'_> {
             Event::DeviceDisconnected { .. } => "device_disconnected",
             Event::ConnectionRefused { .. } => "connection_refused",
             Event::ProtocolError { .. } => "protocol_error",
+            Event::PublishReceived { .. } => "publish_received",
+            Event::AcksSent { .. } => "acks_sent",
+            Event::OutcomesCommitted { .. } => "outcomes_committed",
             Event::MessageProcessed { .. } => "message_processed",
             Event::MessageRejected { .. } => "message_rejected",
             Event::WillPublished { .. } => "will_published",
@@ -158,11 +191,16 @@ impl Event<'_> {
             Event::ShutdownFinished { .. } => "shutdown_finished",
             Event::AcceptFailed { .. } => "accept_failed",
             Event::DescriptorLimit { .. } => "descriptor_limit",
+            Event::HttpListening { .. } => "http_listening",
+            Event::HttpFailed { .. } => "http_failed",
             Event::StartFailed { .. } => "start_failed",
         }
     }
 
     fn count(&self, m: &Metrics) {
+        if !m.enabled {
+            return;
+        }
         match *self {
             Event::Listening { .. } => {
                 m.listening.set(1);
@@ -174,8 +212,24 @@ impl Event<'_> {
             Event::DeviceDisconnected { .. } => {
                 m.connections_open.dec();
             }
-            Event::ConnectionRefused { .. } => {
-                m.connections_refused.inc();
+            Event::ConnectionRefused { code, .. } => {
+                m.connections_refused.get_or_create(&[("code", code)]).inc();
+            }
+            Event::PublishReceived { qos, .. } => {
+                m.messages_received[usize::from(qos.min(2))].inc();
+            }
+            Event::AcksSent {
+                pubacks, pubrecs, ..
+            } => {
+                m.acks_sent[0].inc_by(pubacks as u64);
+                m.acks_sent[1].inc_by(pubrecs as u64);
+            }
+            Event::OutcomesCommitted {
+                messages, waited, ..
+            } => {
+                for _ in 0..messages {
+                    m.receive_to_commit_seconds.observe(waited.as_secs_f64());
+                }
             }
             Event::ProtocolError { .. } => {
                 m.protocol_errors.inc();
@@ -231,6 +285,8 @@ impl Event<'_> {
             }
             Event::DeviceRefused { .. } => {
                 m.device_refusals.inc();
+                let code = [("code", "quota_exceeded")];
+                m.connections_refused.get_or_create(&code).inc();
             }
             Event::StoreRetry { .. } => {
                 m.store_retries.inc();
@@ -244,9 +300,16 @@ impl Event<'_> {
             Event::AcceptFailed { .. } => {
                 m.accept_failures.inc();
             }
-            Event::DescriptorLimit { limit, .. } => {
-                let limit = limit.map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX));
-                m.open_file_limit.set(limit);
+            Event::DescriptorLimit { wanted, .. } => {
+                let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
+                m.open_file_limit_wanted.set(wanted);
+            }
+            Event::HttpListening { .. } => {
+                m.http_listening.set(1);
+            }
+            Event::HttpFailed { .. } => {
+                m.http_listening.set(0);
+                m.http_failures.inc();
             }
             Event::StartFailed { .. } => {
                 m.start_failures.inc();
@@ -271,8 +334,28 @@ impl Event<'_> {
                 "protocol" => protocol, "keep_alive_s" => keep_alive, "clean_start" => clean_start),
             Event::DeviceDisconnected { client_id, reason } => info!(log, "device disconnected";
                 "event" => event, "client_id" => client_id, "reason" => reason),
-            Event::ConnectionRefused { peer, reason } => warn!(log, "connection refused";
-                "event" => event, "peer" => %peer, "reason" => reason),
+            Event::ConnectionRefused { peer, code, reason } => warn!(log, "connection refused";
+                "event" => event, "peer" => %peer, "code" => code, "reason" => reason),
+            Event::PublishReceived {
+                client_id,
+                qos,
+                bytes,
+            } => trace!(log, "publish received";
+                "event" => event, "client_id" => client_id, "qos" => qos, "bytes" => bytes),
+            Event::AcksSent {
+                client_id,
+                pubacks,
+                pubrecs,
+            } => trace!(log, "acks sent";
+                "event" => event, "client_id" => client_id, "pubacks" => pubacks,
+                "pubrecs" => pubrecs),
+            Event::OutcomesCommitted {
+                client_id,
+                messages,
+                waited,
+            } => trace!(log, "outcomes committed";
+                "event" => event, "client_id" => client_id, "messages" => messages,
+                "waited_us" => micros(waited)),
             Event::ProtocolError { client_id, error } => warn!(log, "protocol error, closing";
                 "event" => event, "client_id" => client_id, "error" => error),
             Event::MessageProcessed {
@@ -370,6 +453,10 @@ impl Event<'_> {
                 None => warn!(log, "the open-file limit is below mqtt.max_connections";
                     "event" => event, "limit" => limit, "wanted" => wanted),
             },
+            Event::HttpListening { addr } => info!(log, "HTTP server listening";
+                "event" => event, "addr" => %addr),
+            Event::HttpFailed { error } => error!(log, "HTTP server failed, restarting it";
+                "event" => event, "error" => error),
             Event::StartFailed { error } => slog::crit!(log, "cannot start";
                 "event" => event, "error" => error),
         }
@@ -377,79 +464,4 @@ impl Event<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_event_logs_its_record_and_updates_its_metric() {
-        let logs = crate::observe::CapturedLogs::default();
-        let telemetry = Telemetry::new(logs.logger(), Default::default());
-        for class in ["json", "json", "range"] {
-            Event::MessageRejected {
-                client_id: "robot_007",
-                topic: "devices/robot_007/telemetry",
-                class,
-                reason: "payload is not valid JSON",
-            }
-            .emit(&telemetry);
-        }
-        assert_eq!(logs.events("message_rejected").len(), 3);
-        assert_eq!(logs.events("message_rejected")[0]["class"], "json");
-        let text = telemetry.metrics().encode();
-        assert!(
-            text.contains("eliot_messages_rejected_total{class=\"json\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("eliot_messages_rejected_total{class=\"range\"} 1"),
-            "{text}"
-        );
-        assert!(
-            !text.contains("robot_007"),
-            "no device id in a metric: {text}"
-        );
-    }
-}
-
-#[cfg(test)]
-mod readme {
-    /// The event names in `Event::name`, read from this file's source.
-    fn names_in_code() -> Vec<String> {
-        let source = include_str!("events.rs");
-        let start = source.find("pub fn name(&self)").expect("Event::name");
-        let end = start + source[start..].find("\n    }\n").expect("its end");
-        source[start..end]
-            .lines()
-            .filter_map(|line| line.split_once("} => \"")?.1.split_once('"'))
-            .map(|(name, _)| name.to_owned())
-            .collect()
-    }
-
-    /// The events README's "Logs" table lists, in its order.
-    fn names_in_readme() -> Vec<String> {
-        let readme = include_str!("../../../README.md");
-        let logs = readme.split("\n## Logs\n").nth(1).expect("a Logs section");
-        let logs = logs.split("\n## ").next().unwrap_or(logs);
-        logs.lines()
-            .filter_map(|line| line.strip_prefix("| `")?.split_once('`'))
-            .map(|(name, _)| name.to_owned())
-            .collect()
-    }
-
-    #[test]
-    fn readme_lists_exactly_the_events_the_code_emits() {
-        let (mut code, mut readme) = (names_in_code(), names_in_readme());
-        assert!(code.contains(&"start_failed".to_owned()), "{code:?}");
-        code.sort();
-        readme.sort();
-        assert_eq!(readme, code);
-    }
-
-    #[test]
-    fn readme_lists_exactly_the_rejection_classes() {
-        let readme = include_str!("../../../README.md");
-        for class in crate::ingest::REJECTION_CLASSES {
-            assert!(readme.contains(&format!("`{class}`")), "{class}");
-        }
-    }
-}
+mod tests;

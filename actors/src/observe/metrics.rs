@@ -1,16 +1,19 @@
 //! `Metrics`: what the typed events count, in a Prometheus registry of its own (one per
-//! running tree, so several Eliots in one process, as in the tests, never mix figures).
+//! running tree, so several Eliots in one process, as in the tests, never mix figures),
+//! plus the process's own figures (`process`), read at each scrape.
 //!
 //! No label carries a device or client id: a fleet of 10,000 devices stays a handful of
-//! series. Labels take their values from small fixed sets (a rejection's class, a child's
-//! name, a breaker's name and state).
+//! series. Labels take their values from small fixed sets (a QoS, a rejection's class, a
+//! CONNACK code, a child's or a breaker's name).
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
+
+use super::process::ProcessCollector;
 
 /// A label set of one fixed-vocabulary label.
 pub type Label = [(&'static str, &'static str); 1];
@@ -19,6 +22,19 @@ pub type NameLabel = [(&'static str, String); 1];
 
 pub struct Metrics {
     registry: Registry,
+    /// False when `[metrics] enabled = false`: events only log.
+    pub enabled: bool,
+    /// PUBLISHes read, by QoS (0, 1, 2).
+    pub messages_received: [Counter; 3],
+    /// Acks written: PUBACK (QoS 1), PUBREC (QoS 2).
+    pub acks_sent: [Counter; 2],
+    /// From a PUBLISH read to its outcome committed, per message.
+    pub receive_to_commit_seconds: Histogram,
+    /// Requests waiting for (or in) the store writer's and the processors' mailboxes.
+    pub store_writer_queue: Gauge,
+    pub processor_queue: Gauge,
+    /// Payload bytes read and not yet acked (the shared in-flight budget in use).
+    pub in_flight_bytes: Gauge,
     pub messages_processed: Counter,
     pub messages_rejected: Family<Label, Counter>,
     pub readings_stored: Counter,
@@ -30,7 +46,7 @@ pub struct Metrics {
     pub store_retries: Counter,
     pub connections_opened: Counter,
     pub connections_open: Gauge,
-    pub connections_refused: Counter,
+    pub connections_refused: Family<Label, Counter>,
     pub protocol_errors: Counter,
     pub wills_published: Counter,
     pub accept_failures: Counter,
@@ -44,8 +60,10 @@ pub struct Metrics {
     pub device_refusals: Counter,
     pub listening: Gauge,
     pub shutting_down: Gauge,
-    pub open_file_limit: Gauge,
+    pub open_file_limit_wanted: Gauge,
     pub start_failures: Counter,
+    pub http_listening: Gauge,
+    pub http_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -54,116 +72,161 @@ impl Default for Metrics {
     }
 }
 
+fn counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
+    let metric = Counter::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str) -> Gauge {
+    let metric = Gauge::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+fn family<M>(registry: &mut Registry, name: &str, help: &str) -> Family<Label, M>
+where
+    Family<Label, M>: Metric + Default + Clone,
+{
+    let metric = Family::<Label, M>::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+fn histogram(registry: &mut Registry, name: &str, help: &str, start: f64) -> Histogram {
+    let metric = Histogram::new(exponential_buckets(start, 2.0, 14));
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+fn named<M>(registry: &mut Registry, name: &str, help: &str) -> Family<NameLabel, M>
+where
+    Family<NameLabel, M>: Metric + Default + Clone,
+{
+    let metric = Family::<NameLabel, M>::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
-    pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("eliot");
-        let mut counter = |name: &str, help: &str| {
-            let c = Counter::default();
-            registry.register(name, help, c.clone());
-            c
-        };
-        let messages_processed = counter("messages_processed", "Messages validated into readings");
-        let readings_stored = counter("readings_stored", "Readings committed to the store");
-        let readings_duplicate = counter(
-            "readings_duplicate",
-            "Readings already stored (redeliveries), not written again",
-        );
-        let dead_letters_stored = counter("dead_letters_stored", "Dead letters committed");
-        let store_failures = counter("store_failures", "Failed store operations");
-        let store_retries = counter("store_retries", "Commits retried after a failure");
-        let connections_opened = counter("connections_opened", "Device connections accepted");
-        let connections_refused = counter(
-            "connections_refused",
-            "Sockets closed before or at CONNECT (limits, timeouts, bad first packets)",
-        );
-        let protocol_errors = counter("protocol_errors", "Connections closed for a protocol error");
-        let wills_published = counter("wills_published", "Will messages published");
-        let accept_failures = counter("accept_failures", "Failed accepts on the device port");
-        let panics = counter("panics", "Panics caught in actors");
-        let escalations = counter("escalations", "Children past their restart intensity");
-        let device_breaker_trips = counter("device_breaker_trips", "Device breakers tripped");
-        let device_refusals = counter("device_refusals", "CONNECTs refused by a device breaker");
-        let start_failures = counter("start_failures", "Starts that failed");
-        let gauge = |registry: &mut Registry, name: &str, help: &str| {
-            let g = Gauge::default();
-            registry.register(name, help, g.clone());
-            g
-        };
-        let connections_open = gauge(&mut registry, "connections_open", "Device connections open");
-        let listening = gauge(
-            &mut registry,
-            "listening",
-            "1 while the device endpoint listens",
-        );
-        let shutting_down = gauge(&mut registry, "shutting_down", "1 once shutdown started");
-        let open_file_limit = gauge(&mut registry, "open_file_limit", "The open-file soft limit");
-        let messages_rejected = Family::default();
-        registry.register(
-            "messages_rejected",
-            "Messages refused and kept as dead letters, by reason class",
-            messages_rejected.clone(),
-        );
-        let restarts = Family::default();
-        registry.register("restarts", "Restarts, by child", restarts.clone());
-        let breaker_transitions = Family::default();
-        registry.register(
-            "breaker_transitions",
-            "Circuit breaker state changes, by breaker",
-            breaker_transitions.clone(),
-        );
-        let breaker_state = Family::default();
-        registry.register(
-            "breaker_state",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open",
-            breaker_state.clone(),
-        );
-        let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
-        registry.register(
-            "commit_seconds",
-            "Time one store transaction took",
-            commit_seconds.clone(),
-        );
-        let batch_rows = Histogram::new(exponential_buckets(1.0, 2.0, 14));
-        registry.register(
-            "batch_rows",
-            "Rows per committed transaction",
-            batch_rows.clone(),
-        );
+    /// Metrics that events do not update (to measure what counting costs).
+    pub fn disabled() -> Metrics {
         Metrics {
-            registry,
-            messages_processed,
-            messages_rejected,
-            readings_stored,
-            readings_duplicate,
-            dead_letters_stored,
-            commit_seconds,
-            batch_rows,
-            store_failures,
-            store_retries,
-            connections_opened,
-            connections_open,
-            connections_refused,
-            protocol_errors,
-            wills_published,
-            accept_failures,
-            panics,
-            restarts,
-            escalations,
-            breaker_transitions,
-            breaker_state,
-            device_breaker_trips,
-            device_refusals,
-            listening,
-            shutting_down,
-            open_file_limit,
-            start_failures,
+            enabled: false,
+            ..Metrics::new()
         }
     }
 
-    /// Every metric, in the OpenMetrics text format.
+    pub fn new() -> Metrics {
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let r = root.sub_registry_with_prefix("eliot");
+        let received = family::<Counter>(r, "messages_received", "PUBLISHes read, by QoS");
+        let acks = family::<Counter>(r, "acks_sent", "PUBACKs and PUBRECs written, by QoS");
+        let queues = family::<Gauge>(
+            r,
+            "queued_requests",
+            "Requests waiting for or in an actor's mailbox",
+        );
+        let store_writer_queue = queues.get_or_create(&[("actor", "store_writer")]).clone();
+        let processor_queue = queues.get_or_create(&[("actor", "processors")]).clone();
+        let messages_received =
+            ["0", "1", "2"].map(|qos| received.get_or_create(&[("qos", qos)]).clone());
+        let acks_sent = ["1", "2"].map(|qos| acks.get_or_create(&[("qos", qos)]).clone());
+        Metrics {
+            enabled: true,
+            messages_received,
+            acks_sent,
+            store_writer_queue,
+            processor_queue,
+            receive_to_commit_seconds: histogram(
+                r,
+                "receive_to_commit_seconds",
+                "From a PUBLISH read to its outcome committed",
+                0.0005,
+            ),
+            in_flight_bytes: gauge(r, "in_flight_bytes", "Payload bytes read and not yet acked"),
+            messages_processed: counter(r, "messages_processed", "Messages validated into readings"),
+            messages_rejected: family(
+                r,
+                "messages_rejected",
+                "Messages refused and kept as dead letters, by reason class",
+            ),
+            readings_stored: counter(r, "readings_stored", "Readings committed to the store"),
+            readings_duplicate: counter(
+                r,
+                "readings_duplicate",
+                "Readings already stored (redeliveries), not written again",
+            ),
+            dead_letters_stored: counter(r, "dead_letters_stored", "Dead letters committed"),
+            commit_seconds: histogram(r, "commit_seconds", "Time one store transaction took", 0.0005),
+            batch_rows: histogram(r, "batch_rows", "Rows per committed transaction", 1.0),
+            store_failures: counter(r, "store_failures", "Failed store operations"),
+            store_retries: counter(r, "store_retries", "Commits retried after a failure"),
+            connections_opened: counter(r, "connections_opened", "Device connections accepted"),
+            connections_open: gauge(r, "connections_open", "Device connections open"),
+            connections_refused: family(
+                r,
+                "connections_refused",
+                "Connections refused at or before CONNECT, by CONNACK code (none: closed without one)",
+            ),
+            protocol_errors: counter(r, "protocol_errors", "Connections closed for a protocol error"),
+            wills_published: counter(r, "wills_published", "Will messages published"),
+            accept_failures: counter(r, "accept_failures", "Failed accepts on the device port"),
+            panics: counter(r, "panics", "Panics caught in actors"),
+            restarts: named(r, "restarts", "Restarts, by child"),
+            escalations: counter(r, "escalations", "Children past their restart intensity"),
+            breaker_transitions: named(
+                r,
+                "breaker_transitions",
+                "Circuit breaker state changes, by breaker",
+            ),
+            breaker_state: named(
+                r,
+                "breaker_state",
+                "Circuit breaker state: 0 closed, 1 open, 2 half-open",
+            ),
+            device_breaker_trips: counter(r, "device_breaker_trips", "Device breakers tripped"),
+            device_refusals: counter(r, "device_refusals", "CONNECTs refused by a device breaker"),
+            listening: gauge(r, "listening", "1 while the device endpoint listens"),
+            shutting_down: gauge(r, "shutting_down", "1 once shutdown started"),
+            open_file_limit_wanted: gauge(
+                r,
+                "open_file_limit_wanted",
+                "Open files mqtt.max_connections needs, when the limit could not be raised to it",
+            ),
+            start_failures: counter(r, "start_failures", "Starts that failed"),
+            http_listening: gauge(r, "http_listening", "1 while the HTTP server listens"),
+            http_failures: counter(r, "http_failures", "HTTP server failures (each restarts it)"),
+            registry: root,
+        }
+    }
+
+    /// Every metric, in the Prometheus text format (0.0.4).
     pub fn encode(&self) -> String {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
+    }
+}
+
+/// One request counted in a queue gauge from its creation until it is dropped (handled,
+/// or refused by a closed mailbox): the queue's depth, including senders waiting for room.
+pub struct Queued(Option<Gauge>);
+
+impl Queued {
+    pub fn new(gauge: &Gauge, enabled: bool) -> Queued {
+        Queued(enabled.then(|| {
+            gauge.inc();
+            gauge.clone()
+        }))
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.0 {
+            gauge.dec();
+        }
     }
 }

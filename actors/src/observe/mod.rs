@@ -4,6 +4,7 @@
 mod capture;
 mod events;
 mod metrics;
+mod process;
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use slog::Logger;
 
 pub use capture::{CapturedLogs, Fields};
 pub use events::Event;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, Queued};
 
 /// Where events go: the logger (with the emitting actor's name as its `actor` key) and the
 /// metrics of the running tree. Cheap to clone; every actor holds one.

@@ -7,6 +7,8 @@
 
 use std::future::Future;
 
+use std::time::Instant;
+
 use actix::prelude::*;
 use rusqlite::{params, OptionalExtension};
 
@@ -91,13 +93,23 @@ impl Handler<OpenSession> for StoreWriter {
     type Result = Result<bool, NotStored>;
 
     fn handle(&mut self, msg: OpenSession, _: &mut Context<Self>) -> Self::Result {
-        let store = self
-            .store
-            .as_mut()
-            .ok_or_else(|| NotStored("the database is not open".into()))?;
-        store
-            .open_session(&msg.0, unix_now())
-            .map_err(|e| NotStored(e.to_string()))
+        // A session is a write too: a store that cannot record it is behind.
+        let started = Instant::now();
+        self.progress.received(self.pending_rows + 1, started);
+        let opened = match self.store.as_mut() {
+            None => Err(NotStored("the database is not open".into())),
+            Some(store) => store
+                .open_session(&msg.0, unix_now())
+                .map_err(|e| NotStored(e.to_string())),
+        };
+        let now = Instant::now();
+        match &opened {
+            Ok(_) => self
+                .progress
+                .committed(now - started, self.pending_rows, now),
+            Err(_) => self.progress.settled(self.pending_rows),
+        }
+        opened
     }
 }
 

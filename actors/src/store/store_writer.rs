@@ -8,6 +8,7 @@
 //! request: the backlog stays in the devices, not in memory.
 
 use std::mem;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -15,8 +16,8 @@ use tokio::sync::oneshot;
 
 use super::sqlite::{Store, StoreSettings};
 use crate::ingest::Outcome;
-use crate::observe::{Event, Telemetry};
-use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreStats};
+use crate::observe::{Event, Queued, Telemetry};
+use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreProgress};
 
 pub const NAME: &str = "store_writer";
 
@@ -35,14 +36,24 @@ pub type Committed = Result<(), NotStored>;
 pub struct Persist {
     pub outcomes: Vec<Outcome>,
     pub done: oneshot::Sender<Committed>,
+    /// Counts this request in the store writer's queue until it is handled.
+    pub queued: Queued,
 }
 
 /// Sends `outcomes` to the writer and waits for their commit. Waits for mailbox room first,
 /// so a slow store slows the caller instead of growing a queue.
-pub async fn persist(writer: &Addr<StoreWriter>, outcomes: Vec<Outcome>) -> Committed {
+pub async fn persist(
+    writer: &Addr<StoreWriter>,
+    outcomes: Vec<Outcome>,
+    queued: Queued,
+) -> Committed {
     let (done, committed) = oneshot::channel();
     writer
-        .send(Persist { outcomes, done })
+        .send(Persist {
+            outcomes,
+            done,
+            queued,
+        })
         .await
         .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?;
     committed
@@ -60,7 +71,7 @@ pub struct StoreWriter {
     /// Requests waiting for the next commit.
     pending: Batch,
     /// Rows in `pending` (a batch message counts each of its readings).
-    pending_rows: usize,
+    pub(super) pending_rows: usize,
     /// The timer that commits a partial batch after `batch_delay`.
     flush_timer: Option<SpawnHandle>,
     restarts: Restarts,
@@ -71,9 +82,8 @@ pub struct StoreWriter {
     breaker: Addr<Breaker>,
     /// True from a failed commit until the next successful one.
     failing: bool,
-    /// The health monitor, told the commit latency and backlog.
-    health: Recipient<StoreStats>,
-    stats_sent: Option<Instant>,
+    /// The commit latency and backlog, for health and readiness.
+    pub(super) progress: Arc<StoreProgress>,
     pub(super) telemetry: Telemetry,
 }
 
@@ -81,7 +91,7 @@ pub struct StoreWriter {
 pub struct StoreWriterLinks {
     pub restarts: Restarts,
     pub breaker: Addr<Breaker>,
-    pub health: Recipient<StoreStats>,
+    pub progress: Arc<StoreProgress>,
 }
 
 impl StoreWriter {
@@ -102,8 +112,7 @@ impl StoreWriter {
             last_failure: None,
             breaker: links.breaker,
             failing: false,
-            health: links.health,
-            stats_sent: None,
+            progress: links.progress,
             telemetry: telemetry.for_actor(NAME),
         }
     }
@@ -170,7 +179,8 @@ impl StoreWriter {
                 if mem::take(&mut self.failing) {
                     self.breaker.do_send(Report(CallResult::Success));
                 }
-                self.report_stats(took);
+                self.progress
+                    .committed(took, self.pending_rows, Instant::now());
                 Ok(())
             }
             // Not open (a failed reopen, stopping): the restart will deal with it.
@@ -183,6 +193,10 @@ impl StoreWriter {
                 Err(NotStored(format!("store writer panic: {panic}")))
             }
         };
+        if answer.is_err() {
+            // Answered, if not committed: the batch no longer waits.
+            self.progress.settled(self.pending_rows);
+        }
         for (_, done) in batch {
             // The requester may have gone (connection closed): nothing to tell it.
             let _ = done.send(answer.clone());
@@ -215,21 +229,6 @@ impl StoreWriter {
                 .into_actor(self)
                 .map(move |(), writer, ctx| writer.commit(batch, ctx)),
         );
-    }
-
-    /// Tells the health monitor the commit latency and backlog, at most once a second.
-    fn report_stats(&mut self, last_commit: Duration) {
-        if self
-            .stats_sent
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        self.stats_sent = Some(Instant::now());
-        self.health.do_send(StoreStats {
-            last_commit_us: last_commit.as_micros().try_into().unwrap_or(u64::MAX),
-            pending_rows: self.pending_rows,
-        });
     }
 }
 
@@ -269,6 +268,7 @@ impl Handler<Persist> for StoreWriter {
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
         self.pending_rows += msg.outcomes.iter().map(Outcome::len).sum::<usize>();
         self.pending.push((msg.outcomes, msg.done));
+        self.progress.received(self.pending_rows, Instant::now());
         if self.pending_rows >= self.settings.batch_max {
             self.flush(ctx);
         } else if self.flush_timer.is_none() {

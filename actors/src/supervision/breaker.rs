@@ -81,6 +81,20 @@ impl Breaker {
 
 impl Actor for Breaker {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        // So that health lists the breaker from the start, not from its first change.
+        let state = self.circuit.state();
+        let reason = match state {
+            BreakerState::Closed => "no call has failed since it started".into(),
+            other => format!("{} when the breaker restarted", other.name()),
+        };
+        self.health.do_send(BreakerChanged {
+            breaker: self.name.clone(),
+            state,
+            reason,
+        });
+    }
 }
 
 impl Supervised for Breaker {}

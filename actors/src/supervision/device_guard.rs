@@ -3,7 +3,7 @@
 //! A device whose messages are rejected `max_rejections` times within `window` trips its
 //! breaker: its connection is closed and it is refused at CONNECT for a cool-down, which
 //! doubles each time the device trips again (up to `cooldown_max`) and resets once the
-//! device has behaved for a whole window. Other devices are untouched.
+//! device has not tripped for `window + cooldown_max`. Other devices are untouched.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -106,7 +106,7 @@ impl DeviceGuard {
                 open_until: None,
                 last_trip: None,
             });
-        // A device that behaved for a whole window since its last trip starts afresh.
+        // A device that has not tripped for `window + cooldown_max` starts afresh.
         if record
             .last_trip
             .is_some_and(|t| now.saturating_duration_since(t) > memory)

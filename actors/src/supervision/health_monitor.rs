@@ -5,12 +5,14 @@
 //! unresponsive.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::circuit::BreakerState;
+use super::store_progress::{StoreHealth, StoreProgress};
 use super::window::SlidingWindow;
 use crate::observe::{Event, Telemetry};
 use crate::settings::Problems;
@@ -68,9 +70,9 @@ pub struct Ping;
 #[macro_export]
 macro_rules! answers_pings {
     ($actor:ty) => {
-        impl actix::Handler<$crate::supervision::Ping> for $actor {
+        impl actix::Handler<$crate::Ping> for $actor {
             type Result = ();
-            fn handle(&mut self, _: $crate::supervision::Ping, _: &mut Self::Context) {}
+            fn handle(&mut self, _: $crate::Ping, _: &mut Self::Context) {}
         }
     };
 }
@@ -103,16 +105,6 @@ pub struct BreakerChanged {
     pub reason: String,
 }
 
-/// The store writer's figures, sent at most once a second.
-#[derive(Message, Debug, Clone, Copy, Default, Serialize)]
-#[rtype(result = "()")]
-pub struct StoreStats {
-    /// How long the last commit took, microseconds.
-    pub last_commit_us: u64,
-    /// Rows waiting for the next commit (or for a retry).
-    pub pending_rows: usize,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct BreakerHealth {
     pub name: String,
@@ -129,6 +121,17 @@ pub enum ChildState {
     Unresponsive,
     /// Past its restart intensity: Eliot is stopping.
     Failed,
+}
+
+impl ChildState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChildState::Running => "running",
+            ChildState::Restarting => "restarting",
+            ChildState::Unresponsive => "unresponsive",
+            ChildState::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,7 +161,7 @@ pub struct HealthReport {
     pub status: Status,
     pub children: Vec<ChildHealth>,
     pub breakers: Vec<BreakerHealth>,
-    pub store: StoreStats,
+    pub store: StoreHealth,
 }
 
 impl HealthReport {
@@ -178,7 +181,8 @@ pub struct HealthMonitor {
     restart_times: BTreeMap<String, SlidingWindow>,
     restart_window: Duration,
     breakers: BTreeMap<String, BreakerHealth>,
-    store: StoreStats,
+    /// The store writer's figures, read when a report is asked for.
+    store: Arc<StoreProgress>,
     probes: Vec<(String, Recipient<Ping>)>,
     /// How often every child is probed; a probe unanswered within it marks the child
     /// unresponsive.
@@ -188,13 +192,18 @@ pub struct HealthMonitor {
 }
 
 impl HealthMonitor {
-    pub fn new(probe_interval: Duration, restart_window: Duration, telemetry: &Telemetry) -> Self {
+    pub fn new(
+        probe_interval: Duration,
+        restart_window: Duration,
+        store: Arc<StoreProgress>,
+        telemetry: &Telemetry,
+    ) -> Self {
         HealthMonitor {
             children: BTreeMap::new(),
             restart_times: BTreeMap::new(),
             restart_window,
             breakers: BTreeMap::new(),
-            store: StoreStats::default(),
+            store,
             probes: Vec::new(),
             probe_interval,
             telemetry: telemetry.for_actor("health_monitor"),
@@ -326,7 +335,7 @@ impl Handler<GetHealth> for HealthMonitor {
             status,
             children,
             breakers,
-            store: self.store,
+            store: self.store.health(now),
         }
     }
 }
@@ -343,13 +352,5 @@ impl Handler<BreakerChanged> for HealthMonitor {
                 reason: msg.reason,
             },
         );
-    }
-}
-
-impl Handler<StoreStats> for HealthMonitor {
-    type Result = ();
-
-    fn handle(&mut self, stats: StoreStats, _: &mut Context<Self>) {
-        self.store = stats;
     }
 }

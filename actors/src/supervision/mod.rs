@@ -7,6 +7,8 @@
 //! - `device_guard`: the `DeviceGuard` actor, the per-device breakers.
 //! - `window`, `backoff`: the one sliding window and the one doubling delay they share.
 //! - `panics`: panics become stops, which the supervisor restarts.
+//! - `store_progress`: the store writer's figures, readable while it is stuck.
+//! - `readiness`: whether Eliot should be sent devices now, from a health report.
 
 mod backoff;
 mod breaker;
@@ -14,7 +16,9 @@ mod circuit;
 mod device_guard;
 mod health_monitor;
 mod panics;
+mod readiness;
 mod restart;
+mod store_progress;
 mod window;
 
 pub use breaker::{Breaker, BreakersSettings, Report};
@@ -22,7 +26,9 @@ pub use circuit::{BreakerSettings, BreakerState, CallResult};
 pub use device_guard::{DeviceBreakerSettings, DeviceGuard, GuardRefusal, MayConnect, Rejected};
 pub use health_monitor::{
     ChildHealth, ChildState, HealthMonitor, HealthProbe, HealthReport, HealthSettings, Ping,
-    Status, StoreStats, Watch,
+    Status, Watch,
 };
 pub use panics::catch_panic;
+pub use readiness::readiness;
 pub use restart::{Escalation, RestartSettings, Restarts};
+pub use store_progress::{StoreHealth, StoreProgress};

@@ -1,5 +1,5 @@
-//! `SlidingWindow`: how many events happened within the last `span`. Restarts, the store
-//! breaker's health record and the device guard all count failures this way.
+//! `SlidingWindow`: how many events happened within the last `span`. The restart policy,
+//! the health monitor's restart counts and the device guard all count this way.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -80,6 +80,15 @@ pub struct Drain {
     pub done: oneshot::Sender<()>,
 }
 
+/// The PUBLISHes one turn read, sent down the pipeline together.
+#[derive(Clone, Copy)]
+struct Batch {
+    /// The queue's sequence number of the first, and how many.
+    first: u64,
+    count: usize,
+    read_at: Instant,
+}
+
 pub struct DeviceConnection {
     /// The endpoint's id for this connection, so a late `Closed` from a replaced
     /// connection does not unregister its successor.
@@ -97,6 +106,8 @@ pub struct DeviceConnection {
     /// entries of `acks`), and the sequence number of the first.
     unsent: Vec<Message>,
     unsent_from: u64,
+    /// When the first of them was read.
+    unsent_since: Instant,
     /// True while the read stream waits for room (window or byte budget) for a PUBLISH
     /// it has read: Eliot has stopped reading, so the device's silence is Eliot's doing.
     waiting_for_room: Arc<AtomicBool>,
@@ -139,6 +150,7 @@ impl DeviceConnection {
                 acks: AckQueue::new(window),
                 unsent: Vec::new(),
                 unsent_from: 0,
+                unsent_since: Instant::now(),
                 waiting_for_room,
                 last_heard: Instant::now(),
                 readable: true,
@@ -160,6 +172,12 @@ impl DeviceConnection {
     }
 
     fn publish(&mut self, p: Publish, permit: Option<Permit>, ctx: &mut Context<Self>) {
+        Event::PublishReceived {
+            client_id: &self.connect.client_id,
+            qos: p.qos as u8,
+            bytes: p.payload.len(),
+        }
+        .emit(&self.telemetry);
         let seq = match self.acks.arrive(p.qos, p.pkid, permit) {
             Arrival::Store { seq } => seq,
             // A QoS 2 resend of a stored message: its PUBREC only, in its turn.
@@ -167,6 +185,7 @@ impl DeviceConnection {
         };
         if self.unsent.is_empty() {
             self.unsent_from = seq;
+            self.unsent_since = Instant::now();
             // Runs once this turn's packets are handled: they go down the pipeline together.
             ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| conn.flush(ctx)));
         }
@@ -178,26 +197,40 @@ impl DeviceConnection {
     /// Sends the PUBLISHes read this turn down the pipeline, as one batch.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let messages = std::mem::take(&mut self.unsent);
-        let (first, count) = (self.unsent_from, messages.len());
+        let batch = Batch {
+            first: self.unsent_from,
+            count: messages.len(),
+            read_at: self.unsent_since,
+        };
         ctx.spawn(
             self.pipeline
                 .ingest(messages)
                 .into_actor(self)
-                .map(move |committed, conn, ctx| conn.on_committed(first, count, committed, ctx)),
+                .map(move |committed, conn, ctx| conn.on_committed(batch, committed, ctx)),
         );
     }
 
-    /// Settles the `count` queued PUBLISHes from sequence number `first`.
+    /// Settles the PUBLISHes of `batch`.
     fn on_committed(
         &mut self,
-        first: u64,
-        count: usize,
+        batch: Batch,
         committed: Result<Vec<Ingested>, NotStored>,
         ctx: &mut Context<Self>,
     ) {
         self.last_heard = Instant::now();
+        let Batch {
+            first,
+            count,
+            read_at,
+        } = batch;
         match committed {
             Ok(ingested) => {
+                Event::OutcomesCommitted {
+                    client_id: &self.connect.client_id,
+                    messages: count,
+                    waited: read_at.elapsed(),
+                }
+                .emit(&self.telemetry);
                 self.acks.settle(first, count, true);
                 let rejected = ingested
                     .iter()
@@ -222,8 +255,22 @@ impl DeviceConnection {
 
     /// Writes the acks of the stored prefix of the queue, in arrival order.
     fn send_acks(&mut self) {
+        let (mut pubacks, mut pubrecs) = (0, 0);
         for ack in self.acks.take_acks() {
+            match ack {
+                Outbound::PubAck(_) => pubacks += 1,
+                Outbound::PubRec(_) => pubrecs += 1,
+                _ => {}
+            }
             self.send(ack);
+        }
+        if pubacks + pubrecs > 0 {
+            Event::AcksSent {
+                client_id: &self.connect.client_id,
+                pubacks,
+                pubrecs,
+            }
+            .emit(&self.telemetry);
         }
     }
 

@@ -1,0 +1,42 @@
+//! The `[mqtt]` section: the device endpoint's limits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::settings::Problems;
+
+/// The `[mqtt]` section: Eliot's own MQTT listener for devices.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSettings {
+    /// Address the device endpoint listens on.
+    pub listen: SocketAddr,
+    /// Largest packet a device may send, in bytes, fixed header included (MQTT 5's Maximum
+    /// Packet Size); larger packets are refused and the connection closed (v5: DISCONNECT
+    /// 0x95 first).
+    pub max_packet_size: u32,
+    /// PUBLISHes one connection may have unacked; also sent as the v5 Receive Maximum.
+    /// When it is full, Eliot stops reading that socket until an ack goes out.
+    pub max_in_flight: u16,
+    /// Payload bytes all connections together may have read and not yet acked. When it
+    /// is used up, Eliot stops reading sockets until acks go out: with
+    /// `max_connections` and `max_packet_size`, it bounds Eliot's memory.
+    pub max_in_flight_bytes: u32,
+    /// Most simultaneous device connections; more are closed on accept.
+    pub max_connections: usize,
+    /// How long a new socket may take to send its CONNECT.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl EndpointSettings {
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.at_least("max_packet_size", self.max_packet_size, 1024);
+        problems.at_least("max_in_flight", self.max_in_flight, 1);
+        problems.at_least("max_in_flight_bytes", self.max_in_flight_bytes, 1);
+        problems.at_least("max_connections", self.max_connections, 1);
+        problems.positive("connect_timeout", self.connect_timeout);
+    }
+}

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use eliot::app::{Ending, Server};
+use eliot::app::{Ending, Listeners, Server};
 use eliot::config::{Config, Sources};
 use eliot_actors::{CapturedLogs, HealthProbe, HealthReport, Telemetry};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
@@ -137,9 +137,12 @@ fn start_eliot(data_dir: &Path, logs: &CapturedLogs) -> Result<Server, Box<dyn E
     };
     let mut config: Config = Config::load(&sources).map_err(|e| format!("{e:?}"))?;
     config.store.data_dir = data_dir.to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let listeners = Listeners {
+        devices: TcpListener::bind("127.0.0.1:0")?,
+        http: TcpListener::bind("127.0.0.1:0")?,
+    };
     let telemetry = Telemetry::new(logs.logger(), Default::default());
-    Ok(Server::start(&config, listener, &telemetry)?)
+    Ok(Server::start(&config, listeners, &telemetry)?)
 }
 
 // ---- The tree's log events, printed as they come ----------------------------------------

@@ -4,12 +4,17 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::Addr;
 
 use eliot_actors::{
     Adopter, Escalation, Event, HealthProbe, ShutdownReport, StartError, Telemetry, Tree,
 };
 
 use crate::config::Config;
+use crate::http::{self, ApiState, HttpApi, StopServing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -28,24 +33,73 @@ pub enum Ending<T> {
     Escalated(Escalation),
 }
 
+/// The longest the last phase of a shutdown waits for the HTTP server to stop.
+const HTTP_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The sockets Eliot serves, bound by the caller (so that a port in use is a clear start
+/// failure, and tests can ask for port 0).
+pub struct Listeners {
+    /// The device endpoint (MQTT).
+    pub devices: std::net::TcpListener,
+    /// The operations endpoints (HTTP).
+    pub http: std::net::TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses of `config`.
+    pub fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let bind = |addr: SocketAddr, what: &str| {
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen {what} on {addr}: {e}"))
+            })
+        };
+        Ok(Listeners {
+            devices: bind(config.mqtt.listen, "for devices")?,
+            http: bind(config.http.listen, "for HTTP")?,
+        })
+    }
+}
+
 /// A started Eliot. Must be started and run inside an actix `System`.
 pub struct Server {
     tree: Tree,
+    http: Addr<HttpApi>,
+    http_addr: SocketAddr,
+    /// Set when intake stops, so that `/ready` answers 503 from the first phase on.
+    shutting_down: Arc<AtomicBool>,
     /// How long the drain after a shutdown request may take.
     deadline: std::time::Duration,
     telemetry: Telemetry,
 }
 
 impl Server {
-    /// Opens the store and starts the tree on `listener` (the device endpoint's socket).
+    /// Opens the store and starts the tree, then the HTTP server under its supervision.
     pub fn start(
         config: &Config,
-        listener: std::net::TcpListener,
+        listeners: Listeners,
         telemetry: &Telemetry,
     ) -> Result<Server, StartError> {
-        let tree = Tree::start(config.tree(), listener, telemetry)?;
+        let http_addr = listeners
+            .http
+            .local_addr()
+            .map_err(StartError::ListenHttp)?;
+        let tree = Tree::start(config.tree(), listeners.devices, telemetry)?;
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let state = ApiState {
+            probe: tree.health_probe(),
+            metrics: telemetry.metrics().clone(),
+            shutting_down: shutting_down.clone(),
+            ready_max_backlog_age: config.http.ready_max_backlog_age,
+        };
+        let (settings, t) = (config.http.clone(), telemetry.clone());
+        let http = tree.supervise(http::NAME, move |restarts| {
+            HttpApi::new(settings, listeners.http, state, restarts, &t)
+        });
         Ok(Server {
             tree,
+            http,
+            http_addr,
+            shutting_down,
             deadline: config.shutdown.deadline,
             telemetry: telemetry.clone(),
         })
@@ -54,6 +108,11 @@ impl Server {
     /// Where devices connect.
     pub fn local_addr(&self) -> SocketAddr {
         self.tree.local_addr()
+    }
+
+    /// Where `/health`, `/ready` and `/metrics` are served.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     pub fn health_probe(&self) -> HealthProbe {
@@ -66,7 +125,8 @@ impl Server {
     }
 
     /// Runs until `shutdown` resolves or a child exceeds its restart intensity (logged as
-    /// `escalated`); either way the tree is then drained within the configured deadline.
+    /// `escalated`). Then, in phases: `/ready` turns 503, intake stops and the tree
+    /// drains within the configured deadline, and the HTTP server stops last.
     pub async fn run<T>(
         mut self,
         shutdown: impl Future<Output = T>,
@@ -83,20 +143,23 @@ impl Server {
             }
             .emit(&self.telemetry);
         }
+        self.shutting_down.store(true, Ordering::Relaxed);
         let report = self.tree.shutdown(self.deadline).await;
+        // An HTTP child that escalated answers nothing: it must not hold the exit up.
+        let _ = tokio::time::timeout(HTTP_STOP_WAIT, self.http.send(StopServing)).await;
         (ending, report)
     }
 }
 
-/// Starts Eliot on `listener` and runs it until `shutdown` resolves (a clean stop) or a
+/// Starts Eliot on `listeners` and runs it until `shutdown` resolves (a clean stop) or a
 /// child exceeds its restart intensity (an escalation). Must run inside an actix `System`.
 pub async fn serve(
     config: &Config,
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
     telemetry: &Telemetry,
 ) -> Result<ShutdownReport, ServeError> {
-    let server = Server::start(config, listener, telemetry)?;
+    let server = Server::start(config, listeners, telemetry)?;
     match server.run(shutdown).await {
         (Ending::Requested(()), report) => Ok(report),
         (Ending::Escalated(e), _) => Err(ServeError::Escalated(e)),

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use eliot_actors::{Event, Telemetry};
+use std::sync::Arc;
+
+use eliot_actors::{Event, Metrics, Telemetry};
 
 use crate::app;
 use crate::config::{Config, Sources};
@@ -54,13 +56,19 @@ pub fn main() -> ExitCode {
 
 fn run(config: &Config) -> ExitCode {
     let (log, guard) = logging::init(&config.log);
-    let telemetry = Telemetry::new(log, Default::default());
+    let metrics = match config.metrics.enabled {
+        true => Metrics::new(),
+        false => Metrics::disabled(),
+    };
+    let telemetry = Telemetry::new(log, Arc::new(metrics));
     raise_descriptor_limit(config, &telemetry);
-    let listener = match std::net::TcpListener::bind(config.mqtt.listen) {
-        Ok(listener) => listener,
+    let listeners = match app::Listeners::bind(config) {
+        Ok(listeners) => listeners,
         Err(e) => {
-            let error = format!("cannot listen for devices on {}: {e}", config.mqtt.listen);
-            Event::StartFailed { error: &error }.emit(&telemetry);
+            Event::StartFailed {
+                error: &e.to_string(),
+            }
+            .emit(&telemetry);
             drop(telemetry);
             drop(guard);
             return ExitCode::FAILURE;
@@ -69,7 +77,7 @@ fn run(config: &Config) -> ExitCode {
     let system = actix_rt::System::new();
     let served = system.block_on(app::serve(
         config,
-        listener,
+        listeners,
         app::shutdown_signal(),
         &telemetry,
     ));

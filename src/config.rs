@@ -15,6 +15,8 @@ use eliot_actors::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::http::HttpSettings;
+
 const DEFAULT: &str = include_str!("../config/default.toml");
 /// The overlays `ELIOT_ENV` may name, embedded so the binary runs from anywhere.
 const ENVIRONMENTS: [(&str, &str); 3] = [
@@ -24,9 +26,10 @@ const ENVIRONMENTS: [(&str, &str); 3] = [
 ];
 
 /// Environment variables that override one key each.
-const ENV_OVERRIDES: [(&str, &str, &str); 4] = [
+const ENV_OVERRIDES: [(&str, &str, &str); 5] = [
     ("ELIOT_DATA_DIR", "store", "data_dir"),
     ("ELIOT_MQTT_ADDR", "mqtt", "listen"),
+    ("ELIOT_HTTP_ADDR", "http", "listen"),
     ("ELIOT_LOG_LEVEL", "log", "level"),
     ("ELIOT_LOG_FORMAT", "log", "format"),
 ];
@@ -52,6 +55,18 @@ pub struct Config {
     pub log: LogSettings,
     /// Graceful shutdown.
     pub shutdown: ShutdownSettings,
+    /// The operations endpoints: /health, /ready, /metrics.
+    pub http: HttpSettings,
+    /// What the events count.
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// False: events only log, and /metrics shows the process's figures alone (to measure
+    /// what counting costs).
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -206,6 +221,7 @@ impl Config {
         let mut problems = Problems::new();
         self.tree().validate(&mut problems);
         problems.section("log", |p| p.at_least("buffer", self.log.buffer, 1));
+        problems.section("http", |p| self.http.validate(p));
         problems.section("shutdown", |p| {
             p.positive("deadline", self.shutdown.deadline)
         });

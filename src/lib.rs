@@ -10,11 +10,14 @@
 //! - `app`: `Server`, which starts the supervision tree and runs it until a shutdown request,
 //!   then drains it; the binary, the integration tests and the examples all start Eliot
 //!   through it.
+//! - `http`: `/health`, `/ready` and `/metrics`, an actix-web server under the tree's
+//!   supervision.
 //! - `cli`: the `eliot` command (`run`, `check-config`); `main.rs` only calls it.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod logging;
 
 pub use eliot_actors as actors;

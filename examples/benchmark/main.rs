@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `--eliot` measures another build of Eliot (say, the one before a change) with the same
-//! load generator; `--only` picks configurations, for such a before/after comparison.
+//! load generator, `--eliot-config` starts it with a configuration file (say, metrics off);
+//! `--only` picks configurations, for such comparisons.
 //!
 //! Needs `mosquitto` (`apt-get install mosquitto`) and the DejaVu font
 //! (`apt-get install fonts-dejavu-core`) for the chart. Every figure is the median of
@@ -46,6 +47,9 @@ struct Args {
     /// Measure this `eliot` binary instead of the one built from this tree.
     #[arg(long, value_name = "PATH")]
     eliot: Option<std::path::PathBuf>,
+    /// Start Eliot with this configuration file (say, `[metrics] enabled = false`).
+    #[arg(long, value_name = "PATH")]
+    eliot_config: Option<std::path::PathBuf>,
     /// Only these configurations (comma-separated): qos1, qos0, chain, drain, latency,
     /// connections, overload (overload also needs qos1).
     #[arg(long, value_delimiter = ',', value_parser = CONFIGURATIONS)]
@@ -107,6 +111,7 @@ fn main() {
     if let Some(eliot) = &args.eliot {
         programs.eliot = eliot.clone();
     }
+    programs.eliot_config = args.eliot_config.clone();
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let total = u64::from(scale.devices) * scale.per_device;
     let mut report = Report::new(args.quick, total);

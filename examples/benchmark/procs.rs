@@ -14,6 +14,8 @@ use serde_json::Value;
 /// Where the built programs are: next to this example, in the same profile.
 pub struct Programs {
     pub eliot: PathBuf,
+    /// A configuration file Eliot is started with (`--config`), if any.
+    pub eliot_config: Option<PathBuf>,
     pub simulator: PathBuf,
     pub subscriber: PathBuf,
 }
@@ -46,6 +48,7 @@ impl Programs {
         let profile = examples.parent().unwrap().to_owned();
         Programs {
             eliot: profile.join("eliot"),
+            eliot_config: None,
             simulator: examples.join("fleet_simulator"),
             subscriber: examples.join("baseline_subscriber"),
         }
@@ -79,7 +82,11 @@ impl Server {
     pub fn eliot(programs: &Programs) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let addr = free_addr();
-        let child = Command::new(&programs.eliot)
+        let mut command = Command::new(&programs.eliot);
+        if let Some(config) = &programs.eliot_config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .env("ELIOT_ENV", "test")
             .env("ELIOT_LOG_LEVEL", "warning")
             .env("ELIOT_DATA_DIR", dir.path())

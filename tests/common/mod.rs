@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use eliot::app::{Ending, Server};
+use eliot::app::{Ending, Listeners, Server};
 use eliot::config::{Config, Sources};
 use eliot_actors::{Escalation, HealthReport, Metrics, ShutdownReport, Telemetry, Transport};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
@@ -34,6 +34,8 @@ pub type Escalated = (Escalation, ShutdownReport);
 /// A running Eliot. Stopped (gracefully) when dropped.
 pub struct Eliot {
     pub addr: SocketAddr,
+    /// Where `/health`, `/ready` and `/metrics` answer.
+    pub http_addr: SocketAddr,
     pub config: Config,
     data_dir: tempfile::TempDir,
     commands: mpsc::UnboundedSender<Command>,
@@ -79,8 +81,13 @@ impl Eliot {
         let mut config = test_config();
         config.store.data_dir = data_dir.path().to_owned();
         tweak(&mut config);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let addr = listener.local_addr().unwrap();
+        let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let listeners = Listeners {
+            devices: bind(),
+            http: bind(),
+        };
+        let addr = listeners.devices.local_addr().unwrap();
+        let http_addr = listeners.http.local_addr().unwrap();
         let (commands, inbox) = mpsc::unbounded_channel();
         let (started, ready) = std::sync::mpsc::channel();
         let (escalate, escalated) = oneshot::channel();
@@ -89,7 +96,7 @@ impl Eliot {
         let thread_config = config.clone();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let server = match Server::start(&thread_config, listener, &telemetry) {
+                let server = match Server::start(&thread_config, listeners, &telemetry) {
                     Ok(server) => server,
                     Err(e) => return started.send(Err(e.to_string())).unwrap(),
                 };
@@ -109,6 +116,7 @@ impl Eliot {
         ready.recv().unwrap().expect("Eliot starts");
         Eliot {
             addr,
+            http_addr,
             config,
             data_dir,
             commands,
@@ -353,4 +361,39 @@ fn spawn_event_loop(mut eventloop: EventLoop) -> mpsc::UnboundedReceiver<Result<
         }
     });
     rx
+}
+
+/// Polls `check` every 20 ms until it holds (true) or `within` has passed (false).
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    eventually_async(within, || std::future::ready(check())).await
+}
+
+/// `eventually`, for a check that has to wait itself (an HTTP request, say).
+pub async fn eventually_async<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `check` every 20 ms for all of `during`: false as soon as it fails once.
+pub async fn throughout(during: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + during;
+    while tokio::time::Instant::now() < deadline {
+        if !check() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
 }

@@ -26,32 +26,6 @@ use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::{v5, QoS as Q5};
 use rumqttc::{Event, Packet, QoS};
 
-/// Polls `check` every 20 ms until it holds (true) or `within` has passed (false).
-async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Polls `check` every 20 ms for all of `during`: false as soon as it fails once.
-async fn throughout(during: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + during;
-    while Instant::now() < deadline {
-        if !check() {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
-}
-
 /// The `data` column of every stored reading of `device`.
 fn stored_data(eliot: &Eliot, device: &str) -> Vec<serde_json::Value> {
     let db = eliot.db();

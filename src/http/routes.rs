@@ -1,0 +1,106 @@
+//! The three endpoints and the JSON errors around them.
+//!
+//! - `GET /health`: 200 with the health report while Eliot's actors answer; 503 when a
+//!   part failed past its restart intensity (Eliot is stopping).
+//! - `GET /ready`: 200 when Eliot should be sent devices; otherwise 503 with the reasons.
+//! - `GET /metrics`: the Prometheus text format.
+//!
+//! Another path is 404, another method 405, both as JSON.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use eliot_actors::{HealthReport, Status, Tree};
+use serde_json::json;
+
+use super::ApiState;
+
+/// How long a handler waits for the health monitor before it calls Eliot unresponsive.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for (path, handler) in [
+        ("/health", Route::Health),
+        ("/ready", Route::Ready),
+        ("/metrics", Route::Metrics),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(move |state: web::Data<ApiState>| handler.answer(state)))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Health,
+    Ready,
+    Metrics,
+}
+
+impl Route {
+    async fn answer(self, state: web::Data<ApiState>) -> HttpResponse {
+        match self {
+            Route::Health => health(&state).await,
+            Route::Ready => ready(&state).await,
+            Route::Metrics => metrics(&state),
+        }
+    }
+}
+
+async fn report(state: &ApiState) -> Option<HealthReport> {
+    tokio::time::timeout(PROBE_TIMEOUT, state.probe.report())
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn health(state: &ApiState) -> HttpResponse {
+    match report(state).await {
+        Some(report) if report.status == Status::Failed => {
+            HttpResponse::ServiceUnavailable().json(report)
+        }
+        Some(report) => HttpResponse::Ok().json(report),
+        None => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unresponsive",
+            "error": "the health monitor did not answer",
+        })),
+    }
+}
+
+async fn ready(state: &ApiState) -> HttpResponse {
+    let Some(report) = report(state).await else {
+        return not_ready(&["the health monitor did not answer".to_owned()]);
+    };
+    let shutting_down = state.shutting_down.load(Ordering::Relaxed);
+    match Tree::readiness(&report, shutting_down, state.ready_max_backlog_age) {
+        Ok(()) => HttpResponse::Ok().json(json!({ "ready": true })),
+        Err(reasons) => not_ready(&reasons),
+    }
+}
+
+fn metrics(state: &ApiState) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.encode())
+}
+
+fn not_ready(reasons: &[String]) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().json(json!({ "ready": false, "reasons": reasons }))
+}
+
+pub async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({
+        "error": "not found",
+        "endpoints": ["/health", "/ready", "/metrics"],
+    }))
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "GET"))
+        .json(json!({ "error": "method not allowed", "allowed": ["GET"] }))
+}

@@ -351,12 +351,14 @@ mod tests {
         let sources = Sources {
             overrides: vec![
                 ("ELIOT_MQTT_ADDR".into(), "127.0.0.1:9999".into()),
+                ("ELIOT_HTTP_ADDR".into(), "127.0.0.1:9998".into()),
                 ("ELIOT_DATA_DIR".into(), "/tmp/elsewhere".into()),
             ],
             ..Sources::default()
         };
         let config = Config::load(&sources).unwrap();
         assert_eq!(config.mqtt.listen.port(), 9999);
+        assert_eq!(config.http.listen.port(), 9998);
         assert_eq!(config.store.data_dir, PathBuf::from("/tmp/elsewhere"));
         let bad = Sources {
             overrides: vec![("ELIOT_MQTT_ADDR".into(), "nowhere".into())],

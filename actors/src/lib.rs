@@ -44,9 +44,11 @@ pub use endpoint::{
 };
 pub use ingest::{
     format_utc, is_device_id, validate, DeadLetter, IngestSettings, Outcome, ProcessorSettings,
-    Reading, Rejection, Rules, TopicPattern, REJECTION_CLASSES,
+    Reading, Rejection, Rules, TopicPattern,
 };
-pub use observe::{CapturedLogs, Event, Fields, Metrics, Telemetry};
+pub use observe::{
+    CapturedLogs, Event, Fields, Metrics, Telemetry, REFUSAL_CODES, REJECTION_CLASSES,
+};
 pub use settings::{Problem, Problems};
 pub use store::{SessionRequest, Store, StoreError, StoreSettings, Synchronous};
 pub use supervision::{

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::prelude::*;
+
 use crate::endpoint::{
     Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, DEVICE_ENDPOINT,
 };
@@ -17,10 +19,10 @@ use crate::store::{
     Sessions, Store, StoreError, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER,
 };
 use crate::supervision::{
-    readiness, Breaker, BreakersSettings, DeviceGuard, Escalation, HealthMonitor, HealthProbe,
-    HealthReport, HealthSettings, Ping, RestartSettings, Restarts, StoreProgress, Watch,
+    readiness, Breaker, BreakerSettings, BreakersSettings, DeviceGuard, Escalation, HealthMonitor,
+    HealthProbe, HealthReport, HealthSettings, Ping, RestartSettings, Restarts, StoreProgress,
+    Watch,
 };
-use actix::prelude::*;
 
 /// What the tree is built from: the engine's sections of the configuration.
 pub struct TreeSettings<'a> {
@@ -121,21 +123,13 @@ impl Tree {
             )
         };
 
-        let breaker = Breaker::new(
-            "store",
-            settings.breakers.store.clone(),
-            health.clone().recipient(),
-            &telemetry,
-        );
-        let breaker = Supervisor::start(move |_| breaker);
-        watch(&health, "breaker:store", &breaker);
         let store_thread = Arbiter::new();
-        let (store_settings, t) = (settings.store.clone(), telemetry.clone());
         let links = StoreWriterLinks {
             restarts: restarts(STORE_WRITER),
-            breaker,
+            breaker: start_breaker("store", &settings.breakers.store, &health, &telemetry),
             progress,
         };
+        let (store_settings, t) = (settings.store.clone(), telemetry.clone());
         let store_writer = Supervisor::start_in_arbiter(&store_thread.handle(), move |_| {
             StoreWriter::new(store_settings, store, links, &t)
         });
@@ -262,6 +256,24 @@ impl Tree {
         .emit(&self.telemetry);
         report
     }
+}
+
+/// A circuit breaker for the dependency `name`, watched as `breaker:<name>`.
+fn start_breaker(
+    name: &str,
+    settings: &BreakerSettings,
+    health: &Addr<HealthMonitor>,
+    telemetry: &Telemetry,
+) -> Addr<Breaker> {
+    let breaker = Breaker::new(
+        name,
+        settings.clone(),
+        health.clone().recipient(),
+        telemetry,
+    );
+    let breaker = Supervisor::start(move |_| breaker);
+    watch(health, &format!("breaker:{name}"), &breaker);
+    breaker
 }
 
 /// Processors run on the connections' thread: measured, a hop to another thread cost more

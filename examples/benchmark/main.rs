@@ -166,19 +166,8 @@ fn main() {
         &mut report,
     );
 
-    if wanted("latency") {
-        eprintln!("Eliot, latency at a fixed load ...");
-        report.add(eliot_latency(&programs, &scale, runs));
-    }
-    if wanted("connections") {
-        eprintln!("Eliot, {} connections ...", scale.connections);
-        report.add(eliot_connections(&programs, &scale, runs));
-    }
-    if let (true, Some(qos1)) = (wanted("overload"), eliot_qos1) {
-        eprintln!("Eliot, overload ...");
-        let offered = 3.0 * qos1.median;
-        report.add(eliot_overload(&programs, &scale, runs, offered));
-    }
+    let sustained = eliot_qos1.map(|f| f.median);
+    measure_loads(&programs, &scale, runs, &wanted, sustained, &mut report);
 
     if let (Some(eliot), Some(chain)) = (eliot_qos1, chain_qos1) {
         report.ratio(
@@ -194,14 +183,44 @@ fn main() {
             1.5,
         );
     }
+    publish(&report, &args.out);
+}
+
+/// Prints the table, writes report.md and chart.png to `out`, and exits non-zero when a
+/// configuration measured nothing (a broken benchmark, not a slow Eliot).
+fn publish(report: &Report, out: &std::path::Path) {
     print!("{}", report.table());
-    report.write(&args.out);
-    eprintln!("wrote {}", args.out.display());
-    // A run that measured nothing is a broken benchmark, not a slow Eliot.
+    report.write(out);
+    eprintln!("wrote {}", out.display());
     let broken = report.broken();
     if !broken.is_empty() {
         eprintln!("benchmark broken: no figure for {broken:?}");
         std::process::exit(1);
+    }
+}
+
+/// The configurations under a given load: latency at a fixed rate, many connections, and
+/// overload at 3 × the `sustained` QoS 1 rate (when it was measured).
+fn measure_loads(
+    programs: &Programs,
+    scale: &Scale,
+    runs: usize,
+    wanted: &dyn Fn(&str) -> bool,
+    sustained: Option<f64>,
+    report: &mut Report,
+) {
+    if wanted("latency") {
+        eprintln!("Eliot, latency at a fixed load ...");
+        report.add(eliot_latency(programs, scale, runs));
+    }
+    if wanted("connections") {
+        eprintln!("Eliot, {} connections ...", scale.connections);
+        report.add(eliot_connections(programs, scale, runs));
+    }
+    if let (true, Some(sustained)) = (wanted("overload"), sustained) {
+        eprintln!("Eliot, overload ...");
+        let offered = 3.0 * sustained;
+        report.add(eliot_overload(programs, scale, runs, offered));
     }
 }
 

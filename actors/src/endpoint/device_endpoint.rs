@@ -22,7 +22,7 @@ use tokio_util::codec::{Encoder, FramedRead};
 
 use super::admission::{admit, Gate, Refusal, Session};
 use super::budget::ByteBudget;
-use super::device_connection::{Accepted, DeviceConnection, Drain, TakenOver};
+use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
 use crate::mqtt::packet::*;
@@ -37,14 +37,6 @@ pub const NAME: &str = "device_endpoint";
 /// How long accepts pause after a failed accept (out of descriptors, typically), so that
 /// retrying does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-
-/// A connection ended; sent by the connection itself as it stops.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Closed {
-    pub client_id: String,
-    pub id: u64,
-}
 
 /// Stop accepting and drain every connection. Answers with one receiver per
 /// connection, each resolved when that connection is gone.

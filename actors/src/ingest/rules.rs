@@ -174,15 +174,71 @@ impl Rejection {
     }
 }
 
-/// Every class `Rejection::class` and the processor use, for whoever lists them.
-pub const REJECTION_CLASSES: [&str; 9] = [
-    "topic",
-    "json",
-    "schema",
-    "identifier",
-    "identity",
-    "timestamp",
-    "limit",
-    "range",
-    "panic",
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::REJECTION_CLASSES;
+
+    #[test]
+    fn every_rejection_has_a_class_that_metrics_know() {
+        let s = || "x".to_owned();
+        let d = HumanDuration(Duration::from_secs(1));
+        let all = [
+            Rejection::Topic {
+                topic: s(),
+                pattern: s(),
+            },
+            Rejection::Json(s()),
+            Rejection::Shape("a number"),
+            Rejection::EmptyBatch,
+            Rejection::BatchTooLarge { count: 2, max: 1 },
+            Rejection::InBatch {
+                index: 0,
+                source: Box::new(Rejection::EmptyData),
+            },
+            Rejection::Missing("data"),
+            Rejection::UnknownField(s()),
+            Rejection::Type {
+                field: s(),
+                expected: "a",
+                found: "b",
+            },
+            Rejection::DeviceId(s()),
+            Rejection::DeviceMismatch {
+                payload: s(),
+                topic: s(),
+            },
+            Rejection::SensorType(s()),
+            Rejection::Timestamp {
+                value: s(),
+                error: s(),
+            },
+            Rejection::FutureTimestamp {
+                value: s(),
+                ahead: d,
+                max: d,
+            },
+            Rejection::EmptyData,
+            Rejection::TooDeep { field: s(), max: 1 },
+            Rejection::TooManyFields { max: 1 },
+            Rejection::StringTooLong {
+                field: s(),
+                len: 2,
+                max: 1,
+            },
+            Rejection::NotFinite { field: s() },
+            Rejection::OutOfRange {
+                field: s(),
+                value: 2.0,
+                min: 0.0,
+                max: 1.0,
+            },
+        ];
+        for rejection in all {
+            assert!(
+                REJECTION_CLASSES.contains(&rejection.class()),
+                "{rejection:?}"
+            );
+        }
+    }
+}

@@ -15,6 +15,28 @@ use prometheus_client::registry::{Metric, Registry};
 
 use super::process::ProcessCollector;
 
+/// Every class a rejection may have (`messages_rejected_total{class}`).
+pub const REJECTION_CLASSES: [&str; 9] = [
+    "topic",
+    "json",
+    "schema",
+    "identifier",
+    "identity",
+    "timestamp",
+    "limit",
+    "range",
+    "panic",
+];
+
+/// Every `code` of `connections_refused_total`: a CONNACK code's name, or `none`.
+pub const REFUSAL_CODES: [&str; 5] = [
+    "none",
+    "unsupported_protocol",
+    "client_id_rejected",
+    "server_unavailable",
+    "quota_exceeded",
+];
+
 /// A label set of one fixed-vocabulary label.
 pub type Label = [(&'static str, &'static str); 1];
 /// A label set of one label whose values are Eliot's own names (children, breakers).
@@ -133,6 +155,24 @@ impl Metrics {
         let messages_received =
             ["0", "1", "2"].map(|qos| received.get_or_create(&[("qos", qos)]).clone());
         let acks_sent = ["1", "2"].map(|qos| acks.get_or_create(&[("qos", qos)]).clone());
+        let messages_rejected = family::<Counter>(
+            r,
+            "messages_rejected",
+            "Messages refused and kept as dead letters, by reason class",
+        );
+        let connections_refused = family::<Counter>(
+            r,
+            "connections_refused",
+            "Connections refused at or before CONNECT, by CONNACK code (none: closed without one)",
+        );
+        // Every series of a fixed vocabulary exists from the start, at zero, so that a
+        // rate or an alert on it works before the first event.
+        for class in REJECTION_CLASSES {
+            let _ = messages_rejected.get_or_create(&[("class", class)]);
+        }
+        for code in REFUSAL_CODES {
+            let _ = connections_refused.get_or_create(&[("code", code)]);
+        }
         Metrics {
             enabled: true,
             messages_received,
@@ -146,12 +186,12 @@ impl Metrics {
                 0.0005,
             ),
             in_flight_bytes: gauge(r, "in_flight_bytes", "Payload bytes read and not yet acked"),
-            messages_processed: counter(r, "messages_processed", "Messages validated into readings"),
-            messages_rejected: family(
+            messages_processed: counter(
                 r,
-                "messages_rejected",
-                "Messages refused and kept as dead letters, by reason class",
+                "messages_processed",
+                "Messages validated into readings",
             ),
+            messages_rejected,
             readings_stored: counter(r, "readings_stored", "Readings committed to the store"),
             readings_duplicate: counter(
                 r,
@@ -159,18 +199,23 @@ impl Metrics {
                 "Readings already stored (redeliveries), not written again",
             ),
             dead_letters_stored: counter(r, "dead_letters_stored", "Dead letters committed"),
-            commit_seconds: histogram(r, "commit_seconds", "Time one store transaction took", 0.0005),
+            commit_seconds: histogram(
+                r,
+                "commit_seconds",
+                "Time one store transaction took",
+                0.0005,
+            ),
             batch_rows: histogram(r, "batch_rows", "Rows per committed transaction", 1.0),
             store_failures: counter(r, "store_failures", "Failed store operations"),
             store_retries: counter(r, "store_retries", "Commits retried after a failure"),
             connections_opened: counter(r, "connections_opened", "Device connections accepted"),
             connections_open: gauge(r, "connections_open", "Device connections open"),
-            connections_refused: family(
+            connections_refused,
+            protocol_errors: counter(
                 r,
-                "connections_refused",
-                "Connections refused at or before CONNECT, by CONNACK code (none: closed without one)",
+                "protocol_errors",
+                "Connections closed for a protocol error",
             ),
-            protocol_errors: counter(r, "protocol_errors", "Connections closed for a protocol error"),
             wills_published: counter(r, "wills_published", "Will messages published"),
             accept_failures: counter(r, "accept_failures", "Failed accepts on the device port"),
             panics: counter(r, "panics", "Panics caught in actors"),
@@ -197,7 +242,11 @@ impl Metrics {
             ),
             start_failures: counter(r, "start_failures", "Starts that failed"),
             http_listening: gauge(r, "http_listening", "1 while the HTTP server listens"),
-            http_failures: counter(r, "http_failures", "HTTP server failures (each restarts it)"),
+            http_failures: counter(
+                r,
+                "http_failures",
+                "HTTP server failures (each restarts it)",
+            ),
             registry: root,
         }
     }

@@ -12,7 +12,7 @@ use slog::Logger;
 
 pub use capture::{CapturedLogs, Fields};
 pub use events::Event;
-pub use metrics::{Metrics, Queued};
+pub use metrics::{Metrics, Queued, REFUSAL_CODES, REJECTION_CLASSES};
 
 /// Where events go: the logger (with the emitting actor's name as its `actor` key) and the
 /// metrics of the running tree. Cheap to clone; every actor holds one.

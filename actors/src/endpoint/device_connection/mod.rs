@@ -33,7 +33,6 @@ use closing::Closing;
 use super::ack_queue::{AckQueue, Arrival};
 use super::admission::Session;
 use super::budget::ByteBudget;
-use super::device_endpoint::Closed;
 use super::intake::{gated, Permit, Received};
 use super::transport::{DeviceReader, DeviceWriter};
 use crate::ingest::Message;
@@ -66,6 +65,14 @@ pub struct Accepted {
     /// The endpoint, told when this connection is gone.
     pub endpoint: Recipient<Closed>,
     pub telemetry: Telemetry,
+}
+
+/// This connection ended; sent to the endpoint as the connection stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Closed {
+    pub client_id: String,
+    pub id: u64,
 }
 
 /// The endpoint replaces this connection: a new one came with the same client id.

@@ -72,8 +72,67 @@ mod readme {
     #[test]
     fn readme_lists_exactly_the_rejection_classes() {
         let readme = include_str!("../../../../README.md");
-        for class in crate::ingest::REJECTION_CLASSES {
+        for class in crate::observe::REJECTION_CLASSES {
             assert!(readme.contains(&format!("`{class}`")), "{class}");
         }
+    }
+}
+
+mod metrics_readme {
+    use super::*;
+    use std::time::Duration;
+
+    /// The metric names a scrape declares (`# TYPE` lines), once every family has a series.
+    fn names_in_scrape() -> Vec<String> {
+        let telemetry = Telemetry::discard();
+        Event::BreakerTransition {
+            breaker: "store",
+            from: "closed",
+            to: "open",
+            reason: "test",
+        }
+        .emit(&telemetry);
+        Event::ActorRestarting {
+            actor: "processor-0",
+            restarts: 1,
+            in_window: 1,
+            delay: Duration::ZERO,
+            reason: "test",
+        }
+        .emit(&telemetry);
+        let text = telemetry.metrics().encode();
+        let mut names: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn names_in_readme() -> Vec<String> {
+        let readme = include_str!("../../../../README.md");
+        let table = readme
+            .split("\n### Every metric\n")
+            .nth(1)
+            .expect("an Every metric section");
+        let table = table.split("\n\n").next().unwrap_or_default();
+        let mut names: Vec<String> = table
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split_once('`'))
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn readme_lists_exactly_the_metrics_a_scrape_declares() {
+        let scrape = names_in_scrape();
+        assert!(
+            scrape.contains(&"eliot_restarts_total".to_owned()),
+            "{scrape:?}"
+        );
+        assert_eq!(names_in_readme(), scrape);
     }
 }

@@ -94,40 +94,31 @@ impl Default for Metrics {
     }
 }
 
-fn counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
-    let metric = Counter::default();
+/// Registers `metric` under `name`, and hands back a handle to it.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
     registry.register(name, help, metric.clone());
     metric
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
+    register(registry, name, help, Counter::default())
 }
 
 fn gauge(registry: &mut Registry, name: &str, help: &str) -> Gauge {
-    let metric = Gauge::default();
-    registry.register(name, help, metric.clone());
-    metric
-}
-
-fn family<M>(registry: &mut Registry, name: &str, help: &str) -> Family<Label, M>
-where
-    Family<Label, M>: Metric + Default + Clone,
-{
-    let metric = Family::<Label, M>::default();
-    registry.register(name, help, metric.clone());
-    metric
+    register(registry, name, help, Gauge::default())
 }
 
 fn histogram(registry: &mut Registry, name: &str, help: &str, start: f64) -> Histogram {
-    let metric = Histogram::new(exponential_buckets(start, 2.0, 14));
-    registry.register(name, help, metric.clone());
-    metric
+    let buckets = exponential_buckets(start, 2.0, 14);
+    register(registry, name, help, Histogram::new(buckets))
 }
 
-fn named<M>(registry: &mut Registry, name: &str, help: &str) -> Family<NameLabel, M>
+/// A family of metrics, one per label set (`Label` or `NameLabel`).
+fn family<L, M>(registry: &mut Registry, name: &str, help: &str) -> Family<L, M>
 where
-    Family<NameLabel, M>: Metric + Default + Clone,
+    Family<L, M>: Metric + Default + Clone,
 {
-    let metric = Family::<NameLabel, M>::default();
-    registry.register(name, help, metric.clone());
-    metric
+    register(registry, name, help, Family::default())
 }
 
 impl Metrics {
@@ -143,9 +134,9 @@ impl Metrics {
         let mut root = Registry::default();
         root.register_collector(Box::new(ProcessCollector));
         let r = root.sub_registry_with_prefix("eliot");
-        let received = family::<Counter>(r, "messages_received", "PUBLISHes read, by QoS");
-        let acks = family::<Counter>(r, "acks_sent", "PUBACKs and PUBRECs written, by QoS");
-        let queues = family::<Gauge>(
+        let received = family::<Label, Counter>(r, "messages_received", "PUBLISHes read, by QoS");
+        let acks = family::<Label, Counter>(r, "acks_sent", "PUBACKs and PUBRECs written, by QoS");
+        let queues = family::<Label, Gauge>(
             r,
             "queued_requests",
             "Requests waiting for or in an actor's mailbox",
@@ -155,12 +146,12 @@ impl Metrics {
         let messages_received =
             ["0", "1", "2"].map(|qos| received.get_or_create(&[("qos", qos)]).clone());
         let acks_sent = ["1", "2"].map(|qos| acks.get_or_create(&[("qos", qos)]).clone());
-        let messages_rejected = family::<Counter>(
+        let messages_rejected = family::<Label, Counter>(
             r,
             "messages_rejected",
             "Messages refused and kept as dead letters, by reason class",
         );
-        let connections_refused = family::<Counter>(
+        let connections_refused = family::<Label, Counter>(
             r,
             "connections_refused",
             "Connections refused at or before CONNECT, by CONNACK code (none: closed without one)",
@@ -219,14 +210,14 @@ impl Metrics {
             wills_published: counter(r, "wills_published", "Will messages published"),
             accept_failures: counter(r, "accept_failures", "Failed accepts on the device port"),
             panics: counter(r, "panics", "Panics caught in actors"),
-            restarts: named(r, "restarts", "Restarts, by child"),
+            restarts: family(r, "restarts", "Restarts, by child"),
             escalations: counter(r, "escalations", "Children past their restart intensity"),
-            breaker_transitions: named(
+            breaker_transitions: family(
                 r,
                 "breaker_transitions",
                 "Circuit breaker state changes, by breaker",
             ),
-            breaker_state: named(
+            breaker_state: family(
                 r,
                 "breaker_state",
                 "Circuit breaker state: 0 closed, 1 open, 2 half-open",

@@ -16,6 +16,8 @@ use crate::supervision::{GuardRefusal, MayConnect};
 /// What admission needs from the rest of the tree.
 #[derive(Clone)]
 pub struct Gate {
+    /// `mqtt.max_client_id_len`.
+    pub max_client_id_len: usize,
     /// The per-device breakers.
     pub guard: Recipient<MayConnect>,
     pub sessions: Sessions,
@@ -72,7 +74,7 @@ pub fn admit(
     id: u64,
     gate: &Gate,
 ) -> impl Future<Output = Result<Session, Refusal>> + 'static {
-    let assigned = assign_client_id(connect, id);
+    let assigned = assign_client_id(connect, id, gate.max_client_id_len);
     let request = session_request(connect);
     let gate = gate.clone();
     async move {
@@ -104,9 +106,24 @@ pub fn admit(
     }
 }
 
-/// An empty client id: 3.1.1 (§3.1.3.1) allows it only with a clean session; 5.0 lets the
-/// server choose one and say so in the CONNACK. Answers the id Eliot assigned, if any.
-pub fn assign_client_id(connect: &mut Connect, id: u64) -> Result<Option<String>, Refusal> {
+/// A client id longer than `max_len` bytes is refused. An empty one: 3.1.1 (§3.1.3.1)
+/// allows it only with a clean session; 5.0 lets the server choose one and say so in the
+/// CONNACK. Answers the id Eliot assigned, if any.
+pub fn assign_client_id(
+    connect: &mut Connect,
+    id: u64,
+    max_len: usize,
+) -> Result<Option<String>, Refusal> {
+    if connect.client_id.len() > max_len {
+        return Err(Refusal {
+            code: ConnectCode::ClientIdRejected,
+            reason: format!(
+                "client id of {} bytes, more than the limit of {max_len} (mqtt.max_client_id_len)",
+                connect.client_id.len()
+            ),
+            device: None,
+        });
+    }
     if !connect.client_id.is_empty() {
         return Ok(None);
     }
@@ -161,17 +178,22 @@ mod tests {
     #[test]
     fn an_empty_client_id_is_assigned_or_refused_by_version() {
         let mut v5 = connect(Version::V5, "", false);
-        assert_eq!(assign_client_id(&mut v5, 7), Ok(Some("eliot-7".into())));
+        assert_eq!(assign_client_id(&mut v5, 7, 64), Ok(Some("eliot-7".into())));
         assert_eq!(v5.client_id, "eliot-7");
         let mut v4_clean = connect(Version::V4, "", true);
-        assert_eq!(assign_client_id(&mut v4_clean, 8), Ok(None));
+        assert_eq!(assign_client_id(&mut v4_clean, 8, 64), Ok(None));
         assert_eq!(v4_clean.client_id, "eliot-8");
         let mut v4_kept = connect(Version::V4, "", false);
-        let refusal = assign_client_id(&mut v4_kept, 9).unwrap_err();
+        let refusal = assign_client_id(&mut v4_kept, 9, 64).unwrap_err();
         assert_eq!(refusal.code, ConnectCode::ClientIdRejected);
         let mut named = connect(Version::V4, "robot_001", false);
-        assert_eq!(assign_client_id(&mut named, 10), Ok(None));
+        assert_eq!(assign_client_id(&mut named, 10, 64), Ok(None));
         assert_eq!(named.client_id, "robot_001");
+        let mut long = connect(Version::V5, &"x".repeat(65), false);
+        let refusal = assign_client_id(&mut long, 11, 64).unwrap_err();
+        assert_eq!(refusal.code, ConnectCode::ClientIdRejected);
+        assert!(refusal.reason.contains("65 bytes"), "{}", refusal.reason);
+        assert!(!refusal.reason.contains("xxx"), "the id is not quoted");
     }
 
     #[test]

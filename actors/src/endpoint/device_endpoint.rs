@@ -209,6 +209,7 @@ impl DeviceEndpoint {
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let gate = Gate {
+            max_client_id_len: self.settings.max_client_id_len,
             guard: self.links.guard.clone().recipient(),
             sessions: self.links.sessions.clone(),
         };

@@ -26,6 +26,9 @@ pub struct EndpointSettings {
     pub max_in_flight_bytes: u32,
     /// Most simultaneous device connections; more are closed on accept.
     pub max_connections: usize,
+    /// Longest client id accepted, in bytes; a longer one is refused at CONNECT (v5: 0x85,
+    /// 3.1.1: 0x02), so that no id fills logs, registries or the sessions table.
+    pub max_client_id_len: usize,
     /// How long a new socket may take to send its CONNECT.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -37,6 +40,11 @@ impl EndpointSettings {
         problems.at_least("max_in_flight", self.max_in_flight, 1);
         problems.at_least("max_in_flight_bytes", self.max_in_flight_bytes, 1);
         problems.at_least("max_connections", self.max_connections, 1);
+        problems.check(
+            (23..=65_535).contains(&self.max_client_id_len),
+            "max_client_id_len",
+            "expected 23 (what MQTT requires servers to accept) to 65535",
+        );
         problems.positive("connect_timeout", self.connect_timeout);
     }
 }

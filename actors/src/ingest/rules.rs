@@ -58,7 +58,7 @@ impl TryFrom<&IngestSettings> for Rules {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
     #[error("topic `{topic}` does not match the telemetry pattern `{pattern}`")]
-    Topic { topic: String, pattern: String },
+    Topic { topic: Quoted, pattern: String },
     #[error("payload is not valid JSON: {0}")]
     Json(String),
     #[error("payload must be a JSON object or an array of objects, found {0}")]
@@ -76,50 +76,91 @@ pub enum Rejection {
     #[error("missing field `{0}`")]
     Missing(&'static str),
     #[error("unknown field `{0}` (allowed: device_id, timestamp, sensor_type, data)")]
-    UnknownField(String),
+    UnknownField(Quoted),
     #[error("{field}: expected {expected}, found {found}")]
     Type {
-        field: String,
+        field: Quoted,
         expected: &'static str,
         found: &'static str,
     },
     #[error("device_id `{0}` is invalid: it must be 1 to 64 characters of A-Z a-z 0-9 _ . : -")]
-    DeviceId(String),
+    DeviceId(Quoted),
     #[error("device_id `{payload}` does not match the topic's device id `{topic}`")]
-    DeviceMismatch { payload: String, topic: String },
+    DeviceMismatch { payload: Quoted, topic: Quoted },
     #[error("sensor_type `{0}` is invalid: it must be 1 to 32 characters of a-z 0-9 _")]
-    SensorType(String),
+    SensorType(Quoted),
     #[error(
         "timestamp `{value}` is not RFC 3339 with an offset (e.g. 2025-06-05T14:30:00Z): {error}"
     )]
-    Timestamp { value: String, error: String },
+    Timestamp { value: Quoted, error: String },
     #[error("timestamp `{value}` is {ahead} in the future, more than the allowed skew of {max}")]
     FutureTimestamp {
-        value: String,
+        value: Quoted,
         ahead: HumanDuration,
         max: HumanDuration,
     },
     #[error("data is empty: a reading needs at least one field")]
     EmptyData,
     #[error("{field} nests deeper than the limit of {max} levels")]
-    TooDeep { field: String, max: usize },
+    TooDeep { field: Quoted, max: usize },
     #[error("data has more than {max} fields")]
     TooManyFields { max: usize },
     #[error("{field}: string of {len} bytes is longer than the limit of {max}")]
     StringTooLong {
-        field: String,
+        field: Quoted,
         len: usize,
         max: usize,
     },
     #[error("{field}: number is not finite")]
-    NotFinite { field: String },
+    NotFinite { field: Quoted },
     #[error("{field}: {value} is outside the range {min} to {max}")]
     OutOfRange {
-        field: String,
+        field: Quoted,
         value: f64,
         min: f64,
         max: f64,
     },
+}
+
+/// The most of one input a reason quotes, in bytes.
+pub const QUOTE_MAX: usize = 200;
+
+/// Input quoted in a reason: at most `QUOTE_MAX` bytes of it, marked when cut, so that a
+/// 250 KiB device id makes a short reason (and holds no 250 KiB string meanwhile).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quoted(String);
+
+impl From<&str> for Quoted {
+    fn from(input: &str) -> Self {
+        if input.len() <= QUOTE_MAX {
+            return Quoted(input.to_owned());
+        }
+        let mut end = QUOTE_MAX;
+        while !input.is_char_boundary(end) {
+            end -= 1;
+        }
+        Quoted(format!(
+            "{}…[cut: {} bytes in all]",
+            &input[..end],
+            input.len()
+        ))
+    }
+}
+
+impl From<String> for Quoted {
+    fn from(input: String) -> Self {
+        if input.len() <= QUOTE_MAX {
+            Quoted(input)
+        } else {
+            Quoted::from(input.as_str())
+        }
+    }
+}
+
+impl fmt::Display for Quoted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A duration printed the humantime way (`1h 0m 3s` → `1h 3s`), rounded to seconds.
@@ -180,12 +221,22 @@ mod tests {
     use crate::observe::REJECTION_CLASSES;
 
     #[test]
+    fn a_long_input_is_quoted_cut_and_marked() {
+        let id = "é".repeat(150_000);
+        let reason = Rejection::DeviceId(id.as_str().into()).to_string();
+        assert!(reason.len() < QUOTE_MAX + 200, "{} bytes", reason.len());
+        assert!(reason.contains("…[cut: 300000 bytes in all]"), "{reason}");
+        assert_eq!(Quoted::from("robot_001").to_string(), "robot_001");
+    }
+
+    #[test]
     fn every_rejection_has_a_class_that_metrics_know() {
         let s = || "x".to_owned();
+        let q = || Quoted::from("x");
         let d = HumanDuration(Duration::from_secs(1));
         let all = [
             Rejection::Topic {
-                topic: s(),
+                topic: q(),
                 pattern: s(),
             },
             Rejection::Json(s()),
@@ -197,38 +248,38 @@ mod tests {
                 source: Box::new(Rejection::EmptyData),
             },
             Rejection::Missing("data"),
-            Rejection::UnknownField(s()),
+            Rejection::UnknownField(q()),
             Rejection::Type {
-                field: s(),
+                field: q(),
                 expected: "a",
                 found: "b",
             },
-            Rejection::DeviceId(s()),
+            Rejection::DeviceId(q()),
             Rejection::DeviceMismatch {
-                payload: s(),
-                topic: s(),
+                payload: q(),
+                topic: q(),
             },
-            Rejection::SensorType(s()),
+            Rejection::SensorType(q()),
             Rejection::Timestamp {
-                value: s(),
+                value: q(),
                 error: s(),
             },
             Rejection::FutureTimestamp {
-                value: s(),
+                value: q(),
                 ahead: d,
                 max: d,
             },
             Rejection::EmptyData,
-            Rejection::TooDeep { field: s(), max: 1 },
+            Rejection::TooDeep { field: q(), max: 1 },
             Rejection::TooManyFields { max: 1 },
             Rejection::StringTooLong {
-                field: s(),
+                field: q(),
                 len: 2,
                 max: 1,
             },
-            Rejection::NotFinite { field: s() },
+            Rejection::NotFinite { field: q() },
             Rejection::OutOfRange {
-                field: s(),
+                field: q(),
                 value: 2.0,
                 min: 0.0,
                 max: 1.0,

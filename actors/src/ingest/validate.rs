@@ -23,7 +23,7 @@ pub fn validate(
         .topic
         .device_id(topic)
         .ok_or_else(|| Rejection::Topic {
-            topic: topic.to_owned(),
+            topic: topic.into(),
             pattern: rules.topic.to_string(),
         })?;
     let value: Value =
@@ -67,40 +67,34 @@ fn reading(
             "device_id" | "timestamp" | "sensor_type" | "data"
         )
     }) {
-        return Err(Rejection::UnknownField(unknown.clone()));
+        return Err(Rejection::UnknownField(unknown.as_str().into()));
     }
     let device_id = take_string(&mut fields, "device_id")?;
     if !is_device_id(&device_id) {
-        return Err(Rejection::DeviceId(device_id));
+        return Err(Rejection::DeviceId(device_id.into()));
     }
     if device_id != topic_device {
         return Err(Rejection::DeviceMismatch {
-            payload: device_id,
-            topic: topic_device.to_owned(),
+            payload: device_id.into(),
+            topic: topic_device.into(),
         });
     }
     let timestamp = take_string(&mut fields, "timestamp")?;
-    let ts = OffsetDateTime::parse(&timestamp, &Rfc3339).map_err(|e| Rejection::Timestamp {
-        value: timestamp.clone(),
-        error: e.to_string(),
+    let ts = parse_timestamp(&timestamp).map_err(|error| Rejection::Timestamp {
+        value: timestamp.as_str().into(),
+        error,
     })?;
-    if !(1970..=9999).contains(&ts.to_offset(time::UtcOffset::UTC).year()) {
-        return Err(Rejection::Timestamp {
-            value: timestamp,
-            error: "the year in UTC must be between 1970 and 9999".to_owned(),
-        });
-    }
     let ahead = ts - now;
     if ahead > rules.max_future_skew {
         return Err(Rejection::FutureTimestamp {
-            value: timestamp,
+            value: timestamp.into(),
             ahead: HumanDuration(ahead.unsigned_abs()),
             max: HumanDuration(rules.max_future_skew),
         });
     }
     let sensor_type = take_string(&mut fields, "sensor_type")?;
     if !is_sensor_type(&sensor_type) {
-        return Err(Rejection::SensorType(sensor_type));
+        return Err(Rejection::SensorType(sensor_type.into()));
     }
     let data = match fields.remove("data") {
         None => return Err(Rejection::Missing("data")),
@@ -122,6 +116,34 @@ fn reading(
     })
 }
 
+/// RFC 3339 as the README states it: `T` (or `t`) between date and time, at most 9
+/// fractional digits, no leap second, an offset; and a UTC year from 1970 to 9999. The
+/// conversion to UTC is checked: past year 9999 it would overflow.
+fn parse_timestamp(text: &str) -> Result<OffsetDateTime, String> {
+    let bytes = text.as_bytes();
+    if bytes.len() > 10 && !matches!(bytes[10], b'T' | b't') {
+        return Err("date and time must be separated by `T`".into());
+    }
+    if bytes.get(17..19) == Some(b"60") {
+        return Err("leap seconds (:60) are not accepted".into());
+    }
+    if bytes.get(19) == Some(&b'.') {
+        let digits = bytes[20..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits > 9 {
+            return Err(format!(
+                "{digits} fractional digits, more than the 9 allowed"
+            ));
+        }
+    }
+    let ts = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
+    ts.checked_to_offset(time::UtcOffset::UTC)
+        .filter(|utc| (1970..=9999).contains(&utc.year()))
+        .ok_or_else(|| "the year in UTC must be between 1970 and 9999".to_owned())
+}
+
 fn take_string(fields: &mut Map<String, Value>, name: &'static str) -> Result<String, Rejection> {
     match fields.remove(name) {
         None => Err(Rejection::Missing(name)),
@@ -139,7 +161,7 @@ fn check_object(
 ) -> Result<(), Rejection> {
     if depth > rules.max_depth {
         return Err(Rejection::TooDeep {
-            field: path.to_owned(),
+            field: path.into(),
             max: rules.max_depth,
         });
     }
@@ -169,7 +191,7 @@ fn check_value(
         Value::Array(items) => {
             if depth + 1 > rules.max_depth {
                 return Err(Rejection::TooDeep {
-                    field: path.to_owned(),
+                    field: path.into(),
                     max: rules.max_depth,
                 });
             }
@@ -178,9 +200,9 @@ fn check_value(
             })
         }
         Value::String(s) => check_len(rules, path, s),
-        Value::Number(n) if !n.as_f64().is_some_and(f64::is_finite) => Err(Rejection::NotFinite {
-            field: path.to_owned(),
-        }),
+        Value::Number(n) if !n.as_f64().is_some_and(f64::is_finite) => {
+            Err(Rejection::NotFinite { field: path.into() })
+        }
         Value::Number(_) | Value::Bool(_) | Value::Null => Ok(()),
     }
 }
@@ -188,7 +210,7 @@ fn check_value(
 fn check_len(rules: &Rules, field: &str, s: &str) -> Result<(), Rejection> {
     if s.len() > rules.max_string_len {
         return Err(Rejection::StringTooLong {
-            field: field.to_owned(),
+            field: field.into(),
             len: s.len(),
             max: rules.max_string_len,
         });
@@ -240,7 +262,7 @@ fn check_known_sensor(sensor_type: &str, data: &Map<String, Value>) -> Result<()
         let value = match data.get(spec.name) {
             None if spec.required => {
                 return Err(Rejection::Type {
-                    field: path,
+                    field: path.into(),
                     expected: "a number",
                     found: "nothing",
                 })
@@ -253,7 +275,7 @@ fn check_known_sensor(sensor_type: &str, data: &Map<String, Value>) -> Result<()
         };
         if !(spec.min..=spec.max).contains(&n) {
             return Err(Rejection::OutOfRange {
-                field: path,
+                field: path.into(),
                 value: n,
                 min: spec.min,
                 max: spec.max,
@@ -265,7 +287,7 @@ fn check_known_sensor(sensor_type: &str, data: &Map<String, Value>) -> Result<()
 
 fn type_error(field: &str, expected: &'static str, found: &Value) -> Rejection {
     Rejection::Type {
-        field: field.to_owned(),
+        field: field.into(),
         expected,
         found: kind(found),
     }
@@ -379,6 +401,23 @@ mod tests {
             (
                 reading_with("timestamp", r#""0000-01-01T00:30:00+01:00""#),
                 "between 1970 and 9999",
+            ),
+            // Past year 9999 once in UTC: the conversion used to panic the processor.
+            (
+                reading_with("timestamp", r#""9999-12-31T23:30:00-01:00""#),
+                "between 1970 and 9999",
+            ),
+            (
+                reading_with("timestamp", r#""2025-06-05X14:30:00Z""#),
+                "separated by `T`",
+            ),
+            (
+                reading_with("timestamp", r#""2016-12-31T23:59:60Z""#),
+                "leap seconds",
+            ),
+            (
+                reading_with("timestamp", r#""2025-06-05T14:30:00.1234567891Z""#),
+                "10 fractional digits, more than the 9 allowed",
             ),
             (
                 reading_with("timestamp", "1717600000"),

@@ -5,9 +5,11 @@
 mod common;
 
 use common::scripted::{connect4, connect5, Raw4, Raw5};
+use std::time::{Duration, Instant};
+
 use common::*;
-use rumqttc::mqttbytes::v4;
-use rumqttc::v5::mqttbytes::v5;
+use rumqttc::mqttbytes::{self as m4, v4};
+use rumqttc::v5::mqttbytes::{self as m5, v5};
 use rumqttc::QoS;
 
 /// A reading whose timestamp is past year 9999 once converted to UTC used to panic a
@@ -92,4 +94,119 @@ async fn a_huge_device_id_makes_a_short_reason() {
         payload.as_bytes(),
         "the payload is kept whole"
     );
+}
+
+/// The topic of a PUBLISH is checked as MQTT says, before the payload: an empty topic or
+/// one with a wildcard closes the connection (v5: DISCONNECT 0x90 Topic Name invalid), a
+/// v5 topic alias too (0x94, this server allows none). Nothing is stored, not even as a
+/// dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_topic_the_protocol_forbids_closes_the_connection() {
+    let eliot = Eliot::start();
+    let payload = reading("robot_001", 1);
+
+    let mut v4_device = Raw4::connect(eliot.addr, "wild_v4").await;
+    v4_device
+        .publish("devices/+/telemetry", m4::QoS::AtLeastOnce, 1, &payload)
+        .await;
+    assert!(
+        v4_device.until_closed().await.is_empty(),
+        "closed, no PUBACK"
+    );
+
+    let disconnect_reason = |packets: Vec<v5::Packet>| {
+        packets.into_iter().find_map(|p| match p {
+            v5::Packet::Disconnect(d) => Some(d.reason_code),
+            _ => None,
+        })
+    };
+    for topic in ["", "devices/#"] {
+        let mut device = Raw5::connect(eliot.addr, "wild_v5").await;
+        device
+            .publish(topic, m5::QoS::AtLeastOnce, 1, &payload)
+            .await;
+        let reason = disconnect_reason(device.until_closed().await);
+        assert_eq!(
+            reason,
+            Some(v5::DisconnectReasonCode::TopicNameInvalid),
+            "{topic:?}"
+        );
+    }
+    let mut aliased = Raw5::connect(eliot.addr, "alias_v5").await;
+    let mut publish = v5::Publish::new(topic("robot_001"), m5::QoS::AtLeastOnce, payload, None);
+    publish.pkid = 1;
+    publish.properties = Some(v5::PublishProperties {
+        topic_alias: Some(1),
+        ..Default::default()
+    });
+    aliased.send(&v5::Packet::Publish(publish)).await;
+    let reason = disconnect_reason(aliased.until_closed().await);
+    assert_eq!(reason, Some(v5::DisconnectReasonCode::TopicAliasInvalid));
+
+    assert_eq!(eliot.count("readings"), 0);
+    assert_eq!(eliot.count("dead_letters"), 0);
+}
+
+/// CONNECT flags the spec forbids get no CONNACK, only the close: the reserved flag set
+/// [MQTT-3.1.2-3], and in 3.1.1 a password without a user name [MQTT-3.1.2-22]. A v5
+/// CONNECT naming an authentication method, which Eliot does not support, gets CONNACK
+/// 0x8C (Bad authentication method).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_flags_the_spec_forbids_are_refused() {
+    let eliot = Eliot::start();
+    // CONNECT, "MQTT" level 4, flags, keep-alive 60, client id "a" (and a password "pw").
+    let reserved: &[u8] = &[
+        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'a',
+    ];
+    let password_only: &[u8] = &[
+        0x10, 17, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x42, 0, 60, 0, 1, b'a', 0, 2, b'p', b'w',
+    ];
+    for bytes in [reserved, password_only] {
+        let mut raw = Raw4::open(eliot.addr).await;
+        raw.send_bytes(bytes).await;
+        assert!(
+            raw.until_closed().await.is_empty(),
+            "no CONNACK for {bytes:02x?}"
+        );
+    }
+    let mut connect = connect5("scram_v5");
+    let mut properties = v5::ConnectProperties::new();
+    properties.authentication_method = Some("SCRAM-SHA-256".into());
+    connect.properties = Some(properties);
+    let (_, ack) = Raw5::handshake(eliot.addr, connect, None).await;
+    assert_eq!(ack.code, v5::ConnectReturnCode::BadAuthenticationMethod);
+}
+
+/// While the store writer is stuck retrying a commit (another connection holds the
+/// database's write lock), a new device's CONNECT is still answered within
+/// `mqtt.connect_timeout`, with a refusal (v5 0x88 Server unavailable), instead of
+/// waiting for the store as long as the lock lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_is_answered_within_its_deadline_while_the_store_is_stuck() {
+    let eliot = Eliot::start_with(|c| c.mqtt.connect_timeout = Duration::from_secs(1));
+    let mut busy = Device::connect(eliot.addr, "robot_010");
+    busy.expect_event(Duration::from_secs(10), |e| {
+        matches!(e, Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))))
+    })
+    .await
+    .unwrap();
+    let lock = eliot.db();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    busy.client
+        .publish(
+            topic("robot_010"),
+            QoS::AtLeastOnce,
+            false,
+            reading("robot_010", 1),
+        )
+        .await
+        .unwrap();
+    // Let the writer take the reading and start retrying its commit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let (_, ack) = Raw5::handshake(eliot.addr, connect5("patient"), None).await;
+    let took = started.elapsed();
+    lock.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(ack.code, v5::ConnectReturnCode::ServerUnavailable);
+    assert!(took < Duration::from_secs(4), "answered in {took:?}");
 }

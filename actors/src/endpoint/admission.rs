@@ -74,7 +74,18 @@ pub fn admit(
     id: u64,
     gate: &Gate,
 ) -> impl Future<Output = Result<Session, Refusal>> + 'static {
-    let assigned = assign_client_id(connect, id, gate.max_client_id_len);
+    let assigned = match &connect.authentication_method {
+        // v5 enhanced authentication: not supported (yet), so refused by name.
+        Some(method) => Err(Refusal {
+            code: ConnectCode::BadAuthenticationMethod,
+            reason: format!(
+                "authentication method `{}` is not supported",
+                crate::ingest::Quoted::from(method.as_str())
+            ),
+            device: None,
+        }),
+        None => assign_client_id(connect, id, gate.max_client_id_len),
+    };
     let request = session_request(connect);
     let gate = gate.clone();
     async move {
@@ -172,6 +183,7 @@ mod tests {
             will: None,
             username: None,
             session_expiry: None,
+            authentication_method: None,
         }
     }
 

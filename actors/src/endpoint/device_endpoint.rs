@@ -214,22 +214,28 @@ impl DeviceEndpoint {
             sessions: self.links.sessions.clone(),
         };
         self.handshaking += 1;
-        admit(&mut connect, id, &gate)
-            .into_actor(self)
-            .map(move |admitted, endpoint, ctx| {
-                endpoint.handshaking -= 1;
-                match admitted {
-                    Ok(_) if endpoint.draining => {
-                        let refusal = Refusal::server("server shutting down".into());
-                        endpoint.refuse_admission(&connect, peer, writer, refusal)
-                    }
-                    Ok(session) => {
-                        endpoint.start_connection(connect, session, (reader, writer, peer), ctx)
-                    }
-                    Err(refusal) => endpoint.refuse_admission(&connect, peer, writer, refusal),
+        let deadline = self.settings.connect_timeout;
+        let admitted = admit(&mut connect, id, &gate);
+        async move {
+            tokio::time::timeout(deadline, admitted)
+                .await
+                .unwrap_or_else(|_| Err(Refusal::server(format!("no CONNACK within {deadline:?}"))))
+        }
+        .into_actor(self)
+        .map(move |admitted, endpoint, ctx| {
+            endpoint.handshaking -= 1;
+            match admitted {
+                Ok(_) if endpoint.draining => {
+                    let refusal = Refusal::server("server shutting down".into());
+                    endpoint.refuse_admission(&connect, peer, writer, refusal)
                 }
-            })
-            .spawn(ctx);
+                Ok(session) => {
+                    endpoint.start_connection(connect, session, (reader, writer, peer), ctx)
+                }
+                Err(refusal) => endpoint.refuse_admission(&connect, peer, writer, refusal),
+            }
+        })
+        .spawn(ctx);
     }
 
     fn refuse_admission(
@@ -353,7 +359,10 @@ crate::answers_pings!(DeviceEndpoint);
 impl StreamHandler<Accept> for DeviceEndpoint {
     fn handle(&mut self, accepted: Accept, ctx: &mut Context<Self>) {
         match accepted {
-            Ok((socket, peer)) => self.accept(Transport::tcp(socket, peer), ctx),
+            Ok((socket, peer)) => {
+                let keepalive = self.settings.tcp_keepalive;
+                self.accept(Transport::tcp(socket, peer, keepalive), ctx)
+            }
             Err(e) => {
                 Event::AcceptFailed {
                     error: &e.to_string(),

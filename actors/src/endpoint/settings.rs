@@ -29,7 +29,11 @@ pub struct EndpointSettings {
     /// Longest client id accepted, in bytes; a longer one is refused at CONNECT (v5: 0x85,
     /// 3.1.1: 0x02), so that no id fills logs, registries or the sessions table.
     pub max_client_id_len: usize,
-    /// How long a new socket may take to send its CONNECT.
+    /// Silence after which the OS starts probing a device's socket (TCP keepalive).
+    #[serde(with = "humantime_serde")]
+    pub tcp_keepalive: Duration,
+    /// How long a new socket may take to send its CONNECT, and then admission to answer
+    /// it (a stuck store cannot hold a handshake open).
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
 }
@@ -46,5 +50,10 @@ impl EndpointSettings {
             "expected 23 (what MQTT requires servers to accept) to 65535",
         );
         problems.positive("connect_timeout", self.connect_timeout);
+        problems.check(
+            self.tcp_keepalive >= Duration::from_secs(1),
+            "tcp_keepalive",
+            "expected at least 1s",
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! one; TLS will be another, and only the accept path will know the difference.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -20,9 +21,16 @@ pub struct Transport {
 
 impl Transport {
     /// A plain TCP socket. Acks are tiny and latency matters more than packet count, so
-    /// Nagle's algorithm is off.
-    pub fn tcp(socket: TcpStream, peer: SocketAddr) -> Transport {
+    /// Nagle's algorithm is off. TCP keepalive probes a peer silent for `keepalive`, so a
+    /// device that vanished (power cut, NAT timeout) does not hold its socket for ever,
+    /// even with an MQTT keep-alive of 0.
+    pub fn tcp(socket: TcpStream, peer: SocketAddr, keepalive: Duration) -> Transport {
         let _ = socket.set_nodelay(true);
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(keepalive)
+            .with_interval(keepalive / 4)
+            .with_retries(4);
+        let _ = socket2::SockRef::from(&socket).set_tcp_keepalive(&probes);
         let (reader, writer) = socket.into_split();
         Transport {
             reader: Box::new(reader),

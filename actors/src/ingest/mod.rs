@@ -15,7 +15,7 @@ mod validate;
 
 pub use processor::{Message, Process, Processor, ProcessorSettings, Processors};
 pub use reading::{DeadLetter, Outcome, Reading};
-pub use rules::{IngestSettings, Rejection, Rules};
+pub use rules::{IngestSettings, Quoted, Rejection, Rules};
 pub use timefmt::format_utc;
 pub use topic::{TopicPattern, TopicPatternError};
 pub use validate::{is_device_id, validate};

@@ -20,7 +20,7 @@ pub struct IngestSettings {
     pub max_future_skew: Duration,
     /// Deepest nesting allowed in `data` (`data` itself is depth 1).
     pub max_depth: usize,
-    /// Most fields allowed in `data`, counting nested objects' fields too.
+    /// Most fields allowed in `data`, counting nested objects' fields and array elements.
     pub max_fields: usize,
     /// Longest string (value or key) allowed in `data`, in bytes.
     pub max_string_len: usize,

@@ -166,15 +166,21 @@ fn check_object(
         });
     }
     for (key, value) in object {
-        *fields_seen += 1;
-        if *fields_seen > rules.max_fields {
-            return Err(Rejection::TooManyFields {
-                max: rules.max_fields,
-            });
-        }
+        count_field(rules, fields_seen)?;
         let field = format!("{path}.{key}");
         check_len(rules, &field, key)?;
         check_value(rules, &field, value, depth, fields_seen)?;
+    }
+    Ok(())
+}
+
+/// Counts one more field (an object's key or an array's element) against the limit.
+fn count_field(rules: &Rules, fields_seen: &mut usize) -> Result<(), Rejection> {
+    *fields_seen += 1;
+    if *fields_seen > rules.max_fields {
+        return Err(Rejection::TooManyFields {
+            max: rules.max_fields,
+        });
     }
     Ok(())
 }
@@ -196,6 +202,8 @@ fn check_value(
                 });
             }
             items.iter().enumerate().try_for_each(|(i, item)| {
+                // An element is a field too: a million-element array is not one field.
+                count_field(rules, fields_seen)?;
                 check_value(rules, &format!("{path}[{i}]"), item, depth + 1, fields_seen)
             })
         }
@@ -488,6 +496,17 @@ mod tests {
         let reason =
             check(&reading_with("data", &format!("{{{}}}", fields.join(",")))).unwrap_err();
         assert!(reason.contains("more than 256 fields"), "{reason}");
+        // Array elements count too: one field holding 300 numbers is over the limit.
+        let numbers: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        let array = format!(r#"{{"samples":[{}]}}"#, numbers.join(","));
+        let reason = check(&reading_with("data", &array)).unwrap_err();
+        assert!(reason.contains("more than 256 fields"), "{reason}");
+        let fits: Vec<String> = (0..253).map(|i| i.to_string()).collect();
+        let array = format!(
+            r#"{{"latitude":1,"longitude":2,"samples":[{}]}}"#,
+            fits.join(",")
+        );
+        assert!(check(&reading_with("data", &array)).is_ok());
     }
 
     #[test]

@@ -82,9 +82,30 @@ impl MqttCodec {
             ("MQTT", 5) => Version::V5,
             _ => return Err(CodecError::UnsupportedProtocol { name, level }),
         };
+        let flags = *variable.get(name_len + 1).ok_or_else(malformed)?;
+        check_connect_flags(flags, version)?;
         self.version = Some(version);
         Ok(version)
     }
+}
+
+/// The CONNECT flags rumqttc does not check: the reserved bit must be 0
+/// [MQTT-3.1.2-3]; in 3.1.1 a password needs a user name [MQTT-3.1.2-22].
+fn check_connect_flags(flags: u8, version: Version) -> Result<(), CodecError> {
+    const RESERVED: u8 = 0x01;
+    const PASSWORD: u8 = 0x40;
+    const USERNAME: u8 = 0x80;
+    if flags & RESERVED != 0 {
+        return Err(CodecError::Malformed(
+            "CONNECT with its reserved flag set".into(),
+        ));
+    }
+    if version == Version::V4 && flags & PASSWORD != 0 && flags & USERNAME == 0 {
+        return Err(CodecError::Malformed(
+            "CONNECT with a password but no user name".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Where the next packet ends, read from its fixed header.

@@ -50,15 +50,22 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
             }),
             username: c.login.map(|l| l.username),
             session_expiry: None,
+            authentication_method: None,
         }),
-        v4::Packet::Publish(p) => Inbound::Publish(Publish {
-            topic: p.topic,
-            payload: p.payload,
-            qos: qos_v4(p.qos),
-            pkid: p.pkid,
-            dup: p.dup,
-            retain: p.retain,
-        }),
+        v4::Packet::Publish(p) => match topic_problem(&p.topic) {
+            Some(problem) => Inbound::InvalidPublish {
+                problem,
+                close: CloseReason::TopicNameInvalid,
+            },
+            None => Inbound::Publish(Publish {
+                topic: p.topic,
+                payload: p.payload,
+                qos: qos_v4(p.qos),
+                pkid: p.pkid,
+                dup: p.dup,
+                retain: p.retain,
+            }),
+        },
         v4::Packet::PubAck(p) => Inbound::PubAck(p.pkid),
         v4::Packet::PubRec(p) => Inbound::PubRec(p.pkid),
         v4::Packet::PubRel(p) => Inbound::PubRel(p.pkid),
@@ -78,6 +85,18 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
         v4::Packet::UnsubAck(_) => Inbound::Unexpected("UNSUBACK"),
         v4::Packet::PingResp => Inbound::Unexpected("PINGRESP"),
     })
+}
+
+/// A PUBLISH topic must be at least one character and hold no wildcard
+/// ([MQTT-3.3.2-1], [MQTT-3.3.2-2]).
+fn topic_problem(topic: &str) -> Option<&'static str> {
+    if topic.is_empty() {
+        Some("a PUBLISH with an empty topic")
+    } else if topic.contains(['+', '#']) {
+        Some("a PUBLISH whose topic holds a wildcard (+ or #)")
+    } else {
+        None
+    }
 }
 
 fn utf8(bytes: bytes::Bytes, what: &str) -> Result<String, CodecError> {
@@ -103,7 +122,11 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
                 })
                 .transpose()?,
             username: login.map(|l| l.username),
-            session_expiry: c.properties.and_then(|p| p.session_expiry_interval),
+            session_expiry: c
+                .properties
+                .as_ref()
+                .and_then(|p| p.session_expiry_interval),
+            authentication_method: c.properties.and_then(|p| p.authentication_method),
         }),
         v5::Packet::Publish(p) => {
             // Eliot's CONNACK allows no topic aliases (Topic Alias Maximum absent = 0).
@@ -111,12 +134,20 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
                 .as_ref()
                 .is_some_and(|p| p.topic_alias.is_some())
             {
-                return Err(CodecError::Malformed(
-                    "topic alias used, but this server allows none".into(),
-                ));
+                return Ok(Inbound::InvalidPublish {
+                    problem: "a topic alias, but this server allows none",
+                    close: CloseReason::TopicAliasInvalid,
+                });
+            }
+            let topic = utf8(p.topic, "topic")?;
+            if let Some(problem) = topic_problem(&topic) {
+                return Ok(Inbound::InvalidPublish {
+                    problem,
+                    close: CloseReason::TopicNameInvalid,
+                });
             }
             Inbound::Publish(Publish {
-                topic: utf8(p.topic, "topic")?,
+                topic,
                 payload: p.payload,
                 qos: qos_v5(p.qos),
                 pkid: p.pkid,

@@ -17,9 +17,10 @@ pub(super) fn encode_v4(packet: Outbound, dst: &mut BytesMut) -> Result<(), Stri
                 ConnectCode::Accepted => v4::ConnectReturnCode::Success,
                 ConnectCode::UnsupportedProtocol => v4::ConnectReturnCode::RefusedProtocolVersion,
                 ConnectCode::ClientIdRejected => v4::ConnectReturnCode::BadClientId,
-                ConnectCode::ServerUnavailable | ConnectCode::QuotaExceeded => {
-                    v4::ConnectReturnCode::ServiceUnavailable
-                }
+                // 3.1.1 has no authentication method: the refusal cannot happen there.
+                ConnectCode::ServerUnavailable
+                | ConnectCode::QuotaExceeded
+                | ConnectCode::BadAuthenticationMethod => v4::ConnectReturnCode::ServiceUnavailable,
             };
             v4::ConnAck::new(code, session_present).write(dst)
         }
@@ -54,6 +55,9 @@ pub(super) fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), Stri
                 ConnectCode::ClientIdRejected => v5::ConnectReturnCode::ClientIdentifierNotValid,
                 ConnectCode::ServerUnavailable => v5::ConnectReturnCode::ServerUnavailable,
                 ConnectCode::QuotaExceeded => v5::ConnectReturnCode::QuotaExceeded,
+                ConnectCode::BadAuthenticationMethod => {
+                    v5::ConnectReturnCode::BadAuthenticationMethod
+                }
             };
             let accepted = code == v5::ConnectReturnCode::Success;
             // An accepted connection learns the limits; a refused one only why.
@@ -124,6 +128,10 @@ pub(super) fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), Stri
                 CloseReason::ServerShuttingDown => (R::ServerShuttingDown, "server shutting down"),
                 CloseReason::ServerBusy => (R::ServerBusy, "a message could not be stored"),
                 CloseReason::QuotaExceeded => (R::QuotaExceeded, "too many rejected messages"),
+                CloseReason::TopicNameInvalid => (R::TopicNameInvalid, "invalid topic name"),
+                CloseReason::TopicAliasInvalid => {
+                    (R::TopicAliasInvalid, "topic aliases are not allowed")
+                }
             };
             // The reason string also keeps rumqttc's writer on its consistent path: it
             // miscounts a DISCONNECT without properties, and writes one whose length

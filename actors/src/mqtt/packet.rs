@@ -44,6 +44,8 @@ pub struct Connect {
     pub username: Option<String>,
     /// v5 Session Expiry Interval, seconds.
     pub session_expiry: Option<u32>,
+    /// v5 Authentication Method: Eliot supports none, so a CONNECT naming one is refused.
+    pub authentication_method: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +98,12 @@ pub enum Inbound {
     /// A packet only a server may send (CONNACK, SUBACK, ...) or v5 AUTH, which Eliot
     /// does not support: a protocol error.
     Unexpected(&'static str),
+    /// A PUBLISH the protocol forbids, whatever its payload: what is wrong, and the close
+    /// it calls for (an empty or wildcard topic, 0x90; a topic alias, 0x94).
+    InvalidPublish {
+        problem: &'static str,
+        close: CloseReason,
+    },
 }
 
 /// The CONNACK verdict, mapped to the right code for each protocol version.
@@ -108,6 +116,8 @@ pub enum ConnectCode {
     /// The device's breaker is open (v5: 0x97 Quota exceeded; 3.1.1: 0x03 Server
     /// unavailable, the closest it has).
     QuotaExceeded,
+    /// v5 enhanced authentication, which Eliot does not support (0x8C).
+    BadAuthenticationMethod,
 }
 
 impl ConnectCode {
@@ -119,6 +129,7 @@ impl ConnectCode {
             ConnectCode::ClientIdRejected => "client_id_rejected",
             ConnectCode::ServerUnavailable => "server_unavailable",
             ConnectCode::QuotaExceeded => "quota_exceeded",
+            ConnectCode::BadAuthenticationMethod => "bad_authentication_method",
         }
     }
 }
@@ -135,6 +146,10 @@ pub enum CloseReason {
     ServerBusy,
     /// The device's breaker tripped (too many rejected messages).
     QuotaExceeded,
+    /// A PUBLISH topic that is empty or holds a wildcard.
+    TopicNameInvalid,
+    /// A topic alias: this server allows none.
+    TopicAliasInvalid,
 }
 
 /// What a v5 CONNACK tells the client about this server's limits.

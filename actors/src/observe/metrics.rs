@@ -29,12 +29,13 @@ pub const REJECTION_CLASSES: [&str; 9] = [
 ];
 
 /// Every `code` of `connections_refused_total`: a CONNACK code's name, or `none`.
-pub const REFUSAL_CODES: [&str; 5] = [
+pub const REFUSAL_CODES: [&str; 6] = [
     "none",
     "unsupported_protocol",
     "client_id_rejected",
     "server_unavailable",
     "quota_exceeded",
+    "bad_authentication_method",
 ];
 
 /// A label set of one fixed-vocabulary label.

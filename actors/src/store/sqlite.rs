@@ -49,7 +49,7 @@ pub enum Synchronous {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}, or make it private (0700): {source}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
@@ -101,6 +101,26 @@ const INSERT_READING: &str = "INSERT OR IGNORE INTO readings \
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
     (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
 
+/// Readings are nobody else's business, whatever the umask: the data directory is 0700
+/// and the database 0600 (SQLite gives its -wal and -shm files the database's mode).
+/// The database file is created here, before SQLite opens it, for that reason.
+#[cfg(unix)]
+fn private_files(dir: &Path, db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)?;
+    std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn private_files(_: &Path, _: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Turns a SQLite error into one that names the database file.
 pub(super) fn naming(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
@@ -118,11 +138,13 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database in WAL mode and applies the schema.
     pub fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StoreError::DataDir {
+        let data_dir = |source| StoreError::DataDir {
             path: settings.data_dir.clone(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(&settings.data_dir).map_err(data_dir)?;
         let path = settings.db_path();
+        private_files(&settings.data_dir, &path).map_err(data_dir)?;
         let sqlite = naming(&path);
         let conn = Connection::open(&path).map_err(&sqlite)?;
         let synchronous = match settings.synchronous {
@@ -228,6 +250,25 @@ mod tests {
             .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 3);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_and_the_database_files_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut store = Store::open(&settings(&dir)).unwrap();
+        store
+            .write([&Outcome::Accepted(vec![reading("t1")])])
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for file in ["eliot.db", "eliot.db-wal", "eliot.db-shm"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
     }
 
     #[test]

@@ -332,6 +332,9 @@ impl DeviceConnection {
                 CloseReason::ProtocolError,
                 ctx,
             ),
+            Inbound::InvalidPublish { problem, close } => {
+                self.close_for(problem.to_owned(), close, ctx)
+            }
             Inbound::Unexpected(kind) => self.close_for(
                 format!("a device may not send {kind}"),
                 CloseReason::ProtocolError,

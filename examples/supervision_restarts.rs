@@ -1,7 +1,8 @@
 //! The supervision tree at work: Eliot runs in-process while three simulated devices
 //! publish readings, and a failure is injected into a processor, a device connection and
-//! the store writer in turn. Each failed part is restarted (a connection is closed, and its
-//! device reconnects), and the message flow carries on.
+//! the store writer in turn. A processor's panic only dead-letters the message it was
+//! handling (a panic tied to one message restarts nothing); the store writer is restarted;
+//! a connection is closed, and its device reconnects. The message flow carries on.
 //!
 //! # Usage
 //!

@@ -397,3 +397,31 @@ pub async fn throughout(during: Duration, mut check: impl FnMut() -> bool) -> bo
     }
     check()
 }
+
+/// `GET path` on Eliot's HTTP port: the status and the body.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    request("GET", addr, path).await
+}
+
+/// `method path` on Eliot's HTTP port, with a real HTTP client (on a blocking thread).
+pub async fn request(method: &'static str, addr: SocketAddr, path: &str) -> (u16, String) {
+    let url = format!("http://{addr}{path}");
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .build();
+        match agent.request(method, &url).call() {
+            Ok(response) => (response.status(), response.into_string().unwrap()),
+            Err(ureq::Error::Status(code, response)) => (code, response.into_string().unwrap()),
+            Err(e) => panic!("{method} {url}: {e}"),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// `GET path`, its body parsed as JSON.
+pub async fn json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = get(addr, path).await;
+    (status, serde_json::from_str(&body).expect("a JSON body"))
+}

@@ -1,8 +1,11 @@
 //! `Processor`: parses and validates one message into readings or a dead letter.
 //!
-//! Stateless, so a restart loses nothing. A panic while handling a message is caught:
-//! that message becomes a dead letter with reason `processor panic: ...`, and the
-//! processor stops so that its supervisor restarts it.
+//! Stateless. A panic while handling a message is caught: that message becomes a dead
+//! letter with reason `processor panic: ...`, which counts toward its device's breaker like
+//! any rejection, and the processor carries on. It is not restarted: a panic tied to one
+//! message is that input's doing, and must not count toward the restart intensity, or any
+//! client able to trigger one could stop Eliot (eleven did, once). It stays under a
+//! supervisor, for a stop of another kind.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -60,8 +63,6 @@ pub struct Processor {
     rules: Arc<Rules>,
     /// Restart bookkeeping; its child name (`processor-N`) is how health and logs know it.
     restarts: Restarts,
-    /// The panic that stopped this processor, for the restart's reason.
-    last_panic: Option<String>,
     telemetry: Telemetry,
 }
 
@@ -72,7 +73,6 @@ impl Processor {
         Processor {
             rules,
             restarts,
-            last_panic: None,
             telemetry,
         }
     }
@@ -117,8 +117,7 @@ impl Actor for Processor {
 
 impl Supervised for Processor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        let panic = self.last_panic.take().unwrap_or_else(|| "unknown".into());
-        self.restarts.restarting(format!("panic: {panic}"));
+        self.restarts.restarting("stopped".into());
     }
 }
 
@@ -127,26 +126,23 @@ crate::answers_pings!(Processor);
 impl Handler<Process> for Processor {
     type Result = MessageResult<Process>;
 
-    fn handle(&mut self, batch: Process, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, batch: Process, _: &mut Context<Self>) -> Self::Result {
         let outcomes = batch
             .messages
             .iter()
-            .map(|msg| self.process_logged(msg, ctx))
+            .map(|msg| self.process_logged(msg))
             .collect();
         MessageResult(outcomes)
     }
 }
 
 impl Processor {
-    /// Processes one message; a panic dead-letters it and stops the processor (the rest of
-    /// the batch is still processed, then the supervisor restarts it).
-    fn process_logged(&mut self, msg: &Message, ctx: &mut Context<Self>) -> Outcome {
+    /// Processes one message; a panic dead-letters it, and the processor goes on.
+    fn process_logged(&mut self, msg: &Message) -> Outcome {
         let started = Instant::now();
         let (outcome, class) = catch_panic(|| self.process(msg)).unwrap_or_else(|panic| {
             Event::ActorPanicked { panic: &panic }.emit(&self.telemetry);
-            ctx.stop();
             let dead = dead_letter(msg, format!("processor panic: {panic}"));
-            self.last_panic = Some(panic);
             (Outcome::Rejected(dead), "panic")
         });
         match &outcome {

@@ -388,7 +388,7 @@ impl Event<'_> {
                 error!(log, "store write failed, nothing acked";
                 "event" => event, "error" => error, "requests" => requests)
             }
-            Event::ActorPanicked { panic } => error!(log, "actor panicked, restarting it";
+            Event::ActorPanicked { panic } => error!(log, "panic caught";
                 "event" => event, "panic" => panic),
             Event::ActorRestarting {
                 actor,

@@ -243,3 +243,25 @@ async fn panics_tied_to_messages_restart_nothing() {
         .await;
     assert_eq!(stored, 1);
 }
+
+/// Client ids Eliot assigns (v5, empty id) are unique across restarts: after a kill -9,
+/// the next assigned id is not one that may name another device's kept session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assigned_client_ids_are_unique_across_restarts() {
+    use common::process::{free_addr, EliotProcess};
+    let data = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut assigned = Vec::new();
+    for _ in 0..2 {
+        let eliot = EliotProcess::start(data.path(), addr, &[]);
+        let (_, ack) = Raw5::handshake(addr, connect5(""), None).await;
+        let id = ack
+            .properties
+            .and_then(|p| p.assigned_client_identifier)
+            .expect("an assigned client id");
+        assigned.push(id);
+        eliot.kill9();
+    }
+    assert!(assigned[0].starts_with("eliot-"), "{assigned:?}");
+    assert_ne!(assigned[0], assigned[1]);
+}

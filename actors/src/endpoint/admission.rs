@@ -145,8 +145,24 @@ pub fn assign_client_id(
             device: None,
         });
     }
-    connect.client_id = format!("eliot-{id}");
+    connect.client_id = format!("eliot-{}-{id}", process_tag());
     Ok((connect.version == Version::V5).then(|| connect.client_id.clone()))
+}
+
+/// A tag drawn once per process, so that ids Eliot assigns are unique across restarts: an
+/// assigned id must never name another device's kept session.
+fn process_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        hasher.write_u128(now.as_nanos());
+        hasher.write_u32(std::process::id());
+        format!("{:016x}", hasher.finish())
+    })
 }
 
 /// The session a CONNECT asks for: 3.1.1 keeps it for ever unless clean session is set;
@@ -190,11 +206,12 @@ mod tests {
     #[test]
     fn an_empty_client_id_is_assigned_or_refused_by_version() {
         let mut v5 = connect(Version::V5, "", false);
-        assert_eq!(assign_client_id(&mut v5, 7, 64), Ok(Some("eliot-7".into())));
-        assert_eq!(v5.client_id, "eliot-7");
+        let assigned = format!("eliot-{}-7", process_tag());
+        assert_eq!(assign_client_id(&mut v5, 7, 64), Ok(Some(assigned.clone())));
+        assert_eq!(v5.client_id, assigned);
         let mut v4_clean = connect(Version::V4, "", true);
         assert_eq!(assign_client_id(&mut v4_clean, 8, 64), Ok(None));
-        assert_eq!(v4_clean.client_id, "eliot-8");
+        assert!(v4_clean.client_id.ends_with("-8"), "{}", v4_clean.client_id);
         let mut v4_kept = connect(Version::V4, "", false);
         let refusal = assign_client_id(&mut v4_kept, 9, 64).unwrap_err();
         assert_eq!(refusal.code, ConnectCode::ClientIdRejected);

@@ -265,3 +265,25 @@ async fn assigned_client_ids_are_unique_across_restarts() {
     assert!(assigned[0].starts_with("eliot-"), "{assigned:?}");
     assert_ne!(assigned[0], assigned[1]);
 }
+
+/// A payload that names its device twice (`"device_id":"robot_001", ..., "device_id":
+/// "robot_002"`) would be read one way by Eliot (serde_json keeps the last) and another by
+/// whoever reads the payload: it is a dead letter naming the duplicated key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_json_key_is_refused() {
+    let eliot = Eliot::start();
+    let twice = r#"{"device_id":"robot_001","timestamp":"2025-06-05T14:30:00Z","sensor_type":"gps","data":{"latitude":1,"longitude":2},"device_id":"robot_002"}"#;
+    let mut device = Device::connect(eliot.addr, "robot_002");
+    let sent = device
+        .publish_all("robot_002", vec![twice.to_owned()], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(sent, 1);
+    let dead = eliot.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.contains("duplicate key `device_id`"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(eliot.count("readings"), 0);
+}

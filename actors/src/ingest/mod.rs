@@ -4,11 +4,13 @@
 //! - `rules`: the `[ingest]` settings and `Rejection`, the reason a dead letter keeps.
 //! - `validate`: the validation itself, a pure function of the rules, the message and now.
 //! - `reading`: what a processor hands the store: readings, or a dead letter.
+//! - `strict_json`: JSON parsing that refuses duplicated keys.
 //! - `topic`, `timefmt`: the telemetry topic pattern, and the one timestamp format.
 
 mod processor;
 mod reading;
 mod rules;
+mod strict_json;
 mod timefmt;
 mod topic;
 mod validate;

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::reading::Reading;
 use super::rules::{HumanDuration, Rejection, Rules};
+use super::strict_json;
 use super::timefmt::format_utc;
 
 /// Parses and validates one message published on `topic`.
@@ -26,8 +27,7 @@ pub fn validate(
             topic: topic.into(),
             pattern: rules.topic.to_string(),
         })?;
-    let value: Value =
-        serde_json::from_slice(payload).map_err(|e| Rejection::Json(e.to_string()))?;
+    let value: Value = strict_json::parse(payload).map_err(|e| Rejection::Json(e.to_string()))?;
     let received_at = format_utc(now);
     let check = |v: Value| reading(rules, topic_device, v, now, &received_at);
     match value {

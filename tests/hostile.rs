@@ -287,3 +287,46 @@ async fn a_duplicated_json_key_is_refused() {
     );
     assert_eq!(eliot.count("readings"), 0);
 }
+
+#[path = "../actors/tests/fuzz_support.rs"]
+mod fuzz_support;
+
+/// Whole sessions, fuzzed: 3.1.1 and 5 sessions as rumqttc encodes them (the codec's
+/// corpus), mutated, are played against a running Eliot over TCP, one connection each,
+/// for `ELIOT_FUZZ_SECONDS` (3 s by default). Whatever they hold, nothing restarts, Eliot
+/// stays healthy and a well-behaved device is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_sessions_stop_nothing() {
+    use std::io::{Read, Write};
+    let eliot = Eliot::start_with(|c| c.mqtt.connect_timeout = Duration::from_millis(500));
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("actors/tests/corpus/codec");
+    let seeds = fuzz_support::read_corpus(&corpus);
+    let addr = eliot.addr;
+    let executions = tokio::task::spawn_blocking(move || {
+        fuzz_support::fuzz("session", fuzz_support::mutated(seeds), |bytes| {
+            let Ok(mut socket) = std::net::TcpStream::connect(addr) else {
+                return;
+            };
+            let _ = socket.set_read_timeout(Some(Duration::from_secs(3)));
+            let _ = socket.write_all(bytes);
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+            // Until Eliot closes (or the timeout): whatever it answered.
+            let _ = socket.read_to_end(&mut Vec::new());
+        })
+    })
+    .await
+    .unwrap();
+    assert!(executions > 0);
+
+    let health = eliot.health().await;
+    assert_ne!(health.status, eliot_actors::Status::Failed, "{health:?}");
+    assert!(
+        health.children.iter().all(|c| c.restarts == 0),
+        "{health:?}"
+    );
+    let mut fine = Device::connect(eliot.addr, "robot_001");
+    let stored = fine
+        .publish_all("robot_001", vec![reading("robot_001", 1)], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(stored, 1);
+}

@@ -330,3 +330,30 @@ async fn mutated_sessions_stop_nothing() {
         .await;
     assert_eq!(stored, 1);
 }
+
+/// A device that starts a packet and never finishes it, with a keep-alive of 0, used to
+/// hold its read buffer for ever. After `mqtt.packet_timeout` it is closed (v5: DISCONNECT
+/// 0x82 Protocol Error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_that_stops_half_way_is_closed_after_the_packet_timeout() {
+    let eliot = Eliot::start_with(|c| c.mqtt.packet_timeout = Duration::from_secs(1));
+    let mut connect = connect5("trickler");
+    connect.keep_alive = 0;
+    let (mut raw, ack) = Raw5::handshake(eliot.addr, connect, None).await;
+    assert_eq!(ack.code, v5::ConnectReturnCode::Success);
+    let started = Instant::now();
+    // The first bytes of a QoS 1 PUBLISH announcing 127 more.
+    raw.send_bytes(&[0x32, 0x7F, 0x00, 0x1B]).await;
+    let before_close = raw.until_closed().await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "not before the timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "closed in {took:?}");
+    let reason = before_close.iter().find_map(|p| match p {
+        v5::Packet::Disconnect(d) => Some(d.reason_code),
+        _ => None,
+    });
+    assert_eq!(reason, Some(v5::DisconnectReasonCode::ProtocolError));
+}

@@ -281,6 +281,7 @@ impl DeviceEndpoint {
             reader,
             writer,
             limits: self.limits(),
+            packet_timeout: self.settings.packet_timeout,
             pipeline: self.links.pipeline.clone(),
             sessions: self.links.sessions.clone(),
             budget: self.budget.clone(),

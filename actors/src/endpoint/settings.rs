@@ -29,6 +29,10 @@ pub struct EndpointSettings {
     /// Longest client id accepted, in bytes; a longer one is refused at CONNECT (v5: 0x85,
     /// 3.1.1: 0x02), so that no id fills logs, registries or the sessions table.
     pub max_client_id_len: usize,
+    /// Longest a packet may take to arrive whole once it has started; a device that stops
+    /// half way is closed, even with a keep-alive of 0 (it would hold a buffer for ever).
+    #[serde(with = "humantime_serde")]
+    pub packet_timeout: Duration,
     /// Silence after which the OS starts probing a device's socket (TCP keepalive).
     #[serde(with = "humantime_serde")]
     pub tcp_keepalive: Duration,
@@ -50,6 +54,7 @@ impl EndpointSettings {
             "expected 23 (what MQTT requires servers to accept) to 65535",
         );
         problems.positive("connect_timeout", self.connect_timeout);
+        problems.positive("packet_timeout", self.packet_timeout);
         problems.check(
             self.tcp_keepalive >= Duration::from_secs(1),
             "tcp_keepalive",

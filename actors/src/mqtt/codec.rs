@@ -3,6 +3,10 @@
 //! The first packet decides the protocol version: its CONNECT's protocol level is read
 //! before the packet is handed to the matching codec.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
 use bytes::{Buf, BytesMut};
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
@@ -37,6 +41,43 @@ pub struct MqttCodec {
     /// (not left unread) so that closing the socket does not reset the connection
     /// before the device has read why.
     discarding: usize,
+    /// Since when a packet has been arriving without being whole, for the connection's
+    /// packet timeout (a device must not hold a buffer half-filled for ever).
+    partial: PartialSince,
+}
+
+/// When the packet now arriving on a connection started to arrive, if one is; shared by
+/// the codec, which sets it, and the connection, which times it out.
+#[derive(Debug, Clone, Default)]
+pub struct PartialSince(Arc<AtomicU64>);
+
+impl PartialSince {
+    /// Milliseconds since a process-wide epoch, plus one (0 means "no partial packet").
+    fn now() -> u64 {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        let elapsed = EPOCH.get_or_init(Instant::now).elapsed();
+        u64::try_from(elapsed.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    fn mark(&self) {
+        let _ = self
+            .0
+            .compare_exchange(0, Self::now(), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the current packet has been arriving; `None` when none is.
+    pub fn age(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(Self::now().saturating_sub(since))),
+        }
+    }
 }
 
 impl MqttCodec {
@@ -45,6 +86,7 @@ impl MqttCodec {
             version: None,
             max_packet_size,
             discarding: 0,
+            partial: PartialSince::default(),
         }
     }
 
@@ -53,7 +95,13 @@ impl MqttCodec {
             version: Some(version),
             max_packet_size,
             discarding: 0,
+            partial: PartialSince::default(),
         }
+    }
+
+    /// Since when a packet has been arriving half way, shared with whoever times it out.
+    pub fn partial_since(&self) -> PartialSince {
+        self.partial.clone()
     }
 
     /// The version learnt from the CONNECT, once it has been decoded.
@@ -168,6 +216,20 @@ impl Decoder for MqttCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, CodecError> {
+        let decoded = self.decode_frame(src);
+        let waiting_for_more = src.len() > 0 || self.discarding > 0;
+        match decoded {
+            Ok(None) if waiting_for_more => self.partial.mark(),
+            _ if !waiting_for_more => self.partial.clear(),
+            _ => {}
+        }
+        decoded
+    }
+}
+
+impl MqttCodec {
+    /// Decodes the packet at the front of `src`, if it is whole.
+    fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, CodecError> {
         if self.discarding > 0 {
             let skip = self.discarding.min(src.len());
             src.advance(skip);

@@ -7,4 +7,4 @@ mod decode;
 mod encode;
 pub mod packet;
 
-pub use codec::{CodecError, MqttCodec};
+pub use codec::{CodecError, MqttCodec, PartialSince};

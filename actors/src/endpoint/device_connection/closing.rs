@@ -88,11 +88,22 @@ impl DeviceConnection {
         }
     }
 
-    pub(super) fn check_keep_alive(&mut self, ctx: &mut Context<Self>) {
+    /// The keep-alive (1.5 × the device's, when it has one) and the packet timeout.
+    pub(super) fn check_deadlines(&mut self, ctx: &mut Context<Self>) {
+        if self.closing.is_some() {
+            return;
+        }
+        if let Some(age) = self.partial.age().filter(|age| *age > self.packet_timeout) {
+            let error = format!("a packet still incomplete after {age:?} (mqtt.packet_timeout)");
+            return self.close_for(error, CloseReason::ProtocolError, ctx);
+        }
+        if self.connect.keep_alive == 0 {
+            return;
+        }
         let limit = Duration::from_millis(u64::from(self.connect.keep_alive) * 1500);
         // While Eliot is not reading, the device's silence is Eliot's doing.
         let backpressure = self.waiting_for_room.load(Ordering::Relaxed);
-        if !backpressure && self.closing.is_none() && self.last_heard.elapsed() > limit {
+        if !backpressure && self.last_heard.elapsed() > limit {
             self.begin_close(
                 format!("keep-alive expired: nothing heard for {limit:?}"),
                 Some(CloseReason::KeepAliveTimeout),

@@ -37,7 +37,7 @@ use super::intake::{gated, Permit, Received};
 use super::transport::{DeviceReader, DeviceWriter};
 use crate::ingest::Message;
 use crate::mqtt::packet::*;
-use crate::mqtt::{CodecError, MqttCodec};
+use crate::mqtt::{CodecError, MqttCodec, PartialSince};
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::{Ingested, Pipeline};
 use crate::store::{NotStored, Sessions};
@@ -57,6 +57,8 @@ pub struct Accepted {
     pub reader: FramedRead<DeviceReader, MqttCodec>,
     pub writer: DeviceWriter,
     pub limits: ServerLimits,
+    /// `mqtt.packet_timeout`.
+    pub packet_timeout: Duration,
     pub pipeline: Pipeline,
     pub sessions: Sessions,
     pub budget: ByteBudget,
@@ -121,6 +123,9 @@ pub struct DeviceConnection {
     last_heard: Instant,
     /// False once the device closed its side (or reading failed).
     readable: bool,
+    /// Since when a packet has been arriving half way (set by the codec).
+    partial: PartialSince,
+    packet_timeout: Duration,
     closing: Option<Closing>,
     /// Held until the actor is dropped: a drain waits on the other end.
     drained: Vec<oneshot::Sender<()>>,
@@ -137,6 +142,7 @@ impl DeviceConnection {
             let window = usize::from(a.limits.receive_maximum);
             let waiting_for_room = Arc::new(AtomicBool::new(false));
             let slots = Arc::new(Semaphore::new(window));
+            let partial = a.reader.decoder().partial_since();
             ctx.add_stream(gated(a.reader, slots, a.budget, waiting_for_room.clone()));
             let codec =
                 MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
@@ -161,6 +167,8 @@ impl DeviceConnection {
                 waiting_for_room,
                 last_heard: Instant::now(),
                 readable: true,
+                partial,
+                packet_timeout: a.packet_timeout,
                 closing: None,
                 drained: Vec::new(),
                 pipeline: a.pipeline,
@@ -356,11 +364,16 @@ impl Actor for DeviceConnection {
             clean_start: self.connect.clean_start,
         }
         .emit(&self.telemetry);
+        // One timer per connection serves both deadlines: a quarter of the keep-alive (if
+        // any), at most half the packet timeout.
+        let mut every = self.packet_timeout / 2;
         if self.connect.keep_alive > 0 {
-            let every = Duration::from_millis(u64::from(self.connect.keep_alive) * 250)
-                .clamp(Duration::from_millis(250), Duration::from_secs(5));
-            ctx.run_interval(every, |conn, ctx| conn.check_keep_alive(ctx));
+            every = every.min(Duration::from_millis(
+                u64::from(self.connect.keep_alive) * 250,
+            ));
         }
+        let every = every.clamp(Duration::from_millis(250), Duration::from_secs(5));
+        ctx.run_interval(every, |conn, ctx| conn.check_deadlines(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

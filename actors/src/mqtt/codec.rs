@@ -217,7 +217,7 @@ impl Decoder for MqttCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, CodecError> {
         let decoded = self.decode_frame(src);
-        let waiting_for_more = src.len() > 0 || self.discarding > 0;
+        let waiting_for_more = !src.is_empty() || self.discarding > 0;
         match decoded {
             Ok(None) if waiting_for_more => self.partial.mark(),
             _ if !waiting_for_more => self.partial.clear(),

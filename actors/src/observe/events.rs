@@ -153,6 +153,33 @@ pub enum Event<'a> {
     },
 }
 
+/// The most one logged value takes, in bytes; a longer one is cut and marked.
+pub const LOG_VALUE_MAX: usize = 512;
+
+/// A logged string, cut at `LOG_VALUE_MAX` bytes and with control characters escaped: a
+/// device's topic, id or payload-quoting reason can neither flood the logs nor forge
+/// lines in the terminal format.
+struct Clean<'a>(&'a str);
+
+impl std::fmt::Display for Clean<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        let mut written = 0;
+        for c in self.0.chars() {
+            if written + c.len_utf8() > LOG_VALUE_MAX {
+                return write!(f, "…[cut: {} bytes in all]", self.0.len());
+            }
+            written += c.len_utf8();
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     d.as_micros().try_into().unwrap_or(u64::MAX)
 }
@@ -330,41 +357,41 @@ impl Event<'_> {
                 keep_alive,
                 clean_start,
             } => info!(log, "device connected";
-                "event" => event, "client_id" => client_id, "peer" => %peer,
+                "event" => event, "client_id" => %Clean(client_id), "peer" => %peer,
                 "protocol" => protocol, "keep_alive_s" => keep_alive, "clean_start" => clean_start),
             Event::DeviceDisconnected { client_id, reason } => info!(log, "device disconnected";
-                "event" => event, "client_id" => client_id, "reason" => reason),
+                "event" => event, "client_id" => %Clean(client_id), "reason" => %Clean(reason)),
             Event::ConnectionRefused { peer, code, reason } => warn!(log, "connection refused";
-                "event" => event, "peer" => %peer, "code" => code, "reason" => reason),
+                "event" => event, "peer" => %peer, "code" => code, "reason" => %Clean(reason)),
             Event::PublishReceived {
                 client_id,
                 qos,
                 bytes,
             } => trace!(log, "publish received";
-                "event" => event, "client_id" => client_id, "qos" => qos, "bytes" => bytes),
+                "event" => event, "client_id" => %Clean(client_id), "qos" => qos, "bytes" => bytes),
             Event::AcksSent {
                 client_id,
                 pubacks,
                 pubrecs,
             } => trace!(log, "acks sent";
-                "event" => event, "client_id" => client_id, "pubacks" => pubacks,
+                "event" => event, "client_id" => %Clean(client_id), "pubacks" => pubacks,
                 "pubrecs" => pubrecs),
             Event::OutcomesCommitted {
                 client_id,
                 messages,
                 waited,
             } => trace!(log, "outcomes committed";
-                "event" => event, "client_id" => client_id, "messages" => messages,
+                "event" => event, "client_id" => %Clean(client_id), "messages" => messages,
                 "waited_us" => micros(waited)),
             Event::ProtocolError { client_id, error } => warn!(log, "protocol error, closing";
-                "event" => event, "client_id" => client_id, "error" => error),
+                "event" => event, "client_id" => %Clean(client_id), "error" => %Clean(error)),
             Event::MessageProcessed {
                 client_id,
                 topic,
                 readings,
                 took,
             } => debug!(log, "message processed";
-                "event" => event, "client_id" => client_id, "topic" => topic,
+                "event" => event, "client_id" => %Clean(client_id), "topic" => %Clean(topic),
                 "readings" => readings, "duration_us" => micros(took)),
             Event::MessageRejected {
                 client_id,
@@ -372,10 +399,10 @@ impl Event<'_> {
                 class,
                 reason,
             } => warn!(log, "message rejected, kept as a dead letter";
-                "event" => event, "client_id" => client_id, "topic" => topic,
-                "class" => class, "reason" => reason),
+                "event" => event, "client_id" => %Clean(client_id), "topic" => %Clean(topic),
+                "class" => class, "reason" => %Clean(reason)),
             Event::WillPublished { client_id, topic } => info!(log, "will message published";
-                "event" => event, "client_id" => client_id, "topic" => topic),
+                "event" => event, "client_id" => %Clean(client_id), "topic" => %Clean(topic)),
             Event::BatchCommitted {
                 rows,
                 duplicates,
@@ -386,10 +413,10 @@ impl Event<'_> {
                 "dead_letters" => dead_letters, "duration_us" => micros(took)),
             Event::StoreFailed { error, requests } => {
                 error!(log, "store write failed, nothing acked";
-                "event" => event, "error" => error, "requests" => requests)
+                "event" => event, "error" => %Clean(error), "requests" => requests)
             }
             Event::ActorPanicked { panic } => error!(log, "panic caught";
-                "event" => event, "panic" => panic),
+                "event" => event, "panic" => %Clean(panic)),
             Event::ActorRestarting {
                 actor,
                 restarts,
@@ -397,15 +424,15 @@ impl Event<'_> {
                 delay,
                 reason,
             } => warn!(log, "restarting actor after a backoff";
-                "event" => event, "child" => actor, "restarts" => restarts,
+                "event" => event, "child" => %Clean(actor), "restarts" => restarts,
                 "restarts_in_window" => in_window, "delay_ms" => delay.as_millis() as u64,
-                "reason" => reason),
+                "reason" => %Clean(reason)),
             Event::Escalated {
                 actor,
                 restarts,
                 window,
             } => slog::crit!(log, "restart intensity exceeded: stopping Eliot";
-                "event" => event, "child" => actor, "restarts" => restarts,
+                "event" => event, "child" => %Clean(actor), "restarts" => restarts,
                 "window_ms" => window.as_millis() as u64),
             Event::BreakerTransition {
                 breaker,
@@ -413,26 +440,26 @@ impl Event<'_> {
                 to,
                 reason,
             } => warn!(log, "circuit breaker changed state";
-                "event" => event, "breaker" => breaker, "from" => from, "to" => to,
-                "reason" => reason),
+                "event" => event, "breaker" => %Clean(breaker), "from" => from, "to" => to,
+                "reason" => %Clean(reason)),
             Event::DeviceBreakerTripped {
                 client_id,
                 reason,
                 cooldown,
             } => warn!(log, "device breaker tripped: closing it and refusing it for a cool-down";
-                "event" => event, "client_id" => client_id, "reason" => reason,
+                "event" => event, "client_id" => %Clean(client_id), "reason" => %Clean(reason),
                 "cooldown_ms" => cooldown.as_millis() as u64),
             Event::DeviceRefused {
                 client_id,
                 reason,
                 retry_after,
             } => warn!(log, "device refused: its breaker is open";
-                "event" => event, "client_id" => client_id, "reason" => reason,
+                "event" => event, "client_id" => %Clean(client_id), "reason" => %Clean(reason),
                 "retry_after_ms" => retry_after.as_millis() as u64),
             Event::StoreRetry { rows, wait, error } => {
                 warn!(log, "commit failed; nothing acked, retrying the batch";
                 "event" => event, "rows" => rows, "wait_ms" => wait.as_millis() as u64,
-                "error" => error)
+                "error" => %Clean(error))
             }
             Event::ShutdownStarted { deadline } => {
                 info!(log, "shutting down: intake stopped, draining";
@@ -442,23 +469,23 @@ impl Event<'_> {
                 "event" => event, "duration_ms" => took.as_millis() as u64,
                 "forced" => forced),
             Event::AcceptFailed { error, pause } => error!(log, "accept failed, pausing accepts";
-                "event" => event, "error" => error, "pause_ms" => pause.as_millis() as u64),
+                "event" => event, "error" => %Clean(error), "pause_ms" => pause.as_millis() as u64),
             Event::DescriptorLimit {
                 limit,
                 wanted,
                 error,
             } => match error {
                 Some(error) => warn!(log, "cannot raise the open-file limit";
-                    "event" => event, "wanted" => wanted, "error" => error),
+                    "event" => event, "wanted" => wanted, "error" => %Clean(error)),
                 None => warn!(log, "the open-file limit is below mqtt.max_connections";
                     "event" => event, "limit" => limit, "wanted" => wanted),
             },
             Event::HttpListening { addr } => info!(log, "HTTP server listening";
                 "event" => event, "addr" => %addr),
             Event::HttpFailed { error } => error!(log, "HTTP server failed, restarting it";
-                "event" => event, "error" => error),
+                "event" => event, "error" => %Clean(error)),
             Event::StartFailed { error } => slog::crit!(log, "cannot start";
-                "event" => event, "error" => error),
+                "event" => event, "error" => %Clean(error)),
         }
     }
 }

@@ -136,3 +136,36 @@ mod metrics_readme {
         assert_eq!(names_in_readme(), scrape);
     }
 }
+
+mod bounded {
+    use super::*;
+
+    #[test]
+    fn a_logged_value_is_cut_and_its_control_characters_escaped() {
+        let logs = crate::observe::CapturedLogs::default();
+        let telemetry = Telemetry::new(logs.logger(), Default::default());
+        let topic = format!(
+            "devices/x\n2026-01-01 FAKE LINE\x1b[31m/{}",
+            "y".repeat(100_000)
+        );
+        Event::MessageRejected {
+            client_id: "robot_007",
+            topic: &topic,
+            class: "topic",
+            reason: "r",
+        }
+        .emit(&telemetry);
+        let record = &logs.events("message_rejected")[0];
+        let logged = &record["topic"];
+        assert!(logged.len() < LOG_VALUE_MAX + 64, "{} bytes", logged.len());
+        assert!(
+            logged.ends_with(&format!("…[cut: {} bytes in all]", topic.len())),
+            "{logged}"
+        );
+        assert!(!logged.chars().any(char::is_control), "{logged:?}");
+        assert!(
+            logged.contains("\\n2026-01-01 FAKE LINE\\u{1b}[31m"),
+            "{logged}"
+        );
+    }
+}

@@ -288,7 +288,7 @@ async fn a_duplicated_json_key_is_refused() {
     assert_eq!(eliot.count("readings"), 0);
 }
 
-#[path = "../actors/tests/fuzz_support.rs"]
+#[path = "../actors/tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
 /// Whole sessions, fuzzed: 3.1.1 and 5 sessions as rumqttc encodes them (the codec's
@@ -356,4 +356,28 @@ async fn a_packet_that_stops_half_way_is_closed_after_the_packet_timeout() {
         _ => None,
     });
     assert_eq!(reason, Some(v5::DisconnectReasonCode::ProtocolError));
+}
+
+/// Random client ids with persistent sessions cannot grow the sessions table for ever:
+/// past `store.max_sessions`, the least recently seen session is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_client_ids_cannot_grow_the_sessions_table() {
+    let eliot = Eliot::start_with(|c| c.store.max_sessions = 3);
+    for n in 0..6 {
+        let mut connect = connect4(&format!("random_{n}"));
+        connect.clean_session = false;
+        let (raw, ack) = Raw4::handshake(eliot.addr, connect).await;
+        assert_eq!(ack.code, v4::ConnectReturnCode::Success);
+        drop(raw);
+    }
+    assert_eq!(eliot.count("sessions"), 3);
+    let newest: i64 = eliot
+        .db()
+        .query_row(
+            "SELECT count(*) FROM sessions WHERE client_id IN ('random_3','random_4','random_5')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(newest, 3, "the least recently seen made room");
 }

@@ -29,7 +29,7 @@ use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec};
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::Pipeline;
-use crate::store::Sessions;
+use crate::store::{Sessions, SESSION_REFRESH};
 use crate::supervision::{DeviceGuard, Restarts};
 
 pub const NAME: &str = "device_endpoint";
@@ -88,7 +88,7 @@ pub struct DeviceEndpoint {
     listener: Option<Rc<TcpListener>>,
     accepting: Option<SpawnHandle>,
     /// Connected devices by client id, with the connection's id.
-    connections: HashMap<String, (u64, Addr<DeviceConnection>)>,
+    connections: HashMap<String, Registered>,
     /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
     handshaking: usize,
     draining: bool,
@@ -98,6 +98,15 @@ pub struct DeviceEndpoint {
     telemetry: Telemetry,
     /// Connections get their own `actor` key, so they log from the tree's telemetry.
     root_telemetry: Telemetry,
+}
+
+/// A connected device, as the registry knows it.
+struct Registered {
+    /// The connection's id: a late `Closed` from a replaced connection carries another.
+    id: u64,
+    addr: Addr<DeviceConnection>,
+    /// Whether its session outlives the connection (and so is refreshed while connected).
+    session_kept: bool,
 }
 
 /// Ids for connections and for client ids Eliot assigns; unique per process.
@@ -269,11 +278,11 @@ impl DeviceEndpoint {
         ),
         ctx: &mut Context<Self>,
     ) {
-        if let Some((_, previous)) = self.connections.get(&connect.client_id) {
-            previous.do_send(TakenOver);
+        if let Some(previous) = self.connections.get(&connect.client_id) {
+            previous.addr.do_send(TakenOver);
         }
         let client_id = connect.client_id.clone();
-        let id = session.id;
+        let (id, session_kept) = (session.id, session.kept);
         let addr = DeviceConnection::start(Accepted {
             connect,
             session,
@@ -289,7 +298,12 @@ impl DeviceEndpoint {
             endpoint: ctx.address().recipient(),
             telemetry: self.root_telemetry.clone(),
         });
-        self.connections.insert(client_id, (id, addr));
+        let registered = Registered {
+            id,
+            addr,
+            session_kept,
+        };
+        self.connections.insert(client_id, registered);
     }
 
     fn listen(&mut self, ctx: &mut Context<Self>) {
@@ -299,6 +313,19 @@ impl DeviceEndpoint {
             }
             self.accepting = Some(ctx.add_stream(accept_stream(listener.clone())));
         }
+        ctx.run_interval(SESSION_REFRESH, |endpoint, _| endpoint.refresh_sessions());
+    }
+
+    /// Marks the kept sessions of connected devices seen, so that their expiry counts from
+    /// when the device was last seen, even across a crash; the store purges expired ones.
+    fn refresh_sessions(&self) {
+        let connected = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.session_kept)
+            .map(|(client_id, _)| client_id.clone())
+            .collect();
+        self.links.sessions.refresh(connected);
     }
 }
 
@@ -387,7 +414,7 @@ impl Handler<Closed> for DeviceEndpoint {
         if self
             .connections
             .get(&msg.client_id)
-            .is_some_and(|(id, _)| *id == msg.id)
+            .is_some_and(|c| c.id == msg.id)
         {
             self.connections.remove(&msg.client_id);
         }
@@ -406,9 +433,9 @@ impl Handler<StopIntake> for DeviceEndpoint {
         let drained = self
             .connections
             .values()
-            .map(|(_, conn)| {
+            .map(|conn| {
                 let (done, drained) = oneshot::channel();
-                conn.do_send(Drain { done });
+                conn.addr.do_send(Drain { done });
                 drained
             })
             .collect();

@@ -9,6 +9,6 @@ mod sessions;
 mod sqlite;
 mod store_writer;
 
-pub use sessions::{SessionRequest, Sessions};
+pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use sqlite::{Store, StoreError, StoreSettings, Synchronous};
 pub use store_writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

@@ -2,12 +2,16 @@
 //! any crash: a v5 client that has session state and is told Session Present = 0 must
 //! discard it, and with it the messages it had not got acked.
 //!
+//! Bounded: at most `store.max_sessions` are kept, the least recently seen dropped first;
+//! expired v5 sessions are purged. The last-seen time of connected devices is refreshed
+//! every `SESSION_REFRESH`, so that an expiry counts from when the device was last seen
+//! even when Eliot was killed meanwhile.
+//!
 //! `Sessions` is the endpoint's handle: it records sessions through the store writer,
 //! which owns the database connection.
 
 use std::future::Future;
-
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use rusqlite::{params, OptionalExtension};
@@ -15,6 +19,9 @@ use rusqlite::{params, OptionalExtension};
 use super::sqlite::{naming, Store, StoreError};
 use super::store_writer::{NotStored, StoreWriter};
 use crate::observe::Event;
+
+/// How often the sessions of connected devices are marked seen (and expired ones purged).
+pub const SESSION_REFRESH: Duration = Duration::from_secs(60);
 
 /// A CONNECT's session request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,16 +58,68 @@ impl Store {
                 Some((None, _)) => true,
                 Some((Some(expiry), last_seen)) => last_seen + expiry > now_s,
             };
-        match request.keep {
-            None => tx.execute("DELETE FROM sessions WHERE client_id = ?1", params![request.client_id]),
-            Some(expiry) => tx.execute(
-                "INSERT OR REPLACE INTO sessions (client_id, expiry_s, last_seen_s) VALUES (?1, ?2, ?3)",
-                params![request.client_id, expiry, now_s],
-            ),
-        }
-        .map_err(&sqlite)?;
+        let kept = match (request.keep, stored) {
+            (None, stored) => {
+                tx.execute(
+                    "DELETE FROM sessions WHERE client_id = ?1",
+                    params![request.client_id],
+                )
+                .map_err(&sqlite)?;
+                self.sessions_kept - usize::from(stored.is_some())
+            }
+            (Some(expiry), stored) => {
+                let mut kept = self.sessions_kept + usize::from(stored.is_none());
+                if kept > self.max_sessions {
+                    // The policy: the least recently seen session makes room.
+                    tx.execute(
+                        "DELETE FROM sessions WHERE client_id = \
+                         (SELECT client_id FROM sessions ORDER BY last_seen_s LIMIT 1)",
+                        [],
+                    )
+                    .map_err(&sqlite)?;
+                    kept -= 1;
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO sessions (client_id, expiry_s, last_seen_s) VALUES (?1, ?2, ?3)",
+                    params![request.client_id, expiry, now_s],
+                )
+                .map_err(&sqlite)?;
+                kept
+            }
+        };
         tx.commit().map_err(&sqlite)?;
+        self.sessions_kept = kept;
         Ok(present)
+    }
+
+    /// Marks the sessions of `connected` devices seen at `now_s`, and purges the v5
+    /// sessions that expired more than `grace_s` ago (the grace covers a device seen just
+    /// before the last refresh). Answers how many were purged.
+    pub fn refresh_sessions(
+        &mut self,
+        connected: &[String],
+        now_s: i64,
+        grace_s: i64,
+    ) -> Result<usize, StoreError> {
+        let sqlite = naming(&self.path);
+        let tx = self.conn.transaction().map_err(&sqlite)?;
+        {
+            let mut seen = tx
+                .prepare_cached("UPDATE sessions SET last_seen_s = ?2 WHERE client_id = ?1")
+                .map_err(&sqlite)?;
+            for client_id in connected {
+                seen.execute(params![client_id, now_s]).map_err(&sqlite)?;
+            }
+        }
+        let purged = tx
+            .execute(
+                "DELETE FROM sessions WHERE expiry_s IS NOT NULL AND last_seen_s + expiry_s + ?2 < ?1",
+                params![now_s, grace_s],
+            )
+            .map_err(&sqlite)?;
+        tx.commit().map_err(&sqlite)?;
+        self.sessions_kept = self.sessions_kept.saturating_sub(purged);
+        Ok(purged)
     }
 
     /// Marks the end of a connection: a session's expiry counts from here.
@@ -79,6 +138,11 @@ impl Store {
 #[derive(Message)]
 #[rtype(result = "Result<bool, NotStored>")]
 pub struct OpenSession(pub SessionRequest);
+
+/// These connected devices were seen now; purge what expired.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefreshSessions(pub Vec<String>);
 
 /// A connection with a kept session ended: its expiry counts from now.
 #[derive(Message)]
@@ -110,6 +174,24 @@ impl Handler<OpenSession> for StoreWriter {
             Err(_) => self.progress.settled(self.pending_rows),
         }
         opened
+    }
+}
+
+impl Handler<RefreshSessions> for StoreWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefreshSessions, _: &mut Context<Self>) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let grace = i64::try_from(SESSION_REFRESH.as_secs()).unwrap_or(i64::MAX);
+        if let Err(e) = store.refresh_sessions(&msg.0, unix_now(), grace) {
+            Event::StoreFailed {
+                error: &format!("refreshing sessions: {e}"),
+                requests: 1,
+            }
+            .emit(&self.telemetry);
+        }
     }
 }
 
@@ -154,6 +236,14 @@ impl Sessions {
         }
     }
 
+    /// These connected devices (with kept sessions) were seen now.
+    pub fn refresh(&self, connected: Vec<String>) {
+        let writer = self.writer.clone();
+        actix_rt::spawn(async move {
+            let _ = writer.send(RefreshSessions(connected)).await;
+        });
+    }
+
     /// The connection of a device with a kept session ended.
     pub fn end(&self, client_id: String) {
         let writer = self.writer.clone();
@@ -177,6 +267,7 @@ mod tests {
             batch_delay: Duration::from_millis(1),
             mailbox: 1,
             synchronous: Synchronous::Normal,
+            max_sessions: 3,
         })
         .unwrap()
     }
@@ -221,6 +312,57 @@ mod tests {
         s.touch_session("dev", 1_200).unwrap();
         assert!(!s
             .open_session(&request(false, Some(Some(60))), 1_261)
+            .unwrap());
+    }
+
+    fn kept(client_id: &str, keep: Option<u32>) -> SessionRequest {
+        SessionRequest {
+            client_id: client_id.into(),
+            clean_start: false,
+            keep: Some(keep),
+        }
+    }
+
+    fn count(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn past_the_cap_the_least_recently_seen_session_makes_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        for (t, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            s.open_session(&kept(id, None), 100 + t as i64).unwrap();
+        }
+        assert_eq!(count(&s), 3, "the cap is 3");
+        assert_eq!(s.sessions_kept, 3);
+        assert!(
+            !s.open_session(&kept("a", None), 200).unwrap(),
+            "a made room"
+        );
+        assert!(s.open_session(&kept("d", None), 201).unwrap());
+        // The count survives a reopening (it is read back from the table).
+        assert_eq!(store(dir.path()).sessions_kept, 3);
+    }
+
+    #[test]
+    fn connected_sessions_are_refreshed_and_expired_ones_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        s.open_session(&kept("connected", Some(60)), 1_000).unwrap();
+        s.open_session(&kept("gone", Some(60)), 1_000).unwrap();
+        // Eliot refreshes its connected devices, then is killed at about 5,000.
+        let purged = s
+            .refresh_sessions(&["connected".to_owned()], 5_000, 60)
+            .unwrap();
+        assert_eq!(purged, 1, "the other one expired long ago");
+        assert_eq!(count(&s), 1);
+        // Back 50 s later: the device was seen 50 s ago, within its 60 s.
+        assert!(store(dir.path())
+            .open_session(&kept("connected", Some(60)), 5_050)
             .unwrap());
     }
 }

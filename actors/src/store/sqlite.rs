@@ -27,6 +27,9 @@ pub struct StoreSettings {
     pub mailbox: usize,
     /// `normal` survives a crash of Eliot (kill -9); `full` also survives power loss, slower.
     pub synchronous: Synchronous,
+    /// Most device sessions kept; past it, the least recently seen is dropped. Random
+    /// client ids with persistent sessions cannot grow the table for ever.
+    pub max_sessions: usize,
 }
 
 impl StoreSettings {
@@ -37,6 +40,7 @@ impl StoreSettings {
     pub fn validate(&self, problems: &mut Problems) {
         problems.at_least("batch_max", self.batch_max, 1);
         problems.at_least("mailbox", self.mailbox, 1);
+        problems.at_least("max_sessions", self.max_sessions, 1);
     }
 }
 
@@ -93,6 +97,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     expiry_s    INTEGER,
     last_seen_s INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen_s);
 PRAGMA user_version = 2;
 ";
 
@@ -133,6 +138,9 @@ pub struct Store {
     pub(super) conn: Connection,
     /// Kept for error messages.
     pub(super) path: PathBuf,
+    /// Rows in `sessions`, counted once at open and kept up to date (SQLite would scan).
+    pub(super) sessions_kept: usize,
+    pub(super) max_sessions: usize,
 }
 
 impl Store {
@@ -156,8 +164,16 @@ impl Store {
         ))
         .map_err(&sqlite)?;
         conn.execute_batch(SCHEMA).map_err(&sqlite)?;
+        let sessions_kept: i64 = conn
+            .query_row("SELECT count(*) FROM sessions", [], |row| row.get(0))
+            .map_err(&sqlite)?;
         drop(sqlite); // it borrows `path`
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            sessions_kept: usize::try_from(sessions_kept).unwrap_or(0),
+            max_sessions: settings.max_sessions,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -223,6 +239,7 @@ mod tests {
             batch_delay: Duration::from_millis(1),
             mailbox: 16,
             synchronous: Synchronous::Normal,
+            max_sessions: 100,
         }
     }
 

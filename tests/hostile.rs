@@ -381,3 +381,36 @@ async fn random_client_ids_cannot_grow_the_sessions_table() {
         .unwrap();
     assert_eq!(newest, 3, "the least recently seen made room");
 }
+
+/// A client sending nothing but rejected messages cannot fill the disk with dead letters:
+/// past `store.dead_letter_quota` the oldest are shed, and the newest kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_stay_within_their_quota() {
+    let eliot = Eliot::start_with(|c| {
+        c.store.dead_letter_quota = 4_000;
+        c.breakers.device.max_rejections = 1_000;
+    });
+    let mut device = Device::connect(eliot.addr, "robot_009");
+    let junk: Vec<String> = (0..100).map(|n| format!("{n:0>100} not JSON")).collect();
+    let sent = device
+        .publish_all("robot_009", junk, QoS::AtLeastOnce)
+        .await;
+    assert_eq!(
+        sent, 100,
+        "all acked: each is stored, as a dead letter, at first"
+    );
+    let weight: i64 = eliot
+        .db()
+        .query_row(
+            "SELECT sum(length(payload) + length(CAST(topic AS BLOB)) \
+             + length(CAST(client_id AS BLOB)) + length(CAST(reason AS BLOB))) FROM dead_letters",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(weight <= 4_000, "{weight} bytes");
+    let newest = eliot.dead_letters().pop().unwrap();
+    assert!(String::from_utf8(newest.payload)
+        .unwrap()
+        .starts_with(&format!("{:0>100}", 99)));
+}

@@ -84,6 +84,12 @@ pub enum Event<'a> {
         error: &'a str,
         requests: usize,
     },
+    /// The oldest dead letters were removed to stay within `store.dead_letter_quota`.
+    DeadLettersShed {
+        rows: usize,
+        bytes: u64,
+        quota: u64,
+    },
     /// Emitted by the actor itself, whose logger carries its name.
     ActorPanicked {
         panic: &'a str,
@@ -207,6 +213,7 @@ impl Event<'_> {
             Event::WillPublished { .. } => "will_published",
             Event::BatchCommitted { .. } => "batch_committed",
             Event::StoreFailed { .. } => "store_failed",
+            Event::DeadLettersShed { .. } => "dead_letters_shed",
             Event::ActorPanicked { .. } => "actor_panicked",
             Event::ActorRestarting { .. } => "actor_restarting",
             Event::Escalated { .. } => "escalated",
@@ -285,6 +292,10 @@ impl Event<'_> {
             }
             Event::StoreFailed { .. } => {
                 m.store_failures.inc();
+            }
+            Event::DeadLettersShed { rows, bytes, .. } => {
+                m.dead_letters_shed.inc_by(rows as u64);
+                m.dead_letters_shed_bytes.inc_by(bytes);
             }
             Event::ActorPanicked { .. } => {
                 m.panics.inc();
@@ -414,6 +425,10 @@ impl Event<'_> {
             Event::StoreFailed { error, requests } => {
                 error!(log, "store write failed, nothing acked";
                 "event" => event, "error" => %Clean(error), "requests" => requests)
+            }
+            Event::DeadLettersShed { rows, bytes, quota } => {
+                warn!(log, "dead letters over their quota: the oldest shed";
+                "event" => event, "rows" => rows, "bytes" => bytes, "quota_bytes" => quota)
             }
             Event::ActorPanicked { panic } => error!(log, "panic caught";
                 "event" => event, "panic" => %Clean(panic)),

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub readings_stored: Counter,
     pub readings_duplicate: Counter,
     pub dead_letters_stored: Counter,
+    pub dead_letters_shed: Counter,
+    pub dead_letters_shed_bytes: Counter,
     pub commit_seconds: Histogram,
     pub batch_rows: Histogram,
     pub store_failures: Counter,
@@ -191,6 +193,16 @@ impl Metrics {
                 "Readings already stored (redeliveries), not written again",
             ),
             dead_letters_stored: counter(r, "dead_letters_stored", "Dead letters committed"),
+            dead_letters_shed: counter(
+                r,
+                "dead_letters_shed",
+                "Oldest dead letters removed to stay within the quota",
+            ),
+            dead_letters_shed_bytes: counter(
+                r,
+                "dead_letters_shed_bytes",
+                "Bytes of dead letters removed to stay within the quota",
+            ),
             commit_seconds: histogram(
                 r,
                 "commit_seconds",

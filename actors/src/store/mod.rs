@@ -5,6 +5,7 @@
 //!   into one transaction and answers each request only after its commit.
 //! - `sessions`: device sessions, durable so that Session Present survives a crash.
 
+mod dead_letters;
 mod sessions;
 mod sqlite;
 mod store_writer;

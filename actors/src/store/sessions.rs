@@ -268,6 +268,7 @@ mod tests {
             mailbox: 1,
             synchronous: Synchronous::Normal,
             max_sessions: 3,
+            dead_letter_quota: 1 << 30,
         })
         .unwrap()
     }

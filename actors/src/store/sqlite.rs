@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
 use crate::ingest::Outcome;
 use crate::settings::Problems;
 
@@ -30,6 +31,9 @@ pub struct StoreSettings {
     /// Most device sessions kept; past it, the least recently seen is dropped. Random
     /// client ids with persistent sessions cannot grow the table for ever.
     pub max_sessions: usize,
+    /// Bytes the dead letters may take (payload, topic, client id and reason); past it the
+    /// oldest are shed.
+    pub dead_letter_quota: u64,
 }
 
 impl StoreSettings {
@@ -41,6 +45,7 @@ impl StoreSettings {
         problems.at_least("batch_max", self.batch_max, 1);
         problems.at_least("mailbox", self.mailbox, 1);
         problems.at_least("max_sessions", self.max_sessions, 1);
+        problems.at_least("dead_letter_quota", self.dead_letter_quota, 1);
     }
 }
 
@@ -72,6 +77,8 @@ pub struct WriteStats {
     /// Readings whose natural key was already stored (redeliveries): not written again.
     pub duplicates: usize,
     pub dead_letters: usize,
+    /// The oldest dead letters removed to stay within the quota.
+    pub shed: Shed,
 }
 
 const SCHEMA: &str = "
@@ -141,6 +148,9 @@ pub struct Store {
     /// Rows in `sessions`, counted once at open and kept up to date (SQLite would scan).
     pub(super) sessions_kept: usize,
     pub(super) max_sessions: usize,
+    /// What the dead letters weigh now (summed once at open), and may weigh.
+    dead_letter_bytes: u64,
+    dead_letter_quota: u64,
 }
 
 impl Store {
@@ -167,12 +177,21 @@ impl Store {
         let sessions_kept: i64 = conn
             .query_row("SELECT count(*) FROM sessions", [], |row| row.get(0))
             .map_err(&sqlite)?;
+        let dead_letter_bytes: i64 = conn
+            .query_row(
+                &format!("SELECT coalesce(sum({ROW_BYTES}), 0) FROM dead_letters"),
+                [],
+                |row| row.get(0),
+            )
+            .map_err(&sqlite)?;
         drop(sqlite); // it borrows `path`
         Ok(Store {
             conn,
             path,
             sessions_kept: usize::try_from(sessions_kept).unwrap_or(0),
             max_sessions: settings.max_sessions,
+            dead_letter_bytes: u64::try_from(dead_letter_bytes).unwrap_or(0),
+            dead_letter_quota: settings.dead_letter_quota,
         })
     }
 
@@ -188,6 +207,7 @@ impl Store {
         let sqlite = naming(&self.path);
         let tx = self.conn.transaction().map_err(&sqlite)?;
         let mut stats = WriteStats::default();
+        let mut dead_letter_bytes = self.dead_letter_bytes;
         {
             let mut reading = tx.prepare_cached(INSERT_READING).map_err(&sqlite)?;
             let mut dead = tx.prepare_cached(INSERT_DEAD_LETTER).map_err(&sqlite)?;
@@ -218,11 +238,17 @@ impl Store {
                         ])
                         .map_err(&sqlite)?;
                         stats.dead_letters += 1;
+                        dead_letter_bytes +=
+                            (d.payload.len() + d.topic.len() + d.client_id.len() + d.reason.len())
+                                as u64;
                     }
                 }
             }
         }
+        stats.shed = shed_over_quota(&tx, self.dead_letter_quota, &mut dead_letter_bytes)
+            .map_err(&sqlite)?;
         tx.commit().map_err(&sqlite)?;
+        self.dead_letter_bytes = dead_letter_bytes;
         Ok(stats)
     }
 }
@@ -240,6 +266,7 @@ mod tests {
             mailbox: 16,
             synchronous: Synchronous::Normal,
             max_sessions: 100,
+            dead_letter_quota: 1 << 30,
         }
     }
 
@@ -286,6 +313,50 @@ mod tests {
         for file in ["eliot.db", "eliot.db-wal", "eliot.db-shm"] {
             assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
         }
+    }
+
+    fn dead_letter(n: usize) -> Outcome {
+        Outcome::Rejected(DeadLetter {
+            topic: "devices/d1/telemetry".into(),
+            payload: bytes::Bytes::from(format!("{n:0>60}")),
+            client_id: "c1".into(),
+            reason: "payload is not valid JSON: é".into(),
+            received_at: "2025-01-01T00:00:00.000000Z".into(),
+        })
+    }
+
+    #[test]
+    fn the_oldest_dead_letters_are_shed_past_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let quota = StoreSettings {
+            dead_letter_quota: 400,
+            ..settings(dir.path())
+        };
+        let mut store = Store::open(&quota).unwrap();
+        // Each weighs 60 + 20 + 2 + 29 = 111 bytes: three fit in 400, not four.
+        let first: Vec<Outcome> = (0..3).map(dead_letter).collect();
+        assert_eq!(store.write(&first).unwrap().shed.rows, 0);
+        let more: Vec<Outcome> = (3..5).map(dead_letter).collect();
+        let stats = store.write(&more).unwrap();
+        assert_eq!((stats.shed.rows, stats.shed.bytes), (2, 222));
+        let kept: Vec<String> = {
+            let mut stmt = store
+                .conn
+                .prepare("SELECT payload FROM dead_letters ORDER BY id")
+                .unwrap();
+            stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
+                .unwrap()
+                .map(|p| String::from_utf8(p.unwrap()).unwrap())
+                .collect()
+        };
+        assert_eq!(kept, [dead(2), dead(3), dead(4)]);
+        // What is kept is weighed again on the next opening: one more sheds one.
+        let mut reopened = Store::open(&quota).unwrap();
+        assert_eq!(reopened.write([&dead_letter(5)]).unwrap().shed.rows, 1);
+    }
+
+    fn dead(n: usize) -> String {
+        format!("{n:0>60}")
     }
 
     #[test]

@@ -169,6 +169,14 @@ impl StoreWriter {
         let answer = match written {
             Ok(Ok(stats)) => {
                 let took = started.elapsed();
+                if stats.shed.rows > 0 {
+                    Event::DeadLettersShed {
+                        rows: stats.shed.rows,
+                        bytes: stats.shed.bytes,
+                        quota: self.settings.dead_letter_quota,
+                    }
+                    .emit(&self.telemetry);
+                }
                 Event::BatchCommitted {
                     rows: stats.readings,
                     duplicates: stats.duplicates,

@@ -18,6 +18,7 @@ fn start() -> Eliot {
             window: Duration::from_secs(60),
             cooldown: Duration::from_secs(1),
             cooldown_max: Duration::from_secs(10),
+            max_tracked: 1_000,
         }
     })
 }

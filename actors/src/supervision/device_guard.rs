@@ -29,11 +29,16 @@ pub struct DeviceBreakerSettings {
     pub cooldown: Duration,
     #[serde(with = "humantime_serde")]
     pub cooldown_max: Duration,
+    /// Devices tracked at most. Past it, a device whose breaker is not open is forgotten
+    /// to make room: random client ids cannot grow the map for ever, and a tripped device
+    /// stays refused.
+    pub max_tracked: usize,
 }
 
 impl DeviceBreakerSettings {
     pub fn validate(&self, problems: &mut Problems) {
         problems.at_least("max_rejections", self.max_rejections, 1);
+        problems.at_least("max_tracked", self.max_tracked, 1);
         problems.positive("window", self.window);
         problems.positive("cooldown", self.cooldown);
         problems.ordered(
@@ -95,6 +100,10 @@ impl DeviceGuard {
 
     /// Counts a rejection at `now`; returns the cool-down if the breaker trips.
     pub fn rejected(&mut self, client_id: &str, now: Instant) -> Option<Duration> {
+        if !self.devices.contains_key(client_id) && self.devices.len() >= self.settings.max_tracked
+        {
+            self.make_room(now);
+        }
         let memory = self.memory();
         let s = &self.settings;
         let record = self
@@ -133,6 +142,19 @@ impl DeviceGuard {
                 ),
             }),
             _ => Ok(()),
+        }
+    }
+
+    /// Forgets one device whose breaker is not open (any will do: all are within their
+    /// window, or the prune would have forgotten them).
+    fn make_room(&mut self, now: Instant) {
+        let idle = self
+            .devices
+            .iter()
+            .find(|(_, r)| r.open_until.is_none_or(|until| until <= now))
+            .map(|(id, _)| id.clone());
+        if let Some(id) = idle {
+            self.devices.remove(&id);
         }
     }
 
@@ -192,6 +214,7 @@ mod tests {
             window: Duration::from_secs(10),
             cooldown: Duration::from_secs(2),
             cooldown_max: Duration::from_secs(5),
+            max_tracked: 4,
         };
         DeviceGuard::new(settings, &Telemetry::discard())
     }
@@ -221,6 +244,20 @@ mod tests {
         }
         // Capped at cooldown_max.
         assert_eq!(g.rejected("robot_002", later), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_map_is_bounded_and_a_tripped_device_stays_refused() {
+        let mut g = guard();
+        let t = Instant::now();
+        for _ in 0..3 {
+            g.rejected("tripped", t);
+        }
+        for n in 0..100 {
+            g.rejected(&format!("random_{n}"), t);
+        }
+        assert!(g.devices.len() <= 4, "{}", g.devices.len());
+        assert!(g.may_connect("tripped", t + Duration::from_secs(1)).is_err());
     }
 
     #[test]

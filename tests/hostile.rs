@@ -148,9 +148,9 @@ async fn a_publish_topic_the_protocol_forbids_closes_the_connection() {
 }
 
 /// CONNECT flags the spec forbids get no CONNACK, only the close: the reserved flag set
-/// [MQTT-3.1.2-3], and in 3.1.1 a password without a user name [MQTT-3.1.2-22]. A v5
-/// CONNECT naming an authentication method, which Eliot does not support, gets CONNACK
-/// 0x8C (Bad authentication method).
+/// [MQTT-3.1.2-3], and in 3.1.1 a password without a user name [MQTT-3.1.2-22]; so do a v5
+/// Receive Maximum or Maximum Packet Size of 0. A v5 CONNECT naming an authentication
+/// method, which Eliot does not support, gets CONNACK 0x8C (Bad authentication method).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_flags_the_spec_forbids_are_refused() {
     let eliot = Eliot::start();
@@ -175,6 +175,19 @@ async fn connect_flags_the_spec_forbids_are_refused() {
     connect.properties = Some(properties);
     let (_, ack) = Raw5::handshake(eliot.addr, connect, None).await;
     assert_eq!(ack.code, v5::ConnectReturnCode::BadAuthenticationMethod);
+    // Receive Maximum 0 or Maximum Packet Size 0: protocol errors, closed without a CONNACK.
+    for zero in ["receive_maximum", "max_packet_size"] {
+        let mut connect = connect5("zero_v5");
+        let mut properties = v5::ConnectProperties::new();
+        match zero {
+            "receive_maximum" => properties.receive_maximum = Some(0),
+            _ => properties.max_packet_size = Some(0),
+        }
+        connect.properties = Some(properties);
+        let mut raw = Raw5::open(eliot.addr).await;
+        raw.send(&v5::Packet::Connect(connect, None, None)).await;
+        assert!(raw.until_closed().await.is_empty(), "{zero} 0: no CONNACK");
+    }
 }
 
 /// While the store writer is stuck retrying a commit (another connection holds the

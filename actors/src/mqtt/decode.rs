@@ -87,6 +87,25 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
     })
 }
 
+/// A v5 CONNECT's Receive Maximum and Maximum Packet Size of 0 are protocol errors
+/// (§3.1.2.11.3, §3.1.2.11.4): a client could not receive a thing.
+fn check_connect_properties(properties: Option<&v5::ConnectProperties>) -> Result<(), CodecError> {
+    let Some(p) = properties else {
+        return Ok(());
+    };
+    if p.receive_maximum == Some(0) {
+        return Err(CodecError::Malformed(
+            "CONNECT with a Receive Maximum of 0".into(),
+        ));
+    }
+    if p.max_packet_size == Some(0) {
+        return Err(CodecError::Malformed(
+            "CONNECT with a Maximum Packet Size of 0".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A PUBLISH topic must be at least one character and hold no wildcard
 /// ([MQTT-3.3.2-1], [MQTT-3.3.2-2]).
 fn topic_problem(topic: &str) -> Option<&'static str> {
@@ -105,6 +124,9 @@ fn utf8(bytes: bytes::Bytes, what: &str) -> Result<String, CodecError> {
 }
 
 pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
+    if let v5::Packet::Connect(c, ..) = &packet {
+        check_connect_properties(c.properties.as_ref())?;
+    }
     Ok(match packet {
         v5::Packet::Connect(c, will, login) => Inbound::Connect(Connect {
             version: Version::V5,

@@ -257,7 +257,9 @@ mod tests {
             g.rejected(&format!("random_{n}"), t);
         }
         assert!(g.devices.len() <= 4, "{}", g.devices.len());
-        assert!(g.may_connect("tripped", t + Duration::from_secs(1)).is_err());
+        assert!(g
+            .may_connect("tripped", t + Duration::from_secs(1))
+            .is_err());
     }
 
     #[test]

@@ -427,3 +427,23 @@ async fn dead_letters_stay_within_their_quota() {
         .unwrap()
         .starts_with(&format!("{:0>100}", 99)));
 }
+
+/// Only a v5 DISCONNECT with reason 0x00 (Normal disconnection) discards the will
+/// (§3.14.4): one with 0x80 (Unspecified error) has its will stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v5_disconnect_other_than_normal_keeps_the_will() {
+    let eliot = Eliot::start();
+    let will = v5::LastWill::new(
+        topic("robot_011"),
+        reading("robot_011", 1),
+        m5::QoS::AtLeastOnce,
+        false,
+        None,
+    );
+    let (mut raw, ack) = Raw5::handshake(eliot.addr, connect5("robot_011"), Some(will)).await;
+    assert_eq!(ack.code, v5::ConnectReturnCode::Success);
+    // DISCONNECT, reason 0x80, property length 0.
+    raw.send_bytes(&[0xE0, 0x02, 0x80, 0x00]).await;
+    raw.until_closed().await;
+    assert!(eventually(Duration::from_secs(10), || eliot.count("readings") == 1).await);
+}

@@ -13,7 +13,8 @@ pub(super) fn short_v5_disconnect(frame: &[u8]) -> Option<Inbound> {
     match frame {
         [0xE0, 0x00] => Some(Inbound::Disconnect { with_will: false }),
         [0xE0, 0x01, reason] => Some(Inbound::Disconnect {
-            with_will: *reason == v5::DisconnectReasonCode::DisconnectWithWillMessage as u8,
+            // §3.14.4: only Normal disconnection (0x00) discards the will.
+            with_will: *reason != v5::DisconnectReasonCode::NormalDisconnection as u8,
         }),
         _ => None,
     }
@@ -191,7 +192,7 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
         },
         v5::Packet::PingReq(_) => Inbound::PingReq,
         v5::Packet::Disconnect(d) => Inbound::Disconnect {
-            with_will: d.reason_code == v5::DisconnectReasonCode::DisconnectWithWillMessage,
+            with_will: d.reason_code != v5::DisconnectReasonCode::NormalDisconnection,
         },
         v5::Packet::Auth(_) => Inbound::Unexpected("AUTH"),
         v5::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),

@@ -85,7 +85,8 @@ pub enum Inbound {
         filters: usize,
     },
     PingReq,
-    /// `with_will`: a v5 DISCONNECT with reason 0x04 asks for the will to be published.
+    /// `with_will`: a v5 DISCONNECT with any reason but 0x00 (Normal disconnection) keeps
+    /// the will, which is then published (0x04 asks for it by name; §3.14.4).
     Disconnect {
         with_will: bool,
     },

@@ -447,3 +447,81 @@ async fn a_v5_disconnect_other_than_normal_keeps_the_will() {
     raw.until_closed().await;
     assert!(eventually(Duration::from_secs(10), || eliot.count("readings") == 1).await);
 }
+
+/// A full disk (here `store.max_size`, which gives SQLite a real SQLITE_FULL): dead
+/// letters are shed first to make room for readings; once nothing is left to shed,
+/// nothing more is acked, health is `failed` with the reason, and the writer retries at
+/// the breaker's pace instead of spinning. Eliot stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_sheds_dead_letters_then_stops_acking_and_says_so() {
+    let eliot = Eliot::start_with(|c| {
+        c.store.max_size = 256 * 1024;
+        c.breakers.device.max_rejections = 10_000;
+    });
+    let mut junk = Device::connect(eliot.addr, "robot_012");
+    let payloads = (0..40).map(|n| format!("{n:0>2000}")).collect();
+    assert_eq!(
+        junk.publish_all("robot_012", payloads, QoS::AtLeastOnce)
+            .await,
+        40
+    );
+
+    let mut device = Device::connect(eliot.addr, "robot_013");
+    let mut n = 0;
+    let full = loop {
+        device
+            .client
+            .publish(
+                topic("robot_013"),
+                QoS::AtLeastOnce,
+                false,
+                reading("robot_013", n),
+            )
+            .await
+            .unwrap();
+        n += 1;
+        let acked = tokio::time::timeout(Duration::from_secs(3), async {
+            while let Some(Ok(event)) = device.events.recv().await {
+                if matches!(event, rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if !matches!(acked, Ok(true)) {
+            break n;
+        }
+        assert!(n < 20_000, "the store never filled");
+    };
+    let stored = eliot.count("readings");
+    assert!(
+        stored > 100,
+        "{stored} readings stored before the disk was full"
+    );
+    assert_eq!(stored as u64, full - 1, "everything acked is stored");
+    assert!(
+        eliot.count("dead_letters") < 40,
+        "dead letters made room first"
+    );
+
+    let health = eliot.health().await;
+    assert_eq!(health.status, eliot_actors::Status::Failed, "{health:?}");
+    let condition = health.store.condition.clone().unwrap_or_default();
+    assert!(condition.contains("full"), "{condition}");
+    let retries = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("eliot_store_retries_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = retries(&get(eliot.http_addr, "/metrics").await.1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = retries(&get(eliot.http_addr, "/metrics").await.1);
+    assert!(
+        after - before < 30.0,
+        "{} retries in 2 s: spinning",
+        after - before
+    );
+    assert_eq!(get(eliot.http_addr, "/ready").await.0, 503);
+}

@@ -245,3 +245,50 @@ async fn a_panicking_connection_is_closed_and_its_device_loses_nothing() {
     );
     assert_eq!(eliot.count("readings"), 250);
 }
+
+/// A commit failing in a way that will not heal (a read-only, corrupt or vanished
+/// database; injected here) is not retried for ever: nothing in the batch is acked, the
+/// writer restarts and reopens the database, and the flow resumes. (Had the reopening
+/// kept failing, the restart intensity would have escalated, as above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_heal_is_reopened_not_retried_for_ever() {
+    let _turn = FAULT_POINTS.lock().await;
+    let eliot = Eliot::start();
+    fail::cfg("store::write", "1*return(broken)").unwrap();
+    let mut device = Device::connect(eliot.addr, "robot_001");
+    device
+        .client
+        .publish(
+            topic("robot_001"),
+            QoS::AtLeastOnce,
+            false,
+            reading("robot_001", 0),
+        )
+        .await
+        .unwrap();
+    let outcome = device
+        .expect_event(Duration::from_secs(10), |e| {
+            e.is_err() || matches!(e, Ok(Event::Incoming(Packet::PubAck(_))))
+        })
+        .await;
+    fail::remove("store::write");
+    assert!(outcome.is_err(), "closed without a PUBACK, got {outcome:?}");
+    let report = wait_restarted(&eliot, "store_writer", 1).await;
+    let writer = report.child("store_writer").unwrap();
+    assert!(
+        writer
+            .last_failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cannot be written"),
+        "{writer:?}"
+    );
+    let mut again = Device::connect(eliot.addr, "robot_001");
+    let payloads = (0..10).map(|n| reading("robot_001", n)).collect();
+    assert_eq!(
+        again
+            .publish_all("robot_001", payloads, QoS::AtLeastOnce)
+            .await,
+        10
+    );
+}

@@ -269,6 +269,7 @@ mod tests {
             synchronous: Synchronous::Normal,
             max_sessions: 3,
             dead_letter_quota: 1 << 30,
+            max_size: 0,
         })
         .unwrap()
     }

@@ -34,6 +34,9 @@ pub struct StoreSettings {
     /// Bytes the dead letters may take (payload, topic, client id and reason); past it the
     /// oldest are shed.
     pub dead_letter_quota: u64,
+    /// The most the database may grow to, in bytes (0: no limit but the disk's). Reaching it
+    /// is treated as a full disk.
+    pub max_size: u64,
 }
 
 impl StoreSettings {
@@ -68,6 +71,39 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+}
+
+/// What a failed store operation means for the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Locked, busy, interrupted: the same batch may well succeed on a retry.
+    Transient,
+    /// The disk (or `store.max_size`) is full: room has to be made first.
+    Full,
+    /// Read-only, corrupt, not a database, gone: this connection will not heal; the writer
+    /// restarts and reopens, and escalates if that keeps failing.
+    Broken,
+}
+
+impl StoreError {
+    pub fn kind(&self) -> FailureKind {
+        use rusqlite::ErrorCode as C;
+        let StoreError::Sqlite { source, .. } = self else {
+            return FailureKind::Broken;
+        };
+        match source.sqlite_error_code() {
+            Some(C::DiskFull) => FailureKind::Full,
+            Some(
+                C::ReadOnly
+                | C::DatabaseCorrupt
+                | C::NotADatabase
+                | C::CannotOpen
+                | C::SystemIoFailure
+                | C::PermissionDenied,
+            ) => FailureKind::Broken,
+            _ => FailureKind::Transient,
+        }
+    }
 }
 
 /// What one committed transaction wrote.
@@ -174,6 +210,15 @@ impl Store {
         ))
         .map_err(&sqlite)?;
         conn.execute_batch(SCHEMA).map_err(&sqlite)?;
+        if settings.max_size > 0 {
+            let page_size: i64 = conn
+                .query_row("PRAGMA page_size", [], |row| row.get(0))
+                .map_err(&sqlite)?;
+            let page_size = u64::try_from(page_size).unwrap_or(4096).max(1);
+            let pages = (settings.max_size / page_size).max(1);
+            conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+                .map_err(&sqlite)?;
+        }
         let sessions_kept: i64 = conn
             .query_row("SELECT count(*) FROM sessions", [], |row| row.get(0))
             .map_err(&sqlite)?;
@@ -197,6 +242,32 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The disk is full: sheds the older half of the dead letters (readings are what Eliot
+    /// is for; dead letters are the first to go). Answers what went.
+    pub fn make_room(&mut self) -> Result<Shed, StoreError> {
+        let sqlite = naming(&self.path);
+        let tx = self.conn.transaction().map_err(&sqlite)?;
+        let weigh = format!("SELECT count(*), coalesce(sum({ROW_BYTES}), 0) FROM dead_letters");
+        let (rows_before, bytes_before): (i64, i64) = tx
+            .query_row(&weigh, [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(&sqlite)?;
+        tx.execute(
+            "DELETE FROM dead_letters WHERE id IN \
+             (SELECT id FROM dead_letters ORDER BY id LIMIT (SELECT (count(*) + 1) / 2 FROM dead_letters))",
+            [],
+        )
+        .map_err(&sqlite)?;
+        let (rows_after, bytes_after): (i64, i64) = tx
+            .query_row(&weigh, [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(&sqlite)?;
+        tx.commit().map_err(&sqlite)?;
+        self.dead_letter_bytes = u64::try_from(bytes_after).unwrap_or(0);
+        Ok(Shed {
+            rows: usize::try_from(rows_before - rows_after).unwrap_or(0),
+            bytes: u64::try_from(bytes_before - bytes_after).unwrap_or(0),
+        })
     }
 
     /// Writes every outcome in one transaction: all of them are committed, or none.
@@ -267,6 +338,7 @@ mod tests {
             synchronous: Synchronous::Normal,
             max_sessions: 100,
             dead_letter_quota: 1 << 30,
+            max_size: 0,
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::sqlite::{Store, StoreSettings};
+use super::sqlite::{FailureKind, Store, StoreSettings};
 use crate::ingest::Outcome;
 use crate::observe::{Event, Queued, Telemetry};
 use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreProgress};
@@ -156,14 +156,21 @@ impl StoreWriter {
     fn commit(&mut self, batch: Batch, ctx: &mut Context<Self>) {
         let started = Instant::now();
         let written = match self.store.as_mut() {
-            None => Ok(Err(NotStored("the database is not open".into()))),
+            None => Ok(Err((
+                FailureKind::Broken,
+                NotStored("the database is not open".into()),
+            ))),
             Some(store) => catch_panic(|| {
-                fail::fail_point!("store::write", |_| Err(NotStored(
-                    "injected store failure".into()
+                fail::fail_point!("store::write", |kind| Err((
+                    match kind.as_deref() {
+                        Some("broken") => FailureKind::Broken,
+                        _ => FailureKind::Transient,
+                    },
+                    NotStored("injected store failure".into())
                 )));
                 store
                     .write(batch.iter().flat_map(|(outcomes, _)| outcomes))
-                    .map_err(|e| NotStored(e.to_string()))
+                    .map_err(|e| (e.kind(), NotStored(e.to_string())))
             }),
         };
         let answer = match written {
@@ -186,14 +193,32 @@ impl StoreWriter {
                 .emit(&self.telemetry);
                 if mem::take(&mut self.failing) {
                     self.breaker.do_send(Report(CallResult::Success));
+                    self.progress.set_condition(None);
                 }
                 self.progress
                     .committed(took, self.pending_rows, Instant::now());
                 Ok(())
             }
             // Not open (a failed reopen, stopping): the restart will deal with it.
-            Ok(Err(failure)) if self.store.is_none() => Err(failure),
-            Ok(Err(failure)) => return self.retry(batch, failure, ctx),
+            Ok(Err((_, failure))) if self.store.is_none() => Err(failure),
+            Ok(Err((FailureKind::Transient, failure))) => return self.retry(batch, failure, ctx),
+            Ok(Err((FailureKind::Full, failure))) => {
+                self.make_room(&failure);
+                return self.retry(batch, failure, ctx);
+            }
+            // This connection will not heal: answer the batch (its devices re-send), and
+            // restart to reopen; if reopening keeps failing, the restart intensity
+            // escalates and Eliot exits for its own supervisor to deal with.
+            Ok(Err((FailureKind::Broken, failure))) => {
+                Event::StoreFailed {
+                    error: &failure.0,
+                    requests: batch.len(),
+                }
+                .emit(&self.telemetry);
+                self.last_failure = Some(format!("the database cannot be written: {failure}"));
+                ctx.stop();
+                Err(failure)
+            }
             Err(panic) => {
                 Event::ActorPanicked { panic: &panic }.emit(&self.telemetry);
                 ctx.stop();
@@ -208,6 +233,31 @@ impl StoreWriter {
         for (_, done) in batch {
             // The requester may have gone (connection closed): nothing to tell it.
             let _ = done.send(answer.clone());
+        }
+    }
+
+    /// The disk is full: dead letters are shed first, so that readings can be written; while
+    /// nothing can be, the store reports the condition (health `failed`, `/ready` 503) and
+    /// acks nothing (the retry, paced by the breaker, holds the mailbox).
+    fn make_room(&mut self, failure: &NotStored) {
+        self.progress
+            .set_condition(Some(format!("the disk is full: {failure}")));
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        match store.make_room() {
+            Ok(shed) if shed.rows > 0 => Event::DeadLettersShed {
+                rows: shed.rows,
+                bytes: shed.bytes,
+                quota: self.settings.dead_letter_quota,
+            }
+            .emit(&self.telemetry),
+            Ok(_) => {}
+            Err(e) => Event::StoreFailed {
+                error: &format!("shedding dead letters for room: {e}"),
+                requests: 0,
+            }
+            .emit(&self.telemetry),
         }
     }
 
@@ -240,8 +290,15 @@ impl StoreWriter {
     }
 }
 
+/// Reopens the database after a restart. A database file that is gone is not recreated
+/// empty in its place: readings and sessions would silently vanish. The reopen fails
+/// instead, and if it keeps failing the restart intensity escalates.
 fn open_store(settings: &StoreSettings) -> Result<Store, String> {
     fail::fail_point!("store::open", |_| Err("injected open failure".to_owned()));
+    let path = settings.db_path();
+    if !path.exists() {
+        return Err(format!("the database file {} is gone", path.display()));
+    }
     Store::open(settings).map_err(|e| e.to_string())
 }
 
@@ -285,5 +342,47 @@ impl Handler<Persist> for StoreWriter {
                 writer.flush(ctx);
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sqlite::{StoreError, Synchronous};
+    use super::*;
+
+    #[test]
+    fn a_vanished_database_is_not_recreated_empty_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = StoreSettings {
+            data_dir: dir.path().to_owned(),
+            batch_max: 1,
+            batch_delay: Duration::from_millis(1),
+            mailbox: 1,
+            synchronous: Synchronous::Normal,
+            max_sessions: 1,
+            dead_letter_quota: 1,
+            max_size: 0,
+        };
+        let error = open_store(&settings).err().unwrap();
+        assert!(error.contains("is gone"), "{error}");
+        Store::open(&settings).unwrap();
+        assert!(
+            open_store(&settings).is_ok(),
+            "an existing database reopens"
+        );
+    }
+
+    #[test]
+    fn sqlite_failures_are_classified_by_what_the_writer_can_do() {
+        use rusqlite::ffi;
+        let failure = |code| StoreError::Sqlite {
+            path: "x".into(),
+            source: rusqlite::Error::SqliteFailure(ffi::Error::new(code), None),
+        };
+        assert_eq!(failure(ffi::SQLITE_FULL).kind(), FailureKind::Full);
+        assert_eq!(failure(ffi::SQLITE_BUSY).kind(), FailureKind::Transient);
+        assert_eq!(failure(ffi::SQLITE_READONLY).kind(), FailureKind::Broken);
+        assert_eq!(failure(ffi::SQLITE_CORRUPT).kind(), FailureKind::Broken);
+        assert_eq!(failure(ffi::SQLITE_NOTADB).kind(), FailureKind::Broken);
     }
 }

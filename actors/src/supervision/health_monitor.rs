@@ -324,7 +324,10 @@ impl Handler<GetHealth> for HealthMonitor {
         }
         let breakers: Vec<BreakerHealth> = self.breakers.values().cloned().collect();
         let all_closed = breakers.iter().all(|b| b.state == BreakerState::Closed);
-        let status = if children.iter().any(|c| c.state == ChildState::Failed) {
+        let store = self.store.health(now);
+        let status = if store.condition.is_some()
+            || children.iter().any(|c| c.state == ChildState::Failed)
+        {
             Status::Failed
         } else if all_closed && children.iter().all(|c| c.state == ChildState::Running) {
             Status::Healthy
@@ -335,7 +338,7 @@ impl Handler<GetHealth> for HealthMonitor {
             status,
             children,
             breakers,
-            store: self.store.health(now),
+            store,
         }
     }
 }

@@ -20,7 +20,9 @@ pub fn readiness(
     if shutting_down {
         reasons.push("shutting down: intake has stopped".to_owned());
     }
-    if report.status == Status::Failed {
+    if let Some(condition) = &report.store.condition {
+        reasons.push(format!("the store takes no writes: {condition}"));
+    } else if report.status == Status::Failed {
         reasons.push("a part of Eliot failed past its restart intensity".to_owned());
     }
     match report.child(endpoint).map(|c| c.state) {

@@ -3,6 +3,7 @@
 //! commit (a locked or full database) exactly when someone needs to know.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -16,10 +17,12 @@ pub struct StoreProgress {
     backlog_rows: AtomicU64,
     /// When the oldest of those rows arrived.
     backlog_since: AtomicU64,
+    /// Why the store cannot take writes now (a full disk), if it cannot.
+    condition: Mutex<Option<String>>,
 }
 
 /// The store's figures in a health report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StoreHealth {
     /// Since the last successful commit; `None` before the first.
     pub last_commit_age_ms: Option<u64>,
@@ -29,6 +32,9 @@ pub struct StoreHealth {
     pub backlog_rows: u64,
     /// How long the oldest of them has waited; `None` when there is none.
     pub backlog_age_ms: Option<u64>,
+    /// Why the store takes no writes now (its disk is full), if it does not: Eliot is
+    /// then `failed` until a commit succeeds again.
+    pub condition: Option<String>,
 }
 
 impl Default for StoreProgress {
@@ -39,6 +45,7 @@ impl Default for StoreProgress {
             last_commit_us: AtomicU64::new(0),
             backlog_rows: AtomicU64::new(0),
             backlog_since: AtomicU64::new(0),
+            condition: Mutex::new(None),
         }
     }
 }
@@ -77,12 +84,22 @@ impl StoreProgress {
         }
     }
 
+    /// The store cannot take writes, and why; `None` once it can again.
+    pub fn set_condition(&self, condition: Option<String>) {
+        *self.condition.lock().unwrap_or_else(|e| e.into_inner()) = condition;
+    }
+
     pub fn health(&self, now: Instant) -> StoreHealth {
         StoreHealth {
             last_commit_age_ms: self.age(self.last_commit_at.load(Relaxed), now),
             last_commit_us: self.last_commit_us.load(Relaxed),
             backlog_rows: self.backlog_rows.load(Relaxed),
             backlog_age_ms: self.age(self.backlog_since.load(Relaxed), now),
+            condition: self
+                .condition
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }

@@ -525,3 +525,31 @@ async fn a_full_disk_sheds_dead_letters_then_stops_acking_and_says_so() {
     );
     assert_eq!(get(eliot.http_addr, "/ready").await.0, 503);
 }
+
+/// What a v5 client asks of the packets it receives is kept: with Request Problem
+/// Information 0 its SUBACK carries no reason string, and a DISCONNECT larger than its
+/// Maximum Packet Size is not sent (the connection just closes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v5_clients_limits_on_what_it_receives_are_kept() {
+    let eliot = Eliot::start();
+    let mut connect = connect5("terse_v5");
+    let mut properties = v5::ConnectProperties::new();
+    properties.request_problem_info = Some(0);
+    // The accepted CONNACK takes 19 bytes; the DISCONNECT with its reason, 21.
+    properties.max_packet_size = Some(20);
+    connect.properties = Some(properties);
+    let (mut raw, ack) = Raw5::handshake(eliot.addr, connect, None).await;
+    assert_eq!(ack.code, v5::ConnectReturnCode::Success);
+    let mut subscribe = v5::Subscribe::new(v5::Filter::new("devices/#", m5::QoS::AtMostOnce), None);
+    subscribe.pkid = 5;
+    raw.send(&v5::Packet::Subscribe(subscribe)).await;
+    match raw.expect().await {
+        v5::Packet::SubAck(ack) => assert_eq!(ack.properties, None, "no reason string"),
+        other => panic!("expected a SUBACK, got {other:?}"),
+    }
+    // A second CONNECT is a protocol error: the DISCONNECT with its reason would be larger
+    // than 20 bytes, so only the close comes.
+    raw.send(&v5::Packet::Connect(connect5("terse_v5"), None, None))
+        .await;
+    assert!(raw.until_closed().await.is_empty());
+}

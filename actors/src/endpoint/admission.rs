@@ -200,6 +200,7 @@ mod tests {
             username: None,
             session_expiry: None,
             authentication_method: None,
+            peer: Default::default(),
         }
     }
 

@@ -190,7 +190,8 @@ impl DeviceEndpoint {
                     Ok(Some(Err(CodecError::UnsupportedProtocol { name, level }))) => {
                         // 3.1.1 §3.2.2.3: answer return code 0x01, then close.
                         let code = ConnectCode::UnsupportedProtocol;
-                        refuse_connect(writer, Version::V4, code, endpoint.limits(), None);
+                        let v4 = (Version::V4, PeerLimits::default());
+                        refuse_connect(writer, v4, code, endpoint.limits(), None);
                         let why = format!("unsupported protocol `{name}` level {level}");
                         (Some(code), why)
                     }
@@ -264,7 +265,8 @@ impl DeviceEndpoint {
             None => self.refuse(peer, Some(refusal.code), &refusal.reason),
         }
         let reason = refusal.reason_for_device();
-        refuse_connect(writer, connect.version, refusal.code, self.limits(), reason);
+        let peer = (connect.version, connect.peer);
+        refuse_connect(writer, peer, refusal.code, self.limits(), reason);
     }
 
     fn start_connection(
@@ -333,7 +335,7 @@ impl DeviceEndpoint {
 /// transport.
 fn refuse_connect(
     mut writer: DeviceWriter,
-    version: Version,
+    (version, peer): (Version, PeerLimits),
     code: ConnectCode,
     limits: ServerLimits,
     reason: Option<String>,
@@ -346,7 +348,7 @@ fn refuse_connect(
         limits,
         reason,
     };
-    if MqttCodec::for_version(version, 0)
+    if MqttCodec::for_peer(version, 0, peer)
         .encode(connack, &mut buf)
         .is_ok()
     {

@@ -44,6 +44,8 @@ pub struct MqttCodec {
     /// Since when a packet has been arriving without being whole, for the connection's
     /// packet timeout (a device must not hold a buffer half-filled for ever).
     partial: PartialSince,
+    /// What the device accepts of the packets sent to it.
+    peer: PeerLimits,
 }
 
 /// When the packet now arriving on a connection started to arrive, if one is; shared by
@@ -87,15 +89,22 @@ impl MqttCodec {
             max_packet_size,
             discarding: 0,
             partial: PartialSince::default(),
+            peer: PeerLimits::default(),
         }
     }
 
     pub fn for_version(version: Version, max_packet_size: usize) -> Self {
+        MqttCodec::for_peer(version, max_packet_size, PeerLimits::default())
+    }
+
+    /// The codec of an accepted connection: it also keeps to what the device asked for.
+    pub fn for_peer(version: Version, max_packet_size: usize, peer: PeerLimits) -> Self {
         MqttCodec {
             version: Some(version),
             max_packet_size,
             discarding: 0,
             partial: PartialSince::default(),
+            peer,
         }
     }
 
@@ -290,7 +299,7 @@ impl Encoder<Outbound> for MqttCodec {
     fn encode(&mut self, packet: Outbound, dst: &mut BytesMut) -> Result<(), CodecError> {
         let written = match self.version.unwrap_or(Version::V4) {
             Version::V4 => encode_v4(packet, dst),
-            Version::V5 => encode_v5(packet, dst),
+            Version::V5 => encode_v5(packet, dst, self.peer),
         };
         written.map_err(CodecError::Malformed)
     }

@@ -52,6 +52,7 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
             username: c.login.map(|l| l.username),
             session_expiry: None,
             authentication_method: None,
+            peer: PeerLimits::default(),
         }),
         v4::Packet::Publish(p) => match topic_problem(&p.topic) {
             Some(problem) => Inbound::InvalidPublish {
@@ -149,6 +150,11 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
                 .properties
                 .as_ref()
                 .and_then(|p| p.session_expiry_interval),
+            peer: PeerLimits {
+                max_packet_size: c.properties.as_ref().and_then(|p| p.max_packet_size),
+                problem_information: c.properties.as_ref().and_then(|p| p.request_problem_info)
+                    != Some(0),
+            },
             authentication_method: c.properties.and_then(|p| p.authentication_method),
         }),
         v5::Packet::Publish(p) => {

@@ -38,7 +38,29 @@ pub(super) fn encode_v4(packet: Outbound, dst: &mut BytesMut) -> Result<(), Stri
     written.map(drop).map_err(|e| e.to_string())
 }
 
-pub(super) fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), String> {
+/// Writes `packet` as the v5 peer allows: without a reason string when it is too large
+/// with one, and not at all when it is too large even so (§3.1.2.11.4: "discard it").
+pub(super) fn encode_v5(
+    packet: Outbound,
+    dst: &mut BytesMut,
+    peer: PeerLimits,
+) -> Result<(), String> {
+    let mut scratch = BytesMut::new();
+    write_v5(packet.clone(), &mut scratch, peer.problem_information)?;
+    let fits = |len: usize| peer.max_packet_size.is_none_or(|max| len <= max as usize);
+    if !fits(scratch.len()) {
+        scratch.clear();
+        write_v5(packet, &mut scratch, false)?;
+        if !fits(scratch.len()) {
+            return Ok(());
+        }
+    }
+    dst.extend_from_slice(&scratch);
+    Ok(())
+}
+
+/// Writes `packet`; `reasons` says whether reason strings may go along.
+fn write_v5(packet: Outbound, dst: &mut BytesMut, reasons: bool) -> Result<(), String> {
     let written = match packet {
         Outbound::ConnAck {
             code,
@@ -69,7 +91,7 @@ pub(super) fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), Stri
                 max_packet_size: accepted.then_some(limits.max_packet_size),
                 assigned_client_identifier: assigned_client_id,
                 topic_alias_max: None,
-                reason_string: reason,
+                reason_string: reason.filter(|_| reasons),
                 user_properties: Vec::new(),
                 wildcard_subscription_available: accepted.then_some(0),
                 subscription_identifiers_available: accepted.then_some(0),
@@ -93,7 +115,7 @@ pub(super) fn encode_v5(packet: Outbound, dst: &mut BytesMut) -> Result<(), Stri
         Outbound::SubAckRefused { pkid, filters } => v5::SubAck {
             pkid,
             return_codes: vec![v5::SubscribeReasonCode::ImplementationSpecific; filters],
-            properties: Some(v5::SubAckProperties {
+            properties: reasons.then(|| v5::SubAckProperties {
                 reason_string: Some(
                     "Eliot ingests telemetry; it does not deliver messages to subscribers".into(),
                 ),

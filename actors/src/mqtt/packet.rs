@@ -46,6 +46,27 @@ pub struct Connect {
     pub session_expiry: Option<u32>,
     /// v5 Authentication Method: Eliot supports none, so a CONNECT naming one is refused.
     pub authentication_method: Option<String>,
+    /// What the client asked of the packets Eliot sends it (v5).
+    pub peer: PeerLimits,
+}
+
+/// A v5 client's limits on what it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Largest packet it accepts; a larger one must not be sent [MQTT-3.1.2-24].
+    pub max_packet_size: Option<u32>,
+    /// False when it sent Request Problem Information = 0: no reason strings, except on a
+    /// CONNACK or DISCONNECT [MQTT-3.1.2-29].
+    pub problem_information: bool,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            max_packet_size: None,
+            problem_information: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -144,8 +144,11 @@ impl DeviceConnection {
             let slots = Arc::new(Semaphore::new(window));
             let partial = a.reader.decoder().partial_since();
             ctx.add_stream(gated(a.reader, slots, a.budget, waiting_for_room.clone()));
-            let codec =
-                MqttCodec::for_version(a.connect.version, a.limits.max_packet_size as usize);
+            let codec = MqttCodec::for_peer(
+                a.connect.version,
+                a.limits.max_packet_size as usize,
+                a.connect.peer,
+            );
             let mut writer = FramedWrite::new(a.writer, codec, ctx);
             writer.write(Outbound::ConnAck {
                 code: ConnectCode::Accepted,

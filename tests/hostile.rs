@@ -553,3 +553,47 @@ async fn a_v5_clients_limits_on_what_it_receives_are_kept() {
         .await;
     assert!(raw.until_closed().await.is_empty());
 }
+
+/// A v5 DISCONNECT's Session Expiry Interval is honoured: 0 ends a kept session at once
+/// (the next CONNECT finds none); setting one on a session the CONNECT did not keep is a
+/// protocol error [MQTT-3.14.2-2], answered with DISCONNECT 0x82.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v5_disconnect_session_expiry_is_honoured() {
+    let eliot = Eliot::start();
+    let kept = || {
+        let mut connect = connect5("expiring");
+        connect.clean_start = false;
+        let mut properties = v5::ConnectProperties::new();
+        properties.session_expiry_interval = Some(3600);
+        connect.properties = Some(properties);
+        connect
+    };
+    let (mut raw, _) = Raw5::handshake(eliot.addr, kept(), None).await;
+    // DISCONNECT, reason 0x00, properties: Session Expiry Interval 0.
+    raw.send_bytes(&[0xE0, 0x07, 0x00, 0x05, 0x11, 0, 0, 0, 0])
+        .await;
+    raw.until_closed().await;
+    assert!(eventually(Duration::from_secs(5), || eliot.count("sessions") == 0).await);
+    let (_, again) = Raw5::handshake(eliot.addr, kept(), None).await;
+    assert!(
+        !again.session_present,
+        "the session ended with the DISCONNECT"
+    );
+
+    let (mut unkept, _) = Raw5::handshake(eliot.addr, connect5("unkept"), None).await;
+    raw_disconnect_with_expiry(&mut unkept, 30).await;
+    let reason = unkept
+        .until_closed()
+        .await
+        .into_iter()
+        .find_map(|p| match p {
+            v5::Packet::Disconnect(d) => Some(d.reason_code),
+            _ => None,
+        });
+    assert_eq!(reason, Some(v5::DisconnectReasonCode::ProtocolError));
+}
+
+async fn raw_disconnect_with_expiry(raw: &mut Raw5, seconds: u8) {
+    raw.send_bytes(&[0xE0, 0x07, 0x00, 0x05, 0x11, 0, 0, 0, seconds])
+        .await;
+}

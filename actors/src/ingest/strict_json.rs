@@ -1,7 +1,10 @@
-//! JSON parsing that refuses what serde_json lets slip: a duplicated key in an object.
-//! serde_json keeps the last of duplicated keys, so `{"device_id":"a","device_id":"b"}`
-//! would validate as device `b` while a reader of the payload sees `a`: the payload would
-//! lie. Here it is refused, with the key named.
+//! JSON parsing that refuses what serde_json lets slip, so that a stored reading says what
+//! its payload says:
+//! - a duplicated key in an object: serde_json keeps the last, so
+//!   `{"device_id":"a","device_id":"b"}` would validate as device `b` while a reader of the
+//!   payload sees `a`;
+//! - an integer beyond 64 bits: serde_json turns it into a float, so
+//!   `18446744073709551616` would be stored as `1.8446744073709552e19`.
 
 use std::fmt;
 
@@ -10,9 +13,57 @@ use serde_json::{Map, Number, Value};
 
 use super::rules::Quoted;
 
-/// Parses `bytes` as JSON, refusing duplicated keys at any depth.
-pub fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
-    serde_json::from_slice::<Strict>(bytes).map(|strict| strict.0)
+/// Parses `bytes` as JSON, refusing duplicated keys at any depth and integers beyond 64
+/// bits.
+pub fn parse(bytes: &[u8]) -> Result<Value, String> {
+    if let Some(integer) = wide_integer(bytes) {
+        let integer = Quoted::from(integer);
+        return Err(format!("integer {integer} does not fit in 64 bits"));
+    }
+    serde_json::from_slice::<Strict>(bytes)
+        .map(|strict| strict.0)
+        .map_err(|e| e.to_string())
+}
+
+/// The first integer literal outside a string that neither `i64` nor `u64` holds (the
+/// payload is scanned as JSON tokens; a malformed payload is left to the parser).
+fn wide_integer(bytes: &[u8]) -> Option<&str> {
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            i += 1;
+            while i < bytes.len()
+                && (bytes[i].is_ascii_digit()
+                    || matches!(bytes[i], b'.' | b'e' | b'E' | b'+' | b'-'))
+            {
+                i += 1;
+            }
+            let token = std::str::from_utf8(&bytes[start..i]).ok()?;
+            let integer = !token.contains(['.', 'e', 'E']);
+            if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                return Some(token);
+            }
+            continue;
+        }
+        i += 1;
+    }
+    None
 }
 
 struct Strict(Value);
@@ -95,6 +146,21 @@ mod tests {
         );
         let deep = parse(br#"{"data":[{"x":1,"x":2}]}"#).unwrap_err();
         assert!(deep.to_string().contains("duplicate key `x`"), "{deep}");
+    }
+
+    #[test]
+    fn an_integer_beyond_64_bits_is_refused_not_rounded() {
+        let error = parse(br#"{"n":18446744073709551616}"#).unwrap_err();
+        assert!(
+            error.contains("integer 18446744073709551616 does not fit"),
+            "{error}"
+        );
+        assert!(parse(br#"{"n":-9223372036854775809}"#).is_err());
+        // In a string, or as a float, it is what it says.
+        assert!(
+            parse(br#"{"n":"18446744073709551616","m":1.8e19,"k":-9223372036854775808}"#).is_ok()
+        );
+        assert!(parse(br#"{"s":"a \" 99999999999999999999"}"#).is_ok());
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub fn validate(
             topic: topic.into(),
             pattern: rules.topic.to_string(),
         })?;
-    let value: Value = strict_json::parse(payload).map_err(|e| Rejection::Json(e.to_string()))?;
+    let value: Value = strict_json::parse(payload).map_err(Rejection::Json)?;
     let received_at = format_utc(now);
     let check = |v: Value| reading(rules, topic_device, v, now, &received_at);
     match value {

@@ -343,6 +343,32 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_does_not_hold_on_to_the_read_buffer() {
+        let mut buf = connect_bytes(4);
+        let mut publish = v4::Publish::new(
+            "devices/d/telemetry",
+            rumqttc::mqttbytes::QoS::AtLeastOnce,
+            "{}",
+        );
+        publish.pkid = 1;
+        v4::Packet::Publish(publish)
+            .write(&mut buf, usize::MAX)
+            .unwrap();
+        buf.extend_from_slice(&[0u8; 64 * 1024]);
+        let buffer = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
+        let mut codec = MqttCodec::new(1024);
+        codec.decode(&mut buf).unwrap();
+        let Some(Inbound::Publish(p)) = codec.decode(&mut buf).unwrap() else {
+            panic!("a PUBLISH")
+        };
+        assert_eq!(&p.payload[..], b"{}");
+        assert!(
+            !buffer.contains(&(p.payload.as_ptr() as usize)),
+            "the payload is a copy, not a slice of the 64 KiB buffer"
+        );
+    }
+
+    #[test]
     fn a_partial_packet_waits_for_more_bytes() {
         let mut codec = MqttCodec::new(1024);
         let full = connect_bytes(4);
@@ -393,7 +419,10 @@ mod tests {
         let mut buf = BytesMut::from(&[0xE0, 0x00][..]);
         assert_eq!(
             codec.decode(&mut buf).unwrap(),
-            Some(Inbound::Disconnect { with_will: false })
+            Some(Inbound::Disconnect {
+                with_will: false,
+                session_expiry: None
+            })
         );
     }
 }

@@ -1,5 +1,6 @@
 //! rumqttc's v4 and v5 packets, turned into Eliot's one packet vocabulary.
 
+use bytes::Bytes;
 use rumqttc::mqttbytes::{self as m, v4};
 use rumqttc::v5::mqttbytes::{self as m5, v5};
 
@@ -11,10 +12,14 @@ use super::packet::*;
 /// and rumqttc's reader refuses. Longer ones go to rumqttc.
 pub(super) fn short_v5_disconnect(frame: &[u8]) -> Option<Inbound> {
     match frame {
-        [0xE0, 0x00] => Some(Inbound::Disconnect { with_will: false }),
+        [0xE0, 0x00] => Some(Inbound::Disconnect {
+            with_will: false,
+            session_expiry: None,
+        }),
         [0xE0, 0x01, reason] => Some(Inbound::Disconnect {
             // §3.14.4: only Normal disconnection (0x00) discards the will.
             with_will: *reason != v5::DisconnectReasonCode::NormalDisconnection as u8,
+            session_expiry: None,
         }),
         _ => None,
     }
@@ -45,7 +50,7 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
             keep_alive: c.keep_alive,
             will: c.last_will.map(|w| Will {
                 topic: w.topic,
-                payload: w.message,
+                payload: own(w.message),
                 qos: qos_v4(w.qos),
                 retain: w.retain,
             }),
@@ -61,7 +66,7 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
             },
             None => Inbound::Publish(Publish {
                 topic: p.topic,
-                payload: p.payload,
+                payload: own(p.payload),
                 qos: qos_v4(p.qos),
                 pkid: p.pkid,
                 dup: p.dup,
@@ -81,12 +86,23 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
             filters: u.topics.len(),
         },
         v4::Packet::PingReq => Inbound::PingReq,
-        v4::Packet::Disconnect => Inbound::Disconnect { with_will: false },
+        v4::Packet::Disconnect => Inbound::Disconnect {
+            with_will: false,
+            session_expiry: None,
+        },
         v4::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),
         v4::Packet::SubAck(_) => Inbound::Unexpected("SUBACK"),
         v4::Packet::UnsubAck(_) => Inbound::Unexpected("UNSUBACK"),
         v4::Packet::PingResp => Inbound::Unexpected("PINGRESP"),
     })
+}
+
+/// A payload in an allocation of its own. rumqttc's is a slice of the connection's read
+/// buffer, which it would keep whole for as long as the message waits for its commit: a
+/// flood of tiny messages during a store stall would pin a buffer each. The copy is the
+/// size of the payload, and the byte budget counts exactly that.
+fn own(payload: Bytes) -> Bytes {
+    Bytes::copy_from_slice(&payload)
 }
 
 /// A v5 CONNECT's Receive Maximum and Maximum Packet Size of 0 are protocol errors
@@ -139,7 +155,7 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
                 .map(|w| {
                     Ok::<_, CodecError>(Will {
                         topic: utf8(w.topic, "will topic")?,
-                        payload: w.message,
+                        payload: own(w.message),
                         qos: qos_v5(w.qos),
                         retain: w.retain,
                     })
@@ -177,7 +193,7 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
             }
             Inbound::Publish(Publish {
                 topic,
-                payload: p.payload,
+                payload: own(p.payload),
                 qos: qos_v5(p.qos),
                 pkid: p.pkid,
                 dup: p.dup,
@@ -199,6 +215,7 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
         v5::Packet::PingReq(_) => Inbound::PingReq,
         v5::Packet::Disconnect(d) => Inbound::Disconnect {
             with_will: d.reason_code != v5::DisconnectReasonCode::NormalDisconnection,
+            session_expiry: d.properties.and_then(|p| p.session_expiry_interval),
         },
         v5::Packet::Auth(_) => Inbound::Unexpected("AUTH"),
         v5::Packet::ConnAck(_) => Inbound::Unexpected("CONNACK"),

@@ -110,6 +110,8 @@ pub enum Inbound {
     /// the will, which is then published (0x04 asks for it by name; §3.14.4).
     Disconnect {
         with_will: bool,
+        /// v5: a new Session Expiry Interval for the session, from now on.
+        session_expiry: Option<u32>,
     },
     /// A packet over the size limit, announced by its header; the codec discards its
     /// bytes instead of reading them into memory.

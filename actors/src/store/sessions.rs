@@ -122,15 +122,34 @@ impl Store {
         Ok(purged)
     }
 
-    /// Marks the end of a connection: a session's expiry counts from here.
-    pub fn touch_session(&mut self, client_id: &str, now_s: i64) -> Result<(), StoreError> {
+    /// Marks the end of a connection: a session's expiry counts from here, and is
+    /// `new_expiry` if the device's v5 DISCONNECT set one (0: the session ends now).
+    pub fn touch_session(
+        &mut self,
+        client_id: &str,
+        now_s: i64,
+        new_expiry: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let sqlite = naming(&self.path);
+        if new_expiry == Some(0) {
+            let removed = self
+                .conn
+                .execute(
+                    "DELETE FROM sessions WHERE client_id = ?1",
+                    params![client_id],
+                )
+                .map_err(&sqlite)?;
+            self.sessions_kept = self.sessions_kept.saturating_sub(removed);
+            return Ok(());
+        }
         self.conn
             .execute(
-                "UPDATE sessions SET last_seen_s = ?2 WHERE client_id = ?1",
-                params![client_id, now_s],
+                "UPDATE sessions SET last_seen_s = ?2, expiry_s = coalesce(?3, expiry_s) \
+                 WHERE client_id = ?1",
+                params![client_id, now_s, new_expiry],
             )
             .map(drop)
-            .map_err(naming(&self.path))
+            .map_err(&sqlite)
     }
 }
 
@@ -147,7 +166,11 @@ pub struct RefreshSessions(pub Vec<String>);
 /// A connection with a kept session ended: its expiry counts from now.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct EndSession(pub String);
+pub struct EndSession {
+    pub client_id: String,
+    /// A new Session Expiry Interval from the device's v5 DISCONNECT.
+    pub new_expiry: Option<u32>,
+}
 
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -200,9 +223,9 @@ impl Handler<EndSession> for StoreWriter {
 
     fn handle(&mut self, msg: EndSession, _: &mut Context<Self>) {
         if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.touch_session(&msg.0, unix_now()) {
+            if let Err(e) = store.touch_session(&msg.client_id, unix_now(), msg.new_expiry) {
                 Event::StoreFailed {
-                    error: &format!("ending session of {}: {e}", msg.0),
+                    error: &format!("ending session of {}: {e}", msg.client_id),
                     requests: 1,
                 }
                 .emit(&self.telemetry);
@@ -245,10 +268,14 @@ impl Sessions {
     }
 
     /// The connection of a device with a kept session ended.
-    pub fn end(&self, client_id: String) {
+    pub fn end(&self, client_id: String, new_expiry: Option<u32>) {
         let writer = self.writer.clone();
         actix_rt::spawn(async move {
-            let _ = writer.send(EndSession(client_id)).await;
+            let ended = EndSession {
+                client_id,
+                new_expiry,
+            };
+            let _ = writer.send(ended).await;
         });
     }
 }
@@ -307,11 +334,11 @@ mod tests {
         let mut s = store(dir.path());
         s.open_session(&request(false, Some(Some(60))), 1_000)
             .unwrap();
-        s.touch_session("dev", 1_100).unwrap();
+        s.touch_session("dev", 1_100, None).unwrap();
         assert!(s
             .open_session(&request(false, Some(Some(60))), 1_159)
             .unwrap());
-        s.touch_session("dev", 1_200).unwrap();
+        s.touch_session("dev", 1_200, None).unwrap();
         assert!(!s
             .open_session(&request(false, Some(Some(60))), 1_261)
             .unwrap());

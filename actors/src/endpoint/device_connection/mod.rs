@@ -105,6 +105,8 @@ pub struct DeviceConnection {
     connect: Connect,
     /// True when the session outlives the connection: its end is recorded.
     session_kept: bool,
+    /// A v5 DISCONNECT's new Session Expiry Interval, applied as the session ends.
+    expiry_at_end: Option<u32>,
     peer: SocketAddr,
     /// `None` once the writer finished (flushed and closed, or failed): dropping it
     /// drops the transport's sending half, which sends the device a FIN.
@@ -161,6 +163,7 @@ impl DeviceConnection {
                 id: a.session.id,
                 connect: a.connect,
                 session_kept: a.session.kept,
+                expiry_at_end: None,
                 peer: a.peer,
                 writer: Some(writer),
                 acks: AckQueue::new(window),
@@ -331,7 +334,17 @@ impl DeviceConnection {
             }
             // Eliot never publishes to devices, so there is nothing for these to ack.
             Inbound::PubAck(_) | Inbound::PubRec(_) | Inbound::PubComp(_) => {}
-            Inbound::Disconnect { with_will } => {
+            Inbound::Disconnect {
+                with_will,
+                session_expiry,
+            } => {
+                // [MQTT-3.14.2-2]: a session that was not kept cannot be kept now.
+                if session_expiry.is_some_and(|e| e > 0) && !self.session_kept {
+                    let error =
+                        "a DISCONNECT setting a Session Expiry Interval the CONNECT did not";
+                    return self.close_for(error.into(), CloseReason::ProtocolError, ctx);
+                }
+                self.expiry_at_end = session_expiry;
                 self.begin_close("device sent DISCONNECT".into(), None, with_will, ctx)
             }
             Inbound::TooLarge { size, max } => {
@@ -393,7 +406,8 @@ impl Actor for DeviceConnection {
             self.publish_will();
         }
         if self.session_kept {
-            self.sessions.end(self.connect.client_id.clone());
+            self.sessions
+                .end(self.connect.client_id.clone(), self.expiry_at_end);
         }
         self.endpoint.do_send(Closed {
             client_id: self.connect.client_id.clone(),

@@ -20,14 +20,7 @@ use rumqttc::QoS;
 async fn eleven_readings_past_year_9999_do_not_stop_eliot() {
     let eliot = Eliot::start();
     let late = r#"{"device_id":"robot_666","timestamp":"9999-12-31T23:30:00-01:00","sensor_type":"temperature","data":{"celsius":1.5}}"#;
-    for n in 0..11 {
-        let mut device = Device::connect(eliot.addr, &format!("attacker_{n}"));
-        let sent = device
-            .publish_all("robot_666", vec![late.to_owned()], QoS::AtLeastOnce)
-            .await;
-        assert_eq!(sent, 1, "acked, as a dead letter");
-        device.disconnect().await;
-    }
+    from_each_connection(&eliot, 11, late).await;
     let dead = eliot.dead_letters();
     assert_eq!(dead.len(), 11);
     assert!(
@@ -35,19 +28,8 @@ async fn eleven_readings_past_year_9999_do_not_stop_eliot() {
         "{}",
         dead[0].reason
     );
-    let health = eliot.health().await;
-    assert_eq!(health.status, eliot_actors::Status::Healthy, "{health:?}");
-    assert!(
-        health.children.iter().all(|c| c.restarts == 0),
-        "{health:?}"
-    );
-
-    let mut fine = Device::connect(eliot.addr, "robot_001");
-    let stored = fine
-        .publish_all("robot_001", vec![reading("robot_001", 1)], QoS::AtLeastOnce)
-        .await;
-    assert_eq!(stored, 1);
-    assert_eq!(eliot.count("readings"), 1);
+    assert_eq!(eliot.health().await.status, eliot_actors::Status::Healthy);
+    still_serving(&eliot).await;
 }
 
 /// A client id longer than `mqtt.max_client_id_len` (256 bytes) is refused at CONNECT:
@@ -231,30 +213,14 @@ async fn a_connect_is_answered_within_its_deadline_while_the_store_is_stuck() {
 async fn panics_tied_to_messages_restart_nothing() {
     let eliot = Eliot::start();
     fail::cfg("processor::poison", "panic(poison pill)").unwrap();
-    for n in 0..11 {
-        let mut device = Device::connect(eliot.addr, &format!("poisoner_{n}"));
-        let sent = device
-            .publish_all("robot_666", vec![format!("POISON {n}")], QoS::AtLeastOnce)
-            .await;
-        assert_eq!(sent, 1);
-        device.disconnect().await;
-    }
-    let health = eliot.health().await;
-    assert_eq!(health.status, eliot_actors::Status::Healthy, "{health:?}");
-    assert!(
-        health.children.iter().all(|c| c.restarts == 0),
-        "{health:?}"
-    );
+    from_each_connection(&eliot, 11, "POISON").await;
     let dead = eliot.dead_letters();
     assert_eq!(dead.len(), 11);
     assert!(dead
         .iter()
         .all(|d| d.reason == "processor panic: poison pill"));
-    let mut fine = Device::connect(eliot.addr, "robot_001");
-    let stored = fine
-        .publish_all("robot_001", vec![reading("robot_001", 1)], QoS::AtLeastOnce)
-        .await;
-    assert_eq!(stored, 1);
+    assert_eq!(eliot.health().await.status, eliot_actors::Status::Healthy);
+    still_serving(&eliot).await;
 }
 
 /// Client ids Eliot assigns (v5, empty id) are unique across restarts: after a kill -9,
@@ -331,17 +297,7 @@ async fn mutated_sessions_stop_nothing() {
     .unwrap();
     assert!(executions > 0);
 
-    let health = eliot.health().await;
-    assert_ne!(health.status, eliot_actors::Status::Failed, "{health:?}");
-    assert!(
-        health.children.iter().all(|c| c.restarts == 0),
-        "{health:?}"
-    );
-    let mut fine = Device::connect(eliot.addr, "robot_001");
-    let stored = fine
-        .publish_all("robot_001", vec![reading("robot_001", 1)], QoS::AtLeastOnce)
-        .await;
-    assert_eq!(stored, 1);
+    still_serving(&eliot).await;
 }
 
 /// A device that starts a packet and never finishes it, with a keep-alive of 0, used to
@@ -596,4 +552,31 @@ async fn a_v5_disconnect_session_expiry_is_honoured() {
 async fn raw_disconnect_with_expiry(raw: &mut Raw5, seconds: u8) {
     raw.send_bytes(&[0xE0, 0x07, 0x00, 0x05, 0x11, 0, 0, 0, seconds])
         .await;
+}
+
+/// Nothing restarted, health is not `failed`, and a well-behaved device is still served.
+async fn still_serving(eliot: &Eliot) {
+    let health = eliot.health().await;
+    assert_ne!(health.status, eliot_actors::Status::Failed, "{health:?}");
+    assert!(
+        health.children.iter().all(|c| c.restarts == 0),
+        "{health:?}"
+    );
+    let mut fine = Device::connect(eliot.addr, "robot_001");
+    let stored = fine
+        .publish_all("robot_001", vec![reading("robot_001", 1)], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(stored, 1);
+}
+
+/// `payload` published at QoS 1 once from each of `count` connections; each is acked.
+async fn from_each_connection(eliot: &Eliot, count: usize, payload: &str) {
+    for n in 0..count {
+        let mut device = Device::connect(eliot.addr, &format!("attacker_{n}"));
+        let sent = device
+            .publish_all("robot_666", vec![payload.to_owned()], QoS::AtLeastOnce)
+            .await;
+        assert_eq!(sent, 1, "acked, as a dead letter");
+        device.disconnect().await;
+    }
 }

@@ -83,24 +83,8 @@ async fn a_panicking_store_writer_acks_nothing_and_is_restarted() {
     let eliot = Eliot::start();
 
     fail::cfg("store::write", "1*panic(injected store failure)").unwrap();
-    let mut device = Device::connect(eliot.addr, "robot_001");
-    device
-        .client
-        .publish(
-            topic("robot_001"),
-            QoS::AtLeastOnce,
-            false,
-            reading("robot_001", 0),
-        )
-        .await
-        .unwrap();
-    let outcome = device
-        .expect_event(Duration::from_secs(10), |e| {
-            e.is_err() || matches!(e, Ok(Event::Incoming(Packet::PubAck(_))))
-        })
-        .await;
+    publish_one_expecting_the_close(&eliot).await;
     fail::remove("store::write");
-    assert!(outcome.is_err(), "closed without a PUBACK, got {outcome:?}");
 
     wait_restarted(&eliot, "store_writer", 1).await;
     assert_eq!(
@@ -255,24 +239,8 @@ async fn a_store_that_cannot_heal_is_reopened_not_retried_for_ever() {
     let _turn = FAULT_POINTS.lock().await;
     let eliot = Eliot::start();
     fail::cfg("store::write", "1*return(broken)").unwrap();
-    let mut device = Device::connect(eliot.addr, "robot_001");
-    device
-        .client
-        .publish(
-            topic("robot_001"),
-            QoS::AtLeastOnce,
-            false,
-            reading("robot_001", 0),
-        )
-        .await
-        .unwrap();
-    let outcome = device
-        .expect_event(Duration::from_secs(10), |e| {
-            e.is_err() || matches!(e, Ok(Event::Incoming(Packet::PubAck(_))))
-        })
-        .await;
+    publish_one_expecting_the_close(&eliot).await;
     fail::remove("store::write");
-    assert!(outcome.is_err(), "closed without a PUBACK, got {outcome:?}");
     let report = wait_restarted(&eliot, "store_writer", 1).await;
     let writer = report.child("store_writer").unwrap();
     assert!(
@@ -291,4 +259,25 @@ async fn a_store_that_cannot_heal_is_reopened_not_retried_for_ever() {
             .await,
         10
     );
+}
+
+/// Publishes one QoS 1 reading and expects its connection to close without a PUBACK.
+async fn publish_one_expecting_the_close(eliot: &Eliot) {
+    let mut device = Device::connect(eliot.addr, "robot_001");
+    device
+        .client
+        .publish(
+            topic("robot_001"),
+            QoS::AtLeastOnce,
+            false,
+            reading("robot_001", 0),
+        )
+        .await
+        .unwrap();
+    let outcome = device
+        .expect_event(Duration::from_secs(10), |e| {
+            e.is_err() || matches!(e, Ok(Event::Incoming(Packet::PubAck(_))))
+        })
+        .await;
+    assert!(outcome.is_err(), "closed without a PUBACK, got {outcome:?}");
 }

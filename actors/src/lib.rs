@@ -20,7 +20,8 @@
 //! - `pipeline`: the path every message takes, whichever way it came in: a processor,
 //!   then the store.
 //! - `store/`: `StoreWriter` (`store_writer.rs`: batches, commits, then answers), the
-//!   SQLite schema (`sqlite.rs`), and durable device sessions (`sessions.rs`).
+//!   SQLite schema (`sqlite.rs`), durable and bounded device sessions (`sessions.rs`),
+//!   and the dead letters' byte quota (`dead_letters.rs`).
 //! - `mqtt/`: the packet vocabulary for MQTT 3.1.1 and 5, and its codec over rumqttc's.
 //! - `observe/`: typed events that log and count, their `Metrics`, and a log capture.
 //! - `settings`: how each settings section reports its problems.

@@ -131,7 +131,7 @@ async fn a_publish_topic_the_protocol_forbids_closes_the_connection() {
 
 /// CONNECT flags the spec forbids get no CONNACK, only the close: the reserved flag set
 /// [MQTT-3.1.2-3], and in 3.1.1 a password without a user name [MQTT-3.1.2-22]; so do a v5
-/// Receive Maximum or Maximum Packet Size of 0. A v5 CONNECT naming an authentication
+/// property given twice, and a Receive Maximum or Maximum Packet Size of 0. A v5 CONNECT naming an authentication
 /// method, which Eliot does not support, gets CONNACK 0x8C (Bad authentication method).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_flags_the_spec_forbids_are_refused() {
@@ -143,7 +143,12 @@ async fn connect_flags_the_spec_forbids_are_refused() {
     let password_only: &[u8] = &[
         0x10, 17, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x42, 0, 60, 0, 1, b'a', 0, 2, b'p', b'w',
     ];
-    for bytes in [reserved, password_only] {
+    // v5, with the Session Expiry Interval given twice [§3.1.2.11].
+    let repeated: &[u8] = &[
+        0x10, 24, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 10, 0x11, 0, 0, 0, 60, 0x11, 0, 0,
+        0, 61, 0, 1, b'a',
+    ];
+    for bytes in [reserved, password_only, repeated] {
         let mut raw = Raw4::open(eliot.addr).await;
         raw.send_bytes(bytes).await;
         assert!(

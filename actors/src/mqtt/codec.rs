@@ -15,6 +15,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::decode::{from_v4, from_v5, short_v5_disconnect};
 use super::encode::{encode_v4, encode_v5};
 use super::packet::*;
+use super::properties::check_connect_properties;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -141,6 +142,11 @@ impl MqttCodec {
         };
         let flags = *variable.get(name_len + 1).ok_or_else(malformed)?;
         check_connect_flags(flags, version)?;
+        if version == Version::V5 {
+            // After the flags, the keep-alive (2 bytes), then the properties.
+            let properties = variable.get(name_len + 4..).unwrap_or_default();
+            check_connect_properties(properties).map_err(CodecError::Malformed)?;
+        }
         self.version = Some(version);
         Ok(version)
     }

@@ -6,5 +6,6 @@ pub mod codec;
 mod decode;
 mod encode;
 pub mod packet;
+mod properties;
 
 pub use codec::{CodecError, MqttCodec, PartialSince};

@@ -585,3 +585,48 @@ async fn from_each_connection(eliot: &Eliot, count: usize, payload: &str) {
         device.disconnect().await;
     }
 }
+
+/// The database file deleted under a running Eliot: SQLite would go on writing to the
+/// unlinked file, acking readings nobody would find after a restart. Eliot notices before
+/// the next commit, acks nothing more, refuses to recreate the file empty, and once
+/// reopening has failed past the restart intensity it exits 70, for its supervisor (and a
+/// person) to deal with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_database_file_stops_eliot_with_status_70() {
+    use common::process::{free_addr, EliotProcess};
+    let data = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut eliot = EliotProcess::start(data.path(), addr, &[("ELIOT_LOG_LEVEL", "critical")]);
+    let mut device = Device::connect(addr, "robot_014");
+    let first = device
+        .publish_all("robot_014", vec![reading("robot_014", 1)], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(first, 1);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(data.path().join(format!("eliot.db{suffix}")));
+    }
+    device
+        .client
+        .publish(
+            topic("robot_014"),
+            QoS::AtLeastOnce,
+            false,
+            reading("robot_014", 2),
+        )
+        .await
+        .unwrap();
+    let outcome = device
+        .expect_event(Duration::from_secs(10), |e| {
+            e.is_err() || matches!(e, Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))))
+        })
+        .await;
+    assert!(outcome.is_err(), "not acked: {outcome:?}");
+    let status = tokio::task::spawn_blocking(move || eliot.exit_within(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(70));
+    assert!(
+        !data.path().join("eliot.db").exists(),
+        "not recreated empty"
+    );
+}

@@ -74,6 +74,18 @@ impl EliotProcess {
         (status, signalled.elapsed())
     }
 
+    /// Waits (at most `within`) for the process to exit by itself; `None` if it did not.
+    pub fn exit_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Resident memory now, in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
         let status =

@@ -71,6 +71,9 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// What is written would go to a file nobody will find again.
+    #[error("the database file {path} was deleted or replaced while open")]
+    Moved { path: PathBuf },
 }
 
 /// What a failed store operation means for the writer.
@@ -169,6 +172,18 @@ fn private_files(_: &Path, _: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The device and inode of the file at `path`, if there is one.
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &Path) -> Option<(u64, u64)> {
+    None
+}
+
 /// Turns a SQLite error into one that names the database file.
 pub(super) fn naming(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
@@ -181,6 +196,9 @@ pub struct Store {
     pub(super) conn: Connection,
     /// Kept for error messages.
     pub(super) path: PathBuf,
+    /// The file the connection opened (device and inode), to notice it being deleted or
+    /// replaced: SQLite would go on writing to the unlinked file, and lose it all on restart.
+    file: Option<(u64, u64)>,
     /// Rows in `sessions`, counted once at open and kept up to date (SQLite would scan).
     pub(super) sessions_kept: usize,
     pub(super) max_sessions: usize,
@@ -230,8 +248,10 @@ impl Store {
             )
             .map_err(&sqlite)?;
         drop(sqlite); // it borrows `path`
+        let file = file_id(&path);
         Ok(Store {
             conn,
+            file,
             path,
             sessions_kept: usize::try_from(sessions_kept).unwrap_or(0),
             max_sessions: settings.max_sessions,
@@ -275,6 +295,11 @@ impl Store {
         &mut self,
         outcomes: impl IntoIterator<Item = &'a Outcome>,
     ) -> Result<WriteStats, StoreError> {
+        if self.file.is_some() && file_id(&self.path) != self.file {
+            return Err(StoreError::Moved {
+                path: self.path.clone(),
+            });
+        }
         let sqlite = naming(&self.path);
         let tx = self.conn.transaction().map_err(&sqlite)?;
         let mut stats = WriteStats::default();

@@ -630,3 +630,32 @@ async fn a_deleted_database_file_stops_eliot_with_status_70() {
         "not recreated empty"
     );
 }
+
+/// A QoS 1 re-send with DUP of a message already kept as a dead letter is acked but not
+/// kept, nor counted toward its device's breaker, twice. (A breaker that trips at 2
+/// rejections still lets the device through after one rejection and its re-send.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dup_resend_of_a_rejected_message_counts_once() {
+    let eliot = Eliot::start_with(|c| c.breakers.device.max_rejections = 2);
+    let mut raw = Raw4::connect(eliot.addr, "robot_015").await;
+    let bad = |pkid: u16, dup: bool, text: &str| {
+        let mut publish = v4::Publish::new(
+            topic("robot_015"),
+            m4::QoS::AtLeastOnce,
+            text.as_bytes().to_vec(),
+        );
+        publish.pkid = pkid;
+        publish.dup = dup;
+        v4::Packet::Publish(publish)
+    };
+    raw.send(&bad(1, false, "not JSON")).await;
+    assert_eq!(raw.expect().await, v4::Packet::PubAck(v4::PubAck::new(1)));
+    raw.send(&bad(1, true, "not JSON")).await;
+    assert_eq!(raw.expect().await, v4::Packet::PubAck(v4::PubAck::new(1)));
+    assert_eq!(eliot.count("dead_letters"), 1);
+    // The second distinct rejection trips the breaker: the connection closes.
+    raw.send(&bad(2, false, "not JSON either")).await;
+    assert_eq!(raw.expect().await, v4::Packet::PubAck(v4::PubAck::new(2)));
+    assert!(raw.until_closed().await.is_empty());
+    assert_eq!(eliot.count("dead_letters"), 2);
+}

@@ -18,6 +18,9 @@ pub enum Ingested {
     Stored,
     /// Refused, and kept in `dead_letters`.
     DeadLettered,
+    /// Refused, and already among the latest dead letters (a DUP re-send): not kept, nor
+    /// counted against its device, twice.
+    Redelivered,
 }
 
 #[derive(Clone)]
@@ -56,7 +59,7 @@ impl Pipeline {
                 })
                 .await
                 .map_err(|e| NotStored(format!("processor unavailable: {e}")))?;
-            let ingested = outcomes
+            let mut ingested: Vec<Ingested> = outcomes
                 .iter()
                 .map(|outcome| match outcome {
                     Outcome::Accepted(_) => Ingested::Stored,
@@ -64,17 +67,21 @@ impl Pipeline {
                 })
                 .collect();
             let storing = Queued::new(&metrics.store_writer_queue, metrics.enabled);
-            persist(&store, outcomes, storing).await.map(|()| ingested)
+            for index in persist(&store, outcomes, storing).await? {
+                ingested[index] = Ingested::Redelivered;
+            }
+            Ok(ingested)
         }
     }
 
     /// One message, received now, from `client_id`.
-    pub fn message(topic: String, payload: Bytes, client_id: String) -> Message {
+    pub fn message(topic: String, payload: Bytes, client_id: String, redelivered: bool) -> Message {
         Message {
             topic,
             payload,
             client_id,
             received_at: OffsetDateTime::now_utc(),
+            redelivered,
         }
     }
 }

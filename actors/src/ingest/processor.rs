@@ -47,6 +47,8 @@ pub struct Message {
     pub payload: Bytes,
     pub client_id: String,
     pub received_at: OffsetDateTime,
+    /// A QoS 1 or 2 re-send (DUP): it may have been stored already.
+    pub redelivered: bool,
 }
 
 /// The messages a connection read in one go; answered with one outcome per message, in
@@ -103,6 +105,7 @@ fn dead_letter(msg: &Message, reason: String) -> DeadLetter {
         client_id: msg.client_id.clone(),
         reason,
         received_at: format_utc(msg.received_at),
+        redelivered: msg.redelivered,
     }
 }
 

@@ -29,6 +29,9 @@ pub struct DeadLetter {
     /// A sentence a person can act on, e.g. `data.latitude: expected a number, found a string`.
     pub reason: String,
     pub received_at: String,
+    /// Re-sent with DUP: if the same message is among the latest dead letters, it is not
+    /// kept (or counted) twice.
+    pub redelivered: bool,
 }
 
 /// What one MQTT message becomes: all of its readings, or one dead letter.

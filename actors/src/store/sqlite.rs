@@ -110,7 +110,7 @@ impl StoreError {
 }
 
 /// What one committed transaction wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteStats {
     pub readings: usize,
     /// Readings whose natural key was already stored (redeliveries): not written again.
@@ -118,6 +118,9 @@ pub struct WriteStats {
     pub dead_letters: usize,
     /// The oldest dead letters removed to stay within the quota.
     pub shed: Shed,
+    /// Positions (in the outcomes written) of DUP re-sends found among the latest dead
+    /// letters, and so not written again.
+    pub redeliveries: Vec<usize>,
 }
 
 const SCHEMA: &str = "
@@ -149,6 +152,11 @@ PRAGMA user_version = 2;
 
 const INSERT_READING: &str = "INSERT OR IGNORE INTO readings \
     (device_id, sensor_type, ts, data, received_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// Whether a DUP re-send is among the latest dead letters (bounded: a flood of DUPs must
+/// not make each commit scan the whole table).
+const SEEN_DEAD_LETTER: &str = "SELECT 1 FROM dead_letters \
+    WHERE id > (SELECT coalesce(max(id), 0) - 1000 FROM dead_letters) \
+    AND client_id = ?1 AND topic = ?2 AND payload = ?3";
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
     (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
 
@@ -307,7 +315,8 @@ impl Store {
         {
             let mut reading = tx.prepare_cached(INSERT_READING).map_err(&sqlite)?;
             let mut dead = tx.prepare_cached(INSERT_DEAD_LETTER).map_err(&sqlite)?;
-            for outcome in outcomes {
+            let mut seen = tx.prepare_cached(SEEN_DEAD_LETTER).map_err(&sqlite)?;
+            for (position, outcome) in outcomes.into_iter().enumerate() {
                 match outcome {
                     Outcome::Accepted(readings) => {
                         for r in readings {
@@ -323,6 +332,14 @@ impl Store {
                             stats.readings += inserted;
                             stats.duplicates += 1 - inserted;
                         }
+                    }
+                    Outcome::Rejected(d)
+                        if d.redelivered
+                            && seen
+                                .exists(params![d.client_id, d.topic, &d.payload[..]])
+                                .map_err(&sqlite)? =>
+                    {
+                        stats.redeliveries.push(position);
                     }
                     Outcome::Rejected(d) => {
                         dead.execute(params![
@@ -419,6 +436,7 @@ mod tests {
             client_id: "c1".into(),
             reason: "payload is not valid JSON: é".into(),
             received_at: "2025-01-01T00:00:00.000000Z".into(),
+            redelivered: false,
         })
     }
 
@@ -452,6 +470,32 @@ mod tests {
         assert_eq!(reopened.write([&dead_letter(5)]).unwrap().shed.rows, 1);
     }
 
+    #[test]
+    fn a_redelivered_dead_letter_already_kept_is_not_kept_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&settings(dir.path())).unwrap();
+        store.write([&dead_letter(1)]).unwrap();
+        let resend = |n| match dead_letter(n) {
+            Outcome::Rejected(mut d) => {
+                d.redelivered = true;
+                Outcome::Rejected(d)
+            }
+            other => other,
+        };
+        let stats = store
+            .write([&resend(1), &resend(2), &dead_letter(1)])
+            .unwrap();
+        // The DUP of 1 is known; the DUP of 2 is not (its original never arrived); a plain
+        // repeat of 1 (not a DUP) is a new message.
+        assert_eq!(stats.redeliveries, [0]);
+        assert_eq!(stats.dead_letters, 2);
+        let rows: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3);
+    }
+
     fn dead(n: usize) -> String {
         format!("{n:0>60}")
     }
@@ -467,6 +511,7 @@ mod tests {
             client_id: "c1".into(),
             reason: "payload is not valid JSON".into(),
             received_at: "2025-01-01T00:00:00.000000Z".into(),
+            redelivered: false,
         });
         assert_eq!(store.write([&dl]).unwrap().dead_letters, 1);
         let stored: Vec<u8> = store

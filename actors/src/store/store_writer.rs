@@ -27,7 +27,9 @@ pub const NAME: &str = "store_writer";
 pub struct NotStored(pub String);
 
 /// Answer to a [`Persist`]: `Ok` once its outcomes are committed.
-pub type Committed = Result<(), NotStored>;
+/// Answer to a [`Persist`]: once its outcomes are committed, the positions of those that
+/// were redelivered dead letters, already kept.
+pub type Committed = Result<Vec<usize>, NotStored>;
 
 /// Write these outcomes (those of the messages a connection read in one go); `done` is
 /// answered after the commit that holds them all.
@@ -197,7 +199,7 @@ impl StoreWriter {
                 }
                 self.progress
                     .committed(took, self.pending_rows, Instant::now());
-                Ok(())
+                Ok(stats.redeliveries)
             }
             // Not open (a failed reopen, stopping): the restart will deal with it.
             Ok(Err((_, failure))) if self.store.is_none() => Err(failure),
@@ -230,9 +232,24 @@ impl StoreWriter {
             // Answered, if not committed: the batch no longer waits.
             self.progress.settled(self.pending_rows);
         }
-        for (_, done) in batch {
+        let mut redeliveries = answer.as_ref().map(|r| r.iter().peekable()).ok();
+        let mut offset = 0;
+        for (outcomes, done) in batch {
+            // Each request gets the positions of its own redeliveries.
+            let end = offset + outcomes.len();
+            let own = match &mut redeliveries {
+                Some(all) => {
+                    let mut own = Vec::new();
+                    while let Some(i) = all.next_if(|i| **i < end) {
+                        own.push(i - offset);
+                    }
+                    Ok(own)
+                }
+                None => answer.clone().map(|_| Vec::new()),
+            };
+            offset = end;
             // The requester may have gone (connection closed): nothing to tell it.
-            let _ = done.send(answer.clone());
+            let _ = done.send(own);
         }
     }
 

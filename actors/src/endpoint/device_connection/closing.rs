@@ -122,7 +122,8 @@ impl DeviceConnection {
             topic: &will.topic,
         }
         .emit(&self.telemetry);
-        let will = Pipeline::message(will.topic, will.payload, self.connect.client_id.clone());
+        let client_id = self.connect.client_id.clone();
+        let will = Pipeline::message(will.topic, will.payload, client_id, false);
         let stored = self.pipeline.ingest(vec![will]);
         let telemetry = self.telemetry.clone();
         actix_rt::spawn(async move {

@@ -212,7 +212,7 @@ impl DeviceConnection {
         }
         let client_id = self.connect.client_id.clone();
         self.unsent
-            .push(Pipeline::message(p.topic, p.payload, client_id));
+            .push(Pipeline::message(p.topic, p.payload, client_id, p.dup));
     }
 
     /// Sends the PUBLISHes read this turn down the pipeline, as one batch.

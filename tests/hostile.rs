@@ -659,3 +659,59 @@ async fn a_dup_resend_of_a_rejected_message_counts_once() {
     assert!(raw.until_closed().await.is_empty());
     assert_eq!(eliot.count("dead_letters"), 2);
 }
+
+/// A v5 Will Delay Interval is honoured: the will of a device that dropped is published
+/// after the delay, not at once, and not at all if the device comes back to its session
+/// within it [MQTT-3.1.3-9].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_will_delay_is_honoured() {
+    let eliot = Eliot::start();
+    let delayed = |device: &str, n: u64, delay: u32| {
+        let properties = v5::LastWillProperties {
+            delay_interval: Some(delay),
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: Vec::new(),
+        };
+        v5::LastWill::new(
+            topic(device),
+            reading(device, n),
+            m5::QoS::AtLeastOnce,
+            false,
+            Some(properties),
+        )
+    };
+    let kept = |client_id: &str| {
+        let mut connect = connect5(client_id);
+        connect.clean_start = false;
+        let mut properties = v5::ConnectProperties::new();
+        properties.session_expiry_interval = Some(60);
+        connect.properties = Some(properties);
+        connect
+    };
+    // Dropped for good: the will comes after 1 s.
+    let (raw, _) = Raw5::handshake(
+        eliot.addr,
+        kept("robot_016"),
+        Some(delayed("robot_016", 1, 1)),
+    )
+    .await;
+    drop(raw);
+    assert!(throughout(Duration::from_millis(600), || eliot.count("readings") == 0).await);
+    assert!(eventually(Duration::from_secs(5), || eliot.count("readings") == 1).await);
+    // Back within the delay: no will.
+    let (raw, _) = Raw5::handshake(
+        eliot.addr,
+        kept("robot_017"),
+        Some(delayed("robot_017", 1, 2)),
+    )
+    .await;
+    drop(raw);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_back, ack) = Raw5::handshake(eliot.addr, kept("robot_017"), None).await;
+    assert!(ack.session_present);
+    assert!(throughout(Duration::from_secs(3), || eliot.count("readings") == 1).await);
+}

@@ -25,6 +25,7 @@ use super::budget::ByteBudget;
 use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
+use super::will::{self, DelayedWill};
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec};
 use crate::observe::{Event, Telemetry};
@@ -91,6 +92,8 @@ pub struct DeviceEndpoint {
     connections: HashMap<String, Registered>,
     /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
     handshaking: usize,
+    /// Wills waiting for their delay, by client id (at most `max_connections`).
+    pending_wills: HashMap<String, (SpawnHandle, Will)>,
     draining: bool,
     links: EndpointLinks,
     budget: ByteBudget,
@@ -130,6 +133,7 @@ impl DeviceEndpoint {
             accepting: None,
             connections: HashMap::new(),
             handshaking: 0,
+            pending_wills: HashMap::new(),
             draining: false,
             links,
             restarts,
@@ -283,6 +287,15 @@ impl DeviceEndpoint {
         if let Some(previous) = self.connections.get(&connect.client_id) {
             previous.addr.do_send(TakenOver);
         }
+        if let Some((timer, will)) = self.pending_wills.remove(&connect.client_id) {
+            ctx.cancel_future(timer);
+            // Back to its session: the will is dropped; a clean start ends the session,
+            // which publishes it now.
+            if connect.clean_start {
+                let pipeline = &self.links.pipeline;
+                will::publish(pipeline, &self.telemetry, &connect.client_id, will);
+            }
+        }
         let client_id = connect.client_id.clone();
         let (id, session_kept) = (session.id, session.kept);
         let addr = DeviceConnection::start(Accepted {
@@ -298,6 +311,7 @@ impl DeviceEndpoint {
             budget: self.budget.clone(),
             guard: self.links.guard.clone().recipient(),
             endpoint: ctx.address().recipient(),
+            wills: ctx.address().recipient(),
             telemetry: self.root_telemetry.clone(),
         });
         let registered = Registered {
@@ -450,6 +464,29 @@ impl Handler<Adopt> for DeviceEndpoint {
 
     fn handle(&mut self, msg: Adopt, ctx: &mut Context<Self>) {
         self.accept(msg.0, ctx);
+    }
+}
+
+impl Handler<DelayedWill> for DeviceEndpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: DelayedWill, ctx: &mut Context<Self>) {
+        let DelayedWill {
+            client_id,
+            will,
+            delay,
+        } = msg;
+        if self.pending_wills.len() >= self.settings.max_connections {
+            // No room to wait: publishing early beats losing it.
+            return will::publish(&self.links.pipeline, &self.telemetry, &client_id, will);
+        }
+        let id = client_id.clone();
+        let timer = ctx.run_later(Duration::from_secs(u64::from(delay)), move |endpoint, _| {
+            if let Some((_, will)) = endpoint.pending_wills.remove(&id) {
+                will::publish(&endpoint.links.pipeline, &endpoint.telemetry, &id, will);
+            }
+        });
+        self.pending_wills.insert(client_id, (timer, will));
     }
 }
 

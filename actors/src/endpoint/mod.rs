@@ -8,6 +8,7 @@
 //! - `ack_queue`: arrival order, the stored prefix, QoS 2 states; no actor, no socket.
 //! - `intake`: the packet stream gated by the in-flight window and the `budget`.
 //! - `transport`: any byte stream a device connects over.
+//! - `will`: publishing a will, at once or after its delay.
 //! - `settings`: the `[mqtt]` section.
 
 mod ack_queue;
@@ -18,6 +19,7 @@ mod device_endpoint;
 mod intake;
 mod settings;
 mod transport;
+mod will;
 
 pub use ack_queue::{AckQueue, Arrival};
 pub use budget::ByteBudget;

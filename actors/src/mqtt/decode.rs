@@ -53,6 +53,7 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
                 payload: own(w.message),
                 qos: qos_v4(w.qos),
                 retain: w.retain,
+                delay: 0,
             }),
             username: c.login.map(|l| l.username),
             session_expiry: None,
@@ -158,6 +159,7 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
                         payload: own(w.message),
                         qos: qos_v5(w.qos),
                         retain: w.retain,
+                        delay: w.properties.and_then(|p| p.delay_interval).unwrap_or(0),
                     })
                 })
                 .transpose()?,

@@ -75,6 +75,8 @@ pub struct Will {
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
+    /// v5 Will Delay Interval, seconds (0: at once).
+    pub delay: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

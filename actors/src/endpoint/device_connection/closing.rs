@@ -11,11 +11,11 @@ use std::time::Duration;
 use actix::io::WriteHandler;
 use actix::prelude::*;
 
+use super::super::will::{self, DelayedWill};
 use super::{DeviceConnection, Drain, TakenOver, CLOSE_GRACE};
 use crate::mqtt::packet::*;
 use crate::mqtt::CodecError;
 use crate::observe::Event;
-use crate::pipeline::Pipeline;
 
 /// Why the connection is closing, and what that implies.
 pub(super) struct Closing {
@@ -113,27 +113,26 @@ impl DeviceConnection {
         }
     }
 
+    /// Publishes the will now, or hands it to the endpoint to publish after its delay
+    /// (no later than the session's end) unless the device comes back first.
     pub(super) fn publish_will(&self) {
         let Some(will) = self.connect.will.clone() else {
             return;
         };
-        Event::WillPublished {
-            client_id: &self.connect.client_id,
-            topic: &will.topic,
-        }
-        .emit(&self.telemetry);
+        let session_expiry = match self.expiry_at_end {
+            Some(seconds) => seconds,
+            None if self.session_kept => self.connect.session_expiry.unwrap_or(u32::MAX),
+            None => 0,
+        };
+        let delay = will.delay.min(session_expiry);
         let client_id = self.connect.client_id.clone();
-        let will = Pipeline::message(will.topic, will.payload, client_id, false);
-        let stored = self.pipeline.ingest(vec![will]);
-        let telemetry = self.telemetry.clone();
-        actix_rt::spawn(async move {
-            if let Err(not_stored) = stored.await {
-                Event::StoreFailed {
-                    error: &format!("will message: {not_stored}"),
-                    requests: 1,
-                }
-                .emit(&telemetry);
-            }
+        if delay == 0 {
+            return will::publish(&self.pipeline, &self.telemetry, &client_id, will);
+        }
+        self.wills.do_send(DelayedWill {
+            client_id,
+            will,
+            delay,
         });
     }
 }

@@ -35,6 +35,7 @@ use super::admission::Session;
 use super::budget::ByteBudget;
 use super::intake::{gated, Permit, Received};
 use super::transport::{DeviceReader, DeviceWriter};
+use super::will::DelayedWill;
 use crate::ingest::Message;
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec, PartialSince};
@@ -66,6 +67,8 @@ pub struct Accepted {
     pub guard: Recipient<Rejected>,
     /// The endpoint, told when this connection is gone.
     pub endpoint: Recipient<Closed>,
+    /// The endpoint, which publishes a will with a delay.
+    pub wills: Recipient<DelayedWill>,
     pub telemetry: Telemetry,
 }
 
@@ -135,6 +138,7 @@ pub struct DeviceConnection {
     sessions: Sessions,
     guard: Recipient<Rejected>,
     endpoint: Recipient<Closed>,
+    wills: Recipient<DelayedWill>,
     telemetry: Telemetry,
 }
 
@@ -181,6 +185,7 @@ impl DeviceConnection {
                 sessions: a.sessions,
                 guard: a.guard,
                 endpoint: a.endpoint,
+                wills: a.wills,
                 telemetry: a.telemetry.for_actor("device_connection"),
             }
         })

@@ -715,3 +715,85 @@ async fn a_will_delay_is_honoured() {
     assert!(ack.session_present);
     assert!(throughout(Duration::from_secs(3), || eliot.count("readings") == 1).await);
 }
+
+/// Timestamps are RFC 3339 as documented, and array elements count as fields: each of
+/// these is a dead letter whose reason says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_that_bend_the_rules_are_refused_with_the_rule() {
+    let eliot = Eliot::start();
+    let with = |timestamp: &str, data: &str| {
+        format!(
+            r#"{{"device_id":"robot_018","timestamp":"{timestamp}","sensor_type":"x","data":{data}}}"#
+        )
+    };
+    let numbers: Vec<String> = (0..300).map(|n| n.to_string()).collect();
+    let cases = [
+        (
+            with("2025-06-05X14:30:00Z", r#"{"a":1}"#),
+            "separated by `T`",
+        ),
+        (
+            with("2025-06-05T14:30:00.1234567891Z", r#"{"a":1}"#),
+            "fractional digits",
+        ),
+        (with("2016-12-31T23:59:60Z", r#"{"a":1}"#), "leap seconds"),
+        (
+            with(
+                "2025-06-05T14:30:00Z",
+                &format!(r#"{{"a":[{}]}}"#, numbers.join(",")),
+            ),
+            "more than 256 fields",
+        ),
+        (
+            with("2025-06-05T14:30:00Z", r#"{"a":18446744073709551616}"#),
+            "64 bits",
+        ),
+    ];
+    let mut device = Device::connect(eliot.addr, "robot_018");
+    let payloads = cases.iter().map(|(payload, _)| payload.clone()).collect();
+    assert_eq!(
+        device
+            .publish_all("robot_018", payloads, QoS::AtLeastOnce)
+            .await,
+        cases.len()
+    );
+    let dead = eliot.dead_letters();
+    assert_eq!(dead.len(), cases.len());
+    for ((_, why), dead) in cases.iter().zip(&dead) {
+        assert!(dead.reason.contains(why), "{why}: {}", dead.reason);
+    }
+}
+
+/// The data directory is 0700 and the database files 0600, whatever the umask.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let eliot = Eliot::start();
+    let mut device = Device::connect(eliot.addr, "robot_019");
+    let stored = device
+        .publish_all("robot_019", vec![reading("robot_019", 1)], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(stored, 1);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let db = eliot.db_path();
+    assert_eq!(mode(db.parent().unwrap()), 0o700);
+    assert_eq!(mode(&db), 0o600);
+}
+
+/// A topic of 60 KiB holding line breaks and terminal escapes does not flood or forge the
+/// logs: the logged value is cut and its control characters escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_topic_cannot_flood_or_forge_the_logs() {
+    let logs = eliot_actors::CapturedLogs::default();
+    let eliot = Eliot::start_logged(|_| {}, logs.logger());
+    let topic = format!("devices/x\nFAKE LINE\x1b[31m/{}", "y".repeat(60 * 1024));
+    let mut raw = Raw4::connect(eliot.addr, "robot_020").await;
+    raw.publish(&topic, m4::QoS::AtLeastOnce, 1, &reading("robot_020", 1))
+        .await;
+    assert_eq!(raw.expect().await, v4::Packet::PubAck(v4::PubAck::new(1)));
+    let rejected = logs.events("message_rejected");
+    let logged = &rejected[0]["topic"];
+    assert!(logged.len() < 600, "{} bytes", logged.len());
+    assert!(!logged.chars().any(char::is_control), "{logged:?}");
+}

@@ -6,10 +6,16 @@
 //! Every step answers `Err(Refusal)` with the CONNACK code to send; the device endpoint
 //! sends it and logs why.
 
-use actix::prelude::*;
 use std::future::Future;
 
-use crate::mqtt::packet::{Connect, ConnectCode, Version};
+use actix::prelude::*;
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::Encoder;
+
+use super::transport::DeviceWriter;
+use crate::mqtt::packet::{Connect, ConnectCode, Outbound, PeerLimits, ServerLimits, Version};
+use crate::mqtt::MqttCodec;
 use crate::store::{SessionRequest, Sessions};
 use crate::supervision::{GuardRefusal, MayConnect};
 
@@ -182,6 +188,34 @@ pub fn session_request(connect: &Connect) -> SessionRequest {
         client_id: connect.client_id.clone(),
         clean_start: connect.clean_start,
         keep,
+    }
+}
+
+/// Answers a CONNECT with a refusal code (and, in v5, the reason), then closes the
+/// transport.
+pub fn refuse_connect(
+    mut writer: DeviceWriter,
+    (version, peer): (Version, PeerLimits),
+    code: ConnectCode,
+    limits: ServerLimits,
+    reason: Option<String>,
+) {
+    let mut buf = BytesMut::new();
+    let connack = Outbound::ConnAck {
+        code,
+        session_present: false,
+        assigned_client_id: None,
+        limits,
+        reason,
+    };
+    if MqttCodec::for_peer(version, 0, peer)
+        .encode(connack, &mut buf)
+        .is_ok()
+    {
+        actix_rt::spawn(async move {
+            let _ = writer.write_all(&buf).await;
+            let _ = writer.shutdown().await;
+        });
     }
 }
 

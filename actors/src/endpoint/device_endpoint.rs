@@ -13,19 +13,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
-use bytes::BytesMut;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tokio_util::codec::{Encoder, FramedRead};
+use tokio_util::codec::FramedRead;
 
-use super::admission::{admit, Gate, Refusal, Session};
+use super::admission::{admit, refuse_connect, Gate, Refusal, Session};
 use super::budget::ByteBudget;
 use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
-use super::will::{self, DelayedWill};
+use super::will;
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec};
 use crate::observe::{Event, Telemetry};
@@ -84,7 +82,7 @@ pub struct EndpointLinks {
 }
 
 pub struct DeviceEndpoint {
-    settings: EndpointSettings,
+    pub(super) settings: EndpointSettings,
     /// Shared with the accept stream; dropped on shutdown so the port closes.
     listener: Option<Rc<TcpListener>>,
     accepting: Option<SpawnHandle>,
@@ -93,12 +91,12 @@ pub struct DeviceEndpoint {
     /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
     handshaking: usize,
     /// Wills waiting for their delay, by client id (at most `max_connections`).
-    pending_wills: HashMap<String, (SpawnHandle, Will)>,
+    pub(super) pending_wills: HashMap<String, (SpawnHandle, Will)>,
     draining: bool,
-    links: EndpointLinks,
+    pub(super) links: EndpointLinks,
     budget: ByteBudget,
     restarts: Restarts,
-    telemetry: Telemetry,
+    pub(super) telemetry: Telemetry,
     /// Connections get their own `actor` key, so they log from the tree's telemetry.
     root_telemetry: Telemetry,
 }
@@ -345,34 +343,6 @@ impl DeviceEndpoint {
     }
 }
 
-/// Answers a CONNECT with a refusal code (and, in v5, the reason), then closes the
-/// transport.
-fn refuse_connect(
-    mut writer: DeviceWriter,
-    (version, peer): (Version, PeerLimits),
-    code: ConnectCode,
-    limits: ServerLimits,
-    reason: Option<String>,
-) {
-    let mut buf = BytesMut::new();
-    let connack = Outbound::ConnAck {
-        code,
-        session_present: false,
-        assigned_client_id: None,
-        limits,
-        reason,
-    };
-    if MqttCodec::for_peer(version, 0, peer)
-        .encode(connack, &mut buf)
-        .is_ok()
-    {
-        actix_rt::spawn(async move {
-            let _ = writer.write_all(&buf).await;
-            let _ = writer.shutdown().await;
-        });
-    }
-}
-
 fn accept_stream(listener: Rc<TcpListener>) -> impl futures_util::Stream<Item = Accept> {
     futures_util::stream::unfold(listener, |listener| async move {
         let accepted = listener.accept().await;
@@ -464,29 +434,6 @@ impl Handler<Adopt> for DeviceEndpoint {
 
     fn handle(&mut self, msg: Adopt, ctx: &mut Context<Self>) {
         self.accept(msg.0, ctx);
-    }
-}
-
-impl Handler<DelayedWill> for DeviceEndpoint {
-    type Result = ();
-
-    fn handle(&mut self, msg: DelayedWill, ctx: &mut Context<Self>) {
-        let DelayedWill {
-            client_id,
-            will,
-            delay,
-        } = msg;
-        if self.pending_wills.len() >= self.settings.max_connections {
-            // No room to wait: publishing early beats losing it.
-            return will::publish(&self.links.pipeline, &self.telemetry, &client_id, will);
-        }
-        let id = client_id.clone();
-        let timer = ctx.run_later(Duration::from_secs(u64::from(delay)), move |endpoint, _| {
-            if let Some((_, will)) = endpoint.pending_wills.remove(&id) {
-                will::publish(&endpoint.links.pipeline, &endpoint.telemetry, &id, will);
-            }
-        });
-        self.pending_wills.insert(client_id, (timer, will));
     }
 }
 

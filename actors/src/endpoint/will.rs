@@ -2,8 +2,11 @@
 //! for a v5 Will Delay Interval, later by the device endpoint, unless the device comes back
 //! to its session first [MQTT-3.1.3-9].
 
+use std::time::Duration;
+
 use actix::prelude::*;
 
+use super::device_endpoint::DeviceEndpoint;
 use crate::mqtt::packet::Will;
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::Pipeline;
@@ -36,4 +39,27 @@ pub fn publish(pipeline: &Pipeline, telemetry: &Telemetry, client_id: &str, will
             .emit(&telemetry);
         }
     });
+}
+
+impl Handler<DelayedWill> for DeviceEndpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: DelayedWill, ctx: &mut Context<Self>) {
+        let DelayedWill {
+            client_id,
+            will,
+            delay,
+        } = msg;
+        if self.pending_wills.len() >= self.settings.max_connections {
+            // No room to wait: publishing early beats losing it.
+            return publish(&self.links.pipeline, &self.telemetry, &client_id, will);
+        }
+        let id = client_id.clone();
+        let timer = ctx.run_later(Duration::from_secs(u64::from(delay)), move |endpoint, _| {
+            if let Some((_, will)) = endpoint.pending_wills.remove(&id) {
+                publish(&endpoint.links.pipeline, &endpoint.telemetry, &id, will);
+            }
+        });
+        self.pending_wills.insert(client_id, (timer, will));
+    }
 }

@@ -1,7 +1,9 @@
-//! Observing Eliot: typed events that log and count (`events`), the metrics they count
-//! (`metrics`), and a log capture for tests and examples (`capture`).
+//! Observing Eliot: typed events that log (`events`) and count (`counting`), the metrics
+//! they count (`metrics`, with the process's own figures from `process`), and a log
+//! capture for tests and examples (`capture`).
 
 mod capture;
+mod counting;
 mod events;
 mod metrics;
 mod process;

@@ -6,6 +6,7 @@
 //! - `sessions`: device sessions, durable so that Session Present survives a crash.
 
 mod dead_letters;
+mod failure;
 mod sessions;
 mod sqlite;
 mod store_writer;

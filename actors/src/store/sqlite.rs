@@ -76,39 +76,6 @@ pub enum StoreError {
     Moved { path: PathBuf },
 }
 
-/// What a failed store operation means for the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// Locked, busy, interrupted: the same batch may well succeed on a retry.
-    Transient,
-    /// The disk (or `store.max_size`) is full: room has to be made first.
-    Full,
-    /// Read-only, corrupt, not a database, gone: this connection will not heal; the writer
-    /// restarts and reopens, and escalates if that keeps failing.
-    Broken,
-}
-
-impl StoreError {
-    pub fn kind(&self) -> FailureKind {
-        use rusqlite::ErrorCode as C;
-        let StoreError::Sqlite { source, .. } = self else {
-            return FailureKind::Broken;
-        };
-        match source.sqlite_error_code() {
-            Some(C::DiskFull) => FailureKind::Full,
-            Some(
-                C::ReadOnly
-                | C::DatabaseCorrupt
-                | C::NotADatabase
-                | C::CannotOpen
-                | C::SystemIoFailure
-                | C::PermissionDenied,
-            ) => FailureKind::Broken,
-            _ => FailureKind::Transient,
-        }
-    }
-}
-
 /// What one committed transaction wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteStats {
@@ -211,7 +178,7 @@ pub struct Store {
     pub(super) sessions_kept: usize,
     pub(super) max_sessions: usize,
     /// What the dead letters weigh now (summed once at open), and may weigh.
-    dead_letter_bytes: u64,
+    pub(super) dead_letter_bytes: u64,
     dead_letter_quota: u64,
 }
 
@@ -270,32 +237,6 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The disk is full: sheds the older half of the dead letters (readings are what Eliot
-    /// is for; dead letters are the first to go). Answers what went.
-    pub fn make_room(&mut self) -> Result<Shed, StoreError> {
-        let sqlite = naming(&self.path);
-        let tx = self.conn.transaction().map_err(&sqlite)?;
-        let weigh = format!("SELECT count(*), coalesce(sum({ROW_BYTES}), 0) FROM dead_letters");
-        let (rows_before, bytes_before): (i64, i64) = tx
-            .query_row(&weigh, [], |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(&sqlite)?;
-        tx.execute(
-            "DELETE FROM dead_letters WHERE id IN \
-             (SELECT id FROM dead_letters ORDER BY id LIMIT (SELECT (count(*) + 1) / 2 FROM dead_letters))",
-            [],
-        )
-        .map_err(&sqlite)?;
-        let (rows_after, bytes_after): (i64, i64) = tx
-            .query_row(&weigh, [], |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(&sqlite)?;
-        tx.commit().map_err(&sqlite)?;
-        self.dead_letter_bytes = u64::try_from(bytes_after).unwrap_or(0);
-        Ok(Shed {
-            rows: usize::try_from(rows_before - rows_after).unwrap_or(0),
-            bytes: u64::try_from(bytes_before - bytes_after).unwrap_or(0),
-        })
     }
 
     /// Writes every outcome in one transaction: all of them are committed, or none.
@@ -427,77 +368,6 @@ mod tests {
         for file in ["eliot.db", "eliot.db-wal", "eliot.db-shm"] {
             assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
         }
-    }
-
-    fn dead_letter(n: usize) -> Outcome {
-        Outcome::Rejected(DeadLetter {
-            topic: "devices/d1/telemetry".into(),
-            payload: bytes::Bytes::from(format!("{n:0>60}")),
-            client_id: "c1".into(),
-            reason: "payload is not valid JSON: é".into(),
-            received_at: "2025-01-01T00:00:00.000000Z".into(),
-            redelivered: false,
-        })
-    }
-
-    #[test]
-    fn the_oldest_dead_letters_are_shed_past_the_quota() {
-        let dir = tempfile::tempdir().unwrap();
-        let quota = StoreSettings {
-            dead_letter_quota: 400,
-            ..settings(dir.path())
-        };
-        let mut store = Store::open(&quota).unwrap();
-        // Each weighs 60 + 20 + 2 + 29 = 111 bytes: three fit in 400, not four.
-        let first: Vec<Outcome> = (0..3).map(dead_letter).collect();
-        assert_eq!(store.write(&first).unwrap().shed.rows, 0);
-        let more: Vec<Outcome> = (3..5).map(dead_letter).collect();
-        let stats = store.write(&more).unwrap();
-        assert_eq!((stats.shed.rows, stats.shed.bytes), (2, 222));
-        let kept: Vec<String> = {
-            let mut stmt = store
-                .conn
-                .prepare("SELECT payload FROM dead_letters ORDER BY id")
-                .unwrap();
-            stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
-                .unwrap()
-                .map(|p| String::from_utf8(p.unwrap()).unwrap())
-                .collect()
-        };
-        assert_eq!(kept, [dead(2), dead(3), dead(4)]);
-        // What is kept is weighed again on the next opening: one more sheds one.
-        let mut reopened = Store::open(&quota).unwrap();
-        assert_eq!(reopened.write([&dead_letter(5)]).unwrap().shed.rows, 1);
-    }
-
-    #[test]
-    fn a_redelivered_dead_letter_already_kept_is_not_kept_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&settings(dir.path())).unwrap();
-        store.write([&dead_letter(1)]).unwrap();
-        let resend = |n| match dead_letter(n) {
-            Outcome::Rejected(mut d) => {
-                d.redelivered = true;
-                Outcome::Rejected(d)
-            }
-            other => other,
-        };
-        let stats = store
-            .write([&resend(1), &resend(2), &dead_letter(1)])
-            .unwrap();
-        // The DUP of 1 is known; the DUP of 2 is not (its original never arrived); a plain
-        // repeat of 1 (not a DUP) is a new message.
-        assert_eq!(stats.redeliveries, [0]);
-        assert_eq!(stats.dead_letters, 2);
-        let rows: i64 = store
-            .conn
-            .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 3);
-    }
-
-    fn dead(n: usize) -> String {
-        format!("{n:0>60}")
     }
 
     #[test]

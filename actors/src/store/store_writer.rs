@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::sqlite::{FailureKind, Store, StoreSettings};
+use super::failure::FailureKind;
+use super::sqlite::{Store, StoreSettings};
 use crate::ingest::Outcome;
 use crate::observe::{Event, Queued, Telemetry};
 use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreProgress};

@@ -797,3 +797,58 @@ async fn a_hostile_topic_cannot_flood_or_forge_the_logs() {
     assert!(logged.len() < 600, "{} bytes", logged.len());
     assert!(!logged.chars().any(char::is_control), "{logged:?}");
 }
+
+/// A database made read-only under a running Eliot (immutable files, which even root
+/// cannot write): no commit is acked any more, the writer restarts and fails to reopen,
+/// and Eliot exits 70 once past the restart intensity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_database_stops_eliot_with_status_70() {
+    use common::process::{free_addr, EliotProcess};
+    let data = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut eliot = EliotProcess::start(data.path(), addr, &[("ELIOT_LOG_LEVEL", "critical")]);
+    let mut device = Device::connect(addr, "robot_021");
+    let first = device
+        .publish_all("robot_021", vec![reading("robot_021", 1)], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(first, 1);
+    let db = data.path().join("eliot.db");
+    let files = [db.clone(), data.path().join("eliot.db-wal")];
+    for file in &files {
+        let made = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(file)
+            .status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "chattr +i {}",
+            file.display()
+        );
+    }
+    device
+        .client
+        .publish(
+            topic("robot_021"),
+            QoS::AtLeastOnce,
+            false,
+            reading("robot_021", 2),
+        )
+        .await
+        .unwrap();
+    let outcome = device
+        .expect_event(Duration::from_secs(10), |e| {
+            e.is_err() || matches!(e, Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))))
+        })
+        .await;
+    let status = tokio::task::spawn_blocking(move || eliot.exit_within(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    for file in &files {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(file)
+            .status();
+    }
+    assert!(outcome.is_err(), "not acked: {outcome:?}");
+    assert_eq!(status.and_then(|s| s.code()), Some(70));
+}

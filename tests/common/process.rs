@@ -77,13 +77,15 @@ impl EliotProcess {
     /// Waits (at most `within`) for the process to exit by itself; `None` if it did not.
     pub fn exit_within(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
+        loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return Some(status);
             }
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        None
     }
 
     /// Resident memory now, in KiB (VmRSS).

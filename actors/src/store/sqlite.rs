@@ -74,6 +74,9 @@ pub enum StoreError {
     /// What is written would go to a file nobody will find again.
     #[error("the database file {path} was deleted or replaced while open")]
     Moved { path: PathBuf },
+    /// The file no longer starts as a SQLite database does: something overwrote it.
+    #[error("the database file {path} is damaged: its header is not SQLite's any more")]
+    Damaged { path: PathBuf },
 }
 
 /// What one committed transaction wrote.
@@ -145,6 +148,17 @@ fn private_files(dir: &Path, db: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn private_files(_: &Path, _: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Whether the file at `path` starts as every SQLite database does (a file too short to
+/// tell, or unreadable, is left to SQLite).
+fn has_sqlite_header(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 16];
+    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)) {
+        Ok(()) => &header == b"SQLite format 3\0",
+        Err(_) => true,
+    }
 }
 
 /// The device and inode of the file at `path`, if there is one.
@@ -239,16 +253,28 @@ impl Store {
         &self.path
     }
 
-    /// Writes every outcome in one transaction: all of them are committed, or none.
-    pub fn write<'a>(
-        &mut self,
-        outcomes: impl IntoIterator<Item = &'a Outcome>,
-    ) -> Result<WriteStats, StoreError> {
+    /// The database file is still the one opened, and still a SQLite database: SQLite
+    /// itself would notice neither until it reopens the file, after acking more.
+    fn check_file(&self) -> Result<(), StoreError> {
         if self.file.is_some() && file_id(&self.path) != self.file {
             return Err(StoreError::Moved {
                 path: self.path.clone(),
             });
         }
+        if !has_sqlite_header(&self.path) {
+            return Err(StoreError::Damaged {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes every outcome in one transaction: all of them are committed, or none.
+    pub fn write<'a>(
+        &mut self,
+        outcomes: impl IntoIterator<Item = &'a Outcome>,
+    ) -> Result<WriteStats, StoreError> {
+        self.check_file()?;
         let sqlite = naming(&self.path);
         let tx = self.conn.transaction().map_err(&sqlite)?;
         let mut stats = WriteStats::default();
@@ -368,6 +394,31 @@ mod tests {
         for file in ["eliot.db", "eliot.db-wal", "eliot.db-shm"] {
             assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
         }
+    }
+
+    #[test]
+    fn a_file_deleted_or_damaged_under_the_store_refuses_the_next_write() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&settings(dir.path())).unwrap();
+        store
+            .write([&Outcome::Accepted(vec![reading("t1")])])
+            .unwrap();
+        let db = dir.path().join("eliot.db");
+        let mut file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        file.write_all(b"not a database!!").unwrap();
+        let damaged = store.write([&Outcome::Accepted(vec![reading("t2")])]);
+        assert!(
+            matches!(damaged, Err(StoreError::Damaged { .. })),
+            "{damaged:?}"
+        );
+        std::fs::remove_file(&db).unwrap();
+        let gone = store.write([&Outcome::Accepted(vec![reading("t3")])]);
+        assert!(matches!(gone, Err(StoreError::Moved { .. })), "{gone:?}");
+        assert_eq!(
+            gone.unwrap_err().kind(),
+            crate::store::failure::FailureKind::Broken
+        );
     }
 
     #[test]

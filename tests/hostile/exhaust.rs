@@ -1,0 +1,184 @@
+//! Inputs meant to exhaust Eliot: every length, count and timer is bounded.
+
+use super::*;
+
+/// A client id longer than `mqtt.max_client_id_len` (256 bytes) is refused at CONNECT:
+/// MQTT 5 CONNACK 0x85 (Client Identifier not valid), 3.1.1 CONNACK 0x02 (identifier
+/// rejected). An id of exactly 256 bytes is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_over_the_limit_is_refused_at_connect() {
+    let eliot = Eliot::start();
+    let long = "x".repeat(257);
+    let (_, v5_ack) = Raw5::handshake(eliot.addr, connect5(&long), None).await;
+    assert_eq!(v5_ack.code, v5::ConnectReturnCode::ClientIdentifierNotValid);
+    let (_, v4_ack) = Raw4::handshake(eliot.addr, connect4(&long)).await;
+    assert_eq!(v4_ack.code, v4::ConnectReturnCode::BadClientId);
+    let (_, fits) = Raw5::handshake(eliot.addr, connect5(&long[..256]), None).await;
+    assert_eq!(fits.code, v5::ConnectReturnCode::Success);
+}
+
+/// A 200 KiB device id in a payload makes a dead letter whose reason quotes at most
+/// about 200 bytes of it, marked as cut; the payload itself is kept whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_device_id_makes_a_short_reason() {
+    let eliot = Eliot::start();
+    let huge = "d".repeat(200 * 1024);
+    let payload = format!(
+        r#"{{"device_id":"{huge}","timestamp":"2025-06-05T14:30:00Z","sensor_type":"gps","data":{{"latitude":1.0}}}}"#
+    );
+    let mut device = Device::connect(eliot.addr, "robot_007");
+    let sent = device
+        .publish_all("robot_007", vec![payload.clone()], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(sent, 1);
+    let dead = eliot.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].reason.len() < 500, "{} bytes", dead[0].reason.len());
+    assert!(
+        dead[0]
+            .reason
+            .contains(&format!("[cut: {} bytes in all]", huge.len())),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(
+        dead[0].payload,
+        payload.as_bytes(),
+        "the payload is kept whole"
+    );
+}
+
+/// A device that starts a packet and never finishes it, with a keep-alive of 0, used to
+/// hold its read buffer for ever. After `mqtt.packet_timeout` it is closed (v5: DISCONNECT
+/// 0x82 Protocol Error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_that_stops_half_way_is_closed_after_the_packet_timeout() {
+    let eliot = Eliot::start_with(|c| c.mqtt.packet_timeout = Duration::from_secs(1));
+    let mut connect = connect5("trickler");
+    connect.keep_alive = 0;
+    let (mut raw, ack) = Raw5::handshake(eliot.addr, connect, None).await;
+    assert_eq!(ack.code, v5::ConnectReturnCode::Success);
+    let started = Instant::now();
+    // The first bytes of a QoS 1 PUBLISH announcing 127 more.
+    raw.send_bytes(&[0x32, 0x7F, 0x00, 0x1B]).await;
+    let before_close = raw.until_closed().await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "not before the timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "closed in {took:?}");
+    let reason = before_close.iter().find_map(|p| match p {
+        v5::Packet::Disconnect(d) => Some(d.reason_code),
+        _ => None,
+    });
+    assert_eq!(reason, Some(v5::DisconnectReasonCode::ProtocolError));
+}
+
+/// While the store writer is stuck retrying a commit (another connection holds the
+/// database's write lock), a new device's CONNECT is still answered within
+/// `mqtt.connect_timeout`, with a refusal (v5 0x88 Server unavailable), instead of
+/// waiting for the store as long as the lock lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_is_answered_within_its_deadline_while_the_store_is_stuck() {
+    let eliot = Eliot::start_with(|c| c.mqtt.connect_timeout = Duration::from_secs(1));
+    let mut busy = Device::connect(eliot.addr, "robot_010");
+    busy.expect_event(Duration::from_secs(10), |e| {
+        matches!(e, Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))))
+    })
+    .await
+    .unwrap();
+    let lock = eliot.db();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    busy.client
+        .publish(
+            topic("robot_010"),
+            QoS::AtLeastOnce,
+            false,
+            reading("robot_010", 1),
+        )
+        .await
+        .unwrap();
+    // Let the writer take the reading and start retrying its commit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let (_, ack) = Raw5::handshake(eliot.addr, connect5("patient"), None).await;
+    let took = started.elapsed();
+    lock.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(ack.code, v5::ConnectReturnCode::ServerUnavailable);
+    assert!(took < Duration::from_secs(4), "answered in {took:?}");
+}
+
+/// Random client ids with persistent sessions cannot grow the sessions table for ever:
+/// past `store.max_sessions`, the least recently seen session is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_client_ids_cannot_grow_the_sessions_table() {
+    let eliot = Eliot::start_with(|c| c.store.max_sessions = 3);
+    for n in 0..6 {
+        let mut connect = connect4(&format!("random_{n}"));
+        connect.clean_session = false;
+        let (raw, ack) = Raw4::handshake(eliot.addr, connect).await;
+        assert_eq!(ack.code, v4::ConnectReturnCode::Success);
+        drop(raw);
+    }
+    assert_eq!(eliot.count("sessions"), 3);
+    let newest: i64 = eliot
+        .db()
+        .query_row(
+            "SELECT count(*) FROM sessions WHERE client_id IN ('random_3','random_4','random_5')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(newest, 3, "the least recently seen made room");
+}
+
+/// A client sending nothing but rejected messages cannot fill the disk with dead letters:
+/// past `store.dead_letter_quota` the oldest are shed, and the newest kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_stay_within_their_quota() {
+    let eliot = Eliot::start_with(|c| {
+        c.store.dead_letter_quota = 4_000;
+        c.breakers.device.max_rejections = 1_000;
+    });
+    let mut device = Device::connect(eliot.addr, "robot_009");
+    let junk: Vec<String> = (0..100).map(|n| format!("{n:0>100} not JSON")).collect();
+    let sent = device
+        .publish_all("robot_009", junk, QoS::AtLeastOnce)
+        .await;
+    assert_eq!(
+        sent, 100,
+        "all acked: each is stored, as a dead letter, at first"
+    );
+    let weight: i64 = eliot
+        .db()
+        .query_row(
+            "SELECT sum(length(payload) + length(CAST(topic AS BLOB)) \
+             + length(CAST(client_id AS BLOB)) + length(CAST(reason AS BLOB))) FROM dead_letters",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(weight <= 4_000, "{weight} bytes");
+    let newest = eliot.dead_letters().pop().unwrap();
+    assert!(String::from_utf8(newest.payload)
+        .unwrap()
+        .starts_with(&format!("{:0>100}", 99)));
+}
+
+/// A topic of 60 KiB holding line breaks and terminal escapes does not flood or forge the
+/// logs: the logged value is cut and its control characters escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_topic_cannot_flood_or_forge_the_logs() {
+    let logs = eliot_actors::CapturedLogs::default();
+    let eliot = Eliot::start_logged(|_| {}, logs.logger());
+    let topic = format!("devices/x\nFAKE LINE\x1b[31m/{}", "y".repeat(60 * 1024));
+    let mut raw = Raw4::connect(eliot.addr, "robot_020").await;
+    raw.publish(&topic, m4::QoS::AtLeastOnce, 1, &reading("robot_020", 1))
+        .await;
+    assert_eq!(raw.expect().await, v4::Packet::PubAck(v4::PubAck::new(1)));
+    let rejected = logs.events("message_rejected");
+    let logged = &rejected[0]["topic"];
+    assert!(logged.len() < 600, "{} bytes", logged.len());
+    assert!(!logged.chars().any(char::is_control), "{logged:?}");
+}

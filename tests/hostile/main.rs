@@ -1,0 +1,50 @@
+//! What a hostile client sends, and what Eliot does about it: the input is refused or
+//! kept as a dead letter with a short reason, and nothing else is disturbed. Each test
+//! states the attack it plays; one file per family.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+#[path = "../../actors/tests/fuzz_support/mod.rs"]
+mod fuzz_support;
+
+mod crash;
+mod exhaust;
+mod lies;
+mod mqtt;
+mod store;
+
+use std::time::{Duration, Instant};
+
+use common::scripted::{connect4, connect5, Raw4, Raw5};
+use common::*;
+use rumqttc::mqttbytes::{self as m4, v4};
+use rumqttc::v5::mqttbytes::{self as m5, v5};
+use rumqttc::QoS;
+
+/// Nothing restarted, health is not `failed`, and a well-behaved device is still served.
+async fn still_serving(eliot: &Eliot) {
+    let health = eliot.health().await;
+    assert_ne!(health.status, eliot_actors::Status::Failed, "{health:?}");
+    assert!(
+        health.children.iter().all(|c| c.restarts == 0),
+        "{health:?}"
+    );
+    let mut fine = Device::connect(eliot.addr, "robot_001");
+    let stored = fine
+        .publish_all("robot_001", vec![reading("robot_001", 1)], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(stored, 1);
+}
+
+/// `payload` published at QoS 1 once from each of `count` connections; each is acked.
+async fn from_each_connection(eliot: &Eliot, count: usize, payload: &str) {
+    for n in 0..count {
+        let mut device = Device::connect(eliot.addr, &format!("attacker_{n}"));
+        let sent = device
+            .publish_all("robot_666", vec![payload.to_owned()], QoS::AtLeastOnce)
+            .await;
+        assert_eq!(sent, 1, "acked, as a dead letter");
+        device.disconnect().await;
+    }
+}

@@ -80,33 +80,36 @@ async fn a_full_disk_sheds_dead_letters_then_stops_acking_and_says_so() {
     assert_eq!(get(eliot.http_addr, "/ready").await.0, 503);
 }
 
-/// The database file deleted under a running Eliot: SQLite would go on writing to the
-/// unlinked file, acking readings nobody would find after a restart. Eliot notices before
-/// the next commit, acks nothing more, refuses to recreate the file empty, and once
-/// reopening has failed past the restart intensity it exits 70, for its supervisor (and a
-/// person) to deal with.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_database_file_stops_eliot_with_status_70() {
-    use common::process::{free_addr, EliotProcess};
+/// Starts the real binary on a fresh data directory and has `id` store one reading, so the
+/// database exists and is open before a drill breaks it.
+async fn one_reading_stored(
+    id: &str,
+) -> (tempfile::TempDir, common::process::EliotProcess, Device) {
     let data = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let mut eliot = EliotProcess::start(data.path(), addr, &[("ELIOT_LOG_LEVEL", "critical")]);
-    let mut device = Device::connect(addr, "robot_014");
+    let addr = common::process::free_addr();
+    let eliot =
+        common::process::EliotProcess::start(data.path(), addr, &[("ELIOT_LOG_LEVEL", "critical")]);
+    let mut device = Device::connect(addr, id);
     let first = device
-        .publish_all("robot_014", vec![reading("robot_014", 1)], QoS::AtLeastOnce)
+        .publish_all(id, vec![reading(id, 1)], QoS::AtLeastOnce)
         .await;
     assert_eq!(first, 1);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(data.path().join(format!("eliot.db{suffix}")));
-    }
+    (data, eliot, device)
+}
+
+/// Sends `id`'s second reading once the store is broken, and returns what came back
+/// within 10 s (a PUBACK, or the connection's end) and how Eliot exited within 60 s.
+async fn second_reading_then_exit(
+    device: &mut Device,
+    mut eliot: common::process::EliotProcess,
+    id: &str,
+) -> (
+    Result<rumqttc::Event, String>,
+    Option<std::process::ExitStatus>,
+) {
     device
         .client
-        .publish(
-            topic("robot_014"),
-            QoS::AtLeastOnce,
-            false,
-            reading("robot_014", 2),
-        )
+        .publish(topic(id), QoS::AtLeastOnce, false, reading(id, 2))
         .await
         .unwrap();
     let outcome = device
@@ -114,10 +117,25 @@ async fn a_deleted_database_file_stops_eliot_with_status_70() {
             e.is_err() || matches!(e, Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))))
         })
         .await;
-    assert!(outcome.is_err(), "not acked: {outcome:?}");
     let status = tokio::task::spawn_blocking(move || eliot.exit_within(Duration::from_secs(60)))
         .await
         .unwrap();
+    (outcome, status)
+}
+
+/// The database file deleted under a running Eliot: SQLite would go on writing to the
+/// unlinked file, acking readings nobody would find after a restart. Eliot notices before
+/// the next commit, acks nothing more, refuses to recreate the file empty, and once
+/// reopening has failed past the restart intensity it exits 70, for its supervisor (and a
+/// person) to deal with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_database_file_stops_eliot_with_status_70() {
+    let (data, eliot, mut device) = one_reading_stored("robot_014").await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(data.path().join(format!("eliot.db{suffix}")));
+    }
+    let (outcome, status) = second_reading_then_exit(&mut device, eliot, "robot_014").await;
+    assert!(outcome.is_err(), "not acked: {outcome:?}");
     assert_eq!(status.and_then(|s| s.code()), Some(70));
     assert!(
         !data.path().join("eliot.db").exists(),
@@ -130,15 +148,7 @@ async fn a_deleted_database_file_stops_eliot_with_status_70() {
 /// and Eliot exits 70 once past the restart intensity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_database_stops_eliot_with_status_70() {
-    use common::process::{free_addr, EliotProcess};
-    let data = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let mut eliot = EliotProcess::start(data.path(), addr, &[("ELIOT_LOG_LEVEL", "critical")]);
-    let mut device = Device::connect(addr, "robot_021");
-    let first = device
-        .publish_all("robot_021", vec![reading("robot_021", 1)], QoS::AtLeastOnce)
-        .await;
-    assert_eq!(first, 1);
+    let (data, eliot, mut device) = one_reading_stored("robot_021").await;
     let db = data.path().join("eliot.db");
     let files = [db.clone(), data.path().join("eliot.db-wal")];
     for file in &files {
@@ -152,24 +162,7 @@ async fn a_read_only_database_stops_eliot_with_status_70() {
             file.display()
         );
     }
-    device
-        .client
-        .publish(
-            topic("robot_021"),
-            QoS::AtLeastOnce,
-            false,
-            reading("robot_021", 2),
-        )
-        .await
-        .unwrap();
-    let outcome = device
-        .expect_event(Duration::from_secs(10), |e| {
-            e.is_err() || matches!(e, Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))))
-        })
-        .await;
-    let status = tokio::task::spawn_blocking(move || eliot.exit_within(Duration::from_secs(60)))
-        .await
-        .unwrap();
+    let (outcome, status) = second_reading_then_exit(&mut device, eliot, "robot_021").await;
     for file in &files {
         let _ = std::process::Command::new("chattr")
             .arg("-i")

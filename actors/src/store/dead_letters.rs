@@ -83,23 +83,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::sqlite::StoreSettings;
-    use super::super::Synchronous;
     use super::*;
     use crate::ingest::{DeadLetter, Outcome};
     use std::path::Path;
-    use std::time::Duration;
 
     fn settings(dir: &Path) -> StoreSettings {
-        StoreSettings {
-            data_dir: dir.to_owned(),
-            batch_max: 100,
-            batch_delay: Duration::from_millis(1),
-            mailbox: 16,
-            synchronous: Synchronous::Normal,
-            max_sessions: 100,
-            dead_letter_quota: 1 << 30,
-            max_size: 0,
-        }
+        StoreSettings::for_tests(dir)
     }
 
     fn dead_letter(n: usize) -> Outcome {

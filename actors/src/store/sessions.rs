@@ -282,21 +282,14 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::{StoreSettings, Synchronous};
+    use super::super::sqlite::StoreSettings;
     use super::*;
     use std::path::Path;
-    use std::time::Duration;
 
     fn store(dir: &Path) -> Store {
         Store::open(&StoreSettings {
-            data_dir: dir.to_owned(),
-            batch_max: 1,
-            batch_delay: Duration::from_millis(1),
-            mailbox: 1,
-            synchronous: Synchronous::Normal,
             max_sessions: 3,
-            dead_letter_quota: 1 << 30,
-            max_size: 0,
+            ..StoreSettings::for_tests(dir)
         })
         .unwrap()
     }

@@ -40,6 +40,22 @@ pub struct StoreSettings {
 }
 
 impl StoreSettings {
+    /// Settings for unit tests of the store: a database in `dir`, small batches, and no
+    /// size limit or quota to get in the way.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &std::path::Path) -> Self {
+        StoreSettings {
+            data_dir: dir.to_owned(),
+            batch_max: 100,
+            batch_delay: Duration::from_millis(1),
+            mailbox: 16,
+            synchronous: Synchronous::Normal,
+            max_sessions: 100,
+            dead_letter_quota: 1 << 30,
+            max_size: 0,
+        }
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("eliot.db")
     }
@@ -339,16 +355,7 @@ mod tests {
     use crate::ingest::{DeadLetter, Reading};
 
     fn settings(dir: &Path) -> StoreSettings {
-        StoreSettings {
-            data_dir: dir.to_owned(),
-            batch_max: 100,
-            batch_delay: Duration::from_millis(1),
-            mailbox: 16,
-            synchronous: Synchronous::Normal,
-            max_sessions: 100,
-            dead_letter_quota: 1 << 30,
-            max_size: 0,
-        }
+        StoreSettings::for_tests(dir)
     }
 
     fn reading(ts: &str) -> Reading {

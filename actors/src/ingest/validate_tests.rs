@@ -57,6 +57,16 @@ fn an_offset_timestamp_is_normalised_to_utc() {
 }
 
 #[test]
+fn nine_fractional_digits_are_accepted_when_the_last_three_are_zeros() {
+    let r = check(&reading_with(
+        "timestamp",
+        r#""2025-06-05T14:30:00.123456000Z""#,
+    ))
+    .unwrap();
+    assert_eq!(r[0].ts, "2025-06-05T14:30:00.123456Z");
+}
+
+#[test]
 fn each_rule_gives_a_specific_reason() {
     let cases = [
         (r#"{"device_id": "#.to_owned(), "not valid JSON"),
@@ -98,6 +108,11 @@ fn each_rule_gives_a_specific_reason() {
         (
             reading_with("timestamp", r#""2025-06-05T14:30:00.1234567891Z""#),
             "10 fractional digits, more than the 9 allowed",
+        ),
+        // Kept to the microsecond, these two would be one reading: refused, not merged.
+        (
+            reading_with("timestamp", r#""2025-06-05T14:30:00.0000001Z""#),
+            "more precise than a microsecond",
         ),
         (
             reading_with("timestamp", "1717600000"),

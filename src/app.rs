@@ -90,6 +90,7 @@ impl Server {
             metrics: telemetry.metrics().clone(),
             shutting_down: shutting_down.clone(),
             ready_max_backlog_age: config.http.ready_max_backlog_age,
+            reader: tree.reader.clone(),
         };
         let (settings, t) = (config.http.clone(), telemetry.clone());
         let http = tree.supervise(http::NAME, move |restarts| {

@@ -44,14 +44,16 @@ pub use endpoint::{
     Transport,
 };
 pub use ingest::{
-    format_utc, is_device_id, validate, DeadLetter, IngestSettings, Outcome, ProcessorSettings,
-    Reading, Rejection, Rules, TopicPattern,
+    format_utc, is_device_id, rfc3339_micros, validate, DeadLetter, IngestSettings, Outcome,
+    ProcessorSettings, Reading, Rejection, Rules, TopicPattern,
 };
 pub use observe::{
     CapturedLogs, Event, Fields, Metrics, Telemetry, REFUSAL_CODES, REJECTION_CLASSES,
 };
 pub use settings::{Problem, Problems};
-pub use store::{SessionRequest, Store, StoreError, StoreSettings, Synchronous};
+pub use store::{
+    Reader, SessionRequest, Store, StoreError, StoreSettings, StoredReading, Synchronous,
+};
 pub use supervision::{
     BreakerSettings, BreakerState, BreakersSettings, ChildHealth, ChildState,
     DeviceBreakerSettings, Escalation, HealthProbe, HealthReport, HealthSettings, Ping,

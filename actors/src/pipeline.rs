@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::ingest::{Message, Outcome, Process, Processors};
 use crate::observe::{Metrics, Queued};
-use crate::store::{persist, NotStored, StoreWriter};
+use crate::store::{persist, Amendment, NotStored, StoreWriter};
 
 /// How a committed message was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +62,16 @@ impl Pipeline {
             let mut ingested: Vec<Ingested> = outcomes
                 .iter()
                 .map(|outcome| match outcome {
-                    Outcome::Accepted(_) => Ingested::Stored,
+                    Outcome::Accepted { .. } => Ingested::Stored,
                     Outcome::Rejected(_) => Ingested::DeadLettered,
                 })
                 .collect();
             let storing = Queued::new(&metrics.store_writer_queue, metrics.enabled);
-            for index in persist(&store, outcomes, storing).await? {
-                ingested[index] = Ingested::Redelivered;
+            for (index, amendment) in persist(&store, outcomes, storing).await? {
+                ingested[index] = match amendment {
+                    Amendment::Redelivered => Ingested::Redelivered,
+                    Amendment::Conflict => Ingested::DeadLettered,
+                };
             }
             Ok(ingested)
         }

@@ -16,7 +16,7 @@ use crate::observe::{Event, Telemetry};
 use crate::pipeline::Pipeline;
 use crate::settings::Problems;
 use crate::store::{
-    Sessions, Store, StoreError, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER,
+    Reader, Sessions, Store, StoreError, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER,
 };
 use crate::supervision::{
     readiness, Breaker, BreakerSettings, BreakersSettings, DeviceGuard, Escalation, HealthMonitor,
@@ -75,6 +75,8 @@ pub struct Tree {
     pub health: Addr<HealthMonitor>,
     pub endpoint: Addr<DeviceEndpoint>,
     pub store_writer: Addr<StoreWriter>,
+    /// The store's read API, for the HTTP API.
+    pub reader: Reader,
     /// The store writer's thread (its commits block), stopped after the drain.
     store_thread: Arbiter,
     /// Children past their restart intensity report here.
@@ -101,6 +103,7 @@ impl Tree {
         let rules = Arc::new(Rules::try_from(settings.ingest)?);
         // Opened here, before any actor, so a bad data directory fails the start clearly.
         let store = Store::open(settings.store)?;
+        let reader = Reader::new(settings.store, store.memtable());
         listener.set_nonblocking(true).map_err(StartError::Listen)?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Listen)?;
         let local_addr = listener.local_addr().map_err(StartError::Listen)?;
@@ -162,6 +165,7 @@ impl Tree {
             health,
             endpoint,
             store_writer,
+            reader,
             store_thread,
             escalations,
             escalate,

@@ -1,12 +1,15 @@
 //! The operations endpoints: `GET /health` (liveness), `GET /ready` (readiness) and
-//! `GET /metrics` (Prometheus), served by actix-web in Eliot's actix system, as a child of
-//! the supervision tree (`HttpApi`).
+//! `GET /metrics` (Prometheus), and the read API (`GET /devices/{id}/...`, in `readings`),
+//! served by actix-web in Eliot's actix system, as a child of the supervision tree
+//! (`HttpApi`).
 //!
 //! actix-web answers on worker threads of its own (`http.workers`), each taking at most
 //! `http.max_connections` connections and closing a request that is not read within
 //! `http.request_timeout`: a slow or flooding HTTP client costs those workers, not the
-//! threads that serve devices. Nothing here exposes a payload, a device id or a secret.
+//! threads that serve devices. The operations endpoints expose no payload, device id or secret; the read API serves
+//! stored readings, to whoever can reach `http.listen` (loopback by default).
 
+mod readings;
 mod routes;
 
 use std::net::SocketAddr;
@@ -16,7 +19,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
-use eliot_actors::{Event, HealthProbe, Metrics, Problems, Restarts, Telemetry};
+use eliot_actors::{Event, HealthProbe, Metrics, Problems, Reader, Restarts, Telemetry};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "http";
@@ -60,6 +63,8 @@ pub struct ApiState {
     /// Set as soon as intake stops: `/ready` answers 503 from then on.
     pub shutting_down: Arc<AtomicBool>,
     pub ready_max_backlog_age: Duration,
+    /// The store's read API, for `/devices/...`.
+    pub reader: Reader,
 }
 
 /// Stop serving (the last phase of a shutdown). Answered once the server has stopped.
@@ -119,6 +124,7 @@ impl HttpApi {
             actix_web::App::new()
                 .app_data(actix_web::web::Data::new(state.clone()))
                 .configure(routes::configure)
+                .configure(readings::configure)
                 .default_service(actix_web::web::to(routes::not_found))
         })
         .workers(self.settings.workers)

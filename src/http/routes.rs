@@ -99,7 +99,7 @@ pub async fn not_found() -> HttpResponse {
     }))
 }
 
-async fn method_not_allowed() -> HttpResponse {
+pub async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, "GET"))
         .json(json!({ "error": "method not allowed", "allowed": ["GET"] }))

@@ -16,8 +16,8 @@ mod topic;
 mod validate;
 
 pub use processor::{Message, Process, Processor, ProcessorSettings, Processors};
-pub use reading::{DeadLetter, Outcome, Reading};
+pub use reading::{DeadLetter, Origin, Outcome, Reading};
 pub use rules::{IngestSettings, Quoted, Rejection, Rules};
-pub use timefmt::format_utc;
+pub use timefmt::{format_micros, format_utc, rfc3339_micros, utc_micros};
 pub use topic::{TopicPattern, TopicPatternError};
 pub use validate::{is_device_id, validate};

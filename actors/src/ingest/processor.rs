@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::reading::{DeadLetter, Outcome};
+use super::reading::{DeadLetter, Origin, Outcome};
 use super::rules::Rules;
 use super::timefmt::format_utc;
 use super::validate::validate;
@@ -86,10 +86,17 @@ impl Processor {
         fail::fail_point!(
             "processor::poison",
             msg.payload.starts_with(b"POISON"),
-            |_| { (Outcome::Accepted(Vec::new()), "") }
+            |_| {
+                let readings = Vec::new();
+                let origin = origin(msg);
+                (Outcome::Accepted { readings, origin }, "")
+            }
         );
         match validate(&self.rules, &msg.topic, &msg.payload, msg.received_at) {
-            Ok(readings) => (Outcome::Accepted(readings), ""),
+            Ok(readings) => {
+                let origin = origin(msg);
+                (Outcome::Accepted { readings, origin }, "")
+            }
             Err(rejection) => (
                 Outcome::Rejected(dead_letter(msg, rejection.to_string())),
                 rejection.class(),
@@ -98,15 +105,18 @@ impl Processor {
     }
 }
 
-fn dead_letter(msg: &Message, reason: String) -> DeadLetter {
-    DeadLetter {
+fn origin(msg: &Message) -> Origin {
+    Origin {
         topic: msg.topic.clone(),
         payload: msg.payload.clone(),
         client_id: msg.client_id.clone(),
-        reason,
         received_at: format_utc(msg.received_at),
         redelivered: msg.redelivered,
     }
+}
+
+fn dead_letter(msg: &Message, reason: String) -> DeadLetter {
+    origin(msg).dead_letter(reason)
 }
 
 impl Actor for Processor {
@@ -149,7 +159,7 @@ impl Processor {
             (Outcome::Rejected(dead), "panic")
         });
         match &outcome {
-            Outcome::Accepted(readings) => Event::MessageProcessed {
+            Outcome::Accepted { readings, .. } => Event::MessageProcessed {
                 client_id: &msg.client_id,
                 topic: &msg.topic,
                 readings: readings.len(),

@@ -4,8 +4,9 @@ use bytes::Bytes;
 
 /// One validated sensor reading, ready to be written.
 ///
-/// `(device_id, sensor_type, ts)` is its natural key: the store ignores a second
-/// reading with the same key, so a redelivered message never makes a second row.
+/// `(device_id, sensor_type, ts)` is its natural key: the store ignores a second reading
+/// with the same key and the same data, so a redelivered message never makes a second
+/// row; one with different data is a conflict, kept as a dead letter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
     pub device_id: String,
@@ -34,6 +35,30 @@ pub struct DeadLetter {
     pub redelivered: bool,
 }
 
+/// The message readings came from, kept until their commit: should the store find one
+/// of them conflicting with a stored reading, the whole message becomes a dead letter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub topic: String,
+    pub payload: Bytes,
+    pub client_id: String,
+    pub received_at: String,
+    pub redelivered: bool,
+}
+
+impl Origin {
+    pub fn dead_letter(&self, reason: String) -> DeadLetter {
+        DeadLetter {
+            topic: self.topic.clone(),
+            payload: self.payload.clone(),
+            client_id: self.client_id.clone(),
+            reason,
+            received_at: self.received_at.clone(),
+            redelivered: self.redelivered,
+        }
+    }
+}
+
 /// What one MQTT message becomes: all of its readings, or one dead letter.
 ///
 /// A JSON array of readings is all-or-nothing: if any element is invalid, the whole
@@ -41,7 +66,10 @@ pub struct DeadLetter {
 /// dead letter never half-applies a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Accepted(Vec<Reading>),
+    Accepted {
+        readings: Vec<Reading>,
+        origin: Origin,
+    },
     Rejected(DeadLetter),
 }
 
@@ -49,12 +77,28 @@ impl Outcome {
     /// How many rows this outcome writes (readings, or the one dead letter).
     pub fn len(&self) -> usize {
         match self {
-            Outcome::Accepted(readings) => readings.len(),
+            Outcome::Accepted { readings, .. } => readings.len(),
             Outcome::Rejected(_) => 1,
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+impl Outcome {
+    /// An accepted message of these readings, from client `c1` on their device's topic.
+    pub fn accepted(readings: Vec<Reading>) -> Outcome {
+        let device = readings.first().map_or("d1", |r| r.device_id.as_str());
+        let origin = Origin {
+            topic: format!("devices/{device}/telemetry"),
+            payload: Bytes::from_static(b"{}"),
+            client_id: "c1".into(),
+            received_at: "2025-01-01T00:00:00.000000Z".into(),
+            redelivered: false,
+        };
+        Outcome::Accepted { readings, origin }
     }
 }

@@ -119,7 +119,7 @@ fn reading(
 /// RFC 3339 as the README states it: `T` (or `t`) between date and time, at most 9
 /// fractional digits of which only 6 may be significant, no leap second, an offset; and a UTC year from 1970 to 9999. The
 /// conversion to UTC is checked: past year 9999 it would overflow.
-fn parse_timestamp(text: &str) -> Result<OffsetDateTime, String> {
+pub(crate) fn parse_timestamp(text: &str) -> Result<OffsetDateTime, String> {
     let bytes = text.as_bytes();
     if bytes.len() > 10 && !matches!(bytes[10], b'T' | b't') {
         return Err("date and time must be separated by `T`".into());
@@ -141,9 +141,11 @@ fn parse_timestamp(text: &str) -> Result<OffsetDateTime, String> {
     let ts = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
     if ts.nanosecond() % 1_000 != 0 {
         // Stored with microseconds, `…00.0000001Z` and `…00.0000002Z` would be one key.
-        return Err("more precise than a microsecond, which is what Eliot keeps: \
+        return Err(
+            "more precise than a microsecond, which is what Eliot keeps: \
                     send at most 6 significant fractional digits"
-            .into());
+                .into(),
+        );
     }
     ts.checked_to_offset(time::UtcOffset::UTC)
         .filter(|utc| (1970..=9999).contains(&utc.year()))

@@ -71,6 +71,15 @@ impl Event<'_> {
                 m.dead_letters_shed.inc_by(rows as u64);
                 m.dead_letters_shed_bytes.inc_by(bytes);
             }
+            Event::GenerationMerged { readings, .. } => {
+                m.readings_merged.inc_by(readings as u64);
+            }
+            Event::ChunksExpired {
+                chunks, readings, ..
+            } => {
+                m.chunks_expired.inc_by(chunks as u64);
+                m.readings_expired.inc_by(readings);
+            }
             Event::ActorPanicked { .. } => {
                 m.panics.inc();
             }
@@ -125,6 +134,9 @@ impl Event<'_> {
             }
             Event::StartFailed { .. } => {
                 m.start_failures.inc();
+            }
+            Event::StoreOpened { version, .. } => {
+                m.schema_version.set(version);
             }
         }
     }

@@ -90,6 +90,23 @@ pub enum Event<'a> {
         bytes: u64,
         quota: u64,
     },
+    /// A sealed generation of the log is wholly merged into a chunk.
+    GenerationMerged {
+        readings: usize,
+        took: Duration,
+    },
+    /// Retention dropped whole chunks.
+    ChunksExpired {
+        chunks: usize,
+        readings: u64,
+        retention: Duration,
+    },
+    /// The store writer opened the database: its schema version, and the version it was
+    /// migrated from, if it was (0: created).
+    StoreOpened {
+        version: i64,
+        migrated_from: Option<i64>,
+    },
     /// Emitted by the actor itself, whose logger carries its name.
     ActorPanicked {
         panic: &'a str,
@@ -214,6 +231,9 @@ impl Event<'_> {
             Event::BatchCommitted { .. } => "batch_committed",
             Event::StoreFailed { .. } => "store_failed",
             Event::DeadLettersShed { .. } => "dead_letters_shed",
+            Event::GenerationMerged { .. } => "generation_merged",
+            Event::ChunksExpired { .. } => "chunks_expired",
+            Event::StoreOpened { .. } => "store_opened",
             Event::ActorPanicked { .. } => "actor_panicked",
             Event::ActorRestarting { .. } => "actor_restarting",
             Event::Escalated { .. } => "escalated",
@@ -306,6 +326,22 @@ impl Event<'_> {
                 warn!(log, "dead letters over their quota: the oldest shed";
                 "event" => event, "rows" => rows, "bytes" => bytes, "quota_bytes" => quota)
             }
+            Event::GenerationMerged { readings, took } => {
+                debug!(log, "a generation of the log merged into its chunk";
+                "event" => event, "readings" => readings, "duration_ms" => took.as_millis() as u64)
+            }
+            Event::ChunksExpired {
+                chunks,
+                readings,
+                retention,
+            } => info!(log, "retention dropped whole chunks";
+                "event" => event, "chunks" => chunks, "readings" => readings,
+                "retention" => %humantime_serde::re::humantime::format_duration(retention)),
+            Event::StoreOpened {
+                version,
+                migrated_from,
+            } => info!(log, "database opened";
+                "event" => event, "schema_version" => version, "migrated_from" => ?migrated_from),
             Event::ActorPanicked { panic } => error!(log, "panic caught";
                 "event" => event, "panic" => %Clean(panic)),
             Event::ActorRestarting {

@@ -82,7 +82,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::StoreSettings;
+    use super::super::sqlite::{Amendment, StoreSettings};
     use super::*;
     use crate::ingest::{DeadLetter, Outcome};
     use std::path::Path;
@@ -149,7 +149,7 @@ mod tests {
             .unwrap();
         // The DUP of 1 is known; the DUP of 2 is not (its original never arrived); a plain
         // repeat of 1 (not a DUP) is a new message.
-        assert_eq!(stats.redeliveries, [0]);
+        assert_eq!(stats.amended, [(0, Amendment::Redelivered)]);
         assert_eq!(stats.dead_letters, 2);
         let rows: i64 = store
             .conn

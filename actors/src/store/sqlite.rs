@@ -4,14 +4,18 @@
 //! so a change here is a migration, not a refactor.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
-use crate::ingest::Outcome;
+use super::merge::{MergePace, Upkeep};
+use super::schema::{migrate, MigrateError, Migrated};
+use super::tiers::{Accepted, SharedMemtable, Staged, Tiers};
+use crate::ingest::{format_micros, DeadLetter, Outcome};
 use crate::settings::Problems;
+pub use crate::supervision::StoreShape;
 
 /// The `[store]` section.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -37,6 +41,22 @@ pub struct StoreSettings {
     /// The most the database may grow to, in bytes (0: no limit but the disk's). Reaching it
     /// is treated as a full disk.
     pub max_size: u64,
+    /// Readings held in memory (and in `readings_log`) before they are sealed and merged
+    /// into a chunk; memory holds two such generations at most.
+    pub generation_rows: usize,
+    /// Readings merged into a chunk per transaction, between writes.
+    pub merge_slice: usize,
+    /// The arrival time one chunk spans; retention drops whole chunks.
+    #[serde(with = "humantime_serde")]
+    pub chunk_span: Duration,
+    /// Readings received longer ago than this are dropped, a whole chunk at a time (a
+    /// chunk goes once its newest reading is that old). Absent: kept for ever.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retention: Option<Duration>,
 }
 
 impl StoreSettings {
@@ -53,6 +73,10 @@ impl StoreSettings {
             max_sessions: 100,
             dead_letter_quota: 1 << 30,
             max_size: 0,
+            generation_rows: 1_000,
+            merge_slice: 300,
+            chunk_span: Duration::from_secs(86_400),
+            retention: None,
         }
     }
 
@@ -65,6 +89,29 @@ impl StoreSettings {
         problems.at_least("mailbox", self.mailbox, 1);
         problems.at_least("max_sessions", self.max_sessions, 1);
         problems.at_least("dead_letter_quota", self.dead_letter_quota, 1);
+        problems.at_least("generation_rows", self.generation_rows, 1);
+        problems.at_least("merge_slice", self.merge_slice, 1);
+        problems.positive("chunk_span", self.chunk_span);
+        if let Some(retention) = self.retention {
+            if retention < self.chunk_span {
+                problems.add(
+                    "retention",
+                    format!(
+                        "{} is shorter than chunk_span ({}): retention drops whole chunks",
+                        humantime_serde::re::humantime::format_duration(retention),
+                        humantime_serde::re::humantime::format_duration(self.chunk_span)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn pace(&self) -> MergePace {
+        MergePace {
+            generation_rows: self.generation_rows,
+            merge_slice: self.merge_slice,
+            chunk_span: micros(self.chunk_span),
+        }
     }
 }
 
@@ -90,6 +137,8 @@ pub enum StoreError {
     /// What is written would go to a file nobody will find again.
     #[error("the database file {path} was deleted or replaced while open")]
     Moved { path: PathBuf },
+    #[error("the database file {path} has schema version {version}, newer than this Eliot's: run a newer Eliot, or restore a backup")]
+    Newer { path: PathBuf, version: i64 },
     /// The file no longer starts as a SQLite database does: something overwrote it.
     #[error("the database file {path} is damaged: its header is not SQLite's any more")]
     Damaged { path: PathBuf },
@@ -104,40 +153,21 @@ pub struct WriteStats {
     pub dead_letters: usize,
     /// The oldest dead letters removed to stay within the quota.
     pub shed: Shed,
-    /// Positions (in the outcomes written) of DUP re-sends found among the latest dead
-    /// letters, and so not written again.
-    pub redeliveries: Vec<usize>,
+    /// Messages whose fate the store decided otherwise than validation, by position in
+    /// the outcomes written.
+    pub amended: Vec<(usize, Amendment)>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS readings (
-    device_id   TEXT NOT NULL,
-    sensor_type TEXT NOT NULL,
-    ts          TEXT NOT NULL,
-    data        TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    PRIMARY KEY (device_id, sensor_type, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_at TEXT NOT NULL,
-    client_id   TEXT NOT NULL,
-    topic       TEXT NOT NULL,
-    payload     BLOB NOT NULL,
-    reason      TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_received_at ON dead_letters (received_at);
-CREATE TABLE IF NOT EXISTS sessions (
-    client_id   TEXT PRIMARY KEY,
-    expiry_s    INTEGER,
-    last_seen_s INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen_s);
-PRAGMA user_version = 2;
-";
+/// What became of an accepted message, or a dead letter, when the store saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amendment {
+    /// A DUP re-send of a message among the latest dead letters: not kept twice.
+    Redelivered,
+    /// One of its readings has the key of a stored one, with other data: the message is
+    /// kept as a dead letter instead.
+    Conflict,
+}
 
-const INSERT_READING: &str = "INSERT OR IGNORE INTO readings \
-    (device_id, sensor_type, ts, data, received_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 /// Whether a DUP re-send is among the latest dead letters (bounded: a flood of DUPs must
 /// not make each commit scan the whole table).
 const SEEN_DEAD_LETTER: &str = "SELECT 1 FROM dead_letters \
@@ -209,12 +239,46 @@ pub struct Store {
     pub(super) max_sessions: usize,
     /// What the dead letters weigh now (summed once at open), and may weigh.
     pub(super) dead_letter_bytes: u64,
-    dead_letter_quota: u64,
+    pub(super) dead_letter_quota: u64,
+    /// The memtable, the chunks and what is merged where.
+    pub(super) tiers: Tiers,
+    pace: MergePace,
+    /// Microseconds; `None`: readings are kept for ever.
+    retention: Option<i64>,
+    /// When chunks were last checked against the retention.
+    retention_checked: Option<Instant>,
+    /// What opening found: a fresh database, a current one, or one migrated.
+    migrated: Migrated,
 }
 
+/// Microseconds in `d`, saturated.
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn now_micros() -> i64 {
+    micros(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+/// How often chunks are checked against the retention.
+const RETENTION_CHECK: Duration = Duration::from_secs(60);
+
 impl Store {
-    /// Opens (creating if needed) the database in WAL mode and applies the schema.
+    /// Opens (creating if needed) the database in WAL mode, migrated to the current schema,
+    /// with a memtable of its own.
     pub fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
+        Store::open_sharing(settings, SharedMemtable::default())
+    }
+
+    /// Opens the database and rebuilds `memtable` (which readers may hold) from its log.
+    pub fn open_sharing(
+        settings: &StoreSettings,
+        memtable: SharedMemtable,
+    ) -> Result<Store, StoreError> {
         let data_dir = |source| StoreError::DataDir {
             path: settings.data_dir.clone(),
             source,
@@ -223,7 +287,7 @@ impl Store {
         let path = settings.db_path();
         private_files(&settings.data_dir, &path).map_err(data_dir)?;
         let sqlite = naming(&path);
-        let conn = Connection::open(&path).map_err(&sqlite)?;
+        let mut conn = Connection::open(&path).map_err(&sqlite)?;
         let synchronous = match settings.synchronous {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
@@ -232,7 +296,13 @@ impl Store {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
         ))
         .map_err(&sqlite)?;
-        conn.execute_batch(SCHEMA).map_err(&sqlite)?;
+        let migrated = migrate(&mut conn, now_micros()).map_err(|error| match error {
+            MigrateError::Sqlite(source) => sqlite(source),
+            MigrateError::Newer(version) => StoreError::Newer {
+                path: path.clone(),
+                version,
+            },
+        })?;
         if settings.max_size > 0 {
             let page_size: i64 = conn
                 .query_row("PRAGMA page_size", [], |row| row.get(0))
@@ -252,6 +322,7 @@ impl Store {
                 |row| row.get(0),
             )
             .map_err(&sqlite)?;
+        let tiers = Tiers::load(&conn, memtable).map_err(&sqlite)?;
         drop(sqlite); // it borrows `path`
         let file = file_id(&path);
         Ok(Store {
@@ -262,11 +333,21 @@ impl Store {
             max_sessions: settings.max_sessions,
             dead_letter_bytes: u64::try_from(dead_letter_bytes).unwrap_or(0),
             dead_letter_quota: settings.dead_letter_quota,
+            tiers,
+            pace: settings.pace(),
+            retention: settings.retention.map(micros),
+            retention_checked: None,
+            migrated,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The memtable this store keeps up to date, for readers.
+    pub fn memtable(&self) -> SharedMemtable {
+        self.tiers.memtable.clone()
     }
 
     /// The database file is still the one opened, and still a SQLite database: SQLite
@@ -286,6 +367,7 @@ impl Store {
     }
 
     /// Writes every outcome in one transaction: all of them are committed, or none.
+    /// Readings go to the log; the memtable learns them once the commit succeeded.
     pub fn write<'a>(
         &mut self,
         outcomes: impl IntoIterator<Item = &'a Outcome>,
@@ -294,26 +376,41 @@ impl Store {
         let sqlite = naming(&self.path);
         let tx = self.conn.transaction().map_err(&sqlite)?;
         let mut stats = WriteStats::default();
+        let mut staged = Staged::default();
         let mut dead_letter_bytes = self.dead_letter_bytes;
         {
-            let mut reading = tx.prepare_cached(INSERT_READING).map_err(&sqlite)?;
             let mut dead = tx.prepare_cached(INSERT_DEAD_LETTER).map_err(&sqlite)?;
             let mut seen = tx.prepare_cached(SEEN_DEAD_LETTER).map_err(&sqlite)?;
+            let mut keep_dead_letter = |d: &DeadLetter, stats: &mut WriteStats| {
+                dead.execute(params![
+                    d.received_at,
+                    d.client_id,
+                    d.topic,
+                    &d.payload[..],
+                    d.reason
+                ])?;
+                stats.dead_letters += 1;
+                dead_letter_bytes +=
+                    (d.payload.len() + d.topic.len() + d.client_id.len() + d.reason.len()) as u64;
+                Ok::<_, rusqlite::Error>(())
+            };
             for (position, outcome) in outcomes.into_iter().enumerate() {
                 match outcome {
-                    Outcome::Accepted(readings) => {
-                        for r in readings {
-                            let inserted = reading
-                                .execute(params![
-                                    r.device_id,
-                                    r.sensor_type,
-                                    r.ts,
-                                    r.data,
-                                    r.received_at
-                                ])
-                                .map_err(&sqlite)?;
-                            stats.readings += inserted;
-                            stats.duplicates += 1 - inserted;
+                    Outcome::Accepted { readings, origin } => {
+                        match self
+                            .tiers
+                            .accept(&tx, &mut staged, readings, origin)
+                            .map_err(&sqlite)?
+                        {
+                            Accepted::Stored { fresh, duplicates } => {
+                                stats.readings += fresh;
+                                stats.duplicates += duplicates;
+                            }
+                            Accepted::Conflict(reason) => {
+                                keep_dead_letter(&origin.dead_letter(reason), &mut stats)
+                                    .map_err(&sqlite)?;
+                                stats.amended.push((position, Amendment::Conflict));
+                            }
                         }
                     }
                     Outcome::Rejected(d)
@@ -322,130 +419,108 @@ impl Store {
                                 .exists(params![d.client_id, d.topic, &d.payload[..]])
                                 .map_err(&sqlite)? =>
                     {
-                        stats.redeliveries.push(position);
+                        stats.amended.push((position, Amendment::Redelivered));
                     }
-                    Outcome::Rejected(d) => {
-                        dead.execute(params![
-                            d.received_at,
-                            d.client_id,
-                            d.topic,
-                            &d.payload[..],
-                            d.reason
-                        ])
-                        .map_err(&sqlite)?;
-                        stats.dead_letters += 1;
-                        dead_letter_bytes +=
-                            (d.payload.len() + d.topic.len() + d.client_id.len() + d.reason.len())
-                                as u64;
-                    }
+                    Outcome::Rejected(d) => keep_dead_letter(d, &mut stats).map_err(&sqlite)?,
                 }
             }
         }
         stats.shed = shed_over_quota(&tx, self.dead_letter_quota, &mut dead_letter_bytes)
             .map_err(&sqlite)?;
         tx.commit().map_err(&sqlite)?;
+        self.tiers.committed(staged);
         self.dead_letter_bytes = dead_letter_bytes;
         Ok(stats)
+    }
+
+    /// The schema version the database was migrated from when opened (0: created), if it
+    /// was.
+    pub fn migrated_from(&self) -> Option<i64> {
+        match self.migrated {
+            Migrated::Current => None,
+            Migrated::Created => Some(0),
+            Migrated::From(version) => Some(version),
+        }
+    }
+
+    /// The active generation is full while the sealed one is still being merged: merging
+    /// must finish before anything more is written.
+    pub fn must_finish_generation(&self) -> bool {
+        let memtable = self
+            .tiers
+            .memtable
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        memtable.sealed.is_some() && memtable.active.rows() >= self.pace.generation_rows
+    }
+
+    /// Whether `upkeep` has work to do now.
+    pub fn wants_upkeep(&self) -> bool {
+        self.tiers.wants_merge(&self.pace)
+            || (self.retention.is_some()
+                && self
+                    .retention_checked
+                    .is_none_or(|at| at.elapsed() >= RETENTION_CHECK))
+    }
+
+    /// One step of the store's own work, between writes: a slice of merging, and now and
+    /// then the retention's check.
+    pub fn upkeep(&mut self) -> Result<Upkeep, StoreError> {
+        self.check_file()?;
+        let sqlite = naming(&self.path);
+        let now = now_micros();
+        let mut upkeep = if self.tiers.wants_merge(&self.pace) {
+            self.tiers
+                .merge_step(&mut self.conn, &self.pace, now)
+                .map_err(&sqlite)?
+        } else {
+            Upkeep::default()
+        };
+        if let Some(retention) = self.retention {
+            if self
+                .retention_checked
+                .is_none_or(|at| at.elapsed() >= RETENTION_CHECK)
+            {
+                self.retention_checked = Some(Instant::now());
+                upkeep.expired = self
+                    .tiers
+                    .expire(&mut self.conn, now.saturating_sub(retention))
+                    .map_err(&sqlite)?;
+            }
+        }
+        Ok(upkeep)
+    }
+
+    /// What the store holds, for health: readings not yet merged, and the chunks.
+    pub fn shape(&self) -> StoreShape {
+        let unmerged = {
+            let memtable = self
+                .tiers
+                .memtable
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            memtable.rows()
+        };
+        let chunks = &self.tiers.chunks.list;
+        StoreShape {
+            unmerged_readings: unmerged as u64,
+            chunks: chunks.len() as u64,
+            chunked_readings: chunks.iter().map(|c| c.rows.max(0) as u64).sum(),
+            oldest_received_at: chunks
+                .iter()
+                .filter_map(|c| c.last_received_at)
+                .min()
+                .map(format_micros),
+            retention: self.retention.map(|r| {
+                humantime_serde::re::humantime::format_duration(Duration::from_micros(r as u64))
+                    .to_string()
+            }),
+            dead_letter_bytes: self.dead_letter_bytes,
+            dead_letter_quota: self.dead_letter_quota,
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ingest::{DeadLetter, Reading};
-
-    fn settings(dir: &Path) -> StoreSettings {
-        StoreSettings::for_tests(dir)
-    }
-
-    fn reading(ts: &str) -> Reading {
-        Reading {
-            device_id: "d1".into(),
-            sensor_type: "gps".into(),
-            ts: ts.into(),
-            data: r#"{"latitude":1}"#.into(),
-            received_at: "2025-01-01T00:00:00.000000Z".into(),
-        }
-    }
-
-    #[test]
-    fn a_redelivered_reading_is_ignored_and_counted_as_duplicate() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&settings(dir.path())).unwrap();
-        let first = Outcome::Accepted(vec![reading("t1"), reading("t2")]);
-        assert_eq!(store.write([&first]).unwrap().readings, 2);
-        let again = Outcome::Accepted(vec![reading("t2"), reading("t3")]);
-        let stats = store.write([&again]).unwrap();
-        assert_eq!((stats.readings, stats.duplicates), (1, 1));
-        let rows: i64 = store
-            .conn
-            .query_row("SELECT count(*) FROM readings", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 3);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn the_data_directory_and_the_database_files_are_private_whatever_the_umask() {
-        use std::os::unix::fs::PermissionsExt;
-        let parent = tempfile::tempdir().unwrap();
-        let dir = parent.path().join("data");
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let mut store = Store::open(&settings(&dir)).unwrap();
-        store
-            .write([&Outcome::Accepted(vec![reading("t1")])])
-            .unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&dir), 0o700);
-        for file in ["eliot.db", "eliot.db-wal", "eliot.db-shm"] {
-            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
-        }
-    }
-
-    #[test]
-    fn a_file_deleted_or_damaged_under_the_store_refuses_the_next_write() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&settings(dir.path())).unwrap();
-        store
-            .write([&Outcome::Accepted(vec![reading("t1")])])
-            .unwrap();
-        let db = dir.path().join("eliot.db");
-        let mut file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
-        file.write_all(b"not a database!!").unwrap();
-        let damaged = store.write([&Outcome::Accepted(vec![reading("t2")])]);
-        assert!(
-            matches!(damaged, Err(StoreError::Damaged { .. })),
-            "{damaged:?}"
-        );
-        std::fs::remove_file(&db).unwrap();
-        let gone = store.write([&Outcome::Accepted(vec![reading("t3")])]);
-        assert!(matches!(gone, Err(StoreError::Moved { .. })), "{gone:?}");
-        assert_eq!(
-            gone.unwrap_err().kind(),
-            crate::store::failure::FailureKind::Broken
-        );
-    }
-
-    #[test]
-    fn dead_letters_keep_the_payload_bytes_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&settings(dir.path())).unwrap();
-        let payload = bytes::Bytes::from_static(b"\xff\x00not json");
-        let dl = Outcome::Rejected(DeadLetter {
-            topic: "devices/d1/telemetry".into(),
-            payload: payload.clone(),
-            client_id: "c1".into(),
-            reason: "payload is not valid JSON".into(),
-            received_at: "2025-01-01T00:00:00.000000Z".into(),
-            redelivered: false,
-        });
-        assert_eq!(store.write([&dl]).unwrap().dead_letters, 1);
-        let stored: Vec<u8> = store
-            .conn
-            .query_row("SELECT payload FROM dead_letters", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(stored, payload.to_vec());
-    }
-}
+#[path = "sqlite_tests.rs"]
+mod tests;

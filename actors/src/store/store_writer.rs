@@ -15,7 +15,9 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::failure::FailureKind;
-use super::sqlite::{Store, StoreSettings};
+use super::sqlite::{Amendment, Store, StoreSettings};
+use super::tiers::SharedMemtable;
+use super::upkeep::UPKEEP_WHEN_IDLE;
 use crate::ingest::Outcome;
 use crate::observe::{Event, Queued, Telemetry};
 use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreProgress};
@@ -27,10 +29,9 @@ pub const NAME: &str = "store_writer";
 #[error("{0}")]
 pub struct NotStored(pub String);
 
-/// Answer to a [`Persist`]: `Ok` once its outcomes are committed.
-/// Answer to a [`Persist`]: once its outcomes are committed, the positions of those that
-/// were redelivered dead letters, already kept.
-pub type Committed = Result<Vec<usize>, NotStored>;
+/// Answer to a [`Persist`]: once its outcomes are committed, the positions of those the
+/// store amended (a conflict made a dead letter, a redelivered dead letter kept once).
+pub type Committed = Result<Vec<(usize, Amendment)>, NotStored>;
 
 /// Write these outcomes (those of the messages a connection read in one go); `done` is
 /// answered after the commit that holds them all.
@@ -68,7 +69,7 @@ pub async fn persist(
 type Batch = Vec<(Vec<Outcome>, oneshot::Sender<Committed>)>;
 
 pub struct StoreWriter {
-    settings: StoreSettings,
+    pub(super) settings: StoreSettings,
     /// `None` between a failure and the reopening that follows the restart's backoff.
     pub(super) store: Option<Store>,
     /// Requests waiting for the next commit.
@@ -79,12 +80,16 @@ pub struct StoreWriter {
     flush_timer: Option<SpawnHandle>,
     restarts: Restarts,
     /// Why the writer stopped, for the restart's reason.
-    last_failure: Option<String>,
+    pub(super) last_failure: Option<String>,
+    /// The memtable, shared with the readers: the same one across reopenings.
+    memtable: SharedMemtable,
     /// The store's circuit breaker, told of every failed commit and of the first
     /// success after one.
     breaker: Addr<Breaker>,
     /// True from a failed commit until the next successful one.
     failing: bool,
+    /// A commit just succeeded: one step of upkeep follows the answers.
+    upkeep_after_commit: bool,
     /// The commit latency and backlog, for health and readiness.
     pub(super) progress: Arc<StoreProgress>,
     pub(super) telemetry: Telemetry,
@@ -107,6 +112,7 @@ impl StoreWriter {
     ) -> Self {
         StoreWriter {
             settings,
+            memtable: store.memtable(),
             store: Some(store),
             pending: Vec::new(),
             pending_rows: 0,
@@ -115,6 +121,7 @@ impl StoreWriter {
             last_failure: None,
             breaker: links.breaker,
             failing: false,
+            upkeep_after_commit: false,
             progress: links.progress,
             telemetry: telemetry.for_actor(NAME),
         }
@@ -127,7 +134,7 @@ impl StoreWriter {
         if self.store.is_some() {
             return;
         }
-        match open_store(&self.settings) {
+        match open_store(&self.settings, self.memtable.clone()) {
             Ok(store) => self.store = Some(store),
             Err(error) => {
                 Event::StoreFailed {
@@ -151,6 +158,9 @@ impl StoreWriter {
         let batch = mem::take(&mut self.pending);
         self.pending_rows = 0;
         self.commit(batch, ctx);
+        if mem::take(&mut self.upkeep_after_commit) {
+            self.upkeep(ctx);
+        }
     }
 
     /// Commits `batch` and answers every request in it. A failed commit answers nothing:
@@ -200,7 +210,8 @@ impl StoreWriter {
                 }
                 self.progress
                     .committed(took, self.pending_rows, Instant::now());
-                Ok(stats.redeliveries)
+                self.upkeep_after_commit = true;
+                Ok(stats.amended)
             }
             // Not open (a failed reopen, stopping): the restart will deal with it.
             Ok(Err((_, failure))) if self.store.is_none() => Err(failure),
@@ -233,16 +244,16 @@ impl StoreWriter {
             // Answered, if not committed: the batch no longer waits.
             self.progress.settled(self.pending_rows);
         }
-        let mut redeliveries = answer.as_ref().map(|r| r.iter().peekable()).ok();
+        let mut amended = answer.as_ref().map(|r| r.iter().peekable()).ok();
         let mut offset = 0;
         for (outcomes, done) in batch {
-            // Each request gets the positions of its own redeliveries.
+            // Each request gets the positions of its own amendments.
             let end = offset + outcomes.len();
-            let own = match &mut redeliveries {
+            let own = match &mut amended {
                 Some(all) => {
                     let mut own = Vec::new();
-                    while let Some(i) = all.next_if(|i| **i < end) {
-                        own.push(i - offset);
+                    while let Some((i, how)) = all.next_if(|(i, _)| *i < end) {
+                        own.push((i - offset, *how));
                     }
                     Ok(own)
                 }
@@ -311,13 +322,13 @@ impl StoreWriter {
 /// Reopens the database after a restart. A database file that is gone is not recreated
 /// empty in its place: readings and sessions would silently vanish. The reopen fails
 /// instead, and if it keeps failing the restart intensity escalates.
-fn open_store(settings: &StoreSettings) -> Result<Store, String> {
+fn open_store(settings: &StoreSettings, memtable: SharedMemtable) -> Result<Store, String> {
     fail::fail_point!("store::open", |_| Err("injected open failure".to_owned()));
     let path = settings.db_path();
     if !path.exists() {
         return Err(format!("the database file {} is gone", path.display()));
     }
-    Store::open(settings).map_err(|e| e.to_string())
+    Store::open_sharing(settings, memtable).map_err(|e| e.to_string())
 }
 
 impl Actor for StoreWriter {
@@ -325,7 +336,12 @@ impl Actor for StoreWriter {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.settings.mailbox);
-        self.restarts.start(ctx, Self::reopen);
+        self.restarts.start(ctx, |writer, ctx| {
+            writer.reopen(ctx);
+            writer.opened();
+        });
+        // Merging and retention go on while no device writes.
+        ctx.run_interval(UPKEEP_WHEN_IDLE, |writer, ctx| writer.upkeep(ctx));
     }
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
@@ -365,27 +381,19 @@ impl Handler<Persist> for StoreWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::{StoreError, Synchronous};
+    use super::super::sqlite::StoreError;
     use super::*;
 
     #[test]
     fn a_vanished_database_is_not_recreated_empty_on_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = StoreSettings {
-            data_dir: dir.path().to_owned(),
-            batch_max: 1,
-            batch_delay: Duration::from_millis(1),
-            mailbox: 1,
-            synchronous: Synchronous::Normal,
-            max_sessions: 1,
-            dead_letter_quota: 1,
-            max_size: 0,
-        };
-        let error = open_store(&settings).err().unwrap();
+        let settings = StoreSettings::for_tests(dir.path());
+        let memtable = SharedMemtable::default();
+        let error = open_store(&settings, memtable.clone()).err().unwrap();
         assert!(error.contains("is gone"), "{error}");
         Store::open(&settings).unwrap();
         assert!(
-            open_store(&settings).is_ok(),
+            open_store(&settings, memtable).is_ok(),
             "an existing database reopens"
         );
     }

@@ -31,4 +31,4 @@ pub use health_monitor::{
 pub use panics::catch_panic;
 pub use readiness::readiness;
 pub use restart::{Escalation, RestartSettings, Restarts};
-pub use store_progress::{StoreHealth, StoreProgress};
+pub use store_progress::{StoreHealth, StoreProgress, StoreShape};

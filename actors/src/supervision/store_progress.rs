@@ -19,6 +19,25 @@ pub struct StoreProgress {
     backlog_since: AtomicU64,
     /// Why the store cannot take writes now (a full disk), if it cannot.
     condition: Mutex<Option<String>>,
+    /// What the store holds, as of its last commit or merge.
+    shape: Mutex<StoreShape>,
+}
+
+/// What the store holds: where its readings are, what retention keeps, what the dead
+/// letters weigh.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StoreShape {
+    /// Committed readings in memory and in `readings_log`, not yet merged into a chunk.
+    pub unmerged_readings: u64,
+    pub chunks: u64,
+    pub chunked_readings: u64,
+    /// When the oldest kept chunk's newest reading was received (retention drops a chunk
+    /// once this is older than the retention).
+    pub oldest_received_at: Option<String>,
+    /// `store.retention`, if set.
+    pub retention: Option<String>,
+    pub dead_letter_bytes: u64,
+    pub dead_letter_quota: u64,
 }
 
 /// The store's figures in a health report.
@@ -35,6 +54,7 @@ pub struct StoreHealth {
     /// Why the store takes no writes now (its disk is full), if it does not: Eliot is
     /// then `failed` until a commit succeeds again.
     pub condition: Option<String>,
+    pub holds: StoreShape,
 }
 
 impl Default for StoreProgress {
@@ -46,6 +66,7 @@ impl Default for StoreProgress {
             backlog_rows: AtomicU64::new(0),
             backlog_since: AtomicU64::new(0),
             condition: Mutex::new(None),
+            shape: Mutex::new(StoreShape::default()),
         }
     }
 }
@@ -89,6 +110,10 @@ impl StoreProgress {
         *self.condition.lock().unwrap_or_else(|e| e.into_inner()) = condition;
     }
 
+    pub fn set_shape(&self, shape: StoreShape) {
+        *self.shape.lock().unwrap_or_else(|e| e.into_inner()) = shape;
+    }
+
     pub fn health(&self, now: Instant) -> StoreHealth {
         StoreHealth {
             last_commit_age_ms: self.age(self.last_commit_at.load(Relaxed), now),
@@ -100,6 +125,7 @@ impl StoreProgress {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            holds: self.shape.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 }

@@ -1,0 +1,354 @@
+//! The store's layout end to end, on real SQLite files: the log, the merge into chunks,
+//! a crash in the middle of it, the `readings` view, conflicts, retention, migration from
+//! version 2, and the read API.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::memtable::Key;
+use super::reader::Reader;
+use super::sqlite::{Amendment, Store, StoreError, StoreSettings};
+use crate::ingest::{format_micros, Outcome, Reading};
+
+/// 2025-01-01T00:00:00Z.
+const BASE: i64 = 1_735_689_600_000_000;
+
+fn settings(dir: &Path) -> StoreSettings {
+    StoreSettings {
+        generation_rows: 100,
+        merge_slice: 30,
+        ..StoreSettings::for_tests(dir)
+    }
+}
+
+fn reading(device: &str, sensor: &str, second: i64, data: &str) -> Reading {
+    Reading {
+        device_id: device.into(),
+        sensor_type: sensor.into(),
+        ts: format_micros(BASE + second * 1_000_000),
+        data: data.into(),
+        received_at: format_micros(BASE + second * 1_000_000 + 500),
+    }
+}
+
+/// `count` readings from 3 devices × 2 sensor types, one message each, from `second` on.
+fn fleet(from: i64, count: i64) -> Vec<Outcome> {
+    (from..from + count)
+        .map(|n| {
+            let device = format!("d{}", n % 3);
+            let sensor = if n % 2 == 0 { "gps" } else { "battery" };
+            Outcome::accepted(vec![reading(&device, sensor, n, &format!("{{\"n\":{n}}}"))])
+        })
+        .collect()
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Rows in the `readings` view, and distinct keys among them.
+fn view_rows(store: &Store) -> (i64, i64) {
+    (
+        count(&store.conn, "SELECT count(*) FROM readings"),
+        count(
+            &store.conn,
+            "SELECT count(*) FROM (SELECT DISTINCT device_id, sensor_type, ts FROM readings)",
+        ),
+    )
+}
+
+fn upkeep_until_merged(store: &mut Store) {
+    while store.tiers.memtable.read().unwrap().sealed.is_some() || store.wants_upkeep() {
+        store.upkeep().unwrap();
+    }
+}
+
+fn unmerged(store: &Store) -> usize {
+    store.tiers.memtable.read().unwrap().rows()
+}
+
+#[test]
+fn readings_are_merged_into_a_chunk_and_the_view_shows_each_once_throughout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&settings(dir.path())).unwrap();
+    assert_eq!(store.migrated_from(), Some(0), "created");
+    let outcomes = fleet(0, 250);
+    for batch in outcomes.chunks(25) {
+        store.write(batch).unwrap();
+        assert_eq!(view_rows(&store).0, view_rows(&store).1, "no key twice");
+        if store.wants_upkeep() {
+            store.upkeep().unwrap();
+            let (rows, keys) = view_rows(&store);
+            assert_eq!(rows, keys, "no key twice in the middle of a merge");
+        }
+    }
+    upkeep_until_merged(&mut store);
+    assert_eq!(view_rows(&store), (250, 250));
+    let chunked = count(&store.conn, "SELECT count(*) FROM chunk_1");
+    let logged = count(&store.conn, "SELECT count(*) FROM readings_log");
+    assert_eq!(chunked + logged, 250);
+    assert!(chunked >= 200, "two generations merged: {chunked}");
+    assert_eq!(unmerged(&store), logged as usize, "memory mirrors the log");
+}
+
+#[test]
+fn a_crash_in_the_middle_of_a_merge_resumes_it_without_loss_or_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = Store::open(&settings(dir.path())).unwrap();
+        store.write(&fleet(0, 120)).unwrap();
+        store.upkeep().unwrap(); // sealed, and one slice of 30 merged
+        store.upkeep().unwrap(); // another
+        assert_eq!(count(&store.conn, "SELECT count(*) FROM chunk_1"), 60);
+        // Dropped here as a kill would: no shutdown step of any kind.
+    }
+    let mut store = Store::open(&settings(dir.path())).unwrap();
+    assert_eq!(view_rows(&store), (120, 120));
+    assert_eq!(
+        unmerged(&store),
+        120,
+        "the sealed generation is in memory again"
+    );
+    upkeep_until_merged(&mut store);
+    assert_eq!(count(&store.conn, "SELECT count(*) FROM chunk_1"), 120);
+    assert_eq!(view_rows(&store), (120, 120));
+    assert_eq!(unmerged(&store), 0);
+    // Redelivered after the restart: found in the chunk, not stored again.
+    let stats = store.write(&fleet(0, 120)).unwrap();
+    assert_eq!((stats.readings, stats.duplicates), (0, 120));
+}
+
+#[test]
+fn a_redelivery_is_a_duplicate_and_other_data_a_conflict_wherever_the_original_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&settings(dir.path())).unwrap();
+    store.write(&fleet(0, 150)).unwrap();
+    upkeep_until_merged(&mut store);
+    // 0..100 are in the chunk now, 100..150 in the log and memory.
+    for second in [5, 120] {
+        let original = fleet(second, 1);
+        let stats = store.write(&original).unwrap();
+        assert_eq!((stats.readings, stats.duplicates), (0, 1), "at {second}");
+        let device = format!("d{}", second % 3);
+        let sensor = if second % 2 == 0 { "gps" } else { "battery" };
+        let changed = reading(&device, sensor, second, r#"{"n":-1}"#);
+        let stats = store.write([&Outcome::accepted(vec![changed])]).unwrap();
+        assert_eq!(stats.amended, [(0, Amendment::Conflict)], "at {second}");
+        assert_eq!((stats.readings, stats.dead_letters), (0, 1));
+    }
+    let reason: String = store
+        .conn
+        .query_row(
+            "SELECT reason FROM dead_letters ORDER BY id DESC",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        reason.contains("conflicts with a stored reading")
+            && reason.contains("device `d0`, sensor_type `gps`")
+            && reason.contains("2025-01-01T00:02:00.000000Z"),
+        "{reason}"
+    );
+    assert_eq!(
+        view_rows(&store),
+        (150, 150),
+        "nothing of either conflict stored"
+    );
+}
+
+#[test]
+fn a_message_with_one_conflicting_reading_stores_none_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&settings(dir.path())).unwrap();
+    store.write(&fleet(0, 1)).unwrap();
+    let mixed = Outcome::accepted(vec![
+        reading("d0", "gps", 50, "{}"),
+        reading("d0", "gps", 0, r#"{"n":"other"}"#),
+    ]);
+    let stats = store.write([&mixed]).unwrap();
+    assert_eq!(stats.amended, [(0, Amendment::Conflict)]);
+    assert_eq!(view_rows(&store), (1, 1));
+    // Two readings with one key in one message: a duplicate if alike, else a conflict.
+    let twice = Outcome::accepted(vec![
+        reading("d5", "gps", 1, "{}"),
+        reading("d5", "gps", 1, "{}"),
+    ]);
+    let stats = store.write([&twice]).unwrap();
+    assert_eq!((stats.readings, stats.duplicates), (1, 1));
+}
+
+#[test]
+fn retention_drops_whole_chunks_but_never_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings {
+        // Every merge after a millisecond opens a chunk of its own.
+        chunk_span: Duration::from_millis(1),
+        retention: Some(Duration::from_millis(1)),
+        ..settings(dir.path())
+    };
+    let mut store = Store::open(&settings).unwrap();
+    store.write(&fleet(0, 200)).unwrap();
+    // The retention is checked once at the first upkeep (nothing to drop: one chunk), then
+    // a minute later, or at the next opening.
+    upkeep_until_merged(&mut store);
+    std::thread::sleep(Duration::from_millis(5));
+    store.write(&fleet(200, 100)).unwrap();
+    upkeep_until_merged(&mut store);
+    let chunks = store.tiers.chunks.list.clone();
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    drop(store);
+
+    let mut store = Store::open(&settings).unwrap();
+    let upkeep = store.upkeep().unwrap();
+    assert!(
+        upkeep.expired.len() >= chunks.len() - 1,
+        "all but the newest go: the readings were received in 2025"
+    );
+    let kept = store.tiers.chunks.list.clone();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let logged = count(&store.conn, "SELECT count(*) FROM readings_log");
+    let dropped: i64 = upkeep.expired.iter().map(|c| c.rows).sum();
+    assert_eq!(dropped + kept[0].rows + logged, 300);
+    let tables = count(
+        &store.conn,
+        "SELECT count(*) FROM sqlite_schema WHERE name GLOB 'chunk_[0-9]*'",
+    );
+    assert_eq!(tables, 1, "dropped as tables, not emptied row by row");
+    let left = kept[0].rows + logged;
+    assert_eq!(view_rows(&store), (left, left));
+    assert_eq!(store.shape().chunks, 1);
+}
+
+/// Version 2's schema, as Eliot 0.1 wrote it, with a user's own view over `readings`.
+const VERSION_2: &str = "
+CREATE TABLE readings (device_id TEXT NOT NULL, sensor_type TEXT NOT NULL, ts TEXT NOT NULL,
+    data TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (device_id, sensor_type, ts)
+) WITHOUT ROWID;
+CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT NOT NULL,
+    client_id TEXT NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX dead_letters_received_at ON dead_letters (received_at);
+CREATE TABLE sessions (client_id TEXT PRIMARY KEY, expiry_s INTEGER, last_seen_s INTEGER NOT NULL);
+CREATE INDEX sessions_last_seen ON sessions (last_seen_s);
+CREATE VIEW gps AS SELECT device_id, ts FROM readings WHERE sensor_type = 'gps';
+PRAGMA user_version = 2;
+";
+
+#[test]
+fn a_version_2_database_is_migrated_and_its_readings_still_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    {
+        let old = Connection::open(settings.db_path()).unwrap();
+        old.execute_batch(VERSION_2).unwrap();
+        let mut insert = old
+            .prepare("INSERT INTO readings VALUES (?1, ?2, ?3, ?4, ?5)")
+            .unwrap();
+        for n in 0..40 {
+            let r = reading("d0", "gps", n, "{}");
+            insert
+                .execute(rusqlite::params![
+                    r.device_id,
+                    r.sensor_type,
+                    r.ts,
+                    r.data,
+                    r.received_at
+                ])
+                .unwrap();
+        }
+    }
+    let mut store = Store::open(&settings).unwrap();
+    assert_eq!(store.migrated_from(), Some(2));
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 3);
+    assert_eq!(view_rows(&store), (40, 40));
+    // Known to the dedupe: the old rows are the first chunk, their series' newest known.
+    let again = Outcome::accepted(vec![reading("d0", "gps", 7, "{}")]);
+    assert_eq!(store.write([&again]).unwrap().duplicates, 1);
+    let conflict = Outcome::accepted(vec![reading("d0", "gps", 8, "[]")]);
+    assert_eq!(store.write([&conflict]).unwrap().amended.len(), 1);
+    store
+        .write([&Outcome::accepted(vec![reading("d0", "gps", 99, "{}")])])
+        .unwrap();
+    assert_eq!(
+        count(&store.conn, "SELECT count(*) FROM gps"),
+        41,
+        "the user's view reads the new `readings`, new rows included"
+    );
+    drop(store);
+    let reopened = Store::open(&settings).unwrap();
+    assert_eq!(reopened.migrated_from(), None, "migrated once");
+}
+
+#[test]
+fn a_database_from_a_newer_eliot_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    Connection::open(settings.db_path())
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9")
+        .unwrap();
+    let refused = Store::open(&settings).err().unwrap();
+    assert!(
+        matches!(refused, StoreError::Newer { version: 9, .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("newer than this Eliot's"));
+}
+
+#[test]
+fn reads_combine_memory_and_chunks_and_return_each_reading_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&settings(dir.path())).unwrap();
+    store.write(&fleet(0, 250)).unwrap();
+    store.upkeep().unwrap(); // mid-merge: the sealed generation is in memory and partly chunked
+    let reader = Reader::new(&settings(dir.path()), store.memtable());
+    let d0: Vec<i64> = (0..250).filter(|n| n % 3 == 0).collect();
+
+    let last = reader.last("d0", 1_000).unwrap();
+    assert_eq!(last.len(), d0.len());
+    assert_eq!(last[0].timestamp, format_micros(BASE + 249 * 1_000_000));
+    assert!(last.windows(2).all(|w| w[0].timestamp > w[1].timestamp));
+    assert_eq!(reader.last("d0", 5).unwrap().len(), 5);
+
+    let latest = reader.latest("d0").unwrap();
+    let sensors: Vec<(&str, &str)> = latest
+        .iter()
+        .map(|r| (r.sensor_type.as_str(), r.data.as_str()))
+        .collect();
+    assert_eq!(
+        sensors,
+        [("battery", r#"{"n":249}"#), ("gps", r#"{"n":246}"#)]
+    );
+
+    let (from, to) = (BASE + 30 * 1_000_000, BASE + 60 * 1_000_000);
+    let range = reader.range("d0", (from, to), 10_000).unwrap();
+    let expected: Vec<String> = (30..60)
+        .filter(|n| n % 3 == 0)
+        .map(|n| format_micros(BASE + n * 1_000_000))
+        .collect();
+    let got: Vec<String> = range.iter().map(|r| r.timestamp.clone()).collect();
+    assert_eq!(got, expected);
+    assert_eq!(reader.range("d0", (from, to), 3).unwrap().len(), 3);
+    assert!(reader.last("nobody", 10).unwrap().is_empty());
+
+    upkeep_until_merged(&mut store);
+    assert_eq!(
+        reader.last("d0", 1_000).unwrap(),
+        last,
+        "the same once merged"
+    );
+}
+
+#[test]
+fn keys_order_as_sqlite_orders_the_chunks() {
+    let key = |device: &str, ts: i64| Key {
+        device: device.into(),
+        sensor: "gps".into(),
+        ts,
+    };
+    assert!(key("d1", 5) < key("d1", 6));
+    assert!(key("d1", 9) < key("d2", 0));
+    assert!(format_micros(5) < format_micros(6));
+}

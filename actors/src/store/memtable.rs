@@ -1,0 +1,212 @@
+//! The readings not yet merged into a chunk, in memory and sorted by key: what makes a
+//! redelivery and a read of recent data cost no SQL.
+//!
+//! Their durable copy is `readings_log`, in arrival order; this mirrors it. It holds two
+//! generations at most: the `active` one, which new readings join, and the `sealed` one,
+//! being merged into the open chunk slice by slice. Rows leave memory only once their
+//! generation is wholly merged and committed, so a reader that looks here first and at
+//! SQLite second misses nothing (and drops what it sees twice by key).
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// A reading's natural key. Ordered as SQLite orders the chunks' primary key: text by
+/// bytes, and `ts` (microseconds) as its fixed-width text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub device: Arc<str>,
+    pub sensor: Arc<str>,
+    pub ts: i64,
+}
+
+/// What is kept of a reading besides its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub data: Box<str>,
+    pub received_at: i64,
+}
+
+/// One device's readings, by sensor type then time.
+pub type DeviceRows = BTreeMap<(Arc<str>, i64), Row>;
+
+#[derive(Debug, Default)]
+pub struct Generation {
+    devices: BTreeMap<Arc<str>, DeviceRows>,
+    rows: usize,
+    /// The highest `readings_log.seq` in it.
+    pub last_seq: i64,
+}
+
+impl Generation {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&Row> {
+        self.devices
+            .get(&key.device)?
+            .get(&(key.sensor.clone(), key.ts))
+    }
+
+    pub fn insert(&mut self, key: Key, row: Row, seq: i64) {
+        let device = self.devices.entry(key.device).or_default();
+        if device.insert((key.sensor, key.ts), row).is_none() {
+            self.rows += 1;
+        }
+        self.last_seq = self.last_seq.max(seq);
+    }
+
+    pub fn device(&self, device: &str) -> Option<&DeviceRows> {
+        self.devices.get(device)
+    }
+
+    /// Up to `limit` rows in key order, from just after `after` (from the start: `None`).
+    pub fn slice(&self, after: Option<&Key>, limit: usize) -> Vec<(Key, Row)> {
+        let mut slice = Vec::with_capacity(limit.min(self.rows));
+        let devices = match after {
+            None => self.devices.range::<str, _>(..),
+            Some(k) => self
+                .devices
+                .range::<str, _>((Bound::Included(&*k.device), Bound::Unbounded)),
+        };
+        for (device, rows) in devices {
+            let from = match after {
+                Some(k) if k.device == *device => Bound::Excluded((k.sensor.clone(), k.ts)),
+                _ => Bound::Unbounded,
+            };
+            for ((sensor, ts), row) in rows.range((from, Bound::Unbounded)) {
+                if slice.len() == limit {
+                    return slice;
+                }
+                let key = Key {
+                    device: device.clone(),
+                    sensor: sensor.clone(),
+                    ts: *ts,
+                };
+                slice.push((key, row.clone()));
+            }
+        }
+        slice
+    }
+}
+
+/// The two generations, shared by the store writer (which alone changes them) and the
+/// readers.
+#[derive(Debug, Default)]
+pub struct Memtable {
+    pub active: Generation,
+    pub sealed: Option<Generation>,
+}
+
+impl Memtable {
+    pub fn get(&self, key: &Key) -> Option<&Row> {
+        self.active
+            .get(key)
+            .or_else(|| self.sealed.as_ref().and_then(|g| g.get(key)))
+    }
+
+    pub fn rows(&self) -> usize {
+        self.active.rows() + self.sealed.as_ref().map_or(0, Generation::rows)
+    }
+
+    /// Every row of `device` held here, both generations (the active one wins a tie,
+    /// though a key is never in both).
+    pub fn device_rows(&self, device: &str) -> Vec<(Arc<str>, i64, Row)> {
+        let mut rows = Vec::new();
+        for generation in self.sealed.iter().chain([&self.active]) {
+            if let Some(device_rows) = generation.device(device) {
+                rows.extend(
+                    device_rows
+                        .iter()
+                        .map(|((sensor, ts), row)| (sensor.clone(), *ts, row.clone())),
+                );
+            }
+        }
+        rows
+    }
+}
+
+/// One `Arc<str>` per distinct device id or sensor type in memory, rather than one per row.
+#[derive(Debug, Default)]
+pub struct Interner {
+    names: HashSet<Arc<str>>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.names.get(name) {
+            return known.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// Forgets the names nothing else holds any more (after a generation left memory).
+    pub fn prune(&mut self) {
+        self.names.retain(|name| Arc::strong_count(name) > 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(device: &str, sensor: &str, ts: i64) -> Key {
+        Key {
+            device: device.into(),
+            sensor: sensor.into(),
+            ts,
+        }
+    }
+
+    fn row() -> Row {
+        Row {
+            data: "{}".into(),
+            received_at: 0,
+        }
+    }
+
+    #[test]
+    fn slices_walk_the_generation_in_key_order_without_gaps_or_repeats() {
+        let mut generation = Generation::default();
+        let mut seq = 0;
+        for device in ["d2", "d1", "d3"] {
+            for sensor in ["gps", "battery"] {
+                for ts in [3, 1, 2] {
+                    seq += 1;
+                    generation.insert(key(device, sensor, ts), row(), seq);
+                }
+            }
+        }
+        assert_eq!((generation.rows(), generation.last_seq), (18, 18));
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let slice = generation.slice(after.as_ref(), 4);
+            let Some((last, _)) = slice.last() else { break };
+            after = Some(last.clone());
+            walked.extend(slice.into_iter().map(|(k, _)| k));
+        }
+        let mut sorted = walked.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(walked, sorted);
+        assert_eq!(walked.len(), 18);
+    }
+
+    #[test]
+    fn a_key_is_found_in_either_generation() {
+        let mut memtable = Memtable::default();
+        memtable.active.insert(key("d1", "gps", 1), row(), 1);
+        let mut sealed = Generation::default();
+        sealed.insert(key("d1", "gps", 0), row(), 0);
+        memtable.sealed = Some(sealed);
+        assert!(memtable.get(&key("d1", "gps", 0)).is_some());
+        assert!(memtable.get(&key("d1", "gps", 1)).is_some());
+        assert!(memtable.get(&key("d1", "gps", 2)).is_none());
+        assert_eq!(memtable.device_rows("d1").len(), 2);
+        assert_eq!(memtable.rows(), 2);
+    }
+}

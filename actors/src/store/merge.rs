@@ -1,0 +1,183 @@
+//! Moving readings from the log to a chunk, in bulk and in key order, so that a chunk's
+//! pages are written once per many readings of a device rather than once per reading.
+//!
+//! When the active generation holds `generation_rows`, it is sealed (one UPDATE); the
+//! sealed generation is then merged into the open chunk `merge_slice` rows at a time, one
+//! transaction per slice, between the writes; when all of it is, its log rows are deleted
+//! (one range of `seq`) and it leaves memory. Each slice records how far the merge got in
+//! the same transaction, so a crash resumes it where it stopped, nothing merged twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection};
+
+use super::chunks::{table, Chunk};
+use super::tiers::Tiers;
+use crate::ingest::format_micros;
+
+/// How the merge is paced.
+#[derive(Debug, Clone, Copy)]
+pub struct MergePace {
+    pub generation_rows: usize,
+    pub merge_slice: usize,
+    /// Microseconds of arrival time one chunk spans.
+    pub chunk_span: i64,
+}
+
+/// What one step of upkeep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Upkeep {
+    /// Rows merged into a chunk.
+    pub merged: usize,
+    /// The sealed generation was wholly merged (and left memory).
+    pub generation_done: bool,
+    /// Chunks dropped by retention.
+    pub expired: Vec<Chunk>,
+}
+
+impl Tiers {
+    /// Whether there is merging to do now: a sealed generation, or an active one to seal.
+    pub fn wants_merge(&self, pace: &MergePace) -> bool {
+        let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
+        memtable.sealed.is_some() || memtable.active.rows() >= pace.generation_rows
+    }
+
+    /// Seals the active generation once it is full and nothing else is sealed, then merges
+    /// one slice of the sealed generation, each in its own transaction.
+    pub fn merge_step(
+        &mut self,
+        conn: &mut Connection,
+        pace: &MergePace,
+        now: i64,
+    ) -> rusqlite::Result<Upkeep> {
+        let sealing = {
+            let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
+            memtable.sealed.is_none() && memtable.active.rows() >= pace.generation_rows
+        };
+        if sealing {
+            self.seal(conn)?;
+        }
+        self.merge_slice(conn, pace, now)
+    }
+
+    fn seal(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let last_seq = {
+            let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
+            memtable.active.last_seq
+        };
+        conn.execute(
+            "UPDATE merge_state SET sealed_through = ?1, \
+             merged_device = '', merged_sensor = '', merged_ts = ''",
+            params![last_seq],
+        )?;
+        let mut memtable = self.memtable.write().unwrap_or_else(|e| e.into_inner());
+        let active = std::mem::take(&mut memtable.active);
+        memtable.active.last_seq = active.last_seq;
+        memtable.sealed = Some(active);
+        self.merged_through = None;
+        Ok(())
+    }
+
+    fn merge_slice(
+        &mut self,
+        conn: &mut Connection,
+        pace: &MergePace,
+        now: i64,
+    ) -> rusqlite::Result<Upkeep> {
+        let (slice, sealed_through) = {
+            let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
+            let Some(sealed) = &memtable.sealed else {
+                return Ok(Upkeep::default());
+            };
+            (
+                sealed.slice(self.merged_through.as_ref(), pace.merge_slice),
+                sealed.last_seq,
+            )
+        };
+        let done = slice.len() < pace.merge_slice;
+        let tx = conn.transaction()?;
+        let chunk = self.chunks.open_for_merge(&tx, now, pace.chunk_span)?;
+        let mut series_max: HashMap<(Arc<str>, Arc<str>), i64> = HashMap::new();
+        let mut ts_range = (i64::MAX, i64::MIN);
+        let mut last_received = i64::MIN;
+        let mut merged = 0;
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {} (device_id, sensor_type, ts, data, received_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                table(chunk)
+            ))?;
+            for (key, row) in &slice {
+                merged += insert.execute(params![
+                    &*key.device,
+                    &*key.sensor,
+                    format_micros(key.ts),
+                    &*row.data,
+                    format_micros(row.received_at)
+                ])?;
+                let max = series_max
+                    .entry((key.device.clone(), key.sensor.clone()))
+                    .or_insert(key.ts);
+                *max = (*max).max(key.ts);
+                ts_range = (ts_range.0.min(key.ts), ts_range.1.max(key.ts));
+                last_received = last_received.max(row.received_at);
+            }
+            let mut series = tx.prepare_cached(
+                "INSERT INTO series (device_id, sensor_type, merged_max_ts) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO UPDATE SET merged_max_ts = max(merged_max_ts, excluded.merged_max_ts)",
+            )?;
+            for ((device, sensor), ts) in &series_max {
+                series.execute(params![&**device, &**sensor, format_micros(*ts)])?;
+            }
+        }
+        if !slice.is_empty() {
+            self.chunks
+                .grew(&tx, chunk, merged as i64, ts_range, last_received)?;
+        }
+        let through = slice.last().map(|(key, _)| key.clone());
+        if let Some(key) = &through {
+            tx.execute(
+                "UPDATE merge_state SET merged_device = ?1, merged_sensor = ?2, merged_ts = ?3",
+                params![&*key.device, &*key.sensor, format_micros(key.ts)],
+            )?;
+        }
+        if done {
+            tx.execute(
+                "DELETE FROM readings_log WHERE seq <= ?1",
+                params![sealed_through],
+            )?;
+        }
+        tx.commit()?;
+        for (series, ts) in series_max {
+            let max = self.merged_max.entry(series).or_insert(ts);
+            *max = (*max).max(ts);
+        }
+        if through.is_some() {
+            self.merged_through = through;
+        }
+        if done {
+            let sealed = {
+                let mut memtable = self.memtable.write().unwrap_or_else(|e| e.into_inner());
+                memtable.sealed.take()
+            };
+            // Freed outside the lock: a reader waits for no deallocation.
+            drop(sealed);
+            self.merged_through = None;
+            self.interner.prune();
+        }
+        Ok(Upkeep {
+            merged: slice.len(),
+            generation_done: done,
+            expired: Vec::new(),
+        })
+    }
+
+    /// Drops the chunks whose newest reading was received before `now - retention`.
+    pub fn expire(&mut self, conn: &mut Connection, horizon: i64) -> rusqlite::Result<Vec<Chunk>> {
+        let tx = conn.transaction()?;
+        let gone = self.chunks.expire(&tx, horizon)?;
+        tx.commit()?;
+        Ok(gone)
+    }
+}

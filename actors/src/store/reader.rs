@@ -1,0 +1,236 @@
+//! The store's read API: a device's latest reading per sensor type, its last readings,
+//! and its readings in a time range.
+//!
+//! Reads never wait for the writer: each runs on a read-only connection of its own (WAL
+//! lets it read a snapshot while the writer commits), after a copy of the device's rows
+//! from the memtable. Rows leave the memtable only after they are committed in a chunk,
+//! so reading the memtable first and SQLite second misses nothing; what both hold is
+//! returned once.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OpenFlags};
+use serde::Serialize;
+
+use super::chunks::{Chunk, Chunks};
+use super::sqlite::{naming, StoreError, StoreSettings};
+use super::tiers::SharedMemtable;
+use crate::ingest::{format_micros, utc_micros};
+
+/// Idle read connections kept for the next reads; more are opened as needed.
+const IDLE_CONNECTIONS: usize = 4;
+
+/// One stored reading, as the read API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredReading {
+    pub device_id: String,
+    pub sensor_type: String,
+    /// Same format as the `readings` view's `ts`.
+    pub timestamp: String,
+    /// The `data` object, as compact JSON text.
+    pub data: String,
+    pub received_at: String,
+}
+
+/// What a read found, keyed by (sensor type, microseconds): one row per key.
+type Found = BTreeMap<(String, i64), (String, i64)>;
+
+#[derive(Clone)]
+pub struct Reader {
+    path: PathBuf,
+    memtable: SharedMemtable,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Reader {
+    pub fn new(settings: &StoreSettings, memtable: SharedMemtable) -> Reader {
+        Reader {
+            path: settings.db_path(),
+            memtable,
+            idle: Arc::default(),
+        }
+    }
+
+    /// The newest reading of each of the device's sensor types.
+    pub fn latest(&self, device: &str) -> Result<Vec<StoredReading>, StoreError> {
+        let mut found = self.from_memtable(device, |_| true);
+        let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+        for (sensor, ts) in found.keys() {
+            let max = newest.entry(sensor.clone()).or_insert(*ts);
+            *max = (*max).max(*ts);
+        }
+        self.with_snapshot(device, |conn, chunks, sensors| {
+            for sensor in sensors {
+                for chunk in chunks {
+                    let better_than = newest.get(&sensor).copied().unwrap_or(i64::MIN);
+                    if chunk.ts_range.is_none_or(|(_, max)| max <= better_than) {
+                        continue;
+                    }
+                    let sql = "ORDER BY ts DESC LIMIT 1";
+                    for ((sensor, ts), row) in query(conn, chunk, device, &sensor, None, sql)? {
+                        if ts > better_than {
+                            newest.insert(sensor.clone(), ts);
+                            found.insert((sensor, ts), row);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        found.retain(|(sensor, ts), _| newest.get(sensor) == Some(ts));
+        Ok(rows(device, found))
+    }
+
+    /// The device's `count` newest readings, newest first.
+    pub fn last(&self, device: &str, count: usize) -> Result<Vec<StoredReading>, StoreError> {
+        let mut found = self.from_memtable(device, |_| true);
+        self.with_snapshot(device, |conn, chunks, sensors| {
+            let sql = format!("ORDER BY ts DESC LIMIT {count}");
+            for sensor in sensors {
+                for chunk in chunks {
+                    found.extend(query(conn, chunk, device, &sensor, None, &sql)?);
+                }
+            }
+            Ok(())
+        })?;
+        let mut newest_first = rows(device, found);
+        newest_first.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        newest_first.truncate(count);
+        Ok(newest_first)
+    }
+
+    /// The device's readings with `from <= ts < to` (microseconds), oldest first; at
+    /// most `limit` (the oldest ones).
+    pub fn range(
+        &self,
+        device: &str,
+        (from, to): (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<StoredReading>, StoreError> {
+        let mut found = self.from_memtable(device, |ts| (from..to).contains(&ts));
+        self.with_snapshot(device, |conn, chunks, sensors| {
+            let sql = format!("ORDER BY ts LIMIT {limit}");
+            for sensor in sensors {
+                for chunk in chunks {
+                    let overlaps = chunk
+                        .ts_range
+                        .is_some_and(|(min, max)| min < to && max >= from);
+                    if overlaps {
+                        let within = Some((from, to));
+                        found.extend(query(conn, chunk, device, &sensor, within, &sql)?);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let mut oldest_first = rows(device, found);
+        oldest_first.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        oldest_first.truncate(limit);
+        Ok(oldest_first)
+    }
+
+    fn from_memtable(&self, device: &str, wanted: impl Fn(i64) -> bool) -> Found {
+        let rows = {
+            let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
+            memtable.device_rows(device)
+        };
+        rows.into_iter()
+            .filter(|(_, ts, _)| wanted(*ts))
+            .map(|(sensor, ts, row)| ((sensor.to_string(), ts), (row.data.into(), row.received_at)))
+            .collect()
+    }
+
+    /// Runs `read` in one read transaction, with the chunks (newest first) and the
+    /// device's sensor types known to the chunks, as of that snapshot.
+    fn with_snapshot(
+        &self,
+        device: &str,
+        read: impl FnOnce(&Connection, &[Chunk], Vec<String>) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let sqlite = naming(&self.path);
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => open_read_only(&self.path).map_err(&sqlite)?,
+        };
+        let result = (|| {
+            let tx = conn.transaction()?;
+            let mut chunks = Chunks::load(&tx)?.list;
+            chunks.reverse();
+            let sensors = {
+                let mut statement = tx.prepare_cached(
+                    "SELECT sensor_type FROM series WHERE device_id = ?1 ORDER BY sensor_type",
+                )?;
+                let sensors = statement.query_map([device], |r| r.get(0))?;
+                sensors.collect::<rusqlite::Result<Vec<String>>>()?
+            };
+            read(&tx, &chunks, sensors)?;
+            tx.finish()
+        })();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(conn);
+        }
+        result.map_err(&sqlite)
+    }
+}
+
+fn open_read_only(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.execute_batch("PRAGMA busy_timeout = 1000")?;
+    Ok(conn)
+}
+
+/// One sensor's rows of `device` in `chunk`, optionally within `[from, to)`, ordered and
+/// limited by `order_limit`.
+fn query(
+    conn: &Connection,
+    chunk: &Chunk,
+    device: &str,
+    sensor: &str,
+    within: Option<(i64, i64)>,
+    order_limit: &str,
+) -> rusqlite::Result<Vec<((String, i64), (String, i64))>> {
+    let (from, to) = within.unwrap_or((i64::MIN, i64::MAX));
+    // Timestamps as text compare as times; the bounds are clamped into the text range.
+    let bound = |micros: i64| format_micros(micros.clamp(0, 253_402_300_799_999_999));
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT ts, data, received_at FROM {} \
+         WHERE device_id = ?1 AND sensor_type = ?2 AND ts >= ?3 AND ts < ?4 {order_limit}",
+        chunk.table()
+    ))?;
+    let upper = if to == i64::MAX {
+        "~".to_owned()
+    } else {
+        bound(to)
+    };
+    let rows = statement.query_map(params![device, sensor, bound(from), upper], |row| {
+        let (ts, data, received_at): (String, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
+        Ok((ts, data, received_at))
+    })?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (ts, data, received_at) = row?;
+        let Some(ts) = utc_micros(&ts) else { continue };
+        let received_at = utc_micros(&received_at).unwrap_or(0);
+        found.push(((sensor.to_owned(), ts), (data, received_at)));
+    }
+    Ok(found)
+}
+
+fn rows(device: &str, found: Found) -> Vec<StoredReading> {
+    found
+        .into_iter()
+        .map(|((sensor_type, ts), (data, received_at))| StoredReading {
+            device_id: device.to_owned(),
+            sensor_type,
+            timestamp: format_micros(ts),
+            data,
+            received_at: format_micros(received_at),
+        })
+        .collect()
+}

@@ -1,0 +1,124 @@
+//! The schema, and the migrations that bring an older database to it (`user_version`).
+//!
+//! Version 3 (this one): readings are appended to `readings_log` in arrival order, merged
+//! in bulk into time chunks (`chunk_<id>`), and read through the `readings` view, which
+//! has version 2's columns. Version 2 had one `readings` table, clustered by device: it
+//! becomes the first chunk as it is (a rename, whatever its size).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::chunks::{rebuild_view, Chunks};
+use crate::ingest::format_micros;
+
+pub const VERSION: i64 = 3;
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS readings_log (
+    seq         INTEGER PRIMARY KEY,
+    device_id   TEXT NOT NULL,
+    sensor_type TEXT NOT NULL,
+    ts          TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id               INTEGER PRIMARY KEY,
+    opened_at        TEXT NOT NULL,
+    rows             INTEGER NOT NULL DEFAULT 0,
+    min_ts           TEXT,
+    max_ts           TEXT,
+    last_received_at TEXT
+);
+CREATE TABLE IF NOT EXISTS merge_state (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed_through INTEGER NOT NULL DEFAULT 0,
+    merged_device  TEXT NOT NULL DEFAULT '',
+    merged_sensor  TEXT NOT NULL DEFAULT '',
+    merged_ts      TEXT NOT NULL DEFAULT ''
+);
+INSERT OR IGNORE INTO merge_state (id) VALUES (1);
+CREATE TABLE IF NOT EXISTS series (
+    device_id     TEXT NOT NULL,
+    sensor_type   TEXT NOT NULL,
+    merged_max_ts TEXT NOT NULL,
+    PRIMARY KEY (device_id, sensor_type)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    client_id   TEXT NOT NULL,
+    topic       TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_received_at ON dead_letters (received_at);
+CREATE TABLE IF NOT EXISTS sessions (
+    client_id   TEXT PRIMARY KEY,
+    expiry_s    INTEGER,
+    last_seen_s INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen_s);
+";
+
+/// What `migrate` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrated {
+    Current,
+    Created,
+    /// From this version.
+    From(i64),
+}
+
+/// Brings the database to `VERSION`, in one transaction. A database from a newer Eliot is
+/// refused (`Err(Some(version))`), not guessed at.
+pub fn migrate(conn: &mut Connection, now: i64) -> Result<Migrated, MigrateError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == VERSION {
+        return Ok(Migrated::Current);
+    }
+    if version > VERSION {
+        return Err(MigrateError::Newer(version));
+    }
+    // A rename must not rewrite users' own views that name `readings`: they are to see
+    // the new view of that name.
+    conn.execute_batch("PRAGMA legacy_alter_table = ON")?;
+    let tx = conn.transaction()?;
+    let legacy = tx
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'readings'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    tx.execute_batch(TABLES)?;
+    if legacy {
+        tx.execute_batch("ALTER TABLE readings RENAME TO chunk_1")?;
+        tx.execute(
+            "INSERT INTO chunks (id, opened_at, rows, min_ts, max_ts, last_received_at) \
+             SELECT 1, ?1, count(*), min(ts), max(ts), max(received_at) FROM chunk_1",
+            params![format_micros(now)],
+        )?;
+        tx.execute_batch(
+            "INSERT INTO series (device_id, sensor_type, merged_max_ts) \
+             SELECT device_id, sensor_type, max(ts) FROM chunk_1 GROUP BY device_id, sensor_type",
+        )?;
+    }
+    rebuild_view(&tx, &Chunks::load(&tx)?.list)?;
+    tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+    tx.commit()?;
+    conn.execute_batch("PRAGMA legacy_alter_table = OFF")?;
+    Ok(if legacy || version > 0 {
+        Migrated::From(version)
+    } else {
+        Migrated::Created
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("schema version {0} is newer than this Eliot's ({VERSION})")]
+    Newer(i64),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}

@@ -1,0 +1,272 @@
+//! Where readings live between their commit and their chunk, and how a new reading is
+//! checked against everything stored: the memtable (recent readings, no SQL), then, only
+//! for a reading no newer than what its series already has in the chunks, the chunks.
+//!
+//! A reading whose key is stored with the same data is a duplicate (a redelivery); with
+//! other data, a conflict.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use rusqlite::{params, Connection};
+
+use super::chunks::Chunks;
+use super::memtable::{Generation, Interner, Key, Memtable, Row};
+use crate::ingest::{format_micros, utc_micros, Origin, Reading};
+
+/// The memtable, as the store writer and the readers share it.
+pub type SharedMemtable = Arc<RwLock<Memtable>>;
+
+/// What the store knows of one reading's key.
+pub enum Found {
+    Nothing,
+    Same,
+    Different,
+}
+
+/// What became of an accepted message's readings.
+pub enum Accepted {
+    /// The new ones appended to the log; the rest were stored already, with the same data.
+    Stored { fresh: usize, duplicates: usize },
+    /// One has a stored key with other data: nothing of the message is written, and this is
+    /// the reason its dead letter gives.
+    Conflict(String),
+}
+
+/// Readings appended in the transaction being written, not yet in the memtable.
+#[derive(Default)]
+pub struct Staged {
+    rows: HashMap<Key, (Row, i64)>,
+}
+
+pub struct Tiers {
+    pub memtable: SharedMemtable,
+    pub interner: Interner,
+    pub chunks: Chunks,
+    /// Per series, the newest `ts` merged into a chunk: a newer reading cannot be in one.
+    pub merged_max: HashMap<(Arc<str>, Arc<str>), i64>,
+    /// How far the sealed generation is merged (in key order); `None`: not begun.
+    pub merged_through: Option<Key>,
+}
+
+impl Tiers {
+    /// Loads the chunk list and the series from the database, and rebuilds the memtable
+    /// (into `memtable`, which readers may already hold) from `readings_log`.
+    pub fn load(conn: &Connection, memtable: SharedMemtable) -> rusqlite::Result<Tiers> {
+        let mut interner = Interner::default();
+        let mut merged_max = HashMap::new();
+        {
+            let mut series =
+                conn.prepare("SELECT device_id, sensor_type, merged_max_ts FROM series")?;
+            let mut rows = series.query([])?;
+            while let Some(row) = rows.next()? {
+                let (device, sensor, ts): (String, String, String) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
+                if let Some(ts) = utc_micros(&ts) {
+                    let series = (interner.intern(&device), interner.intern(&sensor));
+                    merged_max.insert(series, ts);
+                }
+            }
+        }
+        let (sealed_through, device, sensor, ts): (i64, String, String, String) = conn.query_row(
+            "SELECT sealed_through, merged_device, merged_sensor, merged_ts FROM merge_state",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let merged_through = utc_micros(&ts).map(|ts| Key {
+            device: interner.intern(&device),
+            sensor: interner.intern(&sensor),
+            ts,
+        });
+        let mut active = Generation::default();
+        let mut sealed = Generation::default();
+        {
+            let mut log = conn.prepare(
+                "SELECT seq, device_id, sensor_type, ts, data, received_at FROM readings_log ORDER BY seq",
+            )?;
+            let mut rows = log.query([])?;
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                let (device, sensor): (String, String) = (row.get(1)?, row.get(2)?);
+                let (ts, data, received_at): (String, String, String) =
+                    (row.get(3)?, row.get(4)?, row.get(5)?);
+                let key = Key {
+                    device: interner.intern(&device),
+                    sensor: interner.intern(&sensor),
+                    ts: utc_micros(&ts).unwrap_or(0),
+                };
+                let row = Row {
+                    data: data.into(),
+                    received_at: utc_micros(&received_at).unwrap_or(0),
+                };
+                let generation = if seq <= sealed_through {
+                    &mut sealed
+                } else {
+                    &mut active
+                };
+                generation.insert(key, row, seq);
+            }
+        }
+        if sealed_through > 0 {
+            // Rows of the sealed generation's merged part are in the chunk already; keeping
+            // them here too is harmless (readers drop what they see twice).
+            sealed.last_seq = sealed_through;
+            active.last_seq = active.last_seq.max(sealed_through);
+        }
+        {
+            let mut shared = memtable.write().unwrap_or_else(|e| e.into_inner());
+            shared.active = active;
+            shared.sealed = (sealed_through > 0).then_some(sealed);
+        }
+        Ok(Tiers {
+            memtable,
+            interner,
+            chunks: Chunks::load(conn)?,
+            merged_max,
+            merged_through,
+        })
+    }
+
+    /// The key of `reading`; `None` if its timestamp is not in the store's format (which
+    /// validation guarantees it is).
+    pub fn key(&mut self, reading: &Reading) -> Option<Key> {
+        Some(Key {
+            device: self.interner.intern(&reading.device_id),
+            sensor: self.interner.intern(&reading.sensor_type),
+            ts: utc_micros(&reading.ts)?,
+        })
+    }
+
+    /// Whether `key` is stored (or staged in this transaction), and with `data` or not.
+    pub fn find(
+        &self,
+        conn: &Connection,
+        staged: &Staged,
+        key: &Key,
+        data: &str,
+    ) -> rusqlite::Result<Found> {
+        let same = |stored: &str| {
+            if stored == data {
+                Found::Same
+            } else {
+                Found::Different
+            }
+        };
+        if let Some((row, _)) = staged.rows.get(key) {
+            return Ok(same(&row.data));
+        }
+        {
+            let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(row) = memtable.get(key) {
+                return Ok(same(&row.data));
+            }
+        }
+        let series = (key.device.clone(), key.sensor.clone());
+        if self
+            .merged_max
+            .get(&series)
+            .is_some_and(|max| key.ts <= *max)
+        {
+            if let Some(stored) = self.chunks.find(conn, &key.device, &key.sensor, key.ts)? {
+                return Ok(same(&stored));
+            }
+        }
+        Ok(Found::Nothing)
+    }
+
+    /// Appends the message's new readings to the log (in the open transaction on `conn`),
+    /// all of them or, on a conflict, none.
+    pub fn accept(
+        &mut self,
+        conn: &Connection,
+        staged: &mut Staged,
+        readings: &[Reading],
+        origin: &Origin,
+    ) -> rusqlite::Result<Accepted> {
+        let received_at = utc_micros(&origin.received_at).unwrap_or(0);
+        let mut fresh: HashMap<Key, &Reading> = HashMap::new();
+        let mut duplicates = 0;
+        for (position, reading) in readings.iter().enumerate() {
+            // Validation wrote the timestamp: it is in the store's format.
+            let Some(key) = self.key(reading) else {
+                let reason = format!("timestamp {} is not in the store's format", reading.ts);
+                return Ok(Accepted::Conflict(reason));
+            };
+            let found = match fresh.get(&key) {
+                Some(earlier) if earlier.data == reading.data => Found::Same,
+                Some(_) => Found::Different,
+                None => self.find(conn, staged, &key, &reading.data)?,
+            };
+            match found {
+                Found::Nothing => {
+                    fresh.insert(key, reading);
+                }
+                Found::Same => duplicates += 1,
+                Found::Different => {
+                    let reason = conflict_reason(position, readings.len(), &key);
+                    return Ok(Accepted::Conflict(reason));
+                }
+            }
+        }
+        let count = fresh.len();
+        for (key, reading) in fresh {
+            self.append(conn, staged, key, reading, received_at)?;
+        }
+        Ok(Accepted::Stored {
+            fresh: count,
+            duplicates,
+        })
+    }
+
+    /// Appends `reading` to the log, in the open transaction on `conn`.
+    fn append(
+        &self,
+        conn: &Connection,
+        staged: &mut Staged,
+        key: Key,
+        reading: &Reading,
+        received_at: i64,
+    ) -> rusqlite::Result<()> {
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO readings_log (device_id, sensor_type, ts, data, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        insert.execute(params![
+            reading.device_id,
+            reading.sensor_type,
+            reading.ts,
+            reading.data,
+            reading.received_at
+        ])?;
+        let row = Row {
+            data: reading.data.as_str().into(),
+            received_at,
+        };
+        staged.rows.insert(key, (row, conn.last_insert_rowid()));
+        Ok(())
+    }
+
+    /// After the commit: the staged readings join the active generation.
+    pub fn committed(&self, staged: Staged) {
+        let mut memtable = self.memtable.write().unwrap_or_else(|e| e.into_inner());
+        for (key, (row, seq)) in staged.rows {
+            memtable.active.insert(key, row, seq);
+        }
+    }
+}
+
+/// The reason a conflicting message is kept as a dead letter with.
+pub fn conflict_reason(position: usize, of: usize, key: &Key) -> String {
+    let which = if of > 1 {
+        format!("reading {} of {of}: ", position + 1)
+    } else {
+        String::new()
+    };
+    format!(
+        "{which}conflicts with a stored reading: device `{}`, sensor_type `{}`, timestamp {} \
+         is already stored with different data",
+        key.device,
+        key.sensor,
+        format_micros(key.ts)
+    )
+}

@@ -175,6 +175,8 @@ async fn bad_messages_become_dead_letters_with_specific_reasons() {
     let future = ORIGINAL_EXAMPLE.replace(
         "2025-06-05T14:30:00Z",
         &(time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+            .replace_nanosecond(0)
+            .unwrap()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap(),
     );

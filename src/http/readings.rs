@@ -92,7 +92,11 @@ fn checked(q: ReadingsQuery) -> Result<Read, String> {
     }
 }
 
-async fn answer(state: web::Data<ApiState>, device: String, read: Result<Read, String>) -> HttpResponse {
+async fn answer(
+    state: web::Data<ApiState>,
+    device: String,
+    read: Result<Read, String>,
+) -> HttpResponse {
     if !is_device_id(&device) {
         return bad_request("device id: letters, digits, `_` and `-` only, 1 to 64 of them");
     }
@@ -115,7 +119,9 @@ async fn answer(state: web::Data<ApiState>, device: String, read: Result<Read, S
             .body(to_json(&rows)),
         Ok(Err(error)) => HttpResponse::ServiceUnavailable()
             .json(json!({ "error": format!("the store cannot be read: {error}") })),
-        Err(_) => HttpResponse::ServiceUnavailable().json(json!({ "error": "the read was cancelled" })),
+        Err(_) => {
+            HttpResponse::ServiceUnavailable().json(json!({ "error": "the read was cancelled" }))
+        }
     }
 }
 

@@ -61,7 +61,7 @@ fn view_rows(store: &Store) -> (i64, i64) {
 
 fn upkeep_until_merged(store: &mut Store) {
     while store.tiers.memtable.read().unwrap().sealed.is_some() || store.wants_upkeep() {
-        store.upkeep().unwrap();
+        store.upkeep(usize::MAX).unwrap();
     }
 }
 
@@ -79,7 +79,7 @@ fn readings_are_merged_into_a_chunk_and_the_view_shows_each_once_throughout() {
         store.write(batch).unwrap();
         assert_eq!(view_rows(&store).0, view_rows(&store).1, "no key twice");
         if store.wants_upkeep() {
-            store.upkeep().unwrap();
+            store.upkeep(usize::MAX).unwrap();
             let (rows, keys) = view_rows(&store);
             assert_eq!(rows, keys, "no key twice in the middle of a merge");
         }
@@ -99,8 +99,8 @@ fn a_crash_in_the_middle_of_a_merge_resumes_it_without_loss_or_repeat() {
     {
         let mut store = Store::open(&settings(dir.path())).unwrap();
         store.write(&fleet(0, 120)).unwrap();
-        store.upkeep().unwrap(); // sealed, and one slice of 30 merged
-        store.upkeep().unwrap(); // another
+        store.upkeep(usize::MAX).unwrap(); // sealed, and one slice of 30 merged
+        store.upkeep(usize::MAX).unwrap(); // another
         assert_eq!(count(&store.conn, "SELECT count(*) FROM chunk_1"), 60);
         // Dropped here as a kill would: no shutdown step of any kind.
     }
@@ -202,7 +202,7 @@ fn retention_drops_whole_chunks_but_never_the_newest() {
     drop(store);
 
     let mut store = Store::open(&settings).unwrap();
-    let upkeep = store.upkeep().unwrap();
+    let upkeep = store.upkeep(usize::MAX).unwrap();
     assert!(
         upkeep.expired.len() >= chunks.len() - 1,
         "all but the newest go: the readings were received in 2025"
@@ -302,7 +302,7 @@ fn reads_combine_memory_and_chunks_and_return_each_reading_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&settings(dir.path())).unwrap();
     store.write(&fleet(0, 250)).unwrap();
-    store.upkeep().unwrap(); // mid-merge: the sealed generation is in memory and partly chunked
+    store.upkeep(usize::MAX).unwrap(); // mid-merge: the sealed generation is in memory and partly chunked
     let reader = Reader::new(&settings(dir.path()), store.memtable());
     let d0: Vec<i64> = (0..250).filter(|n| n % 3 == 0).collect();
 
@@ -351,4 +351,71 @@ fn keys_order_as_sqlite_orders_the_chunks() {
     assert!(key("d1", 5) < key("d1", 6));
     assert!(key("d1", 9) < key("d2", 0));
     assert!(format_micros(5) < format_micros(6));
+}
+
+#[test]
+fn reopening_at_any_step_loses_nothing_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    let mut store = Store::open(&settings).unwrap();
+    let mut written = 0;
+    for round in 0..40 {
+        store.write(&fleet(written, 17)).unwrap();
+        written += 17;
+        for _ in 0..round % 4 {
+            store.upkeep(usize::MAX).unwrap();
+        }
+        if round % 3 == 0 {
+            store = Store::open(&settings).unwrap();
+        }
+        let (rows, keys) = view_rows(&store);
+        assert_eq!((rows, keys), (written, written), "round {round}");
+        let again = store.write(&fleet(written - 17, 17)).unwrap();
+        assert_eq!(again.duplicates, 17, "round {round}");
+    }
+}
+
+#[test]
+fn a_merge_that_fails_changes_nothing_and_the_next_one_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings {
+        // The failing slice opens a chunk of its own.
+        chunk_span: Duration::from_millis(1),
+        ..settings(dir.path())
+    };
+    let mut store = Store::open(&settings).unwrap();
+    store.conn.busy_timeout(Duration::from_millis(50)).unwrap();
+    store.write(&fleet(0, 120)).unwrap();
+    store.upkeep(usize::MAX).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let other = Connection::open(settings.db_path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert!(store.upkeep(usize::MAX).is_err(), "the database is locked");
+    assert!(store.upkeep(usize::MAX).is_err(), "still locked");
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(view_rows(&store), (120, 120));
+    store.write(&fleet(120, 120)).unwrap();
+    upkeep_until_merged(&mut store);
+    assert_eq!(view_rows(&store), (240, 240));
+    let reopened = Store::open(&settings).unwrap();
+    assert_eq!(view_rows(&reopened), (240, 240));
+}
+
+#[test]
+fn readings_after_a_wholly_merged_log_are_kept_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    let mut store = Store::open(&settings).unwrap();
+    store.write(&fleet(0, 100)).unwrap();
+    upkeep_until_merged(&mut store);
+    assert_eq!(count(&store.conn, "SELECT count(*) FROM readings_log"), 0);
+    // The log is empty: a plain rowid would start again from 1, inside the sealed range.
+    store.write(&fleet(100, 10)).unwrap();
+    assert_eq!(view_rows(&store), (110, 110));
+    let mut store = Store::open(&settings).unwrap();
+    assert_eq!(view_rows(&store), (110, 110));
+    upkeep_until_merged(&mut store);
+    store.write(&fleet(110, 100)).unwrap();
+    upkeep_until_merged(&mut store);
+    assert_eq!(view_rows(&store), (210, 210));
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 
-use super::chunks::{table, Chunk};
+use super::chunks::{table, Chunk, Chunks};
 use super::tiers::Tiers;
 use crate::ingest::format_micros;
 
@@ -30,8 +30,9 @@ pub struct MergePace {
 pub struct Upkeep {
     /// Rows merged into a chunk.
     pub merged: usize,
-    /// The sealed generation was wholly merged (and left memory).
-    pub generation_done: bool,
+    /// The sealed generation was wholly merged (and left memory): its readings, and how
+    /// long since it was sealed (or found sealed at opening).
+    pub generation_done: Option<(usize, std::time::Duration)>,
     /// Chunks dropped by retention.
     pub expired: Vec<Chunk>,
 }
@@ -44,11 +45,12 @@ impl Tiers {
     }
 
     /// Seals the active generation once it is full and nothing else is sealed, then merges
-    /// one slice of the sealed generation, each in its own transaction.
+    /// a slice of at most `rows` of the sealed generation, each in its own transaction.
     pub fn merge_step(
         &mut self,
         conn: &mut Connection,
         pace: &MergePace,
+        rows: usize,
         now: i64,
     ) -> rusqlite::Result<Upkeep> {
         let sealing = {
@@ -58,7 +60,7 @@ impl Tiers {
         if sealing {
             self.seal(conn)?;
         }
-        self.merge_slice(conn, pace, now)
+        self.merge_slice(conn, pace, rows.clamp(1, pace.merge_slice), now)
     }
 
     fn seal(&mut self, conn: &Connection) -> rusqlite::Result<()> {
@@ -76,26 +78,45 @@ impl Tiers {
         memtable.active.last_seq = active.last_seq;
         memtable.sealed = Some(active);
         self.merged_through = None;
+        self.sealed_at = std::time::Instant::now();
         Ok(())
     }
 
+    /// Merges the next slice; on failure, the chunk list is read again, since what was
+    /// changed of it in memory was rolled back in the database.
     fn merge_slice(
         &mut self,
         conn: &mut Connection,
         pace: &MergePace,
+        rows: usize,
         now: i64,
     ) -> rusqlite::Result<Upkeep> {
-        let (slice, sealed_through) = {
+        let merged = self.try_merge_slice(conn, pace, rows, now);
+        if merged.is_err() {
+            self.chunks = Chunks::load(conn)?;
+        }
+        merged
+    }
+
+    fn try_merge_slice(
+        &mut self,
+        conn: &mut Connection,
+        pace: &MergePace,
+        rows: usize,
+        now: i64,
+    ) -> rusqlite::Result<Upkeep> {
+        let (slice, sealed_through, sealed_rows) = {
             let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
             let Some(sealed) = &memtable.sealed else {
                 return Ok(Upkeep::default());
             };
             (
-                sealed.slice(self.merged_through.as_ref(), pace.merge_slice),
+                sealed.slice(self.merged_through.as_ref(), rows),
                 sealed.last_seq,
+                sealed.rows(),
             )
         };
-        let done = slice.len() < pace.merge_slice;
+        let done = slice.len() < rows;
         let tx = conn.transaction()?;
         let chunk = self.chunks.open_for_merge(&tx, now, pace.chunk_span)?;
         let mut series_max: HashMap<(Arc<str>, Arc<str>), i64> = HashMap::new();
@@ -168,16 +189,22 @@ impl Tiers {
         }
         Ok(Upkeep {
             merged: slice.len(),
-            generation_done: done,
+            generation_done: done.then(|| (sealed_rows, self.sealed_at.elapsed())),
             expired: Vec::new(),
         })
     }
 
     /// Drops the chunks whose newest reading was received before `now - retention`.
     pub fn expire(&mut self, conn: &mut Connection, horizon: i64) -> rusqlite::Result<Vec<Chunk>> {
-        let tx = conn.transaction()?;
-        let gone = self.chunks.expire(&tx, horizon)?;
-        tx.commit()?;
-        Ok(gone)
+        let expired = (|| {
+            let tx = conn.transaction()?;
+            let gone = self.chunks.expire(&tx, horizon)?;
+            tx.commit()?;
+            Ok(gone)
+        })();
+        if expired.is_err() {
+            self.chunks = Chunks::load(conn)?;
+        }
+        expired
     }
 }

@@ -14,7 +14,8 @@ pub const VERSION: i64 = 3;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS readings_log (
-    seq         INTEGER PRIMARY KEY,
+    -- Never reused (AUTOINCREMENT): `merge_state.sealed_through` names a range of it.
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     device_id   TEXT NOT NULL,
     sensor_type TEXT NOT NULL,
     ts          TEXT NOT NULL,

@@ -463,15 +463,15 @@ impl Store {
                     .is_none_or(|at| at.elapsed() >= RETENTION_CHECK))
     }
 
-    /// One step of the store's own work, between writes: a slice of merging, and now and
-    /// then the retention's check.
-    pub fn upkeep(&mut self) -> Result<Upkeep, StoreError> {
+    /// One step of the store's own work, between writes: a slice of merging (at most
+    /// `rows`, and at most `store.merge_slice`), and now and then the retention's check.
+    pub fn upkeep(&mut self, rows: usize) -> Result<Upkeep, StoreError> {
         self.check_file()?;
         let sqlite = naming(&self.path);
         let now = now_micros();
         let mut upkeep = if self.tiers.wants_merge(&self.pace) {
             self.tiers
-                .merge_step(&mut self.conn, &self.pace, now)
+                .merge_step(&mut self.conn, &self.pace, rows, now)
                 .map_err(&sqlite)?
         } else {
             Upkeep::default()

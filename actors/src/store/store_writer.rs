@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use super::failure::FailureKind;
 use super::sqlite::{Amendment, Store, StoreSettings};
 use super::tiers::SharedMemtable;
-use super::upkeep::UPKEEP_WHEN_IDLE;
+use super::upkeep::{merge_after, UPKEEP_WHEN_IDLE};
 use crate::ingest::Outcome;
 use crate::observe::{Event, Queued, Telemetry};
 use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreProgress};
@@ -88,8 +88,8 @@ pub struct StoreWriter {
     breaker: Addr<Breaker>,
     /// True from a failed commit until the next successful one.
     failing: bool,
-    /// A commit just succeeded: one step of upkeep follows the answers.
-    upkeep_after_commit: bool,
+    /// Rows the last commit wrote, if it succeeded: one step of upkeep follows the answers.
+    committed_rows: usize,
     /// The commit latency and backlog, for health and readiness.
     pub(super) progress: Arc<StoreProgress>,
     pub(super) telemetry: Telemetry,
@@ -121,7 +121,7 @@ impl StoreWriter {
             last_failure: None,
             breaker: links.breaker,
             failing: false,
-            upkeep_after_commit: false,
+            committed_rows: 0,
             progress: links.progress,
             telemetry: telemetry.for_actor(NAME),
         }
@@ -158,8 +158,9 @@ impl StoreWriter {
         let batch = mem::take(&mut self.pending);
         self.pending_rows = 0;
         self.commit(batch, ctx);
-        if mem::take(&mut self.upkeep_after_commit) {
-            self.upkeep(ctx);
+        let committed = mem::take(&mut self.committed_rows);
+        if committed > 0 {
+            self.upkeep(merge_after(committed), ctx);
         }
     }
 
@@ -210,7 +211,7 @@ impl StoreWriter {
                 }
                 self.progress
                     .committed(took, self.pending_rows, Instant::now());
-                self.upkeep_after_commit = true;
+                self.committed_rows = stats.readings + stats.dead_letters + stats.duplicates;
                 Ok(stats.amended)
             }
             // Not open (a failed reopen, stopping): the restart will deal with it.
@@ -341,7 +342,9 @@ impl Actor for StoreWriter {
             writer.opened();
         });
         // Merging and retention go on while no device writes.
-        ctx.run_interval(UPKEEP_WHEN_IDLE, |writer, ctx| writer.upkeep(ctx));
+        ctx.run_interval(UPKEEP_WHEN_IDLE, |writer, ctx| {
+            writer.upkeep(usize::MAX, ctx)
+        });
     }
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {

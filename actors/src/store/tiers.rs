@@ -47,6 +47,8 @@ pub struct Tiers {
     pub merged_max: HashMap<(Arc<str>, Arc<str>), i64>,
     /// How far the sealed generation is merged (in key order); `None`: not begun.
     pub merged_through: Option<Key>,
+    /// When the sealed generation was sealed (or found sealed at opening).
+    pub sealed_at: std::time::Instant,
 }
 
 impl Tiers {
@@ -124,6 +126,7 @@ impl Tiers {
             chunks: Chunks::load(conn)?,
             merged_max,
             merged_through,
+            sealed_at: std::time::Instant::now(),
         })
     }
 

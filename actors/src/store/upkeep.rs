@@ -1,6 +1,7 @@
 //! The store writer's own work between commits: merging the log into chunks, a slice at
-//! a time, and the retention's check. One step follows each commit (so merging keeps pace
-//! with writing: a slice holds more rows than a batch), and a timer runs steps while no
+//! a time, and the retention's check. One step follows each commit, merging twice the
+//! rows the commit wrote (so merging keeps pace with writing, and a small commit is not
+//! followed by a long merge: acks wait for neither), and a timer runs full slices while no
 //! device writes.
 //!
 //! A sealed generation must be wholly merged before the next one is sealed, so memory
@@ -8,7 +9,7 @@
 //! run back to back until it is, and meanwhile the writer takes no request
 //! (backpressure, as for a slow commit).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -20,12 +21,19 @@ use crate::supervision::catch_panic;
 /// How often upkeep runs while no commit triggers it.
 pub const UPKEEP_WHEN_IDLE: Duration = Duration::from_millis(100);
 
+/// Rows merged after a commit of `committed` rows: twice as many, so that a sealed
+/// generation is merged before the active one fills; at least a few hundred, so that tiny
+/// commits do not make tiny slices.
+pub fn merge_after(committed: usize) -> usize {
+    committed.saturating_mul(2).max(256)
+}
+
 impl StoreWriter {
-    /// Runs upkeep steps: one, or as many as it takes to finish a generation that holds up
-    /// the next. A failure is logged; a broken database restarts the writer, as a failed
-    /// commit does, and anything else is tried again at the next step.
-    pub(super) fn upkeep(&mut self, ctx: &mut Context<Self>) {
-        let started = Instant::now();
+    /// Runs upkeep steps: one merging at most `rows`, or as many full slices as it takes
+    /// to finish a generation that holds up the next. A failure is logged; a broken
+    /// database restarts the writer, as a failed commit does, and anything else is tried
+    /// again at the next step.
+    pub(super) fn upkeep(&mut self, mut rows: usize, ctx: &mut Context<Self>) {
         loop {
             let Some(store) = self.store.as_mut() else {
                 return;
@@ -33,15 +41,13 @@ impl StoreWriter {
             if !store.wants_upkeep() {
                 break;
             }
-            let step = catch_panic(|| store.upkeep()).map_err(|panic| format!("panic: {panic}"));
+            let step =
+                catch_panic(|| store.upkeep(rows)).map_err(|panic| format!("panic: {panic}"));
+            rows = usize::MAX;
             match step {
                 Ok(Ok(upkeep)) => {
-                    if upkeep.generation_done {
-                        Event::GenerationMerged {
-                            readings: upkeep.merged,
-                            took: started.elapsed(),
-                        }
-                        .emit(&self.telemetry);
+                    if let Some((readings, took)) = upkeep.generation_done {
+                        Event::GenerationMerged { readings, took }.emit(&self.telemetry);
                     }
                     if !upkeep.expired.is_empty() {
                         Event::ChunksExpired {

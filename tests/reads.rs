@@ -1,0 +1,170 @@
+//! The read API over real HTTP, against a running Eliot fed by real MQTT clients: what
+//! `/devices/{id}/latest` and `/devices/{id}/readings` answer, across the memtable and the
+//! chunks, and how they refuse what they cannot answer.
+
+mod common;
+
+use common::*;
+use rumqttc::QoS;
+use serde_json::Value;
+
+fn ts(n: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(READING_EPOCH + n as i64).unwrap();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    t.format(&format).unwrap()
+}
+
+fn gps(device: &str, n: u64) -> String {
+    format!(
+        r#"{{"device_id":"{device}","timestamp":"{}","sensor_type":"gps","data":{{"latitude":{n}.5,"longitude":2.0}}}}"#,
+        ts(n)
+    )
+}
+
+fn timestamps(rows: &Value) -> Vec<String> {
+    rows.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|r| r["timestamp"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_s_readings_are_served_from_memory_and_chunks_alike() {
+    // Small generations: most of the 150 readings are merged into a chunk, the rest not.
+    let eliot = Eliot::start_with(|c| {
+        c.store.generation_rows = 40;
+        c.store.merge_slice = 15;
+    });
+    let mut device = Device::connect(eliot.addr, "robot_001");
+    let mut payloads: Vec<String> = (0..150).map(|n| reading("robot_001", n)).collect();
+    payloads.extend([gps("robot_001", 3), gps("robot_001", 7)]);
+    assert_eq!(
+        device
+            .publish_all("robot_001", payloads, QoS::AtLeastOnce)
+            .await,
+        152
+    );
+    let mut other = Device::connect(eliot.addr, "robot_002");
+    let theirs = (0..10).map(|n| reading("robot_002", n + 1000)).collect();
+    assert_eq!(
+        other
+            .publish_all("robot_002", theirs, QoS::AtLeastOnce)
+            .await,
+        10
+    );
+    let merged = eventually(std::time::Duration::from_secs(10), || {
+        eliot.count("chunk_1") >= 120
+    })
+    .await;
+    assert!(
+        merged,
+        "the merge went on: {} in chunk_1",
+        eliot.count("chunk_1")
+    );
+
+    let (status, latest) = json(eliot.http_addr, "/devices/robot_001/latest").await;
+    assert_eq!(status, 200, "{latest}");
+    let sensors: Vec<(&str, &str)> = latest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["sensor_type"].as_str().unwrap(),
+                r["timestamp"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (newest_gps, newest_temperature) = (ts(7), ts(149));
+    assert_eq!(
+        sensors,
+        [
+            ("gps", newest_gps.as_str()),
+            ("temperature", newest_temperature.as_str())
+        ]
+    );
+    assert_eq!(
+        latest[0]["data"]["latitude"], 7.5,
+        "data is the stored JSON object"
+    );
+    assert_eq!(latest[0]["device_id"], "robot_001");
+
+    let (status, last) = json(eliot.http_addr, "/devices/robot_001/readings?last=10").await;
+    assert_eq!(status, 200);
+    let expected: Vec<String> = (140..150).rev().map(ts).collect();
+    assert_eq!(timestamps(&last), expected, "newest first");
+
+    let (status, all) = json(eliot.http_addr, "/devices/robot_001/readings?last=10000").await;
+    assert_eq!(status, 200);
+    assert_eq!(all.as_array().unwrap().len(), 152, "each reading once");
+
+    let path = format!("/devices/robot_001/readings?from={}&to={}", ts(20), ts(30));
+    let (status, range) = json(eliot.http_addr, &path).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        timestamps(&range),
+        (20..30).map(ts).collect::<Vec<_>>(),
+        "from ≤ t < to, oldest first"
+    );
+    let (_, first_three) = json(eliot.http_addr, &format!("{path}&limit=3")).await;
+    assert_eq!(
+        timestamps(&first_three),
+        (20..23).map(ts).collect::<Vec<_>>()
+    );
+
+    let (status, nobody) = json(eliot.http_addr, "/devices/robot_404/latest").await;
+    assert_eq!((status, nobody), (200, Value::Array(Vec::new())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_read_api_cannot_answer_is_refused_with_a_reason() {
+    let eliot = Eliot::start();
+    let from_to = format!("from={}&to={}", ts(0), ts(1));
+    for (path, reason) in [
+        ("/devices/bad%20id/latest".to_owned(), "device id"),
+        (
+            "/devices/robot_001/readings?last=0".to_owned(),
+            "last must be from 1 to 10000",
+        ),
+        (
+            "/devices/robot_001/readings?last=10001".to_owned(),
+            "last must be from 1 to 10000",
+        ),
+        ("/devices/robot_001/readings?last=x".to_owned(), "bad query"),
+        ("/devices/robot_001/readings?what=1".to_owned(), "bad query"),
+        (
+            format!("/devices/robot_001/readings?last=5&{from_to}"),
+            "either last=N",
+        ),
+        (
+            format!("/devices/robot_001/readings?from={}", ts(0)),
+            "either last=N",
+        ),
+        (
+            format!("/devices/robot_001/readings?from={}&to={}", ts(5), ts(1)),
+            "from must be before to",
+        ),
+        (
+            "/devices/robot_001/readings?from=yesterday&to=now".to_owned(),
+            "from:",
+        ),
+        (
+            format!("/devices/robot_001/readings?{from_to}&limit=0"),
+            "limit must be",
+        ),
+        (
+            "/devices/robot_001/readings?limit=5".to_owned(),
+            "limit goes with from and to",
+        ),
+    ] {
+        let (status, body) = json(eliot.http_addr, &path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(reason), "{path}: {error}");
+    }
+    let (status, _) = request("POST", eliot.http_addr, "/devices/robot_001/latest").await;
+    assert_eq!(status, 405);
+}

@@ -1,5 +1,5 @@
 //! The chunks: where readings go once merged, one table per span of arrival time
-//! (`chunk_<id>`, clustered by device, sensor type and time), listed in `chunks`.
+//! (`chunk_<id>`, clustered by device, time and sensor type), listed in `chunks`.
 //!
 //! Retention drops whole chunks (`DROP TABLE`), never rows one by one; the `readings`
 //! view, which users query, is rebuilt over the chunks left whenever the list changes.
@@ -94,7 +94,7 @@ impl Chunks {
                 ts          TEXT NOT NULL,
                 data        TEXT NOT NULL,
                 received_at TEXT NOT NULL,
-                PRIMARY KEY (device_id, sensor_type, ts)
+                PRIMARY KEY (device_id, ts, sensor_type)
             ) WITHOUT ROWID",
             table(id)
         ))?;
@@ -199,8 +199,8 @@ pub fn rebuild_view(conn: &Connection, chunks: &[Chunk]) -> rusqlite::Result<()>
     terms.push(format!(
         "SELECT {COLUMNS} FROM readings_log \
          WHERE seq > (SELECT sealed_through FROM merge_state) \
-         OR (device_id, sensor_type, ts) > \
-            (SELECT merged_device, merged_sensor, merged_ts FROM merge_state)"
+         OR (device_id, ts, sensor_type) > \
+            (SELECT merged_device, merged_ts, merged_sensor FROM merge_state)"
     ));
     while terms.len() > TERMS_PER_SELECT {
         terms = terms

@@ -342,15 +342,52 @@ fn reads_combine_memory_and_chunks_and_return_each_reading_once() {
 }
 
 #[test]
-fn keys_order_as_sqlite_orders_the_chunks() {
-    let key = |device: &str, ts: i64| Key {
-        device: device.into(),
-        sensor: "gps".into(),
-        ts,
-    };
-    assert!(key("d1", 5) < key("d1", 6));
-    assert!(key("d1", 9) < key("d2", 0));
-    assert!(format_micros(5) < format_micros(6));
+fn keys_order_as_sqlite_orders_a_chunk() {
+    // Merge progress is a key: memory and SQLite must agree on what comes after it.
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "CREATE TABLE c (device_id TEXT, sensor_type TEXT, ts TEXT, \
+         PRIMARY KEY (device_id, ts, sensor_type)) WITHOUT ROWID",
+    )
+    .unwrap();
+    let mut keys = Vec::new();
+    for device in ["d1", "d10", "d2", "D1", "é"] {
+        for sensor in ["gps", "battery", "temperature"] {
+            for ts in [0, 999_999, 1_000_000, 1_735_689_600_000_000] {
+                let key = Key {
+                    device: device.into(),
+                    ts,
+                    sensor: sensor.into(),
+                };
+                conn.execute(
+                    "INSERT INTO c VALUES (?1, ?2, ?3)",
+                    rusqlite::params![device, sensor, format_micros(ts)],
+                )
+                .unwrap();
+                keys.push(key);
+            }
+        }
+    }
+    keys.sort();
+    let mut statement = conn
+        .prepare("SELECT device_id, sensor_type, ts FROM c")
+        .unwrap();
+    let stored: Vec<(String, String, String)> = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let sorted: Vec<(String, String, String)> = keys
+        .iter()
+        .map(|k| {
+            (
+                k.device.to_string(),
+                k.sensor.to_string(),
+                format_micros(k.ts),
+            )
+        })
+        .collect();
+    assert_eq!(stored, sorted, "a full scan reads the primary key's order");
 }
 
 #[test]

@@ -11,13 +11,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// A reading's natural key. Ordered as SQLite orders the chunks' primary key: text by
-/// bytes, and `ts` (microseconds) as its fixed-width text.
+/// A reading's natural key. Ordered as SQLite orders the chunks' primary key, device, then
+/// time, then sensor type (a device's readings of every sensor type share its pages): text
+/// by bytes, and `ts` (microseconds) as its fixed-width text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
     pub device: Arc<str>,
-    pub sensor: Arc<str>,
     pub ts: i64,
+    pub sensor: Arc<str>,
 }
 
 /// What is kept of a reading besides its key.
@@ -27,8 +28,8 @@ pub struct Row {
     pub received_at: i64,
 }
 
-/// One device's readings, by sensor type then time.
-pub type DeviceRows = BTreeMap<(Arc<str>, i64), Row>;
+/// One device's readings, by time then sensor type.
+pub type DeviceRows = BTreeMap<(i64, Arc<str>), Row>;
 
 #[derive(Debug, Default)]
 pub struct Generation {
@@ -46,12 +47,12 @@ impl Generation {
     pub fn get(&self, key: &Key) -> Option<&Row> {
         self.devices
             .get(&key.device)?
-            .get(&(key.sensor.clone(), key.ts))
+            .get(&(key.ts, key.sensor.clone()))
     }
 
     pub fn insert(&mut self, key: Key, row: Row, seq: i64) {
         let device = self.devices.entry(key.device).or_default();
-        if device.insert((key.sensor, key.ts), row).is_none() {
+        if device.insert((key.ts, key.sensor), row).is_none() {
             self.rows += 1;
         }
         self.last_seq = self.last_seq.max(seq);
@@ -72,10 +73,10 @@ impl Generation {
         };
         for (device, rows) in devices {
             let from = match after {
-                Some(k) if k.device == *device => Bound::Excluded((k.sensor.clone(), k.ts)),
+                Some(k) if k.device == *device => Bound::Excluded((k.ts, k.sensor.clone())),
                 _ => Bound::Unbounded,
             };
-            for ((sensor, ts), row) in rows.range((from, Bound::Unbounded)) {
+            for ((ts, sensor), row) in rows.range((from, Bound::Unbounded)) {
                 if slice.len() == limit {
                     return slice;
                 }
@@ -119,7 +120,7 @@ impl Memtable {
                 rows.extend(
                     device_rows
                         .iter()
-                        .map(|((sensor, ts), row)| (sensor.clone(), *ts, row.clone())),
+                        .map(|((ts, sensor), row)| (sensor.clone(), *ts, row.clone())),
                 );
             }
         }

@@ -34,7 +34,11 @@ pub struct StoredReading {
     pub received_at: String,
 }
 
-/// What a read found, keyed by (sensor type, microseconds): one row per key.
+/// A stored reading of a known device: (sensor type, microseconds), then (data,
+/// microseconds received at).
+type Row = ((String, i64), (String, i64));
+
+/// What a read found, by key: one row per key.
 type Found = BTreeMap<(String, i64), (String, i64)>;
 
 #[derive(Clone)]
@@ -55,7 +59,7 @@ impl Reader {
 
     /// The newest reading of each of the device's sensor types.
     pub fn latest(&self, device: &str) -> Result<Vec<StoredReading>, StoreError> {
-        let mut found = self.from_memtable(device, |_| true);
+        let mut found = self.in_memtable(device, |_| true);
         let mut newest: BTreeMap<String, i64> = BTreeMap::new();
         for (sensor, ts) in found.keys() {
             let max = newest.entry(sensor.clone()).or_insert(*ts);
@@ -85,7 +89,7 @@ impl Reader {
 
     /// The device's `count` newest readings, newest first.
     pub fn last(&self, device: &str, count: usize) -> Result<Vec<StoredReading>, StoreError> {
-        let mut found = self.from_memtable(device, |_| true);
+        let mut found = self.in_memtable(device, |_| true);
         self.with_snapshot(device, |conn, chunks, sensors| {
             let sql = format!("ORDER BY ts DESC LIMIT {count}");
             for sensor in sensors {
@@ -109,7 +113,7 @@ impl Reader {
         (from, to): (i64, i64),
         limit: usize,
     ) -> Result<Vec<StoredReading>, StoreError> {
-        let mut found = self.from_memtable(device, |ts| (from..to).contains(&ts));
+        let mut found = self.in_memtable(device, |ts| (from..to).contains(&ts));
         self.with_snapshot(device, |conn, chunks, sensors| {
             let sql = format!("ORDER BY ts LIMIT {limit}");
             for sensor in sensors {
@@ -131,7 +135,7 @@ impl Reader {
         Ok(oldest_first)
     }
 
-    fn from_memtable(&self, device: &str, wanted: impl Fn(i64) -> bool) -> Found {
+    fn in_memtable(&self, device: &str, wanted: impl Fn(i64) -> bool) -> Found {
         let rows = {
             let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
             memtable.device_rows(device)
@@ -193,7 +197,7 @@ fn query(
     sensor: &str,
     within: Option<(i64, i64)>,
     order_limit: &str,
-) -> rusqlite::Result<Vec<((String, i64), (String, i64))>> {
+) -> rusqlite::Result<Vec<Row>> {
     let (from, to) = within.unwrap_or((i64::MIN, i64::MAX));
     // Timestamps as text compare as times; the bounds are clamped into the text range.
     let bound = |micros: i64| format_micros(micros.clamp(0, 253_402_300_799_999_999));

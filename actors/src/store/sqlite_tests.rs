@@ -98,3 +98,22 @@ fn dead_letters_keep_the_payload_bytes_whole() {
         .unwrap();
     assert_eq!(stored, payload.to_vec());
 }
+
+#[test]
+fn a_retention_shorter_than_a_chunk_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings {
+        retention: Some(Duration::from_secs(3_600)),
+        ..settings(dir.path())
+    };
+    let mut problems = Problems::new();
+    problems.section("store", |p| settings.validate(p));
+    let problems = problems.into_vec();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].key, "store.retention");
+    assert!(
+        problems[0].message.contains("shorter than chunk_span (1day)"),
+        "{}",
+        problems[0].message
+    );
+}

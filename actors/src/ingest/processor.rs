@@ -16,9 +16,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::reading::{DeadLetter, Origin, Outcome};
+use super::reading::{Origin, Outcome, Reading};
 use super::rules::Rules;
-use super::timefmt::format_utc;
 use super::validate::validate;
 use crate::observe::{Event, Queued, Telemetry};
 use crate::settings::Problems;
@@ -79,44 +78,29 @@ impl Processor {
         }
     }
 
-    /// The outcome, and for a rejection its class.
-    fn process(&self, msg: &Message) -> (Outcome, &'static str) {
+    /// The message's readings, or why it is refused and the class of that.
+    fn process(&self, msg: &Message) -> Result<Vec<Reading>, (String, &'static str)> {
         fail::fail_point!("processor::process");
         // Drills: a "poison" payload that makes the processor fail.
         fail::fail_point!(
             "processor::poison",
             msg.payload.starts_with(b"POISON"),
-            |_| {
-                let readings = Vec::new();
-                let origin = origin(msg);
-                (Outcome::Accepted { readings, origin }, "")
-            }
+            |_| Ok(Vec::new())
         );
-        match validate(&self.rules, &msg.topic, &msg.payload, msg.received_at) {
-            Ok(readings) => {
-                let origin = origin(msg);
-                (Outcome::Accepted { readings, origin }, "")
-            }
-            Err(rejection) => (
-                Outcome::Rejected(dead_letter(msg, rejection.to_string())),
-                rejection.class(),
-            ),
-        }
+        validate(&self.rules, &msg.topic, &msg.payload, msg.received_at)
+            .map_err(|rejection| (rejection.to_string(), rejection.class()))
     }
 }
 
-fn origin(msg: &Message) -> Origin {
+/// What becomes of the message itself: moved, not copied, into its outcome.
+fn origin(msg: Message) -> Origin {
     Origin {
-        topic: msg.topic.clone(),
-        payload: msg.payload.clone(),
-        client_id: msg.client_id.clone(),
-        received_at: format_utc(msg.received_at),
+        topic: msg.topic,
+        payload: msg.payload,
+        client_id: msg.client_id,
+        received_at: msg.received_at,
         redelivered: msg.redelivered,
     }
-}
-
-fn dead_letter(msg: &Message, reason: String) -> DeadLetter {
-    origin(msg).dead_letter(reason)
 }
 
 impl Actor for Processor {
@@ -142,7 +126,7 @@ impl Handler<Process> for Processor {
     fn handle(&mut self, batch: Process, _: &mut Context<Self>) -> Self::Result {
         let outcomes = batch
             .messages
-            .iter()
+            .into_iter()
             .map(|msg| self.process_logged(msg))
             .collect();
         MessageResult(outcomes)
@@ -151,29 +135,34 @@ impl Handler<Process> for Processor {
 
 impl Processor {
     /// Processes one message; a panic dead-letters it, and the processor goes on.
-    fn process_logged(&mut self, msg: &Message) -> Outcome {
+    fn process_logged(&mut self, msg: Message) -> Outcome {
         let started = Instant::now();
-        let (outcome, class) = catch_panic(|| self.process(msg)).unwrap_or_else(|panic| {
+        let processed = catch_panic(|| self.process(&msg)).unwrap_or_else(|panic| {
             Event::ActorPanicked { panic: &panic }.emit(&self.telemetry);
-            let dead = dead_letter(msg, format!("processor panic: {panic}"));
-            (Outcome::Rejected(dead), "panic")
+            Err((format!("processor panic: {panic}"), "panic"))
         });
-        match &outcome {
-            Outcome::Accepted { readings, .. } => Event::MessageProcessed {
+        match &processed {
+            Ok(readings) => Event::MessageProcessed {
                 client_id: &msg.client_id,
                 topic: &msg.topic,
                 readings: readings.len(),
                 took: started.elapsed(),
             },
-            Outcome::Rejected(dead) => Event::MessageRejected {
+            Err((reason, class)) => Event::MessageRejected {
                 client_id: &msg.client_id,
                 topic: &msg.topic,
                 class,
-                reason: &dead.reason,
+                reason,
             },
         }
         .emit(&self.telemetry);
-        outcome
+        match processed {
+            Ok(readings) => Outcome::Accepted {
+                readings,
+                origin: origin(msg),
+            },
+            Err((reason, _)) => Outcome::Rejected(origin(msg).dead_letter(reason)),
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! What flows from a processor to the store: accepted readings and dead letters.
 
 use bytes::Bytes;
+use time::OffsetDateTime;
+
+use super::timefmt::format_utc;
 
 /// One validated sensor reading, ready to be written.
 ///
@@ -42,7 +45,7 @@ pub struct Origin {
     pub topic: String,
     pub payload: Bytes,
     pub client_id: String,
-    pub received_at: String,
+    pub received_at: OffsetDateTime,
     pub redelivered: bool,
 }
 
@@ -53,9 +56,14 @@ impl Origin {
             payload: self.payload.clone(),
             client_id: self.client_id.clone(),
             reason,
-            received_at: self.received_at.clone(),
+            received_at: format_utc(self.received_at),
             redelivered: self.redelivered,
         }
+    }
+
+    /// When the message was received, in microseconds since 1970.
+    pub fn received_micros(&self) -> i64 {
+        i64::try_from(self.received_at.unix_timestamp_nanos() / 1_000).unwrap_or(0)
     }
 }
 
@@ -96,7 +104,7 @@ impl Outcome {
             topic: format!("devices/{device}/telemetry"),
             payload: Bytes::from_static(b"{}"),
             client_id: "c1".into(),
-            received_at: "2025-01-01T00:00:00.000000Z".into(),
+            received_at: time::macros::datetime!(2025-01-01 00:00 UTC),
             redelivered: false,
         };
         Outcome::Accepted { readings, origin }

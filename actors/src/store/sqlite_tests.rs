@@ -112,7 +112,9 @@ fn a_retention_shorter_than_a_chunk_is_refused_with_the_reason() {
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].key, "store.retention");
     assert!(
-        problems[0].message.contains("shorter than chunk_span (1day)"),
+        problems[0]
+            .message
+            .contains("shorter than chunk_span (1day)"),
         "{}",
         problems[0].message
     );

@@ -186,7 +186,7 @@ impl Tiers {
         readings: &[Reading],
         origin: &Origin,
     ) -> rusqlite::Result<Accepted> {
-        let received_at = utc_micros(&origin.received_at).unwrap_or(0);
+        let received_at = origin.received_micros();
         let mut fresh: HashMap<Key, &Reading> = HashMap::new();
         let mut duplicates = 0;
         for (position, reading) in readings.iter().enumerate() {

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 use serde_json::Value;
 
 /// Where the built programs are: next to this example, in the same profile.
@@ -62,8 +64,8 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-fn wait_listening(addr: SocketAddr, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+fn wait_listening(addr: SocketAddr, what: &str, within: Duration) {
+    let deadline = Instant::now() + within;
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "{what} listens on {addr}");
         std::thread::sleep(Duration::from_millis(10));
@@ -74,29 +76,48 @@ fn wait_listening(addr: SocketAddr, what: &str) {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
-    /// Its data: Eliot's data directory, or Mosquitto's config directory.
-    pub dir: tempfile::TempDir,
+    /// Eliot's HTTP listener (the read API, /health); Mosquitto has none.
+    pub http: Option<SocketAddr>,
+    /// Its data: Eliot's data directory, or Mosquitto's config directory. Shared, so that a
+    /// later Eliot can start on the data an earlier one stored (`Server::eliot_in`).
+    pub dir: Arc<TempDir>,
 }
 
 impl Server {
+    /// Eliot on a fresh, empty data directory.
     pub fn eliot(programs: &Programs) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = free_addr();
+        Server::eliot_in(programs, Arc::new(tempfile::tempdir().unwrap()))
+    }
+
+    /// Eliot on the data directory `dir`, which may hold what an earlier Eliot stored.
+    /// Killed when dropped: what it acked is committed (`synchronous = normal` survives a
+    /// kill), so the next one on `dir` finds it.
+    pub fn eliot_in(programs: &Programs, dir: Arc<TempDir>) -> Server {
+        let (addr, http) = (free_addr(), free_addr());
         let mut command = Command::new(&programs.eliot);
         if let Some(config) = &programs.eliot_config {
             command.arg("--config").arg(config);
         }
+        // The `dev` overlay only raises the log level, lowered again here: Eliot runs on the
+        // defaults. (`test` tunes the store for tests, not for a fleet.)
         let child = command
-            .env("ELIOT_ENV", "test")
+            .env("ELIOT_ENV", "dev")
             .env("ELIOT_LOG_LEVEL", "warning")
             .env("ELIOT_DATA_DIR", dir.path())
             .env("ELIOT_MQTT_ADDR", addr.to_string())
+            .env("ELIOT_HTTP_ADDR", http.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("eliot starts");
-        wait_listening(addr, "eliot");
-        Server { child, addr, dir }
+        // Opening a large store may take a while.
+        wait_listening(addr, "eliot", Duration::from_secs(120));
+        Server {
+            child,
+            addr,
+            http: Some(http),
+            dir,
+        }
     }
 
     /// Mosquitto set up for ingestion, as the README's upstream-mode notes say: no queue
@@ -122,8 +143,13 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto is installed (apt-get install mosquitto)");
-        wait_listening(addr, "mosquitto");
-        Server { child, addr, dir }
+        wait_listening(addr, "mosquitto", Duration::from_secs(10));
+        Server {
+            child,
+            addr,
+            http: None,
+            dir: Arc::new(dir),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -142,6 +168,64 @@ impl Server {
             })
             .map_or(0, |n| n as u64)
     }
+
+    /// Rows in Eliot's `dead_letters`: messages acked but refused (0 before the table exists).
+    /// A load of valid readings leaves none; any means the benchmark measured the wrong thing.
+    pub fn dead_letters(&self) -> u64 {
+        rusqlite::Connection::open(self.db())
+            .and_then(|db| {
+                db.query_row("SELECT count(*) FROM dead_letters", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .map_or(0, |n| n as u64)
+    }
+
+    /// Why the first dead letter was refused, if there is one.
+    pub fn first_dead_letter(&self) -> Option<String> {
+        rusqlite::Connection::open(self.db())
+            .and_then(|db| {
+                db.query_row(
+                    "SELECT reason FROM dead_letters ORDER BY id LIMIT 1",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+            })
+            .ok()
+    }
+
+    /// CPU seconds (user + system) the server has used so far, from `/proc/<pid>/stat`.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid())
+    }
+}
+
+/// CPU seconds (utime + stime) process `pid` has used, or 0 if it cannot be read.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after its `)` do not.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / clock_ticks_per_second()
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on every usual Linux).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|&t: &f64| t > 0.0)
+            .unwrap_or(100.0)
+    })
 }
 
 impl Drop for Server {

@@ -1,4 +1,4 @@
-//! The benchmark's results: the table, the ratios to targets, `report.md` and `chart.png`.
+//! The benchmark's results: the table, the targets met or missed, `report.md` and `chart.png`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -25,7 +25,11 @@ impl Figure {
         }
     }
 
-    fn show(&self, decimals: usize) -> String {
+    /// "12.3 (11.0–14.2)", or "12.3" when every run gave the same (or there was one).
+    pub fn show(&self, decimals: usize) -> String {
+        if self.min == self.max {
+            return format!("{:.d$}", self.median, d = decimals);
+        }
         format!(
             "{:.d$} ({:.d$}–{:.d$})",
             self.median,
@@ -62,17 +66,53 @@ pub struct Row {
     /// publish→PUBACK p50, p99, p99.9 in ms.
     pub latency: Option<[Figure; 3]>,
     pub notes: String,
+    /// The goals this row's figures are held to, shown beside them.
+    pub targets: Vec<Target>,
+    /// Why this configuration did not measure what it should (errors, refused requests):
+    /// the benchmark is broken, whatever its figures.
+    pub failure: Option<String>,
+    /// Whether its throughput is a bar of chart.png (not for figures of another scale, such
+    /// as the load generator's own ceiling).
+    pub in_chart: bool,
 }
 
 impl Row {
     pub fn throughput(name: &str, label: &str, rate: Figure) -> Row {
+        Row::measured(name, Some(rate), None, String::new()).with_label(label)
+    }
+
+    /// A row of figures measured some other way than by the fleet simulator.
+    pub fn measured(
+        name: &str,
+        throughput: Option<Figure>,
+        latency: Option<[Figure; 3]>,
+        notes: String,
+    ) -> Row {
         Row {
             name: name.into(),
-            label: label.into(),
-            throughput: Some(rate),
-            latency: None,
-            notes: String::new(),
+            label: String::new(),
+            throughput,
+            latency,
+            notes,
+            targets: Vec::new(),
+            failure: None,
+            in_chart: true,
         }
+    }
+
+    pub fn with_label(mut self, label: &str) -> Row {
+        self.label = label.into();
+        self
+    }
+
+    pub fn with_target(mut self, target: Target) -> Row {
+        self.targets.push(target);
+        self
+    }
+
+    /// The row's p99 in ms (the median of the runs), if it measures latency.
+    pub fn p99_ms(&self) -> Option<f64> {
+        self.latency.map(|[_, p99, _]| p99.median)
     }
 
     fn latencies(summaries: &[Value]) -> [Figure; 3] {
@@ -86,6 +126,9 @@ impl Row {
             throughput: Some(field(summaries, "rate_acked")),
             latency: Some(Row::latencies(summaries)),
             notes: format!("lost {}", field(summaries, "lost").show(0)),
+            targets: Vec::new(),
+            failure: None,
+            in_chart: true,
         }
     }
 
@@ -106,6 +149,9 @@ impl Row {
                 peak_mib.show(0),
                 kib_per_connection.show(1)
             ),
+            targets: Vec::new(),
+            failure: None,
+            in_chart: true,
         }
     }
 
@@ -121,7 +167,64 @@ impl Row {
                 field(summaries, "errors").show(0),
                 lost.show(0)
             ),
+            targets: Vec::new(),
+            failure: None,
+            in_chart: true,
         }
+    }
+}
+
+/// Which side of its bound a target's figure must be.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+/// A figure held to a goal: "p99 3.2 ms (target ≤ 50 ms: met)".
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub what: String,
+    pub measured: f64,
+    pub goal: Goal,
+    /// Appended to both figures: "×", " ms", " msg/s".
+    pub unit: &'static str,
+}
+
+impl Target {
+    pub fn new(what: &str, measured: f64, goal: Goal, unit: &'static str) -> Target {
+        Target {
+            what: what.into(),
+            measured,
+            goal,
+            unit,
+        }
+    }
+
+    pub fn met(&self) -> bool {
+        match self.goal {
+            Goal::AtLeast(bound) => self.measured >= bound,
+            Goal::AtMost(bound) => self.measured <= bound,
+        }
+    }
+
+    /// "target ≤ 50 ms: met"
+    fn verdict(&self) -> String {
+        let (sign, bound) = match self.goal {
+            Goal::AtLeast(bound) => ("≥", bound),
+            Goal::AtMost(bound) => ("≤", bound),
+        };
+        let verdict = if self.met() { "met" } else { "missed" };
+        format!("target {sign} {}{}: {verdict}", number(bound), self.unit)
+    }
+}
+
+/// 2 decimals below 10, 1 below 100, none above: 1.53, 42.7, 104321.
+fn number(value: f64) -> String {
+    match value.abs() {
+        v if v < 10.0 => format!("{value:.2}"),
+        v if v < 100.0 => format!("{value:.1}"),
+        _ => format!("{value:.0}"),
     }
 }
 
@@ -129,8 +232,10 @@ pub struct Report {
     quick: bool,
     messages: u64,
     rows: Vec<Row>,
-    /// (what, measured, target)
-    ratios: Vec<(String, f64, f64)>,
+    /// Targets that belong to no single row (ratios between rows).
+    targets: Vec<Target>,
+    /// Further markdown after the table (the sustained run's deciles and chart).
+    sections: Vec<String>,
 }
 
 impl Report {
@@ -139,7 +244,8 @@ impl Report {
             quick,
             messages,
             rows: Vec::new(),
-            ratios: Vec::new(),
+            targets: Vec::new(),
+            sections: Vec::new(),
         }
     }
 
@@ -147,20 +253,27 @@ impl Report {
         self.rows.push(row);
     }
 
-    /// The configurations whose throughput is missing or zero.
+    /// The configurations whose throughput is missing or zero, or that failed.
     pub fn broken(&self) -> Vec<&str> {
         self.rows
             .iter()
             .filter(|r| {
-                r.throughput
-                    .is_some_and(|f| f.median.is_nan() || f.median <= 0.0)
+                r.failure.is_some()
+                    || r.throughput
+                        .is_some_and(|f| f.median.is_nan() || f.median <= 0.0)
             })
             .map(|r| r.name.as_str())
             .collect()
     }
 
-    pub fn ratio(&mut self, what: &str, measured: f64, target: f64) {
-        self.ratios.push((what.into(), measured, target));
+    /// A ratio between rows, held to `goal`.
+    pub fn ratio(&mut self, what: &str, measured: f64, goal: Goal) {
+        self.targets.push(Target::new(what, measured, goal, "×"));
+    }
+
+    /// Markdown printed after the table and the targets.
+    pub fn section(&mut self, markdown: String) {
+        self.sections.push(markdown);
     }
 
     /// The results as a markdown table, with the ratios under it.
@@ -177,22 +290,39 @@ impl Report {
                 .latency
                 .map_or([dash(), dash(), dash()], |l| l.map(|f| f.show(1)));
             let rate = row.throughput.map_or_else(dash, |f| f.show(0));
+            let mut notes = vec![row.notes.clone()];
+            notes.extend(row.targets.iter().map(|target| target.verdict()));
+            notes.extend(row.failure.iter().map(|f| format!("**FAILED: {f}**")));
+            notes.retain(|n| !n.is_empty());
             let _ = writeln!(
                 t,
                 "| {} | {rate} | {p50} | {p99} | {p999} | {} |",
-                row.name, row.notes
+                row.name,
+                notes.join("; ")
             );
         }
         t.push('\n');
-        for (what, measured, target) in &self.ratios {
-            let verdict = if *measured >= *target {
-                "met"
+        let row_targets = self.rows.iter().flat_map(|row| {
+            let name = if row.label.is_empty() {
+                short(&row.name)
             } else {
-                "missed"
+                &row.label
             };
+            row.targets
+                .iter()
+                .map(move |target| (format!("{name}: {}", target.what), target))
+        });
+        let ratios = self
+            .targets
+            .iter()
+            .map(|target| (target.what.clone(), target));
+        for (what, target) in row_targets.chain(ratios) {
             let _ = writeln!(
                 t,
-                "- {what}: **{measured:.2}×** (target ≥ {target}×: {verdict})"
+                "- {what}: **{}{}** ({})",
+                number(target.measured),
+                target.unit,
+                target.verdict()
             );
         }
         t
@@ -210,6 +340,10 @@ impl Report {
         );
         md.push_str(&self.table());
         md.push_str("\n![throughput and latency](chart.png)\n");
+        for section in &self.sections {
+            md.push('\n');
+            md.push_str(section);
+        }
         std::fs::write(out.join("report.md"), md).unwrap();
         if let Err(e) = self.chart(&out.join("chart.png")) {
             eprintln!("no chart: {e}");
@@ -224,7 +358,7 @@ impl Report {
         let bars: Vec<(&str, Figure)> = self
             .rows
             .iter()
-            .filter(|r| r.latency.is_none())
+            .filter(|r| r.latency.is_none() && r.in_chart)
             .filter_map(|r| Some((r.label.as_str(), r.throughput?)))
             .collect();
         bar_chart(&left, "Sustained throughput (msg/s)", &bars)?;
@@ -297,7 +431,7 @@ where
 }
 
 /// plotters draws text with a font it is given: DejaVu Sans from the system.
-fn register_font() -> Result<(), String> {
+pub fn register_font() -> Result<(), String> {
     const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
     let bytes = std::fs::read(FONT)
         .map_err(|e| format!("{FONT}: {e} (apt-get install fonts-dejavu-core)"))?;

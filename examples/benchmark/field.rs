@@ -1,0 +1,176 @@
+//! The field configurations (issue 8): a store that keeps its speed for real fleets. Their
+//! sizes, and the order they run in: `sustained` fills a fresh store, `paced` and `reads` run
+//! on it; `generator` checks that the load generator is not what limits them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::ack_sink::AckSink;
+use crate::field_load::{FieldLoad, LoadOutcome, Until};
+use crate::paced::{self, PacedScale};
+use crate::procs::{Programs, Server};
+use crate::reads::{self, ReadsScale};
+use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::sustained::{self, SustainedScale};
+
+/// What the field load must reach against a server that only acks, so that it is not what
+/// limits `sustained` at its target of 100,000 msg/s.
+const TARGET_GENERATOR: f64 = 150_000.0;
+
+pub struct FieldScale {
+    pub sustained: SustainedScale,
+    pub paced: PacedScale,
+    pub reads: ReadsScale,
+    /// Readings the generator check publishes.
+    pub generator_readings: u64,
+}
+
+pub fn full() -> FieldScale {
+    FieldScale {
+        sustained: SustainedScale {
+            devices: 10_000,
+            connections: 50,
+            readings: 10_000_000,
+        },
+        paced: PacedScale {
+            devices: 1_000,
+            connections: 10,
+            rate: 20_000.0,
+            duration: Duration::from_secs(30),
+        },
+        reads: ReadsScale {
+            ingest_rate: 50_000.0,
+            ingest_connections: 50,
+            duration: Duration::from_secs(20),
+        },
+        generator_readings: 2_000_000,
+    }
+}
+
+pub fn quick() -> FieldScale {
+    FieldScale {
+        sustained: SustainedScale {
+            devices: 200,
+            connections: 4,
+            readings: 40_000,
+        },
+        paced: PacedScale {
+            devices: 1_000,
+            connections: 10,
+            rate: 1_000.0,
+            duration: Duration::from_secs(3),
+        },
+        reads: ReadsScale {
+            ingest_rate: 2_000.0,
+            ingest_connections: 4,
+            duration: Duration::from_secs(3),
+        },
+        generator_readings: 40_000,
+    }
+}
+
+/// Runs the field configurations `wanted` asks for. `paced` and `reads` need the store
+/// `sustained` fills, so either of them runs `sustained` too.
+pub fn measure(
+    programs: &Programs,
+    scale: &FieldScale,
+    runs: usize,
+    wanted: &dyn Fn(&str) -> bool,
+    out: &Path,
+    report: &mut Report,
+) {
+    if wanted("generator") {
+        eprintln!("Load generator, against a null acker and against Mosquitto ...");
+        for row in generator(scale) {
+            report.add(row);
+        }
+    }
+    if !["sustained", "paced", "reads"].iter().any(|c| wanted(c)) {
+        return;
+    }
+    let s = &scale.sustained;
+    eprintln!(
+        "Eliot, sustained: {} readings from {} devices over {} connections ...",
+        s.readings, s.devices, s.connections
+    );
+    let store = sustained::measure(programs, s, out, report);
+    if wanted("paced") {
+        eprintln!(
+            "Eliot and Mosquitto, paced at {:.0} msg/s ...",
+            scale.paced.rate
+        );
+        paced::measure(programs, &scale.paced, runs, &store, report);
+    }
+    if wanted("reads") {
+        eprintln!(
+            "Eliot, reads while ingesting {:.0} msg/s ...",
+            scale.reads.ingest_rate
+        );
+        reads::measure(programs, &scale.reads, runs, &store, report);
+    }
+}
+
+/// The sustained load, as fast as acks allow, against a null server that only acks (the
+/// generator's own ceiling, held to the target) and against Mosquitto (a broker's).
+fn generator(scale: &FieldScale) -> Vec<Row> {
+    let s = &scale.sustained;
+    let load = FieldLoad {
+        devices: s.devices,
+        connections: s.connections,
+        rate: None,
+        until: Until::Readings(scale.generator_readings),
+        window: 256,
+        record_latency: false,
+        progress_step: None,
+        client_prefix: "generator",
+    };
+    let shape = format!(
+        "{} readings over {} connections, QoS 1 (1 run)",
+        scale.generator_readings, s.connections
+    );
+    let sink = AckSink::start();
+    let outcome = load.run(sink.addr);
+    drop(sink);
+    let to_sink = generator_row(
+        &format!("Load generator against a null acker (in process): {shape}"),
+        "Generator",
+        &outcome,
+        format!(
+            "this process (generator and acker) {:.0} % of a core",
+            outcome.generator_cores() * 100.0
+        ),
+    )
+    .with_target(Target::new(
+        "msg/s",
+        outcome.rate(),
+        Goal::AtLeast(TARGET_GENERATOR),
+        " msg/s",
+    ));
+    let broker = Server::mosquitto();
+    let cpu_before = broker.cpu_seconds();
+    let outcome = load.run(broker.addr);
+    let broker_cores =
+        (broker.cpu_seconds() - cpu_before) / outcome.duration.as_secs_f64().max(1e-9);
+    let to_mosquitto = generator_row(
+        &format!("Load generator against Mosquitto: {shape}"),
+        "Generator→Mosquitto",
+        &outcome,
+        format!(
+            "load generator {:.0} % of a core, Mosquitto {:.0} %",
+            outcome.generator_cores() * 100.0,
+            broker_cores * 100.0
+        ),
+    );
+    vec![to_sink, to_mosquitto]
+}
+
+fn generator_row(name: &str, label: &str, outcome: &LoadOutcome, notes: String) -> Row {
+    let mut row =
+        Row::measured(name, Some(Figure::of([outcome.rate()])), None, notes).with_label(label);
+    // Of another scale than the servers' figures: in the table, not in the chart.
+    row.in_chart = false;
+    if !outcome.errors.is_empty() {
+        row.failure = Some(outcome.errors.join("; "));
+    }
+    row
+}

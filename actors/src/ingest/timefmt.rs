@@ -1,23 +1,93 @@
 //! The one timestamp format Eliot writes: RFC 3339, UTC, microseconds; and its inverse,
 //! microseconds since the epoch, which is how the store's memory holds it.
+//!
+//! Every reading is formatted at least twice and parsed once on its way to a chunk, so
+//! these are written out by hand for the one fixed-width format (years 1970 to 9999, which
+//! is what validation lets through), rather than through `time`'s general formatter.
 
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::OffsetDateTime;
 
-const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// 10000-01-01T00:00:00Z: the first time past what the format can write.
+const END_MICROS: i64 = 253_402_300_800_000_000;
 
 /// `2025-06-05T14:30:00.000000Z`: fixed width, so text order in SQLite is time order.
 pub fn format_utc(t: OffsetDateTime) -> String {
-    t.to_offset(UtcOffset::UTC)
-        .format(&FORMAT)
-        .expect("a four-digit-year UTC time always formats")
+    let micros = i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000))
+        .expect("a four-digit-year time is within i64 microseconds");
+    format_micros(micros)
+}
+
+/// The text `format_utc` writes for `micros` since 1970 (clamped to years 1970 to 9999).
+pub fn format_micros(micros: i64) -> String {
+    let micros = micros.clamp(0, END_MICROS - 1);
+    let (days, of_day) = (micros / MICROS_PER_DAY, micros % MICROS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let seconds = of_day / 1_000_000;
+    let mut text = [0u8; 27];
+    let mut put = |at: usize, value: i64, width: usize| {
+        let mut value = value;
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, seconds / 3_600, 2);
+    put(14, seconds / 60 % 60, 2);
+    put(17, seconds % 60, 2);
+    put(20, of_day % 1_000_000, 6);
+    for (at, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ] {
+        text[at] = c;
+    }
+    String::from_utf8(text.to_vec()).expect("ASCII")
 }
 
 /// Microseconds since 1970 of a time `format_utc` wrote; `None` for any other text.
 pub fn utc_micros(text: &str) -> Option<i64> {
-    let t = PrimitiveDateTime::parse(text, &FORMAT).ok()?.assume_utc();
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).ok()
+    let b = text.as_bytes();
+    let fixed = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    if b.len() != 27 || fixed.iter().any(|(at, c)| b[*at] != *c) {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let days_in_month = match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if year < 1970 || !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 59
+    {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
+    Some(seconds * 1_000_000 + number(20, 26)?)
 }
 
 /// Microseconds since 1970 of an RFC 3339 time as readings carry them (a query's bounds,
@@ -27,17 +97,40 @@ pub fn rfc3339_micros(text: &str) -> Result<i64, String> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000).map_err(|e| e.to_string())
 }
 
-/// The text `format_utc` writes for `micros` since 1970.
-pub fn format_micros(micros: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .expect("microseconds from a stored timestamp are in range");
-    format_utc(t)
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The date of `days` since 1970-01-01: the inverse of `days_from_civil`.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
+    use time::macros::{datetime, format_description};
 
     #[test]
     fn formats_with_fixed_width_in_utc() {
@@ -51,12 +144,38 @@ mod tests {
     fn micros_and_text_convert_both_ways() {
         for text in [
             "1970-01-01T00:00:00.000000Z",
+            "2000-02-29T23:59:59.999999Z",
             "2025-06-05T14:30:00.123456Z",
             "9999-12-31T23:59:59.999999Z",
         ] {
             let micros = utc_micros(text).unwrap();
             assert_eq!(format_micros(micros), text);
         }
-        assert_eq!(utc_micros("2025-06-05T14:30:00Z"), None);
+        for not_ours in [
+            "2025-06-05T14:30:00Z",
+            "2025-02-29T00:00:00.000000Z",
+            "2025-13-01T00:00:00.000000Z",
+            "2025-06-05T24:00:00.000000Z",
+            "2025-06-05 14:30:00.000000Z",
+            "2025-06-05T14:30:00.00000aZ",
+        ] {
+            assert_eq!(utc_micros(not_ours), None, "{not_ours}");
+        }
+    }
+
+    #[test]
+    fn the_hand_written_format_agrees_with_the_time_crate_across_the_range() {
+        let general = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        let mut micros: i64 = 0;
+        // Steps of a prime number of microseconds, about 11 days, over 1970 to 9999.
+        while micros < END_MICROS {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap();
+            let expected = t.format(&general).unwrap();
+            assert_eq!(format_micros(micros), expected);
+            assert_eq!(utc_micros(&expected), Some(micros), "{expected}");
+            micros += 999_999_999_989;
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! generation is wholly merged and committed, so a reader that looks here first and at
 //! SQLite second misses nothing (and drops what it sees twice by key).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -33,7 +33,10 @@ pub type DeviceRows = BTreeMap<(i64, Arc<str>), Row>;
 
 #[derive(Debug, Default)]
 pub struct Generation {
-    devices: BTreeMap<Arc<str>, DeviceRows>,
+    /// By device (hashed: looked up for every reading written).
+    devices: HashMap<Arc<str>, DeviceRows>,
+    /// The devices in key order, for merging; set when the generation is sealed.
+    order: Vec<Arc<str>>,
     rows: usize,
     /// The highest `readings_log.seq` in it.
     pub last_seq: i64,
@@ -62,15 +65,24 @@ impl Generation {
         self.devices.get(device)
     }
 
+    /// No more rows will join: orders the devices once, for `slice`.
+    pub fn seal(&mut self) {
+        self.order = self.devices.keys().cloned().collect();
+        self.order.sort_unstable();
+    }
+
     /// Up to `limit` rows in key order, from just after `after` (from the start: `None`).
+    /// Only for a sealed generation.
     pub fn slice(&self, after: Option<&Key>, limit: usize) -> Vec<(Key, Row)> {
+        debug_assert_eq!(self.order.len(), self.devices.len(), "sealed");
         let mut slice = Vec::with_capacity(limit.min(self.rows));
-        let devices = match after {
-            None => self.devices.range::<str, _>(..),
-            Some(k) => self
-                .devices
-                .range::<str, _>((Bound::Included(&*k.device), Bound::Unbounded)),
+        let first = match after {
+            None => 0,
+            Some(k) => self.order.partition_point(|device| **device < *k.device),
         };
+        let devices = self.order[first..]
+            .iter()
+            .filter_map(|device| Some((device, self.devices.get(device)?)));
         for (device, rows) in devices {
             let from = match after {
                 Some(k) if k.device == *device => Bound::Excluded((k.ts, k.sensor.clone())),
@@ -182,6 +194,7 @@ mod tests {
             }
         }
         assert_eq!((generation.rows(), generation.last_seq), (18, 18));
+        generation.seal();
         let mut walked = Vec::new();
         let mut after = None;
         loop {

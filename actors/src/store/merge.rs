@@ -74,7 +74,8 @@ impl Tiers {
             params![last_seq],
         )?;
         let mut memtable = self.memtable.write().unwrap_or_else(|e| e.into_inner());
-        let active = std::mem::take(&mut memtable.active);
+        let mut active = std::mem::take(&mut memtable.active);
+        active.seal();
         memtable.active.last_seq = active.last_seq;
         memtable.sealed = Some(active);
         self.merged_through = None;

@@ -113,6 +113,7 @@ impl Tiers {
             // Rows of the sealed generation's merged part are in the chunk already; keeping
             // them here too is harmless (readers drop what they see twice).
             sealed.last_seq = sealed_through;
+            sealed.seal();
             active.last_seq = active.last_seq.max(sealed_through);
         }
         {

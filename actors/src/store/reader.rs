@@ -73,7 +73,8 @@ impl Reader {
                         continue;
                     }
                     let sql = "ORDER BY ts DESC LIMIT 1";
-                    for ((sensor, ts), row) in query(conn, chunk, device, &sensor, None, sql)? {
+                    let newest_there = query(conn, chunk, device, Some(&sensor), None, sql)?;
+                    for ((sensor, ts), row) in newest_there {
                         if ts > better_than {
                             newest.insert(sensor.clone(), ts);
                             found.insert((sensor, ts), row);
@@ -90,12 +91,10 @@ impl Reader {
     /// The device's `count` newest readings, newest first.
     pub fn last(&self, device: &str, count: usize) -> Result<Vec<StoredReading>, StoreError> {
         let mut found = self.in_memtable(device, |_| true);
-        self.with_snapshot(device, |conn, chunks, sensors| {
+        self.with_snapshot(device, |conn, chunks, _| {
             let sql = format!("ORDER BY ts DESC LIMIT {count}");
-            for sensor in sensors {
-                for chunk in chunks {
-                    found.extend(query(conn, chunk, device, &sensor, None, &sql)?);
-                }
+            for chunk in chunks {
+                found.extend(query(conn, chunk, device, None, None, &sql)?);
             }
             Ok(())
         })?;
@@ -114,18 +113,15 @@ impl Reader {
         limit: usize,
     ) -> Result<Vec<StoredReading>, StoreError> {
         let mut found = self.in_memtable(device, |ts| (from..to).contains(&ts));
-        self.with_snapshot(device, |conn, chunks, sensors| {
+        self.with_snapshot(device, |conn, chunks, _| {
             let sql = format!("ORDER BY ts LIMIT {limit}");
-            for sensor in sensors {
-                for chunk in chunks {
-                    let overlaps = chunk
-                        .ts_range
-                        .is_some_and(|(min, max)| min < to && max >= from);
-                    if overlaps {
-                        let within = Some((from, to));
-                        found.extend(query(conn, chunk, device, &sensor, within, &sql)?);
-                    }
-                }
+            let overlapping = chunks.iter().filter(|chunk| {
+                chunk
+                    .ts_range
+                    .is_some_and(|(min, max)| min < to && max >= from)
+            });
+            for chunk in overlapping {
+                found.extend(query(conn, chunk, device, None, Some((from, to)), &sql)?);
             }
             Ok(())
         })?;
@@ -188,40 +184,44 @@ fn open_read_only(path: &std::path::Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// One sensor's rows of `device` in `chunk`, optionally within `[from, to)`, ordered and
-/// limited by `order_limit`.
+/// The rows of `device` in `chunk` (of one sensor type, or all), optionally within
+/// `[from, to)`, ordered and limited by `order_limit`. A chunk is clustered by device then
+/// time, so a device's newest (or a range) are read in order, whatever the sensor type.
 fn query(
     conn: &Connection,
     chunk: &Chunk,
     device: &str,
-    sensor: &str,
+    sensor: Option<&str>,
     within: Option<(i64, i64)>,
     order_limit: &str,
 ) -> rusqlite::Result<Vec<Row>> {
-    let (from, to) = within.unwrap_or((i64::MIN, i64::MAX));
-    // Timestamps as text compare as times; the bounds are clamped into the text range.
-    let bound = |micros: i64| format_micros(micros.clamp(0, 253_402_300_799_999_999));
+    let (from, to) = within.unwrap_or((0, i64::MAX));
+    let which_sensor = if sensor.is_some() {
+        "AND sensor_type = ?4"
+    } else {
+        "AND ?4 IS NULL"
+    };
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT ts, data, received_at FROM {} \
-         WHERE device_id = ?1 AND sensor_type = ?2 AND ts >= ?3 AND ts < ?4 {order_limit}",
+        "SELECT sensor_type, ts, data, received_at FROM {} \
+         WHERE device_id = ?1 AND ts >= ?2 AND ts < ?3 {which_sensor} {order_limit}",
         chunk.table()
     ))?;
+    // Timestamps as text compare as times; `~` sorts after any of them.
     let upper = if to == i64::MAX {
         "~".to_owned()
     } else {
-        bound(to)
+        format_micros(to)
     };
-    let rows = statement.query_map(params![device, sensor, bound(from), upper], |row| {
-        let (ts, data, received_at): (String, String, String) =
-            (row.get(0)?, row.get(1)?, row.get(2)?);
-        Ok((ts, data, received_at))
+    let rows = statement.query_map(params![device, format_micros(from), upper, sensor], |row| {
+        let text: [String; 4] = [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?];
+        Ok(text)
     })?;
     let mut found = Vec::new();
     for row in rows {
-        let (ts, data, received_at) = row?;
+        let [sensor, ts, data, received_at] = row?;
         let Some(ts) = utc_micros(&ts) else { continue };
         let received_at = utc_micros(&received_at).unwrap_or(0);
-        found.push(((sensor.to_owned(), ts), (data, received_at)));
+        found.push(((sensor, ts), (data, received_at)));
     }
     Ok(found)
 }

@@ -19,9 +19,12 @@
 //!   what a message becomes (`reading.rs`: readings or a dead letter).
 //! - `pipeline`: the path every message takes, whichever way it came in: a processor,
 //!   then the store.
-//! - `store/`: `StoreWriter` (`store_writer.rs`: batches, commits, then answers), the
-//!   SQLite schema (`sqlite.rs`), durable and bounded device sessions (`sessions.rs`),
-//!   and the dead letters' byte quota (`dead_letters.rs`).
+//! - `store/`: `StoreWriter` (`store_writer.rs`: batches, commits, then answers; between
+//!   commits `upkeep.rs`), the `Store` (`sqlite.rs`) and its schema and migrations
+//!   (`schema.rs`), the log and memtable (`tiers.rs`, `memtable.rs`), the merge into chunks
+//!   (`merge.rs`, `chunks.rs`), checkpoints off the writer's thread (`checkpointer.rs`), the
+//!   read API (`reader.rs`), durable and bounded device sessions (`sessions.rs`), and the
+//!   dead letters' byte quota (`dead_letters.rs`).
 //! - `mqtt/`: the packet vocabulary for MQTT 3.1.1 and 5, and its codec over rumqttc's.
 //! - `observe/`: typed events that log and count, their `Metrics`, and a log capture.
 //! - `settings`: how each settings section reports its problems.

@@ -456,3 +456,24 @@ fn readings_after_a_wholly_merged_log_are_kept_and_survive_reopening() {
     upkeep_until_merged(&mut store);
     assert_eq!(view_rows(&store), (210, 210));
 }
+
+#[test]
+fn the_wal_is_checkpointed_off_the_writer_s_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    let mut store = Store::open(&settings).unwrap();
+    let db_bytes = || std::fs::metadata(settings.db_path()).unwrap().len();
+    let before = db_bytes();
+    store.write(&fleet(0, 3_000)).unwrap();
+    // The writer's automatic checkpoint is off: only the checkpointer's thread copies the
+    // WAL into the database file.
+    let copied = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        db_bytes() > before + 200_000
+    });
+    assert!(
+        copied,
+        "the database file grew from {before} to {} bytes",
+        db_bytes()
+    );
+}

@@ -1,10 +1,17 @@
 //! The store: where readings, dead letters and sessions are kept.
 //!
-//! - `sqlite`: the schema and one-transaction writes of many outcomes (`Store`).
+//! - `sqlite`: one-transaction writes of many outcomes (`Store`); `schema`: the tables,
+//!   the `readings` view and the migrations.
+//! - `tiers`, `memtable`: readings appended to the log and held in memory, and how a new
+//!   one is checked against everything stored; `merge`, `chunks`: generations of the log
+//!   merged into time chunks in bulk, and retention.
 //! - `store_writer`: the `StoreWriter` actor, which batches every connection's outcomes
-//!   into one transaction and answers each request only after its commit.
+//!   into one transaction and answers each request only after its commit; `upkeep`: its
+//!   merging between commits; `checkpointer`: WAL checkpoints on a thread of their own.
+//! - `reader`: the read API (latest, last N, a time range) on read-only connections.
 //! - `sessions`: device sessions, durable so that Session Present survives a crash.
 
+mod checkpointer;
 mod chunks;
 mod dead_letters;
 mod failure;

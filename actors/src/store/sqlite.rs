@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use super::checkpointer::Checkpointer;
 use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
 use super::merge::{MergePace, Upkeep};
 use super::schema::{migrate, MigrateError, Migrated};
@@ -249,6 +250,8 @@ pub struct Store {
     retention_checked: Option<Instant>,
     /// What opening found: a fresh database, a current one, or one migrated.
     migrated: Migrated,
+    /// Checkpoints the WAL on its own thread while the store is open.
+    _checkpointer: Checkpointer,
 }
 
 /// Microseconds in `d`, saturated.
@@ -263,11 +266,6 @@ fn now_micros() -> i64 {
             .unwrap_or_default(),
     )
 }
-
-/// WAL pages between automatic checkpoints (SQLite's default: 1,000). A merge rewrites the
-/// same leaf pages generation after generation: a longer WAL copies each to the database
-/// once per checkpoint rather than once per slice, and syncs less often.
-const CHECKPOINT_PAGES: u32 = 16_384;
 
 /// How often chunks are checked against the retention.
 const RETENTION_CHECK: Duration = Duration::from_secs(60);
@@ -299,7 +297,7 @@ impl Store {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
-             PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES};"
+             PRAGMA wal_autocheckpoint = 0;"
         ))
         .map_err(&sqlite)?;
         let migrated = migrate(&mut conn, now_micros()).map_err(|error| match error {
@@ -329,6 +327,7 @@ impl Store {
             )
             .map_err(&sqlite)?;
         let tiers = Tiers::load(&conn, memtable).map_err(&sqlite)?;
+        let checkpointer = Checkpointer::start(&path).map_err(&sqlite)?;
         drop(sqlite); // it borrows `path`
         let file = file_id(&path);
         Ok(Store {
@@ -344,6 +343,7 @@ impl Store {
             retention: settings.retention.map(micros),
             retention_checked: None,
             migrated,
+            _checkpointer: checkpointer,
         })
     }
 

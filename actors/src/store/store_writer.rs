@@ -90,6 +90,9 @@ pub struct StoreWriter {
     failing: bool,
     /// Rows the last commit wrote, if it succeeded: one step of upkeep follows the answers.
     committed_rows: usize,
+    /// A commit happened since the idle timer's last tick: the writer is not idle, and the
+    /// steps after the commits pace the merge.
+    wrote_since_tick: bool,
     /// The commit latency and backlog, for health and readiness.
     pub(super) progress: Arc<StoreProgress>,
     pub(super) telemetry: Telemetry,
@@ -122,6 +125,7 @@ impl StoreWriter {
             breaker: links.breaker,
             failing: false,
             committed_rows: 0,
+            wrote_since_tick: false,
             progress: links.progress,
             telemetry: telemetry.for_actor(NAME),
         }
@@ -212,6 +216,7 @@ impl StoreWriter {
                 self.progress
                     .committed(took, self.pending_rows, Instant::now());
                 self.committed_rows = stats.readings + stats.dead_letters + stats.duplicates;
+                self.wrote_since_tick = true;
                 Ok(stats.amended)
             }
             // Not open (a failed reopen, stopping): the restart will deal with it.
@@ -343,7 +348,9 @@ impl Actor for StoreWriter {
         });
         // Merging and retention go on while no device writes.
         ctx.run_interval(UPKEEP_WHEN_IDLE, |writer, ctx| {
-            writer.upkeep(usize::MAX, ctx)
+            if !mem::take(&mut writer.wrote_since_tick) {
+                writer.upkeep(usize::MAX, ctx);
+            }
         });
     }
 

@@ -18,7 +18,8 @@ use super::store_writer::StoreWriter;
 use crate::observe::Event;
 use crate::supervision::catch_panic;
 
-/// How often upkeep runs while no commit triggers it.
+/// How often upkeep runs full slices while no commit happened in between (a full slice
+/// takes tens of milliseconds at 10,000 devices: it must not run between busy commits).
 pub const UPKEEP_WHEN_IDLE: Duration = Duration::from_millis(100);
 
 /// Rows merged after a commit of `committed` rows: twice as many, so that a sealed

@@ -20,6 +20,7 @@ mod merge;
 mod reader;
 mod schema;
 mod sessions;
+mod settings;
 mod sqlite;
 mod store_writer;
 mod tiers;

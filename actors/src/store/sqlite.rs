@@ -1,127 +1,23 @@
-//! The SQLite store: schema, and one-transaction writes of many outcomes.
+//! The SQLite store: opening (with its migration), one-transaction writes of many
+//! outcomes, and the upkeep between them.
 //!
-//! The schema is documented in the README ("The SQLite schema"); users query it directly,
-//! so a change here is a migration, not a refactor.
+//! The schema (`schema.rs`) is documented in the README ("The SQLite schema"); users query
+//! it directly, so a change there is a migration, not a refactor.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
-use serde::{Deserialize, Serialize};
 
 use super::checkpointer::Checkpointer;
 use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
 use super::merge::{MergePace, Upkeep};
 use super::schema::{migrate, MigrateError, Migrated};
+use super::settings::micros;
+pub use super::settings::{StoreSettings, Synchronous};
 use super::tiers::{Accepted, SharedMemtable, Staged, Tiers};
 use crate::ingest::{format_micros, DeadLetter, Outcome};
-use crate::settings::Problems;
 pub use crate::supervision::StoreShape;
-
-/// The `[store]` section.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSettings {
-    /// Directory holding `eliot.db` (created if missing).
-    pub data_dir: PathBuf,
-    /// Most rows one transaction carries; a full batch is committed at once.
-    pub batch_max: usize,
-    /// Longest a row waits for its batch to fill before the batch is committed anyway.
-    #[serde(with = "humantime_serde")]
-    pub batch_delay: Duration,
-    /// Capacity of the store writer's mailbox, in write requests; senders wait when it is full.
-    pub mailbox: usize,
-    /// `normal` survives a crash of Eliot (kill -9); `full` also survives power loss, slower.
-    pub synchronous: Synchronous,
-    /// Most device sessions kept; past it, the least recently seen is dropped. Random
-    /// client ids with persistent sessions cannot grow the table for ever.
-    pub max_sessions: usize,
-    /// Bytes the dead letters may take (payload, topic, client id and reason); past it the
-    /// oldest are shed.
-    pub dead_letter_quota: u64,
-    /// The most the database may grow to, in bytes (0: no limit but the disk's). Reaching it
-    /// is treated as a full disk.
-    pub max_size: u64,
-    /// Readings held in memory (and in `readings_log`) before they are sealed and merged
-    /// into a chunk; memory holds two such generations at most.
-    pub generation_rows: usize,
-    /// Readings merged into a chunk per transaction, between writes.
-    pub merge_slice: usize,
-    /// The arrival time one chunk spans; retention drops whole chunks.
-    #[serde(with = "humantime_serde")]
-    pub chunk_span: Duration,
-    /// Readings received longer ago than this are dropped, a whole chunk at a time (a
-    /// chunk goes once its newest reading is that old). Absent: kept for ever.
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub retention: Option<Duration>,
-}
-
-impl StoreSettings {
-    /// Settings for unit tests of the store: a database in `dir`, small batches, and no
-    /// size limit or quota to get in the way.
-    #[cfg(test)]
-    pub(crate) fn for_tests(dir: &std::path::Path) -> Self {
-        StoreSettings {
-            data_dir: dir.to_owned(),
-            batch_max: 100,
-            batch_delay: Duration::from_millis(1),
-            mailbox: 16,
-            synchronous: Synchronous::Normal,
-            max_sessions: 100,
-            dead_letter_quota: 1 << 30,
-            max_size: 0,
-            generation_rows: 1_000,
-            merge_slice: 300,
-            chunk_span: Duration::from_secs(86_400),
-            retention: None,
-        }
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("eliot.db")
-    }
-
-    pub fn validate(&self, problems: &mut Problems) {
-        problems.at_least("batch_max", self.batch_max, 1);
-        problems.at_least("mailbox", self.mailbox, 1);
-        problems.at_least("max_sessions", self.max_sessions, 1);
-        problems.at_least("dead_letter_quota", self.dead_letter_quota, 1);
-        problems.at_least("generation_rows", self.generation_rows, 1);
-        problems.at_least("merge_slice", self.merge_slice, 1);
-        problems.positive("chunk_span", self.chunk_span);
-        if let Some(retention) = self.retention {
-            if retention < self.chunk_span {
-                problems.add(
-                    "retention",
-                    format!(
-                        "{} is shorter than chunk_span ({}): retention drops whole chunks",
-                        humantime_serde::re::humantime::format_duration(retention),
-                        humantime_serde::re::humantime::format_duration(self.chunk_span)
-                    ),
-                );
-            }
-        }
-    }
-
-    fn pace(&self) -> MergePace {
-        MergePace {
-            generation_rows: self.generation_rows,
-            merge_slice: self.merge_slice,
-            chunk_span: micros(self.chunk_span),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    Normal,
-    Full,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -252,11 +148,6 @@ pub struct Store {
     migrated: Migrated,
     /// Checkpoints the WAL on its own thread while the store is open.
     _checkpointer: Checkpointer,
-}
-
-/// Microseconds in `d`, saturated.
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 fn now_micros() -> i64 {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::ingest::{DeadLetter, Reading};
+use crate::settings::Problems;
 
 fn settings(dir: &Path) -> StoreSettings {
     StoreSettings::for_tests(dir)

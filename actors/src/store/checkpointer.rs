@@ -18,7 +18,7 @@ const EVERY: Duration = Duration::from_millis(250);
 /// Past this, the WAL is truncated: a passive checkpoint copies its frames but, under
 /// unending writes, never finds the moment to start it over, so it would grow for ever.
 /// Truncating waits for the commit in progress, once the frames are mostly copied.
-const WAL_MAX_BYTES: u64 = 64 << 20;
+const WAL_MAX_BYTES: u64 = 16 << 20;
 
 /// Runs checkpoints until dropped.
 pub struct Checkpointer {

@@ -98,7 +98,7 @@ async fn answer(
     read: Result<Read, String>,
 ) -> HttpResponse {
     if !is_device_id(&device) {
-        return bad_request("device id: letters, digits, `_` and `-` only, 1 to 64 of them");
+        return bad_request("device id: 1 to 64 letters, digits, `_`, `.`, `:` or `-`");
     }
     let read = match read {
         Ok(read) => read,

@@ -47,8 +47,8 @@ pub use endpoint::{
     Transport,
 };
 pub use ingest::{
-    format_utc, is_device_id, rfc3339_micros, validate, DeadLetter, IngestSettings, Outcome,
-    ProcessorSettings, Reading, Rejection, Rules, TopicPattern,
+    format_micros, format_utc, is_device_id, rfc3339_micros, validate, DeadLetter, IngestSettings,
+    Outcome, ProcessorSettings, Reading, Rejection, Rules, TopicPattern,
 };
 pub use observe::{
     CapturedLogs, Event, Fields, Metrics, Telemetry, REFUSAL_CODES, REJECTION_CLASSES,

@@ -10,6 +10,9 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The one format Eliot writes, six fractional digits: `2025-06-05T14:30:00.123456Z`.
+use eliot_actors::format_micros;
+
 /// The id of device `index` of the field fleet: `dev-00042`. The sustained, paced and reads
 /// configurations share the ids, so the paced devices and the ones read have a history.
 pub fn device_id(index: u32) -> String {
@@ -125,7 +128,7 @@ impl Clock {
         let second = self.last_us.div_euclid(1_000_000);
         if second != self.second || self.prefix.is_empty() {
             self.second = second;
-            self.prefix = rfc3339_micros(self.last_us)[..20].to_owned();
+            self.prefix = format_micros(self.last_us)[..20].to_owned();
         }
         out.push_str(&self.prefix);
         let _ = write!(out, "{:06}Z", self.last_us.rem_euclid(1_000_000));
@@ -139,25 +142,9 @@ pub fn unix_micros() -> i64 {
     since_epoch.as_micros() as i64
 }
 
-/// RFC 3339 in UTC with exactly six fractional digits: `2025-06-05T14:30:00.123456Z`.
-pub fn rfc3339_micros(unix_us: i64) -> String {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_us) * 1000)
-        .expect("the current time is a valid date");
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        time.year(),
-        time.month() as u8,
-        time.day(),
-        time.hour(),
-        time.minute(),
-        time.second(),
-        time.microsecond()
-    )
-}
-
 /// RFC 3339 in UTC to the second, as the read API's `from` and `to` take it.
 pub fn rfc3339_seconds(unix_us: i64) -> String {
-    let micros = rfc3339_micros(unix_us);
+    let micros = format_micros(unix_us);
     format!("{}Z", &micros[..19])
 }
 
@@ -190,7 +177,7 @@ mod tests {
     #[test]
     fn timestamps_have_six_digits() {
         assert_eq!(
-            rfc3339_micros(1_700_000_000_000_001),
+            format_micros(1_700_000_000_000_001),
             "2023-11-14T22:13:20.000001Z"
         );
         assert_eq!(

@@ -8,6 +8,16 @@
 use time::OffsetDateTime;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// Where the format's separators stand: `YYYY-MM-DDThh:mm:ss.ffffffZ`.
+const SEPARATORS: [(usize, u8); 7] = [
+    (4, b'-'),
+    (7, b'-'),
+    (10, b'T'),
+    (13, b':'),
+    (16, b':'),
+    (19, b'.'),
+    (26, b'Z'),
+];
 /// 10000-01-01T00:00:00Z: the first time past what the format can write.
 const END_MICROS: i64 = 253_402_300_800_000_000;
 
@@ -39,15 +49,7 @@ pub fn format_micros(micros: i64) -> String {
     put(14, seconds / 60 % 60, 2);
     put(17, seconds % 60, 2);
     put(20, of_day % 1_000_000, 6);
-    for (at, c) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-        (26, b'Z'),
-    ] {
+    for (at, c) in SEPARATORS {
         text[at] = c;
     }
     String::from_utf8(text.to_vec()).expect("ASCII")
@@ -56,16 +58,7 @@ pub fn format_micros(micros: i64) -> String {
 /// Microseconds since 1970 of a time `format_utc` wrote; `None` for any other text.
 pub fn utc_micros(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    let fixed = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-        (26, b'Z'),
-    ];
-    if b.len() != 27 || fixed.iter().any(|(at, c)| b[*at] != *c) {
+    if b.len() != 27 || SEPARATORS.iter().any(|(at, c)| b[*at] != *c) {
         return None;
     }
     let number = |from: usize, to: usize| {

@@ -123,20 +123,53 @@ impl Memtable {
         self.active.rows() + self.sealed.as_ref().map_or(0, Generation::rows)
     }
 
-    /// Every row of `device` held here, both generations (the active one wins a tie,
-    /// though a key is never in both).
-    pub fn device_rows(&self, device: &str) -> Vec<(Arc<str>, i64, Row)> {
+    /// Rows of `device` with `from <= ts < to`, at most `limit` from each generation,
+    /// the newest or the oldest: a read copies what it may return, not all a device has
+    /// here (up to two generations, if it sent nothing else).
+    pub fn device_rows(
+        &self,
+        device: &str,
+        (from, to): (i64, i64),
+        newest: bool,
+        limit: usize,
+    ) -> Vec<(Arc<str>, i64, Row)> {
+        let first: Arc<str> = Arc::from("");
+        let bounds = (
+            Bound::Included((from, first.clone())),
+            Bound::Excluded((to, first)),
+        );
         let mut rows = Vec::new();
         for generation in self.sealed.iter().chain([&self.active]) {
-            if let Some(device_rows) = generation.device(device) {
-                rows.extend(
-                    device_rows
-                        .iter()
-                        .map(|((ts, sensor), row)| (sensor.clone(), *ts, row.clone())),
-                );
+            let Some(device_rows) = generation.device(device) else {
+                continue;
+            };
+            let within = device_rows.range(bounds.clone());
+            let copy =
+                |((ts, sensor), row): (&(i64, Arc<str>), &Row)| (sensor.clone(), *ts, row.clone());
+            if newest {
+                rows.extend(within.rev().take(limit).map(copy));
+            } else {
+                rows.extend(within.take(limit).map(copy));
             }
         }
         rows
+    }
+
+    /// The newest row of each of `device`'s sensor types held here.
+    pub fn latest_rows(&self, device: &str) -> Vec<(Arc<str>, i64, Row)> {
+        let mut latest: HashMap<Arc<str>, (i64, &Row)> = HashMap::new();
+        for generation in self.sealed.iter().chain([&self.active]) {
+            for ((ts, sensor), row) in generation.device(device).into_iter().flatten().rev() {
+                let newest = latest.entry(sensor.clone()).or_insert((*ts, row));
+                if *ts > newest.0 {
+                    *newest = (*ts, row);
+                }
+            }
+        }
+        latest
+            .into_iter()
+            .map(|(sensor, (ts, row))| (sensor, ts, row.clone()))
+            .collect()
     }
 }
 
@@ -220,7 +253,21 @@ mod tests {
         assert!(memtable.get(&key("d1", "gps", 0)).is_some());
         assert!(memtable.get(&key("d1", "gps", 1)).is_some());
         assert!(memtable.get(&key("d1", "gps", 2)).is_none());
-        assert_eq!(memtable.device_rows("d1").len(), 2);
+        assert_eq!(
+            memtable
+                .device_rows("d1", (i64::MIN, i64::MAX), true, 10)
+                .len(),
+            2
+        );
+        assert_eq!(memtable.device_rows("d1", (1, 2), true, 10).len(), 1);
+        assert_eq!(
+            memtable
+                .device_rows("d1", (i64::MIN, i64::MAX), true, 1)
+                .len(),
+            2,
+            "1 a generation"
+        );
+        assert_eq!(memtable.latest_rows("d1").len(), 1);
         assert_eq!(memtable.rows(), 2);
     }
 }

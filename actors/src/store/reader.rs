@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use serde::Serialize;
 
 use super::chunks::{Chunk, Chunks};
+use super::memtable::{Memtable, Row as MemRow};
 use super::sqlite::{naming, StoreError, StoreSettings};
 use super::tiers::SharedMemtable;
 use crate::ingest::{format_micros, utc_micros};
@@ -59,7 +60,7 @@ impl Reader {
 
     /// The newest reading of each of the device's sensor types.
     pub fn latest(&self, device: &str) -> Result<Vec<StoredReading>, StoreError> {
-        let mut found = self.in_memtable(device, |_| true);
+        let mut found = self.in_memtable(|m| m.latest_rows(device));
         let mut newest: BTreeMap<String, i64> = BTreeMap::new();
         for (sensor, ts) in found.keys() {
             let max = newest.entry(sensor.clone()).or_insert(*ts);
@@ -90,7 +91,8 @@ impl Reader {
 
     /// The device's `count` newest readings, newest first.
     pub fn last(&self, device: &str, count: usize) -> Result<Vec<StoredReading>, StoreError> {
-        let mut found = self.in_memtable(device, |_| true);
+        let mut found =
+            self.in_memtable(|m| m.device_rows(device, (i64::MIN, i64::MAX), true, count));
         self.with_snapshot(device, |conn, chunks, _| {
             let sql = format!("ORDER BY ts DESC LIMIT {count}");
             for chunk in chunks {
@@ -112,7 +114,7 @@ impl Reader {
         (from, to): (i64, i64),
         limit: usize,
     ) -> Result<Vec<StoredReading>, StoreError> {
-        let mut found = self.in_memtable(device, |ts| (from..to).contains(&ts));
+        let mut found = self.in_memtable(|m| m.device_rows(device, (from, to), false, limit));
         self.with_snapshot(device, |conn, chunks, _| {
             let sql = format!("ORDER BY ts LIMIT {limit}");
             let overlapping = chunks.iter().filter(|chunk| {
@@ -131,13 +133,13 @@ impl Reader {
         Ok(oldest_first)
     }
 
-    fn in_memtable(&self, device: &str, wanted: impl Fn(i64) -> bool) -> Found {
+    /// What `pick` copies out of the memtable, under its lock for no longer than that.
+    fn in_memtable(&self, pick: impl FnOnce(&Memtable) -> Vec<(Arc<str>, i64, MemRow)>) -> Found {
         let rows = {
             let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
-            memtable.device_rows(device)
+            pick(&memtable)
         };
         rows.into_iter()
-            .filter(|(_, ts, _)| wanted(*ts))
             .map(|(sensor, ts, row)| ((sensor.to_string(), ts), (row.data.into(), row.received_at)))
             .collect()
     }

@@ -82,7 +82,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let db = data_dir.path().join("eliot.db");
     let logs = CapturedLogs::default();
     let server = start_eliot(data_dir.path(), &logs)?;
-    let addr = server.local_addr();
+    let addr = server
+        .local_addr()
+        .ok_or("the test configuration has a device endpoint")?;
     println!("{}  Eliot listening on {addr}", stamp());
     let printer = tokio::spawn(print_events(logs));
     let probe = server.health_probe();
@@ -139,7 +141,7 @@ fn start_eliot(data_dir: &Path, logs: &CapturedLogs) -> Result<Server, Box<dyn E
     let mut config: Config = Config::load(&sources).map_err(|e| format!("{e:?}"))?;
     config.store.data_dir = data_dir.to_owned();
     let listeners = Listeners {
-        devices: TcpListener::bind("127.0.0.1:0")?,
+        devices: Some(TcpListener::bind("127.0.0.1:0")?),
         http: TcpListener::bind("127.0.0.1:0")?,
     };
     let telemetry = Telemetry::new(logs.logger(), Default::default());

@@ -39,8 +39,8 @@ const HTTP_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The sockets Eliot serves, bound by the caller (so that a port in use is a clear start
 /// failure, and tests can ask for port 0).
 pub struct Listeners {
-    /// The device endpoint (MQTT).
-    pub devices: std::net::TcpListener,
+    /// The device endpoint (MQTT); `None` when `mqtt.enabled = false`.
+    pub devices: Option<std::net::TcpListener>,
     /// The operations endpoints (HTTP).
     pub http: std::net::TcpListener,
 }
@@ -54,7 +54,10 @@ impl Listeners {
             })
         };
         Ok(Listeners {
-            devices: bind(config.mqtt.listen, "for devices")?,
+            devices: match config.mqtt.enabled {
+                true => Some(bind(config.mqtt.listen, "for devices")?),
+                false => None,
+            },
             http: bind(config.http.listen, "for HTTP")?,
         })
     }
@@ -106,8 +109,8 @@ impl Server {
         })
     }
 
-    /// Where devices connect.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// Where devices connect; `None` without a device endpoint.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.tree.local_addr()
     }
 
@@ -120,8 +123,9 @@ impl Server {
         self.tree.health_probe()
     }
 
-    /// Serves devices connected over any byte stream (see `Transport`).
-    pub fn adopter(&self) -> Adopter {
+    /// Serves devices connected over any byte stream (see `Transport`); `None` without a
+    /// device endpoint.
+    pub fn adopter(&self) -> Option<Adopter> {
         self.tree.adopter()
     }
 

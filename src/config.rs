@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use eliot_actors::{
     BreakersSettings, EndpointSettings, HealthSettings, IngestSettings, Problems,
-    ProcessorSettings, RestartSettings, StoreSettings, TreeSettings,
+    ProcessorSettings, RestartSettings, StoreSettings, TreeSettings, UpstreamSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,14 +25,31 @@ const ENVIRONMENTS: [(&str, &str); 3] = [
     ("prod", include_str!("../config/prod.toml")),
 ];
 
-/// Environment variables that override one key each.
-const ENV_OVERRIDES: [(&str, &str, &str); 5] = [
+/// Environment variables that override one key each: (name, section, key). The
+/// `MQTT_*` ones are the original Eliot's, for the upstream broker.
+const ENV_OVERRIDES: [(&str, &str, &str); 12] = [
     ("ELIOT_DATA_DIR", "store", "data_dir"),
     ("ELIOT_MQTT_ADDR", "mqtt", "listen"),
     ("ELIOT_HTTP_ADDR", "http", "listen"),
     ("ELIOT_LOG_LEVEL", "log", "level"),
     ("ELIOT_LOG_FORMAT", "log", "format"),
+    ("MQTT_BROKER_HOST", "upstream", "host"),
+    ("MQTT_BROKER_PORT", "upstream", "port"),
+    ("MQTT_USERNAME", "upstream", "username"),
+    ("MQTT_PASSWORD", "upstream", "password"),
+    ("MQTT_CLIENT_CERT_FILE", "upstream", "client_cert_file"),
+    ("MQTT_CLIENT_KEY_FILE", "upstream", "client_key_file"),
+    ("MQTT_CA_FILE", "upstream", "ca_file"),
 ];
+
+/// The value of an override as TOML: the port is a number (so that `abc` is refused as
+/// such); everything else is a string.
+fn override_value(name: &str, value: &str) -> toml::Value {
+    match (name, value.trim().parse::<i64>()) {
+        ("MQTT_BROKER_PORT", Ok(port)) => toml::Value::Integer(port),
+        _ => toml::Value::String(value.to_owned()),
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +74,8 @@ pub struct Config {
     pub shutdown: ShutdownSettings,
     /// The operations endpoints: /health, /ready, /metrics.
     pub http: HttpSettings,
+    /// The upstream broker mode.
+    pub upstream: UpstreamSettings,
     /// What the events count.
     pub metrics: MetricsSettings,
 }
@@ -182,7 +201,11 @@ impl Config {
                 continue;
             };
             let mut table = toml::Table::new();
-            table.insert(key.to_string(), toml::Value::String(value.clone()));
+            table.insert(key.to_string(), override_value(name, value));
+            if *name == "MQTT_BROKER_HOST" {
+                // Naming a broker turns the upstream mode on, as in the original Eliot.
+                table.insert("enabled".into(), toml::Value::Boolean(true));
+            }
             let mut root = toml::Table::new();
             root.insert(section.to_string(), toml::Value::Table(table));
             layers.push((format!("environment variable {name}"), root));
@@ -246,6 +269,7 @@ impl Config {
             health: &self.health,
             supervision: &self.supervision,
             breakers: &self.breakers,
+            upstream: &self.upstream,
         }
     }
 

@@ -25,11 +25,14 @@
 //!   (`merge.rs`, `chunks.rs`), checkpoints off the writer's thread (`checkpointer.rs`), the
 //!   read API (`reader.rs`), durable and bounded device sessions (`sessions.rs`), and the
 //!   dead letters' byte quota (`dead_letters.rs`).
+//! - `upstream/`: `UpstreamConnection` (`upstream_connection.rs`), one rumqttc client per
+//!   configured connection to an existing broker, acking after commit in receipt order
+//!   (`in_order.rs`), over rustls (`tls.rs`).
 //! - `mqtt/`: the packet vocabulary for MQTT 3.1.1 and 5, and its codec over rumqttc's.
 //! - `observe/`: typed events that log and count, their `Metrics`, and a log capture.
 //! - `settings`: how each settings section reports its problems.
 //!
-//! Dependencies point one way: `tree` → `endpoint` → `pipeline` → `ingest`, `store` →
+//! Dependencies point one way: `tree` → `endpoint`, `upstream` → `pipeline` → `ingest`, `store` →
 //! `supervision`, `observe`; a child reports to its owner through a `Recipient`.
 
 mod endpoint;
@@ -41,6 +44,7 @@ mod settings;
 mod store;
 mod supervision;
 mod tree;
+mod upstream;
 
 pub use endpoint::{
     AckQueue, Adopter, Arrival, ByteBudget, ConnectionCount, DeviceEndpoint, EndpointSettings,
@@ -59,7 +63,8 @@ pub use store::{
 };
 pub use supervision::{
     BreakerSettings, BreakerState, BreakersSettings, ChildHealth, ChildState,
-    DeviceBreakerSettings, Escalation, HealthProbe, HealthReport, HealthSettings, Ping,
+    DeviceBreakerSettings, Escalation, HealthProbe, HealthReport, HealthSettings, LinkHealth, Ping,
     RestartSettings, Restarts, Status, StoreHealth,
 };
 pub use tree::{ShutdownReport, StartError, Tree, TreeSettings};
+pub use upstream::{client_config, Filter, Protocol, Secret, TlsError, UpstreamSettings, REDACTED};

@@ -11,7 +11,9 @@ use actix::prelude::*;
 use crate::endpoint::{
     Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, DEVICE_ENDPOINT,
 };
-use crate::ingest::{IngestSettings, Processor, ProcessorSettings, Processors, Rules};
+use crate::ingest::{
+    IngestSettings, Processor, ProcessorSettings, Processors, Rules, TopicPattern,
+};
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::Pipeline;
 use crate::settings::Problems;
@@ -23,6 +25,9 @@ use crate::supervision::{
     HealthProbe, HealthReport, HealthSettings, Ping, RestartSettings, Restarts, StoreProgress,
     Watch,
 };
+use crate::upstream::{
+    client_config, StopUpstream, TlsError, UpstreamConnection, UpstreamLinks, UpstreamSettings,
+};
 
 /// What the tree is built from: the engine's sections of the configuration.
 pub struct TreeSettings<'a> {
@@ -33,6 +38,7 @@ pub struct TreeSettings<'a> {
     pub health: &'a HealthSettings,
     pub supervision: &'a RestartSettings,
     pub breakers: &'a BreakersSettings,
+    pub upstream: &'a UpstreamSettings,
 }
 
 impl TreeSettings<'_> {
@@ -45,6 +51,29 @@ impl TreeSettings<'_> {
         problems.section("health", |p| self.health.validate(p));
         problems.section("supervision", |p| self.supervision.validate(p));
         problems.section("breakers", |p| self.breakers.validate(p));
+        problems.section("upstream", |p| self.upstream.validate(p));
+        self.validate_upstream_topics(problems);
+    }
+
+    /// A filter that can match no telemetry topic would dead-letter all it brings; and
+    /// the TLS files must be readable and valid now.
+    fn validate_upstream_topics(&self, problems: &mut Problems) {
+        if !self.upstream.enabled {
+            return;
+        }
+        if let Ok(pattern) = TopicPattern::parse(&self.ingest.topic) {
+            for filter in self.upstream.filters() {
+                if !filter.can_match(&pattern) {
+                    problems.add(
+                        "upstream.topics",
+                        format!("`{filter}` can match no topic of ingest.topic `{pattern}`: all it brings would be dead letters"),
+                    );
+                }
+            }
+        }
+        if let Err(e) = client_config(self.upstream) {
+            problems.add(&format!("upstream.{}", e.key), e.message);
+        }
     }
 }
 
@@ -58,6 +87,8 @@ pub enum StartError {
     Listen(std::io::Error),
     #[error("cannot listen for HTTP: {0}")]
     ListenHttp(std::io::Error),
+    #[error(transparent)]
+    UpstreamTls(#[from] TlsError),
     #[error("processors.count must be at least 1")]
     NoProcessor,
 }
@@ -73,7 +104,9 @@ pub struct ShutdownReport {
 /// A running tree. Must be started and shut down inside an actix `System`.
 pub struct Tree {
     pub health: Addr<HealthMonitor>,
-    pub endpoint: Addr<DeviceEndpoint>,
+    /// `None` with `mqtt.enabled = false` (the upstream mode alone).
+    pub endpoint: Option<Addr<DeviceEndpoint>>,
+    pub upstream: Vec<Addr<UpstreamConnection>>,
     pub store_writer: Addr<StoreWriter>,
     /// The store's read API, for the HTTP API.
     pub reader: Reader,
@@ -84,16 +117,16 @@ pub struct Tree {
     /// For children started later (`supervise`).
     escalate: tokio::sync::mpsc::Sender<Escalation>,
     restart_settings: RestartSettings,
-    local_addr: SocketAddr,
+    local_addr: Option<SocketAddr>,
     telemetry: Telemetry,
 }
 
 impl Tree {
-    /// Opens the store and starts every child; `listener` is the device endpoint's socket.
-    /// Every event goes to `telemetry`.
+    /// Opens the store and starts every child; `listener` is the device endpoint's socket
+    /// (`None`: no device endpoint). Every event goes to `telemetry`.
     pub fn start(
         settings: TreeSettings<'_>,
-        listener: std::net::TcpListener,
+        listener: Option<std::net::TcpListener>,
         telemetry: &Telemetry,
     ) -> Result<Tree, StartError> {
         if settings.processors.count == 0 {
@@ -101,12 +134,25 @@ impl Tree {
         }
         let telemetry = telemetry.clone();
         let rules = Arc::new(Rules::try_from(settings.ingest)?);
+        let pattern = rules.topic.clone();
         // Opened here, before any actor, so a bad data directory fails the start clearly.
         let store = Store::open(settings.store)?;
         let reader = Reader::new(settings.store, store.memtable());
-        listener.set_nonblocking(true).map_err(StartError::Listen)?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Listen)?;
-        let local_addr = listener.local_addr().map_err(StartError::Listen)?;
+        let tls = match settings.upstream.enabled {
+            true => client_config(settings.upstream)?,
+            false => None,
+        };
+        let listener = match listener {
+            Some(listener) => {
+                listener.set_nonblocking(true).map_err(StartError::Listen)?;
+                Some(tokio::net::TcpListener::from_std(listener).map_err(StartError::Listen)?)
+            }
+            None => None,
+        };
+        let local_addr = match &listener {
+            Some(l) => Some(l.local_addr().map_err(StartError::Listen)?),
+            None => None,
+        };
 
         let progress = Arc::new(StoreProgress::default());
         let health = HealthMonitor::new(
@@ -143,27 +189,49 @@ impl Tree {
         let guard = DeviceGuard::new(settings.breakers.device.clone(), &telemetry);
         let guard = Supervisor::start(move |_| guard);
         watch(&health, "device_guard", &guard);
-        let links = EndpointLinks {
-            pipeline: Pipeline::new(
-                processors,
-                store_writer.clone(),
-                telemetry.metrics().clone(),
-            ),
-            sessions: Sessions::new(store_writer.clone()),
-            guard,
-        };
-        let (mqtt, restarts, t) = (
-            settings.mqtt.clone(),
-            restarts(DEVICE_ENDPOINT),
-            telemetry.clone(),
+        let pipeline = Pipeline::new(
+            processors,
+            store_writer.clone(),
+            telemetry.metrics().clone(),
         );
-        let endpoint =
-            Supervisor::start(move |_| DeviceEndpoint::new(mqtt, listener, links, restarts, &t));
-        watch(&health, DEVICE_ENDPOINT, &endpoint);
+        let upstream = match settings.upstream.enabled {
+            true => {
+                let breaker =
+                    start_breaker("upstream", &settings.breakers.upstream, &health, &telemetry);
+                let links = |_| UpstreamLinks {
+                    pipeline: pipeline.clone(),
+                    guard: guard.clone(),
+                    breaker: breaker.clone(),
+                    health: health.clone().recipient(),
+                    pattern: pattern.clone(),
+                    tls: tls.clone(),
+                };
+                start_upstream(settings.upstream, links, &restarts, &health, &telemetry)
+            }
+            false => Vec::new(),
+        };
+        let endpoint = listener.map(|listener| {
+            let links = EndpointLinks {
+                pipeline,
+                sessions: Sessions::new(store_writer.clone()),
+                guard,
+            };
+            let (mqtt, restarts, t) = (
+                settings.mqtt.clone(),
+                restarts(DEVICE_ENDPOINT),
+                telemetry.clone(),
+            );
+            let endpoint = Supervisor::start(move |_| {
+                DeviceEndpoint::new(mqtt, listener, links, restarts, &t)
+            });
+            watch(&health, DEVICE_ENDPOINT, &endpoint);
+            endpoint
+        });
 
         Ok(Tree {
             health,
             endpoint,
+            upstream,
             store_writer,
             reader,
             store_thread,
@@ -176,7 +244,7 @@ impl Tree {
     }
 
     /// Where the device endpoint listens (useful when the configured port was 0).
-    pub fn local_addr(&self) -> SocketAddr {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -199,8 +267,8 @@ impl Tree {
     }
 
     /// Serves devices connected over any byte stream, as if they had come in on the port.
-    pub fn adopter(&self) -> Adopter {
-        Adopter::new(self.endpoint.clone())
+    pub fn adopter(&self) -> Option<Adopter> {
+        self.endpoint.clone().map(Adopter::new)
     }
 
     /// Resolves when a child exceeds its restart intensity. The caller then shuts the
@@ -219,7 +287,7 @@ impl Tree {
         shutting_down: bool,
         max_backlog_age: Duration,
     ) -> Result<(), Vec<String>> {
-        readiness(report, DEVICE_ENDPOINT, shutting_down, max_backlog_age)
+        readiness(report, shutting_down, max_backlog_age)
     }
 
     pub async fn health(&self) -> Option<HealthReport> {
@@ -236,13 +304,19 @@ impl Tree {
     pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
         Event::ShutdownStarted { deadline }.emit(&self.telemetry);
-        // An endpoint that escalated answers nothing: do not wait for it past the deadline.
-        let stop_intake = tokio::time::timeout(deadline, self.endpoint.send(StopIntake));
-        let drained = stop_intake
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        // What the broker sent and Eliot did not ack, it redelivers at the next start.
+        for connection in &self.upstream {
+            let _ = tokio::time::timeout(deadline, connection.send(StopUpstream)).await;
+        }
+        let drained = match &self.endpoint {
+            // An endpoint that escalated answers nothing: do not wait for it past the deadline.
+            Some(endpoint) => tokio::time::timeout(deadline, endpoint.send(StopIntake))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         let all_closed = futures_util::future::join_all(drained);
         let forced = tokio::time::timeout(deadline, all_closed).await.is_err();
         // Every connection has settled (or the deadline passed, and what is unsettled was
@@ -302,6 +376,33 @@ fn start_processors(
         processors.push(addr);
     }
     Processors::new(processors)
+}
+
+/// The upstream connections, `upstream-0` to `upstream-N`, each under supervision.
+fn start_upstream(
+    settings: &UpstreamSettings,
+    links: impl Fn(usize) -> UpstreamLinks,
+    restarts: &dyn Fn(&str) -> Restarts,
+    health: &Addr<HealthMonitor>,
+    telemetry: &Telemetry,
+) -> Vec<Addr<UpstreamConnection>> {
+    let shared = Arc::new(settings.clone());
+    (0..settings.connections)
+        .map(|index| {
+            let name = format!("upstream-{index}");
+            let (settings, links, restarts, t) = (
+                shared.clone(),
+                links(index),
+                restarts(&name),
+                telemetry.clone(),
+            );
+            let addr = Supervisor::start(move |_| {
+                UpstreamConnection::new(index, settings, links, restarts, &t)
+            });
+            watch(health, &name, &addr);
+            addr
+        })
+        .collect()
 }
 
 fn watch<A>(health: &Addr<HealthMonitor>, name: &str, child: &Addr<A>)

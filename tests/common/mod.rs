@@ -83,10 +83,16 @@ impl Eliot {
         tweak(&mut config);
         let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         let listeners = Listeners {
-            devices: bind(),
+            devices: config.mqtt.enabled.then(bind),
             http: bind(),
         };
-        let addr = listeners.devices.local_addr().unwrap();
+        // Without a device endpoint, an address nothing listens on.
+        let addr = listeners
+            .devices
+            .as_ref()
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |l| {
+                l.local_addr().unwrap()
+            });
         let http_addr = listeners.http.local_addr().unwrap();
         let (commands, inbox) = mpsc::unbounded_channel();
         let (started, ready) = std::sync::mpsc::channel();
@@ -212,7 +218,10 @@ fn serve_commands(
                 Command::Health(reply) => {
                     let _ = reply.send(probe.report().await.expect("health monitor"));
                 }
-                Command::Adopt(transport) => adopter.adopt(transport),
+                Command::Adopt(transport) => adopter
+                    .as_ref()
+                    .expect("a device endpoint to adopt devices")
+                    .adopt(transport),
                 Command::Stop(reply) => return Some(reply),
             }
         }

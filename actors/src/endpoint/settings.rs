@@ -11,6 +11,8 @@ use crate::settings::Problems;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSettings {
+    /// False: no device endpoint (the upstream broker mode alone).
+    pub enabled: bool,
     /// Address the device endpoint listens on.
     pub listen: SocketAddr,
     /// Largest packet a device may send, in bytes, fixed header included (MQTT 5's Maximum

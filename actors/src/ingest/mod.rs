@@ -19,5 +19,5 @@ pub use processor::{Message, Process, Processor, ProcessorSettings, Processors};
 pub use reading::{DeadLetter, Origin, Outcome, Reading};
 pub use rules::{IngestSettings, Quoted, Rejection, Rules};
 pub use timefmt::{format_micros, format_utc, rfc3339_micros, utc_micros};
-pub use topic::{TopicPattern, TopicPatternError};
+pub use topic::{TopicPattern, TopicPatternError, DEVICE_ID_PLACEHOLDER};
 pub use validate::{is_device_id, validate};

@@ -132,6 +132,24 @@ impl Event<'_> {
                 m.http_listening.set(0);
                 m.http_failures.inc();
             }
+            Event::UpstreamConnected { connection, .. } => {
+                m.upstream_connects.inc();
+                let label = [("connection", connection.to_owned())];
+                m.upstream_connected.get_or_create(&label).set(1);
+            }
+            Event::UpstreamSessionLost { .. } => {
+                m.upstream_sessions_lost.inc();
+            }
+            Event::UpstreamConnectFailed { connection, .. } => {
+                m.upstream_connect_failures.inc();
+                let label = [("connection", connection.to_owned())];
+                m.upstream_connected.get_or_create(&label).set(0);
+            }
+            Event::UpstreamSubscribed { .. } => {}
+            Event::UpstreamDisconnected { .. } => {}
+            Event::UpstreamNotStored { messages, .. } => {
+                m.upstream_not_stored.inc_by(messages as u64);
+            }
             Event::StartFailed { .. } => {
                 m.start_failures.inc();
             }

@@ -171,6 +171,42 @@ pub enum Event<'a> {
         error: &'a str,
     },
     /// Eliot could not start (a port, the store, the configuration of the tree).
+    /// An upstream connection's CONNACK arrived.
+    UpstreamConnected {
+        connection: &'a str,
+        broker: &'a str,
+        session_present: bool,
+    },
+    /// Session Present 0 where Eliot had a session: what the broker held for Eliot while
+    /// it was away is gone (a possible gap).
+    UpstreamSessionLost {
+        connection: &'a str,
+    },
+    /// Connecting to the broker failed, or the connection broke; the next try waits.
+    UpstreamConnectFailed {
+        connection: &'a str,
+        error: &'a str,
+        attempt: u32,
+        retry_in: Duration,
+    },
+    UpstreamSubscribed {
+        connection: &'a str,
+        filters: usize,
+        /// The broker's reasons for the filters it refused, if any.
+        refused: &'a str,
+    },
+    /// The broker closed the connection and said why (MQTT 5 DISCONNECT).
+    UpstreamDisconnected {
+        connection: &'a str,
+        reason: &'a str,
+    },
+    /// Messages from the broker could not be stored: none is acked, and the connection
+    /// is dropped so that the broker redelivers them.
+    UpstreamNotStored {
+        connection: &'a str,
+        messages: usize,
+        error: &'a str,
+    },
     StartFailed {
         error: &'a str,
     },
@@ -247,6 +283,12 @@ impl Event<'_> {
             Event::DescriptorLimit { .. } => "descriptor_limit",
             Event::HttpListening { .. } => "http_listening",
             Event::HttpFailed { .. } => "http_failed",
+            Event::UpstreamConnected { .. } => "upstream_connected",
+            Event::UpstreamSessionLost { .. } => "upstream_session_lost",
+            Event::UpstreamConnectFailed { .. } => "upstream_connect_failed",
+            Event::UpstreamSubscribed { .. } => "upstream_subscribed",
+            Event::UpstreamDisconnected { .. } => "upstream_disconnected",
+            Event::UpstreamNotStored { .. } => "upstream_not_stored",
             Event::StartFailed { .. } => "start_failed",
         }
     }
@@ -411,6 +453,50 @@ impl Event<'_> {
                 "event" => event, "addr" => %addr),
             Event::HttpFailed { error } => error!(log, "HTTP server failed, restarting it";
                 "event" => event, "error" => %Clean(error)),
+            Event::UpstreamConnected {
+                connection,
+                broker,
+                session_present,
+            } => info!(log, "connected to the upstream broker";
+                "event" => event, "connection" => %Clean(connection), "broker" => %Clean(broker),
+                "session_present" => session_present),
+            Event::UpstreamSessionLost { connection } => warn!(log,
+                "the upstream broker has no session for Eliot: messages sent while Eliot was away may be missing (possible gap)";
+                "event" => event, "connection" => %Clean(connection)),
+            Event::UpstreamConnectFailed {
+                connection,
+                error,
+                attempt,
+                retry_in,
+            } => warn!(log, "upstream broker connection failed; retrying after a delay";
+                "event" => event, "connection" => %Clean(connection), "error" => %Clean(error),
+                "attempt" => attempt, "retry_in_ms" => retry_in.as_millis() as u64),
+            Event::UpstreamSubscribed {
+                connection,
+                filters,
+                refused,
+            } => {
+                if refused.is_empty() {
+                    info!(log, "subscribed at the upstream broker";
+                    "event" => event, "connection" => %Clean(connection), "filters" => filters)
+                } else {
+                    error!(log, "the upstream broker refused subscriptions";
+                    "event" => event, "connection" => %Clean(connection), "filters" => filters,
+                    "refused" => %Clean(refused))
+                }
+            }
+            Event::UpstreamDisconnected { connection, reason } => warn!(log,
+                "the upstream broker closed the connection";
+                "event" => event, "connection" => %Clean(connection), "reason" => %Clean(reason)),
+            Event::UpstreamNotStored {
+                connection,
+                messages,
+                error,
+            } => {
+                error!(log, "messages from the upstream broker not stored; none acked, reconnecting for redelivery";
+                "event" => event, "connection" => %Clean(connection), "messages" => messages,
+                "error" => %Clean(error))
+            }
             Event::StartFailed { error } => slog::crit!(log, "cannot start";
                 "event" => event, "error" => %Clean(error)),
         }

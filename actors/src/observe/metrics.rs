@@ -93,6 +93,12 @@ pub struct Metrics {
     pub start_failures: Counter,
     pub http_listening: Gauge,
     pub http_failures: Counter,
+    pub upstream_connects: Counter,
+    /// 1 while an upstream connection is connected, by connection.
+    pub upstream_connected: Family<NameLabel, Gauge>,
+    pub upstream_connect_failures: Counter,
+    pub upstream_sessions_lost: Counter,
+    pub upstream_not_stored: Counter,
 }
 
 impl Default for Metrics {
@@ -206,6 +212,31 @@ impl Metrics {
                 r,
                 "dead_letters_shed_bytes",
                 "Bytes of dead letters removed to stay within the quota",
+            ),
+            upstream_connects: counter(
+                r,
+                "upstream_connects",
+                "Connections established to the upstream broker",
+            ),
+            upstream_connected: family(
+                r,
+                "upstream_connected",
+                "1 while an upstream connection is connected, by connection",
+            ),
+            upstream_connect_failures: counter(
+                r,
+                "upstream_connect_failures",
+                "Failed or broken connections to the upstream broker",
+            ),
+            upstream_sessions_lost: counter(
+                r,
+                "upstream_sessions_lost",
+                "Reconnections that found no session at the broker (a possible gap)",
+            ),
+            upstream_not_stored: counter(
+                r,
+                "upstream_not_stored",
+                "Messages from the broker not stored (left unacked, for redelivery)",
             ),
             readings_merged: counter(
                 r,

@@ -19,6 +19,9 @@ use crate::settings::Problems;
 pub struct BreakersSettings {
     /// Guards the SQLite store: while it is open, nothing is written or acked.
     pub store: BreakerSettings,
+    /// Guards the upstream broker (shared by every upstream connection): while it is
+    /// open, no connection is tried.
+    pub upstream: BreakerSettings,
     /// One per device that keeps sending rejected messages.
     pub device: DeviceBreakerSettings,
 }
@@ -26,6 +29,7 @@ pub struct BreakersSettings {
 impl BreakersSettings {
     pub fn validate(&self, problems: &mut Problems) {
         problems.section("store", |p| self.store.validate(p));
+        problems.section("upstream", |p| self.upstream.validate(p));
         problems.section("device", |p| self.device.validate(p));
     }
 }

@@ -105,6 +105,22 @@ pub struct BreakerChanged {
     pub reason: String,
 }
 
+/// An upstream connection's state changed.
+#[derive(Message, Debug, Clone, Serialize)]
+#[rtype(result = "()")]
+pub struct LinkHealth {
+    /// `upstream-N`.
+    pub name: String,
+    /// `host:port`.
+    pub broker: String,
+    pub connected: bool,
+    /// Whether the broker had kept Eliot's session at the last CONNACK.
+    pub session_present: bool,
+    /// Failed attempts since the last successful connection.
+    pub failed_attempts: u32,
+    pub last_error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BreakerHealth {
     pub name: String,
@@ -162,6 +178,8 @@ pub struct HealthReport {
     pub children: Vec<ChildHealth>,
     pub breakers: Vec<BreakerHealth>,
     pub store: StoreHealth,
+    /// The upstream broker connections, when the upstream mode is on.
+    pub upstream: Vec<LinkHealth>,
 }
 
 impl HealthReport {
@@ -181,6 +199,7 @@ pub struct HealthMonitor {
     restart_times: BTreeMap<String, SlidingWindow>,
     restart_window: Duration,
     breakers: BTreeMap<String, BreakerHealth>,
+    upstream: BTreeMap<String, LinkHealth>,
     /// The store writer's figures, read when a report is asked for.
     store: Arc<StoreProgress>,
     probes: Vec<(String, Recipient<Ping>)>,
@@ -203,6 +222,7 @@ impl HealthMonitor {
             restart_times: BTreeMap::new(),
             restart_window,
             breakers: BTreeMap::new(),
+            upstream: BTreeMap::new(),
             store,
             probes: Vec::new(),
             probe_interval,
@@ -329,7 +349,10 @@ impl Handler<GetHealth> for HealthMonitor {
             || children.iter().any(|c| c.state == ChildState::Failed)
         {
             Status::Failed
-        } else if all_closed && children.iter().all(|c| c.state == ChildState::Running) {
+        } else if all_closed
+            && children.iter().all(|c| c.state == ChildState::Running)
+            && self.upstream.values().all(|link| link.connected)
+        {
             Status::Healthy
         } else {
             Status::Degraded
@@ -339,7 +362,16 @@ impl Handler<GetHealth> for HealthMonitor {
             children,
             breakers,
             store,
+            upstream: self.upstream.values().cloned().collect(),
         }
+    }
+}
+
+impl Handler<LinkHealth> for HealthMonitor {
+    type Result = ();
+
+    fn handle(&mut self, link: LinkHealth, _: &mut Context<Self>) {
+        self.upstream.insert(link.name.clone(), link);
     }
 }
 

@@ -21,12 +21,13 @@ mod restart;
 mod store_progress;
 mod window;
 
+pub use backoff::{jitter, Backoff};
 pub use breaker::{Breaker, BreakersSettings, Report};
 pub use circuit::{BreakerSettings, BreakerState, CallResult};
 pub use device_guard::{DeviceBreakerSettings, DeviceGuard, GuardRefusal, MayConnect, Rejected};
 pub use health_monitor::{
-    ChildHealth, ChildState, HealthMonitor, HealthProbe, HealthReport, HealthSettings, Ping,
-    Status, Watch,
+    ChildHealth, ChildState, HealthMonitor, HealthProbe, HealthReport, HealthSettings, LinkHealth,
+    Ping, Status, Watch,
 };
 pub use panics::catch_panic;
 pub use readiness::readiness;

@@ -8,11 +8,14 @@ use std::time::Duration;
 use super::circuit::BreakerState;
 use super::health_monitor::{ChildState, HealthReport, Status};
 
-/// `Ok` when ready; otherwise every reason it is not, as sentences. `endpoint` is the
-/// device endpoint's child name.
+/// The device endpoint's child name (`endpoint::DEVICE_ENDPOINT`; supervision depends on
+/// no other part).
+const ENDPOINT: &str = "device_endpoint";
+
+/// `Ok` when ready; otherwise every reason it is not, as sentences. Without a device
+/// endpoint (`mqtt.enabled = false`), its state is not asked.
 pub fn readiness(
     report: &HealthReport,
-    endpoint: &str,
     shutting_down: bool,
     max_backlog_age: Duration,
 ) -> Result<(), Vec<String>> {
@@ -25,12 +28,13 @@ pub fn readiness(
     } else if report.status == Status::Failed {
         reasons.push("a part of Eliot failed past its restart intensity".to_owned());
     }
-    match report.child(endpoint).map(|c| c.state) {
-        Some(ChildState::Running) => {}
+    match report.child(ENDPOINT).map(|c| c.state) {
+        Some(ChildState::Running) | None => {}
         Some(state) => reasons.push(format!("the device endpoint is {}", state.name())),
-        None => reasons.push("the device endpoint has not started".to_owned()),
     }
-    for breaker in &report.breakers {
+    // The upstream broker's state is in /health: its outage does not stop Eliot from
+    // taking devices and committing, which is what readiness answers.
+    for breaker in report.breakers.iter().filter(|b| b.name != "upstream") {
         if breaker.state != BreakerState::Closed {
             reasons.push(format!(
                 "the {} breaker is {}: {}",
@@ -76,15 +80,15 @@ mod tests {
                 reason: String::new(),
             }],
             store: StoreHealth::default(),
+            upstream: Vec::new(),
         }
     }
 
     const BOUND: Duration = Duration::from_secs(2);
-    const ENDPOINT: &str = "device_endpoint";
 
     #[test]
     fn a_healthy_tree_is_ready() {
-        assert_eq!(readiness(&report(), ENDPOINT, false, BOUND), Ok(()));
+        assert_eq!(readiness(&report(), false, BOUND), Ok(()));
     }
 
     #[test]
@@ -95,7 +99,7 @@ mod tests {
         r.breakers[0].reason = "3 failures in a row".into();
         r.store.backlog_rows = 40;
         r.store.backlog_age_ms = Some(2_500);
-        let reasons = readiness(&r, ENDPOINT, true, BOUND).unwrap_err();
+        let reasons = readiness(&r, true, BOUND).unwrap_err();
         assert_eq!(
             reasons,
             [
@@ -108,10 +112,19 @@ mod tests {
     }
 
     #[test]
+    fn without_a_device_endpoint_or_with_the_upstream_broker_down_eliot_is_ready() {
+        let mut r = report();
+        r.children.clear();
+        r.breakers[0].name = "upstream".into();
+        r.breakers[0].state = BreakerState::Open;
+        assert_eq!(readiness(&r, false, BOUND), Ok(()));
+    }
+
+    #[test]
     fn a_young_backlog_is_normal() {
         let mut r = report();
         r.store.backlog_rows = 4_096;
         r.store.backlog_age_ms = Some(1_999);
-        assert_eq!(readiness(&r, ENDPOINT, false, BOUND), Ok(()));
+        assert_eq!(readiness(&r, false, BOUND), Ok(()));
     }
 }

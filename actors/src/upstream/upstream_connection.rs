@@ -1,0 +1,558 @@
+//! `UpstreamConnection`: one rumqttc client subscribed to the upstream broker, feeding the
+//! same pipeline as the device endpoint, and acking each message only once it is stored.
+//!
+//! Three parts run apart, so that none waits on another in a way that could deadlock:
+//! - the poll task (`poll_link`) owns the event loop. It waits for a slot of the window
+//!   before handing a message on (backpressure: the broker's flow control and TCP do the
+//!   rest), and after a failure it waits a growing, jittered delay before reconnecting.
+//!   It never awaits a client call;
+//! - the actor batches what the poll task hands it, sends it down the pipeline, and puts
+//!   the acks due in receipt order (`InOrder`);
+//! - the ack task (`send_acks`) makes the client calls, in that order.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rustls::ClientConfig;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::filter::Filter;
+use super::in_order::{Ack, InOrder};
+use super::link::{self, Client, Delivery, Happening, Poller};
+use super::settings::UpstreamSettings;
+use crate::ingest::{Message, TopicPattern};
+use crate::observe::{Event, Telemetry};
+use crate::pipeline::{Ingested, Pipeline};
+use crate::store::NotStored;
+use crate::supervision::{
+    jitter, Backoff, Breaker, CallResult, DeviceGuard, LinkHealth, Rejected, Report, Restarts,
+};
+
+/// What the parts of one connection share.
+pub struct UpstreamLinks {
+    pub pipeline: Pipeline,
+    pub guard: Addr<DeviceGuard>,
+    /// The broker's circuit breaker (`breaker:upstream`), shared by every connection.
+    pub breaker: Addr<Breaker>,
+    pub health: Recipient<LinkHealth>,
+    /// Names the device of a topic: the origin of a message is its device.
+    pub pattern: TopicPattern,
+    pub tls: Option<Arc<ClientConfig>>,
+}
+
+/// What the poll task tells the actor; `link` names the link it came from, so that
+/// nothing from a dropped link is mistaken for the current one's.
+struct FromLink {
+    link: u64,
+    what: LinkNews,
+}
+
+enum LinkNews {
+    Connected {
+        session_present: bool,
+        generation: u64,
+    },
+    Delivered {
+        delivery: Delivery,
+        permit: OwnedSemaphorePermit,
+        generation: u64,
+    },
+    Subscribed {
+        refused: Vec<String>,
+    },
+    SubscribeFailed(String),
+    Disconnected(String),
+    Failed {
+        error: String,
+        attempt: u32,
+        retry_in: Duration,
+    },
+}
+
+/// The tasks of the current link; dropping it stops them (and closes the socket).
+struct Running {
+    id: u64,
+    poll: JoinHandle<()>,
+    acks: JoinHandle<()>,
+    to_acker: mpsc::UnboundedSender<Ack>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.poll.abort();
+        self.acks.abort();
+    }
+}
+
+/// Stop taking messages from the broker (the tree is shutting down). Unacked messages
+/// stay with the broker, which redelivers them at the next start.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopUpstream;
+
+pub struct UpstreamConnection {
+    index: usize,
+    /// `upstream-N`: its name in logs, health and metrics.
+    name: String,
+    settings: Arc<UpstreamSettings>,
+    filters: Arc<[Filter]>,
+    links: UpstreamLinks,
+    restarts: Restarts,
+    telemetry: Telemetry,
+    running: Option<Running>,
+    next_link: u64,
+    /// The connection (CONNACK) count of the current link, shared with its ack task.
+    generation: Arc<AtomicU64>,
+    order: InOrder,
+    /// Messages received this turn, sent down the pipeline together.
+    unsent: Vec<Message>,
+    unsent_from: u64,
+    unsent_since: Instant,
+    /// Delays between dropping a link that could not store and opening the next.
+    reopen: Backoff,
+    /// Whether this process has had a session at the broker (so that losing it is news).
+    had_session: bool,
+    health: LinkHealth,
+    stopped_intake: bool,
+}
+
+impl UpstreamConnection {
+    pub fn new(
+        index: usize,
+        settings: Arc<UpstreamSettings>,
+        links: UpstreamLinks,
+        restarts: Restarts,
+        telemetry: &Telemetry,
+    ) -> Self {
+        let name = restarts.child().to_owned();
+        let filters: Arc<[Filter]> = settings.filters().into();
+        let health = LinkHealth {
+            name: name.clone(),
+            broker: format!("{}:{}", settings.host, settings.port),
+            connected: false,
+            session_present: false,
+            failed_attempts: 0,
+            last_error: None,
+        };
+        UpstreamConnection {
+            index,
+            telemetry: telemetry.for_actor(name.clone()),
+            name,
+            reopen: Backoff::new(settings.backoff_initial, settings.backoff_max),
+            settings,
+            filters,
+            links,
+            restarts,
+            running: None,
+            next_link: 0,
+            generation: Arc::new(AtomicU64::new(0)),
+            order: InOrder::default(),
+            unsent: Vec::new(),
+            unsent_from: 0,
+            unsent_since: Instant::now(),
+            had_session: false,
+            health,
+            stopped_intake: false,
+        }
+    }
+
+    /// Starts a client, its poll task and its ack task; connecting begins at once.
+    fn open_link(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped_intake {
+            return;
+        }
+        self.next_link += 1;
+        let id = self.next_link;
+        let (client, poller) = link::open(&self.settings, self.index, self.links.tls.clone());
+        let window = Arc::new(Semaphore::new(usize::from(self.settings.receive_maximum)));
+        // Every message holds a slot of the window until acked or given up: no more than
+        // `receive_maximum` ever wait here, whatever the broker sends.
+        let (news, from_link) = mpsc::channel(usize::from(self.settings.receive_maximum) + 16);
+        let (to_acker, acks) = mpsc::unbounded_channel();
+        self.generation.store(0, Ordering::Relaxed);
+        let poll = actix::spawn(poll_link(PollLink {
+            id,
+            poller,
+            client: client.clone(),
+            filters: self.filters.clone(),
+            window,
+            news,
+            breaker: self.links.breaker.clone(),
+            backoff: Backoff::new(self.settings.backoff_initial, self.settings.backoff_max),
+            generation: self.generation.clone(),
+        }));
+        let acks = actix::spawn(send_acks(client, acks, self.generation.clone()));
+        self.running = Some(Running {
+            id,
+            poll,
+            acks,
+            to_acker,
+        });
+        let stream = futures_util::stream::unfold(from_link, |mut rx| async move {
+            rx.recv().await.map(|news| (news, rx))
+        });
+        ctx.add_stream(stream);
+    }
+
+    /// Drops the link: nothing waiting is acked (the broker redelivers it), and the next
+    /// link opens after `delay`.
+    fn drop_link(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        self.running = None;
+        self.order.forget();
+        self.unsent.clear();
+        self.set_connected(false);
+        ctx.run_later(delay, |conn, ctx| conn.open_link(ctx));
+    }
+
+    fn current_link(&self) -> Option<u64> {
+        self.running.as_ref().map(|r| r.id)
+    }
+
+    fn set_connected(&mut self, connected: bool) {
+        self.health.connected = connected;
+        self.links.health.do_send(self.health.clone());
+    }
+
+    fn connected(&mut self, session_present: bool, generation: u64) {
+        Event::UpstreamConnected {
+            connection: &self.name,
+            broker: &self.health.broker,
+            session_present,
+        }
+        .emit(&self.telemetry);
+        if self.had_session && !session_present {
+            Event::UpstreamSessionLost {
+                connection: &self.name,
+            }
+            .emit(&self.telemetry);
+        }
+        self.had_session = true;
+        self.health.session_present = session_present;
+        self.health.failed_attempts = 0;
+        self.reopen.reset();
+        debug_assert_eq!(generation, self.generation.load(Ordering::Relaxed));
+        self.set_connected(true);
+    }
+
+    fn delivered(
+        &mut self,
+        delivery: Delivery,
+        permit: OwnedSemaphorePermit,
+        generation: u64,
+        ctx: &mut Context<Self>,
+    ) {
+        // The origin is the device the topic names; a topic that names none is dead-lettered
+        // by validation, under this connection's client id.
+        let origin = match self.links.pattern.device_id(&delivery.topic) {
+            Some(device) => device.to_owned(),
+            None => self.settings.client_id_of(self.index),
+        };
+        Event::PublishReceived {
+            client_id: &origin,
+            qos: delivery.ack.qos,
+            bytes: delivery.payload.len(),
+        }
+        .emit(&self.telemetry);
+        let seq = self.order.arrive(delivery.ack, generation, Some(permit));
+        if self.unsent.is_empty() {
+            self.unsent_from = seq;
+            self.unsent_since = Instant::now();
+            // Runs once this turn's messages are in: they go down the pipeline together.
+            ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| conn.flush(ctx)));
+        }
+        self.unsent.push(Pipeline::message(
+            delivery.topic,
+            delivery.payload,
+            origin,
+            delivery.dup,
+        ));
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let messages = std::mem::take(&mut self.unsent);
+        if messages.is_empty() {
+            return;
+        }
+        let (first, count, read_at) = (self.unsent_from, messages.len(), self.unsent_since);
+        let link = self.current_link();
+        let origins: Vec<String> = messages.iter().map(|m| m.client_id.clone()).collect();
+        ctx.spawn(self.links.pipeline.ingest(messages).into_actor(self).map(
+            move |committed, conn, ctx| {
+                if conn.current_link() != link {
+                    return; // dropped meanwhile: the broker redelivers these
+                }
+                match committed {
+                    Ok(ingested) => {
+                        conn.committed(first, count, read_at, &origins, &ingested);
+                    }
+                    Err(not_stored) => conn.not_stored(count, not_stored, ctx),
+                }
+            },
+        ));
+    }
+
+    fn committed(
+        &mut self,
+        first: u64,
+        count: usize,
+        read_at: Instant,
+        origins: &[String],
+        ingested: &[Ingested],
+    ) {
+        Event::OutcomesCommitted {
+            client_id: &self.name,
+            messages: count,
+            waited: read_at.elapsed(),
+        }
+        .emit(&self.telemetry);
+        self.order.stored(first, count);
+        for (origin, how) in origins.iter().zip(ingested) {
+            if *how == Ingested::DeadLettered {
+                // A device cannot be refused at the broker: its rejections are counted and
+                // its trips logged, and its messages are still validated one by one.
+                self.links.guard.do_send(Rejected {
+                    client_id: origin.clone(),
+                });
+            }
+        }
+        let current = self.generation.load(Ordering::Relaxed);
+        let due = self.order.due(current);
+        let pubacks = due.iter().filter(|a| a.token.qos > 0).count();
+        if let Some(running) = &self.running {
+            for ack in due {
+                // Bounded by the window: each ack holds its message's slot until sent.
+                let _ = running.to_acker.send(ack);
+            }
+        }
+        if pubacks > 0 {
+            Event::AcksSent {
+                client_id: &self.name,
+                pubacks,
+                pubrecs: 0,
+            }
+            .emit(&self.telemetry);
+        }
+    }
+
+    fn not_stored(&mut self, count: usize, not_stored: NotStored, ctx: &mut Context<Self>) {
+        Event::UpstreamNotStored {
+            connection: &self.name,
+            messages: count,
+            error: &not_stored.0,
+        }
+        .emit(&self.telemetry);
+        self.health.last_error = Some(format!("messages not stored: {}", not_stored.0));
+        let delay = jitter(self.reopen.next_delay());
+        self.drop_link(delay, ctx);
+    }
+}
+
+impl Actor for UpstreamConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.links.health.do_send(self.health.clone());
+        self.restarts.start(ctx, |conn, ctx| conn.open_link(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.running = None;
+    }
+}
+
+impl Supervised for UpstreamConnection {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.running = None;
+        self.order.forget();
+        self.unsent.clear();
+        self.restarts.restarting("stopped".into());
+    }
+}
+
+crate::answers_pings!(UpstreamConnection);
+
+impl StreamHandler<FromLink> for UpstreamConnection {
+    fn handle(&mut self, news: FromLink, ctx: &mut Context<Self>) {
+        if Some(news.link) != self.current_link() {
+            return;
+        }
+        match news.what {
+            LinkNews::Connected {
+                session_present,
+                generation,
+            } => self.connected(session_present, generation),
+            LinkNews::Delivered {
+                delivery,
+                permit,
+                generation,
+            } => self.delivered(delivery, permit, generation, ctx),
+            LinkNews::Subscribed { refused } => {
+                let refused = refused.join(", ");
+                Event::UpstreamSubscribed {
+                    connection: &self.name,
+                    filters: self.filters.len(),
+                    refused: &refused,
+                }
+                .emit(&self.telemetry);
+                if !refused.is_empty() {
+                    self.health.last_error = Some(format!("subscriptions refused: {refused}"));
+                    self.links.health.do_send(self.health.clone());
+                }
+            }
+            LinkNews::SubscribeFailed(error) | LinkNews::Disconnected(error) => {
+                Event::UpstreamDisconnected {
+                    connection: &self.name,
+                    reason: &error,
+                }
+                .emit(&self.telemetry);
+            }
+            LinkNews::Failed {
+                error,
+                attempt,
+                retry_in,
+            } => {
+                Event::UpstreamConnectFailed {
+                    connection: &self.name,
+                    error: &error,
+                    attempt,
+                    retry_in,
+                }
+                .emit(&self.telemetry);
+                self.health.failed_attempts = attempt;
+                self.health.last_error = Some(error);
+                self.set_connected(false);
+            }
+        }
+    }
+
+    /// A link's stream ends when the link is dropped: that is not a reason to stop.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<StopUpstream> for UpstreamConnection {
+    type Result = ();
+
+    fn handle(&mut self, _: StopUpstream, _: &mut Context<Self>) {
+        self.stopped_intake = true;
+        self.running = None;
+        self.order.forget();
+        self.unsent.clear();
+    }
+}
+
+/// What the poll task owns.
+struct PollLink {
+    id: u64,
+    poller: Poller,
+    client: Client,
+    filters: Arc<[Filter]>,
+    window: Arc<Semaphore>,
+    news: mpsc::Sender<FromLink>,
+    breaker: Addr<Breaker>,
+    backoff: Backoff,
+    generation: Arc<AtomicU64>,
+}
+
+/// Polls the event loop for as long as the link lives.
+async fn poll_link(mut link: PollLink) {
+    let mut attempt = 0u32;
+    loop {
+        let what = match link.poller.poll().await {
+            Ok(Happening::Connected { session_present }) => {
+                attempt = 0;
+                link.backoff.reset();
+                link.breaker.do_send(Report(CallResult::Success));
+                let generation = link.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                if !session_present {
+                    // A client call: on a task of its own, never on this one.
+                    let (client, filters, news, id) = (
+                        link.client.clone(),
+                        link.filters.clone(),
+                        link.news.clone(),
+                        link.id,
+                    );
+                    actix::spawn(async move {
+                        if let Err(e) = client.subscribe(&filters).await {
+                            let what = LinkNews::SubscribeFailed(format!("cannot subscribe: {e}"));
+                            let _ = news.send(FromLink { link: id, what }).await;
+                        }
+                    });
+                }
+                LinkNews::Connected {
+                    session_present,
+                    generation,
+                }
+            }
+            Ok(Happening::Delivered(delivery)) => {
+                let Ok(permit) = link.window.clone().acquire_owned().await else {
+                    return;
+                };
+                LinkNews::Delivered {
+                    delivery,
+                    permit,
+                    generation: link.generation.load(Ordering::Relaxed),
+                }
+            }
+            Ok(Happening::Subscribed { refused }) => LinkNews::Subscribed { refused },
+            Ok(Happening::Disconnected { reason }) => LinkNews::Disconnected(reason),
+            Ok(Happening::Nothing) => continue,
+            Err(error) => {
+                attempt = attempt.saturating_add(1);
+                let opened_for = link
+                    .breaker
+                    .send(Report(CallResult::Failure(error.clone())))
+                    .await
+                    .unwrap_or_default();
+                let retry_in = jitter(link.backoff.next_delay()).max(opened_for);
+                let what = LinkNews::Failed {
+                    error,
+                    attempt,
+                    retry_in,
+                };
+                if link
+                    .news
+                    .send(FromLink {
+                        link: link.id,
+                        what,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                // Polling again reconnects at once: this is the only pause between tries.
+                tokio::time::sleep(retry_in).await;
+                continue;
+            }
+        };
+        if link
+            .news
+            .send(FromLink {
+                link: link.id,
+                what,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Sends acks in the order they come, skipping those of an earlier connection.
+async fn send_acks(
+    client: Client,
+    mut acks: mpsc::UnboundedReceiver<Ack>,
+    generation: Arc<AtomicU64>,
+) {
+    while let Some(ack) = acks.recv().await {
+        if ack.generation == generation.load(Ordering::Relaxed) {
+            // An error means the client is gone; the broker redelivers what was not acked.
+            let _ = client.ack(ack.token).await;
+        }
+        drop(ack.permit);
+    }
+}

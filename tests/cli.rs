@@ -18,6 +18,13 @@ fn eliot(args: &[&str], env: &[(&str, &str)]) -> Output {
         "ELIOT_MQTT_ADDR",
         "ELIOT_LOG_LEVEL",
         "ELIOT_LOG_FORMAT",
+        "MQTT_BROKER_HOST",
+        "MQTT_BROKER_PORT",
+        "MQTT_USERNAME",
+        "MQTT_PASSWORD",
+        "MQTT_CLIENT_CERT_FILE",
+        "MQTT_CLIENT_KEY_FILE",
+        "MQTT_CA_FILE",
     ] {
         command.env_remove(var);
     }

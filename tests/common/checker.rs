@@ -45,6 +45,26 @@ impl Ledger {
         self.0.lock().unwrap().acked.len()
     }
 
+    /// The acked messages the database does not hold, as (device, n), sorted.
+    pub fn lost(&self, db: &Path) -> Vec<(String, u64)> {
+        let inner = self.0.lock().unwrap();
+        let db = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = db.prepare("SELECT device_id, ts FROM readings").unwrap();
+        let stored: HashSet<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut lost: Vec<(String, u64)> = inner
+            .acked
+            .iter()
+            .filter(|(device, n)| !stored.contains(&(device.clone(), reading_ts(*n))))
+            .cloned()
+            .collect();
+        lost.sort();
+        lost
+    }
+
     /// Reads the database and classes every message.
     pub fn check(&self, db: &Path) -> Verdict {
         let inner = self.0.lock().unwrap();

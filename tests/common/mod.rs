@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod checker;
+pub mod mosquitto;
 pub mod process;
 pub mod scripted;
 

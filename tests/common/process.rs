@@ -24,7 +24,18 @@ impl EliotProcess {
     /// Starts `eliot` (test environment) on `addr` with its data in `data_dir`, and waits
     /// until it accepts connections.
     pub fn start(data_dir: &Path, addr: SocketAddr, env: &[(&str, &str)]) -> EliotProcess {
+        EliotProcess::start_with_args(data_dir, addr, env, &[])
+    }
+
+    /// Like `start`, with command-line arguments (`--config FILE`, say).
+    pub fn start_with_args(
+        data_dir: &Path,
+        addr: SocketAddr,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> EliotProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_eliot"))
+            .args(args)
             .env("ELIOT_ENV", "test")
             .env("ELIOT_DATA_DIR", data_dir)
             .env("ELIOT_MQTT_ADDR", addr.to_string())

@@ -57,7 +57,7 @@ pub enum Client {
 
 /// The event loop: polled by one task, on its own.
 pub enum Poller {
-    V311(rumqttc::EventLoop),
+    V311(Box<rumqttc::EventLoop>),
     V5(Box<v5::EventLoop>),
 }
 
@@ -97,7 +97,7 @@ pub fn open(
             let mut network = rumqttc::NetworkOptions::new();
             network.set_connection_timeout(timeout);
             eventloop.set_network_options(network);
-            (Client::V311(client), Poller::V311(eventloop))
+            (Client::V311(client), Poller::V311(Box::new(eventloop)))
         }
         Protocol::V5 => {
             let mut o = v5::MqttOptions::new(client_id, &settings.host, port);
@@ -258,16 +258,10 @@ fn from_v5(packet: v5p::Packet) -> Happening {
 fn describe_v4(e: &rumqttc::ConnectionError) -> String {
     use rumqttc::{ConnectReturnCode as Code, ConnectionError as E};
     match e {
-        E::ConnectionRefused(Code::BadUserNamePassword) => {
-            "the broker refused the username or password (CONNACK 0x04)".into()
-        }
-        E::ConnectionRefused(Code::NotAuthorized) => {
-            "the broker refused: not authorised (CONNACK 0x05)".into()
-        }
+        E::ConnectionRefused(Code::BadUserNamePassword) => refused_credentials("0x04"),
+        E::ConnectionRefused(Code::NotAuthorized) => refused_credentials("0x05"),
         E::ConnectionRefused(code) => format!("the broker refused the connection: {code:?}"),
-        E::Tls(e) => describe_tls(e),
-        E::Io(e) => describe_io(e),
-        other => other.to_string(),
+        other => describe_error(other),
     }
 }
 
@@ -275,36 +269,43 @@ fn describe_v5(e: &v5::ConnectionError) -> String {
     use v5::ConnectionError as E;
     use v5p::ConnectReturnCode as Code;
     match e {
-        E::ConnectionRefused(Code::BadUserNamePassword) => {
-            "the broker refused the username or password (CONNACK 0x86)".into()
-        }
-        E::ConnectionRefused(Code::NotAuthorized) => {
-            "the broker refused: not authorised (CONNACK 0x87)".into()
-        }
+        E::ConnectionRefused(Code::BadUserNamePassword) => refused_credentials("0x86"),
+        E::ConnectionRefused(Code::NotAuthorized) => refused_credentials("0x87"),
         E::ConnectionRefused(code) => format!("the broker refused the connection: {code:?}"),
-        E::Tls(e) => describe_tls(e),
-        E::Io(e) => describe_io(e),
         E::Timeout(_) => "no CONNACK within upstream.connect_timeout".into(),
-        other => other.to_string(),
+        other => describe_error(other),
     }
 }
 
-fn describe_tls(e: &rumqttc::TlsError) -> String {
-    match e {
-        rumqttc::TlsError::Io(io) => describe_io(io),
-        rumqttc::TlsError::TLS(tls) => describe_rustls(tls),
-        other => format!("TLS: {other}"),
-    }
+/// Brokers answer a wrong password with either code (Mosquitto: "not authorised").
+fn refused_credentials(code: &str) -> String {
+    format!(
+        "the broker refused the username or password (CONNACK {code}): check \
+         upstream.username and upstream.password, and the broker's ACL"
+    )
 }
 
-/// TLS failures surface as I/O errors that carry rustls' own: say which side refused what.
-fn describe_io(e: &std::io::Error) -> String {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => describe_rustls(tls),
-        None => format!("I/O: {e}"),
+const HANDSHAKE_REFUSED: &str = "the broker refused the handshake: it did not accept Eliot's \
+    client certificate (upstream.client_cert_file), or requires one";
+
+/// TLS failures come wrapped in I/O and protocol errors, some carrying rustls' own error
+/// and some only its text: either way, say which side refused what.
+fn describe_error(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        let tls = error.downcast_ref::<rustls::Error>().or_else(|| {
+            let io = error.downcast_ref::<std::io::Error>()?;
+            io.get_ref()?.downcast_ref::<rustls::Error>()
+        });
+        if let Some(tls) = tls {
+            return describe_rustls(tls);
+        }
+        cause = error.source();
+    }
+    let text = e.to_string();
+    match text.contains("received fatal alert") {
+        true => format!("TLS: {HANDSHAKE_REFUSED}: {text}"),
+        false => text,
     }
 }
 
@@ -323,10 +324,7 @@ fn describe_rustls(e: &rustls::Error) -> String {
         E::InvalidCertificate(other) => {
             format!("TLS: the broker's certificate is invalid: {other:?}")
         }
-        E::AlertReceived(alert) => format!(
-            "TLS: the broker refused the handshake ({alert:?}): it did not accept Eliot's client \
-             certificate (upstream.client_cert_file), or requires one"
-        ),
+        E::AlertReceived(alert) => format!("TLS: {HANDSHAKE_REFUSED} (alert {alert:?})"),
         other => format!("TLS: {other}"),
     }
 }

@@ -100,6 +100,12 @@ mod metrics_readme {
             reason: "test",
         }
         .emit(&telemetry);
+        Event::UpstreamConnected {
+            connection: "upstream-0",
+            broker: "broker:8883",
+            session_present: true,
+        }
+        .emit(&telemetry);
         let text = telemetry.metrics().encode();
         let mut names: Vec<String> = text
             .lines()

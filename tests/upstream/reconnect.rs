@@ -1,0 +1,101 @@
+//! Reconnects: the broker goes away and comes back. Eliot waits longer between each try
+//! (rumqttc alone would retry in a tight loop), reconnects, and what was published
+//! meanwhile arrives. Where the broker lost Eliot's session, Eliot says so and
+//! subscribes again.
+
+use std::time::Duration;
+
+use super::common::checker::{publish_through_failures, Ledger, Pace};
+use super::common::mosquitto::BrokerConfig;
+use super::*;
+use eliot_actors::CapturedLogs;
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+fn publish_through(broker: &Mosquitto, device: &str, count: u64) -> tokio::task::JoinHandle<u64> {
+    let pace = Pace {
+        count,
+        every: Duration::from_millis(10),
+        within: Duration::from_secs(90),
+    };
+    tokio::spawn(publish_through_failures(
+        broker.addr(),
+        device.to_owned(),
+        pace,
+        Ledger::default(),
+    ))
+}
+
+fn retry_delays_ms(logs: &CapturedLogs) -> Vec<u64> {
+    logs.events("upstream_connect_failed")
+        .iter()
+        .filter_map(|e| e.get("retry_in_ms")?.parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_for_20_s_is_retried_with_growing_delays_and_nothing_meanwhile_is_lost() {
+    let Some(mut broker) = broker("reconnect", BrokerConfig::default()) else {
+        return;
+    };
+    let logs = CapturedLogs::default();
+    let eliot = Eliot::start_logged(|c| upstream_of(c, &broker, "reconnect"), logs.logger());
+    subscribed(&broker, "reconnect");
+    assert_eq!(publish_through(&broker, "before", 50).await.unwrap(), 50);
+    assert!(wait_stored(&eliot, 50, WITHIN).await);
+
+    tokio::task::block_in_place(|| broker.stop());
+    // Published while the broker is down: the device's client holds them and retries.
+    let during = publish_through(&broker, "during", 50);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let link = eliot.health().await.upstream[0].clone();
+    assert!(!link.connected && link.failed_attempts >= 4, "{link:?}");
+    tokio::task::block_in_place(|| broker.restart());
+
+    assert_eq!(during.await.unwrap(), 50);
+    assert!(
+        wait_stored(&eliot, 100, WITHIN).await,
+        "{} stored",
+        stored(&eliot)
+    );
+    let delays = retry_delays_ms(&logs);
+    println!("retry delays while the broker was down (ms): {delays:?}");
+    assert!(delays.len() >= 4, "{delays:?}");
+    assert!(
+        delays[3] > delays[0] * 3,
+        "delays grow (doubling, ±20 %): {delays:?}"
+    );
+    assert!(
+        delays.iter().all(|d| *d <= 2_400),
+        "capped at backoff_max: {delays:?}"
+    );
+    assert!(logs.events("upstream_connected").len() >= 2);
+    assert!(
+        link_when(&eliot, WITHIN, |l| l.connected)
+            .await
+            .session_present
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_broker_lost_is_reported_as_a_possible_gap_and_subscribed_again() {
+    let Some(mut broker) = broker("session lost", BrokerConfig::default()) else {
+        return;
+    };
+    let logs = CapturedLogs::default();
+    let eliot = Eliot::start_logged(|c| upstream_of(c, &broker, "lost"), logs.logger());
+    subscribed(&broker, "lost");
+
+    tokio::task::block_in_place(|| {
+        broker.stop();
+        // The broker forgets every session, Eliot's included.
+        std::fs::remove_file(broker.dir().join("mosquitto.db")).unwrap();
+        broker.restart();
+    });
+    let reconnected = eventually(WITHIN, || logs.events("upstream_connected").len() >= 2).await;
+    assert!(reconnected);
+    assert_eq!(logs.events("upstream_session_lost").len(), 1);
+    assert!(eventually(WITHIN, || logs.events("upstream_subscribed").len() >= 2).await);
+    assert_eq!(publish_through(&broker, "after", 20).await.unwrap(), 20);
+    assert!(wait_stored(&eliot, 20, WITHIN).await, "subscribed again");
+}

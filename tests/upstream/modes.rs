@@ -175,3 +175,38 @@ async fn mutual_tls_serves_a_valid_client_certificate_and_the_broker_refuses_non
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_3_1_1_is_selectable_with_the_same_refusals_and_acks() {
+    let config = BrokerConfig {
+        users: vec![("eliot".into(), "right-secret-41".into())],
+        allow_anonymous: false,
+        ..BrokerConfig::default()
+    };
+    let Some(broker) = broker("mqtt 3.1.1", config) else {
+        return;
+    };
+    let v311 = |c: &mut Config, id: &str, password: &str| {
+        upstream_of(c, &broker, id);
+        c.upstream.protocol = eliot_actors::Protocol::V311;
+        c.upstream.username = "eliot".into();
+        c.upstream.password = Secret::new(password);
+    };
+    let eliot = Eliot::start_with(|c| v311(c, "v311-wrong", "wrong-secret-17"));
+    let link = link_when(&eliot, WITHIN, |l| l.last_error.is_some()).await;
+    let error = link.last_error.unwrap_or_default();
+    assert!(
+        error.contains("refused the username or password (CONNACK 0x0"),
+        "{error}"
+    );
+    drop(eliot);
+
+    let eliot = Eliot::start_with(|c| v311(c, "v311", "right-secret-41"));
+    subscribed(&broker, "v311");
+    let device = broker_device_as(&broker, "robot_1", "right-secret-41");
+    for n in 0..50 {
+        publish(&device, "robot_1", n).await;
+    }
+    assert!(wait_stored(&eliot, 50, WITHIN).await);
+    assert!(broker.wait_for_log("Received PUBACK from v311-0", WITHIN));
+}

@@ -142,6 +142,7 @@ fn start_eliot(data_dir: &Path, logs: &CapturedLogs) -> Result<Server, Box<dyn E
     config.store.data_dir = data_dir.to_owned();
     let listeners = Listeners {
         devices: Some(TcpListener::bind("127.0.0.1:0")?),
+        tls: None,
         http: TcpListener::bind("127.0.0.1:0")?,
     };
     let telemetry = Telemetry::new(logs.logger(), Default::default());

@@ -41,6 +41,8 @@ const HTTP_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct Listeners {
     /// The device endpoint (MQTT); `None` when `mqtt.enabled = false`.
     pub devices: Option<std::net::TcpListener>,
+    /// Devices over TLS; `None` unless `tls.enabled`.
+    pub tls: Option<std::net::TcpListener>,
     /// The operations endpoints (HTTP).
     pub http: std::net::TcpListener,
 }
@@ -58,6 +60,10 @@ impl Listeners {
                 true => Some(bind(config.mqtt.listen, "for devices")?),
                 false => None,
             },
+            tls: match config.tls.enabled {
+                true => Some(bind(config.tls.listen, "for devices over TLS")?),
+                false => None,
+            },
             http: bind(config.http.listen, "for HTTP")?,
         })
     }
@@ -68,6 +74,7 @@ pub struct Server {
     tree: Tree,
     http: Addr<HttpApi>,
     http_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     /// Set when intake stops, so that `/ready` answers 503 from the first phase on.
     shutting_down: Arc<AtomicBool>,
     /// How long the drain after a shutdown request may take.
@@ -86,7 +93,8 @@ impl Server {
             .http
             .local_addr()
             .map_err(StartError::ListenHttp)?;
-        let tree = Tree::start(config.tree(), listeners.devices, telemetry)?;
+        let tls_addr = listeners.tls.as_ref().and_then(|l| l.local_addr().ok());
+        let tree = Tree::start(config.tree(), (listeners.devices, listeners.tls), telemetry)?;
         let shutting_down = Arc::new(AtomicBool::new(false));
         let state = ApiState {
             probe: tree.health_probe(),
@@ -103,6 +111,7 @@ impl Server {
             tree,
             http,
             http_addr,
+            tls_addr,
             shutting_down,
             deadline: config.shutdown.deadline,
             telemetry: telemetry.clone(),
@@ -112,6 +121,11 @@ impl Server {
     /// Where devices connect; `None` without a device endpoint.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.tree.local_addr()
+    }
+
+    /// Where devices connect over TLS; `None` without the TLS listener.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Where `/health`, `/ready` and `/metrics` are served.

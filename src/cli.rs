@@ -1,4 +1,4 @@
-//! The `eliot` command line: `eliot [--config PATH] [run | check-config]`.
+//! The `eliot` command line: `eliot [--config PATH] [run | check-config | device ...]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
-use eliot_actors::{Event, Metrics, Telemetry};
+use eliot_actors::{credentials, Event, Metrics, Telemetry};
 
 use crate::app;
 use crate::config::{Config, Sources};
@@ -28,6 +28,22 @@ enum Command {
     Run,
     /// Print the effective configuration, or every error in it (exit status 2).
     CheckConfig,
+    /// Provision devices: their secrets are shown once, and only a hash is kept.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Create a device; its secret is printed once, alone on the last line.
+    Add { device_id: String },
+    /// List the provisioned devices (never their secrets).
+    List,
+    /// Give a device a new secret (printed once, alone on the last line); the old one
+    /// stops working at once.
+    Rotate { device_id: String },
+    /// Remove a device: it can no longer authenticate with a secret.
+    Remove { device_id: String },
 }
 
 /// Exit status after a child exceeded its restart intensity (EX_SOFTWARE).
@@ -51,6 +67,45 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(&config),
+        Command::Device(command) => device(&config, command),
+    }
+}
+
+/// `eliot device ...`, on the database of the configuration (beside a running Eliot too).
+fn device(config: &Config, command: DeviceCommand) -> ExitCode {
+    let db = match eliot_actors::Store::admin(&config.store) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("eliot: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let done = match command {
+        DeviceCommand::Add { device_id } => credentials::add(&db, &device_id).map(|secret| {
+            println!("device `{device_id}` added. Its secret, shown this once (keep it):");
+            println!("{}", secret.expose());
+        }),
+        DeviceCommand::Rotate { device_id } => credentials::rotate(&db, &device_id).map(|secret| {
+            println!("device `{device_id}` has a new secret, shown this once (keep it):");
+            println!("{}", secret.expose());
+        }),
+        DeviceCommand::Remove { device_id } => {
+            credentials::remove(&db, &device_id).map(|()| println!("device `{device_id}` removed"))
+        }
+        DeviceCommand::List => credentials::list(&db).map(|devices| {
+            println!("{:<40} {:<28} rotated at", "device", "created at");
+            for d in devices {
+                let rotated = d.rotated_at.as_deref().unwrap_or("-");
+                println!("{:<40} {:<28} {rotated}", d.device_id, d.created_at);
+            }
+        }),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eliot: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eliot_actors::{
-    BreakersSettings, EndpointSettings, HealthSettings, IngestSettings, Problems,
-    ProcessorSettings, RestartSettings, StoreSettings, TreeSettings, UpstreamSettings,
+    AuthSettings, BreakersSettings, EndpointSettings, HealthSettings, IngestSettings, Problems,
+    ProcessorSettings, RestartSettings, StoreSettings, TlsSettings, TreeSettings, UpstreamSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +27,8 @@ const ENVIRONMENTS: [(&str, &str); 3] = [
 
 /// Environment variables that override one key each: (name, section, key). The
 /// `MQTT_*` ones are the original Eliot's, for the upstream broker.
-const ENV_OVERRIDES: [(&str, &str, &str); 12] = [
+const ENV_OVERRIDES: [(&str, &str, &str); 13] = [
+    ("ELIOT_AUTH_MODE", "auth", "mode"),
     ("ELIOT_DATA_DIR", "store", "data_dir"),
     ("ELIOT_MQTT_ADDR", "mqtt", "listen"),
     ("ELIOT_HTTP_ADDR", "http", "listen"),
@@ -76,6 +77,10 @@ pub struct Config {
     pub http: HttpSettings,
     /// The upstream broker mode.
     pub upstream: UpstreamSettings,
+    /// How devices authenticate, and the limits keyed by who they are.
+    pub auth: AuthSettings,
+    /// The TLS listener for devices.
+    pub tls: TlsSettings,
     /// What the events count.
     pub metrics: MetricsSettings,
 }
@@ -270,6 +275,8 @@ impl Config {
             supervision: &self.supervision,
             breakers: &self.breakers,
             upstream: &self.upstream,
+            auth: &self.auth,
+            tls: &self.tls,
         }
     }
 

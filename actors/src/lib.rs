@@ -36,10 +36,12 @@
 //! `supervision`, `observe`; a child reports to its owner through a `Recipient`.
 
 mod endpoint;
+mod identity;
 mod ingest;
 pub mod mqtt;
 mod observe;
 mod pipeline;
+mod secret;
 mod settings;
 mod store;
 mod supervision;
@@ -50,6 +52,7 @@ pub use endpoint::{
     AckQueue, Adopter, Arrival, ByteBudget, ConnectionCount, DeviceEndpoint, EndpointSettings,
     Transport,
 };
+pub use identity::{credentials, AuthMode, AuthSettings, TlsSettings};
 pub use ingest::{
     format_micros, format_utc, is_device_id, rfc3339_micros, validate, DeadLetter, IngestSettings,
     Outcome, ProcessorSettings, Reading, Rejection, Rules, TopicPattern,
@@ -57,6 +60,7 @@ pub use ingest::{
 pub use observe::{
     CapturedLogs, Event, Fields, Metrics, Telemetry, REFUSAL_CODES, REJECTION_CLASSES,
 };
+pub use secret::{Secret, REDACTED};
 pub use settings::{Problem, Problems};
 pub use store::{
     Reader, SessionRequest, Store, StoreError, StoreSettings, StoredReading, Synchronous,
@@ -67,4 +71,4 @@ pub use supervision::{
     RestartSettings, Restarts, Status, StoreHealth,
 };
 pub use tree::{ShutdownReport, StartError, Tree, TreeSettings};
-pub use upstream::{client_config, Filter, Protocol, Secret, TlsError, UpstreamSettings, REDACTED};
+pub use upstream::{client_config, Filter, Protocol, TlsError, UpstreamSettings};

@@ -77,12 +77,18 @@ impl Pipeline {
         }
     }
 
-    /// One message, received now, from `client_id`.
-    pub fn message(topic: String, payload: Bytes, client_id: String, redelivered: bool) -> Message {
+    /// One message, received now, from `client_id` (authenticated as `identity`, if so).
+    pub fn message(
+        topic: String,
+        payload: Bytes,
+        (client_id, identity): (String, Option<Arc<str>>),
+        redelivered: bool,
+    ) -> Message {
         Message {
             topic,
             payload,
             client_id,
+            identity,
             received_at: OffsetDateTime::now_utc(),
             redelivered,
         }

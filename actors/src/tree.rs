@@ -11,6 +11,10 @@ use actix::prelude::*;
 use crate::endpoint::{
     Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, DEVICE_ENDPOINT,
 };
+use crate::identity::{
+    check_mode, server_config, AuthSettings, Authenticator, StopTls, TlsListener, TlsListenerError,
+    TlsSettings, TLS_LISTENER,
+};
 use crate::ingest::{
     IngestSettings, Processor, ProcessorSettings, Processors, Rules, TopicPattern,
 };
@@ -39,6 +43,8 @@ pub struct TreeSettings<'a> {
     pub supervision: &'a RestartSettings,
     pub breakers: &'a BreakersSettings,
     pub upstream: &'a UpstreamSettings,
+    pub auth: &'a AuthSettings,
+    pub tls: &'a TlsSettings,
 }
 
 impl TreeSettings<'_> {
@@ -53,6 +59,26 @@ impl TreeSettings<'_> {
         problems.section("breakers", |p| self.breakers.validate(p));
         problems.section("upstream", |p| self.upstream.validate(p));
         self.validate_upstream_topics(problems);
+        problems.section("auth", |p| self.auth.validate(p));
+        problems.section("tls", |p| self.tls.validate(p));
+        self.validate_listeners(problems);
+    }
+
+    /// `auth.mode = none` only where nobody else can connect; the TLS files readable.
+    fn validate_listeners(&self, problems: &mut Problems) {
+        let plain = self.mqtt.enabled.then_some(self.mqtt.listen);
+        let tls = self.tls.enabled.then_some(self.tls);
+        if let Err(why) = check_mode(self.auth.mode, plain, tls) {
+            problems.add("auth.mode", why);
+        }
+        if self.tls.enabled {
+            if let Err(e) = server_config(self.tls, self.auth.mode) {
+                problems.add(
+                    &format!("tls.{}", e.key),
+                    format!("`{}`: {}", e.path, e.message),
+                );
+            }
+        }
     }
 
     /// A filter that can match no telemetry topic would dead-letter all it brings; and
@@ -89,6 +115,12 @@ pub enum StartError {
     ListenHttp(std::io::Error),
     #[error(transparent)]
     UpstreamTls(#[from] TlsError),
+    #[error(transparent)]
+    DeviceTls(#[from] TlsListenerError),
+    #[error("{0}")]
+    Unprotected(String),
+    #[error("cannot listen for devices over TLS: {0}")]
+    ListenTls(std::io::Error),
     #[error("processors.count must be at least 1")]
     NoProcessor,
 }
@@ -107,6 +139,8 @@ pub struct Tree {
     /// `None` with `mqtt.enabled = false` (the upstream mode alone).
     pub endpoint: Option<Addr<DeviceEndpoint>>,
     pub upstream: Vec<Addr<UpstreamConnection>>,
+    /// `None` unless `tls.enabled`.
+    pub tls: Option<Addr<TlsListener>>,
     pub store_writer: Addr<StoreWriter>,
     /// The store's read API, for the HTTP API.
     pub reader: Reader,
@@ -123,12 +157,20 @@ pub struct Tree {
 
 impl Tree {
     /// Opens the store and starts every child; `listener` is the device endpoint's socket
-    /// (`None`: no device endpoint). Every event goes to `telemetry`.
+    /// (`None`: no device endpoint), `tls_listener` its TLS one. Every event goes to
+    /// `telemetry`.
     pub fn start(
         settings: TreeSettings<'_>,
-        listener: Option<std::net::TcpListener>,
+        (listener, tls_listener): (Option<std::net::TcpListener>, Option<std::net::TcpListener>),
         telemetry: &Telemetry,
     ) -> Result<Tree, StartError> {
+        let plain = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let tls_settings = tls_listener.as_ref().map(|_| settings.tls);
+        check_mode(settings.auth.mode, plain, tls_settings).map_err(StartError::Unprotected)?;
+        let tls_config = match &tls_listener {
+            Some(_) => Some(server_config(settings.tls, settings.auth.mode)?),
+            None => None,
+        };
         if settings.processors.count == 0 {
             return Err(StartError::NoProcessor);
         }
@@ -215,6 +257,8 @@ impl Tree {
                 pipeline,
                 sessions: Sessions::new(store_writer.clone()),
                 guard,
+                authenticator: Authenticator::new(settings.auth.mode, settings.store.db_path()),
+                auth: settings.auth.clone(),
             };
             let (mqtt, restarts, t) = (
                 settings.mqtt.clone(),
@@ -227,11 +271,33 @@ impl Tree {
             watch(&health, DEVICE_ENDPOINT, &endpoint);
             endpoint
         });
+        let tls = match (tls_listener, tls_config, &endpoint) {
+            (Some(socket), Some(config), Some(endpoint)) => {
+                socket
+                    .set_nonblocking(true)
+                    .map_err(StartError::ListenTls)?;
+                let socket =
+                    tokio::net::TcpListener::from_std(socket).map_err(StartError::ListenTls)?;
+                let (tls, mode) = (settings.tls.clone(), settings.auth.mode);
+                let (adopter, restarts, t) = (
+                    Adopter::new(endpoint.clone()),
+                    restarts(TLS_LISTENER),
+                    telemetry.clone(),
+                );
+                let listener = Supervisor::start(move |_| {
+                    TlsListener::new(tls, mode, (socket, config), adopter, restarts, &t)
+                });
+                watch(&health, TLS_LISTENER, &listener);
+                Some(listener)
+            }
+            _ => None,
+        };
 
         Ok(Tree {
             health,
             endpoint,
             upstream,
+            tls,
             store_writer,
             reader,
             store_thread,
@@ -304,6 +370,9 @@ impl Tree {
     pub async fn shutdown(self, deadline: Duration) -> ShutdownReport {
         let started = Instant::now();
         Event::ShutdownStarted { deadline }.emit(&self.telemetry);
+        if let Some(tls) = &self.tls {
+            let _ = tokio::time::timeout(deadline, tls.send(StopTls)).await;
+        }
         // What the broker sent and Eliot did not ack, it redelivers at the next start.
         for connection in &self.upstream {
             let _ = tokio::time::timeout(deadline, connection.send(StopUpstream)).await;

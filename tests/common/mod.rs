@@ -38,6 +38,8 @@ pub struct Eliot {
     pub addr: SocketAddr,
     /// Where `/health`, `/ready` and `/metrics` answer.
     pub http_addr: SocketAddr,
+    /// Where devices connect over TLS, when `tls.enabled`.
+    pub tls_addr: Option<SocketAddr>,
     pub config: Config,
     data_dir: tempfile::TempDir,
     commands: mpsc::UnboundedSender<Command>,
@@ -86,8 +88,10 @@ impl Eliot {
         let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         let listeners = Listeners {
             devices: config.mqtt.enabled.then(bind),
+            tls: config.tls.enabled.then(bind),
             http: bind(),
         };
+        let tls_addr = listeners.tls.as_ref().map(|l| l.local_addr().unwrap());
         // Without a device endpoint, an address nothing listens on.
         let addr = listeners
             .devices
@@ -125,6 +129,7 @@ impl Eliot {
         Eliot {
             addr,
             http_addr,
+            tls_addr,
             config,
             data_dir,
             commands,

@@ -1,7 +1,7 @@
 //! Admission: what stands between a device's CONNECT and its CONNACK. It decides the
 //! client id, asks the device guard whether this device may connect, then records the
-//! session durably (so Session Present survives a crash). Device credentials will be
-//! checked here too.
+//! session durably (so Session Present survives a crash). Between the two, it asks the
+//! `Authenticator` who the client is, as the auth mode requires.
 //!
 //! Every step answers `Err(Refusal)` with the CONNACK code to send; the device endpoint
 //! sends it and logs why.
@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::codec::Encoder;
 
 use super::transport::DeviceWriter;
+use crate::identity::{Authenticator, Claim};
 use crate::mqtt::packet::{Connect, ConnectCode, Outbound, PeerLimits, ServerLimits, Version};
 use crate::mqtt::MqttCodec;
 use crate::store::{SessionRequest, Sessions};
@@ -27,6 +28,7 @@ pub struct Gate {
     /// The per-device breakers.
     pub guard: Recipient<MayConnect>,
     pub sessions: Sessions,
+    pub authenticator: Authenticator,
 }
 
 /// The session a device was admitted into.
@@ -40,6 +42,8 @@ pub struct Session {
     pub assigned_client_id: Option<String>,
     /// True when the session outlives the connection (its end is recorded).
     pub kept: bool,
+    /// The device the client authenticated as (`None` with `auth.mode = none`).
+    pub identity: Option<String>,
 }
 
 /// Why a CONNECT is refused.
@@ -49,6 +53,8 @@ pub struct Refusal {
     pub reason: String,
     /// Set when the device's own breaker is open.
     pub device: Option<GuardRefusal>,
+    /// Set when the client failed to authenticate: counted against its address.
+    pub failed_login: bool,
 }
 
 impl Refusal {
@@ -58,6 +64,17 @@ impl Refusal {
             code: ConnectCode::ServerUnavailable,
             reason,
             device: None,
+            failed_login: false,
+        }
+    }
+
+    /// The client is not let in as who it claims to be.
+    pub fn not_authorized(reason: String) -> Refusal {
+        Refusal {
+            code: ConnectCode::NotAuthorized,
+            reason,
+            device: None,
+            failed_login: false,
         }
     }
 
@@ -73,13 +90,18 @@ impl Refusal {
     }
 }
 
-/// Admits `connect` as connection `id`: fills in its client id if it had none, then runs
-/// the asynchronous steps. The future owns what it needs.
+/// Admits `connect` as connection `id`, over a transport whose client certificate names
+/// `certified`: fills in its client id if it had none, then runs the asynchronous steps
+/// (authentication, the device guard, the session). The future owns what it needs; it
+/// answers with the client id settled, which authentication may have set.
 pub fn admit(
     connect: &mut Connect,
     id: u64,
+    certified: std::sync::Arc<[String]>,
     gate: &Gate,
-) -> impl Future<Output = Result<Session, Refusal>> + 'static {
+) -> impl Future<Output = Result<(Session, String), Refusal>> + 'static {
+    let claim = Claim::of(connect, certified);
+    let chose_id = connect.client_id.is_empty();
     let assigned = match &connect.authentication_method {
         // v5 enhanced authentication: not supported (yet), so refused by name.
         Some(method) => Err(Refusal {
@@ -89,13 +111,32 @@ pub fn admit(
                 crate::ingest::Quoted::from(method.as_str())
             ),
             device: None,
+            failed_login: false,
         }),
         None => assign_client_id(connect, id, gate.max_client_id_len),
     };
-    let request = session_request(connect);
+    let mut request = session_request(connect);
     let gate = gate.clone();
     async move {
-        let assigned_client_id = assigned?;
+        let mut assigned_client_id = assigned?;
+        let identity = gate
+            .authenticator
+            .authenticate(claim)
+            .await
+            .map_err(|refused| Refusal {
+                code: refused.code,
+                reason: refused.reason,
+                device: None,
+                failed_login: refused.code != ConnectCode::ServerUnavailable,
+            })?;
+        if let Some(device) = &identity {
+            bind_client_id(
+                &mut request.client_id,
+                &mut assigned_client_id,
+                device,
+                chose_id,
+            )?;
+        }
         let client_id = request.client_id.clone();
         match gate.guard.send(MayConnect { client_id }).await {
             Ok(Ok(())) => {}
@@ -104,22 +145,56 @@ pub fn admit(
                     code: ConnectCode::QuotaExceeded,
                     reason: refusal.reason.clone(),
                     device: Some(refusal),
+                    failed_login: false,
                 })
             }
             Err(e) => return Err(Refusal::server(format!("device guard unavailable: {e}"))),
         }
         let kept = request.keep.is_some();
+        let client_id = request.client_id.clone();
         let present = gate
             .sessions
             .open(request)
             .await
             .map_err(|e| Refusal::server(format!("cannot record the session: {e}")))?;
-        Ok(Session {
+        let session = Session {
             id,
             present,
             assigned_client_id,
             kept,
-        })
+            identity,
+        };
+        Ok((session, client_id))
+    }
+}
+
+/// An authenticated client's client id is its device id: so its breaker, its session and
+/// the registry all key on who it is, and nobody can take another device's session over by
+/// using its client id. Where the client sent none (`chose_id`), the device id is its id.
+fn bind_client_id(
+    client_id: &mut String,
+    assigned: &mut Option<String>,
+    device: &str,
+    chose_id: bool,
+) -> Result<(), Refusal> {
+    if chose_id {
+        if assigned.is_some() {
+            *assigned = Some(device.to_owned());
+        }
+        *client_id = device.to_owned();
+        return Ok(());
+    }
+    match client_id == device {
+        true => Ok(()),
+        false => Err(Refusal {
+            code: ConnectCode::ClientIdRejected,
+            reason: format!(
+                "client id `{}` is not the device id `{device}` it authenticated as",
+                crate::ingest::Quoted::from(client_id.as_str())
+            ),
+            device: None,
+            failed_login: false,
+        }),
     }
 }
 
@@ -139,6 +214,7 @@ pub fn assign_client_id(
                 connect.client_id.len()
             ),
             device: None,
+            failed_login: false,
         });
     }
     if !connect.client_id.is_empty() {
@@ -149,6 +225,7 @@ pub fn assign_client_id(
             code: ConnectCode::ClientIdRejected,
             reason: "empty client id with a persistent session".into(),
             device: None,
+            failed_login: false,
         });
     }
     connect.client_id = format!("eliot-{}-{id}", process_tag());
@@ -232,6 +309,7 @@ mod tests {
             keep_alive: 30,
             will: None,
             username: None,
+            password: None,
             session_expiry: None,
             authentication_method: None,
             peer: Default::default(),
@@ -261,6 +339,25 @@ mod tests {
     }
 
     #[test]
+    fn an_authenticated_client_id_is_its_device_id() {
+        let (mut id, mut assigned) = (String::from("robot_1"), None);
+        assert!(bind_client_id(&mut id, &mut assigned, "robot_1", false).is_ok());
+        let (mut id, mut assigned) = (String::from("robot_2"), None);
+        let refusal = bind_client_id(&mut id, &mut assigned, "robot_1", false).unwrap_err();
+        assert_eq!(refusal.code, ConnectCode::ClientIdRejected);
+        let (mut id, mut assigned) = (String::from("eliot-x-1"), Some("eliot-x-1".into()));
+        assert!(bind_client_id(&mut id, &mut assigned, "robot_1", true).is_ok());
+        assert_eq!((id.as_str(), assigned.as_deref()), ("robot_1", Some("robot_1")));
+    }
+
+    #[test]
+    fn a_connect_shows_no_password_in_debug() {
+        let mut c = connect(Version::V4, "robot_1", true);
+        c.password = Some(crate::Secret::new("hunter2-secret"));
+        assert!(!format!("{c:?}").contains("hunter2-secret"));
+    }
+
+    #[test]
     fn the_session_request_follows_clean_start_and_expiry() {
         assert_eq!(session_request(&connect(Version::V4, "d", true)).keep, None);
         assert_eq!(
@@ -284,6 +381,7 @@ mod tests {
                 retry_after: Duration::from_millis(4_200),
                 reason: "more than 50 rejected messages within 60s".into(),
             }),
+            failed_login: false,
         };
         assert_eq!(
             refusal.reason_for_device().unwrap(),

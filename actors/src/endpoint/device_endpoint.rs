@@ -24,6 +24,7 @@ use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenO
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
 use super::will;
+use crate::identity::{AddressLimits, AuthSettings, Authenticator, DeviceRate};
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec};
 use crate::observe::{Event, Telemetry};
@@ -79,6 +80,10 @@ pub struct EndpointLinks {
     pub sessions: Sessions,
     /// The per-device breakers: asked at CONNECT, told of rejected messages.
     pub guard: Addr<DeviceGuard>,
+    /// Who a client is, as `auth.mode` requires.
+    pub authenticator: Authenticator,
+    /// The `[auth]` limits: per address, and each device's rate.
+    pub auth: AuthSettings,
 }
 
 pub struct DeviceEndpoint {
@@ -91,10 +96,13 @@ pub struct DeviceEndpoint {
     /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
     handshaking: usize,
     /// Wills waiting for their delay, by client id (at most `max_connections`).
-    pub(super) pending_wills: HashMap<String, (SpawnHandle, Will)>,
+    /// Each with the identity its device had authenticated as.
+    pub(super) pending_wills: HashMap<String, (SpawnHandle, PendingWill)>,
     draining: bool,
     pub(super) links: EndpointLinks,
     budget: ByteBudget,
+    /// Failed logins and new connections, per remote address.
+    addresses: AddressLimits,
     restarts: Restarts,
     pub(super) telemetry: Telemetry,
     /// Connections get their own `actor` key, so they log from the tree's telemetry.
@@ -109,6 +117,9 @@ struct Registered {
     /// Whether its session outlives the connection (and so is refreshed while connected).
     session_kept: bool,
 }
+
+/// A will waiting for its delay, and the identity its device had authenticated as.
+pub(super) type PendingWill = (Will, Option<std::sync::Arc<str>>);
 
 /// Ids for connections and for client ids Eliot assigns; unique per process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -126,6 +137,7 @@ impl DeviceEndpoint {
                 settings.max_in_flight_bytes,
                 telemetry.metrics().in_flight_bytes.clone(),
             ),
+            addresses: AddressLimits::new(&links.auth),
             settings,
             listener: Some(Rc::new(listener)),
             accepting: None,
@@ -162,6 +174,11 @@ impl DeviceEndpoint {
             let reason = "connection limit reached (mqtt.max_connections)";
             return self.refuse(transport.peer, None, reason);
         }
+        if !self.addresses.may_connect(transport.peer.ip()) {
+            let reason =
+                "too many new connections from this address (auth.new_connections_per_second)";
+            return self.refuse(transport.peer, None, reason);
+        }
         self.handshake(transport, ctx);
     }
 
@@ -172,6 +189,7 @@ impl DeviceEndpoint {
             reader,
             writer,
             peer,
+            certified,
         } = transport;
         let codec = MqttCodec::new(self.settings.max_packet_size as usize);
         let mut reader = FramedRead::new(reader, codec);
@@ -184,7 +202,7 @@ impl DeviceEndpoint {
                 let (code, refusal) = match first {
                     Ok(Some(Ok(Inbound::Connect(connect)))) => {
                         let transport = (reader, writer, peer);
-                        return endpoint.on_connect(connect, transport, ctx);
+                        return endpoint.on_connect(connect, transport, certified, ctx);
                     }
                     Err(_) => (None, format!("no CONNECT within {timeout:?}")),
                     Ok(None) => (None, "closed before sending CONNECT".into()),
@@ -213,10 +231,21 @@ impl DeviceEndpoint {
             DeviceWriter,
             SocketAddr,
         ),
+        certified: std::sync::Arc<[String]>,
         ctx: &mut Context<Self>,
     ) {
         if self.draining {
             let refusal = Refusal::server("server shutting down".into());
+            return self.refuse_admission(&connect, peer, writer, refusal);
+        }
+        if let Some(wait) = self
+            .addresses
+            .locked_until(peer.ip(), std::time::Instant::now())
+        {
+            let refusal = Refusal::not_authorized(format!(
+                "too many failed logins from {}: refused for up to {wait:?} (auth.max_failed_logins)",
+                peer.ip()
+            ));
             return self.refuse_admission(&connect, peer, writer, refusal);
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -224,10 +253,11 @@ impl DeviceEndpoint {
             max_client_id_len: self.settings.max_client_id_len,
             guard: self.links.guard.clone().recipient(),
             sessions: self.links.sessions.clone(),
+            authenticator: self.links.authenticator.clone(),
         };
         self.handshaking += 1;
         let deadline = self.settings.connect_timeout;
-        let admitted = admit(&mut connect, id, &gate);
+        let admitted = admit(&mut connect, id, certified, &gate);
         async move {
             tokio::time::timeout(deadline, admitted)
                 .await
@@ -241,10 +271,18 @@ impl DeviceEndpoint {
                     let refusal = Refusal::server("server shutting down".into());
                     endpoint.refuse_admission(&connect, peer, writer, refusal)
                 }
-                Ok(session) => {
+                Ok((session, client_id)) => {
+                    connect.client_id = client_id;
                     endpoint.start_connection(connect, session, (reader, writer, peer), ctx)
                 }
-                Err(refusal) => endpoint.refuse_admission(&connect, peer, writer, refusal),
+                Err(refusal) => {
+                    if refusal.failed_login {
+                        endpoint
+                            .addresses
+                            .failed_login(peer.ip(), std::time::Instant::now());
+                    }
+                    endpoint.refuse_admission(&connect, peer, writer, refusal)
+                }
             }
         })
         .spawn(ctx);
@@ -285,13 +323,14 @@ impl DeviceEndpoint {
         if let Some(previous) = self.connections.get(&connect.client_id) {
             previous.addr.do_send(TakenOver);
         }
-        if let Some((timer, will)) = self.pending_wills.remove(&connect.client_id) {
+        if let Some((timer, (will, identity))) = self.pending_wills.remove(&connect.client_id) {
             ctx.cancel_future(timer);
             // Back to its session: the will is dropped; a clean start ends the session,
             // which publishes it now.
             if connect.clean_start {
                 let pipeline = &self.links.pipeline;
-                will::publish(pipeline, &self.telemetry, &connect.client_id, will);
+                let from = (connect.client_id.as_str(), identity);
+                will::publish(pipeline, &self.telemetry, from, will);
             }
         }
         let client_id = connect.client_id.clone();
@@ -307,6 +346,7 @@ impl DeviceEndpoint {
             pipeline: self.links.pipeline.clone(),
             sessions: self.links.sessions.clone(),
             budget: self.budget.clone(),
+            rate: DeviceRate::new(&self.links.auth, self.settings.max_packet_size),
             guard: self.links.guard.clone().recipient(),
             endpoint: ctx.address().recipient(),
             wills: ctx.address().recipient(),

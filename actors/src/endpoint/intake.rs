@@ -1,7 +1,8 @@
 //! The packet stream of one connection, where each PUBLISH first waits for a slot of the
-//! connection's in-flight window and for its size in the shared byte budget, before the
-//! next packet is read. So when the store is slow, the window or the budget fills and
-//! Eliot stops reading the socket (TCP backpressure), instead of queueing in memory.
+//! connection's in-flight window, for its size in the shared byte budget, and for the
+//! device's rate limits, before the next packet is read. So when the store is slow (or
+//! the device too fast), Eliot stops reading the socket (TCP backpressure), instead of
+//! queueing in memory.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio_util::codec::FramedRead;
 
 use super::budget::{ByteBudget, BytePermit};
 use super::transport::DeviceReader;
+use crate::identity::DeviceRate;
 use crate::mqtt::packet::Inbound;
 use crate::mqtt::{CodecError, MqttCodec};
 
@@ -24,20 +26,37 @@ pub struct Permit {
 /// One packet read from the device; a PUBLISH carries its permit.
 pub type Received = Result<(Inbound, Option<Permit>), CodecError>;
 
-/// The packets of `reader`, each PUBLISH gated by `window` and `budget`. `waiting` is
-/// true while a PUBLISH waits for room: the device's silence is then Eliot's doing.
+/// What a PUBLISH waits for before the next packet is read.
+#[derive(Clone)]
+pub struct Limits {
+    /// The connection's in-flight window.
+    pub window: Arc<Semaphore>,
+    /// Payload bytes all connections may hold unacked.
+    pub budget: ByteBudget,
+    pub rate: Option<Arc<DeviceRate>>,
+}
+
+/// The packets of `reader`, each PUBLISH gated by `limits`. `waiting` is true while a
+/// PUBLISH waits for room: the device's silence is then Eliot's doing.
 pub fn gated(
     reader: FramedRead<DeviceReader, MqttCodec>,
-    window: Arc<Semaphore>,
-    budget: ByteBudget,
+    limits: Limits,
     waiting: Arc<AtomicBool>,
 ) -> impl Stream<Item = Received> {
-    let state = (reader, window, budget, waiting);
-    futures_util::stream::unfold(state, |(mut reader, window, budget, waiting)| async move {
+    let state = (reader, limits, waiting);
+    futures_util::stream::unfold(state, |(mut reader, limits, waiting)| async move {
         let received = match reader.next().await? {
             Ok(Inbound::Publish(p)) => {
                 let size = p.payload.len();
+                let Limits {
+                    window,
+                    budget,
+                    rate,
+                } = &limits;
                 let admitted = async {
+                    if let Some(rate) = rate {
+                        rate.admit(size).await;
+                    }
                     let slot = window.clone().acquire_owned().await.ok()?;
                     let bytes = budget.admit(size).await?;
                     Some(Permit {
@@ -53,6 +72,6 @@ pub fn gated(
             Ok(other) => Ok((other, None)),
             Err(e) => Err(e),
         };
-        Some((received, (reader, window, budget, waiting)))
+        Some((received, (reader, limits, waiting)))
     })
 }

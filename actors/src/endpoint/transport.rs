@@ -2,6 +2,7 @@
 //! one; TLS will be another, and only the accept path will know the difference.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -17,6 +18,9 @@ pub struct Transport {
     pub reader: DeviceReader,
     pub writer: DeviceWriter,
     pub peer: SocketAddr,
+    /// The names (subject CN, then SANs) of the client certificate the TLS listener
+    /// verified; empty over TCP, or without one.
+    pub certified: Arc<[String]>,
 }
 
 impl Transport {
@@ -36,6 +40,7 @@ impl Transport {
             reader: Box::new(reader),
             writer: Box::new(writer),
             peer,
+            certified: Arc::new([]),
         }
     }
 
@@ -49,6 +54,15 @@ impl Transport {
             reader: Box::new(reader),
             writer: Box::new(writer),
             peer,
+            certified: Arc::new([]),
+        }
+    }
+
+    /// The same transport, whose client certificate (verified) names `names`.
+    pub fn certified(self, names: Vec<String>) -> Transport {
+        Transport {
+            certified: names.into(),
+            ..self
         }
     }
 }

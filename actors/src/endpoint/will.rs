@@ -2,6 +2,7 @@
 //! for a v5 Will Delay Interval, later by the device endpoint, unless the device comes back
 //! to its session first [MQTT-3.1.3-9].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -16,18 +17,26 @@ use crate::pipeline::Pipeline;
 #[rtype(result = "()")]
 pub struct DelayedWill {
     pub client_id: String,
+    pub identity: Option<Arc<str>>,
     pub will: Will,
     pub delay: u32,
 }
 
-/// Publishes `will` of `client_id` now: it is stored like any message from the device.
-pub fn publish(pipeline: &Pipeline, telemetry: &Telemetry, client_id: &str, will: Will) {
+/// Publishes `will` of `client_id` (authenticated as `identity`) now: it is stored like any
+/// message from the device, bound to its identity like them.
+pub fn publish(
+    pipeline: &Pipeline,
+    telemetry: &Telemetry,
+    (client_id, identity): (&str, Option<Arc<str>>),
+    will: Will,
+) {
     Event::WillPublished {
         client_id,
         topic: &will.topic,
     }
     .emit(telemetry);
-    let message = Pipeline::message(will.topic, will.payload, client_id.to_owned(), false);
+    let from = (client_id.to_owned(), identity);
+    let message = Pipeline::message(will.topic, will.payload, from, false);
     let stored = pipeline.ingest(vec![message]);
     let telemetry = telemetry.clone();
     actix_rt::spawn(async move {
@@ -47,19 +56,23 @@ impl Handler<DelayedWill> for DeviceEndpoint {
     fn handle(&mut self, msg: DelayedWill, ctx: &mut Context<Self>) {
         let DelayedWill {
             client_id,
+            identity,
             will,
             delay,
         } = msg;
         if self.pending_wills.len() >= self.settings.max_connections {
             // No room to wait: publishing early beats losing it.
-            return publish(&self.links.pipeline, &self.telemetry, &client_id, will);
+            let from = (client_id.as_str(), identity);
+            return publish(&self.links.pipeline, &self.telemetry, from, will);
         }
         let id = client_id.clone();
         let timer = ctx.run_later(Duration::from_secs(u64::from(delay)), move |endpoint, _| {
-            if let Some((_, will)) = endpoint.pending_wills.remove(&id) {
-                publish(&endpoint.links.pipeline, &endpoint.telemetry, &id, will);
+            if let Some((_, (will, identity))) = endpoint.pending_wills.remove(&id) {
+                let from = (id.as_str(), identity);
+                publish(&endpoint.links.pipeline, &endpoint.telemetry, from, will);
             }
         });
-        self.pending_wills.insert(client_id, (timer, will));
+        self.pending_wills
+            .insert(client_id, (timer, (will, identity)));
     }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::reading::{Origin, Outcome, Reading};
-use super::rules::Rules;
+use super::rules::{Rejection, Rules};
 use super::validate::validate;
 use crate::observe::{Event, Queued, Telemetry};
 use crate::settings::Problems;
@@ -45,6 +45,8 @@ pub struct Message {
     pub topic: String,
     pub payload: Bytes,
     pub client_id: String,
+    /// The device the client authenticated as, if it did: the topic must name it.
+    pub identity: Option<Arc<str>>,
     pub received_at: OffsetDateTime,
     /// A QoS 1 or 2 re-send (DUP): it may have been stored already.
     pub redelivered: bool,
@@ -87,8 +89,24 @@ impl Processor {
             msg.payload.starts_with(b"POISON"),
             |_| Ok(Vec::new())
         );
-        validate(&self.rules, &msg.topic, &msg.payload, msg.received_at)
+        bound(&self.rules, msg)
+            .and_then(|()| validate(&self.rules, &msg.topic, &msg.payload, msg.received_at))
             .map_err(|rejection| (rejection.to_string(), rejection.class()))
+    }
+}
+
+/// A client that authenticated publishes as itself only: the topic must name its device
+/// (and `validate` holds the payload's `device_id` to the topic's).
+fn bound(rules: &Rules, msg: &Message) -> Result<(), Rejection> {
+    let Some(identity) = &msg.identity else {
+        return Ok(());
+    };
+    match rules.topic.device_id(&msg.topic) {
+        Some(device) if device != &**identity => Err(Rejection::IdentityMismatch {
+            identity: identity.as_ref().into(),
+            topic: device.into(),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -87,6 +87,8 @@ pub enum Rejection {
     DeviceId(Quoted),
     #[error("device_id `{payload}` does not match the topic's device id `{topic}`")]
     DeviceMismatch { payload: Quoted, topic: Quoted },
+    #[error("identity mismatch: the client authenticated as `{identity}`, but the topic names device `{topic}`")]
+    IdentityMismatch { identity: Quoted, topic: Quoted },
     #[error("sensor_type `{0}` is invalid: it must be 1 to 32 characters of a-z 0-9 _")]
     SensorType(Quoted),
     #[error(
@@ -204,7 +206,7 @@ impl Rejection {
             | Rejection::Type { .. }
             | Rejection::EmptyData => "schema",
             Rejection::DeviceId(_) | Rejection::SensorType(_) => "identifier",
-            Rejection::DeviceMismatch { .. } => "identity",
+            Rejection::DeviceMismatch { .. } | Rejection::IdentityMismatch { .. } => "identity",
             Rejection::Timestamp { .. } | Rejection::FutureTimestamp { .. } => "timestamp",
             Rejection::BatchTooLarge { .. }
             | Rejection::TooDeep { .. }
@@ -257,6 +259,10 @@ mod tests {
             Rejection::DeviceId(q()),
             Rejection::DeviceMismatch {
                 payload: q(),
+                topic: q(),
+            },
+            Rejection::IdentityMismatch {
+                identity: q(),
                 topic: q(),
             },
             Rejection::SensorType(q()),

@@ -55,6 +55,10 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
                 retain: w.retain,
                 delay: 0,
             }),
+            password: c
+                .login
+                .as_ref()
+                .map(|l| crate::Secret::new(l.password.clone())),
             username: c.login.map(|l| l.username),
             session_expiry: None,
             authentication_method: None,
@@ -163,6 +167,9 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
                     })
                 })
                 .transpose()?,
+            password: login
+                .as_ref()
+                .map(|l| crate::Secret::new(l.password.clone())),
             username: login.map(|l| l.username),
             session_expiry: c
                 .properties

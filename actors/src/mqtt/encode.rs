@@ -17,6 +17,8 @@ pub(super) fn encode_v4(packet: Outbound, dst: &mut BytesMut) -> Result<(), Stri
                 ConnectCode::Accepted => v4::ConnectReturnCode::Success,
                 ConnectCode::UnsupportedProtocol => v4::ConnectReturnCode::RefusedProtocolVersion,
                 ConnectCode::ClientIdRejected => v4::ConnectReturnCode::BadClientId,
+                ConnectCode::BadCredentials => v4::ConnectReturnCode::BadUserNamePassword,
+                ConnectCode::NotAuthorized => v4::ConnectReturnCode::NotAuthorized,
                 // 3.1.1 has no authentication method: the refusal cannot happen there.
                 ConnectCode::ServerUnavailable
                 | ConnectCode::QuotaExceeded
@@ -77,6 +79,8 @@ fn write_v5(packet: Outbound, dst: &mut BytesMut, reasons: bool) -> Result<(), S
                 ConnectCode::ClientIdRejected => v5::ConnectReturnCode::ClientIdentifierNotValid,
                 ConnectCode::ServerUnavailable => v5::ConnectReturnCode::ServerUnavailable,
                 ConnectCode::QuotaExceeded => v5::ConnectReturnCode::QuotaExceeded,
+                ConnectCode::BadCredentials => v5::ConnectReturnCode::BadUserNamePassword,
+                ConnectCode::NotAuthorized => v5::ConnectReturnCode::NotAuthorized,
                 ConnectCode::BadAuthenticationMethod => {
                     v5::ConnectReturnCode::BadAuthenticationMethod
                 }

@@ -42,6 +42,8 @@ pub struct Connect {
     pub keep_alive: u16,
     pub will: Option<Will>,
     pub username: Option<String>,
+    /// Never logged: `Secret`'s `Debug` shows nothing of it.
+    pub password: Option<crate::Secret>,
     /// v5 Session Expiry Interval, seconds.
     pub session_expiry: Option<u32>,
     /// v5 Authentication Method: Eliot supports none, so a CONNECT naming one is refused.
@@ -144,6 +146,11 @@ pub enum ConnectCode {
     QuotaExceeded,
     /// v5 enhanced authentication, which Eliot does not support (0x8C).
     BadAuthenticationMethod,
+    /// A wrong secret, or an unknown device (v5 0x86, 3.1.1 0x04).
+    BadCredentials,
+    /// No acceptable credentials, or a certificate naming another device (v5 0x87,
+    /// 3.1.1 0x05).
+    NotAuthorized,
 }
 
 impl ConnectCode {
@@ -156,6 +163,8 @@ impl ConnectCode {
             ConnectCode::ServerUnavailable => "server_unavailable",
             ConnectCode::QuotaExceeded => "quota_exceeded",
             ConnectCode::BadAuthenticationMethod => "bad_authentication_method",
+            ConnectCode::BadCredentials => "bad_credentials",
+            ConnectCode::NotAuthorized => "not_authorized",
         }
     }
 }

@@ -132,6 +132,11 @@ impl Event<'_> {
                 m.http_listening.set(0);
                 m.http_failures.inc();
             }
+            Event::TlsListening { .. } => {}
+            Event::TlsReloaded { error } => {
+                let outcome = [("outcome", if error.is_some() { "failed" } else { "done" })];
+                m.tls_reloads.get_or_create(&outcome).inc();
+            }
             Event::UpstreamConnected { connection, .. } => {
                 m.upstream_connects.inc();
                 let label = [("connection", connection.to_owned())];

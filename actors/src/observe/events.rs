@@ -171,6 +171,14 @@ pub enum Event<'a> {
         error: &'a str,
     },
     /// Eliot could not start (a port, the store, the configuration of the tree).
+    /// The TLS listener for devices is accepting.
+    TlsListening {
+        addr: SocketAddr,
+    },
+    /// The TLS files were read again (SIGHUP); with `error`, the old ones stay in use.
+    TlsReloaded {
+        error: Option<&'a str>,
+    },
     /// An upstream connection's CONNACK arrived.
     UpstreamConnected {
         connection: &'a str,
@@ -283,6 +291,8 @@ impl Event<'_> {
             Event::DescriptorLimit { .. } => "descriptor_limit",
             Event::HttpListening { .. } => "http_listening",
             Event::HttpFailed { .. } => "http_failed",
+            Event::TlsListening { .. } => "tls_listening",
+            Event::TlsReloaded { .. } => "tls_reloaded",
             Event::UpstreamConnected { .. } => "upstream_connected",
             Event::UpstreamSessionLost { .. } => "upstream_session_lost",
             Event::UpstreamConnectFailed { .. } => "upstream_connect_failed",
@@ -452,6 +462,15 @@ impl Event<'_> {
             Event::HttpListening { addr } => info!(log, "HTTP server listening";
                 "event" => event, "addr" => %addr),
             Event::HttpFailed { error } => error!(log, "HTTP server failed, restarting it";
+                "event" => event, "error" => %Clean(error)),
+            Event::TlsListening { addr } => info!(log, "listening for MQTT devices over TLS";
+                "event" => event, "addr" => %addr),
+            Event::TlsReloaded { error: None } => {
+                info!(log, "TLS certificate, key and client CA reloaded";
+                "event" => event)
+            }
+            Event::TlsReloaded { error: Some(error) } => error!(log,
+                "cannot reload the TLS files; the previous ones stay in use";
                 "event" => event, "error" => %Clean(error)),
             Event::UpstreamConnected {
                 connection,

@@ -29,13 +29,15 @@ pub const REJECTION_CLASSES: [&str; 9] = [
 ];
 
 /// Every `code` of `connections_refused_total`: a CONNACK code's name, or `none`.
-pub const REFUSAL_CODES: [&str; 6] = [
+pub const REFUSAL_CODES: [&str; 8] = [
     "none",
     "unsupported_protocol",
     "client_id_rejected",
     "server_unavailable",
     "quota_exceeded",
     "bad_authentication_method",
+    "bad_credentials",
+    "not_authorized",
 ];
 
 /// A label set of one fixed-vocabulary label.
@@ -93,6 +95,8 @@ pub struct Metrics {
     pub start_failures: Counter,
     pub http_listening: Gauge,
     pub http_failures: Counter,
+    /// TLS reloads (SIGHUP), by outcome: `done` or `failed`.
+    pub tls_reloads: Family<Label, Counter>,
     pub upstream_connects: Counter,
     /// 1 while an upstream connection is connected, by connection.
     pub upstream_connected: Family<NameLabel, Gauge>,
@@ -213,6 +217,17 @@ impl Metrics {
                 "dead_letters_shed_bytes",
                 "Bytes of dead letters removed to stay within the quota",
             ),
+            tls_reloads: {
+                let reloads = family::<Label, Counter>(
+                    r,
+                    "tls_reloads",
+                    "TLS files read again on SIGHUP, by outcome",
+                );
+                for outcome in ["done", "failed"] {
+                    let _ = reloads.get_or_create(&[("outcome", outcome)]);
+                }
+                reloads
+            },
             upstream_connects: counter(
                 r,
                 "upstream_connects",

@@ -261,7 +261,7 @@ fn a_version_2_database_is_migrated_and_its_readings_still_count() {
     }
     let mut store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(2));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 3);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 4);
     assert_eq!(view_rows(&store), (40, 40));
     // Known to the dedupe: the old rows are the first chunk, their series' newest known.
     let again = Outcome::accepted(vec![reading("d0", "gps", 7, "{}")]);

@@ -30,6 +30,8 @@ mod upkeep;
 mod layout_tests;
 
 pub use reader::{Reader, StoredReading};
+#[cfg(test)]
+pub use schema::DEVICES_TABLE;
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use sqlite::{Amendment, Store, StoreError, StoreSettings, Synchronous};
 pub use store_writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

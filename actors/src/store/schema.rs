@@ -1,6 +1,7 @@
 //! The schema, and the migrations that bring an older database to it (`user_version`).
 //!
-//! Version 3 (this one): readings are appended to `readings_log` in arrival order, merged
+//! Version 4 (this one) adds `devices`: each provisioned device and the Argon2 hash of
+//! its secret. Version 3: readings are appended to `readings_log` in arrival order, merged
 //! in bulk into time chunks (`chunk_<id>`), and read through the `readings` view, which
 //! has version 2's columns. Version 2 had one `readings` table, clustered by device: it
 //! becomes the first chunk as it is (a rename, whatever its size).
@@ -10,7 +11,18 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::chunks::{rebuild_view, Chunks};
 use crate::ingest::format_micros;
 
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
+
+/// Provisioned devices (`eliot device add`): the hash of each one's secret, never the
+/// secret.
+pub const DEVICES_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS devices (
+    device_id   TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    rotated_at  TEXT
+);
+";
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS readings_log (
@@ -93,6 +105,7 @@ pub fn migrate(conn: &mut Connection, now: i64) -> Result<Migrated, MigrateError
         .optional()?
         .is_some();
     tx.execute_batch(TABLES)?;
+    tx.execute_batch(DEVICES_TABLE)?;
     if legacy {
         tx.execute_batch("ALTER TABLE readings RENAME TO chunk_1")?;
         tx.execute(

@@ -168,36 +168,20 @@ impl Store {
         Store::open_sharing(settings, SharedMemtable::default())
     }
 
+    /// A plain connection to the database (created and migrated if need be), for the
+    /// administration commands (`eliot device ...`), which may run beside a running Eliot.
+    pub fn admin(settings: &StoreSettings) -> Result<Connection, StoreError> {
+        open_migrated(settings).map(|(conn, _)| conn)
+    }
+
     /// Opens the database and rebuilds `memtable` (which readers may hold) from its log.
     pub fn open_sharing(
         settings: &StoreSettings,
         memtable: SharedMemtable,
     ) -> Result<Store, StoreError> {
-        let data_dir = |source| StoreError::DataDir {
-            path: settings.data_dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&settings.data_dir).map_err(data_dir)?;
         let path = settings.db_path();
-        private_files(&settings.data_dir, &path).map_err(data_dir)?;
         let sqlite = naming(&path);
-        let mut conn = Connection::open(&path).map_err(&sqlite)?;
-        let synchronous = match settings.synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
-             PRAGMA wal_autocheckpoint = 0;"
-        ))
-        .map_err(&sqlite)?;
-        let migrated = migrate(&mut conn, now_micros()).map_err(|error| match error {
-            MigrateError::Sqlite(source) => sqlite(source),
-            MigrateError::Newer(version) => StoreError::Newer {
-                path: path.clone(),
-                version,
-            },
-        })?;
+        let (conn, migrated) = open_migrated(settings)?;
         if settings.max_size > 0 {
             let page_size: i64 = conn
                 .query_row("PRAGMA page_size", [], |row| row.get(0))
@@ -416,6 +400,37 @@ impl Store {
             dead_letter_quota: self.dead_letter_quota,
         }
     }
+}
+
+/// The database of `settings`, in a private directory, in WAL mode, migrated to this
+/// version; and what the migration found.
+fn open_migrated(settings: &StoreSettings) -> Result<(Connection, Migrated), StoreError> {
+    let data_dir = |source| StoreError::DataDir {
+        path: settings.data_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&settings.data_dir).map_err(data_dir)?;
+    let path = settings.db_path();
+    private_files(&settings.data_dir, &path).map_err(data_dir)?;
+    let sqlite = naming(&path);
+    let mut conn = Connection::open(&path).map_err(&sqlite)?;
+    let synchronous = match settings.synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
+         PRAGMA wal_autocheckpoint = 0;"
+    ))
+    .map_err(&sqlite)?;
+    let migrated = migrate(&mut conn, now_micros()).map_err(|error| match error {
+        MigrateError::Sqlite(source) => sqlite(source),
+        MigrateError::Newer(version) => StoreError::Newer {
+            path: path.clone(),
+            version,
+        },
+    })?;
+    Ok((conn, migrated))
 }
 
 #[cfg(test)]

@@ -33,3 +33,4 @@ pub use panics::catch_panic;
 pub use readiness::readiness;
 pub use restart::{Escalation, RestartSettings, Restarts};
 pub use store_progress::{StoreHealth, StoreProgress, StoreShape};
+pub use window::SlidingWindow;

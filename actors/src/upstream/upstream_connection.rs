@@ -263,10 +263,11 @@ impl UpstreamConnection {
             // Runs once this turn's messages are in: they go down the pipeline together.
             ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| conn.flush(ctx)));
         }
+        // The broker authenticated the publisher, not Eliot: no identity to bind to.
         self.unsent.push(Pipeline::message(
             delivery.topic,
             delivery.payload,
-            origin,
+            (origin, None),
             delivery.dup,
         ));
     }

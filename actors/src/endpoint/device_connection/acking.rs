@@ -43,9 +43,9 @@ impl DeviceConnection {
             // Runs once this turn's packets are handled: they go down the pipeline together.
             ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| conn.flush(ctx)));
         }
-        let client_id = self.connect.client_id.clone();
+        let from = (self.connect.client_id.clone(), self.identity.clone());
         self.unsent
-            .push(Pipeline::message(p.topic, p.payload, client_id, p.dup));
+            .push(Pipeline::message(p.topic, p.payload, from, p.dup));
     }
 
     /// Sends the PUBLISHes read this turn down the pipeline, as one batch.

@@ -127,10 +127,12 @@ impl DeviceConnection {
         let delay = will.delay.min(session_expiry);
         let client_id = self.connect.client_id.clone();
         if delay == 0 {
-            return will::publish(&self.pipeline, &self.telemetry, &client_id, will);
+            let from = (client_id.as_str(), self.identity.clone());
+            return will::publish(&self.pipeline, &self.telemetry, from, will);
         }
         self.wills.do_send(DelayedWill {
             client_id,
+            identity: self.identity.clone(),
             will,
             delay,
         });

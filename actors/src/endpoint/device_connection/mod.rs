@@ -34,9 +34,10 @@ use closing::Closing;
 use super::ack_queue::AckQueue;
 use super::admission::Session;
 use super::budget::ByteBudget;
-use super::intake::{gated, Permit, Received};
+use super::intake::{gated, Limits, Permit, Received};
 use super::transport::{DeviceReader, DeviceWriter};
 use super::will::DelayedWill;
+use crate::identity::DeviceRate;
 use crate::ingest::Message;
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec, PartialSince};
@@ -64,6 +65,8 @@ pub struct Accepted {
     pub pipeline: Pipeline,
     pub sessions: Sessions,
     pub budget: ByteBudget,
+    /// The device's rate limits (`auth.device_*_per_second`), if any.
+    pub rate: Option<DeviceRate>,
     /// The device guard, told of each rejected message.
     pub guard: Recipient<Rejected>,
     /// The endpoint, told when this connection is gone.
@@ -97,6 +100,9 @@ pub struct DeviceConnection {
     /// The endpoint's id for this connection, so a late `Closed` from a replaced
     /// connection does not unregister its successor.
     id: u64,
+    /// The device the client authenticated as (then also its client id): every message
+    /// it sends must name it.
+    identity: Option<Arc<str>>,
     connect: Connect,
     /// True when the session outlives the connection: its end is recorded.
     session_kept: bool,
@@ -141,7 +147,12 @@ impl DeviceConnection {
             let waiting_for_room = Arc::new(AtomicBool::new(false));
             let slots = Arc::new(Semaphore::new(window));
             let partial = a.reader.decoder().partial_since();
-            ctx.add_stream(gated(a.reader, slots, a.budget, waiting_for_room.clone()));
+            let limits = Limits {
+                window: slots,
+                budget: a.budget,
+                rate: a.rate.map(Arc::new),
+            };
+            ctx.add_stream(gated(a.reader, limits, waiting_for_room.clone()));
             let codec = MqttCodec::for_peer(
                 a.connect.version,
                 a.limits.max_packet_size as usize,
@@ -157,6 +168,7 @@ impl DeviceConnection {
             });
             DeviceConnection {
                 id: a.session.id,
+                identity: a.session.identity.map(Arc::from),
                 connect: a.connect,
                 session_kept: a.session.kept,
                 expiry_at_end: None,

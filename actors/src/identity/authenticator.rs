@@ -1,0 +1,145 @@
+//! Who a connecting client is: from its client certificate (checked by the TLS listener)
+//! or its username and secret (checked here, off the connections' thread), as the auth
+//! mode allows. The answer is the device id it authenticated as, or a refusal with the
+//! CONNACK code that says why.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::credentials;
+use super::settings::AuthMode;
+use crate::mqtt::packet::{Connect, ConnectCode};
+use crate::Secret;
+
+/// Argon2 verifications at once, at most: each takes a core for tens of milliseconds, and
+/// a flood of logins must not take them all.
+const HASHING_AT_ONCE: usize = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRefusal {
+    pub code: ConnectCode,
+    pub reason: String,
+}
+
+impl AuthRefusal {
+    fn credentials(reason: impl Into<String>) -> Self {
+        AuthRefusal {
+            code: ConnectCode::BadCredentials,
+            reason: reason.into(),
+        }
+    }
+
+    fn not_authorized(reason: impl Into<String>) -> Self {
+        AuthRefusal {
+            code: ConnectCode::NotAuthorized,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What a connection brings to be judged by.
+pub struct Claim {
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub client_id: String,
+    /// The names (subject CN, then SANs) of the client certificate the TLS listener
+    /// verified; empty without one.
+    pub certified: Arc<[String]>,
+}
+
+impl Claim {
+    pub fn of(connect: &Connect, certified: Arc<[String]>) -> Claim {
+        Claim {
+            username: connect.username.clone(),
+            password: connect.password.clone(),
+            client_id: connect.client_id.clone(),
+            certified,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Authenticator {
+    mode: AuthMode,
+    /// The database holding the `devices` table.
+    db: PathBuf,
+    hashing: Arc<Semaphore>,
+}
+
+impl Authenticator {
+    pub fn new(mode: AuthMode, db: PathBuf) -> Self {
+        Authenticator {
+            mode,
+            db,
+            hashing: Arc::new(Semaphore::new(HASHING_AT_ONCE)),
+        }
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// The device id `claim` authenticates as (`None` in mode `none`).
+    pub async fn authenticate(&self, claim: Claim) -> Result<Option<String>, AuthRefusal> {
+        if self.mode == AuthMode::None {
+            return Ok(None);
+        }
+        // The name claimed: the username, else the client id, else the certificate's.
+        let claimed = match (&claim.username, claim.certified.first()) {
+            (Some(username), _) => username.clone(),
+            (None, Some(first)) if claim.client_id.is_empty() => first.clone(),
+            (None, _) => claim.client_id.clone(),
+        };
+        if !claim.certified.is_empty() && self.mode.accepts_certificate() {
+            return match claim.certified.contains(&claimed) {
+                true => Ok(Some(claimed)),
+                false => Err(AuthRefusal::not_authorized(format!(
+                    "the client certificate names {:?}, not `{claimed}`",
+                    claim.certified
+                ))),
+            };
+        }
+        match (claim.username, claim.password) {
+            (Some(device), Some(secret)) if self.mode.accepts_password() => {
+                self.verify(device, secret).await
+            }
+            _ => Err(AuthRefusal::not_authorized(match self.mode {
+                AuthMode::Certificate => {
+                    "a client certificate is required (auth.mode = certificate)"
+                }
+                AuthMode::Password => "a username (the device id) and password are required",
+                _ => {
+                    "a client certificate, or a username (the device id) and password, are required"
+                }
+            })),
+        }
+    }
+
+    async fn verify(&self, device: String, secret: Secret) -> Result<Option<String>, AuthRefusal> {
+        let _turn = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| AuthRefusal::not_authorized("shutting down"))?;
+        let db = self.db.clone();
+        let name = device.clone();
+        let checked =
+            tokio::task::spawn_blocking(move || credentials::verify(&db, &name, &secret)).await;
+        match checked {
+            Ok(Ok(true)) => Ok(Some(device)),
+            Ok(Ok(false)) => Err(AuthRefusal::credentials(format!(
+                "wrong secret, or no device `{device}`"
+            ))),
+            Ok(Err(e)) => Err(AuthRefusal {
+                code: ConnectCode::ServerUnavailable,
+                reason: format!("cannot check credentials: {e}"),
+            }),
+            Err(e) => Err(AuthRefusal {
+                code: ConnectCode::ServerUnavailable,
+                reason: format!("credential check failed: {e}"),
+            }),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Device credentials: the `devices` table of the store's database, holding for each
+//! device only a slow, salted hash of its secret (Argon2id, PHC string format). The secret
+//! itself is generated here, shown once by `eliot device add` or `rotate`, and never kept.
+
+use std::path::Path;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::ingest::{format_micros, is_device_id};
+use crate::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("`{0}` is not a device id: 1 to 64 of ASCII letters, digits, `_`, `.`, `:`, `-`")]
+    BadId(String),
+    #[error("device `{0}` already exists (rotate its secret with `eliot device rotate`)")]
+    Exists(String),
+    #[error("no device `{0}`")]
+    Unknown(String),
+    #[error("cannot hash the secret: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// One provisioned device, as `eliot device list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub device_id: String,
+    pub created_at: String,
+    pub rotated_at: Option<String>,
+}
+
+/// 32 random bytes from the OS, as 64 hexadecimal characters.
+fn new_secret() -> Secret {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn hash(secret: &Secret) -> Result<String, CredentialsError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(secret.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| CredentialsError::Hash(e.to_string()))
+}
+
+fn now() -> String {
+    let micros = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000;
+    format_micros(micros as i64)
+}
+
+fn checked(device_id: &str) -> Result<(), CredentialsError> {
+    match is_device_id(device_id) {
+        true => Ok(()),
+        false => Err(CredentialsError::BadId(device_id.to_owned())),
+    }
+}
+
+/// Creates `device_id` with a new secret, and answers the secret (shown once).
+pub fn add(db: &Connection, device_id: &str) -> Result<Secret, CredentialsError> {
+    checked(device_id)?;
+    let secret = new_secret();
+    let inserted = db.execute(
+        "INSERT OR IGNORE INTO devices (device_id, secret_hash, created_at) VALUES (?1, ?2, ?3)",
+        params![device_id, hash(&secret)?, now()],
+    )?;
+    match inserted {
+        1 => Ok(secret),
+        _ => Err(CredentialsError::Exists(device_id.to_owned())),
+    }
+}
+
+/// Gives `device_id` a new secret; the old one stops working at once.
+pub fn rotate(db: &Connection, device_id: &str) -> Result<Secret, CredentialsError> {
+    let secret = new_secret();
+    let updated = db.execute(
+        "UPDATE devices SET secret_hash = ?2, rotated_at = ?3 WHERE device_id = ?1",
+        params![device_id, hash(&secret)?, now()],
+    )?;
+    match updated {
+        1 => Ok(secret),
+        _ => Err(CredentialsError::Unknown(device_id.to_owned())),
+    }
+}
+
+pub fn remove(db: &Connection, device_id: &str) -> Result<(), CredentialsError> {
+    match db.execute("DELETE FROM devices WHERE device_id = ?1", [device_id])? {
+        1 => Ok(()),
+        _ => Err(CredentialsError::Unknown(device_id.to_owned())),
+    }
+}
+
+pub fn list(db: &Connection) -> Result<Vec<DeviceRecord>, CredentialsError> {
+    let mut stmt =
+        db.prepare("SELECT device_id, created_at, rotated_at FROM devices ORDER BY device_id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(DeviceRecord {
+            device_id: r.get(0)?,
+            created_at: r.get(1)?,
+            rotated_at: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A stand-in hash, checked when the device is unknown, so that an unknown device costs
+/// (and takes) as long to refuse as a wrong secret.
+fn decoy() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash(&new_secret()).expect("hashing a random secret"))
+}
+
+/// Whether `secret` is `device_id`'s. Slow on purpose (Argon2id): run it off the
+/// connections' thread. `db` is the database file; it is opened read-only.
+pub fn verify(db: &Path, device_id: &str, secret: &Secret) -> Result<bool, CredentialsError> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(2))?;
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT secret_hash FROM devices WHERE device_id = ?1",
+            [device_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let known = stored.is_some();
+    let phc = stored.unwrap_or_else(|| decoy().to_owned());
+    let parsed = PasswordHash::new(&phc).map_err(|e| CredentialsError::Hash(e.to_string()))?;
+    let matches = Argon2::default()
+        .verify_password(secret.expose().as_bytes(), &parsed)
+        .is_ok();
+    Ok(known && matches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("eliot.db")).unwrap();
+        conn.execute_batch(crate::store::DEVICES_TABLE).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn only_the_current_secret_verifies_and_only_a_hash_is_kept() {
+        let (dir, conn) = db();
+        let path = dir.path().join("eliot.db");
+        let first = add(&conn, "robot_001").unwrap();
+        assert_eq!(first.expose().len(), 64);
+        assert!(verify(&path, "robot_001", &first).unwrap());
+        assert!(!verify(&path, "robot_001", &Secret::new("guess")).unwrap());
+        assert!(
+            !verify(&path, "robot_002", &first).unwrap(),
+            "unknown device"
+        );
+        let stored: String = conn
+            .query_row("SELECT secret_hash FROM devices", [], |r| r.get(0))
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$") && !stored.contains(first.expose()));
+
+        let second = rotate(&conn, "robot_001").unwrap();
+        assert!(
+            !verify(&path, "robot_001", &first).unwrap(),
+            "the old secret is gone"
+        );
+        assert!(verify(&path, "robot_001", &second).unwrap());
+        remove(&conn, "robot_001").unwrap();
+        assert!(!verify(&path, "robot_001", &second).unwrap());
+    }
+
+    #[test]
+    fn ids_are_checked_and_each_is_added_once() {
+        let (_dir, conn) = db();
+        assert!(matches!(add(&conn, "a/b"), Err(CredentialsError::BadId(_))));
+        add(&conn, "robot_001").unwrap();
+        assert!(matches!(
+            add(&conn, "robot_001"),
+            Err(CredentialsError::Exists(_))
+        ));
+        assert!(matches!(
+            rotate(&conn, "nobody"),
+            Err(CredentialsError::Unknown(_))
+        ));
+        assert!(matches!(
+            remove(&conn, "nobody"),
+            Err(CredentialsError::Unknown(_))
+        ));
+        let listed = list(&conn).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].device_id, "robot_001");
+    }
+}

@@ -1,0 +1,334 @@
+//! `TlsListener`: devices over TLS (rustls), on a port of their own. It accepts a socket,
+//! runs the handshake (bounded in time and in how many run at once), reads the names of
+//! the client certificate the handshake verified, and hands the stream to the device
+//! endpoint, which serves it exactly as a TCP device from its CONNECT on.
+//!
+//! The certificate, key and client CA are read again on SIGHUP: new handshakes use them,
+//! and connections already open keep theirs. A bad file there is logged and changes
+//! nothing.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use actix::prelude::*;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use super::settings::{AuthMode, TlsSettings};
+use crate::endpoint::{Adopter, Transport};
+use crate::observe::{Event, Telemetry};
+use crate::supervision::Restarts;
+
+pub const NAME: &str = "tls_listener";
+
+/// Handshakes in progress at most: each costs CPU before anyone has proved anything.
+const HANDSHAKES_AT_ONCE: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+#[error("tls.{key}: `{path}`: {message}")]
+pub struct TlsListenerError {
+    pub key: &'static str,
+    pub path: String,
+    pub message: String,
+}
+
+fn problem(key: &'static str, path: &Path, message: impl std::fmt::Display) -> TlsListenerError {
+    TlsListenerError {
+        key,
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn certificates(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsListenerError> {
+    let pem = std::fs::read(path).map_err(|e| problem(key, path, format!("cannot read: {e}")))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| problem(key, path, format!("not a PEM file: {e}")))?;
+    match certs.is_empty() {
+        true => Err(problem(key, path, "holds no PEM certificate")),
+        false => Ok(certs),
+    }
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsListenerError> {
+    let key = "key_file";
+    let pem = std::fs::read(path).map_err(|e| problem(key, path, format!("cannot read: {e}")))?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|e| problem(key, path, format!("not a PEM file: {e}")))?
+        .ok_or_else(|| problem(key, path, "holds no PEM private key"))
+}
+
+/// The server configuration from the files of `settings`. Client certificates are asked
+/// for when there is a client CA; required when the mode accepts nothing else.
+pub fn server_config(
+    settings: &TlsSettings,
+    mode: AuthMode,
+) -> Result<Arc<ServerConfig>, TlsListenerError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| problem("listen", Path::new(""), e))?;
+    let builder = match settings.client_ca_file() {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates("client_ca_file", ca)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| problem("client_ca_file", ca, format!("not a usable CA: {e}")))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = match mode {
+                AuthMode::Certificate => verifier.build(),
+                _ => verifier.allow_unauthenticated().build(),
+            }
+            .map_err(|e| problem("client_ca_file", ca, e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let chain = certificates("cert_file", &settings.cert_file)?;
+    let key = private_key(&settings.key_file)?;
+    let config = builder.with_single_cert(chain, key).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => problem(
+            "key_file",
+            &settings.key_file,
+            format!(
+                "is not the key of the certificate in `{}`",
+                settings.cert_file.display()
+            ),
+        ),
+        other => problem("key_file", &settings.key_file, other),
+    })?;
+    Ok(Arc::new(config))
+}
+
+/// The names a client certificate gives its holder: the subject's common names, then its
+/// DNS and URI alternative names.
+pub fn certificate_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = parsed
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .collect();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(n)
+                | x509_parser::extensions::GeneralName::URI(n) => names.push((*n).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    names
+}
+
+pub struct TlsListener {
+    settings: TlsSettings,
+    mode: AuthMode,
+    listener: Option<Arc<TcpListener>>,
+    accepting: Option<SpawnHandle>,
+    /// What new handshakes use; replaced on SIGHUP.
+    config: Arc<RwLock<Arc<ServerConfig>>>,
+    handshakes: Arc<Semaphore>,
+    adopter: Adopter,
+    restarts: Restarts,
+    telemetry: Telemetry,
+}
+
+impl TlsListener {
+    pub fn new(
+        settings: TlsSettings,
+        mode: AuthMode,
+        (listener, config): (TcpListener, Arc<ServerConfig>),
+        adopter: Adopter,
+        restarts: Restarts,
+        telemetry: &Telemetry,
+    ) -> Self {
+        TlsListener {
+            settings,
+            mode,
+            listener: Some(Arc::new(listener)),
+            accepting: None,
+            config: Arc::new(RwLock::new(config)),
+            handshakes: Arc::new(Semaphore::new(HANDSHAKES_AT_ONCE)),
+            adopter,
+            restarts,
+            telemetry: telemetry.for_actor(NAME),
+        }
+    }
+
+    fn listen(&mut self, ctx: &mut Context<Self>) {
+        let Some(listener) = self.listener.clone() else {
+            return;
+        };
+        if let Ok(addr) = listener.local_addr() {
+            Event::TlsListening { addr }.emit(&self.telemetry);
+        }
+        let accepted = futures_util::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await;
+            Some((accepted, listener))
+        });
+        self.accepting = Some(ctx.add_stream(accepted));
+        self.reload_on_sighup(ctx);
+    }
+
+    #[cfg(unix)]
+    fn reload_on_sighup(&mut self, ctx: &mut Context<Self>) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        let hangups = futures_util::stream::poll_fn(move |cx| {
+            hangups.poll_recv(cx).map(|o| o.map(|()| Reload))
+        });
+        ctx.add_stream(hangups);
+    }
+
+    #[cfg(not(unix))]
+    fn reload_on_sighup(&mut self, _: &mut Context<Self>) {}
+
+    fn handshake(&self, socket: tokio::net::TcpStream, peer: SocketAddr) {
+        let acceptor = TlsAcceptor::from(self.config.read().expect("never poisoned").clone());
+        let (adopter, telemetry) = (self.adopter.clone(), self.telemetry.clone());
+        let Ok(turn) = self.handshakes.clone().try_acquire_owned() else {
+            let reason = "too many TLS handshakes in progress";
+            Event::ConnectionRefused {
+                peer,
+                code: "none",
+                reason,
+            }
+            .emit(&telemetry);
+            return;
+        };
+        let timeout = self.settings.handshake_timeout;
+        actix::spawn(async move {
+            let _ = socket.set_nodelay(true);
+            let done = tokio::time::timeout(timeout, acceptor.accept(socket)).await;
+            drop(turn);
+            match done {
+                Ok(Ok(stream)) => {
+                    let names = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(certificate_names)
+                        .unwrap_or_default();
+                    adopter.adopt(Transport::stream(stream, peer).certified(names));
+                }
+                Ok(Err(e)) => {
+                    let reason = format!("TLS handshake failed: {e}");
+                    Event::ConnectionRefused {
+                        peer,
+                        code: "none",
+                        reason: &reason,
+                    }
+                    .emit(&telemetry);
+                }
+                Err(_) => {
+                    let reason = format!("no TLS handshake within {timeout:?}");
+                    Event::ConnectionRefused {
+                        peer,
+                        code: "none",
+                        reason: &reason,
+                    }
+                    .emit(&telemetry);
+                }
+            }
+        });
+    }
+}
+
+/// Read the certificate, key and client CA again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+impl Actor for TlsListener {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.restarts
+            .start(ctx, |listener, ctx| listener.listen(ctx));
+    }
+}
+
+impl Supervised for TlsListener {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts.restarting("stopped".into());
+    }
+}
+
+crate::answers_pings!(TlsListener);
+
+impl StreamHandler<std::io::Result<(tokio::net::TcpStream, SocketAddr)>> for TlsListener {
+    fn handle(
+        &mut self,
+        accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+        _: &mut Context<Self>,
+    ) {
+        match accepted {
+            Ok((socket, peer)) => self.handshake(socket, peer),
+            Err(e) => Event::AcceptFailed {
+                error: &e.to_string(),
+                pause: std::time::Duration::ZERO,
+            }
+            .emit(&self.telemetry),
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl StreamHandler<Reload> for TlsListener {
+    fn handle(&mut self, _: Reload, _: &mut Context<Self>) {
+        match server_config(&self.settings, self.mode) {
+            Ok(config) => {
+                *self.config.write().expect("never poisoned") = config;
+                Event::TlsReloaded { error: None }.emit(&self.telemetry);
+            }
+            Err(e) => Event::TlsReloaded {
+                error: Some(&e.to_string()),
+            }
+            .emit(&self.telemetry),
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Reload> for TlsListener {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) {
+        <Self as StreamHandler<Reload>>::handle(self, msg, ctx);
+    }
+}
+
+/// Stop accepting (shutdown): the port closes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopTls;
+
+impl Handler<StopTls> for TlsListener {
+    type Result = ();
+
+    fn handle(&mut self, _: StopTls, ctx: &mut Context<Self>) {
+        self.listener = None;
+        if let Some(accepting) = self.accepting.take() {
+            ctx.cancel_future(accepting);
+        }
+    }
+}

@@ -97,6 +97,24 @@ impl Pki {
         self.server.clone()
     }
 
+    /// Another certificate for the same server names, with the subject CN `name`: a
+    /// renewed certificate, to swap in while a server runs.
+    pub fn server_named(&self, name: &str) -> TlsFiles {
+        let names = SERVER_NAMES.map(str::to_owned).to_vec();
+        let mut params = CertificateParams::new(names).expect("valid server names");
+        params.distinguished_name = common_name(name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = days_from_now(-1);
+        params.not_after = days_from_now(30);
+        let (cert, key) = self.ca.issue(params, self.dir.path(), &file_stem(name));
+        TlsFiles {
+            ca: self.ca.file.clone(),
+            cert,
+            key,
+        }
+    }
+
     /// A client certificate (CN = `name`) signed by the CA, valid from yesterday for 30
     /// days: (certificate, key).
     pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {

@@ -1,0 +1,72 @@
+//! Rate limits: a device past its own is slowed (its socket is not read), not dropped;
+//! new connections are limited per address, so one address cannot crowd the others out.
+
+use std::time::Instant;
+
+use super::*;
+use rumqttc::QoS;
+
+/// How long `device` takes to have `count` readings acked, published as fast as it can.
+async fn publish_all(addr: std::net::SocketAddr, device: &str, count: u64) -> Duration {
+    let mut d = Device::connect(addr, device);
+    let started = Instant::now();
+    let readings = (0..count).map(|n| reading(device, n)).collect();
+    let acked = d.publish_all(device, readings, QoS::AtLeastOnce).await;
+    assert_eq!(
+        acked, count as usize,
+        "{device}: every message acked, none dropped"
+    );
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_over_its_rate_limit_is_slowed_not_dropped() {
+    let eliot = Eliot::start_with(|c| c.auth.device_messages_per_second = 20);
+    let limited = publish_all(eliot.addr, "robot_1", 60).await;
+    // 20 at once (the burst), then 20 a second: 40 more take two seconds at least.
+    assert!(
+        limited >= Duration::from_millis(1_900),
+        "slowed: {limited:?}"
+    );
+    assert!(eventually(Duration::from_secs(5), || stored(&eliot) == 60).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_connections_are_limited_per_address() {
+    let eliot = Eliot::start_with(|c| {
+        c.auth.new_connections_per_second = 1;
+        c.auth.new_connections_burst = 5;
+    });
+    let from = |ip: [u8; 4]| {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((ip, 0).into()).unwrap();
+        socket.connect(eliot.addr)
+    };
+    let mut refused = 0;
+    let mut open = Vec::new();
+    for _ in 0..15 {
+        let mut stream = from([127, 0, 0, 2]).await.unwrap();
+        let mut byte = [0u8; 1];
+        // A refused socket is closed at once; an accepted one waits for its CONNECT.
+        let read = tokio::time::timeout(Duration::from_millis(300), async {
+            use tokio::io::AsyncReadExt;
+            stream.read(&mut byte).await
+        })
+        .await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => refused += 1,
+            _ => open.push(stream),
+        }
+    }
+    assert!(
+        (9..=10).contains(&refused),
+        "{refused} of 15 refused past the burst of 5"
+    );
+    let mut d = Device::connect(eliot.addr, "robot_2");
+    let connack = d
+        .expect_event(Duration::from_secs(5), |e| {
+            matches!(e, Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))))
+        })
+        .await;
+    assert!(connack.is_ok(), "another address is served");
+}

@@ -112,3 +112,25 @@ async fn accepted_readings_never_trip_the_breaker() {
     }
     assert_eq!(eliot.count("readings"), 20);
 }
+
+/// A 3.1.1 client with an empty client id gets a new id from Eliot at every CONNECT: its
+/// breaker is keyed by its address instead, so reconnecting does not shed the cool-down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_client_without_an_id_cannot_reconnect_out_of_its_cooldown() {
+    let eliot = start();
+    let mut connect = connect4("");
+    connect.clean_session = true;
+    let (mut bad, ack) = Raw4::handshake(eliot.addr, connect.clone()).await;
+    assert_eq!(ack.code, v4::ConnectReturnCode::Success);
+    for pkid in 1..=5 {
+        bad.publish(&topic("robot_003"), Q4::AtLeastOnce, pkid, "not json")
+            .await;
+    }
+    bad.until_closed().await;
+    let (_, again) = Raw4::handshake(eliot.addr, connect).await;
+    assert_eq!(
+        again.code,
+        v4::ConnectReturnCode::ServiceUnavailable,
+        "still cooling down under a new id"
+    );
+}

@@ -44,6 +44,10 @@ pub struct Session {
     pub kept: bool,
     /// The device the client authenticated as (`None` with `auth.mode = none`).
     pub identity: Option<String>,
+    /// What its breaker is keyed by: who it is. Its client id, which is its device id
+    /// once authenticated; for an anonymous client whose id Eliot chose (a new one at each
+    /// CONNECT), its address, so that it cannot shed its cool-down by reconnecting.
+    pub guard_key: String,
 }
 
 /// Why a CONNECT is refused.
@@ -96,7 +100,7 @@ impl Refusal {
 /// answers with the client id settled, which authentication may have set.
 pub fn admit(
     connect: &mut Connect,
-    id: u64,
+    (id, peer): (u64, std::net::IpAddr),
     certified: std::sync::Arc<[String]>,
     gate: &Gate,
 ) -> impl Future<Output = Result<(Session, String), Refusal>> + 'static {
@@ -137,7 +141,11 @@ pub fn admit(
                 chose_id,
             )?;
         }
-        let client_id = request.client_id.clone();
+        let guard_key = match (&identity, chose_id) {
+            (None, true) => format!("address {peer}"),
+            _ => request.client_id.clone(),
+        };
+        let client_id = guard_key.clone();
         match gate.guard.send(MayConnect { client_id }).await {
             Ok(Ok(())) => {}
             Ok(Err(refusal)) => {
@@ -163,6 +171,7 @@ pub fn admit(
             assigned_client_id,
             kept,
             identity,
+            guard_key,
         };
         Ok((session, client_id))
     }
@@ -347,7 +356,10 @@ mod tests {
         assert_eq!(refusal.code, ConnectCode::ClientIdRejected);
         let (mut id, mut assigned) = (String::from("eliot-x-1"), Some("eliot-x-1".into()));
         assert!(bind_client_id(&mut id, &mut assigned, "robot_1", true).is_ok());
-        assert_eq!((id.as_str(), assigned.as_deref()), ("robot_1", Some("robot_1")));
+        assert_eq!(
+            (id.as_str(), assigned.as_deref()),
+            ("robot_1", Some("robot_1"))
+        );
     }
 
     #[test]

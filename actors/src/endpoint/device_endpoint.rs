@@ -257,7 +257,7 @@ impl DeviceEndpoint {
         };
         self.handshaking += 1;
         let deadline = self.settings.connect_timeout;
-        let admitted = admit(&mut connect, id, certified, &gate);
+        let admitted = admit(&mut connect, (id, peer.ip()), certified, &gate);
         async move {
             tokio::time::timeout(deadline, admitted)
                 .await

@@ -131,7 +131,7 @@ impl DeviceConnection {
     /// Tells the device guard; if the device's breaker trips, the connection closes.
     pub(super) fn count_rejection(&mut self, ctx: &mut Context<Self>) {
         let rejected = Rejected {
-            client_id: self.connect.client_id.clone(),
+            client_id: self.guard_key.clone(),
         };
         self.guard
             .send(rejected)

@@ -103,6 +103,8 @@ pub struct DeviceConnection {
     /// The device the client authenticated as (then also its client id): every message
     /// it sends must name it.
     identity: Option<Arc<str>>,
+    /// What the device guard counts this client's rejections under (`Session::guard_key`).
+    guard_key: String,
     connect: Connect,
     /// True when the session outlives the connection: its end is recorded.
     session_kept: bool,
@@ -169,6 +171,7 @@ impl DeviceConnection {
             DeviceConnection {
                 id: a.session.id,
                 identity: a.session.identity.map(Arc::from),
+                guard_key: a.session.guard_key,
                 connect: a.connect,
                 session_kept: a.session.kept,
                 expiry_at_end: None,

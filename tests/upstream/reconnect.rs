@@ -13,9 +13,19 @@ use eliot_actors::CapturedLogs;
 const WITHIN: Duration = Duration::from_secs(20);
 
 fn publish_through(broker: &Mosquitto, device: &str, count: u64) -> tokio::task::JoinHandle<u64> {
+    publish_paced(broker, device, count, Duration::from_millis(10))
+}
+
+/// The same, `every` apart (zero: as fast as the broker acks).
+fn publish_paced(
+    broker: &Mosquitto,
+    device: &str,
+    count: u64,
+    every: Duration,
+) -> tokio::task::JoinHandle<u64> {
     let pace = Pace {
         count,
-        every: Duration::from_millis(10),
+        every,
         within: Duration::from_secs(90),
     };
     tokio::spawn(publish_through_failures(
@@ -98,4 +108,30 @@ async fn a_session_the_broker_lost_is_reported_as_a_possible_gap_and_subscribed_
     assert!(eventually(WITHIN, || logs.events("upstream_subscribed").len() >= 2).await);
     assert_eq!(publish_through(&broker, "after", 20).await.unwrap(), 20);
     assert!(wait_stored(&eliot, 20, WITHIN).await, "subscribed again");
+}
+
+/// A backlog far larger than the receive window drains: the window frees a slot when a
+/// message is stored, not when its ack is written, which only the event loop's task does
+/// (holding slots until then stopped both, with the backlog half read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_many_times_the_window_drains_to_the_last_message() {
+    let Some(broker) = broker("backlog", BrokerConfig::default()) else {
+        return;
+    };
+    let small_window = |c: &mut Config| {
+        upstream_of(c, &broker, "backlog");
+        c.upstream.receive_maximum = 20;
+    };
+    let eliot = Eliot::start_with(small_window);
+    subscribed(&broker, "backlog");
+    drop(eliot);
+    // Queued at the broker for Eliot's session while it is away.
+    let queued = publish_paced(&broker, "queued", 3_000, Duration::ZERO);
+    assert_eq!(queued.await.unwrap(), 3_000);
+    let eliot = Eliot::start_with(small_window);
+    assert!(
+        wait_stored(&eliot, 3_000, Duration::from_secs(60)).await,
+        "{} of 3,000 stored",
+        stored(&eliot)
+    );
 }

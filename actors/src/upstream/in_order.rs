@@ -14,15 +14,16 @@ struct Waiting {
     /// The connection it arrived on (counted from 1 at each CONNACK).
     generation: u64,
     stored: bool,
-    /// Its slot of the window; freed once it is acked (or given up).
+    /// Its slot of the window; freed once its ack is due (or it is given up).
     permit: Option<OwnedSemaphorePermit>,
 }
 
-/// An ack to send, carrying the slot it frees once it has gone out.
+/// An ack to send. Its message's slot of the window is freed as it becomes due, not once
+/// the ack is written: only the event loop's poll task writes it, and that task waits for
+/// slots, so a slot held until then could stop both for good.
 pub struct Ack {
     pub token: AckToken,
     pub generation: u64,
-    pub permit: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Default)]
@@ -73,9 +74,9 @@ impl InOrder {
                 due.push(Ack {
                     token: w.token,
                     generation: w.generation,
-                    permit: w.permit,
                 });
             }
+            drop(w.permit);
         }
         due
     }

@@ -5,7 +5,8 @@
 //! - the poll task (`poll_link`) owns the event loop. It waits for a slot of the window
 //!   before handing a message on (backpressure: the broker's flow control and TCP do the
 //!   rest), and after a failure it waits a growing, jittered delay before reconnecting.
-//!   It never awaits a client call;
+//!   It never awaits a client call, nor anything only the event loop can free: a slot is
+//!   freed when the message is stored, before its ack is written;
 //! - the actor batches what the poll task hands it, sends it down the pipeline, and puts
 //!   the acks due in receipt order (`InOrder`);
 //! - the ack task (`send_acks`) makes the client calls, in that order.
@@ -324,7 +325,8 @@ impl UpstreamConnection {
         let pubacks = due.iter().filter(|a| a.token.qos > 0).count();
         if let Some(running) = &self.running {
             for ack in due {
-                // Bounded by the window: each ack holds its message's slot until sent.
+                // Unbounded, yet bounded by the broker: each ack is for a message it holds
+                // unacked, and it sends no more than its in-flight limit (receive maximum).
                 let _ = running.to_acker.send(ack);
             }
         }
@@ -554,6 +556,5 @@ async fn send_acks(
             // An error means the client is gone; the broker redelivers what was not acked.
             let _ = client.ack(ack.token).await;
         }
-        drop(ack.permit);
     }
 }

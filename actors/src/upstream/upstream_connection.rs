@@ -29,7 +29,8 @@ use crate::observe::{Event, Telemetry};
 use crate::pipeline::{Ingested, Pipeline};
 use crate::store::NotStored;
 use crate::supervision::{
-    jitter, Backoff, Breaker, CallResult, DeviceGuard, LinkHealth, Rejected, Report, Restarts,
+    catch_panic, jitter, Backoff, Breaker, CallResult, DeviceGuard, LinkHealth, Rejected, Report,
+    Restarts,
 };
 
 /// What the parts of one connection share.
@@ -378,7 +379,21 @@ impl Supervised for UpstreamConnection {
 crate::answers_pings!(UpstreamConnection);
 
 impl StreamHandler<FromLink> for UpstreamConnection {
+    /// A panic stops the actor (so its supervisor restarts it, with a new link) instead of
+    /// making it vanish; what it had not acked, the broker redelivers.
     fn handle(&mut self, news: FromLink, ctx: &mut Context<Self>) {
+        if let Err(panic) = catch_panic(|| self.on_news(news, ctx)) {
+            Event::ActorPanicked { panic: &panic }.emit(&self.telemetry);
+            ctx.stop();
+        }
+    }
+
+    /// A link's stream ends when the link is dropped: that is not a reason to stop.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl UpstreamConnection {
+    fn on_news(&mut self, news: FromLink, ctx: &mut Context<Self>) {
         if Some(news.link) != self.current_link() {
             return;
         }
@@ -430,9 +445,6 @@ impl StreamHandler<FromLink> for UpstreamConnection {
             }
         }
     }
-
-    /// A link's stream ends when the link is dropped: that is not a reason to stop.
-    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 impl Handler<StopUpstream> for UpstreamConnection {

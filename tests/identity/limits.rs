@@ -29,6 +29,13 @@ async fn a_device_over_its_rate_limit_is_slowed_not_dropped() {
         "slowed: {limited:?}"
     );
     assert!(eventually(Duration::from_secs(5), || stored(&eliot) == 60).await);
+    let (_, metrics) = get(eliot.http_addr, "/metrics").await;
+    let slowed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("eliot_rate_limited_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(slowed >= 30.0, "the waits are counted: {slowed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

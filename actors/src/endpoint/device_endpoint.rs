@@ -346,7 +346,11 @@ impl DeviceEndpoint {
             pipeline: self.links.pipeline.clone(),
             sessions: self.links.sessions.clone(),
             budget: self.budget.clone(),
-            rate: DeviceRate::new(&self.links.auth, self.settings.max_packet_size),
+            rate: DeviceRate::new(
+                &self.links.auth,
+                self.settings.max_packet_size,
+                self.telemetry.metrics().rate_limited.clone(),
+            ),
             guard: self.links.guard.clone().recipient(),
             endpoint: ctx.address().recipient(),
             wills: ctx.address().recipient(),

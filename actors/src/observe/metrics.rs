@@ -95,6 +95,8 @@ pub struct Metrics {
     pub start_failures: Counter,
     pub http_listening: Gauge,
     pub http_failures: Counter,
+    /// Messages a device's rate limit made wait before they were read.
+    pub rate_limited: Counter,
     /// TLS reloads (SIGHUP), by outcome: `done` or `failed`.
     pub tls_reloads: Family<Label, Counter>,
     pub upstream_connects: Counter,
@@ -216,6 +218,11 @@ impl Metrics {
                 r,
                 "dead_letters_shed_bytes",
                 "Bytes of dead letters removed to stay within the quota",
+            ),
+            rate_limited: counter(
+                r,
+                "rate_limited",
+                "Messages a device's rate limit made wait before they were read",
             ),
             tls_reloads: {
                 let reloads = family::<Label, Counter>(

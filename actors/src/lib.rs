@@ -40,6 +40,7 @@ mod identity;
 mod ingest;
 pub mod mqtt;
 mod observe;
+mod pem;
 mod pipeline;
 mod secret;
 mod settings;

@@ -49,22 +49,11 @@ fn certificates(
     key: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsListenerError> {
-    let pem = std::fs::read(path).map_err(|e| problem(key, path, format!("cannot read: {e}")))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| problem(key, path, format!("not a PEM file: {e}")))?;
-    match certs.is_empty() {
-        true => Err(problem(key, path, "holds no PEM certificate")),
-        false => Ok(certs),
-    }
+    crate::pem::certificates(path).map_err(|why| problem(key, path, why))
 }
 
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsListenerError> {
-    let key = "key_file";
-    let pem = std::fs::read(path).map_err(|e| problem(key, path, format!("cannot read: {e}")))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| problem(key, path, format!("not a PEM file: {e}")))?
-        .ok_or_else(|| problem(key, path, "holds no PEM private key"))
+    crate::pem::private_key(path).map_err(|why| problem("key_file", path, why))
 }
 
 /// The server configuration from the files of `settings`. Client certificates are asked

@@ -1,15 +1,14 @@
 //! The TLS client configuration for the broker (rustls, ring): the CA the broker's
 //! certificate must chain to, and for mutual TLS the client certificate and key. Every
-//! file is read and checked here, once, so that a bad one is named with what is wrong
-//! with it (unreadable, not PEM, expired, key and certificate not a pair) before Eliot
-//! ever connects.
+//! file is read and checked here (`crate::pem`), once, so that a bad one is named with
+//! what is wrong with it (unreadable, not PEM, expired, key and certificate not a pair)
+//! before Eliot ever connects.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
-use time::OffsetDateTime;
 
 use super::settings::UpstreamSettings;
 
@@ -94,46 +93,10 @@ fn system_roots() -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// The certificates of a PEM file, each checked to be valid now.
 fn certificates(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = std::fs::read(path).map_err(|e| problem(key, path, format!("cannot read: {e}")))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| problem(key, path, format!("not a PEM file: {e}")))?;
-    if certs.is_empty() {
-        return Err(problem(key, path, "holds no PEM certificate"));
-    }
-    for cert in &certs {
-        check_validity(cert, OffsetDateTime::now_utc()).map_err(|why| problem(key, path, why))?;
-    }
-    Ok(certs)
+    crate::pem::certificates(path).map_err(|why| problem(key, path, why))
 }
 
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let key = "client_key_file";
-    let pem = std::fs::read(path).map_err(|e| problem(key, path, format!("cannot read: {e}")))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| problem(key, path, format!("not a PEM file: {e}")))?
-        .ok_or_else(|| problem(key, path, "holds no PEM private key"))
-}
-
-/// Refuses a certificate that has expired or is not valid yet, saying since or until when.
-fn check_validity(cert: &CertificateDer<'_>, now: OffsetDateTime) -> Result<(), String> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
-    let validity = parsed.validity();
-    let subject = parsed.subject().to_string();
-    if now > validity.not_after.to_datetime() {
-        return Err(format!(
-            "the certificate `{subject}` expired on {}",
-            validity.not_after
-        ));
-    }
-    if now < validity.not_before.to_datetime() {
-        return Err(format!(
-            "the certificate `{subject}` is not valid until {}",
-            validity.not_before
-        ));
-    }
-    Ok(())
+    crate::pem::private_key(path).map_err(|why| problem("client_key_file", path, why))
 }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `--eliot` measures another build of Eliot (say, the one before a change) with the same
-//! load generator, `--eliot-config` starts it with a configuration file (say, metrics off);
+//! load generator, `--eliot-config` starts it with a configuration file (say, metrics off;
+//! not in `upstream`, which writes its own);
 //! `--only` picks configurations, for such comparisons.
 //!
 //! Needs `mosquitto` (`apt-get install mosquitto`) and the DejaVu font
@@ -32,6 +33,12 @@
 //!   after commit), msg/s from the first row stored to the last.
 //! - `chain`: the baseline chain (Mosquitto + a minimal Rust subscriber writing SQLite in
 //!   batches, acking after commit); `drain`: the bare broker drain.
+//! - `upstream`: Eliot in its upstream broker mode alone (`[mqtt] enabled = false`) draining
+//!   a Mosquitto backlog of 300,000 readings from 1,000 devices (20,000 with `--quick`), at
+//!   QoS 0 and QoS 1 (acks after commit), against the bare drain (the baseline subscriber
+//!   counting only) on the same broker setup: msg/s from each subscriber's start to the last
+//!   message received or stored, the CPU each side used, and Eliot's store checked (exactly
+//!   N readings). Target: upstream drain ≥ 0.9 × bare drain at each QoS (`upstream.rs`).
 //! - `latency`: publish→PUBACK at a fixed offered load.
 //! - `connections`: many concurrent connections at 1 msg/s each (10,000 in the full run:
 //!   target p99 ≤ 25 ms), with the memory each costs.
@@ -80,6 +87,7 @@ mod report;
 mod sustained;
 mod sustained_chart;
 mod telemetry;
+mod upstream;
 
 use std::time::{Duration, Instant};
 
@@ -104,9 +112,9 @@ struct Args {
     /// Start Eliot with this configuration file (say, `[metrics] enabled = false`).
     #[arg(long, value_name = "PATH")]
     eliot_config: Option<std::path::PathBuf>,
-    /// Only these configurations (comma-separated): qos1, qos0, chain, drain, latency,
-    /// connections, overload (overload also needs qos1), sustained, paced, reads (paced and
-    /// reads run sustained first), generator.
+    /// Only these configurations (comma-separated): qos1, qos0, chain, drain, upstream,
+    /// latency, connections, overload (overload also needs qos1), sustained, paced, reads
+    /// (paced and reads run sustained first), generator.
     #[arg(long, value_delimiter = ',', value_parser = CONFIGURATIONS)]
     only: Vec<String>,
     /// Readings the sustained configuration publishes (default 10,000,000; 40,000 with
@@ -115,11 +123,12 @@ struct Args {
     sustained_readings: Option<u64>,
 }
 
-const CONFIGURATIONS: [&str; 11] = [
+const CONFIGURATIONS: [&str; 12] = [
     "qos1",
     "qos0",
     "chain",
     "drain",
+    "upstream",
     "latency",
     "connections",
     "overload",
@@ -231,6 +240,15 @@ fn main() {
         &|| chain_throughput(&programs, &scale, 0, true),
         &mut report,
     );
+
+    if wanted("upstream") {
+        let scale = if args.quick {
+            upstream::QUICK
+        } else {
+            upstream::FULL
+        };
+        upstream::measure(&programs, &scale, runs, &mut report);
+    }
 
     let sustained = eliot_qos1.map(|f| f.median);
     measure_loads(&programs, &scale, runs, &wanted, sustained, &mut report);

@@ -72,6 +72,9 @@ fn wait_listening(addr: SocketAddr, what: &str, within: Duration) {
     }
 }
 
+/// Where `Server::mosquitto_logged` has Mosquitto log, in its directory.
+const MOSQUITTO_LOG: &str = "mosquitto.log";
+
 /// A running server (Eliot or Mosquitto), killed when dropped.
 pub struct Server {
     child: Child,
@@ -93,9 +96,29 @@ impl Server {
     /// Killed when dropped: what it acked is committed (`synchronous = normal` survives a
     /// kill), so the next one on `dir` finds it.
     pub fn eliot_in(programs: &Programs, dir: Arc<TempDir>) -> Server {
+        let eliot = Server::spawn_eliot(programs, dir, programs.eliot_config.as_deref());
+        // Opening a large store may take a while.
+        wait_listening(eliot.addr, "eliot", Duration::from_secs(120));
+        eliot
+    }
+
+    /// Eliot in the upstream broker mode, started with the configuration file `config` (its
+    /// own device endpoint off: nothing listens on `addr`) on the data directory `dir`;
+    /// ready once its HTTP listener is.
+    pub fn eliot_upstream(programs: &Programs, dir: Arc<TempDir>, config: &Path) -> Server {
+        let eliot = Server::spawn_eliot(programs, dir, Some(config));
+        wait_listening(
+            eliot.http.unwrap(),
+            "eliot's HTTP",
+            Duration::from_secs(120),
+        );
+        eliot
+    }
+
+    fn spawn_eliot(programs: &Programs, dir: Arc<TempDir>, config: Option<&Path>) -> Server {
         let (addr, http) = (free_addr(), free_addr());
         let mut command = Command::new(&programs.eliot);
-        if let Some(config) = &programs.eliot_config {
+        if let Some(config) = config {
             command.arg("--config").arg(config);
         }
         // The `dev` overlay only raises the log level, lowered again here: Eliot runs on the
@@ -110,8 +133,6 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("eliot starts");
-        // Opening a large store may take a while.
-        wait_listening(addr, "eliot", Duration::from_secs(120));
         Server {
             child,
             addr,
@@ -124,14 +145,29 @@ impl Server {
     /// limit (its default of 1000 loses messages), a wide in-flight window, no persistence
     /// (the subscriber's SQLite is the durable copy).
     pub fn mosquitto() -> Server {
+        Server::start_mosquitto(tempfile::tempdir().unwrap(), "")
+    }
+
+    /// The same with `extra` lines of configuration, logging to a file that
+    /// `Server::mosquitto_log` reads (`extra` says what to log: `log_type ...`).
+    pub fn mosquitto_logged(extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let log = format!(
+            "log_dest file {}\n{extra}",
+            dir.path().join(MOSQUITTO_LOG).display()
+        );
+        Server::start_mosquitto(dir, &log)
+    }
+
+    fn start_mosquitto(dir: TempDir, extra: &str) -> Server {
         let addr = free_addr();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 0\nmax_inflight_messages 1000\nset_tcp_nodelay true\n",
+                 max_queued_messages 0\nmax_inflight_messages 1000\nset_tcp_nodelay true\n\
+                 {extra}",
                 addr.port()
             ),
         )
@@ -154,6 +190,28 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What Mosquitto logged so far (started `mosquitto_logged`).
+    pub fn mosquitto_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(MOSQUITTO_LOG)).unwrap_or_default()
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown) and waits for it to exit, at most
+    /// `within`; then kills it. Whether it exited in time.
+    pub fn terminate(mut self, within: Duration) -> bool {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + within;
+        while sent && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 
     pub fn db(&self) -> PathBuf {
@@ -379,6 +437,53 @@ impl Subscriber {
         std::io::Read::read_to_string(self.0.stdout.as_mut()?, &mut out).ok()?;
         let summary: Value = serde_json::from_str(out.trim()).ok()?;
         summary["rate"].as_f64()
+    }
+}
+
+/// How a watched subscriber ended.
+pub struct Finished {
+    /// Its summary line.
+    pub summary: Value,
+    /// When it was seen to have exited (within 5 ms).
+    pub at: Instant,
+    /// The CPU seconds it used, as last read while it ran.
+    pub cpu_seconds: f64,
+}
+
+impl Subscriber {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits (at most `within`) for it to exit, watching it closely: when it exited, the CPU
+    /// it used, and its summary.
+    pub fn finish_watched(mut self, within: Duration) -> Result<Finished, String> {
+        let deadline = Instant::now() + within;
+        let mut cpu = 0.0f64;
+        loop {
+            cpu = cpu.max(cpu_seconds(self.pid()));
+            match self.0.try_wait() {
+                Ok(Some(status)) if status.success() => break,
+                Ok(Some(status)) => return Err(format!("the subscriber exited: {status}")),
+                Ok(None) if Instant::now() > deadline => {
+                    return Err(format!("the subscriber did not finish within {within:?}"))
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let at = Instant::now();
+        let mut out = String::new();
+        if let Some(stdout) = self.0.stdout.as_mut() {
+            std::io::Read::read_to_string(stdout, &mut out).map_err(|e| e.to_string())?;
+        }
+        let summary = serde_json::from_str(out.trim())
+            .map_err(|e| format!("the subscriber's summary: {e}: {out}"))?;
+        Ok(Finished {
+            summary,
+            at,
+            cpu_seconds: cpu,
+        })
     }
 }
 

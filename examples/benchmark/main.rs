@@ -40,6 +40,10 @@
 //!   message received or stored, the CPU each side used, and Eliot's store checked (exactly
 //!   N readings). Target: upstream drain ≥ 0.9 × bare drain at each QoS (`upstream.rs`).
 //! - `latency`: publish→PUBACK at a fixed offered load.
+//! - `auth` (issue 11): what device identity costs against plain TCP in the same run:
+//!   connections per second with a password, over TLS and mutual TLS, the steady QoS 1
+//!   rate over TLS, and well-behaved devices' p99 beside a device flooding past its rate
+//!   limit (target: within 10 % of their p99 alone). See `auth.rs`.
 //! - `connections`: many concurrent connections at 1 msg/s each (10,000 in the full run:
 //!   target p99 ≤ 25 ms), with the memory each costs.
 //! - `overload`: 3 × what Eliot sustains at QoS 1 (needs `qos1`).
@@ -71,6 +75,7 @@
 //! 1,000 msg/s for 3 s; reads: 3 s at 2,000 msg/s).
 
 mod ack_sink;
+mod auth;
 mod field;
 mod field_load;
 mod in_flight;
@@ -112,7 +117,7 @@ struct Args {
     /// Start Eliot with this configuration file (say, `[metrics] enabled = false`).
     #[arg(long, value_name = "PATH")]
     eliot_config: Option<std::path::PathBuf>,
-    /// Only these configurations (comma-separated): qos1, qos0, chain, drain, upstream,
+    /// Only these configurations (comma-separated): qos1, qos0, chain, drain, upstream, auth,
     /// latency, connections, overload (overload also needs qos1), sustained, paced, reads
     /// (paced and reads run sustained first), generator.
     #[arg(long, value_delimiter = ',', value_parser = CONFIGURATIONS)]
@@ -123,12 +128,13 @@ struct Args {
     sustained_readings: Option<u64>,
 }
 
-const CONFIGURATIONS: [&str; 12] = [
+const CONFIGURATIONS: [&str; 13] = [
     "qos1",
     "qos0",
     "chain",
     "drain",
     "upstream",
+    "auth",
     "latency",
     "connections",
     "overload",
@@ -248,6 +254,11 @@ fn main() {
             upstream::FULL
         };
         upstream::measure(&programs, &scale, runs, &mut report);
+    }
+
+    if wanted("auth") {
+        let scale = if args.quick { auth::QUICK } else { auth::FULL };
+        auth::run(&programs, &scale, runs, &mut report);
     }
 
     let sustained = eliot_qos1.map(|f| f.median);

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::endpoint::{
-    Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, DEVICE_ENDPOINT,
+    Adopter, ByteBudget, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake,
+    DEVICE_ENDPOINT,
 };
 use crate::identity::{
     check_mode, server_config, AuthSettings, Authenticator, StopTls, TlsListener, TlsListenerError,
@@ -236,6 +237,11 @@ impl Tree {
             store_writer.clone(),
             telemetry.metrics().clone(),
         );
+        // One budget of payload bytes held between receipt and commit, whichever way in.
+        let budget = ByteBudget::new(
+            settings.mqtt.max_in_flight_bytes,
+            telemetry.metrics().in_flight_bytes.clone(),
+        );
         let upstream = match settings.upstream.enabled {
             true => {
                 let breaker =
@@ -247,6 +253,7 @@ impl Tree {
                     health: health.clone().recipient(),
                     pattern: pattern.clone(),
                     tls: tls.clone(),
+                    budget: budget.clone(),
                 };
                 start_upstream(settings.upstream, links, &restarts, &health, &telemetry)
             }
@@ -259,6 +266,7 @@ impl Tree {
                 guard,
                 authenticator: Authenticator::new(settings.auth.mode, settings.store.db_path()),
                 auth: settings.auth.clone(),
+                budget,
             };
             let (mqtt, restarts, t) = (
                 settings.mqtt.clone(),

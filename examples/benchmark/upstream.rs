@@ -5,7 +5,7 @@
 //!
 //! A backlog drain, so that no publisher limits the rate. For each subscriber and run:
 //!
-//! 1. a fresh Mosquitto: no queue limit, 1,000 messages in flight, QoS 0 messages queued for
+//! 1. a fresh Mosquitto: no queue limit, 10,000 messages in flight, QoS 0 messages queued for
 //!    offline sessions too, no persistence;
 //! 2. the subscriber connects once, so that its persistent session and its QoS 1
 //!    subscription to `devices/+/telemetry` exist (Eliot: until /health shows the upstream
@@ -25,7 +25,7 @@
 //!
 //! Eliot runs with a configuration file of its own (`--eliot-config` does not apply here):
 //! `[mqtt] enabled = false`, `[upstream]` on this broker over plain TCP, client id `bench`,
-//! the rest its defaults (MQTT 5, receive maximum 1,000).
+//! the rest its defaults (MQTT 5, receive maximum 10,000).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,7 +42,8 @@ const TARGET_RATIO: f64 = 0.9;
 /// Mosquitto, beyond what `Server::mosquitto` sets: queue QoS 0 for offline sessions, run as
 /// whoever started it (as root it would drop to `mosquitto`, which cannot write our log), and
 /// log what shows a subscriber subscribed and gone, nothing per message.
-const BROKER_EXTRA: &str = "queue_qos0_messages true\nuser root\nlog_type error\n\
+const BROKER_EXTRA: &str =
+    "queue_qos0_messages true\nmax_inflight_messages 10000\nuser root\nlog_type error\n\
                             log_type warning\nlog_type notice\nlog_type subscribe\n";
 /// Eliot's upstream client id: its connection 0 is `bench-0`.
 const CLIENT_ID: &str = "bench";

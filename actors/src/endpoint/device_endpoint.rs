@@ -84,6 +84,8 @@ pub struct EndpointLinks {
     pub authenticator: Authenticator,
     /// The `[auth]` limits: per address, and each device's rate.
     pub auth: AuthSettings,
+    /// Payload bytes read and not yet acked, shared with the upstream connections.
+    pub budget: ByteBudget,
 }
 
 pub struct DeviceEndpoint {
@@ -133,10 +135,7 @@ impl DeviceEndpoint {
         telemetry: &Telemetry,
     ) -> Self {
         DeviceEndpoint {
-            budget: ByteBudget::new(
-                settings.max_in_flight_bytes,
-                telemetry.metrics().in_flight_bytes.clone(),
-            ),
+            budget: links.budget.clone(),
             addresses: AddressLimits::new(&links.auth),
             settings,
             listener: Some(Rc::new(listener)),

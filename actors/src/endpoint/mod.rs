@@ -22,7 +22,7 @@ mod transport;
 mod will;
 
 pub use ack_queue::{AckQueue, Arrival};
-pub use budget::ByteBudget;
+pub use budget::{ByteBudget, BytePermit};
 pub use device_endpoint::{
     Adopter, ConnectionCount, DeviceEndpoint, EndpointLinks, StopIntake, NAME as DEVICE_ENDPOINT,
 };

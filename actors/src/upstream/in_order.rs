@@ -8,6 +8,14 @@ use std::collections::VecDeque;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::link::AckToken;
+use crate::endpoint::BytePermit;
+
+/// What a message holds while in Eliot (given back when dropped): a slot of its
+/// connection's window, and its size in the byte budget all ways in share.
+pub struct Slot {
+    pub _window: OwnedSemaphorePermit,
+    pub _bytes: Option<BytePermit>,
+}
 
 struct Waiting {
     token: AckToken,
@@ -15,7 +23,7 @@ struct Waiting {
     generation: u64,
     stored: bool,
     /// Its slot of the window; freed once its ack is due (or it is given up).
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Slot>,
 }
 
 /// An ack to send. Its message's slot of the window is freed as it becomes due, not once
@@ -35,12 +43,7 @@ pub struct InOrder {
 
 impl InOrder {
     /// Records a message; answers its sequence number.
-    pub fn arrive(
-        &mut self,
-        token: AckToken,
-        generation: u64,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> u64 {
+    pub fn arrive(&mut self, token: AckToken, generation: u64, permit: Option<Slot>) -> u64 {
         self.waiting.push_back(Waiting {
             token,
             generation,

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use rustls::ClientConfig;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::filter::Filter;
-use super::in_order::{Ack, InOrder};
+use super::in_order::{Ack, InOrder, Slot};
 use super::link::{self, Client, Delivery, Happening, Poller};
 use super::settings::UpstreamSettings;
+use crate::endpoint::ByteBudget;
 use crate::ingest::{Message, TopicPattern};
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::{Ingested, Pipeline};
@@ -43,6 +44,8 @@ pub struct UpstreamLinks {
     /// Names the device of a topic: the origin of a message is its device.
     pub pattern: TopicPattern,
     pub tls: Option<Arc<ClientConfig>>,
+    /// Payload bytes held between receipt and commit, shared with the device endpoint.
+    pub budget: ByteBudget,
 }
 
 /// What the poll task tells the actor; `link` names the link it came from, so that
@@ -59,7 +62,7 @@ enum LinkNews {
     },
     Delivered {
         delivery: Delivery,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
         generation: u64,
     },
     Subscribed {
@@ -181,6 +184,7 @@ impl UpstreamConnection {
             client: client.clone(),
             filters: self.filters.clone(),
             window,
+            budget: self.links.budget.clone(),
             news,
             breaker: self.links.breaker.clone(),
             backoff: Backoff::new(self.settings.backoff_initial, self.settings.backoff_max),
@@ -242,7 +246,7 @@ impl UpstreamConnection {
     fn delivered(
         &mut self,
         delivery: Delivery,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
         generation: u64,
         ctx: &mut Context<Self>,
     ) {
@@ -258,7 +262,7 @@ impl UpstreamConnection {
             bytes: delivery.payload.len(),
         }
         .emit(&self.telemetry);
-        let seq = self.order.arrive(delivery.ack, generation, Some(permit));
+        let seq = self.order.arrive(delivery.ack, generation, Some(slot));
         if self.unsent.is_empty() {
             self.unsent_from = seq;
             self.unsent_since = Instant::now();
@@ -404,9 +408,9 @@ impl UpstreamConnection {
             } => self.connected(session_present, generation),
             LinkNews::Delivered {
                 delivery,
-                permit,
+                slot,
                 generation,
-            } => self.delivered(delivery, permit, generation, ctx),
+            } => self.delivered(delivery, slot, generation, ctx),
             LinkNews::Subscribed { refused } => {
                 let refused = refused.join(", ");
                 Event::UpstreamSubscribed {
@@ -465,6 +469,7 @@ struct PollLink {
     client: Client,
     filters: Arc<[Filter]>,
     window: Arc<Semaphore>,
+    budget: ByteBudget,
     news: mpsc::Sender<FromLink>,
     breaker: Addr<Breaker>,
     backoff: Backoff,
@@ -502,12 +507,16 @@ async fn poll_link(mut link: PollLink) {
                 }
             }
             Ok(Happening::Delivered(delivery)) => {
-                let Ok(permit) = link.window.clone().acquire_owned().await else {
+                let Ok(window) = link.window.clone().acquire_owned().await else {
                     return;
                 };
+                let bytes = link.budget.admit(delivery.payload.len()).await;
                 LinkNews::Delivered {
                     delivery,
-                    permit,
+                    slot: Slot {
+                        _window: window,
+                        _bytes: bytes,
+                    },
                     generation: link.generation.load(Ordering::Relaxed),
                 }
             }

@@ -25,6 +25,10 @@
 //!   (`merge.rs`, `chunks.rs`), checkpoints off the writer's thread (`checkpointer.rs`), the
 //!   read API (`reader.rs`), durable and bounded device sessions (`sessions.rs`), and the
 //!   dead letters' byte quota (`dead_letters.rs`).
+//! - `identity/`: who a device is: credentials (Argon2 hashes), the `Authenticator` that
+//!   admission asks, the `TlsListener` (`tls_listener.rs`), and the limits keyed by the
+//!   client (per address, per device). `pem`: the certificate and key files both TLS
+//!   sides read.
 //! - `upstream/`: `UpstreamConnection` (`upstream_connection.rs`), one rumqttc client per
 //!   configured connection to an existing broker, acking after commit in receipt order
 //!   (`in_order.rs`), over rustls (`tls.rs`).

@@ -135,3 +135,35 @@ async fn a_backlog_many_times_the_window_drains_to_the_last_message() {
         stored(&eliot)
     );
 }
+
+/// Repeated failures open the upstream breaker, which /health shows, and after which
+/// Eliot waits its open period before trying again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_open_the_upstream_breaker() {
+    let Some(mut broker) = broker("breaker", BrokerConfig::default()) else {
+        return;
+    };
+    tokio::task::block_in_place(|| broker.stop());
+    let logs = CapturedLogs::default();
+    let eliot = Eliot::start_logged(
+        |c| {
+            upstream_of(c, &broker, "breaker");
+            c.breakers.upstream.failure_threshold = 3;
+            c.breakers.upstream.open_for = Duration::from_secs(5);
+        },
+        logs.logger(),
+    );
+    let opened = eventually_async(WITHIN, || async {
+        let health = eliot.health().await;
+        health
+            .breaker("upstream")
+            .is_some_and(|b| b.state == eliot_actors::BreakerState::Open)
+    })
+    .await;
+    assert!(opened, "{:?}", eliot.health().await.breakers);
+    let delays = retry_delays_ms(&logs);
+    assert!(
+        delays[2] >= 4_000,
+        "the third failure waits the open period: {delays:?}"
+    );
+}

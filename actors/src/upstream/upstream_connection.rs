@@ -173,7 +173,7 @@ impl UpstreamConnection {
         let id = self.next_link;
         let (client, poller) = link::open(&self.settings, self.index, self.links.tls.clone());
         let window = Arc::new(Semaphore::new(usize::from(self.settings.receive_maximum)));
-        // Every message holds a slot of the window until acked or given up: no more than
+        // Every message holds a slot of the window until stored or given up: no more than
         // `receive_maximum` ever wait here, whatever the broker sends.
         let (news, from_link) = mpsc::channel(usize::from(self.settings.receive_maximum) + 16);
         let (to_acker, acks) = mpsc::unbounded_channel();

@@ -65,56 +65,24 @@ async fn a_thief_cannot_lock_the_real_device_out() {
         &thief,
     ];
     tokio::task::block_in_place(|| publish_lines(&bin, port, "robot_1", &lines, &thief_args));
+    // Logs in as robot_1 from `address` with `password`, publishing reading `n`.
+    let as_robot = |address: &str, password: &str, n: u64| {
+        let args = [
+            "-A", address, "-i", "robot_1", "-u", "robot_1", "-P", password,
+        ];
+        run("robot_1", n, &args)
+    };
     // Guessing the device's secret from another address locks that address only.
     for _ in 0..8 {
-        run(
-            "robot_1",
-            0,
-            &[
-                "-A",
-                "127.0.0.2",
-                "-i",
-                "robot_1",
-                "-u",
-                "robot_1",
-                "-P",
-                "guess",
-            ],
-        );
+        as_robot("127.0.0.2", "guess", 0);
     }
-    let locked = run(
-        "robot_1",
-        0,
-        &[
-            "-A",
-            "127.0.0.2",
-            "-i",
-            "robot_1",
-            "-u",
-            "robot_1",
-            "-P",
-            &robot,
-        ],
-    );
+    let locked = as_robot("127.0.0.2", &robot, 0);
     assert!(
         !locked.status.success(),
         "the thief's address is locked out, even with the secret"
     );
 
-    let real = run(
-        "robot_1",
-        100,
-        &[
-            "-A",
-            "127.0.0.3",
-            "-i",
-            "robot_1",
-            "-u",
-            "robot_1",
-            "-P",
-            &robot,
-        ],
-    );
+    let real = as_robot("127.0.0.3", &robot, 100);
     assert!(
         real.status.success(),
         "the real device is served: {}",

@@ -240,9 +240,7 @@ impl TlsListener {
     }
 }
 
-/// Read the certificate, key and client CA again.
-#[derive(Message)]
-#[rtype(result = "()")]
+/// Read the certificate, key and client CA again (a SIGHUP, as a stream item).
 pub struct Reload;
 
 impl Actor for TlsListener {
@@ -296,14 +294,6 @@ impl StreamHandler<Reload> for TlsListener {
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
-}
-
-impl Handler<Reload> for TlsListener {
-    type Result = ();
-
-    fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) {
-        <Self as StreamHandler<Reload>>::handle(self, msg, ctx);
-    }
 }
 
 /// Stop accepting (shutdown): the port closes.

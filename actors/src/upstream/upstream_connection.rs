@@ -479,6 +479,7 @@ struct PollLink {
 /// Polls the event loop for as long as the link lives.
 async fn poll_link(mut link: PollLink) {
     let mut attempt = 0u32;
+    let mut pause = None;
     loop {
         let what = match link.poller.poll().await {
             Ok(Happening::Connected { session_present }) => {
@@ -531,37 +532,24 @@ async fn poll_link(mut link: PollLink) {
                     .await
                     .unwrap_or_default();
                 let retry_in = jitter(link.backoff.next_delay()).max(opened_for);
-                let what = LinkNews::Failed {
+                pause = Some(retry_in);
+                LinkNews::Failed {
                     error,
                     attempt,
                     retry_in,
-                };
-                if link
-                    .news
-                    .send(FromLink {
-                        link: link.id,
-                        what,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
                 }
-                // Polling again reconnects at once: this is the only pause between tries.
-                tokio::time::sleep(retry_in).await;
-                continue;
             }
         };
-        if link
-            .news
-            .send(FromLink {
-                link: link.id,
-                what,
-            })
-            .await
-            .is_err()
-        {
+        let news = FromLink {
+            link: link.id,
+            what,
+        };
+        if link.news.send(news).await.is_err() {
             return;
+        }
+        // Polling again reconnects at once: this is the only pause between tries.
+        if let Some(pause) = pause.take() {
+            tokio::time::sleep(pause).await;
         }
     }
 }

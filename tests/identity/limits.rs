@@ -77,3 +77,31 @@ async fn new_connections_are_limited_per_address() {
         .await;
     assert!(connack.is_ok(), "another address is served");
 }
+
+/// A slowloris on the TLS port: 100 sockets from one address that never start their
+/// handshake. They hold at most that address's share of the handshake turns, and a device
+/// from elsewhere is served at once, not after their timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tls_sockets_from_one_address_do_not_lock_the_others_out() {
+    let Some(bin) = client("tls slowloris") else {
+        return;
+    };
+    let pki = Pki::new();
+    let eliot = Eliot::start_with(|c| configure(c, AuthMode::Certificate, Some(&pki)));
+    let tls_addr = eliot.tls_addr.unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 2], 0).into()).unwrap();
+        idle.push(socket.connect(tls_addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cert = pki.client("robot_1");
+    let mut args = tls_args(&pki, Some(&cert));
+    args.extend(["-i", "robot_1"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tokio::task::block_in_place(|| publish(&bin, tls_addr.port(), "robot_1", 0, &args));
+    assert!(out.status.success(), "{}", said(&out));
+    assert_eq!(stored(&eliot), 1);
+    drop(idle);
+}

@@ -7,8 +7,11 @@
 //! and connections already open keep theirs. A bad file there is logged and changes
 //! nothing.
 
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
@@ -26,8 +29,30 @@ use crate::supervision::Restarts;
 
 pub const NAME: &str = "tls_listener";
 
-/// Handshakes in progress at most: each costs CPU before anyone has proved anything.
-const HANDSHAKES_AT_ONCE: usize = 64;
+/// Handshakes in progress at most, in all and from one address: each costs a socket and
+/// CPU before anyone has proved anything, and idle sockets from one address (a slowloris)
+/// must not hold every turn and lock the other devices out until their timeout.
+const HANDSHAKES_AT_ONCE: usize = 1024;
+const HANDSHAKES_PER_ADDRESS: usize = 16;
+
+/// One handshake's turn, given back when dropped.
+struct Turn {
+    _global: tokio::sync::OwnedSemaphorePermit,
+    address: IpAddr,
+    per_address: Rc<RefCell<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut counts = self.per_address.borrow_mut();
+        if let Some(n) = counts.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("tls.{key}: `{path}`: {message}")]
@@ -131,6 +156,8 @@ pub struct TlsListener {
     /// What new handshakes use; replaced on SIGHUP.
     config: Arc<RwLock<Arc<ServerConfig>>>,
     handshakes: Arc<Semaphore>,
+    /// Handshakes in progress by address (only addresses with one).
+    per_address: Rc<RefCell<HashMap<IpAddr, usize>>>,
     adopter: Adopter,
     restarts: Restarts,
     telemetry: Telemetry,
@@ -152,6 +179,7 @@ impl TlsListener {
             accepting: None,
             config: Arc::new(RwLock::new(config)),
             handshakes: Arc::new(Semaphore::new(HANDSHAKES_AT_ONCE)),
+            per_address: Rc::default(),
             adopter,
             restarts,
             telemetry: telemetry.for_actor(NAME),
@@ -188,18 +216,38 @@ impl TlsListener {
     #[cfg(not(unix))]
     fn reload_on_sighup(&mut self, _: &mut Context<Self>) {}
 
+    fn take_turn(&self, address: IpAddr) -> Result<Turn, &'static str> {
+        let mut counts = self.per_address.borrow_mut();
+        if counts.get(&address).copied().unwrap_or(0) >= HANDSHAKES_PER_ADDRESS {
+            return Err("too many TLS handshakes in progress from this address");
+        }
+        let global = self
+            .handshakes
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "too many TLS handshakes in progress")?;
+        *counts.entry(address).or_default() += 1;
+        Ok(Turn {
+            _global: global,
+            address,
+            per_address: self.per_address.clone(),
+        })
+    }
+
     fn handshake(&self, socket: tokio::net::TcpStream, peer: SocketAddr) {
         let acceptor = TlsAcceptor::from(self.config.read().expect("never poisoned").clone());
         let (adopter, telemetry) = (self.adopter.clone(), self.telemetry.clone());
-        let Ok(turn) = self.handshakes.clone().try_acquire_owned() else {
-            let reason = "too many TLS handshakes in progress";
-            Event::ConnectionRefused {
-                peer,
-                code: "none",
-                reason,
+        let turn = match self.take_turn(peer.ip()) {
+            Ok(turn) => turn,
+            Err(reason) => {
+                Event::ConnectionRefused {
+                    peer,
+                    code: "none",
+                    reason,
+                }
+                .emit(&telemetry);
+                return;
             }
-            .emit(&telemetry);
-            return;
         };
         let timeout = self.settings.handshake_timeout;
         actix::spawn(async move {

@@ -306,6 +306,7 @@ impl Store {
                 }
             }
         }
+        self.tiers.write_log(&tx, &staged).map_err(&sqlite)?;
         stats.shed = shed_over_quota(&tx, self.dead_letter_quota, &mut dead_letter_bytes)
             .map_err(&sqlite)?;
         tx.commit().map_err(&sqlite)?;

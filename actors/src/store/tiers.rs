@@ -33,11 +33,17 @@ pub enum Accepted {
     Conflict(String),
 }
 
-/// Readings appended in the transaction being written, not yet in the memtable.
+/// Readings accepted in the transaction being written, not yet in the memtable: `rows`
+/// answers lookups, `appends` is what `write_log` appends to the log before the commit.
 #[derive(Default)]
-pub struct Staged {
+pub struct Staged<'a> {
     rows: HashMap<Key, (Row, i64)>,
+    appends: Vec<(i64, &'a Reading)>,
 }
+
+/// Rows per multi-row INSERT into the log: one statement's fixed cost (and AUTOINCREMENT's
+/// update of `sqlite_sequence`) is paid once per this many readings.
+const LOG_ROWS_PER_INSERT: usize = 64;
 
 pub struct Tiers {
     pub memtable: SharedMemtable,
@@ -49,6 +55,9 @@ pub struct Tiers {
     pub merged_through: Option<Key>,
     /// When the sealed generation was sealed (or found sealed at opening).
     pub sealed_at: std::time::Instant,
+    /// The `readings_log.seq` the next accepted reading gets: above every seq ever
+    /// committed (AUTOINCREMENT's `sqlite_sequence` keeps that even once the log is emptied).
+    next_seq: i64,
 }
 
 impl Tiers {
@@ -121,6 +130,12 @@ impl Tiers {
             shared.active = active;
             shared.sealed = (sealed_through > 0).then_some(sealed);
         }
+        let next_seq = conn.query_row(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'readings_log'), 0), \
+                        coalesce((SELECT max(seq) FROM readings_log), 0), ?1) + 1",
+            params![sealed_through],
+            |r| r.get(0),
+        )?;
         Ok(Tiers {
             memtable,
             interner,
@@ -128,6 +143,7 @@ impl Tiers {
             merged_max,
             merged_through,
             sealed_at: std::time::Instant::now(),
+            next_seq,
         })
     }
 
@@ -145,7 +161,7 @@ impl Tiers {
     pub fn find(
         &self,
         conn: &Connection,
-        staged: &Staged,
+        staged: &Staged<'_>,
         key: &Key,
         data: &str,
     ) -> rusqlite::Result<Found> {
@@ -178,17 +194,17 @@ impl Tiers {
         Ok(Found::Nothing)
     }
 
-    /// Appends the message's new readings to the log (in the open transaction on `conn`),
-    /// all of them or, on a conflict, none.
-    pub fn accept(
+    /// Stages the message's new readings for the log (`write_log` appends them in the open
+    /// transaction on `conn`), all of them or, on a conflict, none.
+    pub fn accept<'a>(
         &mut self,
         conn: &Connection,
-        staged: &mut Staged,
-        readings: &[Reading],
+        staged: &mut Staged<'a>,
+        readings: &'a [Reading],
         origin: &Origin,
     ) -> rusqlite::Result<Accepted> {
         let received_at = origin.received_micros();
-        let mut fresh: HashMap<Key, &Reading> = HashMap::new();
+        let mut fresh: HashMap<Key, &'a Reading> = HashMap::new();
         let mut duplicates = 0;
         for (position, reading) in readings.iter().enumerate() {
             // Validation wrote the timestamp: it is in the store's format.
@@ -214,7 +230,7 @@ impl Tiers {
         }
         let count = fresh.len();
         for (key, reading) in fresh {
-            self.append(conn, staged, key, reading, received_at)?;
+            self.stage(staged, key, reading, received_at);
         }
         Ok(Accepted::Stored {
             fresh: count,
@@ -222,41 +238,83 @@ impl Tiers {
         })
     }
 
-    /// Appends `reading` to the log, in the open transaction on `conn`.
-    fn append(
-        &self,
-        conn: &Connection,
-        staged: &mut Staged,
+    /// Gives `reading` the next seq and stages it.
+    fn stage<'a>(
+        &mut self,
+        staged: &mut Staged<'a>,
         key: Key,
-        reading: &Reading,
+        reading: &'a Reading,
         received_at: i64,
-    ) -> rusqlite::Result<()> {
-        let mut insert = conn.prepare_cached(
-            "INSERT INTO readings_log (device_id, sensor_type, ts, data, received_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        insert.execute(params![
-            reading.device_id,
-            reading.sensor_type,
-            reading.ts,
-            reading.data,
-            reading.received_at
-        ])?;
+    ) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let row = Row {
             data: reading.data.as_str().into(),
             received_at,
         };
-        staged.rows.insert(key, (row, conn.last_insert_rowid()));
+        staged.rows.insert(key, (row, seq));
+        staged.appends.push((seq, reading));
+    }
+
+    /// Appends the staged readings to the log, in the open transaction on `conn`, many rows
+    /// per statement.
+    pub fn write_log(&self, conn: &Connection, staged: &Staged<'_>) -> rusqlite::Result<()> {
+        let mut batches = staged.appends.chunks_exact(LOG_ROWS_PER_INSERT);
+        if batches.len() > 0 {
+            let mut insert = conn.prepare_cached(&log_insert(LOG_ROWS_PER_INSERT))?;
+            for batch in &mut batches {
+                bind_log_rows(&mut insert, batch)?;
+            }
+        }
+        let rest = batches.remainder();
+        if !rest.is_empty() {
+            let mut insert = conn.prepare_cached(&log_insert(1))?;
+            for row in rest.chunks(1) {
+                bind_log_rows(&mut insert, row)?;
+            }
+        }
         Ok(())
     }
 
     /// After the commit: the staged readings join the active generation.
-    pub fn committed(&self, staged: Staged) {
+    pub fn committed(&self, staged: Staged<'_>) {
         let mut memtable = self.memtable.write().unwrap_or_else(|e| e.into_inner());
         for (key, (row, seq)) in staged.rows {
             memtable.active.insert(key, row, seq);
         }
     }
+}
+
+/// `INSERT INTO readings_log` of `rows` rows, each `(seq, device_id, sensor_type, ts, data,
+/// received_at)`.
+fn log_insert(rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    format!(
+        "INSERT INTO readings_log (seq, device_id, sensor_type, ts, data, received_at) \
+         VALUES {values}"
+    )
+}
+
+/// Binds `rows` to `insert` (made by `log_insert(rows.len())`) and runs it.
+fn bind_log_rows(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    rows: &[(i64, &Reading)],
+) -> rusqlite::Result<()> {
+    let mut index = 0;
+    let mut bind = |value: &dyn rusqlite::ToSql| {
+        index += 1;
+        insert.raw_bind_parameter(index, value)
+    };
+    for (seq, reading) in rows {
+        bind(seq)?;
+        bind(&reading.device_id)?;
+        bind(&reading.sensor_type)?;
+        bind(&reading.ts)?;
+        bind(&reading.data)?;
+        bind(&reading.received_at)?;
+    }
+    insert.raw_execute()?;
+    Ok(())
 }
 
 /// The reason a conflicting message is kept as a dead letter with.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 
+use super::bulk_insert::insert_all;
 use super::chunks::{table, Chunk, Chunks};
 use super::tiers::Tiers;
 use crate::ingest::format_micros;
@@ -123,21 +124,20 @@ impl Tiers {
         let mut series_max: HashMap<(Arc<str>, Arc<str>), i64> = HashMap::new();
         let mut ts_range = (i64::MAX, i64::MIN);
         let mut last_received = i64::MIN;
-        let mut merged = 0;
+        let merged;
         {
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO {} (device_id, sensor_type, ts, data, received_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            let head = format!(
+                "INSERT OR IGNORE INTO {} (device_id, sensor_type, ts, data, received_at)",
                 table(chunk)
-            ))?;
+            );
+            merged = insert_all(&tx, &head, 5, &slice, |values, (key, row)| {
+                values.bind(&*key.device)?;
+                values.bind(&*key.sensor)?;
+                values.bind(format_micros(key.ts))?;
+                values.bind(&*row.data)?;
+                values.bind(format_micros(row.received_at))
+            })?;
             for (key, row) in &slice {
-                merged += insert.execute(params![
-                    &*key.device,
-                    &*key.sensor,
-                    format_micros(key.ts),
-                    &*row.data,
-                    format_micros(row.received_at)
-                ])?;
                 let max = series_max
                     .entry((key.device.clone(), key.sensor.clone()))
                     .or_insert(key.ts);

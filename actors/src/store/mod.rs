@@ -8,9 +8,11 @@
 //! - `store_writer`: the `StoreWriter` actor, which batches every connection's outcomes
 //!   into one transaction and answers each request only after its commit; `upkeep`: its
 //!   merging between commits; `checkpointer`: WAL checkpoints on a thread of their own.
+//! - `bulk_insert`: many rows per INSERT statement.
 //! - `reader`: the read API (latest, last N, a time range) on read-only connections.
 //! - `sessions`: device sessions, durable so that Session Present survives a crash.
 
+mod bulk_insert;
 mod checkpointer;
 mod chunks;
 mod dead_letters;

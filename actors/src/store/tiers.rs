@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use rusqlite::{params, Connection};
 
+use super::bulk_insert::insert_all;
 use super::chunks::Chunks;
 use super::memtable::{Generation, Interner, Key, Memtable, Row};
 use crate::ingest::{format_micros, utc_micros, Origin, Reading};
@@ -40,10 +41,6 @@ pub struct Staged<'a> {
     rows: HashMap<Key, (Row, i64)>,
     appends: Vec<(i64, &'a Reading)>,
 }
-
-/// Rows per multi-row INSERT into the log: one statement's fixed cost (and AUTOINCREMENT's
-/// update of `sqlite_sequence`) is paid once per this many readings.
-const LOG_ROWS_PER_INSERT: usize = 64;
 
 pub struct Tiers {
     pub memtable: SharedMemtable,
@@ -256,23 +253,17 @@ impl Tiers {
         staged.appends.push((seq, reading));
     }
 
-    /// Appends the staged readings to the log, in the open transaction on `conn`, many rows
-    /// per statement.
+    /// Appends the staged readings to the log, in the open transaction on `conn`.
     pub fn write_log(&self, conn: &Connection, staged: &Staged<'_>) -> rusqlite::Result<()> {
-        let mut batches = staged.appends.chunks_exact(LOG_ROWS_PER_INSERT);
-        if batches.len() > 0 {
-            let mut insert = conn.prepare_cached(&log_insert(LOG_ROWS_PER_INSERT))?;
-            for batch in &mut batches {
-                bind_log_rows(&mut insert, batch)?;
-            }
-        }
-        let rest = batches.remainder();
-        if !rest.is_empty() {
-            let mut insert = conn.prepare_cached(&log_insert(1))?;
-            for row in rest.chunks(1) {
-                bind_log_rows(&mut insert, row)?;
-            }
-        }
+        let head = "INSERT INTO readings_log (seq, device_id, sensor_type, ts, data, received_at)";
+        insert_all(conn, head, 6, &staged.appends, |values, (seq, reading)| {
+            values.bind(seq)?;
+            values.bind(&reading.device_id)?;
+            values.bind(&reading.sensor_type)?;
+            values.bind(&reading.ts)?;
+            values.bind(&reading.data)?;
+            values.bind(&reading.received_at)
+        })?;
         Ok(())
     }
 
@@ -283,38 +274,6 @@ impl Tiers {
             memtable.active.insert(key, row, seq);
         }
     }
-}
-
-/// `INSERT INTO readings_log` of `rows` rows, each `(seq, device_id, sensor_type, ts, data,
-/// received_at)`.
-fn log_insert(rows: usize) -> String {
-    let values = vec!["(?, ?, ?, ?, ?, ?)"; rows].join(", ");
-    format!(
-        "INSERT INTO readings_log (seq, device_id, sensor_type, ts, data, received_at) \
-         VALUES {values}"
-    )
-}
-
-/// Binds `rows` to `insert` (made by `log_insert(rows.len())`) and runs it.
-fn bind_log_rows(
-    insert: &mut rusqlite::CachedStatement<'_>,
-    rows: &[(i64, &Reading)],
-) -> rusqlite::Result<()> {
-    let mut index = 0;
-    let mut bind = |value: &dyn rusqlite::ToSql| {
-        index += 1;
-        insert.raw_bind_parameter(index, value)
-    };
-    for (seq, reading) in rows {
-        bind(seq)?;
-        bind(&reading.device_id)?;
-        bind(&reading.sensor_type)?;
-        bind(&reading.ts)?;
-        bind(&reading.data)?;
-        bind(&reading.received_at)?;
-    }
-    insert.raw_execute()?;
-    Ok(())
 }
 
 /// The reason a conflicting message is kept as a dead letter with.

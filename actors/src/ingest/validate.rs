@@ -2,6 +2,8 @@
 //!
 //! The rules are the README's "Validation rules"; keep the two in step.
 
+use std::fmt::Write;
+
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -105,13 +107,14 @@ fn reading(
         return Err(Rejection::EmptyData);
     }
     let mut fields_seen = 0;
-    check_object(rules, "data", &data, 1, &mut fields_seen)?;
+    check_object(rules, &mut String::from("data"), &data, 1, &mut fields_seen)?;
     check_known_sensor(&sensor_type, &data)?;
     Ok(Reading {
         device_id,
         sensor_type,
         ts: format_utc(ts),
-        data: Value::Object(data).to_string(),
+        // Straight into bytes: `to_string` would go through `Display`'s formatter.
+        data: serde_json::to_string(&data).expect("a JSON object serialises"),
         received_at: received_at.to_owned(),
     })
 }
@@ -160,24 +163,29 @@ fn take_string(fields: &mut Map<String, Value>, name: &'static str) -> Result<St
     }
 }
 
+/// `path` names `object` (`data.a.b`); fields' names are appended to it in turn and taken
+/// off again, so that only a refusal makes a string of its own.
 fn check_object(
     rules: &Rules,
-    path: &str,
+    path: &mut String,
     object: &Map<String, Value>,
     depth: usize,
     fields_seen: &mut usize,
 ) -> Result<(), Rejection> {
     if depth > rules.max_depth {
         return Err(Rejection::TooDeep {
-            field: path.into(),
+            field: path.as_str().into(),
             max: rules.max_depth,
         });
     }
+    let parent = path.len();
     for (key, value) in object {
         count_field(rules, fields_seen)?;
-        let field = format!("{path}.{key}");
-        check_len(rules, &field, key)?;
-        check_value(rules, &field, value, depth, fields_seen)?;
+        path.push('.');
+        path.push_str(key);
+        check_len(rules, path, key)?;
+        check_value(rules, path, value, depth, fields_seen)?;
+        path.truncate(parent);
     }
     Ok(())
 }
@@ -195,7 +203,7 @@ fn count_field(rules: &Rules, fields_seen: &mut usize) -> Result<(), Rejection> 
 
 fn check_value(
     rules: &Rules,
-    path: &str,
+    path: &mut String,
     value: &Value,
     depth: usize,
     fields_seen: &mut usize,
@@ -205,20 +213,24 @@ fn check_value(
         Value::Array(items) => {
             if depth + 1 > rules.max_depth {
                 return Err(Rejection::TooDeep {
-                    field: path.into(),
+                    field: path.as_str().into(),
                     max: rules.max_depth,
                 });
             }
-            items.iter().enumerate().try_for_each(|(i, item)| {
+            let parent = path.len();
+            for (i, item) in items.iter().enumerate() {
                 // An element is a field too: a million-element array is not one field.
                 count_field(rules, fields_seen)?;
-                check_value(rules, &format!("{path}[{i}]"), item, depth + 1, fields_seen)
-            })
+                write!(path, "[{i}]").expect("writing to a String");
+                check_value(rules, path, item, depth + 1, fields_seen)?;
+                path.truncate(parent);
+            }
+            Ok(())
         }
         Value::String(s) => check_len(rules, path, s),
-        Value::Number(n) if !n.as_f64().is_some_and(f64::is_finite) => {
-            Err(Rejection::NotFinite { field: path.into() })
-        }
+        Value::Number(n) if !n.as_f64().is_some_and(f64::is_finite) => Err(Rejection::NotFinite {
+            field: path.as_str().into(),
+        }),
         Value::Number(_) | Value::Bool(_) | Value::Null => Ok(()),
     }
 }
@@ -274,11 +286,11 @@ fn known_sensor_fields(sensor_type: &str) -> &'static [NumericField] {
 
 fn check_known_sensor(sensor_type: &str, data: &Map<String, Value>) -> Result<(), Rejection> {
     for spec in known_sensor_fields(sensor_type) {
-        let path = format!("data.{}", spec.name);
+        let path = || format!("data.{}", spec.name);
         let value = match data.get(spec.name) {
             None if spec.required => {
                 return Err(Rejection::Type {
-                    field: path.into(),
+                    field: path().into(),
                     expected: "a number",
                     found: "nothing",
                 })
@@ -287,11 +299,11 @@ fn check_known_sensor(sensor_type: &str, data: &Map<String, Value>) -> Result<()
             Some(v) => v,
         };
         let Some(n) = value.as_f64() else {
-            return Err(type_error(&path, "a number", value));
+            return Err(type_error(&path(), "a number", value));
         };
         if !(spec.min..=spec.max).contains(&n) {
             return Err(Rejection::OutOfRange {
-                field: path.into(),
+                field: path().into(),
                 value: n,
                 min: spec.min,
                 max: spec.max,

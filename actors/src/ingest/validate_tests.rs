@@ -147,6 +147,14 @@ fn each_rule_gives_a_specific_reason() {
             reading_with("data", &format!(r#"{{"s":"{}"}}"#, "x".repeat(1025))),
             "data.s: string of 1025 bytes",
         ),
+        // The path names the field refused, not the ones checked before it.
+        (
+            reading_with(
+                "data",
+                &format!(r#"{{"a":{{"b":[1,2]}},"c":[0,"{}"]}}"#, "x".repeat(1025)),
+            ),
+            "data.c[1]: string of 1025 bytes",
+        ),
     ];
     for (payload, expected) in cases {
         let reason = check(&payload).expect_err(&payload);

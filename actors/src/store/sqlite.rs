@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 
 use super::checkpointer::Checkpointer;
+use super::checkpointer::WAL_MAX_BYTES;
 use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
 use super::merge::{MergePace, Upkeep};
 use super::schema::{migrate, MigrateError, Migrated};
@@ -202,7 +203,7 @@ impl Store {
             )
             .map_err(&sqlite)?;
         let tiers = Tiers::load(&conn, memtable).map_err(&sqlite)?;
-        let checkpointer = Checkpointer::start(&path).map_err(&sqlite)?;
+        let checkpointer = Checkpointer::start(&path, WAL_MAX_BYTES).map_err(&sqlite)?;
         drop(sqlite); // it borrows `path`
         let file = file_id(&path);
         Ok(Store {
@@ -403,6 +404,17 @@ impl Store {
     }
 }
 
+/// A busy handler that tries again every millisecond, for `FOR_MS` milliseconds at most.
+/// SQLite's own (`busy_timeout`) sleeps ever longer, up to 100 ms a time, so a commit held
+/// up by a 30 ms checkpoint would wait until the 33rd, and one held 60 ms, until the 78th.
+pub(super) fn retry_every_millisecond<const FOR_MS: i32>(attempts: i32) -> bool {
+    if attempts >= FOR_MS {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    true
+}
+
 /// The database of `settings`, in a private directory, in WAL mode, migrated to this
 /// version; and what the migration found.
 fn open_migrated(settings: &StoreSettings) -> Result<(Connection, Migrated), StoreError> {
@@ -420,10 +432,13 @@ fn open_migrated(settings: &StoreSettings) -> Result<(Connection, Migrated), Sto
         Synchronous::Full => "FULL",
     };
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
-         PRAGMA wal_autocheckpoint = 0;"
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_MAX_BYTES};"
     ))
     .map_err(&sqlite)?;
+    // The writer waits up to 5 s for a lock (the checkpointer's, restarting the WAL).
+    conn.busy_handler(Some(retry_every_millisecond::<5_000>))
+        .map_err(&sqlite)?;
     let migrated = migrate(&mut conn, now_micros()).map_err(|error| match error {
         MigrateError::Sqlite(source) => sqlite(source),
         MigrateError::Newer(version) => StoreError::Newer {

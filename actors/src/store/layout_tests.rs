@@ -486,3 +486,36 @@ fn the_wal_is_checkpointed_off_the_writer_s_thread() {
         db_bytes()
     );
 }
+
+#[test]
+fn a_merged_generation_leaves_the_log_a_slice_at_a_time_even_across_a_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    let mut store = Store::open(&settings).unwrap();
+    let log_rows = |store: &Store| count(&store.conn, "SELECT count(*) FROM readings_log");
+    store.write(&fleet(0, 100)).unwrap();
+    while store.tiers.deleting_through.is_none() {
+        store.upkeep(usize::MAX).unwrap();
+    }
+    // Merged, out of memory, and still in the log: the view shows each reading once.
+    assert_eq!((log_rows(&store), view_rows(&store)), (100, (100, 100)));
+    store.upkeep(usize::MAX).unwrap();
+    assert_eq!(log_rows(&store), 100 - 30, "one slice deleted");
+    // A full active generation waits for the deletion before it is sealed.
+    store.write(&fleet(100, 150)).unwrap();
+    assert!(store.must_finish_generation());
+    store.upkeep(usize::MAX).unwrap();
+    assert!(store.tiers.memtable.read().unwrap().sealed.is_none());
+    assert_eq!(log_rows(&store), 150 + 100 - 60);
+    assert_eq!(view_rows(&store), (250, 250));
+    // A crash here: the rest of the merged rows are found sealed, and deleted.
+    let mut store = Store::open(&settings).unwrap();
+    assert_eq!(view_rows(&store), (250, 250));
+    upkeep_until_merged(&mut store);
+    assert_eq!((log_rows(&store), view_rows(&store)), (0, (250, 250)));
+    let again = store.write(&fleet(0, 250)).unwrap();
+    assert_eq!(
+        again.duplicates, 250,
+        "every reading found once, in a chunk"
+    );
+}

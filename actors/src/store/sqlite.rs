@@ -334,7 +334,8 @@ impl Store {
             .memtable
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        memtable.sealed.is_some() && memtable.active.rows() >= self.pace.generation_rows
+        (memtable.sealed.is_some() || self.tiers.deleting_through.is_some())
+            && memtable.active.rows() >= self.pace.generation_rows
     }
 
     /// Whether `upkeep` has work to do now.

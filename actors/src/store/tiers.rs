@@ -52,6 +52,9 @@ pub struct Tiers {
     pub merged_through: Option<Key>,
     /// When the sealed generation was sealed (or found sealed at opening).
     pub sealed_at: std::time::Instant,
+    /// A merged generation's log rows (those with `seq` up to this) are still being
+    /// deleted; the next generation is sealed only after.
+    pub deleting_through: Option<i64>,
     /// The `readings_log.seq` the next accepted reading gets: above every seq ever
     /// committed (AUTOINCREMENT's `sqlite_sequence` keeps that even once the log is emptied).
     next_seq: i64,
@@ -140,6 +143,9 @@ impl Tiers {
             merged_max,
             merged_through,
             sealed_at: std::time::Instant::now(),
+            // Left over by a crash, they are found sealed, their merge finds nothing more
+            // to do, and their deletion starts again.
+            deleting_through: None,
             next_seq,
         })
     }

@@ -36,7 +36,8 @@ pub struct StoreSettings {
     /// Readings held in memory (and in `readings_log`) before they are sealed and merged
     /// into a chunk; memory holds two such generations at most.
     pub generation_rows: usize,
-    /// Readings merged into a chunk per transaction, between writes.
+    /// Readings merged into a chunk per transaction, between writes (and log rows of a
+    /// merged generation deleted per transaction).
     pub merge_slice: usize,
     /// The arrival time one chunk spans; retention drops whole chunks.
     #[serde(with = "humantime_serde")]

@@ -209,12 +209,18 @@ impl Tiers {
         through: i64,
         rows: usize,
     ) -> rusqlite::Result<()> {
-        let deleted = conn.execute(
+        conn.execute(
             "DELETE FROM readings_log \
              WHERE seq <= min(?1, (SELECT min(seq) FROM readings_log) + ?2 - 1)",
             params![through, rows as i64],
         )?;
-        if deleted < rows {
+        // Not "fewer deleted than asked": seqs have gaps (a rolled-back write used some).
+        let left: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM readings_log WHERE seq <= ?1)",
+            params![through],
+            |r| r.get(0),
+        )?;
+        if !left {
             self.deleting_through = None;
         }
         Ok(())

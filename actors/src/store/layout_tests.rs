@@ -487,16 +487,26 @@ fn the_wal_is_checkpointed_off_the_writer_s_thread() {
     );
 }
 
-#[test]
-fn a_merged_generation_leaves_the_log_a_slice_at_a_time_even_across_a_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = settings(dir.path());
-    let mut store = Store::open(&settings).unwrap();
-    let log_rows = |store: &Store| count(&store.conn, "SELECT count(*) FROM readings_log");
+fn log_rows(store: &Store) -> i64 {
+    count(&store.conn, "SELECT count(*) FROM readings_log")
+}
+
+/// A store whose first generation (readings 0..100) is merged and out of memory, and whose
+/// log rows are not deleted yet.
+fn merged_but_still_in_the_log(settings: &StoreSettings) -> Store {
+    let mut store = Store::open(settings).unwrap();
     store.write(&fleet(0, 100)).unwrap();
     while store.tiers.deleting_through.is_none() {
         store.upkeep(usize::MAX).unwrap();
     }
+    store
+}
+
+#[test]
+fn a_merged_generation_leaves_the_log_a_slice_at_a_time_even_across_a_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    let mut store = merged_but_still_in_the_log(&settings);
     // Merged, out of memory, and still in the log: the view shows each reading once.
     assert_eq!((log_rows(&store), view_rows(&store)), (100, (100, 100)));
     store.upkeep(usize::MAX).unwrap();
@@ -524,12 +534,7 @@ fn a_merged_generation_leaves_the_log_a_slice_at_a_time_even_across_a_reopening(
 fn the_merged_log_rows_are_all_deleted_before_the_next_seal_even_across_a_gap_in_seq() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(dir.path());
-    let mut store = Store::open(&settings).unwrap();
-    let log_rows = |store: &Store| count(&store.conn, "SELECT count(*) FROM readings_log");
-    store.write(&fleet(0, 100)).unwrap();
-    while store.tiers.deleting_through.is_none() {
-        store.upkeep(usize::MAX).unwrap();
-    }
+    let mut store = merged_but_still_in_the_log(&settings);
     // A gap wider than a slice (30), as rolled-back writes leave: the first slice finds
     // fewer rows than it may delete, and must not take that for the end.
     store

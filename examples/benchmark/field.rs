@@ -1,11 +1,13 @@
 //! The field configurations (issue 8): a store that keeps its speed for real fleets. Their
 //! sizes, and the order they run in: `sustained` fills a fresh store, `paced` and `reads` run
-//! on it; `generator` checks that the load generator is not what limits them.
+//! on it; `generator` checks that the load generator is not what limits them; `drill` kills
+//! Eliot while a store of the same size fills.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::ack_sink::AckSink;
+use crate::drill::{self, DrillScale};
 use crate::field_load::{FieldLoad, LoadOutcome, Until};
 use crate::paced::{self, PacedScale};
 use crate::procs::{Programs, Server};
@@ -21,6 +23,7 @@ pub struct FieldScale {
     pub sustained: SustainedScale,
     pub paced: PacedScale,
     pub reads: ReadsScale,
+    pub drill: DrillScale,
     /// Readings the generator check publishes.
     pub generator_readings: u64,
 }
@@ -42,6 +45,12 @@ pub fn full() -> FieldScale {
             ingest_rate: 50_000.0,
             ingest_connections: 50,
             duration: Duration::from_secs(20),
+        },
+        drill: DrillScale {
+            devices: 10_000,
+            connections: 50,
+            readings: 10_000_000,
+            kills: 5,
         },
         generator_readings: 2_000_000,
     }
@@ -65,6 +74,12 @@ pub fn quick() -> FieldScale {
             ingest_connections: 4,
             duration: Duration::from_secs(3),
         },
+        drill: DrillScale {
+            devices: 200,
+            connections: 4,
+            readings: 40_000,
+            kills: 2,
+        },
         generator_readings: 40_000,
     }
 }
@@ -84,6 +99,14 @@ pub fn measure(
         for row in generator(scale) {
             report.add(row);
         }
+    }
+    if wanted("drill") {
+        let d = &scale.drill;
+        eprintln!(
+            "Eliot, kill -9 drill: {} readings from {} devices, {} kills ...",
+            d.readings, d.devices, d.kills
+        );
+        drill::measure(programs, d, report);
     }
     if !["sustained", "paced", "reads"].iter().any(|c| wanted(c)) {
         return;
@@ -123,6 +146,7 @@ fn generator(scale: &FieldScale) -> Vec<Row> {
         record_latency: false,
         progress_step: None,
         client_prefix: "generator",
+        reconnects: false,
     };
     let shape = format!(
         "{} readings over {} connections, QoS 1 (1 run)",

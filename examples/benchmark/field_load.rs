@@ -38,6 +38,9 @@ pub struct FieldLoad {
     pub progress_step: Option<u64>,
     /// Client ids are `{client_prefix}-{n}`.
     pub client_prefix: &'static str,
+    /// Whether connections keep a session and connect again when lost, sending again what
+    /// was not acked (`ConnectionPlan::reconnects`).
+    pub reconnects: bool,
 }
 
 /// What a field load did.
@@ -58,6 +61,8 @@ pub struct LoadOutcome {
     pub errors: Vec<String>,
     /// CPU seconds this process (the load generator) used meanwhile.
     pub generator_cpu_s: f64,
+    /// Connections made again after one was lost, all connections together.
+    pub reconnects: u64,
 }
 
 impl LoadOutcome {
@@ -95,6 +100,21 @@ async fn report_progress(shared: Arc<Shared>, started: Instant) {
 impl FieldLoad {
     /// Runs the load against the MQTT server at `addr`; returns when every connection is done.
     pub fn run(&self, addr: SocketAddr) -> LoadOutcome {
+        self.run_sharing(addr, self.shared())
+    }
+
+    /// What the connections of a run will share, starting now: a caller that keeps a copy
+    /// can watch the acks while `run_sharing` runs.
+    pub fn shared(&self) -> Arc<Shared> {
+        let (count, until) = match self.until {
+            Until::Readings(n) => (Some(n), None),
+            Until::Elapsed(d) => (None, Some(Instant::now() + d)),
+        };
+        Arc::new(Shared::new(count, until, self.progress_step))
+    }
+
+    /// `run`, with `shared` (from `shared`).
+    pub fn run_sharing(&self, addr: SocketAddr, shared: Arc<Shared>) -> LoadOutcome {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -102,11 +122,6 @@ impl FieldLoad {
             .expect("a tokio runtime");
         let cpu_before = cpu_seconds(std::process::id());
         let started = Instant::now();
-        let (count, until) = match self.until {
-            Until::Readings(n) => (Some(n), None),
-            Until::Elapsed(d) => (None, Some(started + d)),
-        };
-        let shared = Arc::new(Shared::new(count, until, self.progress_step));
         let outcomes = runtime.block_on(async {
             let reporter = tokio::spawn(report_progress(shared.clone(), started));
             let tasks: Vec<_> = self
@@ -142,6 +157,7 @@ impl FieldLoad {
                 .max()
                 .unwrap_or_default(),
             marks: shared.progress_marks(),
+            reconnects: outcomes.iter().map(|o| o.reconnects).sum(),
             errors: outcomes.into_iter().filter_map(|o| o.error).collect(),
             generator_cpu_s: cpu_seconds(std::process::id()) - cpu_before,
         }
@@ -168,6 +184,7 @@ impl FieldLoad {
                     window: self.window,
                     pace,
                     record_latency: self.record_latency,
+                    reconnects: self.reconnects,
                 }
             })
             .collect()

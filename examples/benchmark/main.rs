@@ -67,15 +67,20 @@
 //!   (`ack_sink.rs`): what the load generator reaches on this machine (target ≥ 150,000
 //!   msg/s, so that it is not what limits `sustained`); and against Mosquitto, which acks
 //!   packet by packet and tops out first.
+//! - `drill`: the sustained fleet with persistent sessions into a fresh store of 10,000,000
+//!   readings (`--sustained-readings` too), while Eliot is killed with SIGKILL 5 times and
+//!   started again at once; the connections reconnect and send again what was not acked.
+//!   Target: every reading stored exactly once (none lost, none twice, none refused).
 //!
 //! `paced` and `reads` run `sustained` first: they need its store, on which each of their
 //! runs starts a fresh Eliot (what it acked is committed). Eliot runs on its defaults
 //! (`ELIOT_ENV=dev`, logging at `warning`), never the `test` overlay. `--quick` shrinks every
 //! configuration (sustained: 200 devices over 4 connections, 40,000 readings; paced:
-//! 1,000 msg/s for 3 s; reads: 3 s at 2,000 msg/s).
+//! 1,000 msg/s for 3 s; reads: 3 s at 2,000 msg/s; drill: 40,000 readings, 2 kills).
 
 mod ack_sink;
 mod auth;
+mod drill;
 mod field;
 mod field_load;
 mod in_flight;
@@ -119,16 +124,16 @@ struct Args {
     eliot_config: Option<std::path::PathBuf>,
     /// Only these configurations (comma-separated): qos1, qos0, chain, drain, upstream, auth,
     /// latency, connections, overload (overload also needs qos1), sustained, paced, reads
-    /// (paced and reads run sustained first), generator.
+    /// (paced and reads run sustained first), generator, drill.
     #[arg(long, value_delimiter = ',', value_parser = CONFIGURATIONS)]
     only: Vec<String>,
-    /// Readings the sustained configuration publishes (default 10,000,000; 40,000 with
-    /// --quick).
+    /// Readings the sustained and drill configurations publish (default 10,000,000; 40,000
+    /// with --quick).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(100..))]
     sustained_readings: Option<u64>,
 }
 
-const CONFIGURATIONS: [&str; 13] = [
+const CONFIGURATIONS: [&str; 14] = [
     "qos1",
     "qos0",
     "chain",
@@ -142,6 +147,7 @@ const CONFIGURATIONS: [&str; 13] = [
     "paced",
     "reads",
     "generator",
+    "drill",
 ];
 
 /// publish→PUBACK p99 at most with 10,000 connections at 1 msg/s each, ms (issue 8, goal 2).
@@ -286,6 +292,7 @@ fn main() {
     };
     if let Some(readings) = args.sustained_readings {
         field_scale.sustained.readings = readings;
+        field_scale.drill.readings = readings;
     }
     field::measure(
         &programs,

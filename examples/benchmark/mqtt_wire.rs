@@ -5,8 +5,10 @@
 
 /// MQTT 3.1.1's protocol level.
 const PROTOCOL_LEVEL: u8 = 4;
-/// CONNECT flags: clean session, no will, no credentials.
+/// CONNECT flags: clean session (else a persistent one), no will, no credentials.
 const CLEAN_SESSION: u8 = 0x02;
+/// The DUP flag of a PUBLISH's first byte: a re-sent message.
+const DUP: u8 = 0x08;
 
 /// A packet read, as far as the load (or the ack sink) cares.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,13 +25,15 @@ pub enum Incoming {
     Other,
 }
 
-/// Appends CONNECT for `client_id` (clean session; `keep_alive_s` 0 disables keep-alive).
-pub fn connect(out: &mut Vec<u8>, client_id: &str, keep_alive_s: u16) {
+/// Appends CONNECT for `client_id` (`keep_alive_s` 0 disables keep-alive); a clean session,
+/// or one the server keeps across connections.
+pub fn connect(out: &mut Vec<u8>, client_id: &str, keep_alive_s: u16, clean: bool) {
     let body_len = 2 + 4 + 1 + 1 + 2 + 2 + client_id.len();
     out.push(0x10);
     remaining_length(out, body_len);
     string(out, "MQTT");
-    out.extend_from_slice(&[PROTOCOL_LEVEL, CLEAN_SESSION]);
+    let flags = if clean { CLEAN_SESSION } else { 0 };
+    out.extend_from_slice(&[PROTOCOL_LEVEL, flags]);
     out.extend_from_slice(&keep_alive_s.to_be_bytes());
     string(out, client_id);
 }
@@ -42,6 +46,12 @@ pub fn publish_qos1(out: &mut Vec<u8>, topic: &str, pkid: u16, payload: &[u8]) {
     string(out, topic);
     out.extend_from_slice(&pkid.to_be_bytes());
     out.extend_from_slice(payload);
+}
+
+/// Appends `publish` (one whole PUBLISH packet) with its DUP flag set: sent again.
+pub fn publish_again(out: &mut Vec<u8>, publish: &[u8]) {
+    out.push(publish[0] | DUP);
+    out.extend_from_slice(&publish[1..]);
 }
 
 pub fn disconnect(out: &mut Vec<u8>) {
@@ -138,6 +148,16 @@ mod tests {
         // 200 + 2 + 19 + 2 = 223: two length bytes.
         assert_eq!(&out[1..3], &[0xDF, 0x01]);
         assert_eq!(out.len(), 3 + 223);
+    }
+
+    #[test]
+    fn a_publish_sent_again_differs_only_by_its_dup_flag() {
+        let mut first = Vec::new();
+        publish_qos1(&mut first, "devices/a/telemetry", 7, b"{}");
+        let mut again = Vec::new();
+        publish_again(&mut again, &first);
+        assert_eq!(again[0], 0x3A);
+        assert_eq!(again[1..], first[1..]);
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn measure(
         record_latency: true,
         progress_step: None,
         client_prefix: "paced",
+        reconnects: false,
     };
     let shape = format!(
         "{:.0} msg/s offered by {} devices over {} connections for {} s, QoS 1",

@@ -115,8 +115,33 @@ impl Server {
         eliot
     }
 
+    /// Kills Eliot with SIGKILL, as a crash would, and starts it again at once on the same
+    /// data and addresses; returns once it listens, with how long that took.
+    pub fn kill_and_restart(&mut self, programs: &Programs) -> Duration {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let killed = Instant::now();
+        let http = self.http.expect("Eliot listens for HTTP");
+        *self = Server::spawn_eliot_at(
+            programs,
+            self.dir.clone(),
+            programs.eliot_config.as_deref(),
+            (self.addr, http),
+        );
+        wait_listening(self.addr, "eliot", Duration::from_secs(120));
+        killed.elapsed()
+    }
+
     fn spawn_eliot(programs: &Programs, dir: Arc<TempDir>, config: Option<&Path>) -> Server {
-        let (addr, http) = (free_addr(), free_addr());
+        Server::spawn_eliot_at(programs, dir, config, (free_addr(), free_addr()))
+    }
+
+    fn spawn_eliot_at(
+        programs: &Programs,
+        dir: Arc<TempDir>,
+        config: Option<&Path>,
+        (addr, http): (SocketAddr, SocketAddr),
+    ) -> Server {
         let mut command = Command::new(&programs.eliot);
         if let Some(config) = config {
             command.arg("--config").arg(config);

@@ -40,6 +40,9 @@ pub struct ConnectionPlan {
     pub pace: Option<(f64, Duration)>,
     /// Whether to keep every message's publish→PUBACK latency.
     pub record_latency: bool,
+    /// Whether to keep a session and connect again whenever the connection is lost, sending
+    /// every PUBLISH not acked again (DUP): the load of a kill drill.
+    pub reconnects: bool,
 }
 
 /// What one connection did.
@@ -54,80 +57,161 @@ pub struct ConnectionOutcome {
     pub max_late: Duration,
     /// When its last PUBACK arrived.
     pub last_ack: Option<Instant>,
+    /// Connections made again after one was lost (each sent again what was not acked).
+    pub reconnects: u64,
     pub error: Option<String>,
 }
 
+/// How long a reconnecting connection keeps trying after it lost the server (a restarted
+/// Eliot opens a large store first).
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+/// Between two attempts to connect again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
+
+/// Why a connection stopped.
+enum Failure {
+    /// The connection to the server was lost (or never made): a reconnecting plan connects
+    /// again.
+    Lost(String),
+    /// The server broke the protocol, or never acked: connecting again would not help.
+    Fatal(String),
+}
+
+/// What a connection carries from one of its connections to the next.
+struct Stream {
+    in_flight: InFlight,
+    rota: Rota,
+    pacer: Option<Pacer>,
+    /// Once the readings are all made: when the last acks stop being awaited.
+    drain_until: Option<Instant>,
+    /// Whether a connection was made before: the next one is a reconnection.
+    connected_before: bool,
+    /// Since when no connection is up, while reconnecting.
+    lost_since: Option<Instant>,
+}
+
 /// Connects to `addr` and publishes until the shared budget or time is used up, then waits
-/// for the last acks and disconnects.
+/// for the last acks and disconnects. A plan that `reconnects` connects again whenever the
+/// connection is lost, sending what was not acked again first, until every reading is acked.
 pub async fn run(
     addr: std::net::SocketAddr,
     mut plan: ConnectionPlan,
     shared: &Shared,
 ) -> ConnectionOutcome {
     let mut outcome = ConnectionOutcome::default();
-    if let Err(error) = drive(addr, &mut plan, shared, &mut outcome).await {
-        outcome.error = Some(format!("{}: {error}", plan.client_id));
+    let mut stream = Stream {
+        in_flight: InFlight::new(plan.window),
+        rota: Rota::new(std::mem::take(&mut plan.devices)),
+        pacer: None,
+        drain_until: None,
+        connected_before: false,
+        lost_since: None,
+    };
+    loop {
+        let failure = match drive(addr, &plan, &mut stream, shared, &mut outcome).await {
+            Ok(()) => return outcome,
+            Err(Failure::Lost(error)) if plan.reconnects => {
+                let since = *stream.lost_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < RECONNECT_FOR {
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                    continue;
+                }
+                format!("no connection for {RECONNECT_FOR:?}, the last error: {error}")
+            }
+            Err(Failure::Lost(error) | Failure::Fatal(error)) => error,
+        };
+        outcome.error = Some(format!("{}: {failure}", plan.client_id));
+        return outcome;
     }
-    outcome
 }
 
+/// One connection: connects, sends again what is in flight, then publishes and reads acks
+/// until done.
 async fn drive(
     addr: std::net::SocketAddr,
-    plan: &mut ConnectionPlan,
+    plan: &ConnectionPlan,
+    stream: &mut Stream,
     shared: &Shared,
     outcome: &mut ConnectionOutcome,
-) -> Result<(), String> {
-    let stream = TcpStream::connect(addr)
+) -> Result<(), Failure> {
+    let lost = |e: std::io::Error| Failure::Lost(e.to_string());
+    let tcp = TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (mut reader, mut writer) = stream.into_split();
+        .map_err(|e| Failure::Lost(format!("connect: {e}")))?;
+    tcp.set_nodelay(true).map_err(lost)?;
+    let (mut reader, mut writer) = tcp.into_split();
     let mut out = Vec::with_capacity(64 * 1024);
-    mqtt_wire::connect(&mut out, &plan.client_id, KEEP_ALIVE_S);
-    writer.write_all(&out).await.map_err(|e| e.to_string())?;
+    mqtt_wire::connect(&mut out, &plan.client_id, KEEP_ALIVE_S, !plan.reconnects);
+    writer.write_all(&out).await.map_err(lost)?;
     out.clear();
     let mut incoming = BytesMut::with_capacity(64 * 1024);
     tokio::time::timeout(CONNECT_LIMIT, connack(&mut reader, &mut incoming))
         .await
-        .map_err(|_| "no CONNACK".to_owned())??;
+        .map_err(|_| Failure::Lost("no CONNACK".to_owned()))??;
 
-    let mut in_flight = InFlight::new(plan.window);
     let connected = Instant::now();
-    let mut pacer = plan
-        .pace
-        .map(|(rate, offset)| Pacer::new(rate, connected + offset));
-    let mut rota = Rota::new(std::mem::take(&mut plan.devices));
-    let mut drain_until: Option<Instant> = None;
+    stream.lost_since = None;
+    if std::mem::replace(&mut stream.connected_before, true) {
+        outcome.reconnects += 1;
+    }
+    let again = stream.in_flight.kept_in_order();
+    if !again.is_empty() {
+        for publish in again {
+            mqtt_wire::publish_again(&mut out, publish);
+        }
+        writer.write_all(&out).await.map_err(lost)?;
+        out.clear();
+    }
+    if stream.drain_until.is_some() {
+        stream.drain_until = Some(connected + DRAIN_LIMIT);
+    }
+    let Stream {
+        in_flight,
+        rota,
+        pacer,
+        drain_until,
+        ..
+    } = stream;
+    if pacer.is_none() {
+        *pacer = plan
+            .pace
+            .map(|(rate, offset)| Pacer::new(rate, connected + offset));
+    }
     loop {
         if drain_until.is_none() {
             let now = Instant::now();
             let room = (plan.window - in_flight.len()) as u64;
-            let wanted = match &mut pacer {
+            let wanted = match pacer {
                 Some(pacer) => pacer.release(now).min(room),
                 // Refill in batches: fewer, larger writes cost both sides fewer syscalls.
                 None if room >= (plan.window as u64 / REFILL_FRACTION).max(1) => room,
                 None => 0,
             };
             let n = shared.claim(wanted.min(MAX_BATCH), now);
-            if let Some(pacer) = &mut pacer {
+            if let Some(pacer) = pacer {
                 outcome.max_late = outcome.max_late.max(pacer.take(n, now));
             }
             for _ in 0..n {
-                rota.publish_next(in_flight.insert(now), &mut out);
+                let start = out.len();
+                let pkid = in_flight.insert(now);
+                rota.publish_next(pkid, &mut out);
+                if plan.reconnects {
+                    in_flight.keep(pkid, &out[start..]);
+                }
             }
             if n > 0 {
-                writer.write_all(&out).await.map_err(|e| e.to_string())?;
+                writer.write_all(&out).await.map_err(lost)?;
                 out.clear();
                 outcome.sent += n;
             }
             if shared.finished(now) {
-                drain_until = Some(now + DRAIN_LIMIT);
+                *drain_until = Some(now + DRAIN_LIMIT);
             }
         }
         if drain_until.is_some() && in_flight.len() == 0 {
             break;
         }
-        let wake = match (drain_until, &pacer) {
+        let wake = match (*drain_until, &pacer) {
             (Some(drain_until), _) => Some(drain_until),
             (None, Some(pacer)) => Some(pacer.next_due),
             (None, None) => shared.until(),
@@ -136,14 +220,16 @@ async fn drive(
         tokio::select! {
             read = reader.read_buf(&mut incoming) => {
                 match read {
-                    Ok(0) => return Err("the server closed the connection".into()),
-                    Ok(_) => take_acks(&mut incoming, &mut in_flight, plan, shared, outcome)?,
-                    Err(e) => return Err(e.to_string()),
+                    Ok(0) => return Err(Failure::Lost("the server closed the connection".into())),
+                    Ok(_) => take_acks(&mut incoming, in_flight, plan, shared, outcome)
+                        .map_err(Failure::Fatal)?,
+                    Err(e) => return Err(lost(e)),
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 if drain_until.is_some_and(|d| Instant::now() >= d) {
-                    return Err(format!("{} messages never acked", in_flight.len()));
+                    let never = format!("{} messages never acked", in_flight.len());
+                    return Err(Failure::Fatal(never));
                 }
             }
         }
@@ -154,18 +240,20 @@ async fn drive(
     Ok(())
 }
 
-async fn connack(reader: &mut OwnedReadHalf, incoming: &mut BytesMut) -> Result<(), String> {
+async fn connack(reader: &mut OwnedReadHalf, incoming: &mut BytesMut) -> Result<(), Failure> {
     loop {
-        match mqtt_wire::next_packet(incoming)? {
+        match mqtt_wire::next_packet(incoming).map_err(Failure::Fatal)? {
             Some(Incoming::ConnAck(0)) => return Ok(()),
-            Some(Incoming::ConnAck(code)) => return Err(format!("CONNECT refused: {code}")),
+            Some(Incoming::ConnAck(code)) => {
+                return Err(Failure::Fatal(format!("CONNECT refused: {code}")))
+            }
             Some(_) => continue,
             None => {}
         }
         match reader.read_buf(incoming).await {
-            Ok(0) => return Err("closed before CONNACK".into()),
+            Ok(0) => return Err(Failure::Lost("closed before CONNACK".into())),
             Ok(_) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(Failure::Lost(e.to_string())),
         }
     }
 }

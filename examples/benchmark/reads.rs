@@ -97,6 +97,7 @@ fn measure_run(programs: &Programs, scale: &ReadsScale, store: &FilledStore) -> 
         record_latency: false,
         progress_step: None,
         client_prefix: "ingest",
+        reconnects: false,
     };
     let addr = eliot.addr;
     let (read, outcome) = std::thread::scope(|s| {

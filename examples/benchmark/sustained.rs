@@ -70,6 +70,7 @@ pub fn measure(
         record_latency: false,
         progress_step: Some((scale.readings / STEPS).max(1)),
         client_prefix: "sustained",
+        reconnects: false,
     };
     let outcome = load.run(eliot.addr);
     let peak_mib = sampler.peak_mib();

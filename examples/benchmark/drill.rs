@@ -5,7 +5,7 @@
 //! not acked, until every reading is acked. Then Eliot is stopped and its `readings` counted:
 //! each reading made must be there exactly once (none lost, none twice), and none refused.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -46,6 +46,7 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
     };
     let shared = load.shared();
     let mut restarts: Vec<Duration> = Vec::new();
+    let mut never_ready = 0;
     let outcome = std::thread::scope(|s| {
         let loading = s.spawn(|| load.run_sharing(addr, shared.clone()));
         // Kill k falls at random in the k-th of `kills + 1` equal shares of the readings.
@@ -59,9 +60,14 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
             if loading.is_finished() {
                 break;
             }
-            let took = eliot.kill_and_restart(programs);
+            let killed = eliot.kill_and_restart(programs);
+            let http = eliot.http.expect("Eliot listens for HTTP");
+            let Some(took) = ready(http).map(|at| at - killed) else {
+                never_ready += 1;
+                continue;
+            };
             eprintln!(
-                "  kill -9 at {} acked; listening again after {:.1} s",
+                "  kill -9 at {} acked; ready again after {:.2} s",
                 shared.acked(),
                 took.as_secs_f64()
             );
@@ -83,14 +89,14 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
             scale.devices,
             scale.connections,
             scale.readings,
-            restarts.len()
+            restarts.len() + never_ready
         ),
         Some(Figure::of([outcome.rate()])),
         None,
         match &counted {
             Ok(c) => format!(
                 "{} rows, {} distinct; lost {}, duplicated {}; {} reconnections; \
-                 slowest restart {:.1} s",
+                 slowest restart (kill to /ready 200) {:.2} s",
                 c.rows,
                 c.distinct,
                 scale.readings.saturating_sub(c.distinct),
@@ -110,8 +116,15 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
     if !stopped {
         problems.push("Eliot did not stop within 60 s of SIGTERM".into());
     }
-    if restarts.len() < scale.kills as usize {
-        problems.push(format!("killed {} times of {}", restarts.len(), scale.kills));
+    if never_ready > 0 {
+        problems.push(format!("{never_ready} restarts never got /ready 200"));
+    }
+    if restarts.len() + never_ready < scale.kills as usize {
+        problems.push(format!(
+            "killed {} times of {}",
+            restarts.len(),
+            scale.kills
+        ));
     }
     match counted {
         Ok(c) => {
@@ -131,7 +144,10 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
                 ));
             }
             if c.dead_letters > 0 {
-                problems.push(format!("{} readings refused (dead letters)", c.dead_letters));
+                problems.push(format!(
+                    "{} readings refused (dead letters)",
+                    c.dead_letters
+                ));
             }
         }
         Err(e) => problems.push(format!("the store could not be counted: {e}")),
@@ -140,6 +156,22 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
         row.failure = Some(problems.join("; "));
     }
     report.add(row);
+}
+
+/// When Eliot at `http` answered `/ready` with 200 (its store open, its endpoint taking
+/// devices), polled every 10 ms for at most 2 minutes; `None` if it never did.
+fn ready(http: std::net::SocketAddr) -> Option<Instant> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if agent.get(&format!("http://{http}/ready")).call().is_ok() {
+            return Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
 }
 
 /// Counts the `readings` view's rows and distinct keys, and the dead letters.

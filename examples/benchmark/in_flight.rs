@@ -72,7 +72,9 @@ impl InFlight {
     pub fn kept_in_order(&self) -> Vec<&[u8]> {
         let mut kept: Vec<&Sent> = self.sent.iter().flatten().collect();
         kept.sort_unstable_by_key(|sent| sent.order);
-        kept.iter().filter_map(|sent| sent.packet.as_deref()).collect()
+        kept.iter()
+            .filter_map(|sent| sent.packet.as_deref())
+            .collect()
     }
 }
 

@@ -116,8 +116,9 @@ impl Server {
     }
 
     /// Kills Eliot with SIGKILL, as a crash would, and starts it again at once on the same
-    /// data and addresses; returns once it listens, with how long that took.
-    pub fn kill_and_restart(&mut self, programs: &Programs) -> Duration {
+    /// data and addresses; returns once it listens (its store may still be opening), with
+    /// when it was killed.
+    pub fn kill_and_restart(&mut self, programs: &Programs) -> Instant {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let killed = Instant::now();
@@ -129,7 +130,7 @@ impl Server {
             (self.addr, http),
         );
         wait_listening(self.addr, "eliot", Duration::from_secs(120));
-        killed.elapsed()
+        killed
     }
 
     fn spawn_eliot(programs: &Programs, dir: Arc<TempDir>, config: Option<&Path>) -> Server {

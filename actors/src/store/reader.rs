@@ -7,7 +7,6 @@
 //! so reading the memtable first and SQLite second misses nothing; what both hold is
 //! returned once.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -35,12 +34,53 @@ pub struct StoredReading {
     pub received_at: String,
 }
 
-/// A stored reading of a known device: (sensor type, microseconds), then (data,
-/// microseconds received at).
-type Row = ((String, i64), (String, i64));
+/// A reading of a known device as a read found it: its key (sensor type, microseconds)
+/// and its columns as the text they are returned in (a chunk's, as stored; the
+/// memtable's, formatted), so that rows read from SQLite are never parsed and formatted
+/// again.
+struct Found {
+    sensor: String,
+    ts: i64,
+    timestamp: String,
+    data: String,
+    received_at: String,
+}
 
-/// What a read found, by key: one row per key.
-type Found = BTreeMap<(String, i64), (String, i64)>;
+impl Found {
+    fn key(&self) -> (i64, &str) {
+        (self.ts, &self.sensor)
+    }
+
+    fn into_reading(self, device: &str) -> StoredReading {
+        StoredReading {
+            device_id: device.to_owned(),
+            sensor_type: self.sensor,
+            timestamp: self.timestamp,
+            data: self.data,
+            received_at: self.received_at,
+        }
+    }
+}
+
+/// Which end of a device's time order a read keeps.
+#[derive(Clone, Copy)]
+enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// The first `limit` of `found` in `order` (by time, then sensor type), each key once.
+fn first_of(device: &str, mut found: Vec<Found>, order: Order, limit: usize) -> Vec<StoredReading> {
+    match order {
+        Order::NewestFirst => {
+            found.sort_unstable_by(|a, b| b.ts.cmp(&a.ts).then_with(|| a.sensor.cmp(&b.sensor)))
+        }
+        Order::OldestFirst => found.sort_unstable_by(|a, b| a.key().cmp(&b.key())),
+    }
+    found.dedup_by(|a, b| a.key() == b.key());
+    found.truncate(limit);
+    found.into_iter().map(|f| f.into_reading(device)).collect()
+}
 
 #[derive(Clone)]
 pub struct Reader {
@@ -61,32 +101,30 @@ impl Reader {
     /// The newest reading of each of the device's sensor types.
     pub fn latest(&self, device: &str) -> Result<Vec<StoredReading>, StoreError> {
         let mut found = self.in_memtable(|m| m.latest_rows(device));
-        let mut newest: BTreeMap<String, i64> = BTreeMap::new();
-        for (sensor, ts) in found.keys() {
-            let max = newest.entry(sensor.clone()).or_insert(*ts);
-            *max = (*max).max(*ts);
-        }
         self.with_snapshot(device, |conn, chunks, sensors| {
             for sensor in sensors {
                 for chunk in chunks {
-                    let better_than = newest.get(&sensor).copied().unwrap_or(i64::MIN);
+                    let better_than = found
+                        .iter()
+                        .filter(|f| f.sensor == sensor)
+                        .map(|f| f.ts)
+                        .max()
+                        .unwrap_or(i64::MIN);
                     if chunk.ts_range.is_none_or(|(_, max)| max <= better_than) {
                         continue;
                     }
                     let sql = "ORDER BY ts DESC LIMIT 1";
                     let newest_there = query(conn, chunk, device, Some(&sensor), None, sql)?;
-                    for ((sensor, ts), row) in newest_there {
-                        if ts > better_than {
-                            newest.insert(sensor.clone(), ts);
-                            found.insert((sensor, ts), row);
-                        }
-                    }
+                    found.extend(newest_there.into_iter().filter(|f| f.ts > better_than));
                 }
             }
             Ok(())
         })?;
-        found.retain(|(sensor, ts), _| newest.get(sensor) == Some(ts));
-        Ok(rows(device, found))
+        // Newest first, then the first of each sensor type, in sensor type order.
+        let mut newest = first_of(device, found, Order::NewestFirst, usize::MAX);
+        newest.sort_by(|a, b| a.sensor_type.cmp(&b.sensor_type));
+        newest.dedup_by(|a, b| a.sensor_type == b.sensor_type);
+        Ok(newest)
     }
 
     /// The device's `count` newest readings, newest first.
@@ -100,10 +138,7 @@ impl Reader {
             }
             Ok(())
         })?;
-        let mut newest_first = rows(device, found);
-        newest_first.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
-        newest_first.truncate(count);
-        Ok(newest_first)
+        Ok(first_of(device, found, Order::NewestFirst, count))
     }
 
     /// The device's readings with `from <= ts < to` (microseconds), oldest first; at
@@ -127,20 +162,26 @@ impl Reader {
             }
             Ok(())
         })?;
-        let mut oldest_first = rows(device, found);
-        oldest_first.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
-        oldest_first.truncate(limit);
-        Ok(oldest_first)
+        Ok(first_of(device, found, Order::OldestFirst, limit))
     }
 
     /// What `pick` copies out of the memtable, under its lock for no longer than that.
-    fn in_memtable(&self, pick: impl FnOnce(&Memtable) -> Vec<(Arc<str>, i64, MemRow)>) -> Found {
+    fn in_memtable(
+        &self,
+        pick: impl FnOnce(&Memtable) -> Vec<(Arc<str>, i64, MemRow)>,
+    ) -> Vec<Found> {
         let rows = {
             let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
             pick(&memtable)
         };
         rows.into_iter()
-            .map(|(sensor, ts, row)| ((sensor.to_string(), ts), (row.data.into(), row.received_at)))
+            .map(|(sensor, ts, row)| Found {
+                sensor: sensor.to_string(),
+                ts,
+                timestamp: format_micros(ts),
+                data: row.data.into(),
+                received_at: format_micros(row.received_at),
+            })
             .collect()
     }
 
@@ -196,7 +237,7 @@ fn query(
     sensor: Option<&str>,
     within: Option<(i64, i64)>,
     order_limit: &str,
-) -> rusqlite::Result<Vec<Row>> {
+) -> rusqlite::Result<Vec<Found>> {
     let (from, to) = within.unwrap_or((0, i64::MAX));
     let which_sensor = if sensor.is_some() {
         "AND sensor_type = ?4"
@@ -220,23 +261,17 @@ fn query(
     })?;
     let mut found = Vec::new();
     for row in rows {
-        let [sensor, ts, data, received_at] = row?;
-        let Some(ts) = utc_micros(&ts) else { continue };
-        let received_at = utc_micros(&received_at).unwrap_or(0);
-        found.push(((sensor, ts), (data, received_at)));
+        let [sensor, timestamp, data, received_at] = row?;
+        let Some(ts) = utc_micros(&timestamp) else {
+            continue;
+        };
+        found.push(Found {
+            sensor,
+            ts,
+            timestamp,
+            data,
+            received_at,
+        });
     }
     Ok(found)
-}
-
-fn rows(device: &str, found: Found) -> Vec<StoredReading> {
-    found
-        .into_iter()
-        .map(|((sensor_type, ts), (data, received_at))| StoredReading {
-            device_id: device.to_owned(),
-            sensor_type,
-            timestamp: format_micros(ts),
-            data,
-            received_at: format_micros(received_at),
-        })
-        .collect()
 }

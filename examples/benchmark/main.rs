@@ -3,7 +3,7 @@
 //! # Usage
 //!
 //! ```text
-//! cargo run --release --example benchmark             # the full run (about 30 minutes)
+//! cargo run --release --example benchmark             # the full run (about 35 minutes)
 //! cargo run --release --example benchmark -- --quick  # about two minutes; what CI runs
 //! cargo run --release --example benchmark -- --only qos1,latency --eliot /tmp/eliot-old
 //! cargo run --release --example benchmark -- --only sustained --sustained-readings 2000000

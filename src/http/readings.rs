@@ -132,16 +132,16 @@ fn bad_request(error: &str) -> HttpResponse {
 /// The rows as a JSON array; `data` is stored as JSON text and goes in as it is. Written
 /// straight into one buffer: a read of thousands of rows allocates once.
 fn to_json(rows: &[StoredReading]) -> Vec<u8> {
+    let text = |out: &mut Vec<u8>, name: &str, value: &str| {
+        out.extend_from_slice(name.as_bytes());
+        serde_json::to_writer(out, value).expect("a string serialises into memory");
+    };
     let mut out = Vec::with_capacity(rows.len() * 220 + 2);
     out.push(b'[');
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        let text = |out: &mut Vec<u8>, name: &str, value: &str| {
-            out.extend_from_slice(name.as_bytes());
-            serde_json::to_writer(out, value).expect("a string serialises into memory");
-        };
         text(&mut out, r#"{"device_id":"#, &row.device_id);
         text(&mut out, r#","sensor_type":"#, &row.sensor_type);
         text(&mut out, r#","timestamp":"#, &row.timestamp);

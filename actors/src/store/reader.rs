@@ -120,7 +120,7 @@ impl Reader {
             }
             Ok(())
         })?;
-        // Newest first, then the first of each sensor type, in sensor type order.
+        // Newest first; a stable sort by sensor type then keeps each type's newest first.
         let mut newest = first_of(device, found, Order::NewestFirst, usize::MAX);
         newest.sort_by(|a, b| a.sensor_type.cmp(&b.sensor_type));
         newest.dedup_by(|a, b| a.sensor_type == b.sensor_type);

@@ -49,7 +49,8 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
     let mut never_ready = 0;
     let outcome = std::thread::scope(|s| {
         let loading = s.spawn(|| load.run_sharing(addr, shared.clone()));
-        // Kill k falls at random in the k-th of `kills + 1` equal shares of the readings.
+        // Kill k falls at random in the second half of the k-th of `kills + 1` equal shares
+        // of the readings: restarts are apart, and the last share runs without a kill.
         let share = scale.readings / u64::from(scale.kills + 1);
         let mut random = RandomPoints::default();
         for kill in 0..u64::from(scale.kills) {

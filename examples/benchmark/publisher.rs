@@ -244,6 +244,8 @@ async fn connack(reader: &mut OwnedReadHalf, incoming: &mut BytesMut) -> Result<
     loop {
         match mqtt_wire::next_packet(incoming).map_err(Failure::Fatal)? {
             Some(Incoming::ConnAck(0)) => return Ok(()),
+            // 3: server unavailable, for now (a restarted server still opening its store).
+            Some(Incoming::ConnAck(3)) => return Err(Failure::Lost("CONNECT refused: 3".into())),
             Some(Incoming::ConnAck(code)) => {
                 return Err(Failure::Fatal(format!("CONNECT refused: {code}")))
             }

@@ -28,6 +28,13 @@ const EVERY: Duration = Duration::from_millis(250);
 /// past it by what the writer writes meanwhile.
 pub const WAL_MAX_BYTES: u64 = 64 << 20;
 
+/// A restart is not tried while more than this share of the WAL's frames could not be
+/// copied: a reader keeps an older snapshot (a user's long query, a transaction left open),
+/// and SQLite's restart would hold off the writer, up to its whole wait of 1 s, at every
+/// tick until that reader is done. Under writes alone, the passive checkpoint just before
+/// leaves only what was written while it ran.
+const HELD_BACK_SHARE: i64 = 4;
+
 /// Runs checkpoints until dropped.
 pub struct Checkpointer {
     stop: Arc<AtomicBool>,
@@ -68,20 +75,30 @@ impl Checkpointer {
 /// passive checkpoint under steady writes never copies the very last frames, so SQLite
 /// does not sync the database after it: the restart would then sync every page the
 /// passive ones wrote (measured: 50 ms and more, every time, with commits waiting). Synced
-/// here first, outside any lock, it leaves the restart a few frames (about 2 ms).
+/// here first, outside any lock, it leaves the restart a few frames (about 2 ms). No
+/// restart is tried while a reader holds the passive one back (`HELD_BACK_SHARE`): the
+/// WAL grows instead, until that reader is done.
 fn checkpoint(
     conn: &Connection,
     db: &Path,
     wal: &Path,
     wal_max_bytes: u64,
 ) -> rusqlite::Result<()> {
-    let passive = || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    // (busy, frames in the WAL, frames copied into the database)
+    let passive = || {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        })
+    };
     passive()?;
     if std::fs::metadata(wal).is_ok_and(|m| m.len() > wal_max_bytes) {
         std::fs::File::open(db)
             .and_then(|file| file.sync_data())
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        passive()?;
+        let (frames, copied) = passive()?;
+        if frames - copied > frames / HELD_BACK_SHARE {
+            return Ok(());
+        }
         conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
     }
     Ok(())
@@ -139,5 +156,64 @@ mod tests {
             wal_bytes() <= limit
         });
         assert!(cut_back, "the WAL kept {} bytes", wal_bytes());
+    }
+
+    /// A reader keeping an old snapshot (a user's long query, an open transaction) stops
+    /// the WAL from being started over. The restart must then give up soon, since it holds
+    /// off the writer while it waits; once the reader is done, the next one succeeds.
+    #[test]
+    fn a_reader_keeping_an_old_snapshot_holds_the_restart_back_not_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let wal = dir.path().join("t.db-wal");
+        let limit = 64 << 10;
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; \
+                 PRAGMA journal_size_limit = {limit}; CREATE TABLE t (v BLOB NOT NULL);"
+            ))
+            .unwrap();
+        let write = |n: usize| {
+            for _ in 0..n {
+                writer
+                    .execute("INSERT INTO t (v) VALUES (zeroblob(16384))", [])
+                    .unwrap();
+            }
+        };
+        let wal_bytes = || std::fs::metadata(&wal).unwrap().len();
+        write(8);
+        let mut reader = Connection::open(&path).unwrap();
+        let snapshot = reader.transaction().unwrap();
+        let rows: i64 = snapshot
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 8);
+        write(8);
+        assert!(wal_bytes() > limit);
+
+        let mut checkpointer = Connection::open(&path).unwrap();
+        checkpointer
+            .busy_handler(Some(retry_every_millisecond::<1_000>))
+            .unwrap();
+        let started = std::time::Instant::now();
+        checkpoint(&checkpointer, &path, &wal, limit).unwrap();
+        let held = started.elapsed();
+        // Tried, the restart would wait its whole 1 s for the reader, holding the writer off.
+        assert!(held < Duration::from_secs(1), "the restart waited {held:?}");
+        write(1);
+        assert!(
+            wal_bytes() > limit,
+            "started over under the reader's snapshot"
+        );
+
+        snapshot.finish().unwrap();
+        checkpoint(&checkpointer, &path, &wal, limit).unwrap();
+        write(1);
+        assert!(
+            wal_bytes() <= limit,
+            "the WAL kept {} bytes once the reader was done",
+            wal_bytes()
+        );
     }
 }

@@ -35,6 +35,13 @@ pub const WAL_MAX_BYTES: u64 = 64 << 20;
 /// leaves only what was written while it ran.
 const HELD_BACK_SHARE: i64 = 4;
 
+/// The WAL file of the database at `db`: SQLite's name for it.
+pub fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
+}
+
 /// Runs checkpoints until dropped.
 pub struct Checkpointer {
     stop: Arc<AtomicBool>,
@@ -46,9 +53,7 @@ impl Checkpointer {
     pub fn start(path: &Path, wal_max_bytes: u64) -> rusqlite::Result<Checkpointer> {
         let mut conn = Connection::open(path)?;
         let db = path.to_owned();
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        let wal = std::path::PathBuf::from(wal);
+        let wal = wal_path(path);
         // Its restart holds the writer lock while it waits for readers: not for long.
         conn.busy_handler(Some(retry_every_millisecond::<1_000>))?;
         let stop = Arc::new(AtomicBool::new(false));

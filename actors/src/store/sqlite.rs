@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
-use super::checkpointer::Checkpointer;
 use super::checkpointer::WAL_MAX_BYTES;
+use super::checkpointer::{wal_path, Checkpointer};
 use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
 use super::merge::{MergePace, Upkeep};
 use super::schema::{migrate, MigrateError, Migrated};
@@ -401,6 +401,7 @@ impl Store {
             }),
             dead_letter_bytes: self.dead_letter_bytes,
             dead_letter_quota: self.dead_letter_quota,
+            wal_bytes: std::fs::metadata(wal_path(&self.path)).map_or(0, |m| m.len()),
         }
     }
 }

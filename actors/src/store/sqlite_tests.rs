@@ -39,6 +39,18 @@ fn a_redelivered_reading_is_ignored_and_counted_as_duplicate() {
     assert_eq!(rows, 3);
 }
 
+#[test]
+fn the_shape_shows_what_the_wal_file_weighs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&settings(dir.path())).unwrap();
+    store.write([&Outcome::accepted(vec![reading(1)])]).unwrap();
+    let wal = std::fs::metadata(dir.path().join("eliot.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal > 0);
+    assert_eq!(store.shape().wal_bytes, wal);
+}
+
 #[cfg(unix)]
 #[test]
 fn the_data_directory_and_the_database_files_are_private_whatever_the_umask() {

@@ -38,6 +38,10 @@ pub struct StoreShape {
     pub retention: Option<String>,
     pub dead_letter_bytes: u64,
     pub dead_letter_quota: u64,
+    /// The WAL file's size (`eliot.db-wal`): about 64 MiB at most, more while a reader keeps
+    /// an old snapshot (a long query, a transaction left open), which stops it being started
+    /// over.
+    pub wal_bytes: u64,
 }
 
 /// The store's figures in a health report.

@@ -9,17 +9,14 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::field_load::{FieldLoad, Until};
+use crate::field_load::FieldLoad;
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Goal, Report, Row, Target};
-
-/// Unacked PUBLISHes per connection: as in `sustained`.
-const WINDOW: usize = 512;
+use crate::sustained::{self, SustainedScale};
 
 pub struct DrillScale {
-    pub devices: u32,
-    pub connections: u32,
-    pub readings: u64,
+    /// The fleet and the readings it makes, as in `sustained`.
+    pub fleet: SustainedScale,
     pub kills: u32,
 }
 
@@ -30,19 +27,15 @@ struct Counted {
     dead_letters: u64,
 }
 
-pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
+pub fn measure(programs: &Programs, drill: &DrillScale, report: &mut Report) {
+    let scale = &drill.fleet;
     let mut eliot = Server::eliot(programs);
     let addr = eliot.addr;
     let load = FieldLoad {
-        devices: scale.devices,
-        connections: scale.connections,
-        rate: None,
-        until: Until::Readings(scale.readings),
-        window: WINDOW,
-        record_latency: false,
         progress_step: None,
         client_prefix: "drill",
         reconnects: true,
+        ..sustained::load(scale)
     };
     let shared = load.shared();
     let mut restarts: Vec<Duration> = Vec::new();
@@ -51,9 +44,9 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
         let loading = s.spawn(|| load.run_sharing(addr, shared.clone()));
         // Kill k falls at random in the second half of the k-th of `kills + 1` equal shares
         // of the readings: restarts are apart, and the last share runs without a kill.
-        let share = scale.readings / u64::from(scale.kills + 1);
+        let share = scale.readings / u64::from(drill.kills + 1);
         let mut random = RandomPoints::default();
-        for kill in 0..u64::from(scale.kills) {
+        for kill in 0..u64::from(drill.kills) {
             let at = share * kill + share / 2 + random.below(share / 2);
             while shared.acked() < at && !loading.is_finished() {
                 std::thread::sleep(Duration::from_millis(5));
@@ -120,11 +113,11 @@ pub fn measure(programs: &Programs, scale: &DrillScale, report: &mut Report) {
     if never_ready > 0 {
         problems.push(format!("{never_ready} restarts never got /ready 200"));
     }
-    if restarts.len() + never_ready < scale.kills as usize {
+    if restarts.len() + never_ready < drill.kills as usize {
         problems.push(format!(
             "killed {} times of {}",
             restarts.len(),
-            scale.kills
+            drill.kills
         ));
     }
     match counted {

@@ -47,9 +47,11 @@ pub fn full() -> FieldScale {
             duration: Duration::from_secs(20),
         },
         drill: DrillScale {
-            devices: 10_000,
-            connections: 50,
-            readings: 10_000_000,
+            fleet: SustainedScale {
+                devices: 10_000,
+                connections: 50,
+                readings: 10_000_000,
+            },
             kills: 5,
         },
         generator_readings: 2_000_000,
@@ -75,9 +77,11 @@ pub fn quick() -> FieldScale {
             duration: Duration::from_secs(3),
         },
         drill: DrillScale {
-            devices: 200,
-            connections: 4,
-            readings: 40_000,
+            fleet: SustainedScale {
+                devices: 200,
+                connections: 4,
+                readings: 40_000,
+            },
             kills: 2,
         },
         generator_readings: 40_000,
@@ -104,7 +108,7 @@ pub fn measure(
         let d = &scale.drill;
         eprintln!(
             "Eliot, kill -9 drill: {} readings from {} devices, {} kills ...",
-            d.readings, d.devices, d.kills
+            d.fleet.readings, d.fleet.devices, d.kills
         );
         drill::measure(programs, d, report);
     }

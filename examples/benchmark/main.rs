@@ -292,7 +292,7 @@ fn main() {
     };
     if let Some(readings) = args.sustained_readings {
         field_scale.sustained.readings = readings;
-        field_scale.drill.readings = readings;
+        field_scale.drill.fleet.readings = readings;
     }
     field::measure(
         &programs,

@@ -51,6 +51,22 @@ pub struct Stretch {
     pub rate: f64,
 }
 
+/// The sustained load of `scale`: its fleet as fast as acks allow until its readings are
+/// made, with the ack rate taken every `STEPS`th of them.
+pub fn load(scale: &SustainedScale) -> FieldLoad {
+    FieldLoad {
+        devices: scale.devices,
+        connections: scale.connections,
+        rate: None,
+        until: Until::Readings(scale.readings),
+        window: WINDOW,
+        record_latency: false,
+        progress_step: Some((scale.readings / STEPS).max(1)),
+        client_prefix: "sustained",
+        reconnects: false,
+    }
+}
+
 /// Runs the sustained load into a fresh Eliot; adds its row, deciles and chart to the
 /// report (the chart as `sustained.png` in `out`), and hands the filled store on.
 pub fn measure(
@@ -61,18 +77,7 @@ pub fn measure(
 ) -> FilledStore {
     let eliot = Server::eliot(programs);
     let sampler = RssSampler::start(eliot.pid());
-    let load = FieldLoad {
-        devices: scale.devices,
-        connections: scale.connections,
-        rate: None,
-        until: Until::Readings(scale.readings),
-        window: WINDOW,
-        record_latency: false,
-        progress_step: Some((scale.readings / STEPS).max(1)),
-        client_prefix: "sustained",
-        reconnects: false,
-    };
-    let outcome = load.run(eliot.addr);
+    let outcome = load(scale).run(eliot.addr);
     let peak_mib = sampler.peak_mib();
     let dead_letters = eliot.dead_letters();
 

@@ -94,6 +94,45 @@ fn readings_are_merged_into_a_chunk_and_the_view_shows_each_once_throughout() {
 }
 
 #[test]
+fn big_readings_seal_a_generation_by_its_bytes_so_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 50_000;
+    let mut store = Store::open(&StoreSettings {
+        generation_bytes: limit,
+        ..settings(dir.path())
+    })
+    .unwrap();
+    let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(10_000));
+    let mut most = 0;
+    for second in 0..60 {
+        let outcome = Outcome::accepted(vec![reading("d1", "gps", second, &big)]);
+        store.write([&outcome]).unwrap();
+        // As the writer does: a step after each commit, and no more writes while the
+        // active generation is full and the sealed one is not merged yet.
+        store.upkeep(2).unwrap();
+        while store.must_finish_generation() {
+            store.upkeep(usize::MAX).unwrap();
+        }
+        most = most.max(store.tiers.memtable.read().unwrap().bytes());
+    }
+    let row = big.len() + 64;
+    assert!(
+        most <= 2 * (limit + row),
+        "memory held {most} bytes, more than two generations of {limit}"
+    );
+    assert!(
+        count(&store.conn, "SELECT count(*) FROM chunk_1") >= 40,
+        "sealed by bytes long before 100 rows"
+    );
+    upkeep_until_merged(&mut store);
+    assert_eq!(view_rows(&store), (60, 60));
+    assert_eq!(
+        store.shape().unmerged_bytes as usize,
+        unmerged(&store) * row
+    );
+}
+
+#[test]
 fn a_crash_in_the_middle_of_a_merge_resumes_it_without_loss_or_repeat() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -28,6 +28,17 @@ pub struct Row {
     pub received_at: i64,
 }
 
+impl Row {
+    /// About what this row takes in a generation: its data, plus the map entry around it
+    /// (the key's time and shared names, the row's box and time, the tree's share). What a
+    /// generation may hold is bounded by this as well as by its rows, so that big readings
+    /// cannot fill memory.
+    pub fn bytes(&self) -> usize {
+        const ENTRY: usize = 64;
+        self.data.len() + ENTRY
+    }
+}
+
 /// One device's readings, by time then sensor type.
 pub type DeviceRows = BTreeMap<(i64, Arc<str>), Row>;
 
@@ -38,6 +49,8 @@ pub struct Generation {
     /// The devices in key order, for merging; set when the generation is sealed.
     order: Vec<Arc<str>>,
     rows: usize,
+    /// What its rows take in memory, about: see `Row::bytes`.
+    bytes: usize,
     /// The highest `readings_log.seq` in it.
     pub last_seq: i64,
 }
@@ -53,10 +66,16 @@ impl Generation {
             .get(&(key.ts, key.sensor.clone()))
     }
 
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub fn insert(&mut self, key: Key, row: Row, seq: i64) {
         let device = self.devices.entry(key.device).or_default();
-        if device.insert((key.ts, key.sensor), row).is_none() {
-            self.rows += 1;
+        self.bytes += row.bytes();
+        match device.insert((key.ts, key.sensor), row) {
+            None => self.rows += 1,
+            Some(replaced) => self.bytes -= replaced.bytes(),
         }
         self.last_seq = self.last_seq.max(seq);
     }
@@ -121,6 +140,10 @@ impl Memtable {
 
     pub fn rows(&self) -> usize {
         self.active.rows() + self.sealed.as_ref().map_or(0, Generation::rows)
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.active.bytes() + self.sealed.as_ref().map_or(0, Generation::bytes)
     }
 
     /// Rows of `device` with `from <= ts < to`, at most `limit` from each generation,
@@ -227,6 +250,7 @@ mod tests {
             }
         }
         assert_eq!((generation.rows(), generation.last_seq), (18, 18));
+        assert_eq!(generation.bytes(), 18 * row().bytes());
         generation.seal();
         let mut walked = Vec::new();
         let mut after = None;
@@ -269,5 +293,21 @@ mod tests {
         );
         assert_eq!(memtable.latest_rows("d1").len(), 1);
         assert_eq!(memtable.rows(), 2);
+        assert_eq!(memtable.bytes(), 2 * row().bytes());
+    }
+
+    #[test]
+    fn a_generation_counts_the_bytes_of_its_rows_once_each() {
+        let mut generation = Generation::default();
+        let big = |n| Row {
+            data: "x".repeat(n).into(),
+            received_at: 0,
+        };
+        generation.insert(key("d1", "gps", 1), big(1000), 1);
+        generation.insert(key("d1", "gps", 2), big(10), 2);
+        assert_eq!(generation.bytes(), big(1000).bytes() + big(10).bytes());
+        generation.insert(key("d1", "gps", 1), big(100), 3);
+        assert_eq!(generation.rows(), 2);
+        assert_eq!(generation.bytes(), big(100).bytes() + big(10).bytes());
     }
 }

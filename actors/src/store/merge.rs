@@ -1,7 +1,8 @@
 //! Moving readings from the log to a chunk, in bulk and in key order, so that a chunk's
 //! pages are written once per many readings of a device rather than once per reading.
 //!
-//! When the active generation holds `generation_rows`, it is sealed (one UPDATE); the
+//! When the active generation holds `generation_rows` (or `generation_bytes`, whichever
+//! comes first), it is sealed (one UPDATE); the
 //! sealed generation is then merged into the open chunk `merge_slice` rows at a time, one
 //! transaction per slice, between the writes; when all of it is, it leaves memory, and its
 //! log rows are deleted, a slice of `seq` at a time too (all at once, 100,000 rows took
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection};
 
 use super::bulk_insert::insert_all;
 use super::chunks::{table, Chunk, Chunks};
+use super::memtable::Generation;
 use super::tiers::Tiers;
 use crate::ingest::format_micros;
 
@@ -23,9 +25,18 @@ use crate::ingest::format_micros;
 #[derive(Debug, Clone, Copy)]
 pub struct MergePace {
     pub generation_rows: usize,
+    /// What a generation may take in memory (`Row::bytes`), whatever its rows.
+    pub generation_bytes: usize,
     pub merge_slice: usize,
     /// Microseconds of arrival time one chunk spans.
     pub chunk_span: i64,
+}
+
+impl MergePace {
+    /// Whether `generation` is to be sealed: it holds its rows, or its bytes.
+    pub fn is_full(&self, generation: &Generation) -> bool {
+        generation.rows() >= self.generation_rows || generation.bytes() >= self.generation_bytes
+    }
 }
 
 /// What one step of upkeep did.
@@ -47,7 +58,7 @@ impl Tiers {
         let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
         memtable.sealed.is_some()
             || self.deleting_through.is_some()
-            || memtable.active.rows() >= pace.generation_rows
+            || pace.is_full(&memtable.active)
     }
 
     /// Deletes at most `rows` of a merged generation's log rows, if any are left; otherwise
@@ -66,7 +77,7 @@ impl Tiers {
         }
         let sealing = {
             let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
-            memtable.sealed.is_none() && memtable.active.rows() >= pace.generation_rows
+            memtable.sealed.is_none() && pace.is_full(&memtable.active)
         };
         if sealing {
             self.seal(conn)?;

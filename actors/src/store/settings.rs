@@ -36,6 +36,10 @@ pub struct StoreSettings {
     /// Readings held in memory (and in `readings_log`) before they are sealed and merged
     /// into a chunk; memory holds two such generations at most.
     pub generation_rows: usize,
+    /// What a generation's readings may take in memory, about (their data, plus 64 bytes
+    /// each), however few they are: a generation is sealed at whichever of the two comes
+    /// first, so memory holds about twice this at most, whatever devices send.
+    pub generation_bytes: usize,
     /// Readings merged into a chunk per transaction, between writes (and log rows of a
     /// merged generation deleted per transaction).
     pub merge_slice: usize,
@@ -67,6 +71,7 @@ impl StoreSettings {
             dead_letter_quota: 1 << 30,
             max_size: 0,
             generation_rows: 1_000,
+            generation_bytes: 1 << 30,
             merge_slice: 300,
             chunk_span: Duration::from_secs(86_400),
             retention: None,
@@ -83,6 +88,7 @@ impl StoreSettings {
         problems.at_least("max_sessions", self.max_sessions, 1);
         problems.at_least("dead_letter_quota", self.dead_letter_quota, 1);
         problems.at_least("generation_rows", self.generation_rows, 1);
+        problems.at_least("generation_bytes", self.generation_bytes, 1);
         problems.at_least("merge_slice", self.merge_slice, 1);
         problems.positive("chunk_span", self.chunk_span);
         if let Some(retention) = self.retention {
@@ -102,6 +108,7 @@ impl StoreSettings {
     pub(super) fn pace(&self) -> MergePace {
         MergePace {
             generation_rows: self.generation_rows,
+            generation_bytes: self.generation_bytes,
             merge_slice: self.merge_slice,
             chunk_span: micros(self.chunk_span),
         }

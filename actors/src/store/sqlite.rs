@@ -335,7 +335,7 @@ impl Store {
             .read()
             .unwrap_or_else(|e| e.into_inner());
         (memtable.sealed.is_some() || self.tiers.deleting_through.is_some())
-            && memtable.active.rows() >= self.pace.generation_rows
+            && self.pace.is_full(&memtable.active)
     }
 
     /// Whether `upkeep` has work to do now.
@@ -377,17 +377,18 @@ impl Store {
 
     /// What the store holds, for health: readings not yet merged, and the chunks.
     pub fn shape(&self) -> StoreShape {
-        let unmerged = {
+        let (unmerged, unmerged_bytes) = {
             let memtable = self
                 .tiers
                 .memtable
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
-            memtable.rows()
+            (memtable.rows(), memtable.bytes())
         };
         let chunks = &self.tiers.chunks.list;
         StoreShape {
             unmerged_readings: unmerged as u64,
+            unmerged_bytes: unmerged_bytes as u64,
             chunks: chunks.len() as u64,
             chunked_readings: chunks.iter().map(|c| c.rows.max(0) as u64).sum(),
             oldest_received_at: chunks

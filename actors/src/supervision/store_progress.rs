@@ -29,6 +29,8 @@ pub struct StoreProgress {
 pub struct StoreShape {
     /// Committed readings in memory and in `readings_log`, not yet merged into a chunk.
     pub unmerged_readings: u64,
+    /// What they take in memory, about (`store.generation_bytes` bounds each generation).
+    pub unmerged_bytes: u64,
     pub chunks: u64,
     pub chunked_readings: u64,
     /// When the oldest kept chunk's newest reading was received (retention drops a chunk

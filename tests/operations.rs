@@ -89,6 +89,19 @@ async fn the_counters_move_by_exactly_the_messages_sent_valid_and_bad() {
     assert!(counted("process_resident_memory_bytes", &[]) > 0.0);
     assert!(counted("process_open_fds", &[]) > 0.0);
     assert_eq!(eliot.count("readings"), 20);
+
+    // The store's gauges follow its commits (set just after each one's acks).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let store = loop {
+        let now = scrape(eliot.http_addr).await;
+        if value(&now, "eliot_store_unmerged_readings", &[]) == 20.0 || Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(value(&store, "eliot_store_unmerged_readings", &[]), 20.0);
+    assert!(value(&store, "eliot_store_unmerged_bytes", &[]) >= 20.0 * 64.0);
+    assert!(value(&store, "eliot_store_wal_bytes", &[]) > 0.0);
 }
 
 /// `/metrics` parses as the Prometheus text format, and no label or line carries the id of

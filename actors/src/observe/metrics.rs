@@ -60,6 +60,10 @@ pub struct Metrics {
     pub processor_queue: Gauge,
     /// Payload bytes read and not yet acked (the shared in-flight budget in use).
     pub in_flight_bytes: Gauge,
+    /// What the store holds outside its chunks (set as `/health` shows it).
+    pub store_unmerged_readings: Gauge,
+    pub store_unmerged_bytes: Gauge,
+    pub store_wal_bytes: Gauge,
     pub messages_processed: Counter,
     pub messages_rejected: Family<Label, Counter>,
     pub readings_stored: Counter,
@@ -196,6 +200,17 @@ impl Metrics {
                 0.0005,
             ),
             in_flight_bytes: gauge(r, "in_flight_bytes", "Payload bytes read and not yet acked"),
+            store_unmerged_readings: gauge(
+                r,
+                "store_unmerged_readings",
+                "Readings in memory and the log, not yet merged into a chunk",
+            ),
+            store_unmerged_bytes: gauge(
+                r,
+                "store_unmerged_bytes",
+                "What the unmerged readings take in memory, about",
+            ),
+            store_wal_bytes: gauge(r, "store_wal_bytes", "The store's WAL file's size"),
             messages_processed: counter(
                 r,
                 "messages_processed",

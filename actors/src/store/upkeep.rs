@@ -74,9 +74,24 @@ impl StoreWriter {
                 }
             }
         }
-        if let Some(store) = &self.store {
-            self.progress.set_shape(store.shape());
-        }
+        self.show_shape();
+    }
+
+    /// What the store holds, to `/health` and to the live gauges of `/metrics`.
+    fn show_shape(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let shape = store.shape();
+        let metrics = self.telemetry.metrics();
+        metrics
+            .store_unmerged_readings
+            .set(shape.unmerged_readings as i64);
+        metrics
+            .store_unmerged_bytes
+            .set(shape.unmerged_bytes as i64);
+        metrics.store_wal_bytes.set(shape.wal_bytes as i64);
+        self.progress.set_shape(shape);
     }
 
     fn failed_upkeep(&mut self, error: &str, broken: bool, ctx: &mut Context<Self>) {
@@ -97,6 +112,6 @@ impl StoreWriter {
             migrated_from: store.migrated_from(),
         }
         .emit(&self.telemetry);
-        self.progress.set_shape(store.shape());
+        self.show_shape();
     }
 }

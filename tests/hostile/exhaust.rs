@@ -182,3 +182,39 @@ async fn a_hostile_topic_cannot_flood_or_forge_the_logs() {
     assert!(logged.len() < 600, "{} bytes", logged.len());
     assert!(!logged.chars().any(char::is_control), "{logged:?}");
 }
+
+/// Readings as big as the rules allow (200 fields of 1,000 bytes each: about 200 KiB a
+/// reading) cannot fill memory: a generation is sealed once its readings take
+/// `store.generation_bytes`, however few they are, so memory holds about two generations'
+/// bytes at most. Every reading is still stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_readings_cannot_fill_memory() {
+    const LIMIT: u64 = 1 << 20;
+    let eliot = Eliot::start_with(|c| c.store.generation_bytes = LIMIT as usize);
+    let field = "x".repeat(1_000);
+    let big = |n: u64| {
+        let fields: Vec<String> = (0..200).map(|f| format!(r#""f{f}":"{field}""#)).collect();
+        format!(
+            r#"{{"device_id":"robot_011","timestamp":"2025-01-01T00:00:{:02}Z","sensor_type":"blob","data":{{{}}}}}"#,
+            n,
+            fields.join(",")
+        )
+    };
+    let one_reading = big(0).len() as u64;
+    let mut device = Device::connect(eliot.addr, "robot_011");
+    let mut most = 0;
+    for round in 0..4 {
+        let payloads = (0..10).map(|i| big(round * 10 + i)).collect();
+        let acked = device
+            .publish_all("robot_011", payloads, QoS::AtLeastOnce)
+            .await;
+        assert_eq!(acked, 10);
+        most = most.max(eliot.health().await.store.holds.unmerged_bytes);
+    }
+    assert!(
+        most > 0 && most <= 2 * (LIMIT + one_reading),
+        "{most} bytes of readings in memory, more than two generations of {LIMIT}"
+    );
+    assert_eq!(eliot.count("readings"), 40);
+    still_serving(&eliot).await;
+}

@@ -2,13 +2,13 @@
 //! pages are written once per many readings of a device rather than once per reading.
 //!
 //! When the active generation holds `generation_rows` (or `generation_bytes`, whichever
-//! comes first), it is sealed (one UPDATE); the
-//! sealed generation is then merged into the open chunk `merge_slice` rows at a time, one
-//! transaction per slice, between the writes; when all of it is, it leaves memory, and its
-//! log rows are deleted, a slice of `seq` at a time too (all at once, 100,000 rows took
-//! 40–70 ms, every ack waiting), before the next generation is sealed. Each slice records
-//! how far the merge got in the same transaction, so a crash resumes it where it stopped,
-//! nothing merged twice; the `readings` view hides the merged rows still in the log.
+//! comes first), it is sealed (one UPDATE); the sealed generation is then merged into the
+//! open chunk `merge_slice` rows at a time, one transaction per slice, between the writes;
+//! when all of it is, it leaves memory, and its log rows are deleted, a slice of `seq` at a
+//! time too (all at once, 100,000 rows took 40–70 ms, every ack waiting), before the next
+//! generation is sealed. Each slice records how far the merge got in the same transaction,
+//! so a crash resumes it where it stopped, nothing merged twice; the `readings` view hides
+//! the merged rows still in the log.
 
 use std::collections::HashMap;
 use std::sync::Arc;

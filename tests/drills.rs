@@ -109,9 +109,11 @@ async fn a_stalled_store_stops_acks_bounds_memory_and_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
     let eliot = EliotProcess::start(data.path(), free_addr(), &[]);
     let ledger = Ledger::default();
+    // Paced so that the load outlasts the first half second on any machine: each device
+    // needs at least 2 s for its readings.
     let pace = Pace {
         count: 2_000,
-        every: Duration::ZERO,
+        every: Duration::from_millis(1),
         within: Duration::from_secs(90),
     };
     let devices = fleet(eliot.addr, 20, pace, &ledger);
@@ -125,6 +127,10 @@ async fn a_stalled_store_stops_acks_bounds_memory_and_loses_nothing() {
     // Give the commit that was running when the lock was taken time to finish.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let acked_early_in_stall = ledger.acked_count();
+    assert!(
+        acked_early_in_stall < 40_000,
+        "the devices are still publishing when the store stalls"
+    );
     let mut rss_peak = 0;
     while locked_at.elapsed() < Duration::from_secs(10) {
         rss_peak = rss_peak.max(eliot.rss_kib());
@@ -176,9 +182,11 @@ async fn a_failing_store_opens_the_breaker_and_loses_nothing() {
         }
     });
     let ledger = Ledger::default();
+    // Paced so that the load outlasts the failure on any machine: each device needs at
+    // least 3 s for its readings (a fast one acked all 10,000 before the fault, unpaced).
     let pace = Pace {
         count: 1_000,
-        every: Duration::ZERO,
+        every: Duration::from_millis(3),
         within: Duration::from_secs(60),
     };
     let devices = fleet(eliot.addr, 10, pace, &ledger);
@@ -188,6 +196,10 @@ async fn a_failing_store_opens_the_breaker_and_loses_nothing() {
     let failing_since = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let acked_at_start = ledger.acked_count();
+    assert!(
+        acked_at_start < 10_000,
+        "the devices are still publishing when the store fails"
+    );
     let mut saw_open = false;
     while failing_since.elapsed() < Duration::from_secs(3) {
         let health = eliot.health().await;

@@ -33,36 +33,51 @@ fn timestamps(rows: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_s_readings_are_served_from_memory_and_chunks_alike() {
-    // Small generations: most of the 150 readings are merged into a chunk, the rest not.
+    // Small generations, filled exactly: three of 40 readings each are sealed and merged
+    // into a chunk, one at a time; the 39 readings after them stay in memory. So each
+    // query below reads both, and the newest gps reading (7) is in the chunk while a later
+    // arrival with an older timestamp (3) is in memory.
     let eliot = Eliot::start_with(|c| {
         c.store.generation_rows = 40;
         c.store.merge_slice = 15;
     });
     let mut device = Device::connect(eliot.addr, "robot_001");
-    let mut payloads: Vec<String> = (0..150).map(|n| reading("robot_001", n)).collect();
-    payloads.extend([gps("robot_001", 3), gps("robot_001", 7)]);
+    let mut merged: Vec<String> = (0..119).map(|n| reading("robot_001", n)).collect();
+    merged.push(gps("robot_001", 7));
+    for generation in merged.chunks(40) {
+        assert_eq!(
+            device
+                .publish_all("robot_001", generation.to_vec(), QoS::AtLeastOnce)
+                .await,
+            40
+        );
+        let sealed_and_merged = eventually_async(std::time::Duration::from_secs(10), || async {
+            eliot.health().await.store.holds.unmerged_readings == 0
+        })
+        .await;
+        assert!(sealed_and_merged, "{:?}", eliot.health().await.store.holds);
+    }
+    let mut in_memory: Vec<String> = (119..150).map(|n| reading("robot_001", n)).collect();
+    in_memory.push(gps("robot_001", 3));
     assert_eq!(
         device
-            .publish_all("robot_001", payloads, QoS::AtLeastOnce)
+            .publish_all("robot_001", in_memory, QoS::AtLeastOnce)
             .await,
-        152
+        32
     );
     let mut other = Device::connect(eliot.addr, "robot_002");
-    let theirs = (0..10).map(|n| reading("robot_002", n + 1000)).collect();
+    let theirs = (0..7).map(|n| reading("robot_002", n + 1000)).collect();
     assert_eq!(
         other
             .publish_all("robot_002", theirs, QoS::AtLeastOnce)
             .await,
-        10
+        7
     );
-    let merged = eventually(std::time::Duration::from_secs(10), || {
-        eliot.count("chunk_1") >= 120
-    })
-    .await;
-    assert!(
-        merged,
-        "the merge went on: {} in chunk_1",
-        eliot.count("chunk_1")
+    let shape = eliot.health().await.store.holds;
+    assert_eq!(
+        (shape.chunked_readings, shape.unmerged_readings),
+        (120, 39),
+        "{shape:?}"
     );
 
     let (status, latest) = json(eliot.http_addr, "/devices/robot_001/latest").await;

@@ -239,9 +239,11 @@ async fn a_poison_message_is_dead_lettered_and_nothing_else_is_lost() {
     let eliot = Eliot::start();
     fail::cfg("processor::poison", "panic(poison pill)").unwrap();
     let ledger = Ledger::default();
+    // Paced so that the poison arrives among the other readings on any machine: each
+    // device needs at least 1 s for its readings.
     let pace = Pace {
         count: 1_000,
-        every: Duration::ZERO,
+        every: Duration::from_millis(1),
         within: Duration::from_secs(60),
     };
     let devices = fleet(eliot.addr, 10, pace, &ledger);
@@ -256,6 +258,10 @@ async fn a_poison_message_is_dead_lettered_and_nothing_else_is_lost() {
             "a poison message is acked: it is stored, as a dead letter"
         );
     }
+    assert!(
+        ledger.acked_count() < 10_000,
+        "the devices were still publishing when the last poison came"
+    );
     let acked = all_acked(devices).await;
     fail::remove("processor::poison");
 

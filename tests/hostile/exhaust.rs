@@ -202,15 +202,28 @@ async fn big_readings_cannot_fill_memory() {
     };
     let one_reading = big(0).len() as u64;
     let mut device = Device::connect(eliot.addr, "robot_011");
-    let mut most = 0;
-    for round in 0..4 {
-        let payloads = (0..10).map(|i| big(round * 10 + i)).collect();
-        let acked = device
-            .publish_all("robot_011", payloads, QoS::AtLeastOnce)
-            .await;
-        assert_eq!(acked, 10);
-        most = most.max(eliot.health().await.store.holds.unmerged_bytes);
-    }
+    let published = std::sync::atomic::AtomicBool::new(false);
+    let publish = async {
+        for round in 0..4 {
+            let payloads = (0..10).map(|i| big(round * 10 + i)).collect();
+            let acked = device
+                .publish_all("robot_011", payloads, QoS::AtLeastOnce)
+                .await;
+            assert_eq!(acked, 10);
+        }
+        published.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    // Watched all along: sampled only between rounds, it may read 0 each time when the
+    // rounds' commits happen to end on a sealed generation.
+    let watch = async {
+        let mut most = 0;
+        while !published.load(std::sync::atomic::Ordering::Relaxed) {
+            most = most.max(eliot.health().await.store.holds.unmerged_bytes);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        most
+    };
+    let ((), most) = tokio::join!(publish, watch);
     assert!(
         most > 0 && most <= 2 * (LIMIT + one_reading),
         "{most} bytes of readings in memory, more than two generations of {LIMIT}"

@@ -91,14 +91,12 @@ async fn the_counters_move_by_exactly_the_messages_sent_valid_and_bad() {
     assert_eq!(eliot.count("readings"), 20);
 
     // The store's gauges follow its commits (set just after each one's acks).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let store = loop {
+    eventually_async(Duration::from_secs(5), || async {
         let now = scrape(eliot.http_addr).await;
-        if value(&now, "eliot_store_unmerged_readings", &[]) == 20.0 || Instant::now() > deadline {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        value(&now, "eliot_store_unmerged_readings", &[]) == 20.0
+    })
+    .await;
+    let store = scrape(eliot.http_addr).await;
     assert_eq!(value(&store, "eliot_store_unmerged_readings", &[]), 20.0);
     assert!(value(&store, "eliot_store_unmerged_bytes", &[]) >= 20.0 * 64.0);
     assert!(value(&store, "eliot_store_wal_bytes", &[]) > 0.0);

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::db_file;
 use super::sqlite::retry_every_millisecond;
 
 /// How often the WAL is checkpointed.
@@ -52,7 +53,6 @@ impl Checkpointer {
     /// (`WAL_MAX_BYTES`, but for tests).
     pub fn start(path: &Path, wal_max_bytes: u64) -> rusqlite::Result<Checkpointer> {
         let mut conn = Connection::open(path)?;
-        let db = path.to_owned();
         let wal = wal_path(path);
         // Its restart holds the writer lock while it waits for readers: not for long.
         conn.busy_handler(Some(retry_every_millisecond::<1_000>))?;
@@ -65,7 +65,7 @@ impl Checkpointer {
                     std::thread::sleep(EVERY);
                     // A failure (the file gone, a disk error) is the writer's to find and
                     // report at its next commit; this only tries again.
-                    let _ = checkpoint(&conn, &db, &wal, wal_max_bytes);
+                    let _ = checkpoint(&conn, &wal, wal_max_bytes);
                 }
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
@@ -83,12 +83,7 @@ impl Checkpointer {
 /// here first, outside any lock, it leaves the restart a few frames (about 2 ms). No
 /// restart is tried while a reader holds the passive one back (`HELD_BACK_SHARE`): the
 /// WAL grows instead, until that reader is done.
-fn checkpoint(
-    conn: &Connection,
-    db: &Path,
-    wal: &Path,
-    wal_max_bytes: u64,
-) -> rusqlite::Result<()> {
+fn checkpoint(conn: &Connection, wal: &Path, wal_max_bytes: u64) -> rusqlite::Result<()> {
     // (busy, frames in the WAL, frames copied into the database)
     let passive = || {
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -97,9 +92,7 @@ fn checkpoint(
     };
     passive()?;
     if std::fs::metadata(wal).is_ok_and(|m| m.len() > wal_max_bytes) {
-        std::fs::File::open(db)
-            .and_then(|file| file.sync_data())
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        db_file::sync(conn)?;
         let (frames, copied) = passive()?;
         if frames - copied > frames / HELD_BACK_SHARE {
             return Ok(());
@@ -202,7 +195,7 @@ mod tests {
             .busy_handler(Some(retry_every_millisecond::<1_000>))
             .unwrap();
         let started = std::time::Instant::now();
-        checkpoint(&checkpointer, &path, &wal, limit).unwrap();
+        checkpoint(&checkpointer, &wal, limit).unwrap();
         let held = started.elapsed();
         // Tried, the restart would wait its whole 1 s for the reader, holding the writer off.
         assert!(held < Duration::from_secs(1), "the restart waited {held:?}");
@@ -213,7 +206,7 @@ mod tests {
         );
 
         snapshot.finish().unwrap();
-        checkpoint(&checkpointer, &path, &wal, limit).unwrap();
+        checkpoint(&checkpointer, &wal, limit).unwrap();
         write(1);
         assert!(
             wal_bytes() <= limit,

@@ -8,13 +8,15 @@
 //! - `store_writer`: the `StoreWriter` actor, which batches every connection's outcomes
 //!   into one transaction and answers each request only after its commit; `upkeep`: its
 //!   merging between commits; `checkpointer`: WAL checkpoints on a thread of their own.
-//! - `bulk_insert`: many rows per INSERT statement.
+//! - `bulk_insert`: many rows per INSERT statement; `db_file`: what the store asks of the
+//!   database file itself, through SQLite's own descriptor (never one of its own).
 //! - `reader`: the read API (latest, last N, a time range) on read-only connections.
 //! - `sessions`: device sessions, durable so that Session Present survives a crash.
 
 mod bulk_insert;
 mod checkpointer;
 mod chunks;
+mod db_file;
 mod dead_letters;
 mod failure;
 mod memtable;

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection};
 
 use super::checkpointer::WAL_MAX_BYTES;
 use super::checkpointer::{wal_path, Checkpointer};
+use super::db_file;
 use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
 use super::merge::{MergePace, Upkeep};
 use super::schema::{migrate, MigrateError, Migrated};
@@ -75,46 +76,20 @@ const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
     (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 /// Readings are nobody else's business, whatever the umask: the data directory is 0700
-/// and the database 0600 (SQLite gives its -wal and -shm files the database's mode).
-/// The database file is created here, before SQLite opens it, for that reason.
+/// and the database 0600 (SQLite gives its -wal and -shm files the database's mode, so
+/// this runs after SQLite created the file and before it made them). By path only: a
+/// descriptor opened here and closed would drop the locks of every connection this process
+/// has on the file (see `db_file`).
 #[cfg(unix)]
-fn private_files(dir: &Path, db: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+fn make_private(dir: &Path, db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(db)?;
     std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o600))
 }
 
 #[cfg(not(unix))]
-fn private_files(_: &Path, _: &Path) -> std::io::Result<()> {
+fn make_private(_: &Path, _: &Path) -> std::io::Result<()> {
     Ok(())
-}
-
-/// Whether the file at `path` starts as every SQLite database does (a file too short to
-/// tell, or unreadable, is left to SQLite).
-fn has_sqlite_header(path: &Path) -> bool {
-    use std::io::Read;
-    let mut header = [0u8; 16];
-    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)) {
-        Ok(()) => &header == b"SQLite format 3\0",
-        Err(_) => true,
-    }
-}
-
-/// The device and inode of the file at `path`, if there is one.
-#[cfg(unix)]
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-#[cfg(not(unix))]
-fn file_id(_: &Path) -> Option<(u64, u64)> {
-    None
 }
 
 /// Turns a SQLite error into one that names the database file.
@@ -129,9 +104,6 @@ pub struct Store {
     pub(super) conn: Connection,
     /// Kept for error messages.
     pub(super) path: PathBuf,
-    /// The file the connection opened (device and inode), to notice it being deleted or
-    /// replaced: SQLite would go on writing to the unlinked file, and lose it all on restart.
-    file: Option<(u64, u64)>,
     /// Rows in `sessions`, counted once at open and kept up to date (SQLite would scan).
     pub(super) sessions_kept: usize,
     pub(super) max_sessions: usize,
@@ -205,10 +177,8 @@ impl Store {
         let tiers = Tiers::load(&conn, memtable).map_err(&sqlite)?;
         let checkpointer = Checkpointer::start(&path, WAL_MAX_BYTES).map_err(&sqlite)?;
         drop(sqlite); // it borrows `path`
-        let file = file_id(&path);
         Ok(Store {
             conn,
-            file,
             path,
             sessions_kept: usize::try_from(sessions_kept).unwrap_or(0),
             max_sessions: settings.max_sessions,
@@ -235,15 +205,12 @@ impl Store {
     /// The database file is still the one opened, and still a SQLite database: SQLite
     /// itself would notice neither until it reopens the file, after acking more.
     fn check_file(&self) -> Result<(), StoreError> {
-        if self.file.is_some() && file_id(&self.path) != self.file {
-            return Err(StoreError::Moved {
-                path: self.path.clone(),
-            });
+        let path = || self.path.clone();
+        if db_file::has_moved(&self.conn).map_err(naming(&self.path))? {
+            return Err(StoreError::Moved { path: path() });
         }
-        if !has_sqlite_header(&self.path) {
-            return Err(StoreError::Damaged {
-                path: self.path.clone(),
-            });
+        if !db_file::starts_as_sqlite(&self.conn).map_err(naming(&self.path))? {
+            return Err(StoreError::Damaged { path: path() });
         }
         Ok(())
     }
@@ -427,9 +394,9 @@ fn open_migrated(settings: &StoreSettings) -> Result<(Connection, Migrated), Sto
     };
     std::fs::create_dir_all(&settings.data_dir).map_err(data_dir)?;
     let path = settings.db_path();
-    private_files(&settings.data_dir, &path).map_err(data_dir)?;
     let sqlite = naming(&path);
     let mut conn = Connection::open(&path).map_err(&sqlite)?;
+    make_private(&settings.data_dir, &path).map_err(data_dir)?;
     let synchronous = match settings.synchronous {
         Synchronous::Normal => "NORMAL",
         Synchronous::Full => "FULL",

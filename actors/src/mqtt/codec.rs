@@ -42,8 +42,8 @@ pub struct MqttCodec {
     /// (not left unread) so that closing the socket does not reset the connection
     /// before the device has read why.
     discarding: usize,
-    /// Since when a packet has been arriving without being whole, for the connection's
-    /// packet timeout (a device must not hold a buffer half-filled for ever).
+    /// Since when the packet at the front has been arriving without being whole, for the
+    /// connection's packet timeout (a device must not hold a buffer half-filled for ever).
     partial: PartialSince,
     /// What the device accepts of the packets sent to it.
     peer: PeerLimits,
@@ -230,13 +230,16 @@ impl Decoder for MqttCodec {
     type Item = Inbound;
     type Error = CodecError;
 
+    /// Also times the packet at the front: from the first call that finds it incomplete
+    /// (its first bytes were just read) until it is decoded. A call comes only while Eliot
+    /// reads the connection, so time spent not reading it (backpressure) is not counted.
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, CodecError> {
         let decoded = self.decode_frame(src);
-        let waiting_for_more = !src.is_empty() || self.discarding > 0;
         match decoded {
-            Ok(None) if waiting_for_more => self.partial.mark(),
-            _ if !waiting_for_more => self.partial.clear(),
-            _ => {}
+            Ok(None) if !src.is_empty() || self.discarding > 0 => self.partial.mark(),
+            // A packet was decoded, or nothing is buffered: bytes after it belong to the
+            // next packet, timed from the next call that finds it incomplete.
+            _ => self.partial.clear(),
         }
         decoded
     }
@@ -382,6 +385,30 @@ mod tests {
         assert!(codec.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&full[5..]);
         assert!(codec.decode(&mut buf).unwrap().is_some());
+    }
+
+    /// A device whose writes end a byte into the next packet always has a partial packet
+    /// buffered: each packet is timed on its own, not "since the buffer was last empty".
+    #[test]
+    fn each_packet_is_timed_from_its_own_first_bytes() {
+        let mut codec = MqttCodec::for_version(Version::V4, 1024);
+        let partial = codec.partial_since();
+        let ping = [0xC0u8, 0x00];
+        let mut buf = BytesMut::from(&[ping[0]][..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(partial.age().is_some(), "half a PINGREQ is being timed");
+        for _ in 0..3 {
+            // The rest of this PINGREQ and the first byte of the next, in one read.
+            buf.extend_from_slice(&[ping[1], ping[0]]);
+            assert_eq!(codec.decode(&mut buf).unwrap(), Some(Inbound::PingReq));
+            assert_eq!(partial.age(), None, "the packet decoded, its timer stops");
+            assert_eq!(codec.decode(&mut buf).unwrap(), None);
+            assert!(partial.age().is_some(), "the next one is timed from now");
+        }
+        buf.extend_from_slice(&[ping[1]]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(Inbound::PingReq));
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert_eq!(partial.age(), None, "nothing buffered, nothing timed");
     }
 
     #[test]

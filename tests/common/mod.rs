@@ -7,7 +7,10 @@
 
 pub mod certs;
 pub mod checker;
+pub mod drill_device;
+pub mod locks;
 pub mod mosquitto;
+pub mod outside;
 pub mod process;
 pub mod scripted;
 

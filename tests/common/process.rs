@@ -1,5 +1,5 @@
 //! The real `eliot` binary as a child process, for what only a process can show:
-//! signals, kill -9, exit status, memory.
+//! signals, kill -9, exit status, memory, and locks seen from another process.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,10 +14,126 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// A free port on a loopback address of its own (`127.x.y.z`), for an Eliot that is killed
+/// and started again on the same address: while it is down, no other test's `bind` to
+/// `127.0.0.1:0` can take its port, nor can a device's outgoing connection.
+pub fn own_loopback_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let ip = std::net::Ipv4Addr::new(
+        127,
+        10 + (pid % 200) as u8,
+        (n / 250) as u8,
+        1 + (n % 250) as u8,
+    );
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The `eliot` binary under test: `ELIOT_BLACKBOX_BIN` if set (another build, say the one
+/// before a change), else the one Cargo built with the tests.
+pub fn eliot_binary() -> PathBuf {
+    std::env::var_os("ELIOT_BLACKBOX_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_eliot")))
+}
+
+/// How to start Eliot: kept, so that it can be started again as it was.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    /// Where `/health`, `/ready`, `/metrics` and the read API answer.
+    pub http: SocketAddr,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+    /// Eliot's standard error goes here (appended), when set; else to the test's.
+    pub log: Option<PathBuf>,
+}
+
+impl Launch {
+    /// Eliot (test environment) on `addr` and a free HTTP port on the same address, data
+    /// in `data_dir`.
+    pub fn new(data_dir: &Path, addr: SocketAddr) -> Launch {
+        let http = std::net::TcpListener::bind((addr.ip(), 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free HTTP port");
+        Launch {
+            data_dir: data_dir.to_owned(),
+            addr,
+            http,
+            env: Vec::new(),
+            args: Vec::new(),
+            log: None,
+        }
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Launch {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts it, and waits until it accepts connections.
+    pub fn start(&self) -> EliotProcess {
+        let stderr = match &self.log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("the log file opens"),
+            ),
+            None => Stdio::inherit(),
+        };
+        let mut child = Command::new(eliot_binary())
+            .args(&self.args)
+            .env("ELIOT_ENV", "test")
+            .env("ELIOT_DATA_DIR", &self.data_dir)
+            .env("ELIOT_MQTT_ADDR", self.addr.to_string())
+            .env("ELIOT_HTTP_ADDR", self.http.to_string())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("the eliot binary starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(self.addr).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("eliot exited ({status}) before listening on {}", self.addr);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "eliot listens on {} within 10 s",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Something else may hold the port (a restart on a port another test took).
+        std::thread::sleep(Duration::from_millis(20));
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("eliot exited ({status}): is {} taken?", self.addr);
+        }
+        EliotProcess {
+            child,
+            addr: self.addr,
+            http: self.http,
+            data_dir: self.data_dir.clone(),
+            launch: self.clone(),
+        }
+    }
+}
+
 pub struct EliotProcess {
     child: Child,
     pub addr: SocketAddr,
+    pub http: SocketAddr,
     pub data_dir: PathBuf,
+    /// How it was started, to start it again.
+    pub launch: Launch,
 }
 
 impl EliotProcess {
@@ -34,33 +150,21 @@ impl EliotProcess {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> EliotProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_eliot"))
-            .args(args)
-            .env("ELIOT_ENV", "test")
-            .env("ELIOT_DATA_DIR", data_dir)
-            .env("ELIOT_MQTT_ADDR", addr.to_string())
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the eliot binary starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "eliot listens on {addr} within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        EliotProcess {
-            child,
-            addr,
-            data_dir: data_dir.to_owned(),
-        }
+        let mut launch = Launch::new(data_dir, addr);
+        launch.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        launch.args = args.iter().map(|a| a.to_string()).collect();
+        launch.start()
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("eliot.db")
     }
 
     fn signal(&self, signal: &str) {
@@ -71,10 +175,12 @@ impl EliotProcess {
         assert!(status.success(), "kill {signal}");
     }
 
-    /// SIGKILL: no drain, no flush, nothing but what was committed survives.
-    pub fn kill9(mut self) {
+    /// SIGKILL: no drain, no flush, nothing but what was committed survives. Returns how
+    /// it was started, to start it again.
+    pub fn kill9(mut self) -> Launch {
         self.signal("-KILL");
         self.child.wait().unwrap();
+        self.launch.clone()
     }
 
     /// SIGTERM, then waits for the exit; returns the status and how long it took.
@@ -99,6 +205,11 @@ impl EliotProcess {
         }
     }
 
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Resident memory now, in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
         let status =
@@ -108,6 +219,12 @@ impl EliotProcess {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Whether Eliot holds SQLite's SHARED lock on its database (`/proc/locks`).
+    #[cfg(target_os = "linux")]
+    pub fn holds_shared_lock(&self) -> bool {
+        super::locks::holds_shared_lock(self.pid(), &self.db_path())
     }
 }
 

@@ -110,6 +110,7 @@ fn device(config: &Config, command: DeviceCommand) -> ExitCode {
 }
 
 fn run(config: &Config) -> ExitCode {
+    let _fault_points = eliot_actors::fault_points_from_env();
     let (log, guard) = logging::init(&config.log);
     let metrics = match config.metrics.enabled {
         true => Metrics::new(),

@@ -77,3 +77,11 @@ pub use supervision::{
 };
 pub use tree::{ShutdownReport, StartError, Tree, TreeSettings};
 pub use upstream::{client_config, Filter, Protocol, TlsError, UpstreamSettings};
+
+/// The fault points named in the `FAILPOINTS` environment variable (`name=action;...`, the
+/// `fail` crate's syntax), active until the guard is dropped. Only in builds with the
+/// `failpoints` feature, which tests and drills have and `cargo build` does not: the
+/// black-box tests inject faults into the `eliot` binary this way. `None` otherwise.
+pub fn fault_points_from_env() -> Option<fail::FailScenario<'static>> {
+    cfg!(feature = "failpoints").then(fail::FailScenario::setup)
+}

@@ -1,0 +1,106 @@
+//! A user's query that keeps its snapshot for a minute, as README describes: while it runs
+//! the WAL cannot be started over and grows; ingest goes on; once it is done, the WAL is
+//! cut back to its bound.
+
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Trial;
+
+use crate::common::checker::{Ledger, Pace};
+use crate::common::drill_device::DrillDevice;
+use crate::common::eventually_async;
+use crate::common::outside::{self, HeldTransaction};
+use crate::common::process::{own_loopback_addr, Launch};
+use crate::locks::{big_reading, WAL_BOUND};
+use crate::support::{trial, wal_bytes};
+
+pub fn tests() -> Vec<Trial> {
+    vec![trial(
+        "long_read::a_reader_holding_its_snapshot_60_s_loses_nothing_and_the_wal_is_bounded_after",
+        reader_holding_its_snapshot,
+    )]
+}
+
+/// A `sqlite3` shell opens a read transaction and keeps it 60 s while a device sends
+/// about 200 KB readings (more than the WAL's bound in all) and another small ones. Ingest
+/// goes on throughout, the WAL grows past its bound while the reader holds it back, and
+/// within 20 s of the reader's end it is back within its bound; nothing acked is lost.
+async fn reader_holding_its_snapshot() {
+    let Some(shell) = outside::shell_for("long_read") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let eliot = Launch::new(data.path(), own_loopback_addr()).start();
+    let ledger = Ledger::default();
+    let small = Pace {
+        count: 9_000,
+        every: Duration::from_millis(10),
+        within: Duration::from_secs(150),
+    };
+    let steady = tokio::spawn(DrillDevice::new(eliot.addr, "steady", small).run(ledger.clone()));
+    // 500 big readings over about 50 s: about 100 MB written while the reader holds on.
+    let mut big = DrillDevice::new(
+        eliot.addr,
+        "big",
+        Pace {
+            count: 500,
+            every: Duration::from_millis(100),
+            within: Duration::from_secs(150),
+        },
+    );
+    big.payload = big_reading;
+    big.window = 8;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let held = HeldTransaction::start(
+        &shell,
+        &eliot.db_path(),
+        "BEGIN; SELECT count(*) FROM readings;",
+    );
+    let big = tokio::spawn(big.run(ledger.clone()));
+    let held_at = Instant::now();
+    let (mut peak, mut acked_at) = (0, vec![]);
+    while held_at.elapsed() < Duration::from_secs(60) {
+        peak = peak.max(wal_bytes(eliot.http).await);
+        acked_at.push(ledger.acked_count());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    held.end();
+    let ended_at = Instant::now();
+    let http = eliot.http;
+    let bounded = eventually_async(Duration::from_secs(20), || async {
+        wal_bytes(http).await <= WAL_BOUND
+    })
+    .await;
+    let after = wal_bytes(http).await;
+    println!(
+        "long read: WAL peak {peak} bytes while held, {after} bytes {:?} after; acked \
+         {} readings during the hold",
+        ended_at.elapsed(),
+        acked_at.last().unwrap() - acked_at[0]
+    );
+    assert!(
+        peak > WAL_BOUND,
+        "the held reader kept the WAL from starting over: peak {peak}"
+    );
+    assert!(bounded, "the WAL is back within {WAL_BOUND} bytes: {after}");
+    // Ingest never stopped: every 10 s of the hold saw acks.
+    for window in acked_at.chunks(10).filter(|w| w.len() == 10) {
+        assert!(
+            window[9] > window[0],
+            "acks stalled during the hold: {acked_at:?}"
+        );
+    }
+    let (steady, big) = (steady.await.unwrap(), big.await.unwrap());
+    let db = eliot.db_path();
+    let (status, _) = eliot.terminate();
+    assert!(status.success());
+    let verdict = ledger.check(&db);
+    println!("long read: {verdict}");
+    assert_eq!(
+        (verdict.lost, verdict.duplicated, verdict.unexpected),
+        (0, 0, 0),
+        "{verdict}"
+    );
+    assert_eq!((steady.acked, big.acked), (9_000, 500), "{verdict}");
+}

@@ -1,0 +1,59 @@
+//! The black-box acceptance suite: Eliot as its users meet it.
+//!
+//! Every test starts the built `eliot` binary as a process of its own, with a temporary
+//! data directory, and talks to it only over sockets (MQTT, HTTP). The database is read
+//! only from other processes: the `sqlite3` shell (`.ci/run` installs it), and this same
+//! executable started again as a helper with its own SQLite (`ELIOT_BLACKBOX_HELPER`).
+//! Faults come from outside too: SIGKILL, another process holding SQLite's lock, a reader
+//! keeping an old snapshot, writes that split packets. A test inside Eliot's process shares
+//! what users never share (SQLite's lock table, a well-behaved client): the worst defect
+//! found so far, acked readings lost once anyone queried the database, passed them all.
+//! Every later test of a guarantee belongs here.
+//!
+//! # Layout
+//!
+//! - `support`: the helper, HTTP from outside, seeded randomness, the tests' runtime.
+//! - `drills`: kill -9 mid-stream, its stress mode (`ELIOT_KILL_ROUNDS` rounds of varied
+//!   fleets, pace, kills and readers, 20 by default; `ELIOT_KILL_SEED` repeats a run), a
+//!   stalled store, SIGTERM under load.
+//! - `outside_reader`: a user's `sqlite3` counting and backing up while Eliot is killed.
+//! - `locks`: Eliot's SHARED lock on its database, seen in `/proc/locks`.
+//! - `long_read`: a reader keeping its snapshot for 60 s during ingest.
+//! - `packet_timer`: a device whose writes split packets, for 60 s; one whose packets
+//!   wait in the socket through a 40 s store stall.
+//! - `quick_start`: README's first commands, run as written.
+//!
+//! `ELIOT_BLACKBOX_BIN=/path/to/eliot` runs the suite against another build (the one
+//! before a change, to see a test fail).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod drills;
+mod locks;
+mod long_read;
+mod outside_reader;
+mod packet_timer;
+mod quick_start;
+mod support;
+
+use libtest_mimic::{Arguments, Trial};
+
+fn main() {
+    if support::helper::requested() {
+        return support::helper::main();
+    }
+    let args = Arguments::from_args();
+    let tests = [
+        drills::tests(),
+        outside_reader::tests(),
+        locks::tests(),
+        long_read::tests(),
+        packet_timer::tests(),
+        quick_start::tests(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<Trial>>();
+    libtest_mimic::run(&args, tests).exit();
+}

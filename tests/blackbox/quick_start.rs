@@ -1,0 +1,153 @@
+//! README's quick start, literally: its first block's first command (`cargo run --release`)
+//! and the block of "Send a reading", run by `bash` as written, in a checkout of this tree.
+//! If README's commands stop working, this fails; if README changes them, this runs the
+//! new ones.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Trial;
+
+use crate::common::outside;
+use crate::support::trial;
+
+pub fn tests() -> Vec<Trial> {
+    vec![trial(
+        "quick_start::readme_first_commands_run_as_written",
+        readme_first_commands,
+    )]
+}
+
+/// README's ```sh blocks, in order, each as its lines.
+fn shell_blocks(readme: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "```sh" {
+            let block = lines
+                .by_ref()
+                .take_while(|l| l.trim() != "```")
+                .map(str::to_owned)
+                .collect();
+            blocks.push(block);
+        }
+    }
+    blocks
+}
+
+/// Copies the tree at `from` to `to` (not `target`, `.git` or `data`), leaving files whose
+/// content is the same untouched, so that Cargo's build of the copy stays incremental.
+fn sync_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if ["target", ".git", "data"].iter().any(|skip| name == *skip) {
+            continue;
+        }
+        let (source, copy) = (entry.path(), to.join(&name));
+        if entry.file_type().unwrap().is_dir() {
+            sync_tree(&source, &copy);
+        } else if std::fs::read(&copy).ok() != Some(std::fs::read(&source).unwrap()) {
+            std::fs::copy(&source, &copy).unwrap();
+        }
+    }
+}
+
+/// Where this build's artifacts are: the executable is `<target>/<profile>/deps/...`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_owned()
+}
+
+/// Starts README's run command in `checkout`, waits for it to listen on 1883 (building
+/// first if it must), runs the "Send a reading" block, and checks what `sqlite3` printed.
+async fn readme_first_commands() {
+    let Some(_) = outside::shell_for("quick_start") else {
+        return;
+    };
+    if Command::new("mosquitto_pub")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        assert!(!ci, "CI must have mosquitto_pub (.ci/run installs it)");
+        return eprintln!(
+            "quick_start: skipped, it needs mosquitto_pub (apt-get install mosquitto-clients)"
+        );
+    }
+    for port in [1883, 8080] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "README's Eliot listens on {port}, which something else holds"
+        );
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(source.join("README.md")).unwrap();
+    let blocks = shell_blocks(&readme);
+    let run = blocks[0][0].clone();
+    assert!(
+        run.starts_with("cargo run --release"),
+        "README opens with {run:?}"
+    );
+    let send = blocks
+        .iter()
+        .find(|b| b.iter().any(|l| l.starts_with("mosquitto_pub")))
+        .expect("README shows how to send a reading")
+        .join("\n");
+
+    let checkout = target_dir().join("quick-start");
+    sync_tree(source, &checkout);
+    let _ = std::fs::remove_dir_all(checkout.join("data"));
+    let mut eliot = std::process::Command::new("bash")
+        .args(["-c", &format!("exec {run}")])
+        .current_dir(&checkout)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("ELIOT_ENV")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", 1883)).is_err() {
+        if let Some(status) = eliot.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(eliot.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("`{run}` ended ({status}) before listening:\n{stderr}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1_200),
+            "`{run}` listens on 1883 within 20 minutes (building included)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sent = Command::new("bash")
+        .args(["-ec", &send])
+        .current_dir(&checkout)
+        .output()
+        .unwrap();
+    // `cargo run` runs eliot as its child: SIGTERM to both.
+    let _ = Command::new("pkill")
+        .args(["-TERM", "-P", &eliot.id().to_string()])
+        .status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &eliot.id().to_string()])
+        .status();
+    let _ = eliot.wait();
+    let printed = String::from_utf8_lossy(&sent.stdout);
+    println!(
+        "quick start: `{run}` listened after {:?}; the send block printed: {printed}",
+        started.elapsed()
+    );
+    assert!(
+        sent.status.success(),
+        "the send block failed: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(
+        printed.contains("robot_001|gps|2025-06-05T14:30:00.000000Z"),
+        "sqlite3 shows the reading: {printed}"
+    );
+}

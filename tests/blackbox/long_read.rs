@@ -2,6 +2,8 @@
 //! the WAL cannot be started over and grows; ingest goes on; once it is done, the WAL is
 //! cut back to its bound.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
@@ -21,10 +23,11 @@ pub fn tests() -> Vec<Trial> {
     )]
 }
 
-/// A `sqlite3` shell opens a read transaction and keeps it 60 s while a device sends
-/// about 200 KB readings (more than the WAL's bound in all) and another small ones. Ingest
-/// goes on throughout, the WAL grows past its bound while the reader holds it back, and
-/// within 20 s of the reader's end it is back within its bound; nothing acked is lost.
+/// A `sqlite3` shell opens a read transaction and keeps it 60 s (longer if the machine is
+/// slow, until the WAL is past its bound) while a device sends about 200 KB readings (more
+/// than the WAL's bound in all) and another small ones. Ingest goes on throughout, the WAL
+/// grows past its bound while the reader holds it back, and within 20 s of the reader's end
+/// it is back within its bound; nothing acked is lost.
 async fn reader_holding_its_snapshot() {
     let Some(shell) = outside::shell_for("long_read") else {
         return;
@@ -32,12 +35,19 @@ async fn reader_holding_its_snapshot() {
     let data = tempfile::tempdir().unwrap();
     let eliot = Launch::new(data.path(), own_loopback_addr()).start();
     let ledger = Ledger::default();
-    let small = Pace {
-        count: 9_000,
-        every: Duration::from_millis(10),
-        within: Duration::from_secs(150),
-    };
-    let steady = tokio::spawn(DrillDevice::new(eliot.addr, "steady", small).run(ledger.clone()));
+    // A device publishing every 10 ms until the test is done.
+    let mut steady = DrillDevice::new(
+        eliot.addr,
+        "steady",
+        Pace {
+            count: u64::MAX,
+            every: Duration::from_millis(10),
+            within: Duration::from_secs(600),
+        },
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    steady.stop = Some(stop.clone());
+    let steady = tokio::spawn(steady.run(ledger.clone()));
     // 500 big readings over about 50 s: about 100 MB written while the reader holds on.
     let mut big = DrillDevice::new(
         eliot.addr,
@@ -60,7 +70,11 @@ async fn reader_holding_its_snapshot() {
     let big = tokio::spawn(big.run(ledger.clone()));
     let held_at = Instant::now();
     let (mut peak, mut acked_at) = (0, vec![]);
-    while held_at.elapsed() < Duration::from_secs(60) {
+    // At least 60 s, and until the WAL is past its bound (a slow machine takes longer to
+    // write 100 MB), 240 s at most.
+    while held_at.elapsed() < Duration::from_secs(60)
+        || (peak <= WAL_BOUND && held_at.elapsed() < Duration::from_secs(240))
+    {
         peak = peak.max(wal_bytes(eliot.http).await);
         acked_at.push(ledger.acked_count());
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -74,8 +88,9 @@ async fn reader_holding_its_snapshot() {
     .await;
     let after = wal_bytes(http).await;
     println!(
-        "long read: WAL peak {peak} bytes while held, {after} bytes {:?} after; acked \
-         {} readings during the hold",
+        "long read: held {:?}; WAL peak {peak} bytes meanwhile, {after} bytes {:?} after; \
+         acked {} readings during the hold",
+        ended_at - held_at,
         ended_at.elapsed(),
         acked_at.last().unwrap() - acked_at[0]
     );
@@ -91,6 +106,7 @@ async fn reader_holding_its_snapshot() {
             "acks stalled during the hold: {acked_at:?}"
         );
     }
+    stop.store(true, Ordering::Relaxed);
     let (steady, big) = (steady.await.unwrap(), big.await.unwrap());
     let db = eliot.db_path();
     let (status, _) = eliot.terminate();
@@ -102,5 +118,7 @@ async fn reader_holding_its_snapshot() {
         (0, 0, 0),
         "{verdict}"
     );
-    assert_eq!((steady.acked, big.acked), (9_000, 500), "{verdict}");
+    assert_eq!(verdict.acked, verdict.published, "{verdict}");
+    assert_eq!(big.acked, 500, "{verdict}");
+    assert!(steady.acked > 0);
 }

@@ -74,17 +74,6 @@ pub async fn wal_bytes(http: SocketAddr) -> u64 {
         .expect("/health shows the WAL's size")
 }
 
-/// Restarts of the child `name` since Eliot started, as `/health` shows them.
-pub async fn restarts(http: SocketAddr, name: &str) -> u64 {
-    let health = health(http).await;
-    let children = health["children"].as_array().cloned().unwrap_or_default();
-    children
-        .iter()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["restarts"].as_u64())
-        .unwrap_or_else(|| panic!("/health lists {name}: {health}"))
-}
-
 /// A small random generator (xorshift), seeded so that a failing run can be repeated.
 pub struct Rng(u64);
 

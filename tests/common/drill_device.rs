@@ -21,6 +21,8 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -58,6 +60,9 @@ pub struct DrillDevice {
     /// The payload of reading `n` (`common::reading` by default); the checker finds it by
     /// its timestamp, which must be `reading`'s.
     pub payload: fn(&str, u64) -> String,
+    /// Once set, no new reading is published: the device waits for its acks and ends, as
+    /// if its count were reached (for a test that needs a load until it is done).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What a drill device saw, beside the ledger.
@@ -144,6 +149,7 @@ impl DrillDevice {
             split: false,
             reconnect: true,
             payload: reading,
+            stop: None,
         }
     }
 
@@ -159,7 +165,8 @@ impl DrillDevice {
         let mut unacked: VecDeque<InFlight> = VecDeque::new();
         let (mut next, mut next_pkid) = (0u64, 1u16);
         let mut next_publish = started;
-        while (next < self.pace.count || !unacked.is_empty()) && Instant::now() < deadline {
+        let ping_after = Duration::from_millis(u64::from(self.keep_alive) * 500);
+        while (next < self.count(next) || !unacked.is_empty()) && Instant::now() < deadline {
             let Some((stream, present)) = self.handshake(deadline).await else {
                 if !self.reconnect && report.connections == 0 {
                     break;
@@ -187,12 +194,11 @@ impl DrillDevice {
                     writer.packet(again).await.map_err(|e| e.to_string())?;
                 }
                 loop {
-                    if next >= self.pace.count && unacked.is_empty() {
+                    if next >= self.count(next) && unacked.is_empty() {
                         return Ok(());
                     }
-                    let can_publish = next < self.pace.count && unacked.len() < self.window;
-                    let ping_at =
-                        writer.last_write + Duration::from_millis(u64::from(self.keep_alive) * 500);
+                    let can_publish = next < self.count(next) && unacked.len() < self.window;
+                    let ping_at = writer.last_write + ping_after;
                     let mut wake = ping_at.min(deadline);
                     if can_publish {
                         wake = wake.min(next_publish);
@@ -229,7 +235,7 @@ impl DrillDevice {
                     if now >= deadline {
                         return Ok(());
                     }
-                    while next < self.pace.count
+                    while next < self.count(next)
                         && unacked.len() < self.window
                         && next_publish <= now
                     {
@@ -245,9 +251,7 @@ impl DrillDevice {
                     if writer.flush_at.is_some_and(|at| at <= Instant::now()) {
                         writer.flush_held().await.map_err(|e| e.to_string())?;
                     }
-                    if writer.last_write
-                        <= Instant::now() - Duration::from_millis(u64::from(self.keep_alive) * 500)
-                    {
+                    if writer.last_write + ping_after <= Instant::now() {
                         writer
                             .packet(v4::Packet::PingReq)
                             .await
@@ -273,6 +277,15 @@ impl DrillDevice {
             next_publish = next_publish.max(Instant::now());
         }
         report
+    }
+
+    /// How many readings the device publishes in all, as far as it knows once it has
+    /// published `next`: its count, or `next` once told to stop.
+    fn count(&self, next: u64) -> u64 {
+        match &self.stop {
+            Some(stop) if stop.load(Ordering::Relaxed) => next.min(self.pace.count),
+            _ => self.pace.count,
+        }
     }
 
     /// Connects and sends CONNECT (persistent session); the stream and Session Present

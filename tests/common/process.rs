@@ -77,7 +77,8 @@ impl Launch {
         self
     }
 
-    /// Starts it, and waits until it accepts connections.
+    /// Starts it, and waits until it is started: it answers on its HTTP port, which it
+    /// serves once its store is open (its listening sockets are bound before that).
     pub fn start(&self) -> EliotProcess {
         let stderr = match &self.log {
             Some(path) => Stdio::from(
@@ -101,13 +102,21 @@ impl Launch {
             .spawn()
             .expect("the eliot binary starts");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(self.addr).is_err() {
+        let health = format!("http://{}/health", self.http);
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(1))
+            .build();
+        let answers = || match agent.get(&health).call() {
+            Ok(_) | Err(ureq::Error::Status(..)) => true,
+            Err(_) => false,
+        };
+        while std::net::TcpStream::connect(self.addr).is_err() || !answers() {
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("eliot exited ({status}) before listening on {}", self.addr);
+                panic!("eliot exited ({status}) before it started on {}", self.addr);
             }
             assert!(
                 Instant::now() < deadline,
-                "eliot listens on {} within 10 s",
+                "eliot starts on {} within 10 s",
                 self.addr
             );
             std::thread::sleep(Duration::from_millis(10));

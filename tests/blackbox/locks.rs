@@ -5,40 +5,22 @@
 //! reopening after the store writer restarted, serving reads, and with the administration
 //! commands run beside it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use libtest_mimic::Trial;
 
-use crate::common::checker::{reading_ts, Ledger, Pace};
-use crate::common::drill_device::DrillDevice;
+use crate::common::checker::Ledger;
 use crate::common::eventually_async;
 use crate::common::outside::{self, HeldTransaction};
 use crate::common::process::{eliot_binary, own_loopback_addr, EliotProcess, Launch};
 use crate::support::{get_json, health, trial, wal_bytes};
-
-/// The WAL's bound (`checkpointer::WAL_MAX_BYTES`): past it the WAL is started over.
-pub const WAL_BOUND: u64 = 64 << 20;
+use crate::wal_load::{WalLoad, WAL_BOUND};
 
 pub fn tests() -> Vec<Trial> {
     vec![trial(
         "locks::eliot_holds_its_shared_lock_through_commits_checkpoints_restarts_and_reads",
         shared_lock_throughout,
     )]
-}
-
-/// A reading of about 200 KB (200 fields of 1,000 bytes), with `reading`'s timestamp, so
-/// that a few hundred of them take the WAL past its bound.
-pub fn big_reading(device: &str, n: u64) -> String {
-    let ts = reading_ts(n);
-    let fields: Vec<String> = (0..200)
-        .map(|i| format!(r#""f{i:03}":"{}""#, "x".repeat(1_000)))
-        .collect();
-    format!(
-        r#"{{"device_id":"{device}","timestamp":"{ts}","sensor_type":"blob","data":{{{}}}}}"#,
-        fields.join(",")
-    )
 }
 
 fn assert_locked(eliot: &EliotProcess, when: &str) {
@@ -65,19 +47,7 @@ async fn shared_lock_throughout() {
         .env("FAILPOINTS", "store::write=299*off->1*return(broken)->off")
         .start();
     let ledger = Ledger::default();
-    // A device publishing every 10 ms until the test is done.
-    let mut steady = DrillDevice::new(
-        eliot.addr,
-        "steady",
-        Pace {
-            count: u64::MAX,
-            every: Duration::from_millis(10),
-            within: Duration::from_secs(600),
-        },
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    steady.stop = Some(stop.clone());
-    let steady = tokio::spawn(steady.run(ledger.clone()));
+    let mut load = WalLoad::start(eliot.addr, &ledger);
     assert!(
         eventually_async(Duration::from_secs(10), || async {
             ledger.acked_count() >= 20
@@ -92,18 +62,7 @@ async fn shared_lock_throughout() {
     // WAL over, and the next commit cuts it back.
     let http = eliot.http;
     let held = HeldTransaction::start(&shell, &eliot.db_path(), "BEGIN; SELECT 1 FROM readings;");
-    let mut big = DrillDevice::new(
-        eliot.addr,
-        "big",
-        Pace {
-            count: 500,
-            every: Duration::ZERO,
-            within: Duration::from_secs(300),
-        },
-    );
-    big.payload = big_reading;
-    big.window = 8;
-    let big = tokio::spawn(big.run(ledger.clone()));
+    load.send_big(eliot.addr, Duration::ZERO);
     let past_bound = eventually_async(Duration::from_secs(240), || async {
         wal_bytes(http).await > WAL_BOUND
     })
@@ -170,20 +129,5 @@ async fn shared_lock_throughout() {
     reads.await.unwrap();
     assert_locked(&eliot, "after HTTP reads");
 
-    stop.store(true, Ordering::Relaxed);
-    let (steady, big) = (steady.await.unwrap(), big.await.unwrap());
-    let db = eliot.db_path();
-    let (status, _) = eliot.terminate();
-    assert!(status.success());
-    let verdict = ledger.check(&db);
-    println!("locks: {verdict}");
-    assert_eq!(
-        (verdict.lost, verdict.duplicated, verdict.unexpected),
-        (0, 0, 0),
-        "{verdict}"
-    );
-    // Acks went on after the restart: every reading published was acked in the end.
-    assert_eq!(verdict.acked, verdict.published, "{verdict}");
-    assert_eq!(big.acked, 500, "{verdict}");
-    assert!(steady.acked > 0);
+    load.finish(eliot, "locks").await;
 }

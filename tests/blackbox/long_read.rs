@@ -2,19 +2,16 @@
 //! the WAL cannot be started over and grows; ingest goes on; once it is done, the WAL is
 //! cut back to its bound.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
 
-use crate::common::checker::{Ledger, Pace};
-use crate::common::drill_device::DrillDevice;
+use crate::common::checker::Ledger;
 use crate::common::eventually_async;
 use crate::common::outside::{self, HeldTransaction};
 use crate::common::process::{own_loopback_addr, Launch};
-use crate::locks::{big_reading, WAL_BOUND};
 use crate::support::{trial, wal_bytes};
+use crate::wal_load::{WalLoad, WAL_BOUND};
 
 pub fn tests() -> Vec<Trial> {
     vec![trial(
@@ -35,31 +32,7 @@ async fn reader_holding_its_snapshot() {
     let data = tempfile::tempdir().unwrap();
     let eliot = Launch::new(data.path(), own_loopback_addr()).start();
     let ledger = Ledger::default();
-    // A device publishing every 10 ms until the test is done.
-    let mut steady = DrillDevice::new(
-        eliot.addr,
-        "steady",
-        Pace {
-            count: u64::MAX,
-            every: Duration::from_millis(10),
-            within: Duration::from_secs(600),
-        },
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    steady.stop = Some(stop.clone());
-    let steady = tokio::spawn(steady.run(ledger.clone()));
-    // 500 big readings over about 50 s: about 100 MB written while the reader holds on.
-    let mut big = DrillDevice::new(
-        eliot.addr,
-        "big",
-        Pace {
-            count: 500,
-            every: Duration::from_millis(100),
-            within: Duration::from_secs(150),
-        },
-    );
-    big.payload = big_reading;
-    big.window = 8;
+    let mut load = WalLoad::start(eliot.addr, &ledger);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let held = HeldTransaction::start(
@@ -67,7 +40,8 @@ async fn reader_holding_its_snapshot() {
         &eliot.db_path(),
         "BEGIN; SELECT count(*) FROM readings;",
     );
-    let big = tokio::spawn(big.run(ledger.clone()));
+    // 500 big readings over about 50 s: about 100 MB written while the reader holds on.
+    load.send_big(eliot.addr, Duration::from_millis(100));
     let held_at = Instant::now();
     let (mut peak, mut acked_at) = (0, vec![]);
     // At least 60 s, and until the WAL is past its bound (a slow machine takes longer to
@@ -106,19 +80,5 @@ async fn reader_holding_its_snapshot() {
             "acks stalled during the hold: {acked_at:?}"
         );
     }
-    stop.store(true, Ordering::Relaxed);
-    let (steady, big) = (steady.await.unwrap(), big.await.unwrap());
-    let db = eliot.db_path();
-    let (status, _) = eliot.terminate();
-    assert!(status.success());
-    let verdict = ledger.check(&db);
-    println!("long read: {verdict}");
-    assert_eq!(
-        (verdict.lost, verdict.duplicated, verdict.unexpected),
-        (0, 0, 0),
-        "{verdict}"
-    );
-    assert_eq!(verdict.acked, verdict.published, "{verdict}");
-    assert_eq!(big.acked, 500, "{verdict}");
-    assert!(steady.acked > 0);
+    load.finish(eliot, "long read").await;
 }

@@ -22,6 +22,7 @@
 //! - `packet_timer`: a device whose writes split packets, for 60 s; one whose packets
 //!   wait in the socket through a 40 s store stall.
 //! - `quick_start`: README's first commands, run as written.
+//! - `wal_load`: the load behind `locks` and `long_read`.
 //!
 //! `ELIOT_BLACKBOX_BIN=/path/to/eliot` runs the suite against another build (the one
 //! before a change, to see a test fail).
@@ -36,6 +37,7 @@ mod outside_reader;
 mod packet_timer;
 mod quick_start;
 mod support;
+mod wal_load;
 
 use libtest_mimic::{Arguments, Trial};
 

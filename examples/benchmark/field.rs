@@ -1,7 +1,10 @@
 //! The field configurations (issue 8): a store that keeps its speed for real fleets. Their
-//! sizes, and the order they run in: `sustained` fills a fresh store, `paced` and `reads` run
-//! on it; `generator` checks that the load generator is not what limits them; `drill` kills
-//! Eliot while a store of the same size fills.
+//! sizes, and the order they run in: `sustained` fills a fresh store (and runs the same load
+//! against Mosquitto beside it), `paced` and `reads` run on it; `generator` checks that the
+//! load generator is not what limits them; `drill` kills Eliot while a store of the same size
+//! fills. `sustained`, `paced` and `drill` each run at least `MIN_DURATION` in the full run,
+//! so that a server's timeout that ends connections (`mqtt.packet_timeout` is 30 s) falls
+//! well inside each of them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +13,7 @@ use crate::ack_sink::AckSink;
 use crate::drill::{self, DrillScale};
 use crate::field_load::{FieldLoad, LoadOutcome, Until};
 use crate::paced::{self, PacedScale};
-use crate::procs::{Programs, Server};
+use crate::procs::Programs;
 use crate::reads::{self, ReadsScale};
 use crate::report::{Figure, Goal, Report, Row, Target};
 use crate::sustained::{self, SustainedScale};
@@ -18,6 +21,11 @@ use crate::sustained::{self, SustainedScale};
 /// What the field load must reach against a server that only acks, so that it is not what
 /// limits `sustained` at its target of 100,000 msg/s.
 const TARGET_GENERATOR: f64 = 150_000.0;
+/// The least time `sustained`, `paced` and `drill` each run in the full run (issue: the
+/// field's load, not a burst): four times `mqtt.packet_timeout`.
+const MIN_DURATION: Duration = Duration::from_secs(120);
+/// The same with `--quick`, which only checks that the benchmark works.
+const QUICK_MIN_DURATION: Duration = Duration::from_secs(3);
 
 pub struct FieldScale {
     pub sustained: SustainedScale,
@@ -34,12 +42,13 @@ pub fn full() -> FieldScale {
             devices: 10_000,
             connections: 50,
             readings: 10_000_000,
+            min_duration: MIN_DURATION,
         },
         paced: PacedScale {
             devices: 1_000,
             connections: 10,
             rate: 20_000.0,
-            duration: Duration::from_secs(30),
+            duration: MIN_DURATION,
         },
         reads: ReadsScale {
             ingest_rate: 50_000.0,
@@ -51,10 +60,20 @@ pub fn full() -> FieldScale {
                 devices: 10_000,
                 connections: 50,
                 readings: 10_000_000,
+                min_duration: MIN_DURATION,
             },
             kills: 5,
         },
         generator_readings: 2_000_000,
+    }
+}
+
+impl FieldScale {
+    /// `sustained`, `paced` and `drill` each run at least `least` (paced: exactly).
+    pub fn run_at_least(&mut self, least: Duration) {
+        self.sustained.min_duration = least;
+        self.paced.duration = least;
+        self.drill.fleet.min_duration = least;
     }
 }
 
@@ -64,12 +83,13 @@ pub fn quick() -> FieldScale {
             devices: 200,
             connections: 4,
             readings: 40_000,
+            min_duration: QUICK_MIN_DURATION,
         },
         paced: PacedScale {
             devices: 1_000,
             connections: 10,
             rate: 1_000.0,
-            duration: Duration::from_secs(3),
+            duration: QUICK_MIN_DURATION,
         },
         reads: ReadsScale {
             ingest_rate: 2_000.0,
@@ -81,6 +101,7 @@ pub fn quick() -> FieldScale {
                 devices: 200,
                 connections: 4,
                 readings: 40_000,
+                min_duration: QUICK_MIN_DURATION,
             },
             kills: 2,
         },
@@ -100,15 +121,16 @@ pub fn measure(
 ) {
     if wanted("generator") {
         eprintln!("Load generator, against a null acker and against Mosquitto ...");
-        for row in generator(scale) {
-            report.add(row);
-        }
+        generator(scale, report);
     }
     if wanted("drill") {
         let d = &scale.drill;
         eprintln!(
-            "Eliot, kill -9 drill: {} readings from {} devices, {} kills ...",
-            d.fleet.readings, d.fleet.devices, d.kills
+            "Eliot, kill -9 drill: {} readings from {} devices for at least {} s, {} kills ...",
+            d.fleet.readings,
+            d.fleet.devices,
+            d.fleet.min_duration.as_secs(),
+            d.kills
         );
         drill::measure(programs, d, report);
     }
@@ -117,8 +139,11 @@ pub fn measure(
     }
     let s = &scale.sustained;
     eprintln!(
-        "Eliot, sustained: {} readings from {} devices over {} connections ...",
-        s.readings, s.devices, s.connections
+        "Eliot, sustained: {} readings from {} devices over {} connections, at least {} s ...",
+        s.readings,
+        s.devices,
+        s.connections,
+        s.min_duration.as_secs()
     );
     let store = sustained::measure(programs, s, out, report);
     if wanted("paced") {
@@ -138,19 +163,15 @@ pub fn measure(
 }
 
 /// The sustained load, as fast as acks allow, against a null server that only acks (the
-/// generator's own ceiling, held to the target) and against Mosquitto (a broker's).
-fn generator(scale: &FieldScale) -> Vec<Row> {
+/// generator's own ceiling, held to the target) and against Mosquitto (a broker's); adds
+/// both rows and their disconnects.
+fn generator(scale: &FieldScale, report: &mut Report) {
     let s = &scale.sustained;
     let load = FieldLoad {
-        devices: s.devices,
-        connections: s.connections,
-        rate: None,
         until: Until::Readings(scale.generator_readings),
-        window: 256,
-        record_latency: false,
         progress_step: None,
         client_prefix: "generator",
-        reconnects: false,
+        ..sustained::load(s)
     };
     let shape = format!(
         "{} readings over {} connections, QoS 1 (1 run)",
@@ -159,6 +180,7 @@ fn generator(scale: &FieldScale) -> Vec<Row> {
     let sink = AckSink::start();
     let outcome = load.run(sink.addr);
     drop(sink);
+    report.disconnects("Generator", &outcome.disconnects);
     let to_sink = generator_row(
         &format!("Load generator against a null acker (in process): {shape}"),
         "Generator",
@@ -174,11 +196,9 @@ fn generator(scale: &FieldScale) -> Vec<Row> {
         Goal::AtLeast(TARGET_GENERATOR),
         " msg/s",
     ));
-    let broker = Server::mosquitto();
-    let cpu_before = broker.cpu_seconds();
-    let outcome = load.run(broker.addr);
-    let broker_cores =
-        (broker.cpu_seconds() - cpu_before) / outcome.duration.as_secs_f64().max(1e-9);
+    report.add(to_sink);
+    let (outcome, broker_cores) = load.run_against_mosquitto();
+    report.disconnects("Generator→Mosquitto", &outcome.disconnects);
     let to_mosquitto = generator_row(
         &format!("Load generator against Mosquitto: {shape}"),
         "Generator→Mosquitto",
@@ -189,16 +209,14 @@ fn generator(scale: &FieldScale) -> Vec<Row> {
             broker_cores * 100.0
         ),
     );
-    vec![to_sink, to_mosquitto]
+    report.add(to_mosquitto);
 }
 
 fn generator_row(name: &str, label: &str, outcome: &LoadOutcome, notes: String) -> Row {
-    let mut row =
-        Row::measured(name, Some(Figure::of([outcome.rate()])), None, notes).with_label(label);
+    let mut row = Row::measured(name, Some(Figure::of([outcome.rate()])), None, notes)
+        .with_label(label)
+        .with_problems(&outcome.problems());
     // Of another scale than the servers' figures: in the table, not in the chart.
     row.in_chart = false;
-    if !outcome.errors.is_empty() {
-        row.failure = Some(outcome.errors.join("; "));
-    }
     row
 }

@@ -1,15 +1,17 @@
 //! The field load: a fleet of devices multiplexed over a few MQTT connections, as gateways
 //! and cloud bridges send it, publishing QoS 1 readings either as fast as the acks allow or
-//! paced evenly at a total rate. It runs in this process, on a small tokio runtime, so that
-//! acks are counted where they arrive (the store is never polled).
+//! paced evenly at a total rate. A share of the connections write as some devices' TCP
+//! stacks do, each write ending one byte into the next packet. It runs in this process, on a
+//! small tokio runtime, so that acks are counted where they arrive (the store is never
+//! polled), and it records every connection the server ended while the load ran.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::load_shared::Shared;
-use crate::procs::cpu_seconds;
-use crate::publisher::{self, ConnectionPlan};
+use crate::procs::{cpu_seconds, Server};
+use crate::publisher::{self, ConnectionOutcome, ConnectionPlan};
 use crate::telemetry::Device;
 
 /// How a field load ends.
@@ -19,6 +21,9 @@ pub enum Until {
     Readings(u64),
     /// After this long.
     Elapsed(Duration),
+    /// Once this many readings are made and this long has passed, whichever comes later:
+    /// a load of a given size that still covers a given time, however fast the machine.
+    ReadingsAndElapsed(u64, Duration),
 }
 
 /// A field load's shape.
@@ -41,6 +46,38 @@ pub struct FieldLoad {
     /// Whether connections keep a session and connect again when lost, sending again what
     /// was not acked (`ConnectionPlan::reconnects`).
     pub reconnects: bool,
+    /// Every this many-th connection (the 1st, the `n+1`-th, ...) ends each write one byte
+    /// into the next packet, as devices whose TCP writes split packets do; `None`: all write
+    /// whole packets. The field has such devices, so the load has them too: a server that
+    /// mistimes a packet split across writes closes them (`packet_writer.rs`).
+    pub split_every: Option<u32>,
+}
+
+/// The share of connections that split their writes in the field configurations: every 4th.
+pub const SPLIT_EVERY: Option<u32> = Some(4);
+
+/// A connection the load did not end: the server closed it, or it broke (reset, any I/O
+/// error).
+#[derive(Clone, Debug)]
+pub struct Disconnect {
+    /// Which connection: its client id is `{client_prefix}-{connection}`.
+    pub connection: u32,
+    /// How long after the load started.
+    pub after: Duration,
+    /// "closed by the server", or the error.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "connection {} at {:.3} s: {}",
+            self.connection,
+            self.after.as_secs_f64(),
+            self.reason
+        )
+    }
 }
 
 /// What a field load did.
@@ -57,8 +94,12 @@ pub struct LoadOutcome {
     pub max_late: Duration,
     /// (readings acked, when) at every progress step.
     pub marks: Vec<(u64, Instant)>,
-    /// Connections that failed, with why.
+    /// Connections that failed otherwise than by a disconnect, with why: they could not
+    /// connect, the server broke the protocol or never acked, or they gave up reconnecting.
     pub errors: Vec<String>,
+    /// Every connection the server ended while the load ran, in the order they happened,
+    /// those a reconnecting connection got over included.
+    pub disconnects: Vec<Disconnect>,
     /// CPU seconds this process (the load generator) used meanwhile.
     pub generator_cpu_s: f64,
     /// Connections made again after one was lost, all connections together.
@@ -75,6 +116,20 @@ impl LoadOutcome {
     /// cores less the server's), it may be what limited the run.
     pub fn generator_cores(&self) -> f64 {
         self.generator_cpu_s / self.duration.as_secs_f64().max(1e-9)
+    }
+
+    /// What went wrong in a load no connection of which should be lost: the connections
+    /// that failed, and how many the server ended (each one is listed by
+    /// `Report::disconnects`).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.errors.clone();
+        if !self.disconnects.is_empty() {
+            let count = self.disconnects.len();
+            problems.push(format!(
+                "{count} server-side disconnects (listed under the table)"
+            ));
+        }
+        problems
     }
 }
 
@@ -107,10 +162,22 @@ impl FieldLoad {
     /// can watch the acks while `run_sharing` runs.
     pub fn shared(&self) -> Arc<Shared> {
         let (count, until) = match self.until {
-            Until::Readings(n) => (Some(n), None),
-            Until::Elapsed(d) => (None, Some(Instant::now() + d)),
+            Until::Readings(n) => (n, None),
+            Until::Elapsed(d) => (0, Some(Instant::now() + d)),
+            Until::ReadingsAndElapsed(n, d) => (n, Some(Instant::now() + d)),
         };
         Arc::new(Shared::new(count, until, self.progress_step))
+    }
+
+    /// Runs the load against a fresh Mosquitto, which acks QoS 1 on receipt and stores
+    /// nothing: the outcome, and the share of one core Mosquitto used meanwhile.
+    pub fn run_against_mosquitto(&self) -> (LoadOutcome, f64) {
+        let broker = Server::mosquitto();
+        let cpu_before = broker.cpu_seconds();
+        let outcome = self.run(broker.addr);
+        let cpu = broker.cpu_seconds() - cpu_before;
+        let cores = cpu / outcome.duration.as_secs_f64().max(1e-9);
+        (outcome, cores)
     }
 
     /// `run`, with `shared` (from `shared`).
@@ -158,6 +225,7 @@ impl FieldLoad {
                 .unwrap_or_default(),
             marks: shared.progress_marks(),
             reconnects: outcomes.iter().map(|o| o.reconnects).sum(),
+            disconnects: disconnects(&outcomes, started),
             errors: outcomes.into_iter().filter_map(|o| o.error).collect(),
             generator_cpu_s: cpu_seconds(std::process::id()) - cpu_before,
         }
@@ -185,8 +253,29 @@ impl FieldLoad {
                     pace,
                     record_latency: self.record_latency,
                     reconnects: self.reconnects,
+                    split_writes: self.split_every.is_some_and(|n| c % n.max(1) == 0),
                 }
             })
             .collect()
     }
+}
+
+/// Every connection's disconnects (`outcomes` in the order of the connections), in the
+/// order they happened.
+fn disconnects(outcomes: &[ConnectionOutcome], started: Instant) -> Vec<Disconnect> {
+    let mut all: Vec<Disconnect> = (0u32..)
+        .zip(outcomes)
+        .flat_map(|(connection, outcome)| {
+            outcome
+                .disconnects
+                .iter()
+                .map(move |(at, reason)| Disconnect {
+                    connection,
+                    after: at.saturating_duration_since(started),
+                    reason: reason.clone(),
+                })
+        })
+        .collect();
+    all.sort_by_key(|d| d.after);
+    all
 }

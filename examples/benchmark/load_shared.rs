@@ -1,5 +1,5 @@
-//! What all connections of a field load share: the readings left to make (or the time
-//! left), and the acks counted so far, with the moment each 1 % of them was reached.
+//! What all connections of a field load share: the readings left to make and the time
+//! left, and the acks counted so far, with the moment each 1 % of them was reached.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -7,9 +7,10 @@ use std::time::Instant;
 
 /// What all connections of a load share: when to stop, and the acks counted so far.
 pub struct Shared {
-    /// Readings still to be made by all connections together (`u64::MAX` for a timed run).
+    /// Readings still to be made by all connections together before the load may end (0 for
+    /// a run that is only timed).
     remaining: AtomicU64,
-    /// When to stop making readings, for a timed run.
+    /// Until when readings are made whatever `remaining` says, for a timed run.
     until: Option<Instant>,
     /// Readings acked so far by all connections.
     acked: AtomicU64,
@@ -24,9 +25,10 @@ struct Progress {
 }
 
 impl Shared {
-    pub fn new(count: Option<u64>, until: Option<Instant>, progress_step: Option<u64>) -> Shared {
+    /// Readings are made until `count` of them are and `until` has passed, both.
+    pub fn new(count: u64, until: Option<Instant>, progress_step: Option<u64>) -> Shared {
         Shared {
-            remaining: AtomicU64::new(count.unwrap_or(u64::MAX)),
+            remaining: AtomicU64::new(count),
             until,
             acked: AtomicU64::new(0),
             progress: progress_step.map(|step| Progress {
@@ -36,7 +38,7 @@ impl Shared {
         }
     }
 
-    /// When a timed run stops making readings.
+    /// When a timed run may stop making readings.
     pub fn until(&self) -> Option<Instant> {
         self.until
     }
@@ -53,12 +55,18 @@ impl Shared {
     }
 
     pub fn finished(&self, now: Instant) -> bool {
-        self.remaining.load(Ordering::Relaxed) == 0 || self.until.is_some_and(|u| now >= u)
+        self.remaining.load(Ordering::Relaxed) == 0 && !self.timed_run_on(now)
     }
 
-    /// Takes up to `want` readings to make out of what remains.
+    /// Whether `until` is still ahead: readings are made beyond the count.
+    fn timed_run_on(&self, now: Instant) -> bool {
+        self.until.is_some_and(|u| now < u)
+    }
+
+    /// Takes up to `want` readings to make: out of what remains of the count, or all of
+    /// them while a timed run is on.
     pub fn claim(&self, want: u64, now: Instant) -> u64 {
-        if want == 0 || self.until.is_some_and(|u| now >= u) {
+        if want == 0 {
             return 0;
         }
         let taken = self
@@ -67,6 +75,9 @@ impl Shared {
                 Some(r - r.min(want))
             })
             .unwrap_or(0);
+        if self.timed_run_on(now) {
+            return want;
+        }
         taken.min(want)
     }
 

@@ -1,7 +1,9 @@
 //! The few MQTT 3.1.1 packets the field load needs, as bytes: CONNECT, QoS 1 PUBLISH and
-//! DISCONNECT out; CONNACK and PUBACK in (and the other way round for the ack sink). Written by hand rather than through a client
-//! library so that one task can pipeline hundreds of PUBLISHes in one write and read the
-//! PUBACKs in bulk: the load generator must not be what limits a 100,000 msg/s run.
+//! DISCONNECT out; CONNACK and PUBACK in (and the other way round for the ack sink). Written
+//! by hand rather than through a client library so that one task can pipeline hundreds of
+//! PUBLISHes in one write and read the PUBACKs in bulk (the load generator must not be what
+//! limits a 100,000 msg/s run), and so that a connection can cut its writes where it likes
+//! (`packet_writer.rs`: one byte into a packet).
 
 /// MQTT 3.1.1's protocol level.
 const PROTOCOL_LEVEL: u8 = 4;
@@ -88,27 +90,50 @@ fn remaining_length(out: &mut Vec<u8>, mut len: usize) {
     }
 }
 
-/// Takes the first whole packet off the front of `buffer`, if it holds one. `Err` for a
-/// malformed length (the server is not speaking MQTT).
-pub fn next_packet(buffer: &mut bytes::BytesMut) -> Result<Option<Incoming>, String> {
-    let Some(&first) = buffer.first() else {
-        return Ok(None);
-    };
+/// The fixed header's length and the remaining length of the packet `bytes` start with;
+/// `None` while the remaining length is not all there. `Err` for a malformed length (the
+/// peer is not speaking MQTT).
+fn header_and_body(bytes: &[u8]) -> Result<Option<(usize, usize)>, String> {
     let (mut len, mut shift, mut header) = (0usize, 0u32, 1usize);
     loop {
-        let Some(&byte) = buffer.get(header) else {
+        let Some(&byte) = bytes.get(header) else {
             return Ok(None);
         };
         len |= usize::from(byte & 0x7F) << shift;
         header += 1;
         if byte & 0x80 == 0 {
-            break;
+            return Ok(Some((header, len)));
         }
         shift += 7;
         if shift > 21 {
             return Err("a remaining length over 4 bytes".into());
         }
     }
+}
+
+/// Where the last packet of `packets` (whole packets, one after the other, as this module
+/// writes them) starts.
+pub fn last_packet_start(packets: &[u8]) -> usize {
+    let mut start = 0;
+    while let Ok(Some((header, body))) = header_and_body(&packets[start..]) {
+        let next = start + header + body;
+        if next >= packets.len() {
+            break;
+        }
+        start = next;
+    }
+    start
+}
+
+/// Takes the first whole packet off the front of `buffer`, if it holds one. `Err` for a
+/// malformed length (the server is not speaking MQTT).
+pub fn next_packet(buffer: &mut bytes::BytesMut) -> Result<Option<Incoming>, String> {
+    let Some(&first) = buffer.first() else {
+        return Ok(None);
+    };
+    let Some((header, len)) = header_and_body(buffer)? else {
+        return Ok(None);
+    };
     if buffer.len() < header + len {
         return Ok(None);
     }
@@ -169,6 +194,19 @@ mod tests {
             next_packet(&mut buffer),
             Ok(Some(Incoming::Publish(Some(513))))
         );
+    }
+
+    #[test]
+    fn the_last_packet_is_found_after_whole_ones() {
+        let mut out = Vec::new();
+        publish_qos1(&mut out, "devices/a/telemetry", 1, &[b'x'; 200]);
+        let second = out.len();
+        publish_qos1(&mut out, "devices/a/telemetry", 2, b"{}");
+        let third = out.len();
+        disconnect(&mut out);
+        assert_eq!(last_packet_start(&out), third);
+        assert_eq!(last_packet_start(&out[..third]), second);
+        assert_eq!(last_packet_start(&out[..second]), 0);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! One connection of the field load: an MQTT 3.1.1 connection publishing QoS 1 readings for
 //! many devices in turn, pipelined (up to a window of unacked PUBLISHes, written in batches),
 //! either as fast as the acks come back or paced at a fixed rate; it times each message from
-//! its PUBLISH written to its PUBACK read.
+//! its PUBLISH written to its PUBACK read. Its writes carry whole packets, or end one byte
+//! into the next packet (`packet_writer.rs`). Whenever the server ends the connection (EOF,
+//! reset, any I/O error) while the load still runs, it records when and why.
 
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 
@@ -14,6 +16,7 @@ use crate::in_flight::InFlight;
 use crate::load_shared::Shared;
 use crate::mqtt_wire::{self, Incoming};
 use crate::pacer::Pacer;
+use crate::packet_writer::PacketWriter;
 use crate::telemetry::{Device, Rota};
 
 /// Keep-alive asked for: generous, since a loaded connection is never silent.
@@ -43,6 +46,9 @@ pub struct ConnectionPlan {
     /// Whether to keep a session and connect again whenever the connection is lost, sending
     /// every PUBLISH not acked again (DUP): the load of a kill drill.
     pub reconnects: bool,
+    /// Whether each write ends one byte into the next packet (`PacketWriter`), as a device's
+    /// TCP writes may: the server must time each packet from its own first byte.
+    pub split_writes: bool,
 }
 
 /// What one connection did.
@@ -59,6 +65,12 @@ pub struct ConnectionOutcome {
     pub last_ack: Option<Instant>,
     /// Connections made again after one was lost (each sent again what was not acked).
     pub reconnects: u64,
+    /// When and why the server ended each connection made (EOF, reset, any I/O error) while
+    /// the load still ran, the ones a reconnecting connection got over included: none is
+    /// expected but at a kill, so each is reported.
+    pub disconnects: Vec<(Instant, String)>,
+    /// Why the connection failed otherwise: it could not be made, the server broke the
+    /// protocol or never acked, or a reconnecting one gave up.
     pub error: Option<String>,
 }
 
@@ -70,9 +82,12 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 
 /// Why a connection stopped.
 enum Failure {
-    /// The connection to the server was lost (or never made): a reconnecting plan connects
-    /// again.
-    Lost(String),
+    /// No connection was made (refused, unanswered, or CONNACK 3: not available for now): a
+    /// reconnecting plan tries again.
+    Unreachable(String),
+    /// The server ended the connection made (EOF, reset, any I/O error): recorded; a
+    /// reconnecting plan connects again.
+    Disconnected(String),
     /// The server broke the protocol, or never acked: connecting again would not help.
     Fatal(String),
 }
@@ -110,7 +125,13 @@ pub async fn run(
     loop {
         let failure = match drive(addr, &plan, &mut stream, shared, &mut outcome).await {
             Ok(()) => return outcome,
-            Err(Failure::Lost(error)) if plan.reconnects => {
+            Err(failure) => failure,
+        };
+        if let Failure::Disconnected(reason) = &failure {
+            outcome.disconnects.push((Instant::now(), reason.clone()));
+        }
+        let error = match failure {
+            Failure::Unreachable(error) | Failure::Disconnected(error) if plan.reconnects => {
                 let since = *stream.lost_since.get_or_insert_with(Instant::now);
                 if since.elapsed() < RECONNECT_FOR {
                     tokio::time::sleep(RECONNECT_PAUSE).await;
@@ -118,9 +139,11 @@ pub async fn run(
                 }
                 format!("no connection for {RECONNECT_FOR:?}, the last error: {error}")
             }
-            Err(Failure::Lost(error) | Failure::Fatal(error)) => error,
+            // Recorded above, and the load goes on without it.
+            Failure::Disconnected(_) => return outcome,
+            Failure::Unreachable(error) | Failure::Fatal(error) => error,
         };
-        outcome.error = Some(format!("{}: {failure}", plan.client_id));
+        outcome.error = Some(format!("{}: {error}", plan.client_id));
         return outcome;
     }
 }
@@ -134,20 +157,21 @@ async fn drive(
     shared: &Shared,
     outcome: &mut ConnectionOutcome,
 ) -> Result<(), Failure> {
-    let lost = |e: std::io::Error| Failure::Lost(e.to_string());
+    let lost = |e: std::io::Error| Failure::Disconnected(e.to_string());
     let tcp = TcpStream::connect(addr)
         .await
-        .map_err(|e| Failure::Lost(format!("connect: {e}")))?;
+        .map_err(|e| Failure::Unreachable(format!("connect: {e}")))?;
     tcp.set_nodelay(true).map_err(lost)?;
-    let (mut reader, mut writer) = tcp.into_split();
+    let (mut reader, writer) = tcp.into_split();
+    let mut writer = PacketWriter::new(writer, plan.split_writes);
     let mut out = Vec::with_capacity(64 * 1024);
     mqtt_wire::connect(&mut out, &plan.client_id, KEEP_ALIVE_S, !plan.reconnects);
-    writer.write_all(&out).await.map_err(lost)?;
+    writer.write_whole(&out).await.map_err(lost)?;
     out.clear();
     let mut incoming = BytesMut::with_capacity(64 * 1024);
     tokio::time::timeout(CONNECT_LIMIT, connack(&mut reader, &mut incoming))
         .await
-        .map_err(|_| Failure::Lost("no CONNACK".to_owned()))??;
+        .map_err(|_| Failure::Unreachable("no CONNACK".to_owned()))??;
 
     let connected = Instant::now();
     stream.lost_since = None;
@@ -159,7 +183,7 @@ async fn drive(
         for publish in again {
             mqtt_wire::publish_again(&mut out, publish);
         }
-        writer.write_all(&out).await.map_err(lost)?;
+        writer.write(&out).await.map_err(lost)?;
         out.clear();
     }
     if stream.drain_until.is_some() {
@@ -200,9 +224,10 @@ async fn drive(
                 }
             }
             if n > 0 {
-                writer.write_all(&out).await.map_err(lost)?;
-                out.clear();
+                // Made and in flight, whether or not the write gets through.
                 outcome.sent += n;
+                writer.write(&out).await.map_err(lost)?;
+                out.clear();
             }
             if shared.finished(now) {
                 *drain_until = Some(now + DRAIN_LIMIT);
@@ -211,16 +236,22 @@ async fn drive(
         if drain_until.is_some() && in_flight.len() == 0 {
             break;
         }
+        // After the PUBLISHes, which carry the tail held back if there were any.
+        writer
+            .write_tail_if_due(Instant::now())
+            .await
+            .map_err(lost)?;
         let wake = match (*drain_until, &pacer) {
             (Some(drain_until), _) => Some(drain_until),
             (None, Some(pacer)) => Some(pacer.next_due),
             (None, None) => shared.until(),
         };
         let wake = wake.unwrap_or_else(|| Instant::now() + DRAIN_LIMIT);
+        let wake = writer.due().map_or(wake, |due| due.min(wake));
         tokio::select! {
             read = reader.read_buf(&mut incoming) => {
                 match read {
-                    Ok(0) => return Err(Failure::Lost("the server closed the connection".into())),
+                    Ok(0) => return Err(Failure::Disconnected("closed by the server".into())),
                     Ok(_) => take_acks(&mut incoming, in_flight, plan, shared, outcome)
                         .map_err(Failure::Fatal)?,
                     Err(e) => return Err(lost(e)),
@@ -235,8 +266,7 @@ async fn drive(
         }
     }
     mqtt_wire::disconnect(&mut out);
-    let _ = writer.write_all(&out).await;
-    let _ = writer.shutdown().await;
+    let _ = writer.close(&out).await;
     Ok(())
 }
 
@@ -245,7 +275,9 @@ async fn connack(reader: &mut OwnedReadHalf, incoming: &mut BytesMut) -> Result<
         match mqtt_wire::next_packet(incoming).map_err(Failure::Fatal)? {
             Some(Incoming::ConnAck(0)) => return Ok(()),
             // 3: server unavailable, for now (a restarted server still opening its store).
-            Some(Incoming::ConnAck(3)) => return Err(Failure::Lost("CONNECT refused: 3".into())),
+            Some(Incoming::ConnAck(3)) => {
+                return Err(Failure::Unreachable("CONNECT refused: 3".into()))
+            }
             Some(Incoming::ConnAck(code)) => {
                 return Err(Failure::Fatal(format!("CONNECT refused: {code}")))
             }
@@ -253,9 +285,9 @@ async fn connack(reader: &mut OwnedReadHalf, incoming: &mut BytesMut) -> Result<
             None => {}
         }
         match reader.read_buf(incoming).await {
-            Ok(0) => return Err(Failure::Lost("closed before CONNACK".into())),
+            Ok(0) => return Err(Failure::Disconnected("closed before CONNACK".into())),
             Ok(_) => {}
-            Err(e) => return Err(Failure::Lost(e.to_string())),
+            Err(e) => return Err(Failure::Disconnected(e.to_string())),
         }
     }
 }

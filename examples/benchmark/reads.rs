@@ -1,12 +1,13 @@
 //! `reads`: read latency while ingesting (issue 8, goal 3). Eliot, on the store `sustained`
-//! filled, ingests 50,000 msg/s from the sustained fleet (paced, QoS 1) while one reader
-//! issues HTTP reads back to back for 20 s, turn by turn latest / last 1000 / last hour, each
-//! of a device drawn at random from those with readings. A dashboard polling a few devices
-//! must stay fast however hard the fleet writes.
+//! filled, ingests 50,000 msg/s from the sustained fleet (paced, QoS 1, every 4th connection
+//! ending each write one byte into the next packet; a server-side disconnect fails the run)
+//! while one reader issues HTTP reads back to back for 20 s, turn by turn latest / last 1000
+//! / last hour, each of a device drawn at random from those with readings. A dashboard
+//! polling a few devices must stay fast however hard the fleet writes.
 
 use std::time::{Duration, Instant};
 
-use crate::field_load::{FieldLoad, Until};
+use crate::field_load::{Disconnect, FieldLoad, Until, SPLIT_EVERY};
 use crate::latency::{over_runs, Percentiles};
 use crate::procs::{Programs, Server};
 use crate::read_api::{ReadApi, ReadKind, READ_KINDS};
@@ -33,7 +34,10 @@ struct ReadsRun {
     latencies_us: [Vec<u32>; 3],
     errors: [Vec<String>; 3],
     ingest_rate: f64,
-    ingest_errors: Vec<String>,
+    /// What went wrong with the ingestion: failed connections, disconnects.
+    ingest_problems: Vec<String>,
+    /// The ingestion's server-side disconnects, listed in the report.
+    ingest_disconnects: Vec<Disconnect>,
 }
 
 /// Measures `runs` times, each with a fresh Eliot on `store`; adds a row per kind of read.
@@ -48,6 +52,10 @@ pub fn measure(
         .map(|_| measure_run(programs, scale, store))
         .collect();
     let ingest = Figure::of(runs.iter().map(|r| r.ingest_rate));
+    report.disconnects_by_run(
+        "Reads ingestion",
+        runs.iter().map(|r| r.ingest_disconnects.as_slice()),
+    );
     for (k, kind) in READ_KINDS.into_iter().enumerate() {
         let percentiles: Vec<Option<Percentiles>> = runs
             .iter()
@@ -75,7 +83,7 @@ pub fn measure(
             " ms",
         ));
         let errors: Vec<&String> = runs.iter().flat_map(|r| &r.errors[k]).collect();
-        let ingest_errors: Vec<&String> = runs.iter().flat_map(|r| &r.ingest_errors).collect();
+        let ingest_errors: Vec<&String> = runs.iter().flat_map(|r| &r.ingest_problems).collect();
         if let Some(first) = errors.first() {
             row.failure = Some(format!("{} reads failed, the first: {first}", errors.len()));
         } else if let Some(first) = ingest_errors.first() {
@@ -98,6 +106,7 @@ fn measure_run(programs: &Programs, scale: &ReadsScale, store: &FilledStore) -> 
         progress_step: None,
         client_prefix: "ingest",
         reconnects: false,
+        split_every: SPLIT_EVERY,
     };
     let addr = eliot.addr;
     let (read, outcome) = std::thread::scope(|s| {
@@ -114,7 +123,8 @@ fn measure_run(programs: &Programs, scale: &ReadsScale, store: &FilledStore) -> 
         latencies_us,
         errors,
         ingest_rate: outcome.rate(),
-        ingest_errors: outcome.errors,
+        ingest_problems: outcome.problems(),
+        ingest_disconnects: outcome.disconnects,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The benchmark's results: the table, the targets met or missed, `report.md` and `chart.png`.
+//! The benchmark's results: the table, the targets met or missed, the server-side
+//! disconnects of the field loads, `report.md` and `chart.png`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -110,6 +111,14 @@ impl Row {
         self
     }
 
+    /// The row failed by `problems`, if there are any.
+    pub fn with_problems(mut self, problems: &[String]) -> Row {
+        if !problems.is_empty() {
+            self.failure = Some(problems.join("; "));
+        }
+        self
+    }
+
     /// The row's p99 in ms (the median of the runs), if it measures latency.
     pub fn p99_ms(&self) -> Option<f64> {
         self.latency.map(|[_, p99, _]| p99.median)
@@ -189,6 +198,10 @@ pub struct Target {
     pub goal: Goal,
     /// Appended to both figures: "×", " ms", " msg/s".
     pub unit: &'static str,
+    /// The same figure for a reference measured in the same run, shown after the verdict:
+    /// absolute rates on a shared machine swing from day to day, a ratio to a server that
+    /// ran the same load beside it does not.
+    pub beside: Option<String>,
 }
 
 impl Target {
@@ -198,7 +211,14 @@ impl Target {
             measured,
             goal,
             unit,
+            beside: None,
         }
+    }
+
+    /// The target with `beside` shown after its verdict.
+    pub fn with_beside(mut self, beside: String) -> Target {
+        self.beside = Some(beside);
+        self
     }
 
     pub fn met(&self) -> bool {
@@ -236,6 +256,9 @@ pub struct Report {
     targets: Vec<Target>,
     /// Further markdown after the table (the sustained run's deciles and chart).
     sections: Vec<String>,
+    /// Each field configuration's server-side disconnects, described: listed in report.md,
+    /// so that every one can be looked into (any but a kill's fails the run).
+    disconnects: Vec<(String, Vec<String>)>,
 }
 
 impl Report {
@@ -246,6 +269,7 @@ impl Report {
             rows: Vec::new(),
             targets: Vec::new(),
             sections: Vec::new(),
+            disconnects: Vec::new(),
         }
     }
 
@@ -274,6 +298,56 @@ impl Report {
     /// Markdown printed after the table and the targets.
     pub fn section(&mut self, markdown: String) {
         self.sections.push(markdown);
+    }
+
+    /// Lists the server-side disconnects of `configuration`, each described (with whether
+    /// it is explained, where some are): on standard error now, in report.md later.
+    pub fn disconnects<D: std::fmt::Display>(
+        &mut self,
+        configuration: &str,
+        disconnects: impl IntoIterator<Item = D>,
+    ) {
+        let listed: Vec<String> = disconnects.into_iter().map(|d| d.to_string()).collect();
+        eprintln!(
+            "  {configuration}: {} server-side disconnects",
+            listed.len()
+        );
+        for disconnect in &listed {
+            eprintln!("    {disconnect}");
+        }
+        self.disconnects.push((configuration.to_owned(), listed));
+    }
+
+    /// `disconnects` for each run of `configuration`, as "Eliot paced, run 2".
+    pub fn disconnects_by_run<'a, D: std::fmt::Display + 'a>(
+        &mut self,
+        configuration: &str,
+        runs: impl IntoIterator<Item = &'a [D]>,
+    ) {
+        for (n, run) in runs.into_iter().enumerate() {
+            self.disconnects(&format!("{configuration}, run {}", n + 1), run);
+        }
+    }
+
+    /// The markdown list of every field configuration's server-side disconnects.
+    fn disconnects_section(&self) -> String {
+        let mut md = String::from(
+            "## Server-side disconnects\n\n\
+             Connections of the field loads that the server ended (EOF, reset, any I/O \
+             error) while the load ran. Any fails the run, but in the kill drill one from a \
+             kill to shortly after Eliot is ready again.\n\n",
+        );
+        for (configuration, listed) in &self.disconnects {
+            if listed.is_empty() {
+                let _ = writeln!(md, "- {configuration}: none");
+                continue;
+            }
+            let _ = writeln!(md, "- {configuration}: {}", listed.len());
+            for disconnect in listed {
+                let _ = writeln!(md, "  - {disconnect}");
+            }
+        }
+        md
     }
 
     /// The results as a markdown table, with the ratios under it.
@@ -317,9 +391,13 @@ impl Report {
             .iter()
             .map(|target| (target.what.clone(), target));
         for (what, target) in row_targets.chain(ratios) {
+            let beside = target
+                .beside
+                .as_ref()
+                .map_or_else(String::new, |beside| format!("; {beside}"));
             let _ = writeln!(
                 t,
-                "- {what}: **{}{}** ({})",
+                "- {what}: **{}{}** ({}{beside})",
                 number(target.measured),
                 target.unit,
                 target.verdict()
@@ -340,6 +418,10 @@ impl Report {
         );
         md.push_str(&self.table());
         md.push_str("\n![throughput and latency](chart.png)\n");
+        if !self.disconnects.is_empty() {
+            md.push('\n');
+            md.push_str(&self.disconnects_section());
+        }
         for section in &self.sections {
             md.push('\n');
             md.push_str(section);

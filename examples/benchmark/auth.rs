@@ -24,7 +24,7 @@ use rumqttc::{
 };
 
 use crate::latency::{over_runs, Percentiles};
-use crate::procs::{free_addr, Programs};
+use crate::procs::{free_addrs, Programs};
 use crate::report::{Figure, Goal, Report, Row};
 
 /// The p99 with a flooding device, over the p99 without, at most.
@@ -166,7 +166,7 @@ impl Drop for Eliot {
 impl Eliot {
     fn start(programs: &Programs, pki: &Pki, way: Way, extra: &str, devices: usize) -> Eliot {
         let data = tempfile::tempdir().unwrap();
-        let (addr, tls) = (free_addr(), free_addr());
+        let [addr, tls, http] = free_addrs();
         let mode = match way {
             Way::Password => "password",
             Way::MutualTls => "certificate",
@@ -190,7 +190,7 @@ impl Eliot {
                 .env("ELIOT_LOG_LEVEL", "warning")
                 .env("ELIOT_DATA_DIR", data.path())
                 .env("ELIOT_MQTT_ADDR", addr.to_string())
-                .env("ELIOT_HTTP_ADDR", free_addr().to_string())
+                .env("ELIOT_HTTP_ADDR", http.to_string())
                 .arg("--config")
                 .arg(&config);
         };

@@ -64,19 +64,53 @@ impl Programs {
     }
 }
 
-pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// Distinct free loopback addresses: each port is held until all are chosen, so that two
+/// listeners of one server never get the same one.
+pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    let held: [std::net::TcpListener; N] =
+        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    held.map(|listener| listener.local_addr().unwrap())
 }
 
-fn wait_listening(addr: SocketAddr, what: &str, within: Duration) {
+/// Waits until `addr` accepts connections. A server that exits first, or is not listening
+/// within `within`, fails the run with what it wrote to its log (`log`), so that a failure
+/// on a machine out of reach (CI) says why.
+fn wait_listening(child: &mut Child, addr: SocketAddr, what: &str, within: Duration, log: &Path) {
     let deadline = Instant::now() + within;
     while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{what} listens on {addr}");
+        let failure = match child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "{what} exited ({status}) before listening on {addr}"
+            )),
+            _ if Instant::now() >= deadline => Some(format!(
+                "{what} is not listening on {addr} after {within:?}"
+            )),
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            let logged = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = logged.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{failure}; the last of its log ({}):\n{}",
+                log.display(),
+                tail.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Where a server's standard error goes, in its directory: what `wait_listening` shows.
+const SERVER_LOG: &str = "server.log";
+
+/// The server's standard error, appended to its log in `dir` (a restarted Eliot adds to it).
+fn server_log(dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(SERVER_LOG))
+        .expect("the server's log can be created")
 }
 
 /// Where `Server::mosquitto_logged` has Mosquitto log, in its directory.
@@ -103,9 +137,9 @@ impl Server {
     /// Killed when dropped: what it acked is committed (`synchronous = normal` survives a
     /// kill), so the next one on `dir` finds it.
     pub fn eliot_in(programs: &Programs, dir: Arc<TempDir>) -> Server {
-        let eliot = Server::spawn_eliot(programs, dir, programs.eliot_config.as_deref());
+        let mut eliot = Server::spawn_eliot(programs, dir, programs.eliot_config.as_deref());
         // Opening a large store may take a while.
-        wait_listening(eliot.addr, "eliot", Duration::from_secs(120));
+        eliot.wait_listening(eliot.addr, "eliot", Duration::from_secs(120));
         eliot
     }
 
@@ -113,12 +147,9 @@ impl Server {
     /// own device endpoint off: nothing listens on `addr`) on the data directory `dir`;
     /// ready once its HTTP listener is.
     pub fn eliot_upstream(programs: &Programs, dir: Arc<TempDir>, config: &Path) -> Server {
-        let eliot = Server::spawn_eliot(programs, dir, Some(config));
-        wait_listening(
-            eliot.http.unwrap(),
-            "eliot's HTTP",
-            Duration::from_secs(120),
-        );
+        let mut eliot = Server::spawn_eliot(programs, dir, Some(config));
+        let http = eliot.http.unwrap();
+        eliot.wait_listening(http, "eliot's HTTP", Duration::from_secs(120));
         eliot
     }
 
@@ -136,12 +167,13 @@ impl Server {
             programs.eliot_config.as_deref(),
             (self.addr, http),
         );
-        wait_listening(self.addr, "eliot", Duration::from_secs(120));
+        self.wait_listening(self.addr, "eliot", Duration::from_secs(120));
         killed
     }
 
     fn spawn_eliot(programs: &Programs, dir: Arc<TempDir>, config: Option<&Path>) -> Server {
-        Server::spawn_eliot_at(programs, dir, config, (free_addr(), free_addr()))
+        let [addr, http] = free_addrs();
+        Server::spawn_eliot_at(programs, dir, config, (addr, http))
     }
 
     fn spawn_eliot_at(
@@ -163,7 +195,7 @@ impl Server {
             .env("ELIOT_MQTT_ADDR", addr.to_string())
             .env("ELIOT_HTTP_ADDR", http.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(server_log(dir.path()))
             .spawn()
             .expect("eliot starts");
         Server {
@@ -193,7 +225,7 @@ impl Server {
     }
 
     fn start_mosquitto(dir: TempDir, extra: &str) -> Server {
-        let addr = free_addr();
+        let [addr] = free_addrs();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -209,16 +241,22 @@ impl Server {
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(server_log(dir.path()))
             .spawn()
             .expect("mosquitto is installed (apt-get install mosquitto)");
-        wait_listening(addr, "mosquitto", Duration::from_secs(10));
-        Server {
+        let mut mosquitto = Server {
             child,
             addr,
             http: None,
             dir: Arc::new(dir),
-        }
+        };
+        mosquitto.wait_listening(addr, "mosquitto", Duration::from_secs(10));
+        mosquitto
+    }
+
+    fn wait_listening(&mut self, addr: SocketAddr, what: &str, within: Duration) {
+        let log = self.dir.path().join(SERVER_LOG);
+        wait_listening(&mut self.child, addr, what, within, &log);
     }
 
     pub fn pid(&self) -> u32 {

@@ -4,8 +4,9 @@ use super::*;
 
 /// A full disk (here `store.max_size`, which gives SQLite a real SQLITE_FULL): dead
 /// letters are shed first to make room for readings; once nothing is left to shed,
-/// nothing more is acked, health is `failed` with the reason, and the writer retries at
-/// the breaker's pace instead of spinning. Eliot stays up.
+/// nothing more is acked, health is `degraded` with the reason (`/health` stays 200: a
+/// liveness probe must not restart an Eliot rightly waiting for room) and `/ready` 503 says
+/// it, and the writer retries at the breaker's pace instead of spinning. Eliot stays up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_sheds_dead_letters_then_stops_acking_and_says_so() {
     let eliot = Eliot::start_with(|c| {
@@ -60,9 +61,16 @@ async fn a_full_disk_sheds_dead_letters_then_stops_acking_and_says_so() {
     );
 
     let health = eliot.health().await;
-    assert_eq!(health.status, eliot_actors::Status::Failed, "{health:?}");
+    assert_eq!(health.status, eliot_actors::Status::Degraded, "{health:?}");
     let condition = health.store.condition.clone().unwrap_or_default();
     assert!(condition.contains("full"), "{condition}");
+    assert_eq!(get(eliot.http_addr, "/health").await.0, 200);
+    let (code, body) = get(eliot.http_addr, "/ready").await;
+    assert_eq!(code, 503);
+    assert!(
+        body.contains("takes no writes") && body.contains("full"),
+        "{body}"
+    );
     let retries = |text: &str| {
         text.lines()
             .find(|l| l.starts_with("eliot_store_retries_total"))

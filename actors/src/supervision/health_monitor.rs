@@ -166,7 +166,8 @@ pub struct ChildHealth {
 pub enum Status {
     /// Every child running and answering.
     Healthy,
-    /// Some child restarting or slow to answer: Eliot serves, with less capacity.
+    /// Some child restarting or slow to answer, a breaker not closed, or the store
+    /// waiting for room (its `condition`): Eliot serves, with less capacity or none.
     Degraded,
     /// Some child gave up: Eliot is stopping.
     Failed,
@@ -345,11 +346,12 @@ impl Handler<GetHealth> for HealthMonitor {
         let breakers: Vec<BreakerHealth> = self.breakers.values().cloned().collect();
         let all_closed = breakers.iter().all(|b| b.state == BreakerState::Closed);
         let store = self.store.health(now);
-        let status = if store.condition.is_some()
-            || children.iter().any(|c| c.state == ChildState::Failed)
-        {
+        // A full disk is not a failure: Eliot is waiting for room, as it should, and a
+        // liveness probe that restarted it would gain nothing (`/ready` says it instead).
+        let status = if children.iter().any(|c| c.state == ChildState::Failed) {
             Status::Failed
         } else if all_closed
+            && store.condition.is_none()
             && children.iter().all(|c| c.state == ChildState::Running)
             && self.upstream.values().all(|link| link.connected)
         {

@@ -25,7 +25,8 @@ pub fn readiness(
     }
     if let Some(condition) = &report.store.condition {
         reasons.push(format!("the store takes no writes: {condition}"));
-    } else if report.status == Status::Failed {
+    }
+    if report.status == Status::Failed {
         reasons.push("a part of Eliot failed past its restart intensity".to_owned());
     }
     match report.child(ENDPOINT).map(|c| c.state) {

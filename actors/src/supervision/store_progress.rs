@@ -58,7 +58,7 @@ pub struct StoreHealth {
     /// How long the oldest of them has waited; `None` when there is none.
     pub backlog_age_ms: Option<u64>,
     /// Why the store takes no writes now (its disk is full), if it does not: Eliot is
-    /// then `failed` until a commit succeeds again.
+    /// then `degraded` and not ready until a commit succeeds again.
     pub condition: Option<String>,
     pub holds: StoreShape,
 }

@@ -185,26 +185,38 @@ pub async fn serve(
     }
 }
 
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM. A SIGHUP, whose default action would
+/// end Eliot at once, without a drain, is logged and Eliot goes on: the TLS listener (when
+/// `tls` is on) reads its files again on it. The signals are taken over when this is
+/// called, not when the future is first polled: a SIGHUP sent as Eliot starts does not
+/// kill it either. Must be called inside the runtime.
+pub fn shutdown_signal(telemetry: Telemetry, tls: bool) -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
+        let terminate = signal(SignalKind::terminate());
+        let hangup = signal(SignalKind::hangup());
+        async move {
+            let interrupt = tokio::signal::ctrl_c();
+            tokio::pin!(interrupt);
+            let (Ok(mut terminate), Ok(mut hangup)) = (terminate, hangup) else {
                 let _ = interrupt.await;
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = &mut interrupt => return,
+                    _ = terminate.recv() => return,
+                    _ = hangup.recv() => Event::Hangup { tls }.emit(&telemetry),
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        let _ = (telemetry, tls);
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

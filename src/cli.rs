@@ -73,7 +73,8 @@ pub fn main() -> ExitCode {
 
 /// `eliot device ...`, on the database of the configuration (beside a running Eliot too).
 fn device(config: &Config, command: DeviceCommand) -> ExitCode {
-    let db = match eliot_actors::Store::admin(&config.store) {
+    let create = matches!(command, DeviceCommand::Add { .. });
+    let db = match eliot_actors::Store::admin(&config.store, create) {
         Ok(db) => db,
         Err(e) => {
             eprintln!("eliot: {e}");
@@ -131,12 +132,10 @@ fn run(config: &Config) -> ExitCode {
         }
     };
     let system = actix_rt::System::new();
-    let served = system.block_on(app::serve(
-        config,
-        listeners,
-        app::shutdown_signal(),
-        &telemetry,
-    ));
+    let served = system.block_on(async {
+        let shutdown = app::shutdown_signal(telemetry.clone(), config.tls.enabled);
+        app::serve(config, listeners, shutdown, &telemetry).await
+    });
     let code = match served {
         Ok(_) => ExitCode::SUCCESS,
         Err(app::ServeError::Start(e)) => {

@@ -77,6 +77,89 @@ fn a_bad_config_file_is_reported_with_file_key_and_expectation() {
         .contains("unknown environment `staging`"));
 }
 
+/// SIGHUP (a closed terminal, `systemctl reload`) would end Eliot at once by its default
+/// action, without a drain, whatever it had in flight: it is logged, Eliot goes on serving,
+/// and a SIGTERM afterwards still drains and exits 0. TLS is off here: with it on, the TLS
+/// listener reads its files again on SIGHUP (tests/identity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_logged_and_eliot_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("eliot.log");
+    let mut launch = common::process::Launch::new(data.path(), common::process::free_addr())
+        .env("ELIOT_LOG_LEVEL", "info")
+        .env("ELIOT_LOG_FORMAT", "json");
+    launch.log = Some(log.clone());
+    let mut eliot = launch.start();
+    eliot.hangup();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("\"event\":\"hangup\"")
+    {
+        if let Some(status) = eliot.exit_within(Duration::ZERO) {
+            panic!("eliot exited on SIGHUP ({status})");
+        }
+        assert!(Instant::now() < deadline, "no `hangup` event logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(eliot.running());
+    let mut device = Device::connect(eliot.addr, "robot_hup");
+    let acked = device
+        .publish_all("robot_hup", vec![reading("robot_hup", 1)], QoS::AtLeastOnce)
+        .await;
+    assert_eq!(acked, 1);
+    device.disconnect().await;
+    let (status, _) = tokio::task::spawn_blocking(move || eliot.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// The device commands work on the database of a data directory. One that only reads or
+/// changes devices, given a mistyped directory, says there is no database there and leaves
+/// nothing behind; `device add` on a shared directory (1777, as `/tmp` is) creates the
+/// database without closing the directory to its other users.
+#[cfg(unix)]
+#[test]
+fn device_commands_refuse_a_missing_database_and_leave_a_shared_directory_shared() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let mistyped = parent.path().join("dta");
+    let env = |dir: &std::path::Path| vec![("ELIOT_DATA_DIR", dir.to_str().unwrap().to_owned())];
+    let run = |args: &[&str], dir: &std::path::Path| {
+        let env = env(dir);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        eliot(args, &env)
+    };
+    for args in [
+        &["device", "list"][..],
+        &["device", "rotate", "robot_001"],
+        &["device", "remove", "robot_001"],
+    ] {
+        let out = run(args, &mistyped);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("there is no database at"), "{args:?}: {err}");
+        assert!(
+            !mistyped.exists(),
+            "{args:?} created {}",
+            mistyped.display()
+        );
+    }
+
+    let shared = parent.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = run(&["device", "add", "robot_001"], &shared);
+    assert!(out.status.success(), "{out:?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&shared), 0o1777);
+    assert_eq!(mode(&shared.join("eliot.db")), 0o600);
+    let out = run(&["device", "list"], &shared);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("robot_001"));
+}
+
 /// A port already in use stops the start with a clear log line and exit status 1.
 #[test]
 fn a_busy_port_fails_the_start_clearly() {

@@ -192,6 +192,11 @@ impl EliotProcess {
         self.launch.clone()
     }
 
+    /// SIGHUP: what a closed terminal or `systemctl reload` sends.
+    pub fn hangup(&self) {
+        self.signal("-HUP");
+    }
+
     /// SIGTERM, then waits for the exit; returns the status and how long it took.
     pub fn terminate(mut self) -> (ExitStatus, Duration) {
         let signalled = Instant::now();

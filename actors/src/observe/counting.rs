@@ -132,7 +132,7 @@ impl Event<'_> {
                 m.http_listening.set(0);
                 m.http_failures.inc();
             }
-            Event::TlsListening { .. } => {}
+            Event::TlsListening { .. } | Event::Hangup { .. } => {}
             Event::TlsReloaded { error } => {
                 let outcome = [("outcome", if error.is_some() { "failed" } else { "done" })];
                 m.tls_reloads.get_or_create(&outcome).inc();

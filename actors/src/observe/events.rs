@@ -175,6 +175,11 @@ pub enum Event<'a> {
     TlsListening {
         addr: SocketAddr,
     },
+    /// A SIGHUP arrived: the TLS listener, if `tls`, reads its files again; nothing else
+    /// is reloaded, and Eliot goes on.
+    Hangup {
+        tls: bool,
+    },
     /// The TLS files were read again (SIGHUP); with `error`, the old ones stay in use.
     TlsReloaded {
         error: Option<&'a str>,
@@ -292,6 +297,7 @@ impl Event<'_> {
             Event::HttpListening { .. } => "http_listening",
             Event::HttpFailed { .. } => "http_failed",
             Event::TlsListening { .. } => "tls_listening",
+            Event::Hangup { .. } => "hangup",
             Event::TlsReloaded { .. } => "tls_reloaded",
             Event::UpstreamConnected { .. } => "upstream_connected",
             Event::UpstreamSessionLost { .. } => "upstream_session_lost",
@@ -465,6 +471,12 @@ impl Event<'_> {
                 "event" => event, "error" => %Clean(error)),
             Event::TlsListening { addr } => info!(log, "listening for MQTT devices over TLS";
                 "event" => event, "addr" => %addr),
+            Event::Hangup { tls: true } => info!(log,
+                "SIGHUP: reading the TLS files again; nothing else is reloaded";
+                "event" => event),
+            Event::Hangup { tls: false } => info!(log,
+                "SIGHUP: nothing to reload (TLS is off); going on";
+                "event" => event),
             Event::TlsReloaded { error: None } => {
                 info!(log, "TLS certificate, key and client CA reloaded";
                 "event" => event)

@@ -23,7 +23,7 @@ pub use crate::supervision::StoreShape;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create the data directory {path}, or make it private (0700): {source}")]
+    #[error("cannot create the data directory {path}, or make what Eliot created there private: {source}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
@@ -41,6 +41,8 @@ pub enum StoreError {
     /// The file no longer starts as a SQLite database does: something overwrote it.
     #[error("the database file {path} is damaged: its header is not SQLite's any more")]
     Damaged { path: PathBuf },
+    #[error("there is no database at {path}: is the data directory right (store.data_dir, ELIOT_DATA_DIR)? `eliot device add` or `eliot` itself creates it")]
+    NoDatabase { path: PathBuf },
 }
 
 /// What one committed transaction wrote.
@@ -75,20 +77,24 @@ const SEEN_DEAD_LETTER: &str = "SELECT 1 FROM dead_letters \
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
     (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// Readings are nobody else's business, whatever the umask: the data directory is 0700
-/// and the database 0600 (SQLite gives its -wal and -shm files the database's mode, so
-/// this runs after SQLite created the file and before it made them). By path only: a
-/// descriptor opened here and closed would drop the locks of every connection this process
-/// has on the file (see `db_file`).
+/// Readings are nobody else's business, whatever the umask: a data directory Eliot creates
+/// is 0700, and a database file it creates 0600 (SQLite gives its -wal and -shm files the
+/// database's mode, so this runs after SQLite created the file and before it made them).
+/// What existed before is left as its owner set it: a shared directory (a 1777 `/tmp`, a
+/// group's) is not Eliot's to close. By path only: a descriptor opened here and closed would
+/// drop the locks of every connection this process has on the file (see `db_file`).
 #[cfg(unix)]
-fn make_private(dir: &Path, db: &Path) -> std::io::Result<()> {
+fn make_private(created: &[&Path]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o600))
+    for path in created {
+        let mode = if path.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 #[cfg(not(unix))]
-fn make_private(_: &Path, _: &Path) -> std::io::Result<()> {
+fn make_private(_: &[&Path]) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -141,10 +147,12 @@ impl Store {
         Store::open_sharing(settings, SharedMemtable::default())
     }
 
-    /// A plain connection to the database (created and migrated if need be), for the
-    /// administration commands (`eliot device ...`), which may run beside a running Eliot.
-    pub fn admin(settings: &StoreSettings) -> Result<Connection, StoreError> {
-        open_migrated(settings).map(|(conn, _)| conn)
+    /// A plain connection to the database, for the administration commands (`eliot device
+    /// ...`), which may run beside a running Eliot. Created (and migrated) if need be only
+    /// when `create`: a command that only reads or changes devices on a mistyped data
+    /// directory must say so, not leave an empty database there.
+    pub fn admin(settings: &StoreSettings, create: bool) -> Result<Connection, StoreError> {
+        open_migrated(settings, !create).map(|(conn, _)| conn)
     }
 
     /// Opens the database and rebuilds `memtable` (which readers may hold) from its log.
@@ -154,7 +162,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let path = settings.db_path();
         let sqlite = naming(&path);
-        let (conn, migrated) = open_migrated(settings)?;
+        let (conn, migrated) = open_migrated(settings, false)?;
         if settings.max_size > 0 {
             let page_size: i64 = conn
                 .query_row("PRAGMA page_size", [], |row| row.get(0))
@@ -385,18 +393,30 @@ pub(super) fn retry_every_millisecond<const FOR_MS: i32>(attempts: i32) -> bool 
     true
 }
 
-/// The database of `settings`, in a private directory, in WAL mode, migrated to this
-/// version; and what the migration found.
-fn open_migrated(settings: &StoreSettings) -> Result<(Connection, Migrated), StoreError> {
+/// The database of `settings`, in WAL mode, migrated to this version, created if need be
+/// (unless `must_exist`); and what the migration found.
+fn open_migrated(
+    settings: &StoreSettings,
+    must_exist: bool,
+) -> Result<(Connection, Migrated), StoreError> {
     let data_dir = |source| StoreError::DataDir {
         path: settings.data_dir.clone(),
         source,
     };
-    std::fs::create_dir_all(&settings.data_dir).map_err(data_dir)?;
     let path = settings.db_path();
+    let new_dir = !settings.data_dir.exists();
+    if must_exist && (new_dir || !path.exists()) {
+        return Err(StoreError::NoDatabase { path });
+    }
     let sqlite = naming(&path);
+    std::fs::create_dir_all(&settings.data_dir).map_err(data_dir)?;
+    let new_db = !path.exists();
     let mut conn = Connection::open(&path).map_err(&sqlite)?;
-    make_private(&settings.data_dir, &path).map_err(data_dir)?;
+    let created: Vec<&Path> = [(new_dir, settings.data_dir.as_path()), (new_db, &path)]
+        .into_iter()
+        .filter_map(|(new, path)| new.then_some(path))
+        .collect();
+    make_private(&created).map_err(data_dir)?;
     let synchronous = match settings.synchronous {
         Synchronous::Normal => "NORMAL",
         Synchronous::Full => "FULL",

@@ -53,19 +53,37 @@ fn the_shape_shows_what_the_wal_file_weighs() {
 
 #[cfg(unix)]
 #[test]
-fn the_data_directory_and_the_database_files_are_private_whatever_the_umask() {
+fn what_the_store_creates_is_private_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let mut store = Store::open(&settings(&dir)).unwrap();
     store.write([&Outcome::accepted(vec![reading(1)])]).unwrap();
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&dir), 0o700);
     for file in ["eliot.db", "eliot.db-wal", "eliot.db-shm"] {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
+}
+
+/// A shared directory (a 1777 one, as `/tmp` is) is not Eliot's to close to others, nor
+/// is a database file whose mode its owner chose (a group of readers, say).
+#[cfg(unix)]
+#[test]
+fn what_existed_before_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    let set = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    set(&dir, 0o1777).unwrap();
+    drop(Store::open(&settings(&dir)).unwrap());
+    set(&dir.join("eliot.db"), 0o640).unwrap();
+    let mut store = Store::open(&settings(&dir)).unwrap();
+    store.write([&Outcome::accepted(vec![reading(1)])]).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&dir), 0o1777);
+    assert_eq!(mode(&dir.join("eliot.db")), 0o640);
 }
 
 #[test]

@@ -53,6 +53,71 @@ async fn a_publish_topic_the_protocol_forbids_closes_the_connection() {
     assert_eq!(eliot.count("dead_letters"), 0);
 }
 
+/// What else the specs forbid in a client's PUBLISH closes the connection, unacked and
+/// unstored: U+0000 in the topic (3.1.1 must close [MQTT-1.5.3-2]; v5, a malformed packet,
+/// DISCONNECT 0x81), and in v5 a Subscription Identifier [MQTT-3.3.4-6] or a Response Topic
+/// with a wildcard [MQTT-3.3.2-14] (DISCONNECT 0x82 Protocol error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_with_a_null_in_its_topic_or_server_only_properties_closes_the_connection() {
+    let eliot = Eliot::start();
+    let payload = reading("robot_001", 1);
+    let null_topic = "devices/robot_001\0/telemetry";
+
+    let mut v4_device = Raw4::connect(eliot.addr, "null_v4").await;
+    v4_device
+        .publish(null_topic, m4::QoS::AtLeastOnce, 1, &payload)
+        .await;
+    assert!(
+        v4_device.until_closed().await.is_empty(),
+        "closed, no PUBACK"
+    );
+
+    let disconnect_reason = |packets: Vec<v5::Packet>| {
+        packets.into_iter().find_map(|p| match p {
+            v5::Packet::Disconnect(d) => Some(d.reason_code),
+            _ => None,
+        })
+    };
+    let mut v5_device = Raw5::connect(eliot.addr, "null_v5").await;
+    v5_device
+        .publish(null_topic, m5::QoS::AtLeastOnce, 1, &payload)
+        .await;
+    let reason = disconnect_reason(v5_device.until_closed().await);
+    assert_eq!(reason, Some(v5::DisconnectReasonCode::MalformedPacket));
+
+    let forbidden = [
+        v5::PublishProperties {
+            subscription_identifiers: vec![7],
+            ..Default::default()
+        },
+        v5::PublishProperties {
+            response_topic: Some("replies/#".into()),
+            ..Default::default()
+        },
+    ];
+    for properties in forbidden {
+        let mut device = Raw5::connect(eliot.addr, "props_v5").await;
+        let mut publish = v5::Publish::new(
+            topic("robot_001"),
+            m5::QoS::AtLeastOnce,
+            payload.clone(),
+            None,
+        );
+        publish.pkid = 1;
+        publish.properties = Some(properties.clone());
+        device.send(&v5::Packet::Publish(publish)).await;
+        let reason = disconnect_reason(device.until_closed().await);
+        assert_eq!(
+            reason,
+            Some(v5::DisconnectReasonCode::ProtocolError),
+            "{properties:?}"
+        );
+    }
+
+    assert_eq!(eliot.count("readings"), 0);
+    assert_eq!(eliot.count("dead_letters"), 0);
+}
+
 /// CONNECT flags the spec forbids get no CONNACK, only the close: the reserved flag set
 /// [MQTT-3.1.2-3], and in 3.1.1 a password without a user name [MQTT-3.1.2-22]; so do a v5
 /// property given twice, and a Receive Maximum or Maximum Packet Size of 0. A v5 CONNECT naming an authentication

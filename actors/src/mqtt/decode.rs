@@ -65,10 +65,7 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
             peer: PeerLimits::default(),
         }),
         v4::Packet::Publish(p) => match topic_problem(&p.topic) {
-            Some(problem) => Inbound::InvalidPublish {
-                problem,
-                close: CloseReason::TopicNameInvalid,
-            },
+            Some(invalid) => invalid,
             None => Inbound::Publish(Publish {
                 topic: p.topic,
                 payload: own(p.payload),
@@ -129,16 +126,61 @@ fn check_connect_properties(properties: Option<&v5::ConnectProperties>) -> Resul
     Ok(())
 }
 
-/// A PUBLISH topic must be at least one character and hold no wildcard
-/// ([MQTT-3.3.2-1], [MQTT-3.3.2-2]).
-fn topic_problem(topic: &str) -> Option<&'static str> {
-    if topic.is_empty() {
-        Some("a PUBLISH with an empty topic")
+/// A PUBLISH topic must be at least one character, hold no wildcard ([MQTT-3.3.2-1],
+/// [MQTT-3.3.2-2]) and no U+0000 ([MQTT-1.5.3-2] in 3.1.1, where the connection must be
+/// closed; a malformed packet in 5.0, [MQTT-1.5.4-2]). What a device sent and why it
+/// is closed for it, else `None`.
+fn topic_problem(topic: &str) -> Option<Inbound> {
+    let (problem, close) = if topic.is_empty() {
+        (
+            "a PUBLISH with an empty topic",
+            CloseReason::TopicNameInvalid,
+        )
     } else if topic.contains(['+', '#']) {
-        Some("a PUBLISH whose topic holds a wildcard (+ or #)")
+        (
+            "a PUBLISH whose topic holds a wildcard (+ or #)",
+            CloseReason::TopicNameInvalid,
+        )
+    } else if topic.contains('\0') {
+        (
+            "a PUBLISH whose topic holds U+0000",
+            CloseReason::MalformedPacket,
+        )
     } else {
-        None
-    }
+        return None;
+    };
+    Some(Inbound::InvalidPublish { problem, close })
+}
+
+/// What a client may not put in a v5 PUBLISH's properties: a Subscription Identifier
+/// ([MQTT-3.3.4-6]: only a server sends one), a Response Topic with a wildcard
+/// ([MQTT-3.3.2-14]), or a topic alias (Eliot's CONNACK allows none: Topic Alias Maximum
+/// absent is 0). Each is a protocol error.
+fn publish_properties_problem(properties: Option<&v5::PublishProperties>) -> Option<Inbound> {
+    let p = properties?;
+    let (problem, close) = if p.topic_alias.is_some() {
+        (
+            "a topic alias, but this server allows none",
+            CloseReason::TopicAliasInvalid,
+        )
+    } else if !p.subscription_identifiers.is_empty() {
+        (
+            "a PUBLISH from a client with a Subscription Identifier",
+            CloseReason::ProtocolError,
+        )
+    } else if p
+        .response_topic
+        .as_ref()
+        .is_some_and(|topic| topic.contains(['+', '#']))
+    {
+        (
+            "a PUBLISH whose Response Topic holds a wildcard (+ or #)",
+            CloseReason::ProtocolError,
+        )
+    } else {
+        return None;
+    };
+    Some(Inbound::InvalidPublish { problem, close })
 }
 
 fn utf8(bytes: bytes::Bytes, what: &str) -> Result<String, CodecError> {
@@ -183,22 +225,12 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
             authentication_method: c.properties.and_then(|p| p.authentication_method),
         }),
         v5::Packet::Publish(p) => {
-            // Eliot's CONNACK allows no topic aliases (Topic Alias Maximum absent = 0).
-            if p.properties
-                .as_ref()
-                .is_some_and(|p| p.topic_alias.is_some())
-            {
-                return Ok(Inbound::InvalidPublish {
-                    problem: "a topic alias, but this server allows none",
-                    close: CloseReason::TopicAliasInvalid,
-                });
+            if let Some(invalid) = publish_properties_problem(p.properties.as_ref()) {
+                return Ok(invalid);
             }
             let topic = utf8(p.topic, "topic")?;
-            if let Some(problem) = topic_problem(&topic) {
-                return Ok(Inbound::InvalidPublish {
-                    problem,
-                    close: CloseReason::TopicNameInvalid,
-                });
+            if let Some(invalid) = topic_problem(&topic) {
+                return Ok(invalid);
             }
             Inbound::Publish(Publish {
                 topic,

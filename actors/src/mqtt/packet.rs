@@ -181,7 +181,8 @@ pub enum CloseReason {
     ServerBusy,
     /// The device's breaker tripped (too many rejected messages).
     QuotaExceeded,
-    /// A PUBLISH topic that is empty or holds a wildcard.
+    /// A PUBLISH topic that is empty or holds a wildcard (one holding U+0000 is a
+    /// malformed packet).
     TopicNameInvalid,
     /// A topic alias: this server allows none.
     TopicAliasInvalid,

@@ -119,7 +119,7 @@ pub fn admit(
         }),
         None => assign_client_id(connect, id, gate.max_client_id_len),
     };
-    let mut request = session_request(connect);
+    let mut request = session_request(connect, id);
     let gate = gate.clone();
     async move {
         let mut assigned_client_id = assigned?;
@@ -260,7 +260,7 @@ fn process_tag() -> &'static str {
 /// The session a CONNECT asks for: 3.1.1 keeps it for ever unless clean session is set;
 /// 5 keeps it for the Session Expiry Interval (0, the default: not past this connection;
 /// 0xFFFFFFFF: for ever).
-pub fn session_request(connect: &Connect) -> SessionRequest {
+pub fn session_request(connect: &Connect, owner: u64) -> SessionRequest {
     let keep = match connect.version {
         Version::V4 if connect.clean_start => None,
         Version::V4 => Some(None),
@@ -274,6 +274,7 @@ pub fn session_request(connect: &Connect) -> SessionRequest {
         client_id: connect.client_id.clone(),
         clean_start: connect.clean_start,
         keep,
+        owner,
     }
 }
 
@@ -371,17 +372,20 @@ mod tests {
 
     #[test]
     fn the_session_request_follows_clean_start_and_expiry() {
-        assert_eq!(session_request(&connect(Version::V4, "d", true)).keep, None);
         assert_eq!(
-            session_request(&connect(Version::V4, "d", false)).keep,
+            session_request(&connect(Version::V4, "d", true), 1).keep,
+            None
+        );
+        assert_eq!(
+            session_request(&connect(Version::V4, "d", false), 1).keep,
             Some(None)
         );
         let mut v5 = connect(Version::V5, "d", false);
-        assert_eq!(session_request(&v5).keep, None, "no expiry: not kept");
+        assert_eq!(session_request(&v5, 1).keep, None, "no expiry: not kept");
         v5.session_expiry = Some(60);
-        assert_eq!(session_request(&v5).keep, Some(Some(60)));
+        assert_eq!(session_request(&v5, 1).keep, Some(Some(60)));
         v5.session_expiry = Some(u32::MAX);
-        assert_eq!(session_request(&v5).keep, Some(None));
+        assert_eq!(session_request(&v5, 1).keep, Some(None));
     }
 
     #[test]

@@ -300,7 +300,9 @@ fn a_version_2_database_is_migrated_and_its_readings_still_count() {
     }
     let mut store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(2));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 4);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 5);
+    let owned = "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'owner'";
+    assert_eq!(count(&store.conn, owned), 1, "sessions gained their owner");
     assert_eq!(view_rows(&store), (40, 40));
     // Known to the dedupe: the old rows are the first chunk, their series' newest known.
     let again = Outcome::accepted(vec![reading("d0", "gps", 7, "{}")]);

@@ -1,7 +1,8 @@
 //! The schema, and the migrations that bring an older database to it (`user_version`).
 //!
-//! Version 4 (this one) adds `devices`: each provisioned device and the Argon2 hash of
-//! its secret. Version 3: readings are appended to `readings_log` in arrival order, merged
+//! Version 5 (this one) adds `sessions.owner`: the connection that holds each session,
+//! so that a replaced connection's late end cannot end its successor's session. Version 4
+//! adds `devices`: each provisioned device and the Argon2 hash of its secret. Version 3: readings are appended to `readings_log` in arrival order, merged
 //! in bulk into time chunks (`chunk_<id>`), and read through the `readings` view, which
 //! has version 2's columns. Version 2 had one `readings` table, clustered by device: it
 //! becomes the first chunk as it is (a rename, whatever its size).
@@ -11,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::chunks::{rebuild_view, Chunks};
 use crate::ingest::format_micros;
 
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// Provisioned devices (`eliot device add`): the hash of each one's secret, never the
 /// secret.
@@ -68,7 +69,8 @@ CREATE INDEX IF NOT EXISTS dead_letters_received_at ON dead_letters (received_at
 CREATE TABLE IF NOT EXISTS sessions (
     client_id   TEXT PRIMARY KEY,
     expiry_s    INTEGER,
-    last_seen_s INTEGER NOT NULL
+    last_seen_s INTEGER NOT NULL,
+    owner       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen_s);
 ";
@@ -106,6 +108,12 @@ pub fn migrate(conn: &mut Connection, now: i64) -> Result<Migrated, MigrateError
         .is_some();
     tx.execute_batch(TABLES)?;
     tx.execute_batch(DEVICES_TABLE)?;
+    let owned = tx
+        .prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'owner'")?
+        .exists([])?;
+    if !owned {
+        tx.execute_batch("ALTER TABLE sessions ADD COLUMN owner INTEGER NOT NULL DEFAULT 0")?;
+    }
     if legacy {
         tx.execute_batch("ALTER TABLE readings RENAME TO chunk_1")?;
         tx.execute(

@@ -32,6 +32,8 @@ pub struct SessionRequest {
     /// Whether the session outlives this connection: `None` no; `Some(None)` for ever
     /// (3.1.1 clean session 0); `Some(Some(s))` until `s` seconds after it ends (5).
     pub keep: Option<Option<u32>>,
+    /// The connection asking (the endpoint's id for it): only it may end the session.
+    pub owner: u64,
 }
 
 impl Store {
@@ -80,8 +82,9 @@ impl Store {
                     kept -= 1;
                 }
                 tx.execute(
-                    "INSERT OR REPLACE INTO sessions (client_id, expiry_s, last_seen_s) VALUES (?1, ?2, ?3)",
-                    params![request.client_id, expiry, now_s],
+                    "INSERT OR REPLACE INTO sessions (client_id, expiry_s, last_seen_s, owner) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![request.client_id, expiry, now_s, owner(request.owner)],
                 )
                 .map_err(&sqlite)?;
                 kept
@@ -122,11 +125,13 @@ impl Store {
         Ok(purged)
     }
 
-    /// Marks the end of a connection: a session's expiry counts from here, and is
-    /// `new_expiry` if the device's v5 DISCONNECT set one (0: the session ends now).
+    /// Marks the end of connection `owner`: its session's expiry counts from here, and is
+    /// `new_expiry` if the device's v5 DISCONNECT set one (0: the session ends now). A
+    /// session another connection has taken over since is not this one's to end: that
+    /// connection's end may come after its successor's CONNECT was recorded.
     pub fn touch_session(
         &mut self,
-        client_id: &str,
+        (client_id, owner_id): (&str, u64),
         now_s: i64,
         new_expiry: Option<u32>,
     ) -> Result<(), StoreError> {
@@ -135,8 +140,8 @@ impl Store {
             let removed = self
                 .conn
                 .execute(
-                    "DELETE FROM sessions WHERE client_id = ?1",
-                    params![client_id],
+                    "DELETE FROM sessions WHERE client_id = ?1 AND owner = ?2",
+                    params![client_id, owner(owner_id)],
                 )
                 .map_err(&sqlite)?;
             self.sessions_kept = self.sessions_kept.saturating_sub(removed);
@@ -145,12 +150,17 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE sessions SET last_seen_s = ?2, expiry_s = coalesce(?3, expiry_s) \
-                 WHERE client_id = ?1",
-                params![client_id, now_s, new_expiry],
+                 WHERE client_id = ?1 AND owner = ?4",
+                params![client_id, now_s, new_expiry, owner(owner_id)],
             )
             .map(drop)
             .map_err(&sqlite)
     }
+}
+
+/// A connection id as SQLite keeps it (an INTEGER is signed; ids never come near 2^63).
+fn owner(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
 }
 
 /// Records a CONNECT's session; answers whether a session was present, once committed.
@@ -168,6 +178,8 @@ pub struct RefreshSessions(pub Vec<String>);
 #[rtype(result = "()")]
 pub struct EndSession {
     pub client_id: String,
+    /// The connection that ended.
+    pub owner: u64,
     /// A new Session Expiry Interval from the device's v5 DISCONNECT.
     pub new_expiry: Option<u32>,
 }
@@ -223,7 +235,8 @@ impl Handler<EndSession> for StoreWriter {
 
     fn handle(&mut self, msg: EndSession, _: &mut Context<Self>) {
         if let Some(store) = self.store.as_mut() {
-            if let Err(e) = store.touch_session(&msg.client_id, unix_now(), msg.new_expiry) {
+            let ended = (msg.client_id.as_str(), msg.owner);
+            if let Err(e) = store.touch_session(ended, unix_now(), msg.new_expiry) {
                 Event::StoreFailed {
                     error: &format!("ending session of {}: {e}", msg.client_id),
                     requests: 1,
@@ -267,12 +280,13 @@ impl Sessions {
         });
     }
 
-    /// The connection of a device with a kept session ended.
-    pub fn end(&self, client_id: String, new_expiry: Option<u32>) {
+    /// Connection `owner` of a device with a kept session ended.
+    pub fn end(&self, (client_id, owner): (String, u64), new_expiry: Option<u32>) {
         let writer = self.writer.clone();
         actix_rt::spawn(async move {
             let ended = EndSession {
                 client_id,
+                owner,
                 new_expiry,
             };
             let _ = writer.send(ended).await;
@@ -299,6 +313,7 @@ mod tests {
             client_id: "dev".into(),
             clean_start,
             keep,
+            owner: 1,
         }
     }
 
@@ -327,11 +342,11 @@ mod tests {
         let mut s = store(dir.path());
         s.open_session(&request(false, Some(Some(60))), 1_000)
             .unwrap();
-        s.touch_session("dev", 1_100, None).unwrap();
+        s.touch_session(("dev", 1), 1_100, None).unwrap();
         assert!(s
             .open_session(&request(false, Some(Some(60))), 1_159)
             .unwrap());
-        s.touch_session("dev", 1_200, None).unwrap();
+        s.touch_session(("dev", 1), 1_200, None).unwrap();
         assert!(!s
             .open_session(&request(false, Some(Some(60))), 1_261)
             .unwrap());
@@ -342,7 +357,26 @@ mod tests {
             client_id: client_id.into(),
             clean_start: false,
             keep: Some(keep),
+            owner: 1,
         }
+    }
+
+    /// Connection 1's late end (its DISCONNECT said: no session after me) comes after
+    /// connection 2 took the session over for 600 s: it ends nothing of connection 2's.
+    #[test]
+    fn a_replaced_connections_end_leaves_its_successors_session_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        s.open_session(&kept("dev", Some(600)), 1_000).unwrap();
+        let successor = SessionRequest {
+            owner: 2,
+            ..kept("dev", Some(600))
+        };
+        assert!(s.open_session(&successor, 1_001).unwrap());
+        s.touch_session(("dev", 1), 1_002, Some(0)).unwrap();
+        assert_eq!(count(&s), 1, "still connection 2's");
+        s.touch_session(("dev", 2), 1_003, None).unwrap();
+        assert!(s.open_session(&kept("dev", Some(600)), 1_500).unwrap());
     }
 
     fn count(store: &Store) -> i64 {

@@ -298,8 +298,8 @@ impl Actor for DeviceConnection {
             self.publish_will();
         }
         if self.session_kept {
-            self.sessions
-                .end(self.connect.client_id.clone(), self.expiry_at_end);
+            let ended = (self.connect.client_id.clone(), self.id);
+            self.sessions.end(ended, self.expiry_at_end);
         }
         self.endpoint.do_send(Closed {
             client_id: self.connect.client_id.clone(),

@@ -280,43 +280,47 @@ async fn a_v5_clients_limits_on_what_it_receives_are_kept() {
     assert!(raw.until_closed().await.is_empty());
 }
 
+/// A v5 will of `device`'s reading `n`, published `delay` seconds after its connection ends.
+fn delayed_will(device: &str, n: u64, delay: u32) -> v5::LastWill {
+    let properties = v5::LastWillProperties {
+        delay_interval: Some(delay),
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    };
+    v5::LastWill::new(
+        topic(device),
+        reading(device, n),
+        m5::QoS::AtLeastOnce,
+        false,
+        Some(properties),
+    )
+}
+
+/// A v5 CONNECT continuing `client_id`'s session, kept `expiry` seconds past the connection.
+fn kept_for(client_id: &str, expiry: u32) -> v5::Connect {
+    let mut connect = connect5(client_id);
+    connect.clean_start = false;
+    let mut properties = v5::ConnectProperties::new();
+    properties.session_expiry_interval = Some(expiry);
+    connect.properties = Some(properties);
+    connect
+}
+
 /// A v5 Will Delay Interval is honoured: the will of a device that dropped is published
 /// after the delay, not at once, and not at all if the device comes back to its session
 /// within it [MQTT-3.1.3-9].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_will_delay_is_honoured() {
     let eliot = Eliot::start();
-    let delayed = |device: &str, n: u64, delay: u32| {
-        let properties = v5::LastWillProperties {
-            delay_interval: Some(delay),
-            payload_format_indicator: None,
-            message_expiry_interval: None,
-            content_type: None,
-            response_topic: None,
-            correlation_data: None,
-            user_properties: Vec::new(),
-        };
-        v5::LastWill::new(
-            topic(device),
-            reading(device, n),
-            m5::QoS::AtLeastOnce,
-            false,
-            Some(properties),
-        )
-    };
-    let kept = |client_id: &str| {
-        let mut connect = connect5(client_id);
-        connect.clean_start = false;
-        let mut properties = v5::ConnectProperties::new();
-        properties.session_expiry_interval = Some(60);
-        connect.properties = Some(properties);
-        connect
-    };
     // Dropped for good: the will comes after 1 s.
     let (raw, _) = Raw5::handshake(
         eliot.addr,
-        kept("robot_016"),
-        Some(delayed("robot_016", 1, 1)),
+        kept_for("robot_016", 60),
+        Some(delayed_will("robot_016", 1, 1)),
     )
     .await;
     drop(raw);
@@ -325,15 +329,143 @@ async fn a_will_delay_is_honoured() {
     // Back within the delay: no will.
     let (raw, _) = Raw5::handshake(
         eliot.addr,
-        kept("robot_017"),
-        Some(delayed("robot_017", 1, 2)),
+        kept_for("robot_017", 60),
+        Some(delayed_will("robot_017", 1, 2)),
     )
     .await;
     drop(raw);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_back, ack) = Raw5::handshake(eliot.addr, kept("robot_017"), None).await;
+    let (_back, ack) = Raw5::handshake(eliot.addr, kept_for("robot_017", 60), None).await;
     assert!(ack.session_present);
     assert!(throughout(Duration::from_secs(3), || eliot.count("readings") == 1).await);
+}
+
+/// Wills waiting for their delay are bounded in bytes: 300 devices that each leave a will
+/// of 60 KiB (a will's payload has a 16-bit length) to wait 10 minutes would hold 18 MiB;
+/// past 16 MiB they are published at once (here as dead letters: not readings), not held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_wills_are_bounded_in_bytes() {
+    let eliot = Eliot::start();
+    let big = "x".repeat(60 << 10);
+    let devices = 300;
+    for n in 0..devices {
+        let device = format!("heavy_{n:03}");
+        let mut will = delayed_will(&device, 1, 600);
+        will.message = big.clone().into();
+        let (raw, ack) = Raw5::handshake(eliot.addr, kept_for(&device, 3600), Some(will)).await;
+        assert_eq!(ack.code, v5::ConnectReturnCode::Success);
+        drop(raw);
+    }
+    let published = |metrics: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("eliot_wills_published_total "))
+            .and_then(|l| l.split_whitespace().last()?.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let each = big.len() + topic("heavy_000").len();
+    let held = (16 << 20) / each;
+    assert!(
+        eventually_async(Duration::from_secs(10), || async {
+            published(&get(eliot.http_addr, "/metrics").await.1) == devices - held
+        })
+        .await,
+        "{} wills published at once, not {}",
+        published(&get(eliot.http_addr, "/metrics").await.1),
+        devices - held
+    );
+}
+
+/// A takeover is the device coming back within the delay too: the connection taken over
+/// reports its will only as it closes, after its successor connected, and that late will
+/// is dropped when the successor continued the session [MQTT-3.1.2-8]; a successor that
+/// started clean ended the session, and the will is published at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_will_is_dropped_when_a_takeover_continues_the_session() {
+    let eliot = Eliot::start();
+    let (mut old, _) = Raw5::handshake(
+        eliot.addr,
+        kept_for("robot_030", 600),
+        Some(delayed_will("robot_030", 1, 1)),
+    )
+    .await;
+    let (_new, ack) = Raw5::handshake(eliot.addr, kept_for("robot_030", 600), None).await;
+    assert!(ack.session_present);
+    let taken_over = old.until_closed().await;
+    assert!(
+        matches!(&taken_over[..], [v5::Packet::Disconnect(d)]
+            if d.reason_code == v5::DisconnectReasonCode::SessionTakenOver),
+        "{taken_over:?}"
+    );
+    drop(old);
+    assert!(
+        throughout(Duration::from_secs(3), || eliot.count("readings") == 0).await,
+        "the old connection's will was published after its 1 s delay"
+    );
+
+    let (mut old, _) = Raw5::handshake(
+        eliot.addr,
+        kept_for("robot_031", 600),
+        Some(delayed_will("robot_031", 1, 60)),
+    )
+    .await;
+    let mut clean = kept_for("robot_031", 600);
+    clean.clean_start = true;
+    let (_new, ack) = Raw5::handshake(eliot.addr, clean, None).await;
+    assert!(!ack.session_present);
+    old.until_closed().await;
+    assert!(
+        eventually(Duration::from_secs(5), || eliot.count("readings") == 1).await,
+        "the session ended with the clean start: its will is due now, not in 60 s"
+    );
+}
+
+/// A connection ending its session (a v5 DISCONNECT with Session Expiry 0) whose end
+/// comes after a successor took the session over for 600 s ends nothing of the
+/// successor's: back later, the device finds its session (Session Present 1), and a
+/// compliant client keeps the messages it had not got acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_connections_late_end_leaves_its_successors_session() {
+    let eliot = Eliot::start();
+    let (mut first, _) = Raw5::handshake(eliot.addr, kept_for("robot_032", 600), None).await;
+    let end_now = v5::DisconnectProperties {
+        session_expiry_interval: Some(0),
+        reason_string: None,
+        user_properties: Vec::new(),
+        server_reference: None,
+    };
+    let disconnect = v5::Disconnect {
+        reason_code: v5::DisconnectReasonCode::NormalDisconnection,
+        properties: Some(end_now),
+    };
+    first.send(&v5::Packet::Disconnect(disconnect)).await;
+    // Eliot has closed its side; the first connection ends once the device closes its own.
+    assert!(first.until_closed().await.is_empty());
+    let (second, ack) = Raw5::handshake(eliot.addr, kept_for("robot_032", 600), None).await;
+    assert!(
+        ack.session_present,
+        "the first connection has not ended yet"
+    );
+    drop(first);
+    assert!(
+        throughout(Duration::from_secs(1), || eliot.count("sessions") == 1).await,
+        "the first connection's end deleted its successor's session"
+    );
+    drop(second);
+    let open = |metrics: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("eliot_connections_open "))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+    };
+    assert!(
+        eventually_async(Duration::from_secs(5), || async {
+            open(&get(eliot.http_addr, "/metrics").await.1) == Some(0.0)
+        })
+        .await
+    );
+    let (_back, ack) = Raw5::handshake(eliot.addr, kept_for("robot_032", 600), None).await;
+    assert!(ack.session_present, "the session was lost");
 }
 
 /// A QoS 1 re-send with DUP of a message already kept as a dead letter is acked but not

@@ -23,7 +23,7 @@ use super::budget::ByteBudget;
 use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
-use super::will;
+use super::will::{self, PendingWills};
 use crate::identity::{AddressLimits, AuthSettings, Authenticator, DeviceRate};
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec};
@@ -97,9 +97,9 @@ pub struct DeviceEndpoint {
     connections: HashMap<String, Registered>,
     /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
     handshaking: usize,
-    /// Wills waiting for their delay, by client id (at most `max_connections`).
-    /// Each with the identity its device had authenticated as.
-    pub(super) pending_wills: HashMap<String, (SpawnHandle, PendingWill)>,
+    /// Wills waiting for their delay, by client id (at most `max_connections`, and
+    /// `will::PENDING_WILLS_MAX_BYTES`).
+    pub(super) pending_wills: PendingWills,
     draining: bool,
     pub(super) links: EndpointLinks,
     budget: ByteBudget,
@@ -118,10 +118,15 @@ struct Registered {
     addr: Addr<DeviceConnection>,
     /// Whether its session outlives the connection (and so is refreshed while connected).
     session_kept: bool,
+    /// Whether its CONNECT ended any earlier session (clean start / clean session).
+    clean_start: bool,
 }
 
-/// A will waiting for its delay, and the identity its device had authenticated as.
-pub(super) type PendingWill = (Will, Option<std::sync::Arc<str>>);
+/// What became of a connection's session after a later connection took its client id.
+pub(super) enum Successor {
+    ContinuedSession,
+    StartedClean,
+}
 
 /// Ids for connections and for client ids Eliot assigns; unique per process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -142,7 +147,7 @@ impl DeviceEndpoint {
             accepting: None,
             connections: HashMap::new(),
             handshaking: 0,
-            pending_wills: HashMap::new(),
+            pending_wills: PendingWills::default(),
             draining: false,
             links,
             restarts,
@@ -322,18 +327,17 @@ impl DeviceEndpoint {
         if let Some(previous) = self.connections.get(&connect.client_id) {
             previous.addr.do_send(TakenOver);
         }
-        if let Some((timer, (will, identity))) = self.pending_wills.remove(&connect.client_id) {
-            ctx.cancel_future(timer);
+        if let Some(pending) = self.pending_wills.take(&connect.client_id, ctx) {
             // Back to its session: the will is dropped; a clean start ends the session,
             // which publishes it now.
             if connect.clean_start {
                 let pipeline = &self.links.pipeline;
-                let from = (connect.client_id.as_str(), identity);
-                will::publish(pipeline, &self.telemetry, from, will);
+                let from = (connect.client_id.as_str(), pending.identity);
+                will::publish(pipeline, &self.telemetry, from, pending.will);
             }
         }
         let client_id = connect.client_id.clone();
-        let (id, session_kept) = (session.id, session.kept);
+        let (id, session_kept, clean_start) = (session.id, session.kept, connect.clean_start);
         let addr = DeviceConnection::start(Accepted {
             connect,
             session,
@@ -359,6 +363,7 @@ impl DeviceEndpoint {
             id,
             addr,
             session_kept,
+            clean_start,
         };
         self.connections.insert(client_id, registered);
     }
@@ -371,6 +376,19 @@ impl DeviceEndpoint {
             self.accepting = Some(ctx.add_stream(accept_stream(listener.clone())));
         }
         ctx.run_interval(SESSION_REFRESH, |endpoint, _| endpoint.refresh_sessions());
+    }
+
+    /// The connection that holds `client_id` now, if it is not `connection` (which it
+    /// took over): whether it continued the session or started clean.
+    pub(super) fn successor(&self, client_id: &str, connection: u64) -> Option<Successor> {
+        let now = self
+            .connections
+            .get(client_id)
+            .filter(|c| c.id != connection)?;
+        Some(match now.clean_start {
+            true => Successor::StartedClean,
+            false => Successor::ContinuedSession,
+        })
     }
 
     /// Marks the kept sessions of connected devices seen, so that their expiry counts from

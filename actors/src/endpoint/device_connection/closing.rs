@@ -132,6 +132,7 @@ impl DeviceConnection {
         }
         self.wills.do_send(DelayedWill {
             client_id,
+            connection: self.id,
             identity: self.identity.clone(),
             will,
             delay,

@@ -115,6 +115,46 @@ async fn sighup_is_logged_and_eliot_goes_on() {
     assert!(status.success(), "{status}");
 }
 
+/// The `prod` overlay listens for HTTP on every interface, for probes and scrapers: there
+/// the read API, which has no authentication, answers 403 and serves no reading, while
+/// `/health` answers; on loopback (the default) it serves readings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_api_is_not_served_off_loopback_unless_asked() {
+    let data = tempfile::tempdir().unwrap();
+    let mut launch = common::process::Launch::new(data.path(), common::process::free_addr());
+    let port = launch.http.port();
+    launch.http = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+    let eliot = launch.start();
+    let mut device = Device::connect(eliot.addr, "robot_open");
+    let acked = device
+        .publish_all(
+            "robot_open",
+            vec![reading("robot_open", 1)],
+            QoS::AtLeastOnce,
+        )
+        .await;
+    assert_eq!(acked, 1);
+    let here = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (code, body) = get(here, "/devices/robot_open/latest").await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("no authentication") && !body.contains("sensor_type"),
+        "{body}"
+    );
+    assert_eq!(
+        get(here, "/devices/robot_open/readings?last=5").await.0,
+        403
+    );
+    assert_eq!(get(here, "/health").await.0, 200);
+    drop(eliot);
+
+    let loopback = common::process::Launch::new(data.path(), common::process::free_addr());
+    let eliot = loopback.start();
+    let (code, body) = get(eliot.http, "/devices/robot_open/latest").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("robot_open"), "{body}");
+}
+
 /// The device commands work on the database of a data directory. One that only reads or
 /// changes devices, given a mistyped directory, says there is no database there and leaves
 /// nothing behind; `device add` on a shared directory (1777, as `/tmp` is) creates the

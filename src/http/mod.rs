@@ -7,7 +7,8 @@
 //! `http.max_connections` connections and closing a request that is not read within
 //! `http.request_timeout`: a slow or flooding HTTP client costs those workers, not the
 //! threads that serve devices. The operations endpoints expose no payload, device id or secret; the read API serves
-//! stored readings, to whoever can reach `http.listen` (loopback by default).
+//! stored readings, to whoever can reach `http.listen`: so only on a loopback address,
+//! unless `http.reads_off_loopback` says otherwise.
 
 mod readings;
 mod routes;
@@ -40,9 +41,19 @@ pub struct HttpSettings {
     /// `/ready` fails when rows have waited longer than this for a commit.
     #[serde(with = "humantime_serde")]
     pub ready_max_backlog_age: Duration,
+    /// Serve the read API (`/devices/...`), which has no authentication, on a `listen`
+    /// address other than loopback too. Off: there it answers 403, and only the probes
+    /// and metrics are served.
+    pub reads_off_loopback: bool,
 }
 
 impl HttpSettings {
+    /// Whether `/devices/...` is served: every device's readings, to whoever reaches
+    /// `listen`.
+    pub fn serves_reads(&self) -> bool {
+        self.listen.ip().is_loopback() || self.reads_off_loopback
+    }
+
     pub fn validate(&self, problems: &mut Problems) {
         problems.check(
             (1..=16).contains(&self.workers),
@@ -120,11 +131,15 @@ impl HttpApi {
             Err(e) => return self.fail(&format!("cannot use the HTTP socket: {e}"), ctx),
         };
         let state = self.state.clone();
+        let reads = match self.settings.serves_reads() {
+            true => readings::configure,
+            false => readings::refuse,
+        };
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(actix_web::web::Data::new(state.clone()))
                 .configure(routes::configure)
-                .configure(readings::configure)
+                .configure(reads)
                 .default_service(actix_web::web::to(routes::not_found))
         })
         .workers(self.settings.workers)

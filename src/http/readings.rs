@@ -33,6 +33,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The read API's paths where it is not served (`HttpSettings::serves_reads`): a 403 that
+/// says why, not a 404 that would look like a wrong path.
+pub fn refuse(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/devices/{tail:.*}").to(|| async {
+        HttpResponse::Forbidden().json(serde_json::json!({
+            "error": "the read API has no authentication: it is served only on a loopback \
+                      http.listen, unless http.reads_off_loopback = true (behind a proxy \
+                      that authenticates, say)"
+        }))
+    }));
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReadingsQuery {

@@ -101,6 +101,7 @@ impl Server {
             metrics: telemetry.metrics().clone(),
             shutting_down: shutting_down.clone(),
             ready_max_backlog_age: config.http.ready_max_backlog_age,
+            max_connections: config.mqtt.max_connections,
             reader: tree.reader.clone(),
         };
         let (settings, t) = (config.http.clone(), telemetry.clone());

@@ -74,6 +74,8 @@ pub struct ApiState {
     /// Set as soon as intake stops: `/ready` answers 503 from then on.
     pub shutting_down: Arc<AtomicBool>,
     pub ready_max_backlog_age: Duration,
+    /// `mqtt.max_connections`: `/ready` answers 503 while it is reached.
+    pub max_connections: usize,
     /// The store's read API, for `/devices/...`.
     pub reader: Reader,
 }

@@ -76,10 +76,28 @@ async fn ready(state: &ApiState) -> HttpResponse {
         return not_ready(&["the health monitor did not answer".to_owned()]);
     };
     let shutting_down = state.shutting_down.load(Ordering::Relaxed);
-    match Tree::readiness(&report, shutting_down, state.ready_max_backlog_age) {
-        Ok(()) => HttpResponse::Ok().json(json!({ "ready": true })),
-        Err(reasons) => not_ready(&reasons),
+    let mut reasons = Tree::readiness(&report, shutting_down, state.ready_max_backlog_age)
+        .err()
+        .unwrap_or_default();
+    reasons.extend(at_capacity(state));
+    match reasons.is_empty() {
+        true => HttpResponse::Ok().json(json!({ "ready": true })),
+        false => not_ready(&reasons),
     }
+}
+
+/// Why no new device can connect now, if none can: every slot of `mqtt.max_connections`
+/// is a connection or a socket yet to be answered.
+fn at_capacity(state: &ApiState) -> Option<String> {
+    let metrics = &state.metrics;
+    let taken = metrics.connections_open.get() + metrics.connections_pending.get();
+    let taken = usize::try_from(taken).unwrap_or(0);
+    (taken >= state.max_connections).then(|| {
+        format!(
+            "{taken} of mqtt.max_connections ({}) sockets taken: new devices are refused",
+            state.max_connections
+        )
+    })
 }
 
 fn metrics(state: &ApiState) -> HttpResponse {

@@ -231,3 +231,97 @@ async fn big_readings_cannot_fill_memory() {
     assert_eq!(eliot.count("readings"), 40);
     still_serving(&eliot).await;
 }
+
+/// `count` sockets opened back to back from `ip` to `addr`, sending nothing; with, for
+/// each, whether Eliot closed it at once (refused) rather than waiting for its CONNECT.
+async fn idle_sockets(
+    ip: [u8; 4],
+    addr: std::net::SocketAddr,
+    count: usize,
+) -> Vec<(tokio::net::TcpStream, bool)> {
+    use tokio::io::AsyncReadExt;
+    let mut streams = Vec::new();
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((ip, 0).into()).unwrap();
+        streams.push(socket.connect(addr).await.unwrap());
+    }
+    // All at once: an accepted one is closed after 3 s, so one by one would see that.
+    futures_util::future::join_all(streams.into_iter().map(|mut stream| async move {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte));
+        let refused = matches!(read.await, Ok(Ok(0)) | Ok(Err(_)));
+        (stream, refused)
+    }))
+    .await
+}
+
+/// Slots held without a CONNECT: idle sockets cannot take `mqtt.max_connections` (here
+/// 40) from the fleet. One address holds at most 32 sockets yet to send their CONNECT
+/// (the rest are closed at once); a second address takes the remaining 8, and `/ready`
+/// says 503 while every slot is taken; each idle socket is closed after
+/// `mqtt.first_byte_timeout` (here 4 s), not the 20 s a CONNECT may take here, and then
+/// devices are served again. The real binary, with its own configuration file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_cannot_hold_the_connection_slots() {
+    use tokio::io::AsyncReadExt;
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("eliot.toml");
+    let settings =
+        "[mqtt]\nmax_connections = 40\nfirst_byte_timeout = \"4s\"\nconnect_timeout = \"20s\"\n";
+    std::fs::write(&config, settings).unwrap();
+    let mut launch = common::process::Launch::new(data.path(), common::process::free_addr());
+    launch.args = vec!["--config".into(), config.display().to_string()];
+    let eliot = launch.start();
+    assert_eq!(get(eliot.http, "/ready").await.0, 200);
+
+    let opened = Instant::now();
+    let first = idle_sockets([127, 0, 0, 2], eliot.addr, 40).await;
+    let refused = first.iter().filter(|(_, refused)| *refused).count();
+    assert_eq!(refused, 8, "one address holds at most 32 idle sockets");
+    assert_eq!(get(eliot.http, "/ready").await.0, 200, "8 slots left");
+    let second = idle_sockets([127, 0, 0, 3], eliot.addr, 10).await;
+    let refused = second.iter().filter(|(_, refused)| *refused).count();
+    assert_eq!(refused, 2, "the last 8 slots taken, then the limit");
+    let (code, body) = get(eliot.http, "/ready").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("mqtt.max_connections"), "{body}");
+
+    let mut held: Vec<_> = first
+        .into_iter()
+        .chain(second)
+        .filter(|(_, r)| !r)
+        .collect();
+    assert_eq!(held.len(), 40);
+    let closed = futures_util::future::join_all(held.iter_mut().map(|(stream, _)| async {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+        opened.elapsed()
+    }))
+    .await;
+    let last = closed.iter().max().unwrap();
+    eprintln!(
+        "idle sockets closed {:?} to {last:?} after they opened",
+        closed.iter().min().unwrap()
+    );
+    assert!(
+        *last < Duration::from_secs(8),
+        "closed after {last:?}, not within about 3 s"
+    );
+    assert!(
+        eventually_async(Duration::from_secs(5), || async {
+            get(eliot.http, "/ready").await.0 == 200
+        })
+        .await
+    );
+    let mut device = Device::connect(eliot.addr, "robot_after");
+    let acked = device
+        .publish_all(
+            "robot_after",
+            vec![reading("robot_after", 1)],
+            QoS::AtLeastOnce,
+        )
+        .await;
+    assert_eq!(acked, 1);
+}

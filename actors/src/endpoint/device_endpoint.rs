@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 
 use super::admission::{admit, refuse_connect, Gate, Refusal, Session};
+use super::awaiting_connect::AwaitingConnect;
 use super::budget::ByteBudget;
 use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
 use super::settings::EndpointSettings;
@@ -97,6 +98,8 @@ pub struct DeviceEndpoint {
     connections: HashMap<String, Registered>,
     /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
     handshaking: usize,
+    /// Of those, the ones whose CONNECT has not arrived yet, per address.
+    awaiting_connect: AwaitingConnect,
     /// Wills waiting for their delay, by client id (at most `max_connections`, and
     /// `will::PENDING_WILLS_MAX_BYTES`).
     pub(super) pending_wills: PendingWills,
@@ -128,6 +131,14 @@ pub(super) enum Successor {
     StartedClean,
 }
 
+/// How a new socket failed to send its CONNECT in time.
+enum Silent {
+    /// Not a byte within `mqtt.first_byte_timeout`.
+    NoByte,
+    /// Not the whole CONNECT within `mqtt.connect_timeout`.
+    NoConnect,
+}
+
 /// Ids for connections and for client ids Eliot assigns; unique per process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -147,6 +158,7 @@ impl DeviceEndpoint {
             accepting: None,
             connections: HashMap::new(),
             handshaking: 0,
+            awaiting_connect: AwaitingConnect::default(),
             pending_wills: PendingWills::default(),
             draining: false,
             links,
@@ -183,7 +195,19 @@ impl DeviceEndpoint {
                 "too many new connections from this address (auth.new_connections_per_second)";
             return self.refuse(transport.peer, None, reason);
         }
+        if !self.awaiting_connect.enter(transport.peer.ip()) {
+            let reason = "too many sockets from this address yet to send their CONNECT";
+            return self.refuse(transport.peer, None, reason);
+        }
         self.handshake(transport, ctx);
+    }
+
+    /// Sockets accepted and not yet answered change by `delta`; `/ready` and `/metrics`
+    /// see them.
+    fn count_handshakes(&mut self, delta: isize) {
+        self.handshaking = self.handshaking.saturating_add_signed(delta);
+        let pending = i64::try_from(self.handshaking).unwrap_or(i64::MAX);
+        self.telemetry.metrics().connections_pending.set(pending);
     }
 
     /// Reads the transport's first packet, which must be a CONNECT, within
@@ -197,33 +221,55 @@ impl DeviceEndpoint {
         } = transport;
         let codec = MqttCodec::new(self.settings.max_packet_size as usize);
         let mut reader = FramedRead::new(reader, codec);
-        let timeout = self.settings.connect_timeout;
-        self.handshaking += 1;
-        async move { (tokio::time::timeout(timeout, reader.next()).await, reader) }
-            .into_actor(self)
-            .map(move |(first, reader), endpoint, ctx| {
-                endpoint.handshaking -= 1;
-                let (code, refusal) = match first {
-                    Ok(Some(Ok(Inbound::Connect(connect)))) => {
-                        let transport = (reader, writer, peer);
-                        return endpoint.on_connect(connect, transport, certified, ctx);
-                    }
-                    Err(_) => (None, format!("no CONNECT within {timeout:?}")),
-                    Ok(None) => (None, "closed before sending CONNECT".into()),
-                    Ok(Some(Ok(_))) => (None, "the first packet must be CONNECT".into()),
-                    Ok(Some(Err(CodecError::UnsupportedProtocol { name, level }))) => {
-                        // 3.1.1 §3.2.2.3: answer return code 0x01, then close.
-                        let code = ConnectCode::UnsupportedProtocol;
-                        let v4 = (Version::V4, PeerLimits::default());
-                        refuse_connect(writer, v4, code, endpoint.limits(), None);
-                        let why = format!("unsupported protocol `{name}` level {level}");
-                        (Some(code), why)
-                    }
-                    Ok(Some(Err(e))) => (None, e.to_string()),
-                };
-                endpoint.refuse(peer, code, &refusal);
-            })
-            .spawn(ctx);
+        let (timeout, first_byte) = (
+            self.settings.connect_timeout,
+            self.settings.first_byte_timeout,
+        );
+        self.count_handshakes(1);
+        async move {
+            // Reading is cancel-safe: what arrived stays in the read buffer.
+            let started = tokio::select! {
+                first = reader.next() => Some(first),
+                () = tokio::time::sleep(first_byte) => None,
+            };
+            let first = match started {
+                Some(first) => Ok(first),
+                None if reader.read_buffer().is_empty() => Err(Silent::NoByte),
+                None => tokio::time::timeout(timeout.saturating_sub(first_byte), reader.next())
+                    .await
+                    .map_err(|_| Silent::NoConnect),
+            };
+            (first, reader)
+        }
+        .into_actor(self)
+        .map(move |(first, reader), endpoint, ctx| {
+            endpoint.count_handshakes(-1);
+            endpoint.awaiting_connect.leave(peer.ip());
+            let (code, refusal) = match first {
+                Ok(Some(Ok(Inbound::Connect(connect)))) => {
+                    let transport = (reader, writer, peer);
+                    return endpoint.on_connect(connect, transport, certified, ctx);
+                }
+                Err(Silent::NoByte) => (
+                    None,
+                    format!("not a byte within {first_byte:?} (mqtt.first_byte_timeout)"),
+                ),
+                Err(Silent::NoConnect) => (None, format!("no CONNECT within {timeout:?}")),
+                Ok(None) => (None, "closed before sending CONNECT".into()),
+                Ok(Some(Ok(_))) => (None, "the first packet must be CONNECT".into()),
+                Ok(Some(Err(CodecError::UnsupportedProtocol { name, level }))) => {
+                    // 3.1.1 §3.2.2.3: answer return code 0x01, then close.
+                    let code = ConnectCode::UnsupportedProtocol;
+                    let v4 = (Version::V4, PeerLimits::default());
+                    refuse_connect(writer, v4, code, endpoint.limits(), None);
+                    let why = format!("unsupported protocol `{name}` level {level}");
+                    (Some(code), why)
+                }
+                Ok(Some(Err(e))) => (None, e.to_string()),
+            };
+            endpoint.refuse(peer, code, &refusal);
+        })
+        .spawn(ctx);
     }
 
     /// Admits the device (see `admission`), then starts its connection or refuses it.
@@ -259,7 +305,7 @@ impl DeviceEndpoint {
             sessions: self.links.sessions.clone(),
             authenticator: self.links.authenticator.clone(),
         };
-        self.handshaking += 1;
+        self.count_handshakes(1);
         let deadline = self.settings.connect_timeout;
         let admitted = admit(&mut connect, (id, peer.ip()), certified, &gate);
         async move {
@@ -269,7 +315,7 @@ impl DeviceEndpoint {
         }
         .into_actor(self)
         .map(move |admitted, endpoint, ctx| {
-            endpoint.handshaking -= 1;
+            endpoint.count_handshakes(-1);
             match admitted {
                 Ok(_) if endpoint.draining => {
                     let refusal = Refusal::server("server shutting down".into());
@@ -423,6 +469,8 @@ impl Supervised for DeviceEndpoint {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // The handshakes in progress were futures of the stopped context: they are gone.
         self.handshaking = 0;
+        self.telemetry.metrics().connections_pending.set(0);
+        self.awaiting_connect.clear();
         // Not listening until `listen` runs again, after the backoff.
         self.telemetry.metrics().listening.set(0);
         self.restarts.restarting("stopped".into());

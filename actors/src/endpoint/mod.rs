@@ -13,6 +13,7 @@
 
 mod ack_queue;
 mod admission;
+mod awaiting_connect;
 mod budget;
 mod device_connection;
 mod device_endpoint;

@@ -42,6 +42,10 @@ pub struct EndpointSettings {
     /// it (a stuck store cannot hold a handshake open).
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// How long a new socket may stay silent: one that has not sent a byte of its CONNECT
+    /// by then is closed (an idle socket holds a slot of `max_connections`).
+    #[serde(with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
 }
 
 impl EndpointSettings {
@@ -56,6 +60,11 @@ impl EndpointSettings {
             "expected 23 (what MQTT requires servers to accept) to 65535",
         );
         problems.positive("connect_timeout", self.connect_timeout);
+        problems.check(
+            !self.first_byte_timeout.is_zero() && self.first_byte_timeout <= self.connect_timeout,
+            "first_byte_timeout",
+            "expected more than 0s, and at most connect_timeout",
+        );
         problems.positive("packet_timeout", self.packet_timeout);
         problems.check(
             self.tcp_keepalive >= Duration::from_secs(1),

@@ -81,6 +81,7 @@ pub struct Metrics {
     pub store_retries: Counter,
     pub connections_opened: Counter,
     pub connections_open: Gauge,
+    pub connections_pending: Gauge,
     pub connections_refused: Family<Label, Counter>,
     pub protocol_errors: Counter,
     pub wills_published: Counter,
@@ -298,6 +299,11 @@ impl Metrics {
             store_retries: counter(r, "store_retries", "Commits retried after a failure"),
             connections_opened: counter(r, "connections_opened", "Device connections accepted"),
             connections_open: gauge(r, "connections_open", "Device connections open"),
+            connections_pending: gauge(
+                r,
+                "connections_pending",
+                "Sockets accepted whose CONNECT is not answered yet",
+            ),
             connections_refused,
             protocol_errors: counter(
                 r,

@@ -1,8 +1,10 @@
 //! Device identity: who a client is, and the limits keyed by it.
 //!
-//! - `credentials`: the `devices` table, Argon2 hashes of generated secrets.
+//! - `credentials`: the `devices` table, Argon2 hashes of generated secrets (none for a
+//!   device that logs in by certificate only).
 //! - `authenticator`: CONNECT → the device id it authenticated as, by secret or client
-//!   certificate as `auth.mode` allows, hashing off the connections' thread.
+//!   certificate (of a device in `devices`) as `auth.mode` allows, off the connections'
+//!   thread.
 //! - `tls_listener`: the `TlsListener` actor, devices over TLS (mutual TLS where a client
 //!   CA is set), its files reloaded on SIGHUP.
 //! - `address_limits`: failed logins and new connections, per remote address.

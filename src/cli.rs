@@ -28,7 +28,8 @@ enum Command {
     Run,
     /// Print the effective configuration, or every error in it (exit status 2).
     CheckConfig,
-    /// Provision devices: their secrets are shown once, and only a hash is kept.
+    /// Provision devices: their secrets are shown once, and only a hash is kept. Rotating
+    /// or removing a device closes its connections to a running Eliot within a second.
     #[command(subcommand)]
     Device(DeviceCommand),
 }
@@ -47,9 +48,10 @@ enum DeviceCommand {
     /// List the provisioned devices and how each logs in (never their secrets).
     List,
     /// Give a device a new secret (printed once, alone on the last line); the old one
-    /// stops working at once.
+    /// stops working at once, and a running Eliot closes the device's connections.
     Rotate { device_id: String },
-    /// Remove a device: neither its secret nor a certificate naming it logs in any more.
+    /// Remove a device: neither its secret nor a certificate naming it logs in any more,
+    /// and a running Eliot closes its connections.
     Remove { device_id: String },
 }
 

@@ -8,6 +8,7 @@ mod common;
 mod binding;
 mod certificates;
 mod limits;
+mod revocation;
 mod secrets;
 mod startup;
 

@@ -21,6 +21,7 @@ use tokio_util::codec::FramedRead;
 use super::admission::{admit, refuse_connect, Gate, Refusal, Session};
 use super::budget::ByteBudget;
 use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
+use super::revoking::Revocations;
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
 use super::will;
@@ -94,7 +95,7 @@ pub struct DeviceEndpoint {
     listener: Option<Rc<TcpListener>>,
     accepting: Option<SpawnHandle>,
     /// Connected devices by client id, with the connection's id.
-    connections: HashMap<String, Registered>,
+    pub(super) connections: HashMap<String, Registered>,
     /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
     handshaking: usize,
     /// Wills waiting for their delay, by client id (at most `max_connections`).
@@ -106,16 +107,18 @@ pub struct DeviceEndpoint {
     /// Failed logins and new connections, per remote address.
     addresses: AddressLimits,
     restarts: Restarts,
+    /// Where it is in the revocation log: connections of revoked devices are closed.
+    pub(super) revocations: Revocations,
     pub(super) telemetry: Telemetry,
     /// Connections get their own `actor` key, so they log from the tree's telemetry.
     root_telemetry: Telemetry,
 }
 
 /// A connected device, as the registry knows it.
-struct Registered {
+pub(super) struct Registered {
     /// The connection's id: a late `Closed` from a replaced connection carries another.
     id: u64,
-    addr: Addr<DeviceConnection>,
+    pub(super) addr: Addr<DeviceConnection>,
     /// Whether its session outlives the connection (and so is refreshed while connected).
     session_kept: bool,
 }
@@ -146,6 +149,7 @@ impl DeviceEndpoint {
             draining: false,
             links,
             restarts,
+            revocations: Revocations::default(),
             telemetry: telemetry.for_actor(NAME),
             root_telemetry: telemetry.clone(),
         }
@@ -257,6 +261,7 @@ impl DeviceEndpoint {
         self.handshaking += 1;
         let deadline = self.settings.connect_timeout;
         let admitted = admit(&mut connect, (id, peer.ip()), certified, &gate);
+        let revocations_mark = self.revocations.recent.mark();
         async move {
             tokio::time::timeout(deadline, admitted)
                 .await
@@ -268,6 +273,19 @@ impl DeviceEndpoint {
             match admitted {
                 Ok(_) if endpoint.draining => {
                     let refusal = Refusal::server("server shutting down".into());
+                    endpoint.refuse_admission(&connect, peer, writer, refusal)
+                }
+                Ok((session, _))
+                    if session.identity.as_deref().is_some_and(|device| {
+                        endpoint
+                            .revocations
+                            .recent
+                            .revoked_since(revocations_mark, device)
+                    }) =>
+                {
+                    let refusal = Refusal::not_authorized(
+                        "credentials revoked while the device was logging in".into(),
+                    );
                     endpoint.refuse_admission(&connect, peer, writer, refusal)
                 }
                 Ok((session, client_id)) => {
@@ -364,6 +382,7 @@ impl DeviceEndpoint {
     }
 
     fn listen(&mut self, ctx: &mut Context<Self>) {
+        self.watch_revocations(ctx);
         if let Some(listener) = &self.listener {
             if let Ok(addr) = listener.local_addr() {
                 Event::Listening { addr }.emit(&self.telemetry);
@@ -405,6 +424,7 @@ impl Supervised for DeviceEndpoint {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // The handshakes in progress were futures of the stopped context: they are gone.
         self.handshaking = 0;
+        self.revocations.restarting();
         // Not listening until `listen` runs again, after the backoff.
         self.telemetry.metrics().listening.set(0);
         self.restarts.restarting("stopped".into());

@@ -113,7 +113,8 @@ pub fn add_certificate_only(db: &Connection, device_id: &str) -> Result<(), Cred
     }
 }
 
-/// Gives `device_id` a new secret; the old one stops working at once.
+/// Gives `device_id` a new secret; the old one stops working at once, and a running
+/// Eliot closes the device's connections (the `devices_rotated` trigger tells it).
 pub fn rotate(db: &Connection, device_id: &str) -> Result<Secret, CredentialsError> {
     let secret = new_secret();
     let updated = db.execute(
@@ -144,7 +145,8 @@ fn login_of(db: &Connection, device_id: &str) -> Result<Option<Login>, Credentia
     }))
 }
 
-/// Removes `device_id`: neither its secret nor a certificate naming it logs in any more.
+/// Removes `device_id`: neither its secret nor a certificate naming it logs in any more,
+/// and a running Eliot closes its connections (the `devices_removed` trigger tells it).
 pub fn remove(db: &Connection, device_id: &str) -> Result<(), CredentialsError> {
     match db.execute("DELETE FROM devices WHERE device_id = ?1", [device_id])? {
         1 => Ok(()),

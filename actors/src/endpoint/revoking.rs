@@ -36,6 +36,8 @@ pub(super) struct Revocations {
     /// The last row acted on: kept across restarts and reopenings, so none is skipped.
     seen: Option<i64>,
     polling: bool,
+    /// Set while reading fails, so that a lasting failure is logged once, not every poll.
+    failing: bool,
     /// The revocations acted on lately, for the admissions in progress.
     pub(super) recent: Recent,
 }
@@ -101,6 +103,7 @@ impl DeviceEndpoint {
         if self.revocations.log.is_none() {
             match RevocationLog::open(authenticator.db(), self.revocations.seen) {
                 Ok(log) => {
+                    self.revocations.failing = false;
                     self.revocations.seen = Some(log.seen());
                     self.revocations.log = Some(log);
                 }
@@ -132,6 +135,7 @@ impl DeviceEndpoint {
                 endpoint.revocations.polling = false;
                 match read {
                     Ok(Ok((log, revoked))) => {
+                        endpoint.revocations.failing = false;
                         endpoint.revocations.seen = Some(log.seen());
                         endpoint.revocations.log = Some(log);
                         endpoint.revoke(revoked, ctx);
@@ -188,7 +192,10 @@ impl DeviceEndpoint {
         }
     }
 
-    fn log_unreadable(&self, error: &dyn std::fmt::Display) {
+    fn log_unreadable(&mut self, error: &dyn std::fmt::Display) {
+        if std::mem::replace(&mut self.revocations.failing, true) {
+            return;
+        }
         Event::RevocationsUnreadable {
             error: &error.to_string(),
             retry_in: REVOCATION_POLL,

@@ -28,21 +28,30 @@ enum Command {
     Run,
     /// Print the effective configuration, or every error in it (exit status 2).
     CheckConfig,
-    /// Provision devices: their secrets are shown once, and only a hash is kept.
+    /// Provision devices: their secrets are shown once, and only a hash is kept. Rotating
+    /// or removing a device closes its connections to a running Eliot within a second.
     #[command(subcommand)]
     Device(DeviceCommand),
 }
 
 #[derive(Subcommand)]
 enum DeviceCommand {
-    /// Create a device; its secret is printed once, alone on the last line.
-    Add { device_id: String },
-    /// List the provisioned devices (never their secrets).
+    /// Create a device; its secret is printed once, alone on the last line. A device may
+    /// also log in with a client certificate naming it, where auth.mode accepts them.
+    Add {
+        device_id: String,
+        /// Create it without a secret: it logs in with a client certificate naming it,
+        /// only (auth.mode = certificate or password_or_certificate).
+        #[arg(long)]
+        certificate: bool,
+    },
+    /// List the provisioned devices and how each logs in (never their secrets).
     List,
     /// Give a device a new secret (printed once, alone on the last line); the old one
-    /// stops working at once.
+    /// stops working at once, and a running Eliot closes the device's connections.
     Rotate { device_id: String },
-    /// Remove a device: it can no longer authenticate with a secret.
+    /// Remove a device: neither its secret nor a certificate naming it logs in any more,
+    /// and a running Eliot closes its connections.
     Remove { device_id: String },
 }
 
@@ -82,7 +91,16 @@ fn device(config: &Config, command: DeviceCommand) -> ExitCode {
         }
     };
     let done = match command {
-        DeviceCommand::Add { device_id } => credentials::add(&db, &device_id).map(|secret| {
+        DeviceCommand::Add {
+            device_id,
+            certificate: true,
+        } => credentials::add_certificate_only(&db, &device_id).map(|()| {
+            println!("device `{device_id}` added: it logs in with a client certificate naming it");
+        }),
+        DeviceCommand::Add {
+            device_id,
+            certificate: false,
+        } => credentials::add(&db, &device_id).map(|secret| {
             println!("device `{device_id}` added. Its secret, shown this once (keep it):");
             println!("{}", secret.expose());
         }),
@@ -94,10 +112,17 @@ fn device(config: &Config, command: DeviceCommand) -> ExitCode {
             credentials::remove(&db, &device_id).map(|()| println!("device `{device_id}` removed"))
         }
         DeviceCommand::List => credentials::list(&db).map(|devices| {
-            println!("{:<40} {:<28} rotated at", "device", "created at");
+            println!(
+                "{:<40} {:<12} {:<28} rotated at",
+                "device", "login", "created at"
+            );
             for d in devices {
                 let rotated = d.rotated_at.as_deref().unwrap_or("-");
-                println!("{:<40} {:<28} {rotated}", d.device_id, d.created_at);
+                let login = d.login.name();
+                println!(
+                    "{:<40} {login:<12} {:<28} {rotated}",
+                    d.device_id, d.created_at
+                );
             }
         }),
     };

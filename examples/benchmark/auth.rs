@@ -196,9 +196,16 @@ impl Eliot {
         };
         let secrets = match way {
             Way::Password => (0..devices)
-                .map(|d| provision(&programs.eliot, &device(d), &env))
+                .map(|d| provision(&programs.eliot, &[&device(d)], &env))
                 .collect(),
-            _ => Vec::new(),
+            // A certificate logs in only for a device in `devices`; it has no secret.
+            Way::MutualTls => {
+                for d in 0..devices {
+                    provision(&programs.eliot, &["--certificate", &device(d)], &env);
+                }
+                Vec::new()
+            }
+            Way::Plain | Way::Tls => Vec::new(),
         };
         let mut command = Command::new(&programs.eliot);
         env(&mut command);
@@ -248,11 +255,11 @@ impl Eliot {
     }
 }
 
-/// `eliot device add` on the data directory `env` sets; the secret from its last line.
-fn provision(eliot: &Path, id: &str, env: &dyn Fn(&mut Command)) -> String {
+/// `eliot device add ARGS` on the data directory `env` sets; the secret from its last line.
+fn provision(eliot: &Path, args: &[&str], env: &dyn Fn(&mut Command)) -> String {
     let mut command = Command::new(eliot);
     env(&mut command);
-    let out = command.args(["device", "add", id]).output().unwrap();
+    let out = command.args(["device", "add"]).args(args).output().unwrap();
     assert!(out.status.success(), "eliot device add: {out:?}");
     String::from_utf8(out.stdout)
         .unwrap()

@@ -1,5 +1,6 @@
-//! Mutual TLS: a client certificate signed by the configured CA that names the device
-//! authenticates it without a password; every other certificate, or none, is refused.
+//! Mutual TLS: a client certificate signed by the configured CA that names a provisioned
+//! device authenticates it without a password; every other certificate, or none, is
+//! refused.
 //! The listener's files are read again on SIGHUP, without dropping connections.
 
 use std::io::Write;
@@ -16,6 +17,7 @@ async fn a_valid_client_certificate_authenticates_the_device_without_a_password(
     };
     let pki = Pki::new();
     let eliot = eliot_with(AuthMode::Certificate, Some(&pki));
+    provision_certificate(&eliot.config.store.data_dir, "robot_1");
     let port = eliot.tls_addr.unwrap().port();
     let cert = pki.client("robot_1");
     for version in ["mqttv311", "mqttv5"] {
@@ -40,6 +42,9 @@ async fn expired_foreign_misnamed_and_missing_certificates_are_refused() {
     };
     let pki = Pki::new();
     let eliot = eliot_with(AuthMode::Certificate, Some(&pki));
+    // Both provisioned: each certificate is refused for what it is, not for the device.
+    provision_certificate(&eliot.config.store.data_dir, "robot_1");
+    provision_certificate(&eliot.config.store.data_dir, "robot_2");
     let port = eliot.tls_addr.unwrap().port();
     let cases = [
         ("expired", Some(pki.expired_client("robot_1"))),
@@ -92,6 +97,7 @@ async fn sighup_reloads_the_certificate_and_keeps_the_connections() {
     .unwrap();
     let args = ["--config", config.to_str().unwrap()];
     let eliot = EliotProcess::start_with_args(data.path(), free_addr(), &[], &args);
+    provision_certificate(data.path(), "robot_1");
     let db = data.path().join("eliot.db");
     let stored = || -> i64 {
         rusqlite::Connection::open(&db)

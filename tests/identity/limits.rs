@@ -88,6 +88,7 @@ async fn idle_tls_sockets_from_one_address_do_not_lock_the_others_out() {
     };
     let pki = Pki::new();
     let eliot = Eliot::start_with(|c| configure(c, AuthMode::Certificate, Some(&pki)));
+    provision_certificate(&eliot.config.store.data_dir, "robot_1");
     let tls_addr = eliot.tls_addr.unwrap();
     let mut idle = Vec::new();
     for _ in 0..100 {

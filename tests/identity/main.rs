@@ -8,6 +8,7 @@ mod common;
 mod binding;
 mod certificates;
 mod limits;
+mod revocation;
 mod secrets;
 mod startup;
 
@@ -35,18 +36,31 @@ fn client(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// `eliot device ARGS` with the real binary, on the database in `data_dir`, as an
+/// operator runs it beside the server; it must succeed.
+fn device_command(data_dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_eliot"))
+        .arg("device")
+        .args(args)
+        .env("ELIOT_ENV", "test")
+        .env("ELIOT_DATA_DIR", data_dir)
+        .output()
+        .expect("eliot device runs");
+    assert!(out.status.success(), "eliot device {args:?}: {out:?}");
+    out
+}
+
 /// Provisions `device` with the real binary, on `eliot`'s database; its secret, read from
 /// the last line of standard output as a script would.
 fn provision(eliot: &Eliot, device: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_eliot"))
-        .args(["device", "add", device])
-        .env("ELIOT_ENV", "test")
-        .env("ELIOT_DATA_DIR", &eliot.config.store.data_dir)
-        .output()
-        .expect("eliot device add runs");
-    assert!(out.status.success(), "{out:?}");
+    let out = device_command(&eliot.config.store.data_dir, &["add", device]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     stdout.lines().last().expect("a last line").to_owned()
+}
+
+/// Provisions `device` without a secret: it logs in by client certificate only.
+fn provision_certificate(data_dir: &Path, device: &str) {
+    device_command(data_dir, &["add", "--certificate", device]);
 }
 
 /// Eliot requiring `mode`, over TCP and, with `pki`, over TLS with client certificates.

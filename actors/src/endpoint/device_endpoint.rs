@@ -22,6 +22,7 @@ use super::admission::{admit, refuse_connect, Gate, Refusal, Session};
 use super::awaiting_connect::AwaitingConnect;
 use super::budget::ByteBudget;
 use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
+use super::revoking::Revocations;
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
 use super::will::{self, PendingWills};
@@ -95,7 +96,7 @@ pub struct DeviceEndpoint {
     listener: Option<Rc<TcpListener>>,
     accepting: Option<SpawnHandle>,
     /// Connected devices by client id, with the connection's id.
-    connections: HashMap<String, Registered>,
+    pub(super) connections: HashMap<String, Registered>,
     /// Sockets accepted whose CONNECT has not been answered yet (count toward the limit).
     handshaking: usize,
     /// Of those, the ones whose CONNECT has not arrived yet, per address.
@@ -109,16 +110,18 @@ pub struct DeviceEndpoint {
     /// Failed logins and new connections, per remote address.
     addresses: AddressLimits,
     restarts: Restarts,
+    /// Where it is in the revocation log: connections of revoked devices are closed.
+    pub(super) revocations: Revocations,
     pub(super) telemetry: Telemetry,
     /// Connections get their own `actor` key, so they log from the tree's telemetry.
     root_telemetry: Telemetry,
 }
 
 /// A connected device, as the registry knows it.
-struct Registered {
+pub(super) struct Registered {
     /// The connection's id: a late `Closed` from a replaced connection carries another.
     id: u64,
-    addr: Addr<DeviceConnection>,
+    pub(super) addr: Addr<DeviceConnection>,
     /// Whether its session outlives the connection (and so is refreshed while connected).
     session_kept: bool,
     /// Whether its CONNECT ended any earlier session (clean start / clean session).
@@ -163,6 +166,7 @@ impl DeviceEndpoint {
             draining: false,
             links,
             restarts,
+            revocations: Revocations::default(),
             telemetry: telemetry.for_actor(NAME),
             root_telemetry: telemetry.clone(),
         }
@@ -308,6 +312,7 @@ impl DeviceEndpoint {
         self.count_handshakes(1);
         let deadline = self.settings.connect_timeout;
         let admitted = admit(&mut connect, (id, peer.ip()), certified, &gate);
+        let revocations_mark = self.revocations.recent.mark();
         async move {
             tokio::time::timeout(deadline, admitted)
                 .await
@@ -319,6 +324,19 @@ impl DeviceEndpoint {
             match admitted {
                 Ok(_) if endpoint.draining => {
                     let refusal = Refusal::server("server shutting down".into());
+                    endpoint.refuse_admission(&connect, peer, writer, refusal)
+                }
+                Ok((session, _))
+                    if session.identity.as_deref().is_some_and(|device| {
+                        endpoint
+                            .revocations
+                            .recent
+                            .revoked_since(revocations_mark, device)
+                    }) =>
+                {
+                    let refusal = Refusal::not_authorized(
+                        "credentials revoked while the device was logging in".into(),
+                    );
                     endpoint.refuse_admission(&connect, peer, writer, refusal)
                 }
                 Ok((session, client_id)) => {
@@ -415,6 +433,7 @@ impl DeviceEndpoint {
     }
 
     fn listen(&mut self, ctx: &mut Context<Self>) {
+        self.watch_revocations(ctx);
         if let Some(listener) = &self.listener {
             if let Ok(addr) = listener.local_addr() {
                 Event::Listening { addr }.emit(&self.telemetry);
@@ -471,6 +490,7 @@ impl Supervised for DeviceEndpoint {
         self.handshaking = 0;
         self.telemetry.metrics().connections_pending.set(0);
         self.awaiting_connect.clear();
+        self.revocations.restarting();
         // Not listening until `listen` runs again, after the backoff.
         self.telemetry.metrics().listening.set(0);
         self.restarts.restarting("stopped".into());

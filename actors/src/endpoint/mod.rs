@@ -5,6 +5,7 @@
 //! - `admission`: CONNECT → `Session` or `Refusal`: client id, device guard, session.
 //! - `device_connection`: the `DeviceConnection` actor, one per device: its MQTT session,
 //!   acks after commit, and how it closes (`closing`).
+//! - `revoking`: closes the connections of devices whose credentials were revoked.
 //! - `ack_queue`: arrival order, the stored prefix, QoS 2 states; no actor, no socket.
 //! - `intake`: the packet stream gated by the in-flight window and the `budget`.
 //! - `transport`: any byte stream a device connects over.
@@ -18,6 +19,7 @@ mod budget;
 mod device_connection;
 mod device_endpoint;
 mod intake;
+mod revoking;
 mod settings;
 mod transport;
 mod will;

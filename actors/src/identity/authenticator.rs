@@ -1,7 +1,9 @@
 //! Who a connecting client is: from its client certificate (checked by the TLS listener)
 //! or its username and secret (checked here, off the connections' thread), as the auth
 //! mode allows. The answer is the device id it authenticated as, or a refusal with the
-//! CONNACK code that says why.
+//! CONNACK code that says why. A certificate proves a name; the name must also be a
+//! device in `devices` (`eliot device add --certificate`), so that removing the device
+//! revokes the certificate, which Eliot has no other way to do.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,6 +83,11 @@ impl Authenticator {
         self.mode
     }
 
+    /// The database holding `devices` (and the revocation log).
+    pub fn db(&self) -> &std::path::Path {
+        &self.db
+    }
+
     /// The device id `claim` authenticates as (`None` in mode `none`).
     pub async fn authenticate(&self, claim: Claim) -> Result<Option<String>, AuthRefusal> {
         if self.mode == AuthMode::None {
@@ -94,7 +101,7 @@ impl Authenticator {
         };
         if !claim.certified.is_empty() && self.mode.accepts_certificate() {
             return match claim.certified.contains(&claimed) {
-                true => Ok(Some(claimed)),
+                true => self.provisioned(claimed).await,
                 false => Err(AuthRefusal::not_authorized(format!(
                     "the client certificate names {:?}, not `{claimed}`",
                     claim.certified
@@ -114,6 +121,28 @@ impl Authenticator {
                     "a client certificate, or a username (the device id) and password, are required"
                 }
             })),
+        }
+    }
+
+    /// `device`, certified, if it is in `devices`: one indexed read, no hashing.
+    async fn provisioned(&self, device: String) -> Result<Option<String>, AuthRefusal> {
+        let db = self.db.clone();
+        let name = device.clone();
+        let found = tokio::task::spawn_blocking(move || credentials::exists(&db, &name)).await;
+        match found {
+            Ok(Ok(true)) => Ok(Some(device)),
+            Ok(Ok(false)) => Err(AuthRefusal::not_authorized(format!(
+                "the client certificate names `{device}`, which is not a provisioned device \
+                 (eliot device add --certificate {device}), or was removed"
+            ))),
+            Ok(Err(e)) => Err(AuthRefusal {
+                code: ConnectCode::ServerUnavailable,
+                reason: format!("cannot look the device up: {e}"),
+            }),
+            Err(e) => Err(AuthRefusal {
+                code: ConnectCode::ServerUnavailable,
+                reason: format!("device look-up failed: {e}"),
+            }),
         }
     }
 

@@ -1,6 +1,9 @@
 //! Device credentials: the `devices` table of the store's database, holding for each
 //! device only a slow, salted hash of its secret (Argon2id, PHC string format). The secret
 //! itself is generated here, shown once by `eliot device add` or `rotate`, and never kept.
+//! A device added with `--certificate` has no secret: it logs in by client certificate
+//! only. A certificate login is let in only for a device in the table, so removing a
+//! device revokes its certificate too.
 
 use std::path::Path;
 
@@ -20,16 +23,38 @@ pub enum CredentialsError {
     Exists(String),
     #[error("no device `{0}`")]
     Unknown(String),
+    #[error("device `{0}` logs in by certificate only: it has no secret to rotate")]
+    CertificateOnly(String),
     #[error("cannot hash the secret: {0}")]
     Hash(String),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// How a provisioned device may log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// With its secret, or with a client certificate naming it where `auth.mode` accepts
+    /// certificates.
+    Secret,
+    /// With a client certificate naming it, only (`eliot device add --certificate`).
+    CertificateOnly,
+}
+
+impl Login {
+    pub fn name(self) -> &'static str {
+        match self {
+            Login::Secret => "secret",
+            Login::CertificateOnly => "certificate",
+        }
+    }
+}
+
 /// One provisioned device, as `eliot device list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
     pub device_id: String,
+    pub login: Login,
     pub created_at: String,
     pub rotated_at: Option<String>,
 }
@@ -75,19 +100,53 @@ pub fn add(db: &Connection, device_id: &str) -> Result<Secret, CredentialsError>
     }
 }
 
-/// Gives `device_id` a new secret; the old one stops working at once.
+/// Creates `device_id` without a secret: it can log in by client certificate only.
+pub fn add_certificate_only(db: &Connection, device_id: &str) -> Result<(), CredentialsError> {
+    checked(device_id)?;
+    let inserted = db.execute(
+        "INSERT OR IGNORE INTO devices (device_id, secret_hash, created_at) VALUES (?1, NULL, ?2)",
+        params![device_id, now()],
+    )?;
+    match inserted {
+        1 => Ok(()),
+        _ => Err(CredentialsError::Exists(device_id.to_owned())),
+    }
+}
+
+/// Gives `device_id` a new secret; the old one stops working at once, and a running
+/// Eliot closes the device's connections (the `devices_rotated` trigger tells it).
 pub fn rotate(db: &Connection, device_id: &str) -> Result<Secret, CredentialsError> {
     let secret = new_secret();
     let updated = db.execute(
-        "UPDATE devices SET secret_hash = ?2, rotated_at = ?3 WHERE device_id = ?1",
+        "UPDATE devices SET secret_hash = ?2, rotated_at = ?3 \
+         WHERE device_id = ?1 AND secret_hash IS NOT NULL",
         params![device_id, hash(&secret)?, now()],
     )?;
-    match updated {
-        1 => Ok(secret),
+    match (updated, login_of(db, device_id)?) {
+        (1, _) => Ok(secret),
+        (_, Some(Login::CertificateOnly)) => {
+            Err(CredentialsError::CertificateOnly(device_id.to_owned()))
+        }
         _ => Err(CredentialsError::Unknown(device_id.to_owned())),
     }
 }
 
+fn login_of(db: &Connection, device_id: &str) -> Result<Option<Login>, CredentialsError> {
+    let hashed: Option<bool> = db
+        .query_row(
+            "SELECT secret_hash IS NOT NULL FROM devices WHERE device_id = ?1",
+            [device_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(hashed.map(|hashed| match hashed {
+        true => Login::Secret,
+        false => Login::CertificateOnly,
+    }))
+}
+
+/// Removes `device_id`: neither its secret nor a certificate naming it logs in any more,
+/// and a running Eliot closes its connections (the `devices_removed` trigger tells it).
 pub fn remove(db: &Connection, device_id: &str) -> Result<(), CredentialsError> {
     match db.execute("DELETE FROM devices WHERE device_id = ?1", [device_id])? {
         1 => Ok(()),
@@ -96,13 +155,19 @@ pub fn remove(db: &Connection, device_id: &str) -> Result<(), CredentialsError> 
 }
 
 pub fn list(db: &Connection) -> Result<Vec<DeviceRecord>, CredentialsError> {
-    let mut stmt =
-        db.prepare("SELECT device_id, created_at, rotated_at FROM devices ORDER BY device_id")?;
+    let mut stmt = db.prepare(
+        "SELECT device_id, secret_hash IS NOT NULL, created_at, rotated_at \
+         FROM devices ORDER BY device_id",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok(DeviceRecord {
             device_id: r.get(0)?,
-            created_at: r.get(1)?,
-            rotated_at: r.get(2)?,
+            login: match r.get(1)? {
+                true => Login::Secret,
+                false => Login::CertificateOnly,
+            },
+            created_at: r.get(2)?,
+            rotated_at: r.get(3)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -118,15 +183,16 @@ fn decoy() -> &'static str {
 /// Whether `secret` is `device_id`'s. Slow on purpose (Argon2id): run it off the
 /// connections' thread. `db` is the database file; it is opened read-only.
 pub fn verify(db: &Path, device_id: &str, secret: &Secret) -> Result<bool, CredentialsError> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.busy_timeout(std::time::Duration::from_secs(2))?;
+    let conn = read_only(db)?;
+    // A device without a secret (certificate only) is checked against the decoy too.
     let stored: Option<String> = conn
         .query_row(
             "SELECT secret_hash FROM devices WHERE device_id = ?1",
             [device_id],
             |r| r.get(0),
         )
-        .optional()?;
+        .optional()?
+        .flatten();
     let known = stored.is_some();
     let phc = stored.unwrap_or_else(|| decoy().to_owned());
     let parsed = PasswordHash::new(&phc).map_err(|e| CredentialsError::Hash(e.to_string()))?;
@@ -134,6 +200,25 @@ pub fn verify(db: &Path, device_id: &str, secret: &Secret) -> Result<bool, Crede
         .verify_password(secret.expose().as_bytes(), &parsed)
         .is_ok();
     Ok(known && matches)
+}
+
+/// Whether `device_id` is provisioned (a certificate naming it may then log in). `db` is
+/// the database file; it is opened read-only.
+pub fn exists(db: &Path, device_id: &str) -> Result<bool, CredentialsError> {
+    let found = read_only(db)?
+        .query_row(
+            "SELECT 1 FROM devices WHERE device_id = ?1",
+            [device_id],
+            |_| Ok(()),
+        )
+        .optional()?;
+    Ok(found.is_some())
+}
+
+fn read_only(db: &Path) -> Result<Connection, CredentialsError> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(2))?;
+    Ok(conn)
 }
 
 #[cfg(test)]
@@ -194,5 +279,32 @@ mod tests {
         let listed = list(&conn).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].device_id, "robot_001");
+    }
+
+    #[test]
+    fn a_certificate_only_device_exists_but_has_no_secret_to_verify_or_rotate() {
+        let (dir, conn) = db();
+        let path = dir.path().join("eliot.db");
+        add_certificate_only(&conn, "robot_c").unwrap();
+        assert!(matches!(
+            add_certificate_only(&conn, "robot_c"),
+            Err(CredentialsError::Exists(_))
+        ));
+        assert!(matches!(
+            add_certificate_only(&conn, "a b"),
+            Err(CredentialsError::BadId(_))
+        ));
+        assert!(exists(&path, "robot_c").unwrap());
+        assert!(!exists(&path, "robot_x").unwrap());
+        assert!(!verify(&path, "robot_c", &Secret::new("")).unwrap());
+        assert!(matches!(
+            rotate(&conn, "robot_c"),
+            Err(CredentialsError::CertificateOnly(_))
+        ));
+        add(&conn, "robot_s").unwrap();
+        let logins: Vec<Login> = list(&conn).unwrap().iter().map(|d| d.login).collect();
+        assert_eq!(logins, [Login::CertificateOnly, Login::Secret]);
+        remove(&conn, "robot_c").unwrap();
+        assert!(!exists(&path, "robot_c").unwrap());
     }
 }

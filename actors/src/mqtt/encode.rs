@@ -158,6 +158,9 @@ fn write_v5(packet: Outbound, dst: &mut BytesMut, reasons: bool) -> Result<(), S
                 CloseReason::TopicAliasInvalid => {
                     (R::TopicAliasInvalid, "topic aliases are not allowed")
                 }
+                CloseReason::NotAuthorized => {
+                    (R::NotAuthorized, "this device's credentials were revoked")
+                }
             };
             // The reason string also keeps rumqttc's writer on its consistent path: it
             // miscounts a DISCONNECT without properties, and writes one whose length

@@ -186,6 +186,8 @@ pub enum CloseReason {
     TopicNameInvalid,
     /// A topic alias: this server allows none.
     TopicAliasInvalid,
+    /// The device's credentials were revoked (its secret rotated, or it was removed).
+    NotAuthorized,
 }
 
 /// What a v5 CONNACK tells the client about this server's limits.

@@ -133,6 +133,7 @@ impl Event<'_> {
                 m.http_failures.inc();
             }
             Event::TlsListening { .. } | Event::Hangup { .. } => {}
+            Event::CredentialsRevoked { .. } | Event::RevocationsUnreadable { .. } => {}
             Event::TlsReloaded { error } => {
                 let outcome = [("outcome", if error.is_some() { "failed" } else { "done" })];
                 m.tls_reloads.get_or_create(&outcome).inc();

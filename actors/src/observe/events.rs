@@ -184,6 +184,18 @@ pub enum Event<'a> {
     TlsReloaded {
         error: Option<&'a str>,
     },
+    /// A device's secret was rotated or it was removed (`device_id`), or revocations were
+    /// missed (`None`): its open connections (`connections`) are being closed.
+    CredentialsRevoked {
+        device_id: Option<&'a str>,
+        cause: &'static str,
+        connections: usize,
+    },
+    /// The revocation log cannot be read now; it is read again after `retry_in`.
+    RevocationsUnreadable {
+        error: &'a str,
+        retry_in: Duration,
+    },
     /// An upstream connection's CONNACK arrived.
     UpstreamConnected {
         connection: &'a str,
@@ -299,6 +311,8 @@ impl Event<'_> {
             Event::TlsListening { .. } => "tls_listening",
             Event::Hangup { .. } => "hangup",
             Event::TlsReloaded { .. } => "tls_reloaded",
+            Event::CredentialsRevoked { .. } => "credentials_revoked",
+            Event::RevocationsUnreadable { .. } => "revocations_unreadable",
             Event::UpstreamConnected { .. } => "upstream_connected",
             Event::UpstreamSessionLost { .. } => "upstream_session_lost",
             Event::UpstreamConnectFailed { .. } => "upstream_connect_failed",
@@ -484,6 +498,22 @@ impl Event<'_> {
             Event::TlsReloaded { error: Some(error) } => error!(log,
                 "cannot reload the TLS files; the previous ones stay in use";
                 "event" => event, "error" => %Clean(error)),
+            Event::CredentialsRevoked {
+                device_id: Some(device_id),
+                cause,
+                connections,
+            } => info!(log, "device credentials revoked, closing its connections";
+                "event" => event, "device_id" => %Clean(device_id), "cause" => cause,
+                "connections" => connections),
+            Event::CredentialsRevoked {
+                device_id: None,
+                cause,
+                connections,
+            } => warn!(log, "revocations were missed: closing every authenticated connection";
+                "event" => event, "cause" => cause, "connections" => connections),
+            Event::RevocationsUnreadable { error, retry_in } => error!(log,
+                "cannot read the revocation log; revoked devices stay connected until it can be read";
+                "event" => event, "error" => %Clean(error), "retry_in_ms" => retry_in.as_millis() as u64),
             Event::UpstreamConnected {
                 connection,
                 broker,

@@ -322,6 +322,57 @@ fn a_version_2_database_is_migrated_and_its_readings_still_count() {
     assert_eq!(reopened.migrated_from(), None, "migrated once");
 }
 
+/// Version 4's `devices`, which required a secret hash.
+const VERSION_4_DEVICES: &str = "
+CREATE TABLE devices (device_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL, rotated_at TEXT);
+INSERT INTO devices VALUES ('robot_1', '$argon2id$stand-in', '2026-12-01T00:00:00Z', NULL);
+PRAGMA user_version = 4;
+";
+
+#[test]
+fn a_version_4_database_keeps_its_devices_and_logs_their_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    Connection::open(settings.db_path())
+        .unwrap()
+        .execute_batch(VERSION_4_DEVICES)
+        .unwrap();
+    let store = Store::open(&settings).unwrap();
+    assert_eq!(store.migrated_from(), Some(4));
+    let conn = &store.conn;
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) FROM devices WHERE secret_hash IS NOT NULL"
+        ),
+        1
+    );
+    conn.execute_batch(
+        "INSERT INTO devices VALUES ('robot_2', NULL, '2026-12-07T00:00:00Z', NULL);
+         UPDATE devices SET secret_hash = 'other' WHERE device_id = 'robot_1';
+         UPDATE devices SET rotated_at = 'now' WHERE device_id = 'robot_1';
+         DELETE FROM devices WHERE device_id = 'robot_2';",
+    )
+    .unwrap();
+    let logged: Vec<(String, String)> = conn
+        .prepare("SELECT device_id, cause FROM device_revocations ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [("robot_1", "rotated"), ("robot_2", "removed")];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(d, c)| (d.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(
+        logged, expected,
+        "a change that keeps the hash is no revocation"
+    );
+}
+
 #[test]
 fn a_database_from_a_newer_eliot_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,12 @@
 //! The schema, and the migrations that bring an older database to it (`user_version`).
 //!
-//! Version 5 (this one) adds `sessions.owner`: the connection that holds each session,
-//! so that a replaced connection's late end cannot end its successor's session. Version 4
-//! adds `devices`: each provisioned device and the Argon2 hash of its secret. Version 3: readings are appended to `readings_log` in arrival order, merged
+//! Version 5 (this one) lets a device have no secret (it logs in by client certificate
+//! only); adds `device_revocations`: the devices whose secret was rotated or which were
+//! removed, written by triggers, so a running Eliot closes their connections whichever
+//! process changed `devices`; and adds `sessions.owner`: the connection that holds each
+//! session, so that a replaced connection's late end cannot end its successor's session.
+//! Version 4 adds `devices`: each provisioned device and the
+//! Argon2 hash of its secret. Version 3: readings are appended to `readings_log` in arrival order, merged
 //! in bulk into time chunks (`chunk_<id>`), and read through the `readings` view, which
 //! has version 2's columns. Version 2 had one `readings` table, clustered by device: it
 //! becomes the first chunk as it is (a rename, whatever its size).
@@ -15,14 +19,51 @@ use crate::ingest::format_micros;
 pub const VERSION: i64 = 5;
 
 /// Provisioned devices (`eliot device add`): the hash of each one's secret, never the
-/// secret.
+/// secret; no hash for a device that logs in by certificate only.
+///
+/// Every rotation and removal is logged in `device_revocations` by a trigger, so that
+/// whoever changes `devices` (the CLI in another process, `sqlite3`, an API later) is
+/// seen by the running Eliot, which reads only the rows past the last it saw. Rows older
+/// than a day are deleted as new ones come: the log stays small.
 pub const DEVICES_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS devices (
     device_id   TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL,
+    secret_hash TEXT,
     created_at  TEXT NOT NULL,
     rotated_at  TEXT
 );
+CREATE TABLE IF NOT EXISTS device_revocations (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id  TEXT NOT NULL,
+    cause      TEXT NOT NULL CHECK (cause IN ('rotated', 'removed')),
+    revoked_s  INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS devices_rotated AFTER UPDATE OF secret_hash ON devices
+WHEN old.secret_hash IS NOT new.secret_hash
+BEGIN
+    DELETE FROM device_revocations WHERE revoked_s < CAST(strftime('%s', 'now') AS INTEGER) - 86400;
+    INSERT INTO device_revocations (device_id, cause, revoked_s)
+    VALUES (old.device_id, 'rotated', CAST(strftime('%s', 'now') AS INTEGER));
+END;
+CREATE TRIGGER IF NOT EXISTS devices_removed AFTER DELETE ON devices
+BEGIN
+    DELETE FROM device_revocations WHERE revoked_s < CAST(strftime('%s', 'now') AS INTEGER) - 86400;
+    INSERT INTO device_revocations (device_id, cause, revoked_s)
+    VALUES (old.device_id, 'removed', CAST(strftime('%s', 'now') AS INTEGER));
+END;
+";
+
+/// Version 4's `devices` required a secret hash: rebuilt as version 5's, rows kept.
+const DEVICES_FROM_V4: &str = "
+CREATE TABLE devices_v5 (
+    device_id   TEXT PRIMARY KEY,
+    secret_hash TEXT,
+    created_at  TEXT NOT NULL,
+    rotated_at  TEXT
+);
+INSERT INTO devices_v5 SELECT device_id, secret_hash, created_at, rotated_at FROM devices;
+DROP TABLE devices;
+ALTER TABLE devices_v5 RENAME TO devices;
 ";
 
 const TABLES: &str = "
@@ -107,6 +148,9 @@ pub fn migrate(conn: &mut Connection, now: i64) -> Result<Migrated, MigrateError
         .optional()?
         .is_some();
     tx.execute_batch(TABLES)?;
+    if version == 4 {
+        tx.execute_batch(DEVICES_FROM_V4)?;
+    }
     tx.execute_batch(DEVICES_TABLE)?;
     let owned = tx
         .prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'owner'")?

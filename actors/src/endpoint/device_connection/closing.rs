@@ -12,7 +12,7 @@ use actix::io::WriteHandler;
 use actix::prelude::*;
 
 use super::super::will::{self, DelayedWill};
-use super::{DeviceConnection, Drain, TakenOver, CLOSE_GRACE};
+use super::{CredentialsRevoked, DeviceConnection, Drain, TakenOver, CLOSE_GRACE};
 use crate::mqtt::packet::*;
 use crate::mqtt::CodecError;
 use crate::observe::Event;
@@ -169,6 +169,18 @@ impl Handler<TakenOver> for DeviceConnection {
             true,
             ctx,
         );
+    }
+}
+
+impl Handler<CredentialsRevoked> for DeviceConnection {
+    type Result = ();
+
+    /// 0x87 Not authorized for a rotation as for a removal: what the device used to log in
+    /// no longer holds. (0x8E Session taken over would say another connection replaced
+    /// this one, which did not happen.) A device given the new secret reconnects with it.
+    /// The will is not published: it was set under the revoked credentials.
+    fn handle(&mut self, msg: CredentialsRevoked, ctx: &mut Context<Self>) {
+        self.begin_close(msg.why.into(), Some(CloseReason::NotAuthorized), false, ctx);
     }
 }
 

@@ -89,6 +89,13 @@ pub struct Closed {
 #[rtype(result = "()")]
 pub struct TakenOver;
 
+/// The device's credentials were revoked (`why`): close with v5 DISCONNECT 0x87.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CredentialsRevoked {
+    pub why: &'static str,
+}
+
 /// Server shutdown: finish what was read, ack it, close. `done` is dropped with the actor.
 #[derive(Message)]
 #[rtype(result = "()")]

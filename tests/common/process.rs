@@ -53,6 +53,8 @@ pub struct Launch {
     pub args: Vec<String>,
     /// Eliot's standard error goes here (appended), when set; else to the test's.
     pub log: Option<PathBuf>,
+    /// The umask Eliot starts with (octal, as `umask` takes it), when set; else the test's.
+    pub umask: Option<&'static str>,
 }
 
 impl Launch {
@@ -69,6 +71,7 @@ impl Launch {
             env: Vec::new(),
             args: Vec::new(),
             log: None,
+            umask: None,
         }
     }
 
@@ -90,7 +93,19 @@ impl Launch {
             ),
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(eliot_binary())
+        // Under another umask, a shell sets it and becomes Eliot (`exec`: the same process).
+        let mut command = match self.umask {
+            None => Command::new(eliot_binary()),
+            Some(mask) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("umask {mask}; exec \"$0\" \"$@\""))
+                    .arg(eliot_binary());
+                shell
+            }
+        };
+        let mut child = command
             .args(&self.args)
             .env("ELIOT_ENV", "test")
             .env("ELIOT_DATA_DIR", &self.data_dir)

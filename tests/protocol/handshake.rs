@@ -33,18 +33,30 @@ async fn a_first_packet_other_than_connect_closes_the_socket_without_a_connack()
     assert_eq!(raw.until_closed().await, vec![]);
 }
 
-/// A socket that never sends its CONNECT is closed once `mqtt.connect_timeout` passes,
-/// not before.
+/// A socket that never sends a byte is closed once `mqtt.first_byte_timeout` passes; one
+/// that starts its CONNECT and stops, once `mqtt.connect_timeout` passes; neither before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_that_never_sends_connect_is_closed_after_the_connect_timeout() {
-    let eliot = Eliot::start_with(|c| c.mqtt.connect_timeout = Duration::from_millis(500));
+    let eliot = Eliot::start_with(|c| {
+        c.mqtt.first_byte_timeout = Duration::from_millis(500);
+        c.mqtt.connect_timeout = Duration::from_millis(1500);
+    });
     let opened = Instant::now();
     let mut mute = Raw4::open(eliot.addr).await;
     assert_eq!(mute.until_closed().await, vec![]);
     let took = opened.elapsed();
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
-        "closed after {took:?}, the timeout being 500 ms"
+        took >= Duration::from_millis(450) && took < Duration::from_millis(1400),
+        "a mute socket closed after {took:?}, the first-byte timeout being 500 ms"
+    );
+    let opened = Instant::now();
+    let mut stalled = Raw4::open(eliot.addr).await;
+    stalled.send_bytes(&[0x10]).await;
+    assert_eq!(stalled.until_closed().await, vec![]);
+    let took = opened.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(4),
+        "a stalled CONNECT closed after {took:?}, the connect timeout being 1.5 s"
     );
 }
 

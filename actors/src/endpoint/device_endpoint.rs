@@ -225,10 +225,8 @@ impl DeviceEndpoint {
         } = transport;
         let codec = MqttCodec::new(self.settings.max_packet_size as usize);
         let mut reader = FramedRead::new(reader, codec);
-        let (timeout, first_byte) = (
-            self.settings.connect_timeout,
-            self.settings.first_byte_timeout,
-        );
+        let timeout = self.settings.connect_timeout;
+        let first_byte = self.settings.first_byte_timeout.min(timeout);
         self.count_handshakes(1);
         async move {
             // Reading is cancel-safe: what arrived stays in the read buffer.

@@ -41,6 +41,8 @@ pub enum StoreError {
     /// The file no longer starts as a SQLite database does: something overwrote it.
     #[error("the database file {path} is damaged: its header is not SQLite's any more")]
     Damaged { path: PathBuf },
+    #[error("the database file {path} cannot be written (its mode, an immutable flag, a read-only mount)")]
+    ReadOnly { path: PathBuf },
     #[error("there is no database at {path}: is the data directory right (store.data_dir, ELIOT_DATA_DIR)? `eliot device add` or `eliot` itself creates it")]
     NoDatabase { path: PathBuf },
 }
@@ -163,6 +165,11 @@ impl Store {
         let path = settings.db_path();
         let sqlite = naming(&path);
         let (conn, migrated) = open_migrated(settings, false)?;
+        // SQLite opens a file it cannot write read-only, without an error: the first
+        // commit would fail, and nothing would fail again until another one came.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(&sqlite)? {
+            return Err(StoreError::ReadOnly { path: path.clone() });
+        }
         if settings.max_size > 0 {
             let page_size: i64 = conn
                 .query_row("PRAGMA page_size", [], |row| row.get(0))

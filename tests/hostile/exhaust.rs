@@ -264,8 +264,8 @@ async fn idle_sockets(
 }
 
 /// Slots held without a CONNECT: idle sockets cannot take `mqtt.max_connections` (here
-/// 40) from the fleet. One address holds at most 32 sockets yet to send their CONNECT
-/// (the rest are closed at once); a second address takes the remaining 8, and `/ready`
+/// 40) from the fleet. One address holds at most `mqtt.max_pending_per_address` (here 32)
+/// sockets yet to send their CONNECT (the rest are closed at once); a second address takes the remaining 8, and `/ready`
 /// says 503 while every slot is taken; each idle socket is closed after
 /// `mqtt.first_byte_timeout` (here 4 s), not the 20 s a CONNECT may take here, and then
 /// devices are served again. The real binary, with its own configuration file.
@@ -275,7 +275,7 @@ async fn idle_sockets_cannot_hold_the_connection_slots() {
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("eliot.toml");
     let settings =
-        "[mqtt]\nmax_connections = 40\nfirst_byte_timeout = \"4s\"\nconnect_timeout = \"20s\"\n";
+        "[mqtt]\nmax_connections = 40\nmax_pending_per_address = 32\nfirst_byte_timeout = \"4s\"\nconnect_timeout = \"20s\"\n";
     std::fs::write(&config, settings).unwrap();
     let mut launch = common::process::Launch::new(data.path(), common::process::free_addr());
     launch.args = vec!["--config".into(), config.display().to_string()];

@@ -6,21 +6,25 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// Sockets from one address waiting to send their CONNECT, at most. Devices behind one
-/// NAT that reconnect together send theirs within milliseconds of connecting: they hold
-/// a few at once, not this many.
-pub const PER_ADDRESS: u32 = 32;
-
-#[derive(Default)]
 pub struct AwaitingConnect {
     per_address: HashMap<IpAddr, u32>,
+    /// `mqtt.max_pending_per_address`: a burst of devices behind one NAT connecting at
+    /// once needs room; idle sockets get no more than this.
+    max: u32,
 }
 
 impl AwaitingConnect {
-    /// Counts one more socket from `address`, unless it already has `PER_ADDRESS`.
+    pub fn new(max: u32) -> AwaitingConnect {
+        AwaitingConnect {
+            per_address: HashMap::new(),
+            max,
+        }
+    }
+
+    /// Counts one more socket from `address`, unless it already has the most it may.
     pub fn enter(&mut self, address: IpAddr) -> bool {
         let waiting = self.per_address.entry(address).or_insert(0);
-        if *waiting >= PER_ADDRESS {
+        if *waiting >= self.max {
             return false;
         }
         *waiting += 1;
@@ -50,13 +54,13 @@ mod tests {
     #[test]
     fn each_address_waits_for_at_most_its_share_and_forgets_it_after() {
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let mut waiting = AwaitingConnect::default();
-        assert!((0..PER_ADDRESS).all(|_| waiting.enter(a)));
+        let mut waiting = AwaitingConnect::new(32);
+        assert!((0..32).all(|_| waiting.enter(a)));
         assert!(!waiting.enter(a), "the next one from a is refused");
         assert!(waiting.enter(b), "b is not held back by a");
         waiting.leave(a);
         assert!(waiting.enter(a));
-        for _ in 0..PER_ADDRESS {
+        for _ in 0..32 {
             waiting.leave(a);
         }
         waiting.leave(b);

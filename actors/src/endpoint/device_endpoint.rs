@@ -156,12 +156,12 @@ impl DeviceEndpoint {
         DeviceEndpoint {
             budget: links.budget.clone(),
             addresses: AddressLimits::new(&links.auth),
+            awaiting_connect: AwaitingConnect::new(settings.max_pending_per_address),
             settings,
             listener: Some(Rc::new(listener)),
             accepting: None,
             connections: HashMap::new(),
             handshaking: 0,
-            awaiting_connect: AwaitingConnect::default(),
             pending_wills: PendingWills::default(),
             draining: false,
             links,

@@ -46,6 +46,9 @@ pub struct EndpointSettings {
     /// by then is closed (an idle socket holds a slot of `max_connections`).
     #[serde(with = "humantime_serde")]
     pub first_byte_timeout: Duration,
+    /// Sockets from one address yet to send their CONNECT, at most; more are closed at
+    /// once.
+    pub max_pending_per_address: u32,
 }
 
 impl EndpointSettings {
@@ -60,6 +63,7 @@ impl EndpointSettings {
             "expected 23 (what MQTT requires servers to accept) to 65535",
         );
         problems.positive("connect_timeout", self.connect_timeout);
+        problems.at_least("max_pending_per_address", self.max_pending_per_address, 1);
         problems.check(
             !self.first_byte_timeout.is_zero() && self.first_byte_timeout <= self.connect_timeout,
             "first_byte_timeout",

@@ -143,7 +143,7 @@ fn run(config: &Config) -> ExitCode {
         false => Metrics::disabled(),
     };
     let telemetry = Telemetry::new(log, Arc::new(metrics));
-    raise_descriptor_limit(config, &telemetry);
+    let config = &fit_descriptor_limit(config.clone(), &telemetry);
     let listeners = match app::Listeners::bind(config) {
         Ok(listeners) => listeners,
         Err(e) => {
@@ -178,23 +178,37 @@ fn run(config: &Config) -> ExitCode {
     code
 }
 
-/// Every device connection holds a file descriptor: raise the soft limit as far as the
-/// hard limit allows, and say so when it is still below `mqtt.max_connections`.
-fn raise_descriptor_limit(config: &Config, telemetry: &Telemetry) {
-    let wanted = config.mqtt.max_connections as u64 + 256;
+/// Descriptors kept for what is not a device connection (the database, its WAL, the log,
+/// HTTP clients, the upstream link), out of a limit of at least twice this many.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Every device connection holds a file descriptor: raises the soft limit as far as the
+/// hard limit allows. Where that is still short of what `mqtt.max_connections` wants,
+/// Eliot takes the connections it can hold, not more, and says so once, here: past it,
+/// accepts would fail for every new socket, and for the database's own files.
+fn fit_descriptor_limit(mut config: Config, telemetry: &Telemetry) -> Config {
+    let wanted = config.mqtt.max_connections as u64 + RESERVED_DESCRIPTORS;
     match rlimit::increase_nofile_limit(wanted) {
         Ok(got) if got >= wanted => {}
-        Ok(got) => Event::DescriptorLimit {
-            limit: Some(got),
-            wanted,
-            error: None,
+        Ok(got) => {
+            let reserved = RESERVED_DESCRIPTORS.min(got / 2);
+            let fitted = usize::try_from(got - reserved).unwrap_or(usize::MAX).max(1);
+            config.mqtt.max_connections = config.mqtt.max_connections.min(fitted);
+            Event::DescriptorLimit {
+                limit: Some(got),
+                wanted,
+                max_connections: config.mqtt.max_connections,
+                error: None,
+            }
+            .emit(telemetry)
         }
-        .emit(telemetry),
         Err(e) => Event::DescriptorLimit {
             limit: None,
             wanted,
+            max_connections: config.mqtt.max_connections,
             error: Some(&e.to_string()),
         }
         .emit(telemetry),
     }
+    config
 }

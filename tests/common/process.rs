@@ -53,8 +53,8 @@ pub struct Launch {
     pub args: Vec<String>,
     /// Eliot's standard error goes here (appended), when set; else to the test's.
     pub log: Option<PathBuf>,
-    /// The umask Eliot starts with (octal, as `umask` takes it), when set; else the test's.
-    pub umask: Option<&'static str>,
+    /// Shell commands run before Eliot, in its process (`umask 000`, `ulimit -n 64`).
+    pub before: Option<String>,
 }
 
 impl Launch {
@@ -71,7 +71,7 @@ impl Launch {
             env: Vec::new(),
             args: Vec::new(),
             log: None,
-            umask: None,
+            before: None,
         }
     }
 
@@ -93,14 +93,14 @@ impl Launch {
             ),
             None => Stdio::inherit(),
         };
-        // Under another umask, a shell sets it and becomes Eliot (`exec`: the same process).
-        let mut command = match self.umask {
+        // A shell runs `before`, then becomes Eliot (`exec`: the same process).
+        let mut command = match &self.before {
             None => Command::new(eliot_binary()),
-            Some(mask) => {
+            Some(before) => {
                 let mut shell = Command::new("sh");
                 shell
                     .arg("-c")
-                    .arg(format!("umask {mask}; exec \"$0\" \"$@\""))
+                    .arg(format!("{before}; exec \"$0\" \"$@\""))
                     .arg(eliot_binary());
                 shell
             }

@@ -82,7 +82,7 @@ async fn the_data_is_private() {
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("data");
     let mut launch = common::process::Launch::new(&data, common::process::free_addr());
-    launch.umask = Some("000");
+    launch.before = Some("umask 000".into());
     let eliot = launch.start();
     let mut device = Device::connect(eliot.addr, "robot_019");
     let stored = device

@@ -37,8 +37,9 @@ use crate::supervision::{DeviceGuard, Restarts};
 pub const NAME: &str = "device_endpoint";
 
 /// How long accepts pause after a failed accept (out of descriptors, typically), so that
-/// retrying does not spin.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// retrying does not spin: at most ten failures (and log records) a second. The TLS
+/// listener pauses alike.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Stop accepting and drain every connection. Answers with one receiver per
 /// connection, each resolved when that connection is gone.

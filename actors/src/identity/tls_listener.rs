@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use super::settings::{AuthMode, TlsSettings};
-use crate::endpoint::{Adopter, Transport};
+use crate::endpoint::{Adopter, Transport, ACCEPT_PAUSE};
 use crate::observe::{Event, Telemetry};
 use crate::supervision::Restarts;
 
@@ -312,15 +312,20 @@ impl StreamHandler<std::io::Result<(tokio::net::TcpStream, SocketAddr)>> for Tls
     fn handle(
         &mut self,
         accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
-        _: &mut Context<Self>,
+        ctx: &mut Context<Self>,
     ) {
         match accepted {
             Ok((socket, peer)) => self.handshake(socket, peer),
-            Err(e) => Event::AcceptFailed {
-                error: &e.to_string(),
-                pause: std::time::Duration::ZERO,
+            Err(e) => {
+                // Out of descriptors, typically: retrying at once would spin (and flood
+                // the log) until one is freed.
+                Event::AcceptFailed {
+                    error: &e.to_string(),
+                    pause: ACCEPT_PAUSE,
+                }
+                .emit(&self.telemetry);
+                ctx.wait(actix::clock::sleep(ACCEPT_PAUSE).into_actor(self));
             }
-            .emit(&self.telemetry),
         }
     }
 

@@ -160,6 +160,8 @@ pub enum Event<'a> {
     DescriptorLimit {
         limit: Option<u64>,
         wanted: u64,
+        /// The connections Eliot takes: `mqtt.max_connections`, or fewer, to fit `limit`.
+        max_connections: usize,
         error: Option<&'a str>,
     },
     /// The HTTP server (health, readiness, metrics) listens.
@@ -472,12 +474,16 @@ impl Event<'_> {
             Event::DescriptorLimit {
                 limit,
                 wanted,
+                max_connections,
                 error,
             } => match error {
                 Some(error) => warn!(log, "cannot raise the open-file limit";
                     "event" => event, "wanted" => wanted, "error" => %Clean(error)),
-                None => warn!(log, "the open-file limit is below mqtt.max_connections";
-                    "event" => event, "limit" => limit, "wanted" => wanted),
+                None => warn!(log,
+                    "the open-file limit is below what mqtt.max_connections needs: \
+                     taking only the connections it leaves room for";
+                    "event" => event, "limit" => limit, "wanted" => wanted,
+                    "max_connections" => max_connections),
             },
             Event::HttpListening { addr } => info!(log, "HTTP server listening";
                 "event" => event, "addr" => %addr),

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::credentials;
+use super::credentials::{self, Verdict};
 use super::settings::AuthMode;
+use super::unverified_name::UnverifiedName;
 use crate::mqtt::packet::{Connect, ConnectCode};
 use crate::Secret;
 
@@ -96,8 +97,9 @@ impl Authenticator {
             return match claim.certified.contains(&claimed) {
                 true => Ok(Some(claimed)),
                 false => Err(AuthRefusal::not_authorized(format!(
-                    "the client certificate names {:?}, not `{claimed}`",
-                    claim.certified
+                    "the client certificate names {:?}, not the name claimed ({})",
+                    claim.certified,
+                    UnverifiedName(&claimed)
                 ))),
             };
         }
@@ -128,9 +130,13 @@ impl Authenticator {
         let checked =
             tokio::task::spawn_blocking(move || credentials::verify(&db, &name, &secret)).await;
         match checked {
-            Ok(Ok(true)) => Ok(Some(device)),
-            Ok(Ok(false)) => Err(AuthRefusal::credentials(format!(
-                "wrong secret, or no device `{device}`"
+            Ok(Ok(Verdict::Verified)) => Ok(Some(device)),
+            Ok(Ok(Verdict::WrongSecret)) => Err(AuthRefusal::credentials(format!(
+                "wrong secret for device `{device}`"
+            ))),
+            Ok(Ok(Verdict::UnknownDevice)) => Err(AuthRefusal::credentials(format!(
+                "no device of that username ({})",
+                UnverifiedName(&device)
             ))),
             Ok(Err(e)) => Err(AuthRefusal {
                 code: ConnectCode::ServerUnavailable,

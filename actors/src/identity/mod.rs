@@ -7,6 +7,7 @@
 //!   CA is set), its files reloaded on SIGHUP.
 //! - `address_limits`: failed logins and new connections, per remote address.
 //! - `rate`: a device's messages and bytes per second.
+//! - `unverified_name`: a claimed name no check confirmed, as a log line shows it.
 //! - `settings`: the `[auth]` and `[tls]` sections, and which modes a listener allows.
 
 mod address_limits;
@@ -15,6 +16,7 @@ pub mod credentials;
 mod rate;
 mod settings;
 mod tls_listener;
+mod unverified_name;
 
 pub use address_limits::AddressLimits;
 pub use authenticator::{Authenticator, Claim};

@@ -8,6 +8,7 @@ mod common;
 mod binding;
 mod certificates;
 mod limits;
+mod lockout;
 mod secrets;
 mod startup;
 
@@ -73,18 +74,31 @@ fn configure(c: &mut Config, mode: AuthMode, pki: Option<&Pki>) {
     }
 }
 
-/// Eliot as a process of its own (the real binary), requiring `mode`, with `auth` lines
-/// added to its `[auth]` section. It logs at trace level to `log` (in `data`).
+/// Eliot as a process of its own (the real binary), requiring `mode`, with a TLS listener
+/// taking client certificates from `pki` if given, and `auth` lines added to its `[auth]`
+/// section. It logs at trace level to `log` (in `data`).
 struct Outside {
     data: tempfile::TempDir,
     eliot: EliotProcess,
+    tls_addr: Option<std::net::SocketAddr>,
     log: PathBuf,
 }
 
 impl Outside {
-    fn start(mode: AuthMode, auth: &str) -> Outside {
+    fn start(mode: AuthMode, pki: Option<&Pki>, auth: &str) -> Outside {
         let data = tempfile::tempdir().unwrap();
-        let config = format!("[auth]\nmode = \"{}\"\n{auth}\n", mode.name());
+        let mut config = format!("[auth]\nmode = \"{}\"\n{auth}\n", mode.name());
+        let tls_addr = pki.map(|pki| {
+            let (server, addr) = (pki.server_files(), free_addr());
+            config += &format!(
+                "[tls]\nenabled = true\nlisten = \"{addr}\"\ncert_file = \"{}\"\n\
+                 key_file = \"{}\"\nclient_ca_file = \"{}\"\n",
+                server.cert.display(),
+                server.key.display(),
+                pki.ca_file().display()
+            );
+            addr
+        });
         let file = data.path().join("eliot.toml");
         std::fs::write(&file, config).unwrap();
         let log = data.path().join("eliot.log");
@@ -94,7 +108,12 @@ impl Outside {
         launch.args = vec!["--config".into(), file.display().to_string()];
         launch.log = Some(log.clone());
         let eliot = launch.start();
-        Outside { data, eliot, log }
+        Outside {
+            data,
+            eliot,
+            tls_addr,
+            log,
+        }
     }
 
     fn provision(&self, device: &str) -> String {

@@ -184,7 +184,7 @@ async fn no_secret_password_or_key_reaches_a_log_line_at_trace_level() {
 /// only by its digest prefix; the secret is in no line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_sent_as_the_username_is_not_logged() {
-    let eliot = Outside::start(AuthMode::Password, "");
+    let eliot = Outside::start(AuthMode::Password, None, "");
     let secret = eliot.provision("robot_1");
     let (code, _) = login_from([127, 0, 0, 1], eliot.eliot.addr, &secret, &secret).await;
     assert_eq!(code, Some(v4::ConnectReturnCode::BadUserNamePassword));

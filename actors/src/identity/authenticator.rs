@@ -50,7 +50,25 @@ pub struct Claim {
     pub certified: Arc<[String]>,
 }
 
+/// The name a client claims: its username, else its client id, else (with no client id)
+/// the first its certificate names.
+pub fn claimed_name<'a>(
+    username: Option<&'a str>,
+    client_id: &'a str,
+    certified: &'a [String],
+) -> &'a str {
+    match (username, certified.first()) {
+        (Some(username), _) => username,
+        (None, Some(first)) if client_id.is_empty() => first,
+        (None, _) => client_id,
+    }
+}
+
 impl Claim {
+    pub fn claimed(&self) -> &str {
+        claimed_name(self.username.as_deref(), &self.client_id, &self.certified)
+    }
+
     pub fn of(connect: &Connect, certified: Arc<[String]>) -> Claim {
         Claim {
             username: connect.username.clone(),
@@ -87,12 +105,7 @@ impl Authenticator {
         if self.mode == AuthMode::None {
             return Ok(None);
         }
-        // The name claimed: the username, else the client id, else the certificate's.
-        let claimed = match (&claim.username, claim.certified.first()) {
-            (Some(username), _) => username.clone(),
-            (None, Some(first)) if claim.client_id.is_empty() => first.clone(),
-            (None, _) => claim.client_id.clone(),
-        };
+        let claimed = claim.claimed().to_owned();
         if !claim.certified.is_empty() && self.mode.accepts_certificate() {
             return match claim.certified.contains(&claimed) {
                 true => Ok(Some(claimed)),

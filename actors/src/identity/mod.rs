@@ -5,7 +5,8 @@
 //!   certificate as `auth.mode` allows, hashing off the connections' thread.
 //! - `tls_listener`: the `TlsListener` actor, devices over TLS (mutual TLS where a client
 //!   CA is set), its files reloaded on SIGHUP.
-//! - `address_limits`: failed logins and new connections, per remote address.
+//! - `address_limits`: new connections, per remote address.
+//! - `login_attempts`: failed logins, per remote address and claimed device.
 //! - `rate`: a device's messages and bytes per second.
 //! - `unverified_name`: a claimed name no check confirmed, as a log line shows it.
 //! - `settings`: the `[auth]` and `[tls]` sections, and which modes a listener allows.
@@ -13,13 +14,15 @@
 mod address_limits;
 mod authenticator;
 pub mod credentials;
+mod login_attempts;
 mod rate;
 mod settings;
 mod tls_listener;
 mod unverified_name;
 
 pub use address_limits::AddressLimits;
-pub use authenticator::{Authenticator, Claim};
+pub use authenticator::{claimed_name, Authenticator, Claim};
+pub use login_attempts::{Attempt, LoginAttempts};
 pub use rate::DeviceRate;
 pub use settings::{check_mode, AuthMode, AuthSettings, TlsSettings};
 pub use tls_listener::{

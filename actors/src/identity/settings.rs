@@ -49,8 +49,9 @@ impl AuthMode {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub mode: AuthMode,
-    /// Failed logins from one address within `failed_login_window`; past it, that address
-    /// is refused unchecked until the window has passed.
+    /// Failed logins (counted from their start) as one device from one address within
+    /// `failed_login_window`; past it, that device is refused unchecked from that address
+    /// until the window has passed. Never applied to a verified client certificate.
     pub max_failed_logins: u32,
     #[serde(with = "humantime_serde")]
     pub failed_login_window: Duration,
@@ -61,7 +62,8 @@ pub struct AuthSettings {
     /// it is within them again.
     pub device_messages_per_second: u32,
     pub device_bytes_per_second: u32,
-    /// Addresses tracked at most by the per-address limits (the least recent forgotten).
+    /// Addresses tracked at most by the per-address limits, and (address, device) pairs by
+    /// the failed logins.
     pub max_tracked_addresses: usize,
 }
 
@@ -140,4 +142,23 @@ pub fn check_mode(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// `[auth]` as `config/default.toml` has it, in password mode.
+    pub fn settings() -> AuthSettings {
+        AuthSettings {
+            mode: AuthMode::Password,
+            max_failed_logins: 10,
+            failed_login_window: Duration::from_secs(60),
+            new_connections_per_second: 1000,
+            new_connections_burst: 5000,
+            device_messages_per_second: 0,
+            device_bytes_per_second: 0,
+            max_tracked_addresses: 100_000,
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod binding;
 mod certificates;
+mod flood;
 mod limits;
 mod lockout;
 mod secrets;
@@ -123,6 +124,16 @@ impl Outside {
     /// Everything it has logged so far.
     fn logged(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A counter (or gauge) from `/metrics`, by its whole series name; 0 when absent.
+    async fn metric(&self, series: &str) -> f64 {
+        let (_, metrics) = get(self.eliot.http, "/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
     }
 }
 

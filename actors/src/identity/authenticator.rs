@@ -3,20 +3,16 @@
 //! mode allows. The answer is the device id it authenticated as, or a refusal with the
 //! CONNACK code that says why.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
 use super::credentials::{self, Verdict};
-use super::settings::AuthMode;
+use super::hashing_turns::{HashingTurns, NoTurn};
+use super::settings::{AuthMode, AuthSettings};
 use super::unverified_name::UnverifiedName;
 use crate::mqtt::packet::{Connect, ConnectCode};
 use crate::Secret;
-
-/// Argon2 verifications at once, at most: each takes a core for tens of milliseconds, and
-/// a flood of logins must not take them all.
-const HASHING_AT_ONCE: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRefusal {
@@ -48,6 +44,8 @@ pub struct Claim {
     /// The names (subject CN, then SANs) of the client certificate the TLS listener
     /// verified; empty without one.
     pub certified: Arc<[String]>,
+    /// The remote address: its logins take their turns at the checks together.
+    pub peer: IpAddr,
 }
 
 /// The name a client claims: its username, else its client id, else (with no client id)
@@ -69,12 +67,13 @@ impl Claim {
         claimed_name(self.username.as_deref(), &self.client_id, &self.certified)
     }
 
-    pub fn of(connect: &Connect, certified: Arc<[String]>) -> Claim {
+    pub fn of(connect: &Connect, certified: Arc<[String]>, peer: IpAddr) -> Claim {
         Claim {
             username: connect.username.clone(),
             password: connect.password.clone(),
             client_id: connect.client_id.clone(),
             certified,
+            peer,
         }
     }
 }
@@ -84,15 +83,15 @@ pub struct Authenticator {
     mode: AuthMode,
     /// The database holding the `devices` table.
     db: PathBuf,
-    hashing: Arc<Semaphore>,
+    hashing: HashingTurns,
 }
 
 impl Authenticator {
-    pub fn new(mode: AuthMode, db: PathBuf) -> Self {
+    pub fn new(settings: &AuthSettings, db: PathBuf) -> Self {
         Authenticator {
-            mode,
+            mode: settings.mode,
             db,
-            hashing: Arc::new(Semaphore::new(HASHING_AT_ONCE)),
+            hashing: HashingTurns::new(settings.max_waiting_logins_per_address),
         }
     }
 
@@ -118,7 +117,7 @@ impl Authenticator {
         }
         match (claim.username, claim.password) {
             (Some(device), Some(secret)) if self.mode.accepts_password() => {
-                self.verify(device, secret).await
+                self.verify(device, secret, claim.peer).await
             }
             _ => Err(AuthRefusal::not_authorized(match self.mode {
                 AuthMode::Certificate => {
@@ -132,16 +131,36 @@ impl Authenticator {
         }
     }
 
-    async fn verify(&self, device: String, secret: Secret) -> Result<Option<String>, AuthRefusal> {
-        let _turn = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| AuthRefusal::not_authorized("shutting down"))?;
+    async fn verify(
+        &self,
+        device: String,
+        secret: Secret,
+        peer: IpAddr,
+    ) -> Result<Option<String>, AuthRefusal> {
+        let turn = match self.hashing.take(peer).await {
+            Ok(turn) => turn,
+            Err(NoTurn::Busy(waiting)) => {
+                return Err(AuthRefusal {
+                    code: ConnectCode::ServerUnavailable,
+                    reason: format!(
+                        "{waiting} logins from {peer} are waiting for their check already \
+                         (auth.max_waiting_logins_per_address)"
+                    ),
+                })
+            }
+            Err(NoTurn::ShuttingDown) => {
+                return Err(AuthRefusal::not_authorized("shutting down"));
+            }
+        };
         let db = self.db.clone();
         let name = device.clone();
-        let checked =
-            tokio::task::spawn_blocking(move || credentials::verify(&db, &name, &secret)).await;
+        // The turn goes with the check: a login given up (its CONNACK too late) does not
+        // free it while its check still takes the core.
+        let checked = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            credentials::verify(&db, &name, &secret)
+        })
+        .await;
         match checked {
             Ok(Ok(Verdict::Verified)) => Ok(Some(device)),
             Ok(Ok(Verdict::WrongSecret)) => Err(AuthRefusal::credentials(format!(

@@ -3,6 +3,7 @@
 //! - `credentials`: the `devices` table, Argon2 hashes of generated secrets.
 //! - `authenticator`: CONNECT → the device id it authenticated as, by secret or client
 //!   certificate as `auth.mode` allows, hashing off the connections' thread.
+//! - `hashing_turns`: turns at the secrets' checks, shared fairly between addresses.
 //! - `tls_listener`: the `TlsListener` actor, devices over TLS (mutual TLS where a client
 //!   CA is set), its files reloaded on SIGHUP.
 //! - `address_limits`: new connections, per remote address.
@@ -14,6 +15,7 @@
 mod address_limits;
 mod authenticator;
 pub mod credentials;
+mod hashing_turns;
 mod login_attempts;
 mod rate;
 mod settings;

@@ -62,6 +62,10 @@ pub struct AuthSettings {
     /// it is within them again.
     pub device_messages_per_second: u32,
     pub device_bytes_per_second: u32,
+    /// Logins from one address waiting for their secret's check (or being checked) at
+    /// most; more are refused at once (CONNACK server unavailable), unchecked. Addresses
+    /// take turns at the checks.
+    pub max_waiting_logins_per_address: usize,
     /// Addresses tracked at most by the per-address limits, and (address, device) pairs by
     /// the failed logins.
     pub max_tracked_addresses: usize,
@@ -77,6 +81,11 @@ impl AuthSettings {
             1,
         );
         problems.at_least("new_connections_burst", self.new_connections_burst, 1);
+        problems.at_least(
+            "max_waiting_logins_per_address",
+            self.max_waiting_logins_per_address,
+            1,
+        );
         problems.at_least("max_tracked_addresses", self.max_tracked_addresses, 1);
     }
 }
@@ -158,6 +167,7 @@ pub(crate) mod tests {
             new_connections_burst: 5000,
             device_messages_per_second: 0,
             device_bytes_per_second: 0,
+            max_waiting_logins_per_address: 4,
             max_tracked_addresses: 100_000,
         }
     }

@@ -1,6 +1,7 @@
-//! A flood of bad logins from one address, against an Eliot process: it gets a few Argon2
-//! checks, not one per CONNECT, and a device logging in from another address is answered
-//! at once, not after the flood's checks.
+//! What logins cost in Argon2 checks, against an Eliot process: a flood of bad logins from
+//! one address gets a few checks, not one per CONNECT, and a device logging in from another
+//! address is answered at once, not after the flood's checks; a device refused anyway (its
+//! breaker open) gets none.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -60,5 +61,33 @@ async fn a_flood_of_bad_logins_from_one_address_neither_starves_another_nor_gets
     assert!(
         (1.0..=10.0).contains(&checked),
         "the flood got {checked} checks"
+    );
+}
+
+/// A device whose breaker tripped (50 bad messages) is refused for its cool-down before any
+/// secret is checked: a wrong secret in its name costs no Argon2 check, and the refusal is
+/// the cool-down's (3.1.1 has only "server unavailable" for it), not "bad credentials".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_in_its_cooldown_is_refused_before_any_secret_is_checked() {
+    let eliot = Outside::start(AuthMode::Password, None, "");
+    let secret = eliot.provision("robot_1");
+    let addr = eliot.eliot.addr;
+    let mut connect = scripted::connect4("robot_1");
+    connect.set_login("robot_1", &secret);
+    let (mut raw, ack) = scripted::Raw4::handshake(addr, connect).await;
+    assert_eq!(ack.code, v4::ConnectReturnCode::Success);
+    for pkid in 1..=50 {
+        let qos = rumqttc::mqttbytes::QoS::AtLeastOnce;
+        raw.publish(&topic("robot_1"), qos, pkid, "not json").await;
+    }
+    raw.until_closed().await;
+    let checks = "eliot_connections_refused_total{code=\"bad_credentials\"}";
+    assert_eq!(eliot.metric(checks).await, 0.0);
+    let (code, _) = login_from([127, 0, 0, 1], addr, "robot_1", "a-guess").await;
+    assert_eq!(code, Some(v4::ConnectReturnCode::ServiceUnavailable));
+    assert_eq!(
+        eliot.metric(checks).await,
+        0.0,
+        "no check for a device refused anyway"
     );
 }

@@ -264,7 +264,7 @@ impl Tree {
                 pipeline,
                 sessions: Sessions::new(store_writer.clone()),
                 guard,
-                authenticator: Authenticator::new(settings.auth.mode, settings.store.db_path()),
+                authenticator: Authenticator::new(settings.auth, settings.store.db_path()),
                 auth: settings.auth.clone(),
                 budget,
             };

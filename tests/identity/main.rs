@@ -7,7 +7,9 @@ mod common;
 
 mod binding;
 mod certificates;
+mod flood;
 mod limits;
+mod lockout;
 mod revocation;
 mod secrets;
 mod startup;
@@ -18,9 +20,11 @@ use std::time::Duration;
 
 use common::certs::Pki;
 use common::mosquitto::{find_tool, run_with_timeout};
+use common::process::{free_addr, EliotProcess};
 use common::*;
 use eliot::config::Config;
 use eliot_actors::AuthMode;
+use rumqttc::mqttbytes::v4;
 
 /// `mosquitto_pub`, or `None` (the test is skipped) where it is not installed.
 fn client(test: &str) -> Option<PathBuf> {
@@ -53,7 +57,12 @@ fn device_command(data_dir: &Path, args: &[&str]) -> Output {
 /// Provisions `device` with the real binary, on `eliot`'s database; its secret, read from
 /// the last line of standard output as a script would.
 fn provision(eliot: &Eliot, device: &str) -> String {
-    let out = device_command(&eliot.config.store.data_dir, &["add", device]);
+    provision_in(&eliot.config.store.data_dir, device)
+}
+
+/// Provisions `device` with the real binary, on the database in `data_dir`.
+fn provision_in(data_dir: &Path, device: &str) -> String {
+    let out = device_command(data_dir, &["add", device]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     stdout.lines().last().expect("a last line").to_owned()
 }
@@ -78,6 +87,94 @@ fn configure(c: &mut Config, mode: AuthMode, pki: Option<&Pki>) {
         c.tls.key_file = server.key;
         c.tls.client_ca_file = pki.ca_file();
     }
+}
+
+/// Eliot as a process of its own (the real binary), requiring `mode`, with a TLS listener
+/// taking client certificates from `pki` if given, and `auth` lines added to its `[auth]`
+/// section. It logs at trace level to `log` (in `data`).
+struct Outside {
+    data: tempfile::TempDir,
+    eliot: EliotProcess,
+    tls_addr: Option<std::net::SocketAddr>,
+    log: PathBuf,
+}
+
+impl Outside {
+    fn start(mode: AuthMode, pki: Option<&Pki>, auth: &str) -> Outside {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = format!("[auth]\nmode = \"{}\"\n{auth}\n", mode.name());
+        let tls_addr = pki.map(|pki| {
+            let (server, addr) = (pki.server_files(), free_addr());
+            config += &format!(
+                "[tls]\nenabled = true\nlisten = \"{addr}\"\ncert_file = \"{}\"\n\
+                 key_file = \"{}\"\nclient_ca_file = \"{}\"\n",
+                server.cert.display(),
+                server.key.display(),
+                pki.ca_file().display()
+            );
+            addr
+        });
+        let file = data.path().join("eliot.toml");
+        std::fs::write(&file, config).unwrap();
+        let log = data.path().join("eliot.log");
+        let mut launch = process::Launch::new(data.path(), free_addr())
+            .env("ELIOT_LOG_LEVEL", "trace")
+            .env("ELIOT_LOG_FORMAT", "json");
+        launch.args = vec!["--config".into(), file.display().to_string()];
+        launch.log = Some(log.clone());
+        let eliot = launch.start();
+        Outside {
+            data,
+            eliot,
+            tls_addr,
+            log,
+        }
+    }
+
+    fn provision(&self, device: &str) -> String {
+        provision_in(self.data.path(), device)
+    }
+
+    /// Everything it has logged so far.
+    fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A counter (or gauge) from `/metrics`, by its whole series name; 0 when absent.
+    async fn metric(&self, series: &str) -> f64 {
+        let (_, metrics) = get(self.eliot.http, "/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// A 3.1.1 CONNECT as `device` (client id and username) with `password`, sent over TCP
+/// from the loopback address `from` to `addr`; answers the CONNACK's code, or `None` when
+/// the connection is closed without one, and how long the CONNACK took from the CONNECT.
+async fn login_from(
+    from: [u8; 4],
+    addr: std::net::SocketAddr,
+    device: &str,
+    password: &str,
+) -> (Option<v4::ConnectReturnCode>, Duration) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let stream = socket.connect(addr).await.expect("Eliot accepts");
+    let mut raw = scripted::Raw4::over(stream);
+    let mut connect = scripted::connect4(device);
+    connect.set_login(device, password);
+    let sent = std::time::Instant::now();
+    raw.send(&v4::Packet::Connect(connect)).await;
+    // Longer than Eliot's connect timeout (10 s), which closes a CONNECT unanswered by then.
+    let answer = match raw.next_within(Duration::from_secs(30)).await {
+        scripted::Next::Packet(v4::Packet::ConnAck(ack)) => Some(ack.code),
+        scripted::Next::Closed => None,
+        other => panic!("expected a CONNACK, got {other:?}"),
+    };
+    (answer, sent.elapsed())
 }
 
 /// One `mosquitto_pub` run: a reading of `device` at QoS 1 on `device`'s topic, with

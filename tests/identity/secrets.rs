@@ -178,3 +178,34 @@ async fn no_secret_password_or_key_reaches_a_log_line_at_trace_level() {
     let config = format!("{:?}", eliot.config);
     assert!(!config.contains("guess") && !config.contains(&secret));
 }
+
+/// A device's secret typed into the username field (and the password field) of a CONNECT,
+/// to an Eliot process logging at trace level: the refusal is logged, naming the username
+/// only by its digest prefix; the secret is in no line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_sent_as_the_username_is_not_logged() {
+    let eliot = Outside::start(AuthMode::Password, None, "");
+    let secret = eliot.provision("robot_1");
+    let (code, _) = login_from([127, 0, 0, 1], eliot.eliot.addr, &secret, &secret).await;
+    assert_eq!(code, Some(v4::ConnectReturnCode::BadUserNamePassword));
+    let refused = |logged: &str| {
+        logged
+            .lines()
+            .any(|l| l.contains("connection_refused") && l.contains("bad_credentials"))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || refused(&eliot.logged())).await,
+        "the refusal is logged: {}",
+        eliot.logged()
+    );
+    let logged = eliot.logged();
+    assert!(logged.lines().count() > 5, "records were kept: {logged}");
+    assert!(
+        !logged.contains(&secret),
+        "the secret is in the log: {logged}"
+    );
+    assert!(
+        !logged.contains(&secret[..16]),
+        "part of the secret is logged"
+    );
+}

@@ -1,7 +1,8 @@
 //! Admission: what stands between a device's CONNECT and its CONNACK. It decides the
-//! client id, asks the device guard whether this device may connect, then records the
-//! session durably (so Session Present survives a crash). Between the two, it asks the
-//! `Authenticator` who the client is, as the auth mode requires.
+//! client id, asks the device guard whether the device claimed may connect, asks the
+//! `Authenticator` who the client is, as the auth mode requires, then records the session
+//! durably (so Session Present survives a crash). The guard comes before the secret's
+//! check: a device refused anyway costs no Argon2 check.
 //!
 //! Every step answers `Err(Refusal)` with the CONNACK code to send; the device endpoint
 //! sends it and logs why.
@@ -14,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::codec::Encoder;
 
 use super::transport::DeviceWriter;
-use crate::identity::{Authenticator, Claim};
+use crate::identity::{AuthMode, Authenticator, Claim};
 use crate::mqtt::packet::{Connect, ConnectCode, Outbound, PeerLimits, ServerLimits, Version};
 use crate::mqtt::MqttCodec;
 use crate::store::{SessionRequest, Sessions};
@@ -96,7 +97,7 @@ impl Refusal {
 
 /// Admits `connect` as connection `id`, over a transport whose client certificate names
 /// `certified`: fills in its client id if it had none, then runs the asynchronous steps
-/// (authentication, the device guard, the session). The future owns what it needs; it
+/// (the device guard, authentication, the session). The future owns what it needs; it
 /// answers with the client id settled, which authentication may have set.
 pub fn admit(
     connect: &mut Connect,
@@ -104,8 +105,16 @@ pub fn admit(
     certified: std::sync::Arc<[String]>,
     gate: &Gate,
 ) -> impl Future<Output = Result<(Session, String), Refusal>> + 'static {
-    let claim = Claim::of(connect, certified);
+    let claim = Claim::of(connect, certified, peer);
     let chose_id = connect.client_id.is_empty();
+    // Who the breaker is keyed by: the device claimed, which is who the client is once
+    // authenticated (see `bind_client_id`); without authentication, its client id, or its
+    // address when Eliot chose the id.
+    let guard_key = match (gate.authenticator.mode(), chose_id) {
+        (AuthMode::None, true) => format!("address {peer}"),
+        (AuthMode::None, false) => connect.client_id.clone(),
+        _ => claim.claimed().to_owned(),
+    };
     let assigned = match &connect.authentication_method {
         // v5 enhanced authentication: not supported (yet), so refused by name.
         Some(method) => Err(Refusal {
@@ -123,6 +132,19 @@ pub fn admit(
     let gate = gate.clone();
     async move {
         let mut assigned_client_id = assigned?;
+        let client_id = guard_key.clone();
+        match gate.guard.send(MayConnect { client_id }).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                return Err(Refusal {
+                    code: ConnectCode::QuotaExceeded,
+                    reason: refusal.reason.clone(),
+                    device: Some(refusal),
+                    failed_login: false,
+                })
+            }
+            Err(e) => return Err(Refusal::server(format!("device guard unavailable: {e}"))),
+        }
         let identity = gate
             .authenticator
             .authenticate(claim)
@@ -140,23 +162,6 @@ pub fn admit(
                 device,
                 chose_id,
             )?;
-        }
-        let guard_key = match (&identity, chose_id) {
-            (None, true) => format!("address {peer}"),
-            _ => request.client_id.clone(),
-        };
-        let client_id = guard_key.clone();
-        match gate.guard.send(MayConnect { client_id }).await {
-            Ok(Ok(())) => {}
-            Ok(Err(refusal)) => {
-                return Err(Refusal {
-                    code: ConnectCode::QuotaExceeded,
-                    reason: refusal.reason.clone(),
-                    device: Some(refusal),
-                    failed_login: false,
-                })
-            }
-            Err(e) => return Err(Refusal::server(format!("device guard unavailable: {e}"))),
         }
         let kept = request.keep.is_some();
         let client_id = request.client_id.clone();

@@ -26,7 +26,10 @@ use super::revoking::Revocations;
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
 use super::will::{self, PendingWills};
-use crate::identity::{AddressLimits, AuthSettings, Authenticator, DeviceRate};
+use crate::identity::{
+    claimed_name, AddressLimits, Attempt, AuthMode, AuthSettings, Authenticator, DeviceRate,
+    LoginAttempts,
+};
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec};
 use crate::observe::{Event, Telemetry};
@@ -108,8 +111,10 @@ pub struct DeviceEndpoint {
     draining: bool,
     pub(super) links: EndpointLinks,
     budget: ByteBudget,
-    /// Failed logins and new connections, per remote address.
+    /// New connections, per remote address.
     addresses: AddressLimits,
+    /// Failed logins, per remote address and claimed device.
+    logins: LoginAttempts,
     restarts: Restarts,
     /// Where it is in the revocation log: connections of revoked devices are closed.
     pub(super) revocations: Revocations,
@@ -158,6 +163,7 @@ impl DeviceEndpoint {
             budget: links.budget.clone(),
             addresses: AddressLimits::new(&links.auth),
             awaiting_connect: AwaitingConnect::new(settings.max_pending_per_address),
+            logins: LoginAttempts::new(&links.auth),
             settings,
             listener: Some(Rc::new(listener)),
             accepting: None,
@@ -291,16 +297,10 @@ impl DeviceEndpoint {
             let refusal = Refusal::server("server shutting down".into());
             return self.refuse_admission(&connect, peer, writer, refusal);
         }
-        if let Some(wait) = self
-            .addresses
-            .locked_until(peer.ip(), std::time::Instant::now())
-        {
-            let refusal = Refusal::not_authorized(format!(
-                "too many failed logins from {}: refused for up to {wait:?} (auth.max_failed_logins)",
-                peer.ip()
-            ));
-            return self.refuse_admission(&connect, peer, writer, refusal);
-        }
+        let attempt = match self.begin_login(&connect, peer, &certified) {
+            Ok(attempt) => attempt,
+            Err(refusal) => return self.refuse_admission(&connect, peer, writer, refusal),
+        };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let gate = Gate {
             max_client_id_len: self.settings.max_client_id_len,
@@ -312,47 +312,72 @@ impl DeviceEndpoint {
         let deadline = self.settings.connect_timeout;
         let admitted = admit(&mut connect, (id, peer.ip()), certified, &gate);
         let revocations_mark = self.revocations.recent.mark();
-        async move {
-            tokio::time::timeout(deadline, admitted)
-                .await
-                .unwrap_or_else(|_| Err(Refusal::server(format!("no CONNACK within {deadline:?}"))))
-        }
-        .into_actor(self)
-        .map(move |admitted, endpoint, ctx| {
-            endpoint.count_handshakes(-1);
-            match admitted {
-                Ok(_) if endpoint.draining => {
-                    let refusal = Refusal::server("server shutting down".into());
-                    endpoint.refuse_admission(&connect, peer, writer, refusal)
+        async move { tokio::time::timeout(deadline, admitted).await }
+            .into_actor(self)
+            .map(move |admitted, endpoint, ctx| {
+                endpoint.count_handshakes(-1);
+                // A login that got no answer in time counts as failed.
+                let failed = admitted.as_ref().map_or(true, |outcome| {
+                    outcome.as_ref().is_err_and(|r| r.failed_login)
+                });
+                if let Some(attempt) = attempt {
+                    let now = std::time::Instant::now();
+                    endpoint.logins.settle(attempt, failed, now);
                 }
-                Ok((session, _))
-                    if session.identity.as_deref().is_some_and(|device| {
-                        endpoint
-                            .revocations
-                            .recent
-                            .revoked_since(revocations_mark, device)
-                    }) =>
-                {
-                    let refusal = Refusal::not_authorized(
-                        "credentials revoked while the device was logging in".into(),
-                    );
-                    endpoint.refuse_admission(&connect, peer, writer, refusal)
-                }
-                Ok((session, client_id)) => {
-                    connect.client_id = client_id;
-                    endpoint.start_connection(connect, session, (reader, writer, peer), ctx)
-                }
-                Err(refusal) => {
-                    if refusal.failed_login {
-                        endpoint
-                            .addresses
-                            .failed_login(peer.ip(), std::time::Instant::now());
+                let admitted = admitted.unwrap_or_else(|_| {
+                    Err(Refusal::server(format!("no CONNACK within {deadline:?}")))
+                });
+                match admitted {
+                    Ok(_) if endpoint.draining => {
+                        let refusal = Refusal::server("server shutting down".into());
+                        endpoint.refuse_admission(&connect, peer, writer, refusal)
                     }
-                    endpoint.refuse_admission(&connect, peer, writer, refusal)
+                    Ok((session, _))
+                        if session.identity.as_deref().is_some_and(|device| {
+                            endpoint
+                                .revocations
+                                .recent
+                                .revoked_since(revocations_mark, device)
+                        }) =>
+                    {
+                        let refusal = Refusal::not_authorized(
+                            "credentials revoked while the device was logging in".into(),
+                        );
+                        endpoint.refuse_admission(&connect, peer, writer, refusal)
+                    }
+                    Ok((session, client_id)) => {
+                        connect.client_id = client_id;
+                        endpoint.start_connection(connect, session, (reader, writer, peer), ctx)
+                    }
+                    Err(refusal) => endpoint.refuse_admission(&connect, peer, writer, refusal),
                 }
-            }
-        })
-        .spawn(ctx);
+            })
+            .spawn(ctx);
+    }
+
+    /// Begins a login attempt from `peer` as the device `connect` claims, unless that
+    /// device failed too often from there lately. Nothing is tracked where nothing is
+    /// checked: with `auth.mode = none`, or a client certificate the TLS listener verified.
+    fn begin_login(
+        &mut self,
+        connect: &Connect,
+        peer: SocketAddr,
+        certified: &[String],
+    ) -> Result<Option<Attempt>, Refusal> {
+        let mode = self.links.authenticator.mode();
+        if mode == AuthMode::None || (!certified.is_empty() && mode.accepts_certificate()) {
+            return Ok(None);
+        }
+        let claimed = claimed_name(connect.username.as_deref(), &connect.client_id, certified);
+        let now = std::time::Instant::now();
+        match self.logins.begin(peer.ip(), claimed, now) {
+            Ok(attempt) => Ok(Some(attempt)),
+            Err(wait) => Err(Refusal::not_authorized(format!(
+                "too many failed logins as this device from {}: refused for up to {wait:?} \
+                 (auth.max_failed_logins)",
+                peer.ip()
+            ))),
+        }
     }
 
     fn refuse_admission(

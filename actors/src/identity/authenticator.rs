@@ -5,19 +5,16 @@
 //! device in `devices` (`eliot device add --certificate`), so that removing the device
 //! revokes the certificate, which Eliot has no other way to do.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
-use super::credentials;
-use super::settings::AuthMode;
+use super::credentials::{self, Verdict};
+use super::hashing_turns::{HashingTurns, NoTurn};
+use super::settings::{AuthMode, AuthSettings};
+use super::unverified_name::UnverifiedName;
 use crate::mqtt::packet::{Connect, ConnectCode};
 use crate::Secret;
-
-/// Argon2 verifications at once, at most: each takes a core for tens of milliseconds, and
-/// a flood of logins must not take them all.
-const HASHING_AT_ONCE: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRefusal {
@@ -49,15 +46,36 @@ pub struct Claim {
     /// The names (subject CN, then SANs) of the client certificate the TLS listener
     /// verified; empty without one.
     pub certified: Arc<[String]>,
+    /// The remote address: its logins take their turns at the checks together.
+    pub peer: IpAddr,
+}
+
+/// The name a client claims: its username, else its client id, else (with no client id)
+/// the first its certificate names.
+pub fn claimed_name<'a>(
+    username: Option<&'a str>,
+    client_id: &'a str,
+    certified: &'a [String],
+) -> &'a str {
+    match (username, certified.first()) {
+        (Some(username), _) => username,
+        (None, Some(first)) if client_id.is_empty() => first,
+        (None, _) => client_id,
+    }
 }
 
 impl Claim {
-    pub fn of(connect: &Connect, certified: Arc<[String]>) -> Claim {
+    pub fn claimed(&self) -> &str {
+        claimed_name(self.username.as_deref(), &self.client_id, &self.certified)
+    }
+
+    pub fn of(connect: &Connect, certified: Arc<[String]>, peer: IpAddr) -> Claim {
         Claim {
             username: connect.username.clone(),
             password: connect.password.clone(),
             client_id: connect.client_id.clone(),
             certified,
+            peer,
         }
     }
 }
@@ -67,15 +85,15 @@ pub struct Authenticator {
     mode: AuthMode,
     /// The database holding the `devices` table.
     db: PathBuf,
-    hashing: Arc<Semaphore>,
+    hashing: HashingTurns,
 }
 
 impl Authenticator {
-    pub fn new(mode: AuthMode, db: PathBuf) -> Self {
+    pub fn new(settings: &AuthSettings, db: PathBuf) -> Self {
         Authenticator {
-            mode,
+            mode: settings.mode,
             db,
-            hashing: Arc::new(Semaphore::new(HASHING_AT_ONCE)),
+            hashing: HashingTurns::new(settings.max_waiting_logins_per_address),
         }
     }
 
@@ -93,24 +111,20 @@ impl Authenticator {
         if self.mode == AuthMode::None {
             return Ok(None);
         }
-        // The name claimed: the username, else the client id, else the certificate's.
-        let claimed = match (&claim.username, claim.certified.first()) {
-            (Some(username), _) => username.clone(),
-            (None, Some(first)) if claim.client_id.is_empty() => first.clone(),
-            (None, _) => claim.client_id.clone(),
-        };
+        let claimed = claim.claimed().to_owned();
         if !claim.certified.is_empty() && self.mode.accepts_certificate() {
             return match claim.certified.contains(&claimed) {
                 true => self.provisioned(claimed).await,
                 false => Err(AuthRefusal::not_authorized(format!(
-                    "the client certificate names {:?}, not `{claimed}`",
-                    claim.certified
+                    "the client certificate names {:?}, not the name claimed ({})",
+                    claim.certified,
+                    UnverifiedName(&claimed)
                 ))),
             };
         }
         match (claim.username, claim.password) {
             (Some(device), Some(secret)) if self.mode.accepts_password() => {
-                self.verify(device, secret).await
+                self.verify(device, secret, claim.peer).await
             }
             _ => Err(AuthRefusal::not_authorized(match self.mode {
                 AuthMode::Certificate => {
@@ -146,20 +160,44 @@ impl Authenticator {
         }
     }
 
-    async fn verify(&self, device: String, secret: Secret) -> Result<Option<String>, AuthRefusal> {
-        let _turn = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| AuthRefusal::not_authorized("shutting down"))?;
+    async fn verify(
+        &self,
+        device: String,
+        secret: Secret,
+        peer: IpAddr,
+    ) -> Result<Option<String>, AuthRefusal> {
+        let turn = match self.hashing.take(peer).await {
+            Ok(turn) => turn,
+            Err(NoTurn::Busy(waiting)) => {
+                return Err(AuthRefusal {
+                    code: ConnectCode::ServerUnavailable,
+                    reason: format!(
+                        "{waiting} logins from {peer} are waiting for their check already \
+                         (auth.max_waiting_logins_per_address)"
+                    ),
+                })
+            }
+            Err(NoTurn::ShuttingDown) => {
+                return Err(AuthRefusal::not_authorized("shutting down"));
+            }
+        };
         let db = self.db.clone();
         let name = device.clone();
-        let checked =
-            tokio::task::spawn_blocking(move || credentials::verify(&db, &name, &secret)).await;
+        // The turn goes with the check: a login given up (its CONNACK too late) does not
+        // free it while its check still takes the core.
+        let checked = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            credentials::verify(&db, &name, &secret)
+        })
+        .await;
         match checked {
-            Ok(Ok(true)) => Ok(Some(device)),
-            Ok(Ok(false)) => Err(AuthRefusal::credentials(format!(
-                "wrong secret, or no device `{device}`"
+            Ok(Ok(Verdict::Verified)) => Ok(Some(device)),
+            Ok(Ok(Verdict::WrongSecret)) => Err(AuthRefusal::credentials(format!(
+                "wrong secret for device `{device}`"
+            ))),
+            Ok(Ok(Verdict::UnknownDevice)) => Err(AuthRefusal::credentials(format!(
+                "no device of that username ({})",
+                UnverifiedName(&device)
             ))),
             Ok(Err(e)) => Err(AuthRefusal {
                 code: ConnectCode::ServerUnavailable,

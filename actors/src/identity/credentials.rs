@@ -180,9 +180,19 @@ fn decoy() -> &'static str {
     DECOY.get_or_init(|| hash(&new_secret()).expect("hashing a random secret"))
 }
 
+/// What checking a secret found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Verified,
+    WrongSecret,
+    /// No such device: the name may be anything a client typed, a secret included, so it
+    /// is not to be logged as it is.
+    UnknownDevice,
+}
+
 /// Whether `secret` is `device_id`'s. Slow on purpose (Argon2id): run it off the
 /// connections' thread. `db` is the database file; it is opened read-only.
-pub fn verify(db: &Path, device_id: &str, secret: &Secret) -> Result<bool, CredentialsError> {
+pub fn verify(db: &Path, device_id: &str, secret: &Secret) -> Result<Verdict, CredentialsError> {
     let conn = read_only(db)?;
     // A device without a secret (certificate only) is checked against the decoy too.
     let stored: Option<String> = conn
@@ -199,7 +209,11 @@ pub fn verify(db: &Path, device_id: &str, secret: &Secret) -> Result<bool, Crede
     let matches = Argon2::default()
         .verify_password(secret.expose().as_bytes(), &parsed)
         .is_ok();
-    Ok(known && matches)
+    Ok(match (known, matches) {
+        (true, true) => Verdict::Verified,
+        (true, false) => Verdict::WrongSecret,
+        (false, _) => Verdict::UnknownDevice,
+    })
 }
 
 /// Whether `device_id` is provisioned (a certificate naming it may then log in). `db` is
@@ -238,11 +252,18 @@ mod tests {
         let path = dir.path().join("eliot.db");
         let first = add(&conn, "robot_001").unwrap();
         assert_eq!(first.expose().len(), 64);
-        assert!(verify(&path, "robot_001", &first).unwrap());
-        assert!(!verify(&path, "robot_001", &Secret::new("guess")).unwrap());
-        assert!(
-            !verify(&path, "robot_002", &first).unwrap(),
-            "unknown device"
+        assert_eq!(
+            verify(&path, "robot_001", &first).unwrap(),
+            Verdict::Verified
+        );
+        let guess = Secret::new("guess");
+        assert_eq!(
+            verify(&path, "robot_001", &guess).unwrap(),
+            Verdict::WrongSecret
+        );
+        assert_eq!(
+            verify(&path, "robot_002", &first).unwrap(),
+            Verdict::UnknownDevice
         );
         let stored: String = conn
             .query_row("SELECT secret_hash FROM devices", [], |r| r.get(0))
@@ -250,13 +271,20 @@ mod tests {
         assert!(stored.starts_with("$argon2id$") && !stored.contains(first.expose()));
 
         let second = rotate(&conn, "robot_001").unwrap();
-        assert!(
-            !verify(&path, "robot_001", &first).unwrap(),
+        assert_eq!(
+            verify(&path, "robot_001", &first).unwrap(),
+            Verdict::WrongSecret,
             "the old secret is gone"
         );
-        assert!(verify(&path, "robot_001", &second).unwrap());
+        assert_eq!(
+            verify(&path, "robot_001", &second).unwrap(),
+            Verdict::Verified
+        );
         remove(&conn, "robot_001").unwrap();
-        assert!(!verify(&path, "robot_001", &second).unwrap());
+        assert_eq!(
+            verify(&path, "robot_001", &second).unwrap(),
+            Verdict::UnknownDevice
+        );
     }
 
     #[test]
@@ -296,7 +324,11 @@ mod tests {
         ));
         assert!(exists(&path, "robot_c").unwrap());
         assert!(!exists(&path, "robot_x").unwrap());
-        assert!(!verify(&path, "robot_c", &Secret::new("")).unwrap());
+        let verdict = verify(&path, "robot_c", &Secret::new("")).unwrap();
+        assert!(
+            !matches!(verdict, Verdict::Verified),
+            "no secret logs it in"
+        );
         assert!(matches!(
             rotate(&conn, "robot_c"),
             Err(CredentialsError::CertificateOnly(_))

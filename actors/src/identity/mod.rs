@@ -3,26 +3,33 @@
 //! - `credentials`: the `devices` table, Argon2 hashes of generated secrets (none for a
 //!   device that logs in by certificate only).
 //! - `authenticator`: CONNECT → the device id it authenticated as, by secret or client
-//!   certificate (of a device in `devices`) as `auth.mode` allows, off the connections'
-//!   thread.
+//!   certificate (of a device in `devices`) as `auth.mode` allows, hashing off the
+//!   connections' thread.
+//! - `hashing_turns`: turns at the secrets' checks, shared fairly between addresses.
 //! - `revocations`: the devices whose credentials were rotated or removed since the last
 //!   look, read by the running Eliot from the log the `devices` triggers keep.
 //! - `tls_listener`: the `TlsListener` actor, devices over TLS (mutual TLS where a client
 //!   CA is set), its files reloaded on SIGHUP.
-//! - `address_limits`: failed logins and new connections, per remote address.
+//! - `address_limits`: new connections, per remote address.
+//! - `login_attempts`: failed logins, per remote address and claimed device.
 //! - `rate`: a device's messages and bytes per second.
+//! - `unverified_name`: a claimed name no check confirmed, as a log line shows it.
 //! - `settings`: the `[auth]` and `[tls]` sections, and which modes a listener allows.
 
 mod address_limits;
 mod authenticator;
 pub mod credentials;
+mod hashing_turns;
+mod login_attempts;
 mod rate;
 mod revocations;
 mod settings;
 mod tls_listener;
+mod unverified_name;
 
 pub use address_limits::AddressLimits;
-pub use authenticator::{Authenticator, Claim};
+pub use authenticator::{claimed_name, Authenticator, Claim};
+pub use login_attempts::{Attempt, LoginAttempts};
 pub use rate::DeviceRate;
 pub use revocations::{Cause, RevocationLog, Revoked};
 pub use settings::{check_mode, AuthMode, AuthSettings, TlsSettings};

@@ -49,8 +49,9 @@ impl AuthMode {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub mode: AuthMode,
-    /// Failed logins from one address within `failed_login_window`; past it, that address
-    /// is refused unchecked until the window has passed.
+    /// Failed logins (counted from their start) as one device from one address within
+    /// `failed_login_window`; past it, that device is refused unchecked from that address
+    /// until the window has passed. Never applied to a verified client certificate.
     pub max_failed_logins: u32,
     #[serde(with = "humantime_serde")]
     pub failed_login_window: Duration,
@@ -61,7 +62,12 @@ pub struct AuthSettings {
     /// it is within them again.
     pub device_messages_per_second: u32,
     pub device_bytes_per_second: u32,
-    /// Addresses tracked at most by the per-address limits (the least recent forgotten).
+    /// Logins from one address waiting for their secret's check (or being checked) at
+    /// most; more are refused at once (CONNACK server unavailable), unchecked. Addresses
+    /// take turns at the checks.
+    pub max_waiting_logins_per_address: usize,
+    /// Addresses tracked at most by the per-address limits, and (address, device) pairs by
+    /// the failed logins.
     pub max_tracked_addresses: usize,
 }
 
@@ -75,6 +81,11 @@ impl AuthSettings {
             1,
         );
         problems.at_least("new_connections_burst", self.new_connections_burst, 1);
+        problems.at_least(
+            "max_waiting_logins_per_address",
+            self.max_waiting_logins_per_address,
+            1,
+        );
         problems.at_least("max_tracked_addresses", self.max_tracked_addresses, 1);
     }
 }
@@ -140,4 +151,24 @@ pub fn check_mode(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// `[auth]` as `config/default.toml` has it, in password mode.
+    pub fn settings() -> AuthSettings {
+        AuthSettings {
+            mode: AuthMode::Password,
+            max_failed_logins: 10,
+            failed_login_window: Duration::from_secs(60),
+            new_connections_per_second: 1000,
+            new_connections_burst: 5000,
+            device_messages_per_second: 0,
+            device_bytes_per_second: 0,
+            max_waiting_logins_per_address: 4,
+            max_tracked_addresses: 100_000,
+        }
+    }
 }

@@ -21,6 +21,7 @@ async fn a_stale_device_behind_a_nat_locks_out_only_itself() {
     );
     let good = eliot.provision("robot_good");
     eliot.provision("robot_stale");
+    provision_certificate(eliot.data.path(), "robot_cert");
     let (nat, addr) = ([127, 0, 0, 2], eliot.eliot.addr);
     for _ in 0..3 {
         let (code, _) = login_from(nat, addr, "robot_stale", "an-old-secret").await;

@@ -417,6 +417,17 @@ pub async fn throughout(during: Duration, mut check: impl FnMut() -> bool) -> bo
     check()
 }
 
+/// The value of the unlabelled sample `name` in Eliot's `/metrics`, if it is there.
+pub async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    get(addr, "/metrics").await.1.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// `GET path` on Eliot's HTTP port: the status and the body.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     request("GET", addr, path).await

@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// The reason code of the v5 DISCONNECT among `packets`, if there is one.
+fn disconnect_reason(packets: Vec<v5::Packet>) -> Option<v5::DisconnectReasonCode> {
+    packets.into_iter().find_map(|p| match p {
+        v5::Packet::Disconnect(d) => Some(d.reason_code),
+        _ => None,
+    })
+}
+
 /// The topic of a PUBLISH is checked as MQTT says, before the payload: an empty topic or
 /// one with a wildcard closes the connection (v5: DISCONNECT 0x90 Topic Name invalid), a
 /// v5 topic alias too (0x94, this server allows none). Nothing is stored, not even as a
@@ -20,12 +28,6 @@ async fn a_publish_topic_the_protocol_forbids_closes_the_connection() {
         "closed, no PUBACK"
     );
 
-    let disconnect_reason = |packets: Vec<v5::Packet>| {
-        packets.into_iter().find_map(|p| match p {
-            v5::Packet::Disconnect(d) => Some(d.reason_code),
-            _ => None,
-        })
-    };
     for topic in ["", "devices/#"] {
         let mut device = Raw5::connect(eliot.addr, "wild_v5").await;
         device
@@ -72,12 +74,6 @@ async fn a_publish_with_a_null_in_its_topic_or_server_only_properties_closes_the
         "closed, no PUBACK"
     );
 
-    let disconnect_reason = |packets: Vec<v5::Packet>| {
-        packets.into_iter().find_map(|p| match p {
-            v5::Packet::Disconnect(d) => Some(d.reason_code),
-            _ => None,
-        })
-    };
     let mut v5_device = Raw5::connect(eliot.addr, "null_v5").await;
     v5_device
         .publish(null_topic, m5::QoS::AtLeastOnce, 1, &payload)
@@ -356,22 +352,20 @@ async fn waiting_wills_are_bounded_in_bytes() {
         assert_eq!(ack.code, v5::ConnectReturnCode::Success);
         drop(raw);
     }
-    let published = |metrics: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with("eliot_wills_published_total "))
-            .and_then(|l| l.split_whitespace().last()?.parse::<usize>().ok())
-            .unwrap_or(0)
+    let published = || async {
+        metric(eliot.http_addr, "eliot_wills_published_total")
+            .await
+            .unwrap_or(0.0) as usize
     };
     let each = big.len() + topic("heavy_000").len();
     let held = (16 << 20) / each;
     assert!(
         eventually_async(Duration::from_secs(10), || async {
-            published(&get(eliot.http_addr, "/metrics").await.1) == devices - held
+            published().await == devices - held
         })
         .await,
         "{} wills published at once, not {}",
-        published(&get(eliot.http_addr, "/metrics").await.1),
+        published().await,
         devices - held
     );
 }
@@ -452,15 +446,9 @@ async fn a_replaced_connections_late_end_leaves_its_successors_session() {
         "the first connection's end deleted its successor's session"
     );
     drop(second);
-    let open = |metrics: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with("eliot_connections_open "))
-            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-    };
     assert!(
         eventually_async(Duration::from_secs(5), || async {
-            open(&get(eliot.http_addr, "/metrics").await.1) == Some(0.0)
+            metric(eliot.http_addr, "eliot_connections_open").await == Some(0.0)
         })
         .await
     );

@@ -71,15 +71,10 @@ async fn a_full_disk_sheds_dead_letters_then_stops_acking_and_says_so() {
         body.contains("takes no writes") && body.contains("full"),
         "{body}"
     );
-    let retries = |text: &str| {
-        text.lines()
-            .find(|l| l.starts_with("eliot_store_retries_total"))
-            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let before = retries(&get(eliot.http_addr, "/metrics").await.1);
+    let retries = || metric(eliot.http_addr, "eliot_store_retries_total");
+    let before = retries().await.unwrap_or(0.0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = retries(&get(eliot.http_addr, "/metrics").await.1);
+    let after = retries().await.unwrap_or(0.0);
     assert!(
         after - before < 30.0,
         "{} retries in 2 s: spinning",

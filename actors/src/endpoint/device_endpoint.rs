@@ -40,9 +40,27 @@ use crate::supervision::{DeviceGuard, Restarts};
 pub const NAME: &str = "device_endpoint";
 
 /// How long accepts pause after a failed accept (out of descriptors, typically), so that
-/// retrying does not spin: at most ten failures (and log records) a second. The TLS
-/// listener pauses alike.
-pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// retrying does not spin: at most ten failures (and log records) a second.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// After a failed accept, a listener (this endpoint's, the TLS listener's) logs it and
+/// takes no message, its accepts included, for `ACCEPT_PAUSE`.
+pub fn pause_after_failed_accept<A>(
+    error: &std::io::Error,
+    telemetry: &Telemetry,
+    ctx: &mut Context<A>,
+) where
+    A: Actor<Context = Context<A>>,
+{
+    Event::AcceptFailed {
+        error: &error.to_string(),
+        pause: ACCEPT_PAUSE,
+    }
+    .emit(telemetry);
+    ctx.wait(actix::fut::wrap_future::<_, A>(actix::clock::sleep(
+        ACCEPT_PAUSE,
+    )));
+}
 
 /// Stop accepting and drain every connection. Answers with one receiver per
 /// connection, each resolved when that connection is gone.
@@ -530,14 +548,7 @@ impl StreamHandler<Accept> for DeviceEndpoint {
                 let keepalive = self.settings.tcp_keepalive;
                 self.accept(Transport::tcp(socket, peer, keepalive), ctx)
             }
-            Err(e) => {
-                Event::AcceptFailed {
-                    error: &e.to_string(),
-                    pause: ACCEPT_PAUSE,
-                }
-                .emit(&self.telemetry);
-                ctx.wait(actix::clock::sleep(ACCEPT_PAUSE).into_actor(self));
-            }
+            Err(e) => pause_after_failed_accept(&e, &self.telemetry, ctx),
         }
     }
 

@@ -27,7 +27,7 @@ mod will;
 pub use ack_queue::{AckQueue, Arrival};
 pub use budget::{ByteBudget, BytePermit};
 pub use device_endpoint::{
-    Adopter, ConnectionCount, DeviceEndpoint, EndpointLinks, StopIntake, ACCEPT_PAUSE,
+    pause_after_failed_accept, Adopter, ConnectionCount, DeviceEndpoint, EndpointLinks, StopIntake,
     NAME as DEVICE_ENDPOINT,
 };
 pub use settings::EndpointSettings;

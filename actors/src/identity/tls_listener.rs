@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use super::settings::{AuthMode, TlsSettings};
-use crate::endpoint::{Adopter, Transport, ACCEPT_PAUSE};
+use crate::endpoint::{pause_after_failed_accept, Adopter, Transport};
 use crate::observe::{Event, Telemetry};
 use crate::supervision::Restarts;
 
@@ -316,16 +316,9 @@ impl StreamHandler<std::io::Result<(tokio::net::TcpStream, SocketAddr)>> for Tls
     ) {
         match accepted {
             Ok((socket, peer)) => self.handshake(socket, peer),
-            Err(e) => {
-                // Out of descriptors, typically: retrying at once would spin (and flood
-                // the log) until one is freed.
-                Event::AcceptFailed {
-                    error: &e.to_string(),
-                    pause: ACCEPT_PAUSE,
-                }
-                .emit(&self.telemetry);
-                ctx.wait(actix::clock::sleep(ACCEPT_PAUSE).into_actor(self));
-            }
+            // Out of descriptors, typically: retrying at once would spin (and flood the
+            // log) until one is freed.
+            Err(e) => pause_after_failed_accept(&e, &self.telemetry, ctx),
         }
     }
 

@@ -254,6 +254,7 @@ impl Tree {
                     pattern: pattern.clone(),
                     tls: tls.clone(),
                     budget: budget.clone(),
+                    sessions: Sessions::new(store_writer.clone()),
                 };
                 start_upstream(settings.upstream, links, &restarts, &health, &telemetry)
             }

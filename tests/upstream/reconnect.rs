@@ -104,10 +104,68 @@ async fn a_session_the_broker_lost_is_reported_as_a_possible_gap_and_subscribed_
     });
     let reconnected = eventually(WITHIN, || logs.events("upstream_connected").len() >= 2).await;
     assert!(reconnected);
-    assert_eq!(logs.events("upstream_session_lost").len(), 1);
+    // Said once the store has answered, after the CONNACK.
+    assert!(eventually(WITHIN, || !logs.events("upstream_session_lost").is_empty()).await);
     assert!(eventually(WITHIN, || logs.events("upstream_subscribed").len() >= 2).await);
+    assert_eq!(logs.events("upstream_session_lost").len(), 1);
     assert_eq!(publish_through(&broker, "after", 20).await.unwrap(), 20);
     assert!(wait_stored(&eliot, 20, WITHIN).await, "subscribed again");
+}
+
+/// The broker loses Eliot's session while Eliot is down (here: Eliot stopped, the broker
+/// restarted without its persistence file). The first CONNACK of the next Eliot, a new
+/// process, says Session Present 0: that is a possible gap, logged, counted and in
+/// `/health`, because the broker's session is remembered in the database, not in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_lost_while_eliot_was_down_is_reported_after_the_restart() {
+    let Some(mut broker) = broker("session lost while down", BrokerConfig::default()) else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let config = upstream_file(data.path(), &broker, "away", "");
+    let log = data.path().join("eliot.log");
+    let mut launch =
+        super::common::process::Launch::new(data.path(), super::common::process::free_addr())
+            .env("ELIOT_LOG_FORMAT", "json")
+            .env("ELIOT_LOG_LEVEL", "info");
+    launch.args = vec!["--config".into(), config];
+    launch.log = Some(log.clone());
+    let eliot = launch.start();
+    subscribed(&broker, "away");
+    let (status, _) = eliot.terminate();
+    assert!(status.success());
+    std::fs::write(&log, "").unwrap();
+
+    tokio::task::block_in_place(|| {
+        broker.stop();
+        let _ = std::fs::remove_file(broker.dir().join("mosquitto.db"));
+        broker.restart();
+    });
+    let eliot = launch.start();
+    let events = |name: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(&format!("\"event\":\"{name}\"")))
+            .count()
+    };
+    assert!(
+        eventually(WITHIN, || events("upstream_subscribed") >= 1).await,
+        "subscribed again"
+    );
+    // Said once the store has answered, which may come after the SUBACK.
+    assert!(
+        eventually(WITHIN, || events("upstream_session_lost") >= 1).await,
+        "reported after the restart"
+    );
+    assert_eq!(events("upstream_session_lost"), 1);
+    let health: serde_json::Value =
+        serde_json::from_str(&get(eliot.http, "/health").await.1).unwrap();
+    assert_eq!(health["upstream"][0]["sessions_lost"], 1, "{health}");
+    assert_eq!(
+        metric(eliot.http, "eliot_upstream_sessions_lost_total").await,
+        Some(1.0)
+    );
 }
 
 /// A backlog far larger than the receive window drains: the window frees a slot when a

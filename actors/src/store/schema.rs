@@ -4,7 +4,9 @@
 //! only); adds `device_revocations`: the devices whose secret was rotated or which were
 //! removed, written by triggers, so a running Eliot closes their connections whichever
 //! process changed `devices`; and adds `sessions.owner`: the connection that holds each
-//! session, so that a replaced connection's late end cannot end its successor's session.
+//! session, so that a replaced connection's late end cannot end its successor's session;
+//! and adds `upstream_sessions`: the brokers that have held a session for Eliot, so that
+//! one lost while Eliot was down is noticed after a restart.
 //! Version 4 adds `devices`: each provisioned device and the
 //! Argon2 hash of its secret. Version 3: readings are appended to `readings_log` in arrival order, merged
 //! in bulk into time chunks (`chunk_<id>`), and read through the `readings` view, which
@@ -114,6 +116,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     owner       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen_s);
+CREATE TABLE IF NOT EXISTS upstream_sessions (
+    broker     TEXT NOT NULL,
+    client_id  TEXT NOT NULL,
+    since_s    INTEGER NOT NULL,
+    PRIMARY KEY (broker, client_id)
+) WITHOUT ROWID;
 ";
 
 /// What `migrate` found.

@@ -158,6 +158,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Notes a CONNACK from the upstream broker `broker` to Eliot's client `client_id`,
+    /// with Session Present = `present`: from then on, the broker holds a session for it.
+    /// Answers whether a session it held before, in this run of Eliot or an earlier one,
+    /// is gone: what the broker kept for Eliot meanwhile is lost (a possible gap).
+    pub fn note_upstream_session(
+        &mut self,
+        (broker, client_id): (&str, &str),
+        present: bool,
+        now_s: i64,
+    ) -> Result<bool, StoreError> {
+        let sqlite = naming(&self.path);
+        let held = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO upstream_sessions (broker, client_id, since_s) \
+                 VALUES (?1, ?2, ?3)",
+                params![broker, client_id, now_s],
+            )
+            .map_err(&sqlite)?
+            == 0;
+        Ok(held && !present)
+    }
+}
+
 /// A connection id as SQLite keeps it (an INTEGER is signed; ids never come near 2^63).
 fn owner(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
@@ -167,6 +192,29 @@ fn owner(id: u64) -> i64 {
 #[derive(Message)]
 #[rtype(result = "Result<bool, NotStored>")]
 pub struct OpenSession(pub SessionRequest);
+
+/// A CONNACK from an upstream broker: answers whether a session it held is gone.
+#[derive(Message)]
+#[rtype(result = "Result<bool, NotStored>")]
+pub struct NoteUpstreamSession {
+    pub broker: String,
+    pub client_id: String,
+    pub present: bool,
+}
+
+impl Handler<NoteUpstreamSession> for StoreWriter {
+    type Result = Result<bool, NotStored>;
+
+    fn handle(&mut self, msg: NoteUpstreamSession, _: &mut Context<Self>) -> Self::Result {
+        let key = (msg.broker.as_str(), msg.client_id.as_str());
+        match self.store.as_mut() {
+            None => Err(NotStored("the database is not open".into())),
+            Some(store) => store
+                .note_upstream_session(key, msg.present, unix_now())
+                .map_err(|e| NotStored(e.to_string())),
+        }
+    }
+}
 
 /// These connected devices were seen now; purge what expired.
 #[derive(Message)]
@@ -267,6 +315,26 @@ impl Sessions {
         async move {
             writer
                 .send(OpenSession(request))
+                .await
+                .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?
+        }
+    }
+
+    /// Notes a CONNACK from the upstream broker (see `Store::note_upstream_session`).
+    pub fn note_upstream(
+        &self,
+        (broker, client_id): (String, String),
+        present: bool,
+    ) -> impl Future<Output = Result<bool, NotStored>> + 'static {
+        let writer = self.writer.clone();
+        async move {
+            let note = NoteUpstreamSession {
+                broker,
+                client_id,
+                present,
+            };
+            writer
+                .send(note)
                 .await
                 .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?
         }

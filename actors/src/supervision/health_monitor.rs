@@ -119,6 +119,9 @@ pub struct LinkHealth {
     /// Failed attempts since the last successful connection.
     pub failed_attempts: u32,
     pub last_error: Option<String>,
+    /// CONNACKs since Eliot started that came without a session the broker had held for
+    /// Eliot (in this run or an earlier one): each a possible gap.
+    pub sessions_lost: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]

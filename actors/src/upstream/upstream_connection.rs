@@ -28,7 +28,7 @@ use crate::endpoint::ByteBudget;
 use crate::ingest::{Message, TopicPattern};
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::{Ingested, Pipeline};
-use crate::store::NotStored;
+use crate::store::{NotStored, Sessions};
 use crate::supervision::{
     catch_panic, jitter, Backoff, Breaker, CallResult, DeviceGuard, LinkHealth, Rejected, Report,
     Restarts,
@@ -46,6 +46,8 @@ pub struct UpstreamLinks {
     pub tls: Option<Arc<ClientConfig>>,
     /// Payload bytes held between receipt and commit, shared with the device endpoint.
     pub budget: ByteBudget,
+    /// Where the brokers' sessions are remembered, across restarts of Eliot.
+    pub sessions: Sessions,
 }
 
 /// What the poll task tells the actor; `link` names the link it came from, so that
@@ -118,7 +120,8 @@ pub struct UpstreamConnection {
     unsent_since: Instant,
     /// Delays between dropping a link that could not store and opening the next.
     reopen: Backoff,
-    /// Whether this process has had a session at the broker (so that losing it is news).
+    /// Whether this process has had a session at the broker: what says a session is lost
+    /// when the store cannot (which remembers it across restarts).
     had_session: bool,
     health: LinkHealth,
     stopped_intake: bool,
@@ -141,6 +144,7 @@ impl UpstreamConnection {
             session_present: false,
             failed_attempts: 0,
             last_error: None,
+            sessions_lost: 0,
         };
         UpstreamConnection {
             index,
@@ -222,25 +226,40 @@ impl UpstreamConnection {
         self.links.health.do_send(self.health.clone());
     }
 
-    fn connected(&mut self, session_present: bool, generation: u64) {
+    fn connected(&mut self, session_present: bool, generation: u64, ctx: &mut Context<Self>) {
         Event::UpstreamConnected {
             connection: &self.name,
             broker: &self.health.broker,
             session_present,
         }
         .emit(&self.telemetry);
-        if self.had_session && !session_present {
-            Event::UpstreamSessionLost {
-                connection: &self.name,
+        let had_session = std::mem::replace(&mut self.had_session, true);
+        let key = (
+            self.health.broker.clone(),
+            self.settings.client_id_of(self.index),
+        );
+        let noted = self.links.sessions.note_upstream(key, session_present);
+        ctx.spawn(noted.into_actor(self).map(move |lost, conn, _| {
+            if lost.unwrap_or(had_session && !session_present) {
+                conn.session_lost();
             }
-            .emit(&self.telemetry);
-        }
-        self.had_session = true;
+        }));
         self.health.session_present = session_present;
         self.health.failed_attempts = 0;
         self.reopen.reset();
         debug_assert_eq!(generation, self.generation.load(Ordering::Relaxed));
         self.set_connected(true);
+    }
+
+    /// The broker no longer has the session it held for Eliot: what it kept meanwhile is
+    /// gone (a possible gap, which nothing can repair). Logged, counted, and in `/health`.
+    fn session_lost(&mut self) {
+        Event::UpstreamSessionLost {
+            connection: &self.name,
+        }
+        .emit(&self.telemetry);
+        self.health.sessions_lost += 1;
+        self.links.health.do_send(self.health.clone());
     }
 
     fn delivered(
@@ -405,7 +424,7 @@ impl UpstreamConnection {
             LinkNews::Connected {
                 session_present,
                 generation,
-            } => self.connected(session_present, generation),
+            } => self.connected(session_present, generation, ctx),
             LinkNews::Delivered {
                 delivery,
                 slot,

@@ -64,40 +64,62 @@ impl Programs {
     }
 }
 
-/// Distinct free loopback addresses: each port is held until all are chosen, so that two
-/// listeners of one server never get the same one.
+/// Distinct free addresses on 127.0.0.1: each port is held until all are chosen, so that
+/// two listeners of one server never get the same one.
 pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    free_addrs_on(std::net::Ipv4Addr::LOCALHOST)
+}
+
+fn free_addrs_on<const N: usize>(ip: std::net::Ipv4Addr) -> [SocketAddr; N] {
     let held: [std::net::TcpListener; N] =
-        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        std::array::from_fn(|_| std::net::TcpListener::bind((ip, 0)).unwrap());
     held.map(|listener| listener.local_addr().unwrap())
+}
+
+/// Free ports on a loopback address of the server's own (`127.77.x.y`, a new one each
+/// call). A port free when chosen may be taken before the server binds it, by any socket on
+/// the same address: on 127.0.0.1, by the outgoing connections of every client of the run,
+/// which take their ports from the same range. Nothing else uses these addresses.
+fn own_addrs<const N: usize>() -> [SocketAddr; N] {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let ip = std::net::Ipv4Addr::new(127, 77, (n / 250) as u8, 1 + (n % 250) as u8);
+    free_addrs_on(ip)
 }
 
 /// Waits until `addr` accepts connections. A server that exits first, or is not listening
 /// within `within`, fails the run with what it wrote to its log (`log`), so that a failure
 /// on a machine out of reach (CI) says why.
 fn wait_listening(child: &mut Child, addr: SocketAddr, what: &str, within: Duration, log: &Path) {
+    let fail = |failure: String| -> ! {
+        let logged = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = logged.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "{failure}; the last of its log ({}):\n{}",
+            log.display(),
+            tail.join("\n")
+        );
+    };
     let deadline = Instant::now() + within;
     while std::net::TcpStream::connect(addr).is_err() {
-        let failure = match child.try_wait() {
-            Ok(Some(status)) => Some(format!(
+        match child.try_wait() {
+            Ok(Some(status)) => fail(format!(
                 "{what} exited ({status}) before listening on {addr}"
             )),
-            _ if Instant::now() >= deadline => Some(format!(
+            _ if Instant::now() >= deadline => fail(format!(
                 "{what} is not listening on {addr} after {within:?}"
             )),
-            _ => None,
-        };
-        if let Some(failure) = failure {
-            let logged = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = logged.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            panic!(
-                "{failure}; the last of its log ({}):\n{}",
-                log.display(),
-                tail.join("\n")
-            );
+            _ => std::thread::sleep(Duration::from_millis(10)),
         }
-        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The port was free when chosen, not necessarily when bound: another process (a
+    // client's outgoing connection, say) may hold it, and have answered instead.
+    std::thread::sleep(Duration::from_millis(50));
+    if let Ok(Some(status)) = child.try_wait() {
+        fail(format!(
+            "{what} exited ({status}) although {addr} answered: the port is someone else's"
+        ));
     }
 }
 
@@ -172,7 +194,7 @@ impl Server {
     }
 
     fn spawn_eliot(programs: &Programs, dir: Arc<TempDir>, config: Option<&Path>) -> Server {
-        let [addr, http] = free_addrs();
+        let [addr, http] = own_addrs();
         Server::spawn_eliot_at(programs, dir, config, (addr, http))
     }
 
@@ -225,15 +247,16 @@ impl Server {
     }
 
     fn start_mosquitto(dir: TempDir, extra: &str) -> Server {
-        let [addr] = free_addrs();
+        let [addr] = own_addrs();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                "listener {} {}\nallow_anonymous true\npersistence false\n\
                  max_queued_messages 0\nmax_inflight_messages 1000\nset_tcp_nodelay true\n\
                  {extra}",
-                addr.port()
+                addr.port(),
+                addr.ip()
             ),
         )
         .unwrap();
@@ -483,11 +506,17 @@ impl Subscriber {
             .expect("the subscriber starts");
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
+        let mut said = Vec::new();
         loop {
             match lines.next() {
                 Some(Ok(line)) if line == "ready" => break,
-                Some(_) => continue,
-                None => panic!("the subscriber ended before subscribing"),
+                Some(Ok(line)) => said.push(line),
+                Some(Err(_)) => continue,
+                None => panic!(
+                    "the subscriber ended before subscribing ({:?}), saying:\n{}",
+                    child.wait(),
+                    said.join("\n")
+                ),
             }
         }
         std::thread::spawn(move || lines.for_each(drop));

@@ -211,8 +211,9 @@ fn drain(programs: &Programs, scale: &UpstreamScale, qos: u8, who: Drainer) -> D
 /// Eliot's configuration: the upstream mode alone, on `broker`, over plain TCP.
 fn eliot_config(broker: &Server) -> String {
     format!(
-        "[mqtt]\nenabled = false\n\n[upstream]\nenabled = true\nhost = \"127.0.0.1\"\n\
+        "[mqtt]\nenabled = false\n\n[upstream]\nenabled = true\nhost = \"{}\"\n\
          port = {}\ntls = false\nclient_id = \"{CLIENT_ID}\"\n\n[log]\nlevel = \"warning\"\n",
+        broker.addr.ip(),
         broker.addr.port()
     )
 }

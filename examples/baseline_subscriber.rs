@@ -11,7 +11,9 @@
 //!     --expect 100000 --db /tmp/baseline.db
 //! ```
 //!
-//! It prints `ready` on stderr once subscribed, and when `--expect` messages are stored
+//! It prints `ready` on stderr once subscribed (at the CONNACK, when the broker kept its
+//! session, which holds the subscription: the SUBACK of the subscription made again may
+//! come after the whole backlog), and when `--expect` messages are stored
 //! (or counted) one JSON line on stdout: `{"stored": N, "duration_s": S, "rate": R}`,
 //! timed from the first message received to the last commit.
 
@@ -81,13 +83,20 @@ async fn main() {
             let _ = finished.send(());
         })
     };
+    let mut ready = false;
+    let mut say_ready = || {
+        if !std::mem::replace(&mut ready, true) {
+            eprintln!("ready");
+        }
+    };
     loop {
         let polled = tokio::select! {
             _ = &mut writer_done => break,
             polled = eventloop.poll() => polled,
         };
         match polled {
-            Ok(Event::Incoming(Packet::SubAck(_))) => eprintln!("ready"),
+            Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.session_present => say_ready(),
+            Ok(Event::Incoming(Packet::SubAck(_))) => say_ready(),
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 if to_writer.send(publish).is_err() {
                     break;

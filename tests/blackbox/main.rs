@@ -45,7 +45,11 @@ fn main() {
     if support::helper::requested() {
         return support::helper::main();
     }
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // These tests spend most of their time waiting (a 60 s read held, 60 s of streaming, a
+    // 40 s stall, restarts after kills), not computing: four at once on two cores, unless
+    // `--test-threads` says otherwise.
+    args.test_threads.get_or_insert(4);
     let tests = [
         drills::tests(),
         outside_reader::tests(),

@@ -106,6 +106,13 @@ impl<W: Wire, S: AsyncRead + AsyncWrite + Unpin> Raw<W, S> {
         }
     }
 
+    /// The byte stream, to go on without the script; what was read and not yet parsed
+    /// must be nothing.
+    pub fn into_stream(self) -> S {
+        assert!(self.buf.is_empty(), "unparsed bytes: {:?}", self.buf);
+        self.stream
+    }
+
     pub async fn send(&mut self, packet: &W::Packet) {
         let mut out = BytesMut::new();
         W::encode(packet, &mut out);

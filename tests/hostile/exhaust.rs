@@ -142,10 +142,18 @@ async fn dead_letters_stay_within_their_quota() {
         c.breakers.device.max_rejections = 1_000;
     });
     let mut device = Device::connect(eliot.addr, "robot_009");
-    let junk: Vec<String> = (0..100).map(|n| format!("{n:0>100} not JSON")).collect();
-    let sent = device
-        .publish_all("robot_009", junk, QoS::AtLeastOnce)
-        .await;
+    let junk = |n: usize| format!("{n:0>100} not JSON");
+    // Kept by commit order, which is not quite the order sent: batches of one connection
+    // go to the processors in turn, on threads of their own, and a later one may commit
+    // first (under load, many later ones). So the oldest is acked before the rest are
+    // sent, and the newest sent only once they are all acked: those two are committed
+    // first and last whatever the threads do.
+    let mut sent = 0;
+    for batch in [vec![junk(0)], (1..99).map(junk).collect(), vec![junk(99)]] {
+        sent += device
+            .publish_all("robot_009", batch, QoS::AtLeastOnce)
+            .await;
+    }
     assert_eq!(
         sent, 100,
         "all acked: each is stored, as a dead letter, at first"
@@ -160,17 +168,13 @@ async fn dead_letters_stay_within_their_quota() {
         )
         .unwrap();
     assert!(weight <= 4_000, "{weight} bytes");
-    // Kept by commit order, which is not quite the order sent: batches of one connection
-    // go to the processors in turn, on threads of their own, and a later one may commit
-    // first. So the last sent is among those kept, not always the very last row.
     let kept: Vec<String> = eliot
         .dead_letters()
         .into_iter()
         .map(|dead| String::from_utf8(dead.payload).unwrap())
         .collect();
-    let sent = |n: usize| format!("{n:0>100} not JSON");
-    assert!(kept.contains(&sent(99)), "the newest was shed: {kept:?}");
-    assert!(!kept.contains(&sent(0)), "the oldest was kept");
+    assert!(kept.contains(&junk(99)), "the newest was shed: {kept:?}");
+    assert!(!kept.contains(&junk(0)), "the oldest was kept");
 }
 
 /// A topic of 60 KiB holding line breaks and terminal escapes does not flood or forge the
@@ -449,4 +453,105 @@ fn cpu_seconds(pid: u32) -> f64 {
         .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
         .sum();
     ticks as f64 / 100.0
+}
+
+/// A client that sends SUBSCRIBEs and never reads its socket: each gets a SUBACK that
+/// waits for it. Eliot used to read on and queue the replies in memory (about 2 MB a
+/// second, without end). Now it stops reading the connection once 64 KiB of replies wait
+/// unread, so its memory stays flat and the client's writes stall, and closes the
+/// connection when they have waited `mqtt.packet_timeout` (here 3 s). The real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_a_client_never_reads_cannot_fill_memory() {
+    use tokio::io::AsyncWriteExt;
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("eliot.toml");
+    std::fs::write(
+        &config,
+        "[mqtt]\npacket_timeout = \"3s\"\n[log]\nlevel = \"info\"\n",
+    )
+    .unwrap();
+    let log = data.path().join("eliot.log");
+    let mut launch = common::process::Launch::new(data.path(), common::process::free_addr())
+        .env("ELIOT_LOG_FORMAT", "json");
+    launch.args = vec!["--config".into(), config.display().to_string()];
+    launch.log = Some(log.clone());
+    let eliot = launch.start();
+    let rss_before = eliot.rss_kib();
+
+    // Small socket buffers on the client's side, so that the kernel holds little for it.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    let mut raw = Raw5::over(socket.connect(eliot.addr).await.unwrap());
+    let mut connect = connect5("deaf");
+    connect.keep_alive = 0;
+    raw.send(&v5::Packet::Connect(connect, None, None)).await;
+    assert!(matches!(raw.expect().await, v5::Packet::ConnAck(_)));
+    let mut stream = raw.into_stream();
+    // 9 bytes each: packet id 1, no properties, the filter "a" at QoS 0.
+    let subscribe = [0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, b'a', 0x00];
+    let chunk = subscribe.repeat(64 * 1024 / subscribe.len());
+    let cap = 48 * 1024 * 1024;
+    let (mut sent, mut rss_peak) = (0usize, rss_before);
+    let started = Instant::now();
+    let stalled = loop {
+        let write = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&chunk));
+        match write.await {
+            Ok(Ok(())) => sent += chunk.len(),
+            Ok(Err(e)) => panic!("closed before the client stalled: {e}"),
+            Err(_) => break true,
+        }
+        rss_peak = rss_peak.max(eliot.rss_kib());
+        if sent >= cap || started.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+    };
+    let stalled_at = Instant::now();
+    rss_peak = rss_peak.max(eliot.rss_kib());
+    let grew_mib = rss_peak.saturating_sub(rss_before) as f64 / 1024.0;
+    eprintln!(
+        "a client that never reads: {:.1} MiB of SUBSCRIBEs sent in {:?}, then {}; Eliot's \
+         memory grew {grew_mib:.1} MiB",
+        sent as f64 / 1048576.0,
+        stalled_at - started,
+        if stalled {
+            "its writes stalled"
+        } else {
+            "still taken"
+        }
+    );
+    assert!(stalled, "Eliot read on: {sent} bytes of SUBSCRIBEs taken");
+    assert!(grew_mib < 16.0, "memory grew {grew_mib:.1} MiB");
+
+    let closed = |log: &std::path::Path| {
+        logged(log, "device_disconnected")
+            .into_iter()
+            .find(|e| e["client_id"] == "deaf")
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || closed(&log).is_some()).await,
+        "the connection is closed"
+    );
+    let after = stalled_at.elapsed();
+    let reason = closed(&log).unwrap()["reason"].to_string();
+    eprintln!("closed {after:?} after the client stalled: {reason}");
+    assert!(reason.contains("does not read its socket"), "{reason}");
+    drop(stream);
+    assert_eq!(
+        metric(eliot.http, "eliot_connections_open").await,
+        Some(0.0)
+    );
+    let mut bystander = Raw4::connect(eliot.addr, "robot_bystander").await;
+    bystander
+        .publish(
+            &topic("robot_bystander"),
+            m4::QoS::AtLeastOnce,
+            1,
+            &reading("robot_bystander", 1),
+        )
+        .await;
+    assert_eq!(
+        bystander.expect().await,
+        v4::Packet::PubAck(v4::PubAck::new(1))
+    );
 }

@@ -38,6 +38,24 @@ async fn a_device_over_its_rate_limit_is_slowed_not_dropped() {
     assert!(slowed >= 30.0, "the waits are counted: {slowed}");
 }
 
+/// Control packets count toward the device's message rate too: 60 PINGREQs at 20 a
+/// second take two seconds at least (they were answered at once, so a client could make
+/// Eliot write as fast as it liked however low its limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_packets_count_toward_the_device_rate() {
+    use common::scripted::Raw4;
+    use rumqttc::mqttbytes::v4;
+    let eliot = Eliot::start_with(|c| c.auth.device_messages_per_second = 20);
+    let mut raw = Raw4::connect(eliot.addr, "pinger").await;
+    let started = Instant::now();
+    for _ in 0..60 {
+        raw.send(&v4::Packet::PingReq).await;
+        assert_eq!(raw.expect().await, v4::Packet::PingResp);
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1_900), "not slowed: {took:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_connections_are_limited_per_address() {
     let eliot = Eliot::start_with(|c| {

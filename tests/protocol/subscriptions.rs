@@ -107,3 +107,34 @@ async fn a_v5_subscribe_gets_failure_reason_codes_and_the_connection_stays_usabl
     }
     assert_eq!(eliot.count("readings"), 1);
 }
+
+/// Only a connection's first SUBACK says why (a reason string, to whoever points a
+/// subscriber at Eliot by mistake): a later 9-byte SUBSCRIBE gets a 6-byte SUBACK, not the
+/// 77 bytes it used to, so a client cannot make Eliot write eight times what it sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_first_suback_says_why() {
+    let eliot = Eliot::start();
+    let raw = Raw5::connect(eliot.addr, "curious_again").await;
+    let mut stream = raw.into_stream();
+    let first = suback(&mut stream).await;
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.contains("does not deliver messages"), "{first:?}");
+    let second = suback(&mut stream).await;
+    // Fixed header, packet id, empty properties, one reason code (0x83).
+    assert_eq!(second, vec![0x90, 0x04, 0x00, 0x01, 0x00, 0x83]);
+}
+
+/// Sends a 9-byte SUBSCRIBE (packet id 1, no properties, the filter "a" at QoS 0) and
+/// returns the SUBACK's bytes.
+async fn suback(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let subscribe = [0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, b'a', 0x00];
+    stream.write_all(&subscribe).await.unwrap();
+    let mut header = [0u8; 2];
+    stream.read_exact(&mut header).await.unwrap();
+    assert_eq!(header[0], 0x90, "a SUBACK");
+    assert!(header[1] < 0x80, "a one-byte length");
+    let mut rest = vec![0u8; usize::from(header[1])];
+    stream.read_exact(&mut rest).await.unwrap();
+    [header.to_vec(), rest].concat()
+}

@@ -7,7 +7,8 @@
 //!   acks after commit, and how it closes (`closing`).
 //! - `revoking`: closes the connections of devices whose credentials were revoked.
 //! - `ack_queue`: arrival order, the stored prefix, QoS 2 states; no actor, no socket.
-//! - `intake`: the packet stream gated by the in-flight window and the `budget`.
+//! - `intake`: the packet stream gated by the in-flight window, the `budget`, the
+//!   device's rate and its `backlog` of unread replies.
 //! - `transport`: any byte stream a device connects over.
 //! - `will`: publishing a will, at once or after its delay.
 //! - `settings`: the `[mqtt]` section.
@@ -15,6 +16,7 @@
 mod ack_queue;
 mod admission;
 mod awaiting_connect;
+mod backlog;
 mod budget;
 mod device_connection;
 mod device_endpoint;

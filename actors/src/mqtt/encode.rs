@@ -29,7 +29,7 @@ pub(super) fn encode_v4(packet: Outbound, dst: &mut BytesMut) -> Result<(), Stri
         Outbound::PubAck(pkid) => v4::PubAck::new(pkid).write(dst),
         Outbound::PubRec(pkid) => v4::PubRec::new(pkid).write(dst),
         Outbound::PubComp(pkid) => v4::PubComp::new(pkid).write(dst),
-        Outbound::SubAckRefused { pkid, filters } => {
+        Outbound::SubAckRefused { pkid, filters, .. } => {
             v4::SubAck::new(pkid, vec![v4::SubscribeReasonCode::Failure; filters]).write(dst)
         }
         Outbound::UnsubAck { pkid, .. } => v4::UnsubAck::new(pkid).write(dst),
@@ -116,10 +116,14 @@ fn write_v5(packet: Outbound, dst: &mut BytesMut, reasons: bool) -> Result<(), S
         Outbound::PubAck(pkid) => v5::PubAck::new(pkid, None).write(dst),
         Outbound::PubRec(pkid) => v5::PubRec::new(pkid, None).write(dst),
         Outbound::PubComp(pkid) => v5::PubComp::new(pkid, None).write(dst),
-        Outbound::SubAckRefused { pkid, filters } => v5::SubAck {
+        Outbound::SubAckRefused {
+            pkid,
+            filters,
+            explain,
+        } => v5::SubAck {
             pkid,
             return_codes: vec![v5::SubscribeReasonCode::ImplementationSpecific; filters],
-            properties: reasons.then(|| v5::SubAckProperties {
+            properties: (reasons && explain).then(|| v5::SubAckProperties {
                 reason_string: Some(
                     "Eliot ingests telemetry; it does not deliver messages to subscribers".into(),
                 ),

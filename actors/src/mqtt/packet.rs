@@ -216,6 +216,9 @@ pub enum Outbound {
     SubAckRefused {
         pkid: u16,
         filters: usize,
+        /// Say why (a v5 reason string): on a connection's first SUBACK only, so that a
+        /// 9-byte SUBSCRIBE never buys more than a few bytes of reply.
+        explain: bool,
     },
     UnsubAck {
         pkid: u16,

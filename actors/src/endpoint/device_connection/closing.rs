@@ -97,6 +97,19 @@ impl DeviceConnection {
             let error = format!("a packet still incomplete after {age:?} (mqtt.packet_timeout)");
             return self.close_for(error, CloseReason::ProtocolError, ctx);
         }
+        if let Some(age) = self
+            .replies
+            .full_for()
+            .filter(|age| *age > self.packet_timeout)
+        {
+            let queued = self.replies.queued();
+            let reason = format!(
+                "{queued} bytes of replies unread for {age:?}: the device does not read its \
+                 socket (mqtt.packet_timeout)"
+            );
+            // No DISCONNECT: it would only join what the device does not read.
+            return self.begin_close(reason, None, true, ctx);
+        }
         if self.connect.keep_alive == 0 {
             return;
         }
@@ -150,6 +163,9 @@ impl WriteHandler<CodecError> for DeviceConnection {
 
     /// The writer is done (flushed after `close`, or failed).
     fn finished(&mut self, ctx: &mut Context<Self>) {
+        // Reading must not wait for a writer that is gone: it goes on until the device
+        // closes its side, as a close does.
+        self.replies.writer_gone();
         // The writer's own future is still running this call (and borrowing the socket):
         // drop the writer on the next turn of the actor, not from inside it.
         ctx.spawn(actix::fut::ready(()).map(|(), conn: &mut Self, ctx| {

@@ -33,6 +33,7 @@ use closing::Closing;
 
 use super::ack_queue::AckQueue;
 use super::admission::Session;
+use super::backlog::{Backlog, Counted, CountingWriter};
 use super::budget::ByteBudget;
 use super::intake::{gated, Limits, Permit, Received};
 use super::transport::{DeviceReader, DeviceWriter};
@@ -120,7 +121,11 @@ pub struct DeviceConnection {
     peer: SocketAddr,
     /// `None` once the writer finished (flushed and closed, or failed): dropping it
     /// drops the transport's sending half, which sends the device a FIN.
-    writer: Option<FramedWrite<Outbound, DeviceWriter, MqttCodec>>,
+    writer: Option<FramedWrite<Outbound, CountingWriter, Counted<MqttCodec>>>,
+    /// What the writer holds that the socket has not taken.
+    replies: Arc<Backlog>,
+    /// True once a SUBACK said why Eliot refuses subscriptions: later ones just refuse.
+    refused_a_subscription: bool,
     /// PUBLISHes read and not yet acked, in arrival order, each holding its permit.
     acks: AckQueue<Option<Permit>>,
     /// PUBLISHes read this turn, not yet sent down the pipeline (the newest pending
@@ -156,18 +161,27 @@ impl DeviceConnection {
             let waiting_for_room = Arc::new(AtomicBool::new(false));
             let slots = Arc::new(Semaphore::new(window));
             let partial = a.reader.decoder().partial_since();
+            let replies = Arc::new(Backlog::default());
             let limits = Limits {
                 window: slots,
                 budget: a.budget,
                 rate: a.rate.map(Arc::new),
+                replies: replies.clone(),
             };
             ctx.add_stream(gated(a.reader, limits, waiting_for_room.clone()));
-            let codec = MqttCodec::for_peer(
-                a.connect.version,
-                a.limits.max_packet_size as usize,
-                a.connect.peer,
-            );
-            let mut writer = FramedWrite::new(a.writer, codec, ctx);
+            let codec = Counted {
+                encoder: MqttCodec::for_peer(
+                    a.connect.version,
+                    a.limits.max_packet_size as usize,
+                    a.connect.peer,
+                ),
+                backlog: replies.clone(),
+            };
+            let socket = CountingWriter {
+                inner: a.writer,
+                backlog: replies.clone(),
+            };
+            let mut writer = FramedWrite::new(socket, codec, ctx);
             writer.write(Outbound::ConnAck {
                 code: ConnectCode::Accepted,
                 session_present: a.session.present,
@@ -184,6 +198,8 @@ impl DeviceConnection {
                 expiry_at_end: None,
                 peer: a.peer,
                 writer: Some(writer),
+                replies,
+                refused_a_subscription: false,
                 acks: AckQueue::new(window),
                 unsent: Vec::new(),
                 unsent_from: 0,
@@ -226,7 +242,13 @@ impl DeviceConnection {
                 self.send(Outbound::PubComp(pkid));
             }
             Inbound::Subscribe { pkid, filters } => {
-                self.send(Outbound::SubAckRefused { pkid, filters })
+                let explain = !self.refused_a_subscription;
+                self.refused_a_subscription = true;
+                self.send(Outbound::SubAckRefused {
+                    pkid,
+                    filters,
+                    explain,
+                })
             }
             Inbound::Unsubscribe { pkid, filters } => {
                 self.send(Outbound::UnsubAck { pkid, filters })

@@ -70,7 +70,7 @@ impl Pipeline {
             for (index, amendment) in persist(&store, outcomes, storing).await? {
                 ingested[index] = match amendment {
                     Amendment::Redelivered => Ingested::Redelivered,
-                    Amendment::Conflict => Ingested::DeadLettered,
+                    Amendment::DeadLettered => Ingested::DeadLettered,
                 };
             }
             Ok(ingested)

@@ -555,3 +555,62 @@ async fn replies_a_client_never_reads_cannot_fill_memory() {
         v4::Packet::PubAck(v4::PubAck::new(1))
     );
 }
+
+/// A device that varies `sensor_type` used to add a series, in memory and in `series`,
+/// with every new name, for ever. Past `store.max_series_per_device` (here 5) a reading of
+/// one more sensor type is acked as a dead letter with the reason; the limit holds across
+/// a restart, and the device's known sensor types are still stored. The real binary, read
+/// by the `sqlite3` shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_add_sensor_types_without_end() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("eliot.toml");
+    std::fs::write(&config, "[store]\nmax_series_per_device = 5\n").unwrap();
+    let mut launch = common::process::Launch::new(data.path(), common::process::free_addr());
+    launch.args = vec!["--config".into(), config.display().to_string()];
+    let payload = |sensor: &str, n: u64| {
+        reading("robot_042", n).replace("\"temperature\"", &format!("\"{sensor}\""))
+    };
+    let publish_all = |addr, payloads: Vec<String>| async move {
+        let mut raw = Raw4::connect(addr, "robot_042").await;
+        for (pkid, payload) in (1..).zip(&payloads) {
+            raw.publish(&topic("robot_042"), m4::QoS::AtLeastOnce, pkid, payload)
+                .await;
+            assert_eq!(
+                raw.expect().await,
+                v4::Packet::PubAck(v4::PubAck::new(pkid))
+            );
+        }
+    };
+    let eliot = launch.start();
+    let varied = (0..12)
+        .map(|n| payload(&format!("sensor_{n}"), n))
+        .collect();
+    publish_all(eliot.addr, varied).await;
+    let reader = common::outside::default_reader();
+    let db = eliot.db_path();
+    let types = "SELECT count(DISTINCT sensor_type) FROM readings";
+    assert_eq!(reader.number(&db, types), 5);
+    let refused = "SELECT count(*) FROM dead_letters WHERE reason LIKE \
+                   '%more than 5 sensor types (store.max_series_per_device)%'";
+    assert_eq!(reader.number(&db, refused), 7);
+
+    let (status, _) = eliot.terminate();
+    assert!(status.success(), "{status}");
+    let eliot = launch.start();
+    let after = vec![payload("sensor_99", 20), payload("sensor_0", 21)];
+    publish_all(eliot.addr, after).await;
+    assert_eq!(
+        reader.number(&db, refused),
+        8,
+        "the limit outlives a restart"
+    );
+    assert_eq!(
+        reader.number(
+            &db,
+            "SELECT count(*) FROM readings WHERE sensor_type = 'sensor_0'"
+        ),
+        2,
+        "a known sensor type is still stored"
+    );
+}

@@ -174,7 +174,7 @@ fn a_redelivery_is_a_duplicate_and_other_data_a_conflict_wherever_the_original_i
         let sensor = if second % 2 == 0 { "gps" } else { "battery" };
         let changed = reading(&device, sensor, second, r#"{"n":-1}"#);
         let stats = store.write([&Outcome::accepted(vec![changed])]).unwrap();
-        assert_eq!(stats.amended, [(0, Amendment::Conflict)], "at {second}");
+        assert_eq!(stats.amended, [(0, Amendment::DeadLettered)], "at {second}");
         assert_eq!((stats.readings, stats.dead_letters), (0, 1));
     }
     let reason: String = store
@@ -208,7 +208,7 @@ fn a_message_with_one_conflicting_reading_stores_none_of_them() {
         reading("d0", "gps", 0, r#"{"n":"other"}"#),
     ]);
     let stats = store.write([&mixed]).unwrap();
-    assert_eq!(stats.amended, [(0, Amendment::Conflict)]);
+    assert_eq!(stats.amended, [(0, Amendment::DeadLettered)]);
     assert_eq!(view_rows(&store), (1, 1));
     // Two readings with one key in one message: a duplicate if alike, else a conflict.
     let twice = Outcome::accepted(vec![
@@ -261,6 +261,87 @@ fn retention_drops_whole_chunks_but_never_the_newest() {
     assert_eq!(store.shape().chunks, 1);
 }
 
+#[test]
+fn a_device_has_at_most_its_series_until_retention_gives_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StoreSettings {
+        max_series_per_device: 3,
+        generation_rows: 2,
+        chunk_span: Duration::from_millis(1),
+        retention: Some(Duration::from_millis(1)),
+        ..settings(dir.path())
+    };
+    let one = |device: &str, sensor: &str, second: i64| {
+        Outcome::accepted(vec![reading(device, sensor, second, "{}")])
+    };
+    let mut store = Store::open(&settings).unwrap();
+    let first: Vec<Outcome> = (0..3).map(|n| one("d0", &format!("s{n}"), n)).collect();
+    assert_eq!(store.write(&first).unwrap().readings, 3);
+    let stats = store.write([&one("d0", "s3", 3)]).unwrap();
+    assert_eq!(stats.amended, [(0, Amendment::DeadLettered)]);
+    let reason: String = store
+        .conn
+        .query_row("SELECT reason FROM dead_letters", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        reason.contains("`d0`") && reason.contains("`s3`") && reason.contains("max_series"),
+        "{reason}"
+    );
+    assert_eq!(
+        store.write([&one("d0", "s1", 4)]).unwrap().readings,
+        1,
+        "a known one"
+    );
+    assert_eq!(
+        store.write([&one("d1", "s3", 3)]).unwrap().readings,
+        1,
+        "another device"
+    );
+    // In one transaction, the series staged before count too.
+    let burst: Vec<Outcome> = (0..4).map(|n| one("d2", &format!("s{n}"), n)).collect();
+    let stats = store.write(&burst).unwrap();
+    assert_eq!((stats.readings, stats.amended.len()), (3, 1));
+    upkeep_until_merged(&mut store);
+    assert_eq!(
+        count(
+            &store.conn,
+            "SELECT count(*) FROM series WHERE device_id = 'd0'"
+        ),
+        3
+    );
+    drop(store);
+
+    // Known again at opening, from `series` and the log.
+    let mut store = Store::open(&settings).unwrap();
+    let stats = store.write([&one("d0", "s4", 5)]).unwrap();
+    assert_eq!(stats.amended, [(0, Amendment::DeadLettered)]);
+    upkeep_until_merged(&mut store);
+    std::thread::sleep(Duration::from_millis(5));
+    store.write([&one("d9", "s0", 9)]).unwrap();
+    upkeep_until_merged(&mut store);
+    drop(store);
+
+    // Retention drops every chunk but the newest (d9's): the series only in them go.
+    let mut store = Store::open(&settings).unwrap();
+    assert!(!store.upkeep(usize::MAX).unwrap().expired.is_empty());
+    let left = count(
+        &store.conn,
+        "SELECT count(*) FROM series WHERE device_id <> 'd9'",
+    );
+    assert_eq!(left, 0, "only d9's series may be left");
+    assert_eq!(
+        store.tiers.series.of_device("d9"),
+        1,
+        "d9's, in the log or merged"
+    );
+    assert_eq!(store.tiers.series.of_device("d0"), 0);
+    assert_eq!(
+        store.write([&one("d0", "s5", 10)]).unwrap().readings,
+        1,
+        "d0 may have new sensor types again"
+    );
+}
+
 /// Version 2's schema, as Eliot 0.1 wrote it, with a user's own view over `readings`.
 const VERSION_2: &str = "
 CREATE TABLE readings (device_id TEXT NOT NULL, sensor_type TEXT NOT NULL, ts TEXT NOT NULL,
@@ -300,9 +381,11 @@ fn a_version_2_database_is_migrated_and_its_readings_still_count() {
     }
     let mut store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(2));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 5);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 6);
     let owned = "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'owner'";
     assert_eq!(count(&store.conn, owned), 1, "sessions gained their owner");
+    let in_chunk_1 = "SELECT count(*) FROM series WHERE last_chunk = 1";
+    assert_eq!(count(&store.conn, in_chunk_1), 1, "kept until chunk_1 goes");
     assert_eq!(view_rows(&store), (40, 40));
     // Known to the dedupe: the old rows are the first chunk, their series' newest known.
     let again = Outcome::accepted(vec![reading("d0", "gps", 7, "{}")]);

@@ -146,6 +146,17 @@ impl Memtable {
         self.active.bytes() + self.sealed.as_ref().map_or(0, Generation::bytes)
     }
 
+    /// Whether readings of `sensor` from `device` are here (a scan of the device's rows:
+    /// for the rare question, not for every reading).
+    pub fn has_series(&self, device: &str, sensor: &str) -> bool {
+        let has = |generation: &Generation| {
+            generation
+                .device(device)
+                .is_some_and(|rows| rows.keys().any(|(_, s)| &**s == sensor))
+        };
+        has(&self.active) || self.sealed.as_ref().is_some_and(has)
+    }
+
     /// Rows of `device` with `from <= ts < to`, at most `limit` from each generation,
     /// the newest or the oldest: a read copies what it may return, not all a device has
     /// here (up to two generations, if it sent nothing else).

@@ -167,11 +167,13 @@ impl Tiers {
                 last_received = last_received.max(row.received_at);
             }
             let mut series = tx.prepare_cached(
-                "INSERT INTO series (device_id, sensor_type, merged_max_ts) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT DO UPDATE SET merged_max_ts = max(merged_max_ts, excluded.merged_max_ts)",
+                "INSERT INTO series (device_id, sensor_type, merged_max_ts, last_chunk) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET \
+                 merged_max_ts = max(merged_max_ts, excluded.merged_max_ts), \
+                 last_chunk = max(last_chunk, excluded.last_chunk)",
             )?;
             for ((device, sensor), ts) in &series_max {
-                series.execute(params![&**device, &**sensor, format_micros(*ts)])?;
+                series.execute(params![&**device, &**sensor, format_micros(*ts), chunk])?;
             }
         }
         if !slice.is_empty() {
@@ -186,9 +188,8 @@ impl Tiers {
             )?;
         }
         tx.commit()?;
-        for (series, ts) in series_max {
-            let max = self.merged_max.entry(series).or_insert(ts);
-            *max = (*max).max(ts);
+        for ((device, sensor), ts) in series_max {
+            self.series.merged(&device, &sensor, ts);
         }
         if through.is_some() {
             self.merged_through = through;
@@ -237,17 +238,41 @@ impl Tiers {
         Ok(())
     }
 
-    /// Drops the chunks whose newest reading was received before `now - retention`.
+    /// Drops the chunks whose newest reading was received before `now - retention`, and
+    /// forgets the series that were only in them.
     pub fn expire(&mut self, conn: &mut Connection, horizon: i64) -> rusqlite::Result<Vec<Chunk>> {
         let expired = (|| {
             let tx = conn.transaction()?;
             let gone = self.chunks.expire(&tx, horizon)?;
+            let forgotten = if gone.is_empty() {
+                Vec::new()
+            } else {
+                forget_series_before(&tx, self.chunks.list.first().map_or(i64::MAX, |c| c.id))?
+            };
             tx.commit()?;
-            Ok(gone)
+            Ok((gone, forgotten))
         })();
-        if expired.is_err() {
-            self.chunks = Chunks::load(conn)?;
+        let (gone, forgotten) = match expired {
+            Ok(expired) => expired,
+            Err(e) => {
+                self.chunks = Chunks::load(conn)?;
+                return Err(e);
+            }
+        };
+        let memtable = self.memtable.read().unwrap_or_else(|e| e.into_inner());
+        for (device, sensor) in forgotten {
+            let unmerged = memtable.has_series(&device, &sensor);
+            self.series.expired(&device, &sensor, unmerged);
         }
-        expired
+        Ok(gone)
     }
+}
+
+/// Deletes the series whose newest chunk is older than chunk `oldest` (the oldest left):
+/// all their readings were in chunks retention dropped. Answers which.
+fn forget_series_before(conn: &Connection, oldest: i64) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut deleted =
+        conn.prepare("DELETE FROM series WHERE last_chunk < ?1 RETURNING device_id, sensor_type")?;
+    let forgotten = deleted.query_map(params![oldest], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    forgotten.collect()
 }

@@ -3,8 +3,9 @@
 //! - `sqlite`: one-transaction writes of many outcomes (`Store`); `schema`: the tables,
 //!   the `readings` view and the migrations.
 //! - `tiers`, `memtable`: readings appended to the log and held in memory, and how a new
-//!   one is checked against everything stored; `merge`, `chunks`: generations of the log
-//!   merged into time chunks in bulk, and retention.
+//!   one is checked against everything stored; `series`: the (device, sensor type) pairs
+//!   stored, bounded per device; `merge`, `chunks`: generations of the log merged into
+//!   time chunks in bulk, and retention.
 //! - `store_writer`: the `StoreWriter` actor, which batches every connection's outcomes
 //!   into one transaction and answers each request only after its commit; `upkeep`: its
 //!   merging between commits; `checkpointer`: WAL checkpoints on a thread of their own.
@@ -23,6 +24,7 @@ mod memtable;
 mod merge;
 mod reader;
 mod schema;
+mod series;
 mod sessions;
 mod settings;
 mod sqlite;

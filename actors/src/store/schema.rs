@@ -1,6 +1,9 @@
 //! The schema, and the migrations that bring an older database to it (`user_version`).
 //!
-//! Version 5 (this one) lets a device have no secret (it logs in by client certificate
+//! Version 6 (this one) adds `series.last_chunk`, the newest chunk holding each series,
+//! so that a series is forgotten once retention dropped that chunk (an existing series
+//! takes the newest chunk at migration: kept until every chunk it may be in is gone).
+//! Version 5 lets a device have no secret (it logs in by client certificate
 //! only); adds `device_revocations`: the devices whose secret was rotated or which were
 //! removed, written by triggers, so a running Eliot closes their connections whichever
 //! process changed `devices`; and adds `sessions.owner`: the connection that holds each
@@ -18,7 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::chunks::{rebuild_view, Chunks};
 use crate::ingest::format_micros;
 
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// Provisioned devices (`eliot device add`): the hash of each one's secret, never the
 /// secret; no hash for a device that logs in by certificate only.
@@ -98,6 +101,7 @@ CREATE TABLE IF NOT EXISTS series (
     device_id     TEXT NOT NULL,
     sensor_type   TEXT NOT NULL,
     merged_max_ts TEXT NOT NULL,
+    last_chunk    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (device_id, sensor_type)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -178,6 +182,17 @@ pub fn migrate(conn: &mut Connection, now: i64) -> Result<Migrated, MigrateError
              SELECT device_id, sensor_type, max(ts) FROM chunk_1 GROUP BY device_id, sensor_type",
         )?;
     }
+    let chunked = tx
+        .prepare("SELECT 1 FROM pragma_table_info('series') WHERE name = 'last_chunk'")?
+        .exists([])?;
+    if !chunked {
+        tx.execute_batch("ALTER TABLE series ADD COLUMN last_chunk INTEGER NOT NULL DEFAULT 0")?;
+    }
+    // Series from before version 6 (or the version 2 table) may be in any chunk.
+    tx.execute_batch(
+        "UPDATE series SET last_chunk = (SELECT coalesce(max(id), 0) FROM chunks) \
+         WHERE last_chunk = 0",
+    )?;
     rebuild_view(&tx, &Chunks::load(&tx)?.list)?;
     tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
     tx.commit()?;

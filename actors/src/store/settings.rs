@@ -30,6 +30,9 @@ pub struct StoreSettings {
     /// Bytes the dead letters may take (payload, topic, client id and reason); past it the
     /// oldest are shed.
     pub dead_letter_quota: u64,
+    /// Series (sensor types) one device may have readings of; a reading that would start
+    /// one more is refused as a dead letter.
+    pub max_series_per_device: usize,
     /// The most the database may grow to, in bytes (0: no limit but the disk's). Reaching it
     /// is treated as a full disk.
     pub max_size: u64,
@@ -69,6 +72,7 @@ impl StoreSettings {
             synchronous: Synchronous::Normal,
             max_sessions: 100,
             dead_letter_quota: 1 << 30,
+            max_series_per_device: 100,
             max_size: 0,
             generation_rows: 1_000,
             generation_bytes: 1 << 30,
@@ -87,6 +91,7 @@ impl StoreSettings {
         problems.at_least("mailbox", self.mailbox, 1);
         problems.at_least("max_sessions", self.max_sessions, 1);
         problems.at_least("dead_letter_quota", self.dead_letter_quota, 1);
+        problems.at_least("max_series_per_device", self.max_series_per_device, 1);
         problems.at_least("generation_rows", self.generation_rows, 1);
         problems.at_least("generation_bytes", self.generation_bytes, 1);
         problems.at_least("merge_slice", self.merge_slice, 1);

@@ -66,9 +66,9 @@ pub struct WriteStats {
 pub enum Amendment {
     /// A DUP re-send of a message among the latest dead letters: not kept twice.
     Redelivered,
-    /// One of its readings has the key of a stored one, with other data: the message is
-    /// kept as a dead letter instead.
-    Conflict,
+    /// One of its readings has the key of a stored one with other data, or would start a
+    /// series past its device's limit: the message is kept as a dead letter instead.
+    DeadLettered,
 }
 
 /// Whether a DUP re-send is among the latest dead letters (bounded: a flood of DUPs must
@@ -189,7 +189,8 @@ impl Store {
                 |row| row.get(0),
             )
             .map_err(&sqlite)?;
-        let tiers = Tiers::load(&conn, memtable).map_err(&sqlite)?;
+        let tiers =
+            Tiers::load(&conn, memtable, settings.max_series_per_device).map_err(&sqlite)?;
         let checkpointer = Checkpointer::start(&path, WAL_MAX_BYTES).map_err(&sqlite)?;
         drop(sqlite); // it borrows `path`
         Ok(Store {
@@ -270,10 +271,10 @@ impl Store {
                                 stats.readings += fresh;
                                 stats.duplicates += duplicates;
                             }
-                            Accepted::Conflict(reason) => {
+                            Accepted::Refused(reason) => {
                                 keep_dead_letter(&origin.dead_letter(reason), &mut stats)
                                     .map_err(&sqlite)?;
-                                stats.amended.push((position, Amendment::Conflict));
+                                stats.amended.push((position, Amendment::DeadLettered));
                             }
                         }
                     }

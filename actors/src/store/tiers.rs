@@ -5,7 +5,7 @@
 //! A reading whose key is stored with the same data is a duplicate (a redelivery); with
 //! other data, a conflict.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use rusqlite::{params, Connection};
@@ -13,6 +13,7 @@ use rusqlite::{params, Connection};
 use super::bulk_insert::insert_all;
 use super::chunks::Chunks;
 use super::memtable::{Generation, Interner, Key, Memtable, Row};
+use super::series::Series;
 use crate::ingest::{format_micros, utc_micros, Origin, Reading};
 
 /// The memtable, as the store writer and the readers share it.
@@ -29,25 +30,32 @@ pub enum Found {
 pub enum Accepted {
     /// The new ones appended to the log; the rest were stored already, with the same data.
     Stored { fresh: usize, duplicates: usize },
-    /// One has a stored key with other data: nothing of the message is written, and this is
-    /// the reason its dead letter gives.
-    Conflict(String),
+    /// One has a stored key with other data, or would start a series past its device's
+    /// limit: nothing of the message is written, and this is the reason its dead letter
+    /// gives.
+    Refused(String),
 }
 
 /// Readings accepted in the transaction being written, not yet in the memtable: `rows`
-/// answers lookups, `appends` is what `write_log` appends to the log before the commit.
+/// answers lookups, `appends` is what `write_log` appends to the log before the commit,
+/// `new_series` the series they start.
 #[derive(Default)]
 pub struct Staged<'a> {
     rows: HashMap<Key, (Row, i64)>,
     appends: Vec<(i64, &'a Reading)>,
+    /// By device.
+    new_series: HashMap<Arc<str>, HashSet<Arc<str>>>,
 }
 
 pub struct Tiers {
     pub memtable: SharedMemtable,
     pub interner: Interner,
     pub chunks: Chunks,
-    /// Per series, the newest `ts` merged into a chunk: a newer reading cannot be in one.
-    pub merged_max: HashMap<(Arc<str>, Arc<str>), i64>,
+    /// Every series with readings stored, and the newest `ts` of each merged into a
+    /// chunk: a newer reading cannot be in one.
+    pub series: Series,
+    /// `store.max_series_per_device`.
+    max_series_per_device: usize,
     /// How far the sealed generation is merged (in key order); `None`: not begun.
     pub merged_through: Option<Key>,
     /// When the sealed generation was sealed (or found sealed at opening).
@@ -63,22 +71,13 @@ pub struct Tiers {
 impl Tiers {
     /// Loads the chunk list and the series from the database, and rebuilds the memtable
     /// (into `memtable`, which readers may already hold) from `readings_log`.
-    pub fn load(conn: &Connection, memtable: SharedMemtable) -> rusqlite::Result<Tiers> {
+    pub fn load(
+        conn: &Connection,
+        memtable: SharedMemtable,
+        max_series_per_device: usize,
+    ) -> rusqlite::Result<Tiers> {
         let mut interner = Interner::default();
-        let mut merged_max = HashMap::new();
-        {
-            let mut series =
-                conn.prepare("SELECT device_id, sensor_type, merged_max_ts FROM series")?;
-            let mut rows = series.query([])?;
-            while let Some(row) = rows.next()? {
-                let (device, sensor, ts): (String, String, String) =
-                    (row.get(0)?, row.get(1)?, row.get(2)?);
-                if let Some(ts) = utc_micros(&ts) {
-                    let series = (interner.intern(&device), interner.intern(&sensor));
-                    merged_max.insert(series, ts);
-                }
-            }
-        }
+        let series = Series::load(conn, &mut interner)?;
         let (sealed_through, device, sensor, ts): (i64, String, String, String) = conn.query_row(
             "SELECT sealed_through, merged_device, merged_sensor, merged_ts FROM merge_state",
             [],
@@ -140,7 +139,8 @@ impl Tiers {
             memtable,
             interner,
             chunks: Chunks::load(conn)?,
-            merged_max,
+            series,
+            max_series_per_device,
             merged_through,
             sealed_at: std::time::Instant::now(),
             // Left over by a crash, they are found sealed, their merge finds nothing more
@@ -184,11 +184,10 @@ impl Tiers {
                 return Ok(same(&row.data));
             }
         }
-        let series = (key.device.clone(), key.sensor.clone());
         if self
-            .merged_max
-            .get(&series)
-            .is_some_and(|max| key.ts <= *max)
+            .series
+            .merged_max(&key.device, &key.sensor)
+            .is_some_and(|max| key.ts <= max)
         {
             if let Some(stored) = self.chunks.find(conn, &key.device, &key.sensor, key.ts)? {
                 return Ok(same(&stored));
@@ -213,7 +212,7 @@ impl Tiers {
             // Validation wrote the timestamp: it is in the store's format.
             let Some(key) = self.key(reading) else {
                 let reason = format!("timestamp {} is not in the store's format", reading.ts);
-                return Ok(Accepted::Conflict(reason));
+                return Ok(Accepted::Refused(reason));
             };
             let found = match fresh.get(&key) {
                 Some(earlier) if earlier.data == reading.data => Found::Same,
@@ -227,9 +226,12 @@ impl Tiers {
                 Found::Same => duplicates += 1,
                 Found::Different => {
                     let reason = conflict_reason(position, readings.len(), &key);
-                    return Ok(Accepted::Conflict(reason));
+                    return Ok(Accepted::Refused(reason));
                 }
             }
+        }
+        if let Some(reason) = self.series_past_limit(staged, fresh.keys()) {
+            return Ok(Accepted::Refused(reason));
         }
         let count = fresh.len();
         for (key, reading) in fresh {
@@ -239,6 +241,34 @@ impl Tiers {
             fresh: count,
             duplicates,
         })
+    }
+
+    /// Why these readings may not be stored, if one would start a series past its
+    /// device's limit (counting the series staged in this transaction).
+    fn series_past_limit<'k>(
+        &self,
+        staged: &Staged<'_>,
+        keys: impl Iterator<Item = &'k Key>,
+    ) -> Option<String> {
+        let mut new: HashMap<&Arc<str>, HashSet<&Arc<str>>> = HashMap::new();
+        for Key { device, sensor, .. } in keys {
+            let staged = staged.new_series.get(device);
+            if self.series.contains(device, sensor) || staged.is_some_and(|s| s.contains(sensor)) {
+                continue;
+            }
+            let message = new.entry(device).or_default();
+            message.insert(sensor);
+            let has =
+                self.series.of_device(device) + staged.map_or(0, HashSet::len) + message.len();
+            if has > self.max_series_per_device {
+                return Some(format!(
+                    "device `{device}` would have readings of more than {} sensor types \
+                     (store.max_series_per_device): sensor_type `{sensor}` is one too many",
+                    self.max_series_per_device
+                ));
+            }
+        }
+        None
     }
 
     /// Gives `reading` the next seq and stages it.
@@ -255,6 +285,13 @@ impl Tiers {
             data: reading.data.as_str().into(),
             received_at,
         };
+        if !self.series.contains(&key.device, &key.sensor) {
+            staged
+                .new_series
+                .entry(key.device.clone())
+                .or_default()
+                .insert(key.sensor.clone());
+        }
         staged.rows.insert(key, (row, seq));
         staged.appends.push((seq, reading));
     }
@@ -274,7 +311,12 @@ impl Tiers {
     }
 
     /// After the commit: the staged readings join the active generation.
-    pub fn committed(&self, staged: Staged<'_>) {
+    pub fn committed(&mut self, staged: Staged<'_>) {
+        for (device, sensors) in &staged.new_series {
+            for sensor in sensors {
+                self.series.add(device, sensor);
+            }
+        }
         let mut memtable = self.memtable.write().unwrap_or_else(|e| e.into_inner());
         for (key, (row, seq)) in staged.rows {
             memtable.active.insert(key, row, seq);

@@ -75,6 +75,14 @@ impl Launch {
         }
     }
 
+    /// Started with `--config`, a file in the data directory holding `toml`.
+    pub fn config(mut self, toml: &str) -> Launch {
+        let file = self.data_dir.join("eliot.toml");
+        std::fs::write(&file, toml).expect("the configuration file is written");
+        self.args = vec!["--config".into(), file.display().to_string()];
+        self
+    }
+
     pub fn env(mut self, name: &str, value: &str) -> Launch {
         self.env.push((name.to_owned(), value.to_owned()));
         self

@@ -277,12 +277,10 @@ async fn idle_sockets(
 async fn idle_sockets_cannot_hold_the_connection_slots() {
     use tokio::io::AsyncReadExt;
     let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("eliot.toml");
     let settings =
         "[mqtt]\nmax_connections = 40\nmax_pending_per_address = 32\nfirst_byte_timeout = \"4s\"\nconnect_timeout = \"20s\"\n";
-    std::fs::write(&config, settings).unwrap();
-    let mut launch = common::process::Launch::new(data.path(), common::process::free_addr());
-    launch.args = vec!["--config".into(), config.display().to_string()];
+    let launch =
+        common::process::Launch::new(data.path(), common::process::free_addr()).config(settings);
     let eliot = launch.start();
     assert_eq!(get(eliot.http, "/ready").await.0, 200);
 
@@ -396,20 +394,15 @@ async fn the_tls_listener_does_not_spin_when_out_of_descriptors() {
     let log = data.path().join("eliot.log");
     let tls = common::process::free_addr();
     let server = pki.server_files();
-    let config = data.path().join("eliot.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[tls]\nenabled = true\nlisten = \"{tls}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+    let config = format!(
+        "[tls]\nenabled = true\nlisten = \"{tls}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
              handshake_timeout = \"60s\"\n",
-            server.cert.display(),
-            server.key.display()
-        ),
-    )
-    .unwrap();
+        server.cert.display(),
+        server.key.display()
+    );
     let mut launch = common::process::Launch::new(data.path(), common::process::free_addr())
+        .config(&config)
         .env("ELIOT_LOG_FORMAT", "json");
-    launch.args = vec!["--config".into(), config.display().to_string()];
     launch.before = Some("ulimit -n 64".into());
     launch.log = Some(log.clone());
     let eliot = launch.start();
@@ -464,16 +457,10 @@ fn cpu_seconds(pid: u32) -> f64 {
 async fn replies_a_client_never_reads_cannot_fill_memory() {
     use tokio::io::AsyncWriteExt;
     let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("eliot.toml");
-    std::fs::write(
-        &config,
-        "[mqtt]\npacket_timeout = \"5s\"\n[log]\nlevel = \"info\"\n",
-    )
-    .unwrap();
     let log = data.path().join("eliot.log");
     let mut launch = common::process::Launch::new(data.path(), common::process::free_addr())
+        .config("[mqtt]\npacket_timeout = \"5s\"\n[log]\nlevel = \"info\"\n")
         .env("ELIOT_LOG_FORMAT", "json");
-    launch.args = vec!["--config".into(), config.display().to_string()];
     launch.log = Some(log.clone());
     let eliot = launch.start();
     let rss_before = eliot.rss_kib();
@@ -566,10 +553,8 @@ async fn replies_a_client_never_reads_cannot_fill_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_cannot_add_sensor_types_without_end() {
     let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("eliot.toml");
-    std::fs::write(&config, "[store]\nmax_series_per_device = 5\n").unwrap();
-    let mut launch = common::process::Launch::new(data.path(), common::process::free_addr());
-    launch.args = vec!["--config".into(), config.display().to_string()];
+    let launch = common::process::Launch::new(data.path(), common::process::free_addr())
+        .config("[store]\nmax_series_per_device = 5\n");
     let payload = |sensor: &str, n: u64| {
         reading("robot_042", n).replace("\"temperature\"", &format!("\"{sensor}\""))
     };

@@ -114,13 +114,11 @@ impl Outside {
             );
             addr
         });
-        let file = data.path().join("eliot.toml");
-        std::fs::write(&file, config).unwrap();
         let log = data.path().join("eliot.log");
         let mut launch = process::Launch::new(data.path(), free_addr())
+            .config(&config)
             .env("ELIOT_LOG_LEVEL", "trace")
             .env("ELIOT_LOG_FORMAT", "json");
-        launch.args = vec!["--config".into(), file.display().to_string()];
         launch.log = Some(log.clone());
         let eliot = launch.start();
         Outside {

@@ -43,9 +43,11 @@ pub enum Accepted {
 pub struct Staged<'a> {
     rows: HashMap<Key, (Row, i64)>,
     appends: Vec<(i64, &'a Reading)>,
-    /// By device.
-    new_series: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    new_series: SensorsByDevice,
 }
+
+/// Sensor types, by device.
+type SensorsByDevice = HashMap<Arc<str>, HashSet<Arc<str>>>;
 
 pub struct Tiers {
     pub memtable: SharedMemtable,
@@ -230,7 +232,7 @@ impl Tiers {
                 }
             }
         }
-        if let Some(reason) = self.series_past_limit(staged, fresh.keys()) {
+        if let Err(reason) = self.stage_new_series(staged, fresh.keys()) {
             return Ok(Accepted::Refused(reason));
         }
         let count = fresh.len();
@@ -243,32 +245,34 @@ impl Tiers {
         })
     }
 
-    /// Why these readings may not be stored, if one would start a series past its
-    /// device's limit (counting the series staged in this transaction).
-    fn series_past_limit<'k>(
+    /// Stages the series these readings start (neither stored nor staged yet), unless one
+    /// would be past its device's limit: then nothing, and why.
+    fn stage_new_series<'k>(
         &self,
-        staged: &Staged<'_>,
+        staged: &mut Staged<'_>,
         keys: impl Iterator<Item = &'k Key>,
-    ) -> Option<String> {
-        let mut new: HashMap<&Arc<str>, HashSet<&Arc<str>>> = HashMap::new();
+    ) -> Result<(), String> {
+        let mut new = SensorsByDevice::new();
         for Key { device, sensor, .. } in keys {
-            let staged = staged.new_series.get(device);
-            if self.series.contains(device, sensor) || staged.is_some_and(|s| s.contains(sensor)) {
+            let known = staged.new_series.get(device);
+            if self.series.contains(device, sensor) || known.is_some_and(|s| s.contains(sensor)) {
                 continue;
             }
-            let message = new.entry(device).or_default();
-            message.insert(sensor);
-            let has =
-                self.series.of_device(device) + staged.map_or(0, HashSet::len) + message.len();
+            let message = new.entry(device.clone()).or_default();
+            message.insert(sensor.clone());
+            let has = self.series.of_device(device) + known.map_or(0, HashSet::len) + message.len();
             if has > self.max_series_per_device {
-                return Some(format!(
+                return Err(format!(
                     "device `{device}` would have readings of more than {} sensor types \
                      (store.max_series_per_device): sensor_type `{sensor}` is one too many",
                     self.max_series_per_device
                 ));
             }
         }
-        None
+        for (device, sensors) in new {
+            staged.new_series.entry(device).or_default().extend(sensors);
+        }
+        Ok(())
     }
 
     /// Gives `reading` the next seq and stages it.
@@ -285,13 +289,6 @@ impl Tiers {
             data: reading.data.as_str().into(),
             received_at,
         };
-        if !self.series.contains(&key.device, &key.sensor) {
-            staged
-                .new_series
-                .entry(key.device.clone())
-                .or_default()
-                .insert(key.sensor.clone());
-        }
         staged.rows.insert(key, (row, seq));
         staged.appends.push((seq, reading));
     }

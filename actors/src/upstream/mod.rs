@@ -4,6 +4,7 @@
 //!
 //! - `upstream_connection`: the `UpstreamConnection` actor, one per configured connection.
 //! - `link`: rumqttc's two clients (3.1.1 and 5) behind one small vocabulary.
+//! - `link_tasks`: the poll task and the ack task of one link.
 //! - `in_order`: acks in receipt order, on the connection the messages came on.
 //! - `filter`: topic filters, shared subscriptions (`$share/<group>/...`) included.
 //! - `tls`: the rustls client configuration, its files checked with clear errors.
@@ -12,6 +13,7 @@
 mod filter;
 mod in_order;
 mod link;
+mod link_tasks;
 mod settings;
 mod tls;
 mod upstream_connection;

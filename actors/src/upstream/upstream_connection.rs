@@ -2,14 +2,11 @@
 //! same pipeline as the device endpoint, and acking each message only once it is stored.
 //!
 //! Three parts run apart, so that none waits on another in a way that could deadlock:
-//! - the poll task (`poll_link`) owns the event loop. It waits for a slot of the window
-//!   before handing a message on (backpressure: the broker's flow control and TCP do the
-//!   rest), and after a failure it waits a growing, jittered delay before reconnecting.
-//!   It never awaits a client call, nor anything only the event loop can free: a slot is
-//!   freed when the message is stored, before its ack is written;
-//! - the actor batches what the poll task hands it, sends it down the pipeline, and puts
-//!   the acks due in receipt order (`InOrder`);
-//! - the ack task (`send_acks`) makes the client calls, in that order.
+//! the poll task and the ack task (`link_tasks`), and this actor, which batches what the
+//! poll task hands it, sends it down the pipeline, and puts the acks due in receipt order
+//! (`InOrder`) for the ack task. The poll task never awaits anything only the event loop
+//! can free: a slot of the window is freed when its message is stored, before its ack is
+//! written (backpressure: the broker's flow control and TCP do the rest).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +19,8 @@ use tokio::task::JoinHandle;
 
 use super::filter::Filter;
 use super::in_order::{Ack, InOrder, Slot};
-use super::link::{self, Client, Delivery, Happening, Poller};
+use super::link::{self, Delivery};
+use super::link_tasks::{poll_link, send_acks, FromLink, LinkNews, PollLink};
 use super::settings::UpstreamSettings;
 use crate::endpoint::ByteBudget;
 use crate::ingest::{Message, TopicPattern};
@@ -30,8 +28,7 @@ use crate::observe::{Event, Telemetry};
 use crate::pipeline::{Ingested, Pipeline};
 use crate::store::{NotStored, Sessions};
 use crate::supervision::{
-    catch_panic, jitter, Backoff, Breaker, CallResult, DeviceGuard, LinkHealth, Rejected, Report,
-    Restarts,
+    catch_panic, jitter, Backoff, Breaker, DeviceGuard, LinkHealth, Rejected, Restarts,
 };
 
 /// What the parts of one connection share.
@@ -48,35 +45,6 @@ pub struct UpstreamLinks {
     pub budget: ByteBudget,
     /// Where the brokers' sessions are remembered, across restarts of Eliot.
     pub sessions: Sessions,
-}
-
-/// What the poll task tells the actor; `link` names the link it came from, so that
-/// nothing from a dropped link is mistaken for the current one's.
-struct FromLink {
-    link: u64,
-    what: LinkNews,
-}
-
-enum LinkNews {
-    Connected {
-        session_present: bool,
-        generation: u64,
-    },
-    Delivered {
-        delivery: Delivery,
-        slot: Slot,
-        generation: u64,
-    },
-    Subscribed {
-        refused: Vec<String>,
-    },
-    SubscribeFailed(String),
-    Disconnected(String),
-    Failed {
-        error: String,
-        attempt: u32,
-        retry_in: Duration,
-    },
 }
 
 /// The tasks of the current link; dropping it stops them (and closes the socket).
@@ -478,111 +446,5 @@ impl Handler<StopUpstream> for UpstreamConnection {
         self.running = None;
         self.order.forget();
         self.unsent.clear();
-    }
-}
-
-/// What the poll task owns.
-struct PollLink {
-    id: u64,
-    poller: Poller,
-    client: Client,
-    filters: Arc<[Filter]>,
-    window: Arc<Semaphore>,
-    budget: ByteBudget,
-    news: mpsc::Sender<FromLink>,
-    breaker: Addr<Breaker>,
-    backoff: Backoff,
-    generation: Arc<AtomicU64>,
-}
-
-/// Polls the event loop for as long as the link lives.
-async fn poll_link(mut link: PollLink) {
-    let mut attempt = 0u32;
-    let mut pause = None;
-    loop {
-        let what = match link.poller.poll().await {
-            Ok(Happening::Connected { session_present }) => {
-                attempt = 0;
-                link.backoff.reset();
-                link.breaker.do_send(Report(CallResult::Success));
-                let generation = link.generation.fetch_add(1, Ordering::Relaxed) + 1;
-                if !session_present {
-                    // A client call: on a task of its own, never on this one.
-                    let (client, filters, news, id) = (
-                        link.client.clone(),
-                        link.filters.clone(),
-                        link.news.clone(),
-                        link.id,
-                    );
-                    actix::spawn(async move {
-                        if let Err(e) = client.subscribe(&filters).await {
-                            let what = LinkNews::SubscribeFailed(format!("cannot subscribe: {e}"));
-                            let _ = news.send(FromLink { link: id, what }).await;
-                        }
-                    });
-                }
-                LinkNews::Connected {
-                    session_present,
-                    generation,
-                }
-            }
-            Ok(Happening::Delivered(delivery)) => {
-                let Ok(window) = link.window.clone().acquire_owned().await else {
-                    return;
-                };
-                let bytes = link.budget.admit(delivery.payload.len()).await;
-                LinkNews::Delivered {
-                    delivery,
-                    slot: Slot {
-                        _window: window,
-                        _bytes: bytes,
-                    },
-                    generation: link.generation.load(Ordering::Relaxed),
-                }
-            }
-            Ok(Happening::Subscribed { refused }) => LinkNews::Subscribed { refused },
-            Ok(Happening::Disconnected { reason }) => LinkNews::Disconnected(reason),
-            Ok(Happening::Nothing) => continue,
-            Err(error) => {
-                attempt = attempt.saturating_add(1);
-                let opened_for = link
-                    .breaker
-                    .send(Report(CallResult::Failure(error.clone())))
-                    .await
-                    .unwrap_or_default();
-                let retry_in = jitter(link.backoff.next_delay()).max(opened_for);
-                pause = Some(retry_in);
-                LinkNews::Failed {
-                    error,
-                    attempt,
-                    retry_in,
-                }
-            }
-        };
-        let news = FromLink {
-            link: link.id,
-            what,
-        };
-        if link.news.send(news).await.is_err() {
-            return;
-        }
-        // Polling again reconnects at once: this is the only pause between tries.
-        if let Some(pause) = pause.take() {
-            tokio::time::sleep(pause).await;
-        }
-    }
-}
-
-/// Sends acks in the order they come, skipping those of an earlier connection.
-async fn send_acks(
-    client: Client,
-    mut acks: mpsc::UnboundedReceiver<Ack>,
-    generation: Arc<AtomicU64>,
-) {
-    while let Some(ack) = acks.recv().await {
-        if ack.generation == generation.load(Ordering::Relaxed) {
-            // An error means the client is gone; the broker redelivers what was not acked.
-            let _ = client.ack(ack.token).await;
-        }
     }
 }

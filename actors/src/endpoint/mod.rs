@@ -1,7 +1,8 @@
 //! The device endpoint: Eliot's own MQTT server for devices.
 //!
-//! - `device_endpoint`: the `DeviceEndpoint` actor: accepts sockets, reads each CONNECT,
-//!   keeps the registry of connected client ids, drains on shutdown.
+//! - `device_endpoint`: the `DeviceEndpoint` actor: accepts sockets, keeps the registry of
+//!   connected client ids, drains on shutdown; its `handshake` reads each CONNECT and
+//!   answers it.
 //! - `admission`: CONNECT → `Session` or `Refusal`: client id, device guard, session.
 //! - `device_connection`: the `DeviceConnection` actor, one per device: its MQTT session,
 //!   acks after commit, and how it closes (`closing`).

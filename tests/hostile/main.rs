@@ -12,6 +12,7 @@ mod crash;
 mod exhaust;
 mod lies;
 mod mqtt;
+mod slots;
 mod store;
 
 use std::time::{Duration, Instant};
@@ -53,4 +54,14 @@ async fn from_each_connection(eliot: &Eliot, count: usize, payload: &str) {
         assert_eq!(sent, 1, "acked, as a dead letter");
         device.disconnect().await;
     }
+}
+
+/// Lines of Eliot's JSON log at `log` that are the event `name`.
+pub(crate) fn logged(log: &std::path::Path, name: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == name)
+        .collect()
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::load_shared::Shared;
-use crate::procs::{cpu_seconds, Server};
+use crate::procs::Server;
 use crate::publisher::{self, ConnectionOutcome, ConnectionPlan};
+use crate::sampling::cpu_seconds;
 use crate::telemetry::Device;
 
 /// How a field load ends.

@@ -96,6 +96,7 @@
 
 mod ack_sink;
 mod auth;
+mod clients;
 mod drill;
 mod field;
 mod field_load;
@@ -111,6 +112,7 @@ mod publisher;
 mod read_api;
 mod reads;
 mod report;
+mod sampling;
 mod sustained;
 mod sustained_chart;
 mod telemetry;
@@ -119,8 +121,10 @@ mod upstream;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use procs::{simulate, Load, Programs, RssSampler, Server, Subscriber};
+use clients::{simulate, Load, Subscriber};
+use procs::{Programs, Server};
 use report::{Figure, Goal, Report, Row, Target};
+use sampling::RssSampler;
 
 #[derive(Parser)]
 struct Args {
@@ -450,7 +454,7 @@ fn eliot_connections(programs: &Programs, scale: &Scale, runs: usize) -> Row {
     let (mut peaks, mut per_connection) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let eliot = Server::eliot(programs);
-        let idle = procs::rss_kib(eliot.pid()) as f64 / 1024.0;
+        let idle = sampling::rss_kib(eliot.pid()) as f64 / 1024.0;
         let sampler = RssSampler::start(eliot.pid());
         let load = Load {
             devices: scale.connections,

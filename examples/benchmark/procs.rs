@@ -1,17 +1,17 @@
-//! The programs a benchmark run starts: Eliot, Mosquitto, the fleet simulator (load) and the
-//! baseline subscriber; each on a free loopback port, each stopped when dropped.
+//! The servers a benchmark run starts, Eliot and Mosquitto, each on a free loopback port and
+//! stopped when dropped; and where the programs are (`Programs`). The clients that talk to
+//! them are in `clients`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use serde_json::Value;
+use crate::sampling::cpu_seconds;
 
 /// Where the built programs are: next to this example, in the same profile.
 pub struct Programs {
@@ -352,244 +352,9 @@ impl Server {
     }
 }
 
-/// CPU seconds (utime + stime) process `pid` has used, or 0 if it cannot be read.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name (field 2) may hold spaces; the fields after its `)` do not.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    ticks as f64 / clock_ticks_per_second()
-}
-
-/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on every usual Linux).
-fn clock_ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .filter(|&t: &f64| t > 0.0)
-            .unwrap_or(100.0)
-    })
-}
-
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Samples a process's resident memory every 100 ms until stopped; keeps the peak.
-pub struct RssSampler {
-    peak_kib: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-impl RssSampler {
-    pub fn start(pid: u32) -> RssSampler {
-        let (peak_kib, stop) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let thread = {
-            let (peak, stop) = (peak_kib.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            })
-        };
-        RssSampler {
-            peak_kib,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops sampling; the peak in MiB.
-    pub fn peak_mib(mut self) -> f64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        self.peak_kib.load(Ordering::Relaxed) as f64 / 1024.0
-    }
-}
-
-/// The fleet simulator's load, as its options.
-#[derive(Debug, Clone)]
-pub struct Load {
-    pub devices: u32,
-    /// Messages per second per device; 0 for as fast as acks allow.
-    pub rate: f64,
-    pub qos: u8,
-    /// Messages per device, or a duration.
-    pub count: Option<u64>,
-    pub duration: Option<Duration>,
-}
-
-/// Runs the fleet simulator against `addr` and returns its JSON summary.
-pub fn simulate(programs: &Programs, addr: SocketAddr, load: &Load) -> Value {
-    let mut command = Command::new(&programs.simulator);
-    command.args(["--addr", &addr.to_string(), "--json", "--quiet"]);
-    command.args(["--devices", &load.devices.to_string()]);
-    command.args([
-        "--rate",
-        &load.rate.to_string(),
-        "--qos",
-        &load.qos.to_string(),
-    ]);
-    command.args(["--connect-rate", "2000"]);
-    if let Some(count) = load.count {
-        command.args(["--count", &count.to_string()]);
-    }
-    if let Some(duration) = load.duration {
-        command.args(["--duration", &format!("{}ms", duration.as_millis())]);
-    }
-    let out = command
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("the simulator runs");
-    assert!(out.status.success(), "the simulator failed: {load:?}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "simulator summary: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-/// The baseline subscriber, started and subscribed.
-pub struct Subscriber(Child);
-
-impl Subscriber {
-    pub fn start(
-        programs: &Programs,
-        broker: SocketAddr,
-        qos: u8,
-        expect: u64,
-        db: &Path,
-        count_only: bool,
-    ) -> Subscriber {
-        let mut command = Command::new(&programs.subscriber);
-        command.args(["--addr", &broker.to_string(), "--qos", &qos.to_string()]);
-        command
-            .args(["--expect", &expect.to_string()])
-            .arg("--db")
-            .arg(db);
-        if count_only {
-            command.arg("--count-only");
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the subscriber starts");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let mut said = Vec::new();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line == "ready" => break,
-                Some(Ok(line)) => said.push(line),
-                Some(Err(_)) => continue,
-                None => panic!(
-                    "the subscriber ended before subscribing ({:?}), saying:\n{}",
-                    child.wait(),
-                    said.join("\n")
-                ),
-            }
-        }
-        std::thread::spawn(move || lines.for_each(drop));
-        Subscriber(child)
-    }
-
-    /// Waits (at most `within`) for its summary: messages stored per second.
-    pub fn finish(mut self, within: Duration) -> Option<f64> {
-        let deadline = Instant::now() + within;
-        while self.0.try_wait().ok()?.is_none() {
-            if Instant::now() > deadline {
-                let _ = self.0.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut out = String::new();
-        std::io::Read::read_to_string(self.0.stdout.as_mut()?, &mut out).ok()?;
-        let summary: Value = serde_json::from_str(out.trim()).ok()?;
-        summary["rate"].as_f64()
-    }
-}
-
-/// How a watched subscriber ended.
-pub struct Finished {
-    /// Its summary line.
-    pub summary: Value,
-    /// When it was seen to have exited (within 5 ms).
-    pub at: Instant,
-    /// The CPU seconds it used, as last read while it ran.
-    pub cpu_seconds: f64,
-}
-
-impl Subscriber {
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Waits (at most `within`) for it to exit, watching it closely: when it exited, the CPU
-    /// it used, and its summary.
-    pub fn finish_watched(mut self, within: Duration) -> Result<Finished, String> {
-        let deadline = Instant::now() + within;
-        let mut cpu = 0.0f64;
-        loop {
-            cpu = cpu.max(cpu_seconds(self.pid()));
-            match self.0.try_wait() {
-                Ok(Some(status)) if status.success() => break,
-                Ok(Some(status)) => return Err(format!("the subscriber exited: {status}")),
-                Ok(None) if Instant::now() > deadline => {
-                    return Err(format!("the subscriber did not finish within {within:?}"))
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        let at = Instant::now();
-        let mut out = String::new();
-        if let Some(stdout) = self.0.stdout.as_mut() {
-            std::io::Read::read_to_string(stdout, &mut out).map_err(|e| e.to_string())?;
-        }
-        let summary = serde_json::from_str(out.trim())
-            .map_err(|e| format!("the subscriber's summary: {e}: {out}"))?;
-        Ok(Finished {
-            summary,
-            at,
-            cpu_seconds: cpu,
-        })
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

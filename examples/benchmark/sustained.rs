@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::field_load::{FieldLoad, LoadOutcome, Until, SPLIT_EVERY};
-use crate::procs::{Programs, RssSampler, Server};
+use crate::procs::{Programs, Server};
 use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::sampling::RssSampler;
 use crate::sustained_chart;
 
 /// Acked msg/s over the last quarter of the readings, at the least (issue 8, goal 1).

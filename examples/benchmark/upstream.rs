@@ -34,8 +34,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::procs::{cpu_seconds, simulate, Load, Programs, Server, Subscriber};
+use crate::clients::{simulate, Load, Subscriber};
+use crate::procs::{Programs, Server};
 use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::sampling::cpu_seconds;
 
 /// Eliot's rate at least this share of the bare drain's.
 const TARGET_RATIO: f64 = 0.9;

@@ -107,6 +107,7 @@ mod mqtt_wire;
 mod paced;
 mod pacer;
 mod packet_writer;
+mod pki;
 mod procs;
 mod publisher;
 mod read_api;

@@ -24,7 +24,8 @@ use rumqttc::{
 use crate::latency::{over_runs, Percentiles};
 use crate::pki::Pki;
 use crate::procs::{free_addrs, Programs};
-use crate::report::{Figure, Goal, Report, Row};
+use crate::report::{Figure, Report, Row};
+use crate::target::Goal;
 
 /// The p99 with a flooding device, over the p99 without, at most.
 const TARGET_FLOOD_P99_RATIO: f64 = 1.10;

@@ -18,8 +18,9 @@ use rusqlite::{Connection, OpenFlags};
 use crate::field_load::{Disconnect, FieldLoad, LoadOutcome};
 use crate::load_shared::Shared;
 use crate::procs::{Programs, Server};
-use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::report::{Figure, Report, Row};
 use crate::sustained::{self, SustainedScale};
+use crate::target::{Goal, Target};
 
 /// How long after Eliot is ready again a disconnect is still the kill's: a bound on the
 /// restart's aftermath, past which a disconnect has some other cause.

@@ -15,8 +15,9 @@ use crate::field_load::{FieldLoad, LoadOutcome, Until};
 use crate::paced::{self, PacedScale};
 use crate::procs::Programs;
 use crate::reads::{self, ReadsScale};
-use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::report::{Figure, Report, Row};
 use crate::sustained::{self, SustainedScale};
+use crate::target::{Goal, Target};
 
 /// What the field load must reach against a server that only acks, so that it is not what
 /// limits `sustained` at its target of 100,000 msg/s.

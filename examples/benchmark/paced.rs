@@ -12,8 +12,9 @@ use std::time::Duration;
 use crate::field_load::{Disconnect, FieldLoad, LoadOutcome, Until, SPLIT_EVERY};
 use crate::latency::{over_runs, Percentiles};
 use crate::procs::{Programs, Server};
-use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::report::{Figure, Report, Row};
 use crate::sustained::FilledStore;
+use crate::target::{Goal, Target};
 
 /// publish→PUBACK p99 at most, ms (issue 8, goal 2).
 const TARGET_P99_MS: f64 = 50.0;

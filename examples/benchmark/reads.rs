@@ -11,8 +11,9 @@ use crate::field_load::{Disconnect, FieldLoad, Until, SPLIT_EVERY};
 use crate::latency::{over_runs, Percentiles};
 use crate::procs::{Programs, Server};
 use crate::read_api::{ReadApi, ReadKind, READ_KINDS};
-use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::report::{Figure, Report, Row};
 use crate::sustained::FilledStore;
+use crate::target::{Goal, Target};
 
 /// Read p99 at most, ms, for each kind (issue 8, goal 3).
 const TARGET_P99_MS: f64 = 10.0;

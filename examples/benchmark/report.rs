@@ -7,6 +7,9 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde_json::Value;
 
+use crate::chart::{bar_chart, register_font, short};
+use crate::target::{Goal, Target};
+
 /// A median with the min–max of the runs behind it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Figure {
@@ -183,64 +186,8 @@ impl Row {
     }
 }
 
-/// Which side of its bound a target's figure must be.
-#[derive(Debug, Clone, Copy)]
-pub enum Goal {
-    AtLeast(f64),
-    AtMost(f64),
-}
-
-/// A figure held to a goal: "p99 3.2 ms (target ≤ 50 ms: met)".
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub what: String,
-    pub measured: f64,
-    pub goal: Goal,
-    /// Appended to both figures: "×", " ms", " msg/s".
-    pub unit: &'static str,
-    /// The same figure for a reference measured in the same run, shown after the verdict:
-    /// absolute rates on a shared machine swing from day to day, a ratio to a server that
-    /// ran the same load beside it does not.
-    pub beside: Option<String>,
-}
-
-impl Target {
-    pub fn new(what: &str, measured: f64, goal: Goal, unit: &'static str) -> Target {
-        Target {
-            what: what.into(),
-            measured,
-            goal,
-            unit,
-            beside: None,
-        }
-    }
-
-    /// The target with `beside` shown after its verdict.
-    pub fn with_beside(mut self, beside: String) -> Target {
-        self.beside = Some(beside);
-        self
-    }
-
-    pub fn met(&self) -> bool {
-        match self.goal {
-            Goal::AtLeast(bound) => self.measured >= bound,
-            Goal::AtMost(bound) => self.measured <= bound,
-        }
-    }
-
-    /// "target ≤ 50 ms: met"
-    fn verdict(&self) -> String {
-        let (sign, bound) = match self.goal {
-            Goal::AtLeast(bound) => ("≥", bound),
-            Goal::AtMost(bound) => ("≤", bound),
-        };
-        let verdict = if self.met() { "met" } else { "missed" };
-        format!("target {sign} {}{}: {verdict}", number(bound), self.unit)
-    }
-}
-
 /// 2 decimals below 10, 1 below 100, none above: 1.53, 42.7, 104321.
-fn number(value: f64) -> String {
+pub fn number(value: f64) -> String {
     match value.abs() {
         v if v < 10.0 => format!("{value:.2}"),
         v if v < 100.0 => format!("{value:.1}"),
@@ -452,77 +399,6 @@ impl Report {
         root.present()?;
         Ok(())
     }
-}
-
-fn short(name: &str) -> &str {
-    name.split(',').nth(1).map_or(name, str::trim)
-}
-
-/// Bars with min–max whiskers.
-fn bar_chart<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    title: &str,
-    bars: &[(&str, Figure)],
-) -> Result<(), Box<dyn std::error::Error>>
-where
-    DB::ErrorType: 'static,
-{
-    let top = bars.iter().map(|(_, f)| f.max).fold(1.0, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..bars.len() as f64, 0f64..top)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style(("sans-serif", 14))
-        .draw()?;
-    let palette = [&BLUE, &GREEN, &RED, &MAGENTA, &CYAN];
-    for (i, (label, f)) in bars.iter().enumerate() {
-        let x = i as f64;
-        let color = palette[i % palette.len()];
-        chart.draw_series([Rectangle::new(
-            [(x + 0.15, 0.0), (x + 0.85, f.median)],
-            color.mix(0.7).filled(),
-        )])?;
-        chart.draw_series([PathElement::new(
-            vec![(x + 0.5, f.min), (x + 0.5, f.max)],
-            BLACK.stroke_width(2),
-        )])?;
-        let value = if f.median >= 100.0 {
-            format!("{:.0}", f.median)
-        } else {
-            format!("{:.1}", f.median)
-        };
-        chart.draw_series([Text::new(
-            value,
-            (x + 0.2, f.max + top * 0.02),
-            ("sans-serif", 14).into_font(),
-        )])?;
-        chart.draw_series([Text::new(
-            label.to_string(),
-            (x + 0.12, -top * 0.03),
-            ("sans-serif", 14).into_font(),
-        )])?;
-    }
-    Ok(())
-}
-
-/// plotters draws text with a font it is given: DejaVu Sans from the system.
-pub fn register_font() -> Result<(), String> {
-    const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-    let bytes = std::fs::read(FONT)
-        .map_err(|e| format!("{FONT}: {e} (apt-get install fonts-dejavu-core)"))?;
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        Box::leak(bytes.into_boxed_slice()),
-    )
-    .map_err(|_| "the font does not load".to_owned())
 }
 
 /// "2 × Intel Xeon ..., Linux 6.1, Mosquitto 2.0.11"

@@ -24,9 +24,10 @@ use tempfile::TempDir;
 
 use crate::field_load::{FieldLoad, LoadOutcome, Until, SPLIT_EVERY};
 use crate::procs::{Programs, Server};
-use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::report::{Figure, Report, Row};
 use crate::sampling::RssSampler;
 use crate::sustained_chart;
+use crate::target::{Goal, Target};
 
 /// Acked msg/s over the last quarter of the readings, at the least (issue 8, goal 1).
 pub const TARGET_LAST_QUARTER: f64 = 100_000.0;

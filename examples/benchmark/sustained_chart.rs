@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::report::register_font;
+use crate::chart::register_font;
 use crate::sustained::{Stretch, TARGET_LAST_QUARTER};
 
 /// `stretches`: the rate at each 1 %; `tenths`: (first reading, last reading, msg/s) of

@@ -36,8 +36,9 @@ use tempfile::TempDir;
 
 use crate::clients::{simulate, Load, Subscriber};
 use crate::procs::{Programs, Server};
-use crate::report::{Figure, Goal, Report, Row, Target};
+use crate::report::{Figure, Report, Row};
 use crate::sampling::cpu_seconds;
+use crate::target::{Goal, Target};
 
 /// Eliot's rate at least this share of the bare drain's.
 const TARGET_RATIO: f64 = 0.9;

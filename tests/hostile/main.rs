@@ -14,6 +14,7 @@ mod lies;
 mod mqtt;
 mod slots;
 mod store;
+mod wills;
 
 use std::time::{Duration, Instant};
 

@@ -38,6 +38,36 @@ fn shell_blocks(readme: &str) -> Vec<Vec<String>> {
     blocks
 }
 
+/// `command` without the variables cargo sets for a test, as a newcomer's shell runs it.
+/// One of them, `CARGO_MANIFEST_DIR`, is watched by ring's build script: inherited, it made
+/// `cargo run --release` rebuild ring and everything above it (a minute and a half on CI)
+/// instead of running the release build CI had just made.
+fn as_from_a_shell(mut command: Command) -> Command {
+    let set_by_cargo = |name: &str| {
+        name == "CARGO"
+            || [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name)
+    };
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// Starts README's run command in the checkout, waits for it to listen on 1883 (building
 /// first if it must), runs the "Send a reading" block, and checks what `sqlite3` printed.
 async fn readme_first_commands() {
@@ -85,7 +115,7 @@ async fn readme_first_commands() {
             data.display()
         );
     }
-    let mut eliot = std::process::Command::new("bash")
+    let mut eliot = as_from_a_shell(Command::new("bash"))
         .args(["-c", &format!("exec {run}")])
         .current_dir(checkout)
         .env_remove("ELIOT_ENV")
@@ -106,7 +136,7 @@ async fn readme_first_commands() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let sent = Command::new("bash")
+    let sent = as_from_a_shell(Command::new("bash"))
         .args(["-ec", &send])
         .current_dir(checkout)
         .output()

@@ -213,7 +213,7 @@ impl Device {
     }
 }
 
-/// A valid temperature reading (see README.md), unique per `n`: n seconds after a base.
+/// A valid temperature reading (see docs/readings.md), unique per `n`: n seconds after a base.
 fn reading(device: &str, n: u64) -> String {
     let ts = time::OffsetDateTime::from_unix_timestamp(1_749_132_000 + n as i64).unwrap();
     let ts = ts

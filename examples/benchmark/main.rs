@@ -30,7 +30,7 @@
 //!
 //! # Configurations (`--only`)
 //!
-//! The lab ones (see README "Performance"), each with the fleet simulator
+//! The lab ones (see README.md beside this file), each with the fleet simulator
 //! (`examples/fleet_simulator/`, one connection per device) as the load, the same program on
 //! every side:
 //!

@@ -228,7 +228,7 @@ impl Server {
         }
     }
 
-    /// Mosquitto set up for ingestion, as the README's upstream-mode notes say: no queue
+    /// Mosquitto set up for ingestion, as docs/upstream.md's broker notes say: no queue
     /// limit (its default of 1000 loses messages), a wide in-flight window, no persistence
     /// (the subscriber's SQLite is the durable copy).
     pub fn mosquitto() -> Server {

@@ -1,4 +1,4 @@
-//! A user's query that keeps its snapshot for a minute, as README describes: while it runs
+//! A user's query that keeps its snapshot for a minute, as docs/schema.md describes: while it runs
 //! the WAL cannot be started over and grows; ingest goes on; once it is done, the WAL is
 //! cut back to its bound.
 

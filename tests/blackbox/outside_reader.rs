@@ -1,5 +1,5 @@
-//! A user's `sqlite3` beside a running Eliot, as README invites ("query it while Eliot
-//! runs"). Each count is a `sqlite3` process that opens the database and closes it; a
+//! A user's `sqlite3` beside a running Eliot, as docs/schema.md invites ("query it while
+//! Eliot runs"). Each count is a `sqlite3` process that opens the database and closes it; a
 //! closing connection that finds no other SHARED lock checkpoints and deletes the WAL. So
 //! if Eliot ever lost its lock, the next count would delete the WAL it commits to, and what
 //! it acked after that would vanish at the next kill.

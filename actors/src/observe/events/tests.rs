@@ -1,4 +1,5 @@
-//! The events' tests: each logs and counts, and README lists exactly the events there are.
+//! The events' tests: each logs and counts, and docs/operations.md lists exactly the events
+//! and metrics there are.
 
 use super::*;
 
@@ -49,9 +50,9 @@ mod readme {
             .collect()
     }
 
-    /// The events README's "Logs" table lists, in its order.
+    /// The events the "Logs" table of docs/operations.md lists, in its order.
     fn names_in_readme() -> Vec<String> {
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../../docs/operations.md");
         let logs = readme.split("\n## Logs\n").nth(1).expect("a Logs section");
         let logs = logs.split("\n## ").next().unwrap_or(logs);
         logs.lines()
@@ -71,7 +72,7 @@ mod readme {
 
     #[test]
     fn readme_lists_exactly_the_rejection_classes() {
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../../docs/operations.md");
         for class in crate::observe::REJECTION_CLASSES {
             assert!(readme.contains(&format!("`{class}`")), "{class}");
         }
@@ -117,7 +118,7 @@ mod metrics_readme {
     }
 
     fn names_in_readme() -> Vec<String> {
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../../docs/operations.md");
         let table = readme
             .split("\n### Every metric\n")
             .nth(1)

@@ -18,6 +18,7 @@ pub struct Listening {
 
 impl Observe for Listening {
     const NAME: &'static str = "listening";
+    const MOVES: &'static [&'static str] = &["eliot_listening"];
 
     fn log(&self, log: &Logger) {
         info!(log, "listening for MQTT devices"; "event" => Self::NAME, "addr" => %self.addr)
@@ -35,6 +36,7 @@ pub struct TlsListening {
 
 impl Observe for TlsListening {
     const NAME: &'static str = "tls_listening";
+    const MOVES: &'static [&'static str] = &[];
 
     fn log(&self, log: &Logger) {
         info!(log, "listening for MQTT devices over TLS";
@@ -52,6 +54,7 @@ pub struct AcceptFailed<'a> {
 
 impl Observe for AcceptFailed<'_> {
     const NAME: &'static str = "accept_failed";
+    const MOVES: &'static [&'static str] = &["eliot_accept_failures_total"];
 
     fn log(&self, log: &Logger) {
         let AcceptFailed { error, pause } = *self;
@@ -75,6 +78,8 @@ pub struct DeviceConnected<'a> {
 
 impl Observe for DeviceConnected<'_> {
     const NAME: &'static str = "device_connected";
+    const MOVES: &'static [&'static str] =
+        &["eliot_connections_opened_total", "eliot_connections_open"];
 
     fn log(&self, log: &Logger) {
         let DeviceConnected {
@@ -103,6 +108,7 @@ pub struct DeviceDisconnected<'a> {
 
 impl Observe for DeviceDisconnected<'_> {
     const NAME: &'static str = "device_disconnected";
+    const MOVES: &'static [&'static str] = &["eliot_connections_open"];
 
     fn log(&self, log: &Logger) {
         let DeviceDisconnected { client_id, reason } = *self;
@@ -126,6 +132,7 @@ pub struct ConnectionRefused<'a> {
 
 impl Observe for ConnectionRefused<'_> {
     const NAME: &'static str = "connection_refused";
+    const MOVES: &'static [&'static str] = &["eliot_connections_refused_total"];
 
     fn log(&self, log: &Logger) {
         let ConnectionRefused { peer, code, reason } = *self;
@@ -147,6 +154,7 @@ pub struct ProtocolError<'a> {
 
 impl Observe for ProtocolError<'_> {
     const NAME: &'static str = "protocol_error";
+    const MOVES: &'static [&'static str] = &["eliot_protocol_errors_total"];
 
     fn log(&self, log: &Logger) {
         let ProtocolError { client_id, error } = *self;
@@ -166,6 +174,7 @@ pub struct TlsReloaded<'a> {
 
 impl Observe for TlsReloaded<'_> {
     const NAME: &'static str = "tls_reloaded";
+    const MOVES: &'static [&'static str] = &["eliot_tls_reloads_total"];
 
     fn log(&self, log: &Logger) {
         match self.error {
@@ -197,6 +206,7 @@ pub struct CredentialsRevoked<'a> {
 
 impl Observe for CredentialsRevoked<'_> {
     const NAME: &'static str = "credentials_revoked";
+    const MOVES: &'static [&'static str] = &[];
 
     fn log(&self, log: &Logger) {
         let CredentialsRevoked {
@@ -225,6 +235,7 @@ pub struct RevocationsUnreadable<'a> {
 
 impl Observe for RevocationsUnreadable<'_> {
     const NAME: &'static str = "revocations_unreadable";
+    const MOVES: &'static [&'static str] = &[];
 
     fn log(&self, log: &Logger) {
         let RevocationsUnreadable { error, retry_in } = *self;

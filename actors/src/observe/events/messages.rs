@@ -19,6 +19,7 @@ pub struct PublishReceived<'a> {
 
 impl Observe for PublishReceived<'_> {
     const NAME: &'static str = "publish_received";
+    const MOVES: &'static [&'static str] = &["eliot_messages_received_total"];
 
     fn log(&self, log: &Logger) {
         let PublishReceived {
@@ -44,6 +45,7 @@ pub struct AcksSent<'a> {
 
 impl Observe for AcksSent<'_> {
     const NAME: &'static str = "acks_sent";
+    const MOVES: &'static [&'static str] = &["eliot_acks_sent_total"];
 
     fn log(&self, log: &Logger) {
         let AcksSent {
@@ -72,6 +74,7 @@ pub struct OutcomesCommitted<'a> {
 
 impl Observe for OutcomesCommitted<'_> {
     const NAME: &'static str = "outcomes_committed";
+    const MOVES: &'static [&'static str] = &["eliot_receive_to_commit_seconds"];
 
     fn log(&self, log: &Logger) {
         let OutcomesCommitted {
@@ -102,6 +105,7 @@ pub struct MessageProcessed<'a> {
 
 impl Observe for MessageProcessed<'_> {
     const NAME: &'static str = "message_processed";
+    const MOVES: &'static [&'static str] = &["eliot_messages_processed_total"];
 
     fn log(&self, log: &Logger) {
         let MessageProcessed {
@@ -131,6 +135,7 @@ pub struct MessageRejected<'a> {
 
 impl Observe for MessageRejected<'_> {
     const NAME: &'static str = "message_rejected";
+    const MOVES: &'static [&'static str] = &["eliot_messages_rejected_total"];
 
     fn log(&self, log: &Logger) {
         let MessageRejected {
@@ -158,6 +163,7 @@ pub struct WillPublished<'a> {
 
 impl Observe for WillPublished<'_> {
     const NAME: &'static str = "will_published";
+    const MOVES: &'static [&'static str] = &["eliot_wills_published_total"];
 
     fn log(&self, log: &Logger) {
         let WillPublished { client_id, topic } = *self;

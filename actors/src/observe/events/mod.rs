@@ -6,8 +6,9 @@
 //! One event is one struct, written once, in the file of the part of Eliot that emits it
 //! (`connection`, `messages`, `store`, `supervision`, `upstream`, `shell`): its fields,
 //! and in its `Observe` impl its name, its record (level, message, keys) and what it
-//! counts. The list below makes each one reachable as `Event::Name { .. }.emit(&telemetry)`;
-//! a test holds the docs' table of events to `Event::ALL_NAMES`.
+//! counts, next to the metric families it names in `MOVES`. The list below makes each one
+//! reachable as `Event::Name { .. }.emit(&telemetry)`. A test holds every event to moving
+//! exactly the families it names; another, the docs' table of events to `Event::ALL_NAMES`.
 
 mod connection;
 mod messages;
@@ -28,11 +29,15 @@ use values::LOG_VALUE_MAX;
 pub trait Observe {
     /// The stable `event` key of its record.
     const NAME: &'static str;
+    /// The metric families `count` moves, as a scrape names them; none: the event only
+    /// logs. Read by the test that holds `count` to it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    const MOVES: &'static [&'static str];
 
     /// Writes its record, `event` = `NAME` among its keys.
     fn log(&self, log: &Logger);
 
-    /// Updates the metrics it moves; called only while metrics are enabled.
+    /// Updates the families of `MOVES`; called only while metrics are enabled.
     fn count(&self, metrics: &Metrics);
 }
 
@@ -134,5 +139,7 @@ every_event! {
     ]
 }
 
+#[cfg(test)]
+mod moves_tests;
 #[cfg(test)]
 mod tests;

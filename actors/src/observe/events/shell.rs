@@ -16,6 +16,7 @@ pub struct StartFailed<'a> {
 
 impl Observe for StartFailed<'_> {
     const NAME: &'static str = "start_failed";
+    const MOVES: &'static [&'static str] = &["eliot_start_failures_total"];
 
     fn log(&self, log: &Logger) {
         slog::crit!(log, "cannot start"; "event" => Self::NAME, "error" => %Clean(self.error))
@@ -37,6 +38,7 @@ pub struct DescriptorLimit<'a> {
 
 impl Observe for DescriptorLimit<'_> {
     const NAME: &'static str = "descriptor_limit";
+    const MOVES: &'static [&'static str] = &["eliot_open_file_limit_wanted"];
 
     fn log(&self, log: &Logger) {
         let DescriptorLimit {
@@ -70,6 +72,7 @@ pub struct Hangup {
 
 impl Observe for Hangup {
     const NAME: &'static str = "hangup";
+    const MOVES: &'static [&'static str] = &[];
 
     fn log(&self, log: &Logger) {
         match self.tls {
@@ -92,6 +95,7 @@ pub struct HttpListening {
 
 impl Observe for HttpListening {
     const NAME: &'static str = "http_listening";
+    const MOVES: &'static [&'static str] = &["eliot_http_listening"];
 
     fn log(&self, log: &Logger) {
         info!(log, "HTTP server listening"; "event" => Self::NAME, "addr" => %self.addr)
@@ -109,6 +113,7 @@ pub struct HttpFailed<'a> {
 
 impl Observe for HttpFailed<'_> {
     const NAME: &'static str = "http_failed";
+    const MOVES: &'static [&'static str] = &["eliot_http_listening", "eliot_http_failures_total"];
 
     fn log(&self, log: &Logger) {
         error!(log, "HTTP server failed, restarting it";
@@ -128,6 +133,7 @@ pub struct ShutdownStarted {
 
 impl Observe for ShutdownStarted {
     const NAME: &'static str = "shutdown_started";
+    const MOVES: &'static [&'static str] = &["eliot_shutting_down"];
 
     fn log(&self, log: &Logger) {
         info!(log, "shutting down: intake stopped, draining";
@@ -147,6 +153,7 @@ pub struct ShutdownFinished {
 
 impl Observe for ShutdownFinished {
     const NAME: &'static str = "shutdown_finished";
+    const MOVES: &'static [&'static str] = &["eliot_listening"];
 
     fn log(&self, log: &Logger) {
         let ShutdownFinished { took, forced } = *self;

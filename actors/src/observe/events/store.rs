@@ -18,6 +18,7 @@ pub struct StoreOpened {
 
 impl Observe for StoreOpened {
     const NAME: &'static str = "store_opened";
+    const MOVES: &'static [&'static str] = &["eliot_schema_version"];
 
     fn log(&self, log: &Logger) {
         let StoreOpened {
@@ -43,6 +44,13 @@ pub struct BatchCommitted {
 
 impl Observe for BatchCommitted {
     const NAME: &'static str = "batch_committed";
+    const MOVES: &'static [&'static str] = &[
+        "eliot_readings_stored_total",
+        "eliot_readings_duplicate_total",
+        "eliot_dead_letters_stored_total",
+        "eliot_commit_seconds",
+        "eliot_batch_rows",
+    ];
 
     fn log(&self, log: &Logger) {
         let BatchCommitted {
@@ -80,6 +88,7 @@ pub struct StoreFailed<'a> {
 
 impl Observe for StoreFailed<'_> {
     const NAME: &'static str = "store_failed";
+    const MOVES: &'static [&'static str] = &["eliot_store_failures_total"];
 
     fn log(&self, log: &Logger) {
         let StoreFailed { error, requests } = *self;
@@ -101,6 +110,7 @@ pub struct StoreRetry<'a> {
 
 impl Observe for StoreRetry<'_> {
     const NAME: &'static str = "store_retry";
+    const MOVES: &'static [&'static str] = &["eliot_store_retries_total"];
 
     fn log(&self, log: &Logger) {
         let StoreRetry { rows, wait, error } = *self;
@@ -123,6 +133,10 @@ pub struct DeadLettersShed {
 
 impl Observe for DeadLettersShed {
     const NAME: &'static str = "dead_letters_shed";
+    const MOVES: &'static [&'static str] = &[
+        "eliot_dead_letters_shed_total",
+        "eliot_dead_letters_shed_bytes_total",
+    ];
 
     fn log(&self, log: &Logger) {
         let DeadLettersShed { rows, bytes, quota } = *self;
@@ -144,6 +158,7 @@ pub struct GenerationMerged {
 
 impl Observe for GenerationMerged {
     const NAME: &'static str = "generation_merged";
+    const MOVES: &'static [&'static str] = &["eliot_readings_merged_total"];
 
     fn log(&self, log: &Logger) {
         let GenerationMerged { readings, took } = *self;
@@ -166,6 +181,8 @@ pub struct ChunksExpired {
 
 impl Observe for ChunksExpired {
     const NAME: &'static str = "chunks_expired";
+    const MOVES: &'static [&'static str] =
+        &["eliot_chunks_expired_total", "eliot_readings_expired_total"];
 
     fn log(&self, log: &Logger) {
         let ChunksExpired {

@@ -16,6 +16,7 @@ pub struct ActorPanicked<'a> {
 
 impl Observe for ActorPanicked<'_> {
     const NAME: &'static str = "actor_panicked";
+    const MOVES: &'static [&'static str] = &["eliot_panics_total"];
 
     fn log(&self, log: &Logger) {
         error!(log, "panic caught"; "event" => Self::NAME, "panic" => %Clean(self.panic))
@@ -37,6 +38,7 @@ pub struct ActorRestarting<'a> {
 
 impl Observe for ActorRestarting<'_> {
     const NAME: &'static str = "actor_restarting";
+    const MOVES: &'static [&'static str] = &["eliot_restarts_total"];
 
     fn log(&self, log: &Logger) {
         let ActorRestarting {
@@ -67,6 +69,7 @@ pub struct Escalated<'a> {
 
 impl Observe for Escalated<'_> {
     const NAME: &'static str = "escalated";
+    const MOVES: &'static [&'static str] = &["eliot_escalations_total"];
 
     fn log(&self, log: &Logger) {
         let Escalated {
@@ -94,6 +97,8 @@ pub struct BreakerTransition<'a> {
 
 impl Observe for BreakerTransition<'_> {
     const NAME: &'static str = "breaker_transition";
+    const MOVES: &'static [&'static str] =
+        &["eliot_breaker_transitions_total", "eliot_breaker_state"];
 
     fn log(&self, log: &Logger) {
         let BreakerTransition {
@@ -129,6 +134,7 @@ pub struct DeviceBreakerTripped<'a> {
 
 impl Observe for DeviceBreakerTripped<'_> {
     const NAME: &'static str = "device_breaker_tripped";
+    const MOVES: &'static [&'static str] = &["eliot_device_breaker_trips_total"];
 
     fn log(&self, log: &Logger) {
         let DeviceBreakerTripped {
@@ -155,6 +161,10 @@ pub struct DeviceRefused<'a> {
 
 impl Observe for DeviceRefused<'_> {
     const NAME: &'static str = "device_refused";
+    const MOVES: &'static [&'static str] = &[
+        "eliot_device_refusals_total",
+        "eliot_connections_refused_total",
+    ];
 
     fn log(&self, log: &Logger) {
         let DeviceRefused {

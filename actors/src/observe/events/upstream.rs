@@ -18,6 +18,8 @@ pub struct UpstreamConnected<'a> {
 
 impl Observe for UpstreamConnected<'_> {
     const NAME: &'static str = "upstream_connected";
+    const MOVES: &'static [&'static str] =
+        &["eliot_upstream_connects_total", "eliot_upstream_connected"];
 
     fn log(&self, log: &Logger) {
         let UpstreamConnected {
@@ -45,10 +47,12 @@ pub struct UpstreamSessionLost<'a> {
 
 impl Observe for UpstreamSessionLost<'_> {
     const NAME: &'static str = "upstream_session_lost";
+    const MOVES: &'static [&'static str] = &["eliot_upstream_sessions_lost_total"];
 
     fn log(&self, log: &Logger) {
         warn!(log,
-            "the upstream broker has no session for Eliot: messages sent while Eliot was away may be missing (possible gap)";
+            "the upstream broker has no session for Eliot: \
+             messages sent while Eliot was away may be missing (possible gap)";
             "event" => Self::NAME, "connection" => %Clean(self.connection))
     }
 
@@ -67,6 +71,10 @@ pub struct UpstreamConnectFailed<'a> {
 
 impl Observe for UpstreamConnectFailed<'_> {
     const NAME: &'static str = "upstream_connect_failed";
+    const MOVES: &'static [&'static str] = &[
+        "eliot_upstream_connect_failures_total",
+        "eliot_upstream_connected",
+    ];
 
     fn log(&self, log: &Logger) {
         let UpstreamConnectFailed {
@@ -97,6 +105,7 @@ pub struct UpstreamSubscribed<'a> {
 
 impl Observe for UpstreamSubscribed<'_> {
     const NAME: &'static str = "upstream_subscribed";
+    const MOVES: &'static [&'static str] = &[];
 
     fn log(&self, log: &Logger) {
         let UpstreamSubscribed {
@@ -125,6 +134,7 @@ pub struct UpstreamDisconnected<'a> {
 
 impl Observe for UpstreamDisconnected<'_> {
     const NAME: &'static str = "upstream_disconnected";
+    const MOVES: &'static [&'static str] = &[];
 
     fn log(&self, log: &Logger) {
         let UpstreamDisconnected { connection, reason } = *self;
@@ -145,6 +155,7 @@ pub struct UpstreamNotStored<'a> {
 
 impl Observe for UpstreamNotStored<'_> {
     const NAME: &'static str = "upstream_not_stored";
+    const MOVES: &'static [&'static str] = &["eliot_upstream_not_stored_total"];
 
     fn log(&self, log: &Logger) {
         let UpstreamNotStored {

@@ -165,15 +165,16 @@ impl Processor {
                 topic: &msg.topic,
                 readings: readings.len(),
                 took: started.elapsed(),
-            },
+            }
+            .emit(&self.telemetry),
             Err((reason, class)) => Event::MessageRejected {
                 client_id: &msg.client_id,
                 topic: &msg.topic,
                 class,
                 reason,
-            },
+            }
+            .emit(&self.telemetry),
         }
-        .emit(&self.telemetry);
         match processed {
             Ok(readings) => Outcome::Accepted {
                 readings,

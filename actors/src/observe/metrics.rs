@@ -2,6 +2,11 @@
 //! running tree, so several Eliots in one process, as in the tests, never mix figures),
 //! plus the process's own figures (`process`), read at each scrape.
 //!
+//! Here each family is declared and registered; what moves it is in the events (each names
+//! the families it moves in `MOVES`, as a scrape names them: search for a family's name
+//! to find both). A few are moved by their owners rather than by an event: the queues,
+//! the in-flight bytes, the store's shape, pending connections, rate-limited messages.
+//!
 //! No label carries a device or client id: a fleet of 10,000 devices stays a handful of
 //! series. Labels take their values from small fixed sets (a QoS, a rejection's class, a
 //! CONNACK code, a child's or a breaker's name).

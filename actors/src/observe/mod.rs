@@ -1,9 +1,8 @@
-//! Observing Eliot: typed events that log (`events`) and count (`counting`), the metrics
+//! Observing Eliot: typed events, each of which logs and counts (`events`), the metrics
 //! they count (`metrics`, with the process's own figures from `process`), and a log
 //! capture for tests and examples (`capture`).
 
 mod capture;
-mod counting;
 mod events;
 mod metrics;
 mod process;

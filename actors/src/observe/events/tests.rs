@@ -38,16 +38,10 @@ mod emit {
 }
 
 mod readme {
-    /// The event names in `Event::name`, read from this file's source.
+    /// The name of every event there is.
     fn names_in_code() -> Vec<String> {
-        let source = include_str!("../events.rs");
-        let start = source.find("pub fn name(&self)").expect("Event::name");
-        let end = start + source[start..].find("\n    }\n").expect("its end");
-        source[start..end]
-            .lines()
-            .filter_map(|line| line.split_once("} => \"")?.1.split_once('"'))
-            .map(|(name, _)| name.to_owned())
-            .collect()
+        let names = crate::observe::Event::ALL_NAMES;
+        names.iter().map(|name| name.to_string()).collect()
     }
 
     /// The events the "Logs" table of docs/operations.md lists, in its order.

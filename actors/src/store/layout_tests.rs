@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::database::{Amendment, Store, StoreError};
 use super::memtable::Key;
 use super::reader::Reader;
-use super::sqlite::{Amendment, Store, StoreError, StoreSettings};
+use super::settings::StoreSettings;
 use crate::ingest::{format_micros, Outcome, Reading};
 
 /// 2025-01-01T00:00:00Z.

@@ -15,19 +15,16 @@
 //! - `sessions`: device sessions, durable so that Session Present survives a crash.
 
 mod bulk_insert;
-mod checkpointer;
 mod chunks;
-mod db_file;
+mod database;
 mod dead_letters;
 mod failure;
 mod memtable;
 mod merge;
 mod reader;
-mod schema;
 mod series;
 mod sessions;
 mod settings;
-mod sqlite;
 mod store_writer;
 mod tiers;
 mod upkeep;
@@ -35,9 +32,10 @@ mod upkeep;
 #[cfg(test)]
 mod layout_tests;
 
-pub use reader::{Reader, StoredReading};
 #[cfg(test)]
-pub use schema::DEVICES_TABLE;
+pub use database::DEVICES_TABLE;
+pub use database::{Amendment, Store, StoreError};
+pub use reader::{Reader, StoredReading};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
-pub use sqlite::{Amendment, Store, StoreError, StoreSettings, Synchronous};
+pub use settings::{StoreSettings, Synchronous};
 pub use store_writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

@@ -14,8 +14,9 @@ use rusqlite::{params, Connection, OpenFlags};
 use serde::Serialize;
 
 use super::chunks::{Chunk, Chunks};
+use super::database::{naming, StoreError};
 use super::memtable::{Memtable, Row as MemRow};
-use super::sqlite::{naming, StoreError, StoreSettings};
+use super::settings::StoreSettings;
 use super::tiers::SharedMemtable;
 use crate::ingest::{format_micros, utc_micros};
 

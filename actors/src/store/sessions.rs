@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{naming, Store, StoreError};
+use super::database::{naming, Store, StoreError};
 use super::store_writer::{NotStored, StoreWriter};
 use crate::observe::Event;
 
@@ -364,7 +364,7 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::StoreSettings;
+    use super::super::settings::StoreSettings;
     use super::*;
     use std::path::Path;
 

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::database::{Amendment, Store};
 use super::failure::FailureKind;
-use super::sqlite::{Amendment, Store, StoreSettings};
+use super::settings::StoreSettings;
 use super::tiers::SharedMemtable;
 use super::upkeep::{merge_after, UPKEEP_WHEN_IDLE};
 use crate::ingest::Outcome;
@@ -391,7 +392,7 @@ impl Handler<Persist> for StoreWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::StoreError;
+    use super::super::database::StoreError;
     use super::*;
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::db_file;
-use super::sqlite::retry_every_millisecond;
+use super::store::retry_every_millisecond;
 
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);

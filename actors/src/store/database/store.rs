@@ -9,15 +9,14 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
+use super::super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
+use super::super::merge::{MergePace, Upkeep};
+use super::super::settings::{micros, StoreSettings, Synchronous};
+use super::super::tiers::{Accepted, SharedMemtable, Staged, Tiers};
 use super::checkpointer::WAL_MAX_BYTES;
 use super::checkpointer::{wal_path, Checkpointer};
 use super::db_file;
-use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
-use super::merge::{MergePace, Upkeep};
 use super::schema::{migrate, MigrateError, Migrated};
-use super::settings::micros;
-pub use super::settings::{StoreSettings, Synchronous};
-use super::tiers::{Accepted, SharedMemtable, Staged, Tiers};
 use crate::ingest::{format_micros, DeadLetter, Outcome};
 pub use crate::supervision::StoreShape;
 
@@ -101,7 +100,7 @@ fn make_private(_: &[&Path]) -> std::io::Result<()> {
 }
 
 /// Turns a SQLite error into one that names the database file.
-pub(super) fn naming(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+pub(in crate::store) fn naming(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
         path: path.to_owned(),
         source,
@@ -109,17 +108,17 @@ pub(super) fn naming(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_
 }
 
 pub struct Store {
-    pub(super) conn: Connection,
+    pub(in crate::store) conn: Connection,
     /// Kept for error messages.
-    pub(super) path: PathBuf,
+    pub(in crate::store) path: PathBuf,
     /// Rows in `sessions`, counted once at open and kept up to date (SQLite would scan).
-    pub(super) sessions_kept: usize,
-    pub(super) max_sessions: usize,
+    pub(in crate::store) sessions_kept: usize,
+    pub(in crate::store) max_sessions: usize,
     /// What the dead letters weigh now (summed once at open), and may weigh.
-    pub(super) dead_letter_bytes: u64,
-    pub(super) dead_letter_quota: u64,
+    pub(in crate::store) dead_letter_bytes: u64,
+    dead_letter_quota: u64,
     /// The memtable, the chunks and what is merged where.
-    pub(super) tiers: Tiers,
+    pub(in crate::store) tiers: Tiers,
     pace: MergePace,
     /// Microseconds; `None`: readings are kept for ever.
     retention: Option<i64>,
@@ -448,5 +447,5 @@ fn open_migrated(
 }
 
 #[cfg(test)]
-#[path = "sqlite_tests.rs"]
+#[path = "store_tests.rs"]
 mod tests;

@@ -18,16 +18,14 @@ mod bulk_insert;
 mod chunks;
 mod database;
 mod dead_letters;
-mod failure;
 mod memtable;
 mod merge;
 mod reader;
 mod series;
 mod sessions;
 mod settings;
-mod store_writer;
 mod tiers;
-mod upkeep;
+mod writer;
 
 #[cfg(test)]
 mod layout_tests;
@@ -38,4 +36,4 @@ pub use database::{Amendment, Store, StoreError};
 pub use reader::{Reader, StoredReading};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use settings::{StoreSettings, Synchronous};
-pub use store_writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};
+pub use writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use rusqlite::{params, OptionalExtension};
 
 use super::database::{naming, Store, StoreError};
-use super::store_writer::{NotStored, StoreWriter};
+use super::writer::{NotStored, StoreWriter};
 use crate::observe::Event;
 
 /// How often the sessions of connected devices are marked seen (and expired ones purged).

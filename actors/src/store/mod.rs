@@ -14,26 +14,17 @@
 //! - `reader`: the read API (latest, last N, a time range) on read-only connections.
 //! - `sessions`: device sessions, durable so that Session Present survives a crash.
 
-mod bulk_insert;
-mod chunks;
 mod database;
 mod dead_letters;
-mod memtable;
-mod merge;
-mod reader;
-mod series;
+mod readings;
 mod sessions;
 mod settings;
-mod tiers;
 mod writer;
-
-#[cfg(test)]
-mod layout_tests;
 
 #[cfg(test)]
 pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};
-pub use reader::{Reader, StoredReading};
+pub use readings::{Reader, StoredReading};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use settings::{StoreSettings, Synchronous};
 pub use writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

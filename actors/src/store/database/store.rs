@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 
 use super::super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
-use super::super::merge::{MergePace, Upkeep};
+use super::super::readings::{Accepted, MergePace, SharedMemtable, Staged, Tiers, Upkeep};
 use super::super::settings::{micros, StoreSettings, Synchronous};
-use super::super::tiers::{Accepted, SharedMemtable, Staged, Tiers};
 use super::checkpointer::WAL_MAX_BYTES;
 use super::checkpointer::{wal_path, Checkpointer};
 use super::db_file;

@@ -15,8 +15,8 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::super::database::{Amendment, Store};
+use super::super::readings::SharedMemtable;
 use super::super::settings::StoreSettings;
-use super::super::tiers::SharedMemtable;
 use super::failure::FailureKind;
 use super::upkeep::{merge_after, UPKEEP_WHEN_IDLE};
 use crate::ingest::Outcome;

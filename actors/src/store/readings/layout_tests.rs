@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::database::{Amendment, Store, StoreError};
+use super::super::database::{Amendment, Store, StoreError};
+use super::super::settings::StoreSettings;
 use super::memtable::Key;
 use super::reader::Reader;
-use super::settings::StoreSettings;
 use crate::ingest::{format_micros, Outcome, Reading};
 
 /// 2025-01-01T00:00:00Z.

@@ -392,8 +392,8 @@ impl Handler<Persist> for StoreWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::database::StoreError;
     use super::*;
+    use crate::store::StoreError;
 
     #[test]
     fn a_vanished_database_is_not_recreated_empty_on_reopen() {

@@ -10,12 +10,15 @@
 //! (sessions, the dead letters' room) over the fields it shares within the store.
 
 mod checkpointer;
+mod connection;
 mod db_file;
+mod error;
 mod schema;
 mod store;
 
+pub(super) use error::naming;
+pub use error::StoreError;
 #[cfg(test)]
 pub use schema::DEVICES_TABLE;
 pub(super) use schema::VERSION as SCHEMA_VERSION;
-pub(super) use store::naming;
-pub use store::{Amendment, Store, StoreError};
+pub use store::{Amendment, Store};

@@ -1,7 +1,8 @@
-//! The writer: the `StoreWriter` actor, the one owner of the database connection. It
-//! batches every connection's outcomes into one transaction, and between commits does the
-//! store's upkeep (merging the log into chunks, retention); a failed operation is
-//! classified as worth a retry, a full disk, or a connection that will not heal.
+//! The writer: the `StoreWriter` actor, which owns the `Store`, the one connection that
+//! writes readings, dead letters and sessions (readers open their own). It batches every
+//! connection's outcomes into one transaction, and between commits does the store's
+//! upkeep (merging the log into chunks, retention); a failed operation is classified as
+//! worth a retry, a full disk, or a connection that will not heal.
 //!
 //! The contract: a request is answered only after the commit that holds it (acked ⇒
 //! stored); while a commit fails, or a sealed generation must finish merging, the writer

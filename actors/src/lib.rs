@@ -19,12 +19,13 @@
 //!   what a message becomes (`reading.rs`: readings or a dead letter).
 //! - `pipeline`: the path every message takes, whichever way it came in: a processor,
 //!   then the store.
-//! - `store/`: `StoreWriter` (`store_writer.rs`: batches, commits, then answers; between
-//!   commits `upkeep.rs`), the `Store` (`sqlite.rs`) and its schema and migrations
-//!   (`schema.rs`), the log and memtable (`tiers.rs`, `memtable.rs`), the merge into chunks
-//!   (`merge.rs`, `chunks.rs`), checkpoints off the writer's thread (`checkpointer.rs`), the
-//!   read API (`reader.rs`), durable and bounded device sessions (`sessions.rs`), and the
-//!   dead letters' byte quota (`dead_letters.rs`).
+//! - `store/`, one folder per part: `writer/`, the `StoreWriter` (`store_writer.rs`:
+//!   batches, commits, then answers; between commits `upkeep.rs`); `database/`, the `Store`
+//!   (`store.rs`), its schema and migrations (`schema.rs`) and checkpoints off the writer's
+//!   thread (`checkpointer.rs`); `readings/`, the log and memtable (`tiers.rs`,
+//!   `memtable.rs`), the merge into chunks (`merge.rs`, `chunks.rs`) and the read API
+//!   (`reader.rs`); `sessions/`, durable and bounded device sessions; and the dead
+//!   letters' byte quota (`dead_letters.rs`).
 //! - `identity/`: who a device is: credentials (Argon2 hashes), the `Authenticator` that
 //!   admission asks, the `TlsListener` (`tls_listener.rs`), and the limits keyed by the
 //!   client (per address, per device). `pem`: the certificate and key files both TLS

@@ -1,6 +1,6 @@
 //! Eliot's SHARED lock on `eliot.db`, seen from another process: the kernel's list of
 //! POSIX locks (`/proc/locks`). Closing any descriptor of the file in Eliot's process would
-//! drop it (see `actors/src/store/db_file.rs`); this checks it is there at each moment
+//! drop it (see `actors/src/store/database/db_file.rs`); this checks it is there at each moment
 //! where Eliot did something to the file: committing, checkpointing (the WAL started over),
 //! reopening after the store writer restarted, serving reads, and with the administration
 //! commands run beside it.

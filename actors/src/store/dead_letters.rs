@@ -5,7 +5,7 @@
 
 use rusqlite::{params, Transaction};
 
-use super::sqlite::{naming, Store, StoreError};
+use super::database::{naming, Store, StoreError};
 
 /// What one dead letter weighs against the quota: what it stores of the device's.
 /// (`length` counts a text's characters: cast to a blob, it counts bytes.)
@@ -82,7 +82,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::{Amendment, StoreSettings};
+    use super::super::database::Amendment;
+    use super::super::settings::StoreSettings;
     use super::*;
     use crate::ingest::{DeadLetter, Outcome};
     use std::path::Path;

@@ -1,43 +1,34 @@
-//! The store: where readings, dead letters and sessions are kept.
+//! The store: where readings, dead letters and sessions are kept, in one SQLite database
+//! that one actor writes. Each folder is a part: its `mod.rs` states the part's contract
+//! and re-exports what the rest of the store may use of it.
 //!
-//! - `sqlite`: one-transaction writes of many outcomes (`Store`); `schema`: the tables,
-//!   the `readings` view and the migrations.
-//! - `tiers`, `memtable`: readings appended to the log and held in memory, and how a new
-//!   one is checked against everything stored; `series`: the (device, sensor type) pairs
-//!   stored, bounded per device; `merge`, `chunks`: generations of the log merged into
-//!   time chunks in bulk, and retention.
-//! - `store_writer`: the `StoreWriter` actor, which batches every connection's outcomes
-//!   into one transaction and answers each request only after its commit; `upkeep`: its
-//!   merging between commits; `checkpointer`: WAL checkpoints on a thread of their own.
-//! - `bulk_insert`: many rows per INSERT statement; `db_file`: what the store asks of the
-//!   database file itself, through SQLite's own descriptor (never one of its own).
-//! - `reader`: the read API (latest, last N, a time range) on read-only connections.
-//! - `sessions`: device sessions, durable so that Session Present survives a crash.
+//! - `writer/`: the `StoreWriter` actor, which batches every connection's outcomes into
+//!   one transaction and answers each request only after its commit (acked ⇒ stored);
+//!   between commits, its upkeep; what a failure means for it (retry, make room, reopen).
+//! - `database/`: the `Store`, the writer's one connection (opened private, in WAL mode,
+//!   migrated; one-transaction writes of many outcomes; upkeep; what it holds); the
+//!   schema and its migrations; the database file, reached only through SQLite's own
+//!   descriptor; WAL checkpoints on a thread of their own.
+//! - `readings/`: readings appended to the log and held in the memtable, checked against
+//!   everything stored, bounded in series per device, merged into time chunks in bulk and
+//!   dropped a chunk at a time by retention; and the read API, which never waits for the
+//!   writer.
+//! - `sessions/`: device sessions, durable so that Session Present survives a crash: the
+//!   rows, the writer's requests, and the endpoint's handle.
+//! - `dead_letters.rs`: the dead letters' byte quota, the oldest shed first.
+//! - `settings.rs`: the `[store]` section.
 
-mod bulk_insert;
-mod checkpointer;
-mod chunks;
-mod db_file;
+mod database;
 mod dead_letters;
-mod failure;
-mod memtable;
-mod merge;
-mod reader;
-mod schema;
-mod series;
+mod readings;
 mod sessions;
 mod settings;
-mod sqlite;
-mod store_writer;
-mod tiers;
-mod upkeep;
+mod writer;
 
 #[cfg(test)]
-mod layout_tests;
-
-pub use reader::{Reader, StoredReading};
-#[cfg(test)]
-pub use schema::DEVICES_TABLE;
+pub use database::DEVICES_TABLE;
+pub use database::{Amendment, Store, StoreError};
+pub use readings::{Reader, StoredReading};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
-pub use sqlite::{Amendment, Store, StoreError, StoreSettings, Synchronous};
-pub use store_writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};
+pub use settings::{StoreSettings, Synchronous};
+pub use writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

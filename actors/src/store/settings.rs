@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::merge::MergePace;
+use super::readings::MergePace;
 use crate::settings::Problems;
 
 /// The `[store]` section.

@@ -105,7 +105,7 @@ fn a_file_deleted_or_damaged_under_the_store_refuses_the_next_write() {
     assert!(matches!(gone, Err(StoreError::Moved { .. })), "{gone:?}");
     assert_eq!(
         gone.unwrap_err().kind(),
-        crate::store::failure::FailureKind::Broken
+        crate::store::writer::FailureKind::Broken
     );
 }
 

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::super::database::{Amendment, Store};
+use super::super::readings::SharedMemtable;
+use super::super::settings::StoreSettings;
 use super::failure::FailureKind;
-use super::sqlite::{Amendment, Store, StoreSettings};
-use super::tiers::SharedMemtable;
 use super::upkeep::{merge_after, UPKEEP_WHEN_IDLE};
 use crate::ingest::Outcome;
 use crate::observe::{Event, Queued, Telemetry};
@@ -71,11 +72,11 @@ type Batch = Vec<(Vec<Outcome>, oneshot::Sender<Committed>)>;
 pub struct StoreWriter {
     pub(super) settings: StoreSettings,
     /// `None` between a failure and the reopening that follows the restart's backoff.
-    pub(super) store: Option<Store>,
+    pub(in crate::store) store: Option<Store>,
     /// Requests waiting for the next commit.
     pending: Batch,
     /// Rows in `pending` (a batch message counts each of its readings).
-    pub(super) pending_rows: usize,
+    pub(in crate::store) pending_rows: usize,
     /// The timer that commits a partial batch after `batch_delay`.
     flush_timer: Option<SpawnHandle>,
     restarts: Restarts,
@@ -94,8 +95,8 @@ pub struct StoreWriter {
     /// steps after the commits pace the merge.
     wrote_since_tick: bool,
     /// The commit latency and backlog, for health and readiness.
-    pub(super) progress: Arc<StoreProgress>,
-    pub(super) telemetry: Telemetry,
+    pub(in crate::store) progress: Arc<StoreProgress>,
+    pub(in crate::store) telemetry: Telemetry,
 }
 
 /// What the store writer works with, besides its settings and database.
@@ -391,8 +392,8 @@ impl Handler<Persist> for StoreWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::StoreError;
     use super::*;
+    use crate::store::StoreError;
 
     #[test]
     fn a_vanished_database_is_not_recreated_empty_on_reopen() {

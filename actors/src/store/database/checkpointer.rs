@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::connection::retry_every_millisecond;
 use super::db_file;
-use super::sqlite::retry_every_millisecond;
 
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_millis(250);

@@ -108,7 +108,7 @@ impl StoreWriter {
             return;
         };
         Event::StoreOpened {
-            version: super::schema::VERSION,
+            version: super::super::database::SCHEMA_VERSION,
             migrated_from: store.migrated_from(),
         }
         .emit(&self.telemetry);

@@ -1,5 +1,6 @@
-//! The SQLite store: opening (with its migration), one-transaction writes of many
-//! outcomes, and the upkeep between them.
+//! The `Store`: opened over the writer's connection (`connection.rs`), with what it must
+//! know of the database counted once; one-transaction writes of many outcomes; the upkeep
+//! between them (merging, retention); and what it holds, for health.
 //!
 //! The schema (`schema.rs`) is documented in the README ("The SQLite schema"); users query
 //! it directly, so a change there is a migration, not a refactor.
@@ -9,43 +10,17 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
+use super::super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
+use super::super::readings::{Accepted, MergePace, SharedMemtable, Staged, Tiers, Upkeep};
+use super::super::settings::{micros, StoreSettings};
 use super::checkpointer::WAL_MAX_BYTES;
 use super::checkpointer::{wal_path, Checkpointer};
+use super::connection::open_migrated;
 use super::db_file;
-use super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
-use super::merge::{MergePace, Upkeep};
-use super::schema::{migrate, MigrateError, Migrated};
-use super::settings::micros;
-pub use super::settings::{StoreSettings, Synchronous};
-use super::tiers::{Accepted, SharedMemtable, Staged, Tiers};
+use super::error::{naming, StoreError};
+use super::schema::Migrated;
 use crate::ingest::{format_micros, DeadLetter, Outcome};
 pub use crate::supervision::StoreShape;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create the data directory {path}, or make what Eliot created there private: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("SQLite error on {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    /// What is written would go to a file nobody will find again.
-    #[error("the database file {path} was deleted or replaced while open")]
-    Moved { path: PathBuf },
-    #[error("the database file {path} has schema version {version}, newer than this Eliot's: run a newer Eliot, or restore a backup")]
-    Newer { path: PathBuf, version: i64 },
-    /// The file no longer starts as a SQLite database does: something overwrote it.
-    #[error("the database file {path} is damaged: its header is not SQLite's any more")]
-    Damaged { path: PathBuf },
-    #[error("the database file {path} cannot be written (its mode, an immutable flag, a read-only mount)")]
-    ReadOnly { path: PathBuf },
-    #[error("there is no database at {path}: is the data directory right (store.data_dir, ELIOT_DATA_DIR)? `eliot device add` or `eliot` itself creates it")]
-    NoDatabase { path: PathBuf },
-}
 
 /// What one committed transaction wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,47 +54,18 @@ const SEEN_DEAD_LETTER: &str = "SELECT 1 FROM dead_letters \
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
     (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// Readings are nobody else's business, whatever the umask: a data directory Eliot creates
-/// is 0700, and a database file it creates 0600 (SQLite gives its -wal and -shm files the
-/// database's mode, so this runs after SQLite created the file and before it made them).
-/// What existed before is left as its owner set it: a shared directory (a 1777 `/tmp`, a
-/// group's) is not Eliot's to close. By path only: a descriptor opened here and closed would
-/// drop the locks of every connection this process has on the file (see `db_file`).
-#[cfg(unix)]
-fn make_private(created: &[&Path]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for path in created {
-        let mode = if path.is_dir() { 0o700 } else { 0o600 };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn make_private(_: &[&Path]) -> std::io::Result<()> {
-    Ok(())
-}
-
-/// Turns a SQLite error into one that names the database file.
-pub(super) fn naming(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError::Sqlite {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 pub struct Store {
-    pub(super) conn: Connection,
+    pub(in crate::store) conn: Connection,
     /// Kept for error messages.
-    pub(super) path: PathBuf,
+    pub(in crate::store) path: PathBuf,
     /// Rows in `sessions`, counted once at open and kept up to date (SQLite would scan).
-    pub(super) sessions_kept: usize,
-    pub(super) max_sessions: usize,
+    pub(in crate::store) sessions_kept: usize,
+    pub(in crate::store) max_sessions: usize,
     /// What the dead letters weigh now (summed once at open), and may weigh.
-    pub(super) dead_letter_bytes: u64,
-    pub(super) dead_letter_quota: u64,
+    pub(in crate::store) dead_letter_bytes: u64,
+    dead_letter_quota: u64,
     /// The memtable, the chunks and what is merged where.
-    pub(super) tiers: Tiers,
+    pub(in crate::store) tiers: Tiers,
     pace: MergePace,
     /// Microseconds; `None`: readings are kept for ever.
     retention: Option<i64>,
@@ -131,7 +77,8 @@ pub struct Store {
     _checkpointer: Checkpointer,
 }
 
-fn now_micros() -> i64 {
+/// Now, in microseconds since the Unix epoch.
+pub(super) fn now_micros() -> i64 {
     micros(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -390,63 +337,6 @@ impl Store {
     }
 }
 
-/// A busy handler that tries again every millisecond, for `FOR_MS` milliseconds at most.
-/// SQLite's own (`busy_timeout`) sleeps ever longer, up to 100 ms a time, so a commit held
-/// up by a 30 ms checkpoint would wait until the 33rd, and one held 60 ms, until the 78th.
-pub(super) fn retry_every_millisecond<const FOR_MS: i32>(attempts: i32) -> bool {
-    if attempts >= FOR_MS {
-        return false;
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1));
-    true
-}
-
-/// The database of `settings`, in WAL mode, migrated to this version, created if need be
-/// (unless `must_exist`); and what the migration found.
-fn open_migrated(
-    settings: &StoreSettings,
-    must_exist: bool,
-) -> Result<(Connection, Migrated), StoreError> {
-    let data_dir = |source| StoreError::DataDir {
-        path: settings.data_dir.clone(),
-        source,
-    };
-    let path = settings.db_path();
-    let new_dir = !settings.data_dir.exists();
-    if must_exist && (new_dir || !path.exists()) {
-        return Err(StoreError::NoDatabase { path });
-    }
-    let sqlite = naming(&path);
-    std::fs::create_dir_all(&settings.data_dir).map_err(data_dir)?;
-    let new_db = !path.exists();
-    let mut conn = Connection::open(&path).map_err(&sqlite)?;
-    let created: Vec<&Path> = [(new_dir, settings.data_dir.as_path()), (new_db, &path)]
-        .into_iter()
-        .filter_map(|(new, path)| new.then_some(path))
-        .collect();
-    make_private(&created).map_err(data_dir)?;
-    let synchronous = match settings.synchronous {
-        Synchronous::Normal => "NORMAL",
-        Synchronous::Full => "FULL",
-    };
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_MAX_BYTES};"
-    ))
-    .map_err(&sqlite)?;
-    // The writer waits up to 5 s for a lock (the checkpointer's, restarting the WAL).
-    conn.busy_handler(Some(retry_every_millisecond::<5_000>))
-        .map_err(&sqlite)?;
-    let migrated = migrate(&mut conn, now_micros()).map_err(|error| match error {
-        MigrateError::Sqlite(source) => sqlite(source),
-        MigrateError::Newer(version) => StoreError::Newer {
-            path: path.clone(),
-            version,
-        },
-    })?;
-    Ok((conn, migrated))
-}
-
 #[cfg(test)]
-#[path = "sqlite_tests.rs"]
+#[path = "store_tests.rs"]
 mod tests;

@@ -1,40 +1,12 @@
-//! Device sessions, kept in the store so that a CONNACK's Session Present is true after
-//! any crash: a v5 client that has session state and is told Session Present = 0 must
-//! discard it, and with it the messages it had not got acked.
-//!
-//! Bounded: at most `store.max_sessions` are kept, the least recently seen dropped first;
-//! expired v5 sessions are purged. The last-seen time of connected devices is refreshed
-//! every `SESSION_REFRESH`, so that an expiry counts from when the device was last seen
-//! even when Eliot was killed meanwhile.
-//!
-//! `Sessions` is the endpoint's handle: it records sessions through the store writer,
-//! which owns the database connection.
+//! Sessions as the database keeps them: a row of `sessions` per kept device session
+//! (bounded by `store.max_sessions`, its owner the connection that holds it), and a row of
+//! `upstream_sessions` per broker and client id of Eliot's that it has held a session for. Each change is one
+//! committed transaction: what a CONNACK says rests on it.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
-use actix::prelude::*;
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{naming, Store, StoreError};
-use super::store_writer::{NotStored, StoreWriter};
-use crate::observe::Event;
-
-/// How often the sessions of connected devices are marked seen (and expired ones purged).
-pub const SESSION_REFRESH: Duration = Duration::from_secs(60);
-
-/// A CONNECT's session request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRequest {
-    pub client_id: String,
-    /// Clean session (3.1.1) / clean start (5): any stored session is discarded.
-    pub clean_start: bool,
-    /// Whether the session outlives this connection: `None` no; `Some(None)` for ever
-    /// (3.1.1 clean session 0); `Some(Some(s))` until `s` seconds after it ends (5).
-    pub keep: Option<Option<u32>>,
-    /// The connection asking (the endpoint's id for it): only it may end the session.
-    pub owner: u64,
-}
+use super::super::database::{naming, Store, StoreError};
+use super::SessionRequest;
 
 impl Store {
     /// Records a CONNECT's session and says whether one was present, in one committed
@@ -188,184 +160,10 @@ fn owner(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
-/// Records a CONNECT's session; answers whether a session was present, once committed.
-#[derive(Message)]
-#[rtype(result = "Result<bool, NotStored>")]
-pub struct OpenSession(pub SessionRequest);
-
-/// A CONNACK from an upstream broker: answers whether a session it held is gone.
-#[derive(Message)]
-#[rtype(result = "Result<bool, NotStored>")]
-pub struct NoteUpstreamSession {
-    pub broker: String,
-    pub client_id: String,
-    pub present: bool,
-}
-
-impl Handler<NoteUpstreamSession> for StoreWriter {
-    type Result = Result<bool, NotStored>;
-
-    fn handle(&mut self, msg: NoteUpstreamSession, _: &mut Context<Self>) -> Self::Result {
-        let key = (msg.broker.as_str(), msg.client_id.as_str());
-        match self.store.as_mut() {
-            None => Err(NotStored("the database is not open".into())),
-            Some(store) => store
-                .note_upstream_session(key, msg.present, unix_now())
-                .map_err(|e| NotStored(e.to_string())),
-        }
-    }
-}
-
-/// These connected devices were seen now; purge what expired.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RefreshSessions(pub Vec<String>);
-
-/// A connection with a kept session ended: its expiry counts from now.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct EndSession {
-    pub client_id: String,
-    /// The connection that ended.
-    pub owner: u64,
-    /// A new Session Expiry Interval from the device's v5 DISCONNECT.
-    pub new_expiry: Option<u32>,
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-impl Handler<OpenSession> for StoreWriter {
-    type Result = Result<bool, NotStored>;
-
-    fn handle(&mut self, msg: OpenSession, _: &mut Context<Self>) -> Self::Result {
-        // A session is a write too: a store that cannot record it is behind.
-        let started = Instant::now();
-        self.progress.received(self.pending_rows + 1, started);
-        let opened = match self.store.as_mut() {
-            None => Err(NotStored("the database is not open".into())),
-            Some(store) => store
-                .open_session(&msg.0, unix_now())
-                .map_err(|e| NotStored(e.to_string())),
-        };
-        let now = Instant::now();
-        match &opened {
-            Ok(_) => self
-                .progress
-                .committed(now - started, self.pending_rows, now),
-            Err(_) => self.progress.settled(self.pending_rows),
-        }
-        opened
-    }
-}
-
-impl Handler<RefreshSessions> for StoreWriter {
-    type Result = ();
-
-    fn handle(&mut self, msg: RefreshSessions, _: &mut Context<Self>) {
-        let Some(store) = self.store.as_mut() else {
-            return;
-        };
-        let grace = i64::try_from(SESSION_REFRESH.as_secs()).unwrap_or(i64::MAX);
-        if let Err(e) = store.refresh_sessions(&msg.0, unix_now(), grace) {
-            Event::StoreFailed {
-                error: &format!("refreshing sessions: {e}"),
-                requests: 1,
-            }
-            .emit(&self.telemetry);
-        }
-    }
-}
-
-impl Handler<EndSession> for StoreWriter {
-    type Result = ();
-
-    fn handle(&mut self, msg: EndSession, _: &mut Context<Self>) {
-        if let Some(store) = self.store.as_mut() {
-            let ended = (msg.client_id.as_str(), msg.owner);
-            if let Err(e) = store.touch_session(ended, unix_now(), msg.new_expiry) {
-                Event::StoreFailed {
-                    error: &format!("ending session of {}: {e}", msg.client_id),
-                    requests: 1,
-                }
-                .emit(&self.telemetry);
-            }
-        }
-    }
-}
-
-/// The sessions of connected devices, as the device endpoint and its connections see them.
-#[derive(Clone)]
-pub struct Sessions {
-    writer: Addr<StoreWriter>,
-}
-
-impl Sessions {
-    pub fn new(writer: Addr<StoreWriter>) -> Self {
-        Sessions { writer }
-    }
-
-    /// Records a CONNECT's session; resolves to Session Present once committed.
-    pub fn open(
-        &self,
-        request: SessionRequest,
-    ) -> impl Future<Output = Result<bool, NotStored>> + 'static {
-        let writer = self.writer.clone();
-        async move {
-            writer
-                .send(OpenSession(request))
-                .await
-                .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?
-        }
-    }
-
-    /// Notes a CONNACK from the upstream broker (see `Store::note_upstream_session`).
-    pub fn note_upstream(
-        &self,
-        (broker, client_id): (String, String),
-        present: bool,
-    ) -> impl Future<Output = Result<bool, NotStored>> + 'static {
-        let writer = self.writer.clone();
-        async move {
-            let note = NoteUpstreamSession {
-                broker,
-                client_id,
-                present,
-            };
-            writer
-                .send(note)
-                .await
-                .map_err(|e| NotStored(format!("store writer unavailable: {e}")))?
-        }
-    }
-
-    /// These connected devices (with kept sessions) were seen now.
-    pub fn refresh(&self, connected: Vec<String>) {
-        let writer = self.writer.clone();
-        actix_rt::spawn(async move {
-            let _ = writer.send(RefreshSessions(connected)).await;
-        });
-    }
-
-    /// Connection `owner` of a device with a kept session ended.
-    pub fn end(&self, (client_id, owner): (String, u64), new_expiry: Option<u32>) {
-        let writer = self.writer.clone();
-        actix_rt::spawn(async move {
-            let ended = EndSession {
-                client_id,
-                owner,
-                new_expiry,
-            };
-            let _ = writer.send(ended).await;
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::StoreSettings;
     use super::*;
+    use crate::store::StoreSettings;
     use std::path::Path;
 
     fn store(dir: &Path) -> Store {

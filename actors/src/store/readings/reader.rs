@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OpenFlags};
 use serde::Serialize;
 
+use super::super::database::{naming, StoreError};
+use super::super::settings::StoreSettings;
 use super::chunks::{Chunk, Chunks};
 use super::memtable::{Memtable, Row as MemRow};
-use super::sqlite::{naming, StoreError, StoreSettings};
 use super::tiers::SharedMemtable;
 use crate::ingest::{format_micros, utc_micros};
 

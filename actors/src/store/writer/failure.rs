@@ -1,6 +1,6 @@
 //! What a failed store operation means for the store writer: retry, make room, or reopen.
 
-use super::sqlite::StoreError;
+use super::super::database::StoreError;
 
 /// What a failed store operation means for the writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

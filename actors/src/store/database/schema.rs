@@ -18,7 +18,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::chunks::{rebuild_view, Chunks};
+use super::super::readings::{rebuild_view, Chunks};
 use crate::ingest::format_micros;
 
 pub const VERSION: i64 = 6;

@@ -1,0 +1,135 @@
+//! Databases of older Eliots are migrated and keep what they held (version 2's readings,
+//! version 4's devices); one of a newer Eliot is refused.
+
+use super::*;
+use crate::store::StoreError;
+
+/// Version 2's schema, as Eliot 0.1 wrote it, with a user's own view over `readings`.
+const VERSION_2: &str = "
+CREATE TABLE readings (device_id TEXT NOT NULL, sensor_type TEXT NOT NULL, ts TEXT NOT NULL,
+    data TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (device_id, sensor_type, ts)
+) WITHOUT ROWID;
+CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT NOT NULL,
+    client_id TEXT NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX dead_letters_received_at ON dead_letters (received_at);
+CREATE TABLE sessions (client_id TEXT PRIMARY KEY, expiry_s INTEGER, last_seen_s INTEGER NOT NULL);
+CREATE INDEX sessions_last_seen ON sessions (last_seen_s);
+CREATE VIEW gps AS SELECT device_id, ts FROM readings WHERE sensor_type = 'gps';
+PRAGMA user_version = 2;
+";
+
+#[test]
+fn a_version_2_database_is_migrated_and_its_readings_still_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    {
+        let old = Connection::open(settings.db_path()).unwrap();
+        old.execute_batch(VERSION_2).unwrap();
+        let mut insert = old
+            .prepare("INSERT INTO readings VALUES (?1, ?2, ?3, ?4, ?5)")
+            .unwrap();
+        for n in 0..40 {
+            let r = reading("d0", "gps", n, "{}");
+            insert
+                .execute(rusqlite::params![
+                    r.device_id,
+                    r.sensor_type,
+                    r.ts,
+                    r.data,
+                    r.received_at
+                ])
+                .unwrap();
+        }
+    }
+    let mut store = Store::open(&settings).unwrap();
+    assert_eq!(store.migrated_from(), Some(2));
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 6);
+    let owned = "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'owner'";
+    assert_eq!(count(&store.conn, owned), 1, "sessions gained their owner");
+    let in_chunk_1 = "SELECT count(*) FROM series WHERE last_chunk = 1";
+    assert_eq!(count(&store.conn, in_chunk_1), 1, "kept until chunk_1 goes");
+    assert_eq!(view_rows(&store), (40, 40));
+    // Known to the dedupe: the old rows are the first chunk, their series' newest known.
+    let again = Outcome::accepted(vec![reading("d0", "gps", 7, "{}")]);
+    assert_eq!(store.write([&again]).unwrap().duplicates, 1);
+    let conflict = Outcome::accepted(vec![reading("d0", "gps", 8, "[]")]);
+    assert_eq!(store.write([&conflict]).unwrap().amended.len(), 1);
+    store
+        .write([&Outcome::accepted(vec![reading("d0", "gps", 99, "{}")])])
+        .unwrap();
+    assert_eq!(
+        count(&store.conn, "SELECT count(*) FROM gps"),
+        41,
+        "the user's view reads the new `readings`, new rows included"
+    );
+    drop(store);
+    let reopened = Store::open(&settings).unwrap();
+    assert_eq!(reopened.migrated_from(), None, "migrated once");
+}
+
+/// Version 4's `devices`, which required a secret hash.
+const VERSION_4_DEVICES: &str = "
+CREATE TABLE devices (device_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL, rotated_at TEXT);
+INSERT INTO devices VALUES ('robot_1', '$argon2id$stand-in', '2026-12-01T00:00:00Z', NULL);
+PRAGMA user_version = 4;
+";
+
+#[test]
+fn a_version_4_database_keeps_its_devices_and_logs_their_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    Connection::open(settings.db_path())
+        .unwrap()
+        .execute_batch(VERSION_4_DEVICES)
+        .unwrap();
+    let store = Store::open(&settings).unwrap();
+    assert_eq!(store.migrated_from(), Some(4));
+    let conn = &store.conn;
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) FROM devices WHERE secret_hash IS NOT NULL"
+        ),
+        1
+    );
+    conn.execute_batch(
+        "INSERT INTO devices VALUES ('robot_2', NULL, '2026-12-07T00:00:00Z', NULL);
+         UPDATE devices SET secret_hash = 'other' WHERE device_id = 'robot_1';
+         UPDATE devices SET rotated_at = 'now' WHERE device_id = 'robot_1';
+         DELETE FROM devices WHERE device_id = 'robot_2';",
+    )
+    .unwrap();
+    let logged: Vec<(String, String)> = conn
+        .prepare("SELECT device_id, cause FROM device_revocations ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [("robot_1", "rotated"), ("robot_2", "removed")];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(d, c)| (d.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(
+        logged, expected,
+        "a change that keeps the hash is no revocation"
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_eliot_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    Connection::open(settings.db_path())
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9")
+        .unwrap();
+    let refused = Store::open(&settings).err().unwrap();
+    assert!(
+        matches!(refused, StoreError::Newer { version: 9, .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("newer than this Eliot's"));
+}

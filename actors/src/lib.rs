@@ -15,8 +15,7 @@
 //!   drain), `admission.rs` (CONNECT → session or refusal), `DeviceConnection`
 //!   (`device_connection/`: one per device, acks after commit), its `AckQueue`, the
 //!   in-flight `ByteBudget`, and the `Transport` it reads and writes.
-//! - `ingest/`: `Processor` (`processor.rs`), the validation rules and `validate`, and
-//!   what a message becomes (`reading.rs`: readings or a dead letter).
+//! - `ingest/`: `Processor` (`processor.rs`), the validation rules and `validate`.
 //! - `pipeline`: the path every message takes, whichever way it came in: a processor,
 //!   then the store.
 //! - `store/`: `StoreWriter` (`store_writer.rs`: batches, commits, then answers; between
@@ -34,6 +33,9 @@
 //!   (`in_order.rs`), over rustls (`tls.rs`).
 //! - `mqtt/`: the packet vocabulary for MQTT 3.1.1 and 5, and its codec over rumqttc's.
 //! - `observe/`: typed events that log and count, their `Metrics`, and a log capture.
+//! - `message/`: the ground floor every subsystem passes along: what a message becomes
+//!   (`reading.rs`: readings or a dead letter), the one timestamp format and its parser
+//!   (`timefmt.rs`), and the device-id rule (`device_id.rs`).
 //! - `settings`: how each settings section reports its problems.
 //!
 //! Dependencies point one way: `tree` → `endpoint`, `upstream` → `pipeline` → `ingest`, `store` →
@@ -42,6 +44,7 @@
 mod endpoint;
 mod identity;
 mod ingest;
+mod message;
 pub mod mqtt;
 mod observe;
 mod pem;
@@ -58,9 +61,9 @@ pub use endpoint::{
     Transport,
 };
 pub use identity::{credentials, AuthMode, AuthSettings, TlsSettings};
-pub use ingest::{
-    format_micros, format_utc, is_device_id, rfc3339_micros, validate, DeadLetter, IngestSettings,
-    Outcome, ProcessorSettings, Reading, Rejection, Rules, TopicPattern,
+pub use ingest::{validate, IngestSettings, ProcessorSettings, Rejection, Rules, TopicPattern};
+pub use message::{
+    format_micros, format_utc, is_device_id, rfc3339_micros, DeadLetter, Outcome, Reading,
 };
 pub use observe::{
     CapturedLogs, Event, Fields, Metrics, Telemetry, REFUSAL_CODES, REJECTION_CLASSES,

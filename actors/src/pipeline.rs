@@ -8,7 +8,8 @@ use actix::Addr;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use crate::ingest::{Message, Outcome, Process, Processors};
+use crate::ingest::{Message, Process, Processors};
+use crate::message::Outcome;
 use crate::observe::{Metrics, Queued};
 use crate::store::{persist, Amendment, NotStored, StoreWriter};
 

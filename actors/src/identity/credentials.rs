@@ -12,7 +12,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::ingest::{format_micros, is_device_id};
+use crate::message::{format_micros, is_device_id};
 use crate::Secret;
 
 #[derive(Debug, thiserror::Error)]

@@ -84,7 +84,7 @@ impl Store {
 mod tests {
     use super::super::sqlite::{Amendment, StoreSettings};
     use super::*;
-    use crate::ingest::{DeadLetter, Outcome};
+    use crate::message::{DeadLetter, Outcome};
     use std::path::Path;
 
     fn settings(dir: &Path) -> StoreSettings {

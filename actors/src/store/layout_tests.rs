@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use super::memtable::Key;
 use super::reader::Reader;
 use super::sqlite::{Amendment, Store, StoreError, StoreSettings};
-use crate::ingest::{format_micros, Outcome, Reading};
+use crate::message::{format_micros, Outcome, Reading};
 
 /// 2025-01-01T00:00:00Z.
 const BASE: i64 = 1_735_689_600_000_000;

@@ -18,7 +18,7 @@ use super::schema::{migrate, MigrateError, Migrated};
 use super::settings::micros;
 pub use super::settings::{StoreSettings, Synchronous};
 use super::tiers::{Accepted, SharedMemtable, Staged, Tiers};
-use crate::ingest::{format_micros, DeadLetter, Outcome};
+use crate::message::{format_micros, DeadLetter, Outcome};
 pub use crate::supervision::StoreShape;
 
 #[derive(Debug, thiserror::Error)]

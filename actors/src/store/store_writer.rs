@@ -18,7 +18,7 @@ use super::failure::FailureKind;
 use super::sqlite::{Amendment, Store, StoreSettings};
 use super::tiers::SharedMemtable;
 use super::upkeep::{merge_after, UPKEEP_WHEN_IDLE};
-use crate::ingest::Outcome;
+use crate::message::Outcome;
 use crate::observe::{Event, Queued, Telemetry};
 use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreProgress};
 

@@ -14,7 +14,8 @@
 //! - `endpoint/`: `DeviceEndpoint` (`device_endpoint.rs`: accept, CONNECT, registry,
 //!   drain), `admission.rs` (CONNECT → session or refusal), `DeviceConnection`
 //!   (`device_connection/`: one per device, acks after commit), its `AckQueue`, the
-//!   in-flight `ByteBudget`, and the `Transport` it reads and writes.
+//!   in-flight `ByteBudget`, the `Transport` it reads and writes, and the `TlsListener`
+//!   (`tls_listener.rs`) that hands it devices over TLS.
 //! - `ingest/`: `Processor` (`processor.rs`), the validation rules and `validate`.
 //! - `pipeline`: the path every message takes, whichever way it came in: a processor,
 //!   then the store.
@@ -25,9 +26,9 @@
 //!   read API (`reader.rs`), durable and bounded device sessions (`sessions.rs`), and the
 //!   dead letters' byte quota (`dead_letters.rs`).
 //! - `identity/`: who a device is: credentials (Argon2 hashes), the `Authenticator` that
-//!   admission asks, the `TlsListener` (`tls_listener.rs`), and the limits keyed by the
-//!   client (per address, per device). `pem`: the certificate and key files both TLS
-//!   sides read.
+//!   admission asks, the devices' TLS configuration and certificate names
+//!   (`server_tls.rs`), and the limits keyed by the client (per address, per device).
+//!   `pem`: the certificate and key files both TLS sides read.
 //! - `upstream/`: `UpstreamConnection` (`upstream_connection.rs`), one rumqttc client per
 //!   configured connection to an existing broker, acking after commit in receipt order
 //!   (`in_order.rs`), over rustls (`tls.rs`).

@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::endpoint::{
-    Adopter, ByteBudget, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake,
-    DEVICE_ENDPOINT,
+    Adopter, ByteBudget, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, StopTls,
+    TlsListener, DEVICE_ENDPOINT, TLS_LISTENER,
 };
 use crate::identity::{
-    check_mode, server_config, AuthSettings, Authenticator, StopTls, TlsListener, TlsListenerError,
-    TlsSettings, TLS_LISTENER,
+    check_mode, server_config, AuthSettings, Authenticator, ServerTlsError, TlsSettings,
 };
 use crate::ingest::{
     IngestSettings, Processor, ProcessorSettings, Processors, Rules, TopicPattern,
@@ -117,7 +116,7 @@ pub enum StartError {
     #[error(transparent)]
     UpstreamTls(#[from] TlsError),
     #[error(transparent)]
-    DeviceTls(#[from] TlsListenerError),
+    DeviceTls(#[from] ServerTlsError),
     #[error("{0}")]
     Unprotected(String),
     #[error("cannot listen for devices over TLS: {0}")]

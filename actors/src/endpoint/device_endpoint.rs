@@ -3,7 +3,8 @@
 //!
 //! It keeps the registry of connected client ids (a second connection with the same id
 //! takes the session over) and drains every connection on shutdown. From the CONNECT on
-//! it works on a `Transport`, so a TLS listener changes only `accept`.
+//! it works on a `Transport`, whatever the socket: the `TlsListener` (and a test) hands it
+//! streams through its `Adopter`.
 
 use std::collections::HashMap;
 use std::io;

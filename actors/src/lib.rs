@@ -14,11 +14,11 @@
 //! - `endpoint/`: `DeviceEndpoint` (`device_endpoint.rs`: accept, CONNECT, registry,
 //!   drain), `admission.rs` (CONNECT → session or refusal), `DeviceConnection`
 //!   (`device_connection/`: one per device, acks after commit), its `AckQueue`, the
-//!   in-flight `ByteBudget`, the `Transport` it reads and writes, and the `TlsListener`
-//!   (`tls_listener.rs`) that hands it devices over TLS.
+//!   `Transport` it reads and writes, and the `TlsListener` (`tls_listener.rs`) that
+//!   hands it devices over TLS.
 //! - `ingest/`: `Processor` (`processor.rs`), the validation rules and `validate`.
-//! - `pipeline`: the path every message takes, whichever way it came in: a processor,
-//!   then the store.
+//! - `pipeline/`: the path every message takes, whichever way it came in: a processor,
+//!   then the store; and the in-flight `ByteBudget` (`budget.rs`) both ways in draw on.
 //! - `store/`: `StoreWriter` (`store_writer.rs`: batches, commits, then answers; between
 //!   commits `upkeep.rs`), the `Store` (`sqlite.rs`) and its schema and migrations
 //!   (`schema.rs`), the log and memtable (`tiers.rs`, `memtable.rs`), the merge into chunks
@@ -58,8 +58,7 @@ mod tree;
 mod upstream;
 
 pub use endpoint::{
-    AckQueue, Adopter, Arrival, ByteBudget, ConnectionCount, DeviceEndpoint, EndpointSettings,
-    Transport,
+    AckQueue, Adopter, Arrival, ConnectionCount, DeviceEndpoint, EndpointSettings, Transport,
 };
 pub use identity::{credentials, AuthMode, AuthSettings, TlsSettings};
 pub use ingest::{validate, IngestSettings, ProcessorSettings, Rejection, Rules, TopicPattern};

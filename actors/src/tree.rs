@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::endpoint::{
-    Adopter, ByteBudget, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, StopTls,
-    TlsListener, DEVICE_ENDPOINT, TLS_LISTENER,
+    Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, StopIntake, StopTls, TlsListener,
+    DEVICE_ENDPOINT, TLS_LISTENER,
 };
 use crate::identity::{
     check_mode, server_config, AuthSettings, Authenticator, ServerTlsError, TlsSettings,
@@ -19,7 +19,7 @@ use crate::ingest::{
     IngestSettings, Processor, ProcessorSettings, Processors, Rules, TopicPattern,
 };
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{ByteBudget, Pipeline};
 use crate::settings::Problems;
 use crate::store::{
     Reader, Sessions, Store, StoreError, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER,

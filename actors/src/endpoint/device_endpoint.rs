@@ -21,7 +21,6 @@ use tokio_util::codec::FramedRead;
 
 use super::admission::{admit, refuse_connect, Gate, Refusal, Session};
 use super::awaiting_connect::AwaitingConnect;
-use super::budget::ByteBudget;
 use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
 use super::revoking::Revocations;
 use super::settings::EndpointSettings;
@@ -34,7 +33,7 @@ use crate::identity::{
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec};
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{ByteBudget, Pipeline};
 use crate::store::{Sessions, SESSION_REFRESH};
 use crate::supervision::{DeviceGuard, Restarts};
 

@@ -7,7 +7,7 @@
 //!   acks after commit, and how it closes (`closing`).
 //! - `revoking`: closes the connections of devices whose credentials were revoked.
 //! - `ack_queue`: arrival order, the stored prefix, QoS 2 states; no actor, no socket.
-//! - `intake`: the packet stream gated by the in-flight window, the `budget`, the
+//! - `intake`: the packet stream gated by the in-flight window, the byte budget, the
 //!   device's rate and its `backlog` of unread replies.
 //! - `transport`: any byte stream a device connects over.
 //! - `tls_listener`: the `TlsListener` actor, devices over TLS on a port of their own: it
@@ -20,7 +20,6 @@ mod ack_queue;
 mod admission;
 mod awaiting_connect;
 mod backlog;
-mod budget;
 mod device_connection;
 mod device_endpoint;
 mod intake;
@@ -31,7 +30,6 @@ mod transport;
 mod will;
 
 pub use ack_queue::{AckQueue, Arrival};
-pub use budget::{ByteBudget, BytePermit};
 pub use device_endpoint::{
     Adopter, ConnectionCount, DeviceEndpoint, EndpointLinks, StopIntake, NAME as DEVICE_ENDPOINT,
 };

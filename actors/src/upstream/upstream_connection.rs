@@ -24,10 +24,9 @@ use super::filter::Filter;
 use super::in_order::{Ack, InOrder, Slot};
 use super::link::{self, Client, Delivery, Happening, Poller};
 use super::settings::UpstreamSettings;
-use crate::endpoint::ByteBudget;
 use crate::ingest::{Message, TopicPattern};
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::{Ingested, Pipeline};
+use crate::pipeline::{ByteBudget, Ingested, Pipeline};
 use crate::store::{NotStored, Sessions};
 use crate::supervision::{
     catch_panic, jitter, Backoff, Breaker, CallResult, DeviceGuard, LinkHealth, Rejected, Report,

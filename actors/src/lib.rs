@@ -39,12 +39,17 @@
 //!   (`timefmt.rs`), and the device-id rule (`device_id.rs`).
 //! - `settings`: how each settings section reports its problems.
 //!
-//! Dependencies point one way: `tree` → `endpoint`, `upstream` → `pipeline` → `ingest`, `store` →
-//! `supervision`, `observe`; a child reports to its owner through a `Recipient`.
+//! Dependencies point one way, down these ranks (a module uses only lower ones, or its own
+//! folder): `tree`; `endpoint`, `upstream`; `pipeline`, `identity`; `ingest`, `store`;
+//! `mqtt`, `supervision`; and the floor, `message`, `secret`, `settings`, `pem`, `observe`.
+//! A child reports to its owner through a `Recipient`. `layering_tests.rs` holds the ranks
+//! and fails on any edge that points up or sideways.
 
 mod endpoint;
 mod identity;
 mod ingest;
+#[cfg(test)]
+mod layering_tests;
 mod message;
 pub mod mqtt;
 mod observe;

@@ -13,7 +13,7 @@ use argon2::Argon2;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::message::{format_micros, is_device_id};
-use crate::Secret;
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {

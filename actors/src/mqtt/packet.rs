@@ -43,7 +43,7 @@ pub struct Connect {
     pub will: Option<Will>,
     pub username: Option<String>,
     /// Never logged: `Secret`'s `Debug` shows nothing of it.
-    pub password: Option<crate::Secret>,
+    pub password: Option<crate::secret::Secret>,
     /// v5 Session Expiry Interval, seconds.
     pub session_expiry: Option<u32>,
     /// v5 Authentication Method: Eliot supports none, so a CONNECT naming one is refused.

@@ -29,9 +29,8 @@ mod tls_listener;
 mod transport;
 mod will;
 
-pub use ack_queue::{AckQueue, Arrival};
 pub use device_endpoint::{
-    Adopter, ConnectionCount, DeviceEndpoint, EndpointLinks, StopIntake, NAME as DEVICE_ENDPOINT,
+    Adopter, DeviceEndpoint, EndpointLinks, StopIntake, NAME as DEVICE_ENDPOINT,
 };
 pub use settings::EndpointSettings;
 pub use tls_listener::{StopTls, TlsListener, NAME as TLS_LISTENER};

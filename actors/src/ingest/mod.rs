@@ -16,6 +16,6 @@ mod topic;
 mod validate;
 
 pub use processor::{Message, Process, Processor, ProcessorSettings, Processors};
-pub use rules::{IngestSettings, Quoted, Rejection, Rules};
+pub use rules::{IngestSettings, Quoted, Rules};
 pub use topic::{TopicPattern, TopicPatternError, DEVICE_ID_PLACEHOLDER};
 pub use validate::validate;

@@ -26,11 +26,11 @@ pub use breaker::{Breaker, BreakersSettings, Report};
 pub use circuit::{BreakerSettings, BreakerState, CallResult};
 pub use device_guard::{DeviceBreakerSettings, DeviceGuard, GuardRefusal, MayConnect, Rejected};
 pub use health_monitor::{
-    ChildHealth, ChildState, HealthMonitor, HealthProbe, HealthReport, HealthSettings, LinkHealth,
-    Ping, Status, Watch,
+    ChildState, HealthMonitor, HealthProbe, HealthReport, HealthSettings, LinkHealth, Ping, Status,
+    Watch,
 };
 pub use panics::catch_panic;
 pub use readiness::readiness;
 pub use restart::{Escalation, RestartSettings, Restarts};
-pub use store_progress::{StoreHealth, StoreProgress, StoreShape};
+pub use store_progress::{StoreProgress, StoreShape};
 pub use window::SlidingWindow;

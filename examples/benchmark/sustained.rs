@@ -27,7 +27,7 @@ use crate::procs::{Programs, RssSampler, Server};
 use crate::report::{Figure, Goal, Report, Row, Target};
 use crate::sustained_chart;
 
-/// Acked msg/s over the last quarter of the readings, at the least (issue 8, goal 1).
+/// Acked msg/s over the last quarter of the readings, at the least.
 pub const TARGET_LAST_QUARTER: f64 = 100_000.0;
 /// Unacked PUBLISHes per connection: twice Eliot's `max_in_flight` (128), so that the next
 /// PUBLISHes already wait in the socket when Eliot acks.

@@ -3,7 +3,8 @@
 //! - `restart`: the restart policy actix's `Supervisor` lacks (backoff, intensity,
 //!   escalation), carried by every supervised child.
 //! - `health_monitor`: the `HealthMonitor` actor, which knows every child's state.
-//! - `breaker`: the `Breaker` actor, one per dependency (the store), running `circuit`.
+//! - `breaker`: the `Breaker` actor, one per dependency (the store, and the upstream
+//!   broker when that mode is on), running `circuit`.
 //! - `device_guard`: the `DeviceGuard` actor, the per-device breakers.
 //! - `window`, `backoff`: the one sliding window and the one doubling delay they share.
 //! - `panics`: panics become stops, which the supervisor restarts.

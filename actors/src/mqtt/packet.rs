@@ -23,6 +23,8 @@ impl Version {
     }
 }
 
+/// The delivery guarantee, named as the MQTT specification names it.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum QoS {
     AtMostOnce = 0,

@@ -66,7 +66,7 @@ mod supervision;
 mod tree;
 mod upstream;
 
-// The public surface: what the shell (`src/`), the tests and the examples use; nothing more.
+// The public surface: what the shell (`src/`), the tests and the examples use.
 pub use endpoint::{Adopter, EndpointSettings, Transport};
 pub use identity::{credentials, AuthMode, AuthSettings, TlsSettings};
 pub use ingest::{validate, IngestSettings, ProcessorSettings, Rules};

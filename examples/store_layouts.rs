@@ -1,19 +1,21 @@
 //! Insert throughput of candidate SQLite layouts for the readings table, as the table grows.
 //!
-//! Why: choosing the store layout for issue 8. Clustering by device costs about one page write
-//! per device per transaction, so once the table outgrows the cache a large fleet's every
-//! batch dirties thousands of leaf pages.
+//! Why: the measurement behind the store's layout (an unindexed log, merged in bulk into
+//! time chunks clustered by device: `actors/src/store/`). Clustering by device on every
+//! insert costs about one page write per device per transaction, so once the table outgrows
+//! the cache a large fleet's every batch dirties thousands of leaf pages.
 //!
 //! What: `--devices` devices report once a second on a common clock (reading `i` is device
 //! `i % devices`'s, so arrival order is time order); `--rows` readings go in transactions of
 //! `--batch` rows (WAL, synchronous=NORMAL, one thread, a fresh database per layout) into
-//! `clustered` (today's WITHOUT ROWID table keyed by device, sensor, ts), `rowid+index` (rowid
-//! table plus a UNIQUE index on that key), `time-first` (WITHOUT ROWID keyed by ts first),
-//! `append` (rowid table, no index) and `log+merge G` (LSM-like: an unindexed log whose every
-//! G rows are sealed, sorted in memory and merged into a clustered table `--slice` rows per
-//! transaction, one after each append; merged log rows are then deleted; the tail is merged
-//! at the end). Only inserting, sorting and merging are timed. Printed: rows/s overall and per
-//! quarter of the rows, database and WAL sizes, and the speed relative to `clustered`.
+//! `clustered` (the store's earlier layout: a WITHOUT ROWID table keyed by device, sensor,
+//! ts), `rowid+index` (rowid table plus a UNIQUE index on that key), `time-first` (WITHOUT
+//! ROWID keyed by ts first), `append` (rowid table, no index) and `log+merge G` (LSM-like:
+//! an unindexed log whose every G rows are sealed, sorted in memory and merged into a
+//! clustered table `--slice` rows per transaction, one after each append; merged log rows
+//! are then deleted; the tail is merged at the end). Only inserting, sorting and merging
+//! are timed. Printed: rows/s overall and per quarter of the rows, database and WAL sizes,
+//! and the speed relative to `clustered`.
 //!
 //! Run: `cargo run --release --example store_layouts -- --rows 2000000 --devices 10000`
 

@@ -43,12 +43,12 @@ pub struct Listeners {
     pub devices: Option<std::net::TcpListener>,
     /// Devices over TLS; `None` unless `tls.enabled`.
     pub tls: Option<std::net::TcpListener>,
-    /// The operations endpoints (HTTP).
+    /// The HTTP API: the operations endpoints and the read API.
     pub http: std::net::TcpListener,
 }
 
 impl Listeners {
-    /// Binds both addresses of `config`.
+    /// Binds the addresses of `config`: HTTP always, devices and TLS where enabled.
     pub fn bind(config: &Config) -> std::io::Result<Listeners> {
         let bind = |addr: SocketAddr, what: &str| {
             std::net::TcpListener::bind(addr).map_err(|e| {
@@ -129,7 +129,7 @@ impl Server {
         self.tls_addr
     }
 
-    /// Where `/health`, `/ready` and `/metrics` are served.
+    /// Where the HTTP API (operations endpoints and read API) is served.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }

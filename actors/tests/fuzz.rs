@@ -15,8 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use eliot_actors::mqtt::{CodecError, MqttCodec};
-use eliot_actors::{validate, IngestSettings, Rules};
+use eliot_actors::{validate, CodecError, IngestSettings, MqttCodec, Rules};
 use fuzz_support::{fuzz, mutated, read_corpus};
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;

@@ -1,4 +1,4 @@
-//! `auth`: what device identity costs (issue 11), against plain TCP without authentication
+//! `auth`: what device identity costs, against plain TCP without authentication
 //! measured in the same run:
 //!
 //! - connections per second (CONNECT to CONNACK, 8 at a time, each closed after its

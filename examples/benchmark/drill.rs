@@ -1,4 +1,4 @@
-//! `drill`: kill -9 at scale (issue 8, goal 5). The sustained fleet (every 4th connection
+//! `drill`: kill -9 at scale. The sustained fleet (every 4th connection
 //! ending each write one byte into the next packet) publishes into a fresh store as fast as
 //! acks allow, with persistent sessions, until 10,000,000 readings are made and 120 s have
 //! passed, whichever comes later, while Eliot is killed with SIGKILL several times, each at a

@@ -1,4 +1,4 @@
-//! The field configurations (issue 8): a store that keeps its speed for real fleets. Their
+//! The field configurations, which check that the store keeps its speed for real fleets. Their
 //! sizes, and the order they run in: `sustained` fills a fresh store (and runs the same load
 //! against Mosquitto beside it), `paced` and `reads` run on it; `generator` checks that the
 //! load generator is not what limits them; `drill` kills Eliot while a store of the same size
@@ -22,8 +22,8 @@ use crate::target::{Goal, Target};
 /// What the field load must reach against a server that only acks, so that it is not what
 /// limits `sustained` at its target of 100,000 msg/s.
 const TARGET_GENERATOR: f64 = 150_000.0;
-/// The least time `sustained`, `paced` and `drill` each run in the full run (issue: the
-/// field's load, not a burst): four times `mqtt.packet_timeout`.
+/// The least time `sustained`, `paced` and `drill` each run in the full run (what counts is
+/// the field's load, not a burst): four times `mqtt.packet_timeout`.
 const MIN_DURATION: Duration = Duration::from_secs(120);
 /// The same with `--quick`, which only checks that the benchmark works.
 const QUICK_MIN_DURATION: Duration = Duration::from_secs(3);

@@ -45,7 +45,7 @@
 //!   message received or stored, the CPU each side used, and Eliot's store checked (exactly
 //!   N readings). Target: upstream drain ≥ 0.9 × bare drain at each QoS (`upstream.rs`).
 //! - `latency`: publish→PUBACK at a fixed offered load.
-//! - `auth` (issue 11): what device identity costs against plain TCP in the same run:
+//! - `auth`: what device identity costs against plain TCP in the same run:
 //!   connections per second with a password, over TLS and mutual TLS, the steady QoS 1
 //!   rate over TLS, and well-behaved devices' p99 beside a device flooding past its rate
 //!   limit (target: within 10 % of their p99 alone). See `auth.rs`.
@@ -53,7 +53,7 @@
 //!   target p99 ≤ 25 ms), with the memory each costs.
 //! - `overload`: 3 × what Eliot sustains at QoS 1 (needs `qos1`).
 //!
-//! The field ones (issue 8: a store that keeps its speed for real fleets), with a load
+//! The field ones (a store that keeps its speed for real fleets), with a load
 //! generated in this process (`field_load.rs`): many devices multiplexed over a few raw
 //! MQTT 3.1.1 connections, pipelined QoS 1, acks counted where they arrive. Every 4th
 //! connection writes as some devices' TCP stacks do, each write ending one byte into the next

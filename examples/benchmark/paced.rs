@@ -1,4 +1,4 @@
-//! `paced`: latency and CPU cost at a steady, realistic load (issue 8, goal 2). 1,000 devices
+//! `paced`: latency and CPU cost at a steady, realistic load. 1,000 devices
 //! over 10 connections (every 4th ending each write one byte into the next packet) offer
 //! 20,000 msg/s in total, evenly spread, QoS 1, for 120 s; first to Eliot on the store
 //! `sustained` filled (millions of readings already there), then to Mosquitto with the same
@@ -16,7 +16,7 @@ use crate::report::{Figure, Report, Row};
 use crate::sustained::FilledStore;
 use crate::target::{Goal, Target};
 
-/// publish→PUBACK p99 at most, ms (issue 8, goal 2).
+/// publish→PUBACK p99 at most, ms.
 const TARGET_P99_MS: f64 = 50.0;
 /// Eliot's CPU per message over Mosquitto's, at most.
 const TARGET_CPU_RATIO: f64 = 2.0;

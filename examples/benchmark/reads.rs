@@ -1,4 +1,4 @@
-//! `reads`: read latency while ingesting (issue 8, goal 3). Eliot, on the store `sustained`
+//! `reads`: read latency while ingesting. Eliot, on the store `sustained`
 //! filled, ingests 50,000 msg/s from the sustained fleet (paced, QoS 1, every 4th connection
 //! ending each write one byte into the next packet; a server-side disconnect fails the run)
 //! while one reader issues HTTP reads back to back for 20 s, turn by turn latest / last 1000
@@ -15,7 +15,7 @@ use crate::report::{Figure, Report, Row};
 use crate::sustained::FilledStore;
 use crate::target::{Goal, Target};
 
-/// Read p99 at most, ms, for each kind (issue 8, goal 3).
+/// Read p99 at most, ms, for each kind.
 const TARGET_P99_MS: f64 = 10.0;
 /// Ingestion runs this long before the reads start and after they end.
 const MARGIN: Duration = Duration::from_secs(1);

@@ -29,7 +29,7 @@ use crate::sampling::RssSampler;
 use crate::sustained_chart;
 use crate::target::{Goal, Target};
 
-/// Acked msg/s over the last quarter of the readings, at the least (issue 8, goal 1).
+/// Acked msg/s over the last quarter of the readings, at the least.
 pub const TARGET_LAST_QUARTER: f64 = 100_000.0;
 /// Unacked PUBLISHes per connection: twice Eliot's `max_in_flight` (128), so that the next
 /// PUBLISHes already wait in the socket when Eliot acks.

@@ -6,9 +6,9 @@
 //! actix-web answers on worker threads of its own (`http.workers`), each taking at most
 //! `http.max_connections` connections and closing a request that is not read within
 //! `http.request_timeout`: a slow or flooding HTTP client costs those workers, not the
-//! threads that serve devices. The operations endpoints expose no payload, device id or secret; the read API serves
-//! stored readings, to whoever can reach `http.listen`: so only on a loopback address,
-//! unless `http.reads_off_loopback` says otherwise.
+//! threads that serve devices. The operations endpoints expose no payload, device id or
+//! secret; the read API serves stored readings, to whoever can reach `http.listen`: so
+//! only on a loopback address, unless `http.reads_off_loopback` says otherwise.
 
 mod readings;
 mod routes;
@@ -29,7 +29,7 @@ pub const NAME: &str = "http";
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
-    /// Where `/health`, `/ready` and `/metrics` are served.
+    /// Where the operations endpoints and the read API (`/devices/...`) are served.
     pub listen: SocketAddr,
     /// Worker threads answering HTTP.
     pub workers: usize,

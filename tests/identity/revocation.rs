@@ -75,8 +75,8 @@ fn password_eliot(data: &Path) -> EliotProcess {
     EliotProcess::start(data, free_addr(), &[("ELIOT_AUTH_MODE", "password")])
 }
 
-/// Issue 21, item 5: the old connection kept getting PUBACKs after `eliot device rotate`.
-/// Now it is closed with 0x87; the old secret is refused; the new one gets in.
+/// The connection that used the old secret once kept getting PUBACKs after `eliot device
+/// rotate`. It is closed with 0x87; the old secret is refused; the new one gets in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_a_secret_in_another_process_closes_the_connection_that_used_the_old_one() {
     let data = tempfile::tempdir().unwrap();
@@ -106,8 +106,8 @@ async fn rotating_a_secret_in_another_process_closes_the_connection_that_used_th
     assert!(matches!(bystander.next().await, Some(m5::Packet::PubAck(a)) if a.pkid == 2));
 }
 
-/// Issue 21, item 5: `eliot device remove` closes the device's connections, 5.0 and
-/// 3.1.1 alike, and its secret no longer logs in.
+/// `eliot device remove` closes the device's connections, 5.0 and 3.1.1 alike, and its
+/// secret no longer logs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_device_in_another_process_closes_its_connections() {
     let data = tempfile::tempdir().unwrap();
@@ -191,8 +191,8 @@ fn publish_certified(bin: &Path, pki: &Pki, tls: SocketAddr, device: &str, v: &s
     tokio::task::block_in_place(|| publish(bin, tls.port(), device, 0, &args))
 }
 
-/// Issue 21, item 6: a device never added published with a valid client certificate.
-/// Now a certificate logs in only for a device in `devices` (`eliot device add
+/// A device never added once published with a valid client certificate. A certificate
+/// logs in only for a device in `devices` (`eliot device add
 /// --certificate`); removing it closes its live connection (0x87) and refuses the next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_logs_in_only_for_a_provisioned_device_and_removal_revokes_it() {

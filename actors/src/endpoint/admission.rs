@@ -371,7 +371,7 @@ mod tests {
     #[test]
     fn a_connect_shows_no_password_in_debug() {
         let mut c = connect(Version::V4, "robot_1", true);
-        c.password = Some(crate::Secret::new("hunter2-secret"));
+        c.password = Some(crate::secret::Secret::new("hunter2-secret"));
         assert!(!format!("{c:?}").contains("hunter2-secret"));
     }
 

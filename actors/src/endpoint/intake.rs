@@ -13,11 +13,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 
 use super::backlog::Backlog;
-use super::budget::{ByteBudget, BytePermit};
 use super::transport::DeviceReader;
 use crate::identity::DeviceRate;
 use crate::mqtt::packet::Inbound;
 use crate::mqtt::{CodecError, MqttCodec};
+use crate::pipeline::{ByteBudget, BytePermit};
 
 /// A PUBLISH's share of the limits, given back when it is acked (dropped).
 pub struct Permit {

@@ -14,7 +14,7 @@ use super::hashing_turns::{HashingTurns, NoTurn};
 use super::settings::{AuthMode, AuthSettings};
 use super::unverified_name::UnverifiedName;
 use crate::mqtt::packet::{Connect, ConnectCode};
-use crate::Secret;
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRefusal {

@@ -12,8 +12,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::ingest::{format_micros, is_device_id};
-use crate::Secret;
+use crate::message::{format_micros, is_device_id};
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
@@ -182,7 +182,7 @@ fn decoy() -> &'static str {
 
 /// What checking a secret found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Verified,
     WrongSecret,
     /// No such device: the name may be anything a client typed, a secret included, so it
@@ -192,7 +192,11 @@ pub enum Verdict {
 
 /// Whether `secret` is `device_id`'s. Slow on purpose (Argon2id): run it off the
 /// connections' thread. `db` is the database file; it is opened read-only.
-pub fn verify(db: &Path, device_id: &str, secret: &Secret) -> Result<Verdict, CredentialsError> {
+pub(crate) fn verify(
+    db: &Path,
+    device_id: &str,
+    secret: &Secret,
+) -> Result<Verdict, CredentialsError> {
     let conn = read_only(db)?;
     // A device without a secret (certificate only) is checked against the decoy too.
     let stored: Option<String> = conn
@@ -218,7 +222,7 @@ pub fn verify(db: &Path, device_id: &str, secret: &Secret) -> Result<Verdict, Cr
 
 /// Whether `device_id` is provisioned (a certificate naming it may then log in). `db` is
 /// the database file; it is opened read-only.
-pub fn exists(db: &Path, device_id: &str) -> Result<bool, CredentialsError> {
+pub(crate) fn exists(db: &Path, device_id: &str) -> Result<bool, CredentialsError> {
     let found = read_only(db)?
         .query_row(
             "SELECT 1 FROM devices WHERE device_id = ?1",

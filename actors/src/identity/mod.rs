@@ -8,8 +8,9 @@
 //! - `hashing_turns`: turns at the secrets' checks, shared fairly between addresses.
 //! - `revocations`: the devices whose credentials were rotated or removed since the last
 //!   look, read by the running Eliot from the log the `devices` triggers keep.
-//! - `tls_listener`: the `TlsListener` actor, devices over TLS (mutual TLS where a client
-//!   CA is set), its files reloaded on SIGHUP.
+//! - `server_tls`: the devices' TLS server configuration from the `[tls]` files (mutual
+//!   TLS where a client CA is set), and the names a client certificate gives its holder.
+//!   The `TlsListener` that uses them is the endpoint's.
 //! - `address_limits`: new connections, per remote address.
 //! - `login_attempts`: failed logins, per remote address and claimed device.
 //! - `rate`: a device's messages and bytes per second.
@@ -23,8 +24,8 @@ mod hashing_turns;
 mod login_attempts;
 mod rate;
 mod revocations;
+mod server_tls;
 mod settings;
-mod tls_listener;
 mod unverified_name;
 
 pub use address_limits::AddressLimits;
@@ -32,7 +33,5 @@ pub use authenticator::{claimed_name, Authenticator, Claim};
 pub use login_attempts::{Attempt, LoginAttempts};
 pub use rate::DeviceRate;
 pub use revocations::{Cause, RevocationLog, Revoked};
+pub use server_tls::{certificate_names, server_config, ServerTlsError};
 pub use settings::{check_mode, AuthMode, AuthSettings, TlsSettings};
-pub use tls_listener::{
-    server_config, StopTls, TlsListener, TlsListenerError, NAME as TLS_LISTENER,
-};

@@ -23,11 +23,11 @@ pub enum AuthMode {
 }
 
 impl AuthMode {
-    pub fn accepts_password(self) -> bool {
+    pub(crate) fn accepts_password(self) -> bool {
         matches!(self, AuthMode::Password | AuthMode::PasswordOrCertificate)
     }
 
-    pub fn accepts_certificate(self) -> bool {
+    pub(crate) fn accepts_certificate(self) -> bool {
         matches!(
             self,
             AuthMode::Certificate | AuthMode::PasswordOrCertificate

@@ -16,9 +16,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::reading::{Origin, Outcome, Reading};
 use super::rules::{Rejection, Rules};
 use super::validate::validate;
+use crate::message::{Origin, Outcome, Reading};
 use crate::observe::{Event, Queued, Telemetry};
 use crate::settings::Problems;
 use crate::supervision::{catch_panic, Restarts};

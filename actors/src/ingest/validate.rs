@@ -5,13 +5,11 @@
 use std::fmt::Write;
 
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::reading::Reading;
 use super::rules::{HumanDuration, Rejection, Rules};
 use super::strict_json;
-use super::timefmt::format_utc;
+use crate::message::{format_utc, is_device_id, parse_timestamp, Reading};
 
 /// Parses and validates one message published on `topic`.
 ///
@@ -117,42 +115,6 @@ fn reading(
         data: serde_json::to_string(&data).expect("a JSON object serialises"),
         received_at: received_at.to_owned(),
     })
-}
-
-/// RFC 3339 as the README states it: `T` (or `t`) between date and time, at most 9
-/// fractional digits of which only 6 may be significant, no leap second, an offset; and a UTC year from 1970 to 9999. The
-/// conversion to UTC is checked: past year 9999 it would overflow.
-pub(crate) fn parse_timestamp(text: &str) -> Result<OffsetDateTime, String> {
-    let bytes = text.as_bytes();
-    if bytes.len() > 10 && !matches!(bytes[10], b'T' | b't') {
-        return Err("date and time must be separated by `T`".into());
-    }
-    if bytes.get(17..19) == Some(b"60") {
-        return Err("leap seconds (:60) are not accepted".into());
-    }
-    if bytes.get(19) == Some(&b'.') {
-        let digits = bytes[20..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if digits > 9 {
-            return Err(format!(
-                "{digits} fractional digits, more than the 9 allowed"
-            ));
-        }
-    }
-    let ts = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
-    if ts.nanosecond() % 1_000 != 0 {
-        // Stored with microseconds, `…00.0000001Z` and `…00.0000002Z` would be one key.
-        return Err(
-            "more precise than a microsecond, which is what Eliot keeps: \
-                    send at most 6 significant fractional digits"
-                .into(),
-        );
-    }
-    ts.checked_to_offset(time::UtcOffset::UTC)
-        .filter(|utc| (1970..=9999).contains(&utc.year()))
-        .ok_or_else(|| "the year in UTC must be between 1970 and 9999".to_owned())
 }
 
 fn take_string(fields: &mut Map<String, Value>, name: &'static str) -> Result<String, Rejection> {
@@ -330,13 +292,6 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-/// `[A-Za-z0-9_.:-]{1,64}`
-pub fn is_device_id(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 /// `[a-z0-9_]{1,32}`

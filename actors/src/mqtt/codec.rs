@@ -94,12 +94,15 @@ impl MqttCodec {
         }
     }
 
-    pub fn for_version(version: Version, max_packet_size: usize) -> Self {
+    /// A codec past a CONNECT of `version`, with no limits of the peer's: where the
+    /// tests of encoding and decoding start.
+    #[cfg(test)]
+    pub(crate) fn for_version(version: Version, max_packet_size: usize) -> Self {
         MqttCodec::for_peer(version, max_packet_size, PeerLimits::default())
     }
 
     /// The codec of an accepted connection: it also keeps to what the device asked for.
-    pub fn for_peer(version: Version, max_packet_size: usize, peer: PeerLimits) -> Self {
+    pub(crate) fn for_peer(version: Version, max_packet_size: usize, peer: PeerLimits) -> Self {
         MqttCodec {
             version: Some(version),
             max_packet_size,
@@ -110,7 +113,7 @@ impl MqttCodec {
     }
 
     /// Since when a packet has been arriving half way, shared with whoever times it out.
-    pub fn partial_since(&self) -> PartialSince {
+    pub(crate) fn partial_since(&self) -> PartialSince {
         self.partial.clone()
     }
 

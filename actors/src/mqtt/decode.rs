@@ -58,7 +58,7 @@ pub(super) fn from_v4(packet: v4::Packet) -> Result<Inbound, CodecError> {
             password: c
                 .login
                 .as_ref()
-                .map(|l| crate::Secret::new(l.password.clone())),
+                .map(|l| crate::secret::Secret::new(l.password.clone())),
             username: c.login.map(|l| l.username),
             session_expiry: None,
             authentication_method: None,
@@ -211,7 +211,7 @@ pub(super) fn from_v5(packet: v5::Packet) -> Result<Inbound, CodecError> {
                 .transpose()?,
             password: login
                 .as_ref()
-                .map(|l| crate::Secret::new(l.password.clone())),
+                .map(|l| crate::secret::Secret::new(l.password.clone())),
             username: login.map(|l| l.username),
             session_expiry: c
                 .properties

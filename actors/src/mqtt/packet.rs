@@ -23,6 +23,8 @@ impl Version {
     }
 }
 
+/// The delivery guarantee, named as the MQTT specification names it.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum QoS {
     AtMostOnce = 0,
@@ -43,7 +45,7 @@ pub struct Connect {
     pub will: Option<Will>,
     pub username: Option<String>,
     /// Never logged: `Secret`'s `Debug` shows nothing of it.
-    pub password: Option<crate::Secret>,
+    pub password: Option<crate::secret::Secret>,
     /// v5 Session Expiry Interval, seconds.
     pub session_expiry: Option<u32>,
     /// v5 Authentication Method: Eliot supports none, so a CONNECT naming one is refused.

@@ -85,7 +85,7 @@ mod tests {
     use super::super::database::Amendment;
     use super::super::settings::StoreSettings;
     use super::*;
-    use crate::ingest::{DeadLetter, Outcome};
+    use crate::message::{DeadLetter, Outcome};
     use std::path::Path;
 
     fn settings(dir: &Path) -> StoreSettings {

@@ -1,6 +1,6 @@
-//! `Breaker`: a circuit breaker as an actor, one per dependency (the store, for now). It
-//! runs a `Circuit`, turns it half-open when the open period ends, and logs every
-//! transition and reports it to the health monitor.
+//! `Breaker`: a circuit breaker as an actor, one per dependency: the store, and the
+//! upstream broker when that mode is on. It runs a `Circuit`, turns it half-open when the
+//! open period ends, and logs every transition and reports it to the health monitor.
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,8 @@
 //! - `restart`: the restart policy actix's `Supervisor` lacks (backoff, intensity,
 //!   escalation), carried by every supervised child.
 //! - `health_monitor`: the `HealthMonitor` actor, which knows every child's state.
-//! - `breaker`: the `Breaker` actor, one per dependency (the store), running `circuit`.
+//! - `breaker`: the `Breaker` actor, one per dependency (the store, and the upstream
+//!   broker when that mode is on), running `circuit`.
 //! - `device_guard`: the `DeviceGuard` actor, the per-device breakers.
 //! - `window`, `backoff`: the one sliding window and the one doubling delay they share.
 //! - `panics`: panics become stops, which the supervisor restarts.
@@ -26,11 +27,11 @@ pub use breaker::{Breaker, BreakersSettings, Report};
 pub use circuit::{BreakerSettings, BreakerState, CallResult};
 pub use device_guard::{DeviceBreakerSettings, DeviceGuard, GuardRefusal, MayConnect, Rejected};
 pub use health_monitor::{
-    ChildHealth, ChildState, HealthMonitor, HealthProbe, HealthReport, HealthSettings, LinkHealth,
-    Ping, Status, Watch,
+    ChildState, HealthMonitor, HealthProbe, HealthReport, HealthSettings, LinkHealth, Ping, Status,
+    Watch,
 };
 pub use panics::catch_panic;
 pub use readiness::readiness;
 pub use restart::{Escalation, RestartSettings, Restarts};
-pub use store_progress::{StoreHealth, StoreProgress, StoreShape};
+pub use store_progress::{StoreProgress, StoreShape};
 pub use window::SlidingWindow;

@@ -7,8 +7,11 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
-use crate::endpoint::{Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, DEVICE_ENDPOINT};
-use crate::identity::{AuthMode, TlsListener, TlsSettings, TLS_LISTENER};
+use crate::endpoint::{
+    Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, TlsListener, DEVICE_ENDPOINT,
+    TLS_LISTENER,
+};
+use crate::identity::{AuthMode, TlsSettings};
 use crate::ingest::{Processor, ProcessorSettings, Processors, Rules};
 use crate::observe::Telemetry;
 use crate::store::{Store, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER};

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::endpoint::{Adopter, ByteBudget, DeviceEndpoint, EndpointLinks, StopIntake};
-use crate::identity::{Authenticator, StopTls, TlsListener};
+use crate::endpoint::{Adopter, DeviceEndpoint, EndpointLinks, StopIntake, StopTls, TlsListener};
+use crate::identity::Authenticator;
 use crate::ingest::Rules;
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{ByteBudget, Pipeline};
 use crate::store::{Reader, Sessions, Store, StoreWriter};
 use crate::supervision::{
     readiness, DeviceGuard, Escalation, HealthMonitor, HealthProbe, HealthReport, Ping,

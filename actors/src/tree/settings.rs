@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 use crate::endpoint::EndpointSettings;
-use crate::identity::{check_mode, server_config, AuthSettings, TlsListenerError, TlsSettings};
+use crate::identity::{check_mode, server_config, AuthSettings, ServerTlsError, TlsSettings};
 use crate::ingest::{IngestSettings, ProcessorSettings, TopicPattern};
 use crate::settings::Problems;
 use crate::store::{StoreError, StoreSettings};
@@ -118,7 +118,7 @@ pub enum StartError {
     #[error(transparent)]
     UpstreamTls(#[from] TlsError),
     #[error(transparent)]
-    DeviceTls(#[from] TlsListenerError),
+    DeviceTls(#[from] ServerTlsError),
     #[error("{0}")]
     Unprotected(String),
     #[error("cannot listen for devices over TLS: {0}")]

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::link::AckToken;
-use crate::endpoint::BytePermit;
+use crate::pipeline::BytePermit;
 
 /// What a message holds while in Eliot (given back when dropped): a slot of its
 /// connection's window, and its size in the byte budget all ways in share.

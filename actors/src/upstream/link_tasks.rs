@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, Semaphore};
 use super::filter::Filter;
 use super::in_order::{Ack, Slot};
 use super::link::{Client, Delivery, Happening, Poller};
-use crate::endpoint::ByteBudget;
+use crate::pipeline::ByteBudget;
 use crate::supervision::{jitter, Backoff, Breaker, CallResult, Report};
 
 /// What the poll task tells the actor; `link` names the link it came from, so that

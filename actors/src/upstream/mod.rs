@@ -18,7 +18,6 @@ mod settings;
 mod tls;
 mod upstream_connection;
 
-pub use filter::Filter;
 pub use settings::{Protocol, UpstreamSettings};
 pub use tls::{client_config, TlsError};
 pub use upstream_connection::{StopUpstream, UpstreamConnection, UpstreamLinks};

@@ -86,7 +86,7 @@ impl UpstreamSettings {
     }
 
     /// The client id of connection `index`.
-    pub fn client_id_of(&self, index: usize) -> String {
+    pub(crate) fn client_id_of(&self, index: usize) -> String {
         format!("{}-{index}", self.client_id)
     }
 

@@ -22,10 +22,9 @@ use super::in_order::{Ack, InOrder, Slot};
 use super::link::{self, Delivery};
 use super::link_tasks::{poll_link, send_acks, FromLink, LinkNews, PollLink};
 use super::settings::UpstreamSettings;
-use crate::endpoint::ByteBudget;
 use crate::ingest::{Message, TopicPattern};
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::{Ingested, Pipeline};
+use crate::pipeline::{ByteBudget, Ingested, Pipeline};
 use crate::store::{NotStored, Sessions};
 use crate::supervision::{
     catch_panic, jitter, Backoff, Breaker, DeviceGuard, LinkHealth, Rejected, Restarts,

@@ -34,7 +34,6 @@ use closing::Closing;
 use super::ack_queue::AckQueue;
 use super::admission::Session;
 use super::backlog::{Backlog, Counted, CountingWriter};
-use super::budget::ByteBudget;
 use super::intake::{gated, Limits, Permit, Received};
 use super::transport::{DeviceReader, DeviceWriter};
 use super::will::DelayedWill;
@@ -43,7 +42,7 @@ use crate::ingest::Message;
 use crate::mqtt::packet::*;
 use crate::mqtt::{CodecError, MqttCodec, PartialSince};
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{ByteBudget, Pipeline};
 use crate::store::Sessions;
 use crate::supervision::{catch_panic, Rejected};
 

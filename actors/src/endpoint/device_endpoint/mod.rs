@@ -3,7 +3,8 @@
 //!
 //! It keeps the registry of connected client ids (a second connection with the same id
 //! takes the session over) and drains every connection on shutdown. From the CONNECT on
-//! it works on a `Transport`, so a TLS listener changes only `accept`.
+//! it works on a `Transport`, whatever the socket: the `TlsListener` (and a test) hands it
+//! streams through its `Adopter`.
 
 use std::collections::HashMap;
 use std::io;
@@ -19,7 +20,6 @@ use tokio_util::codec::FramedRead;
 
 use super::admission::Session;
 use super::awaiting_connect::AwaitingConnect;
-use super::budget::ByteBudget;
 use super::device_connection::{Accepted, Closed, DeviceConnection, Drain, TakenOver};
 use super::revoking::Revocations;
 use super::settings::EndpointSettings;
@@ -29,7 +29,7 @@ use crate::identity::{AddressLimits, AuthSettings, Authenticator, DeviceRate, Lo
 use crate::mqtt::packet::*;
 use crate::mqtt::MqttCodec;
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{ByteBudget, Pipeline};
 use crate::store::{Sessions, SESSION_REFRESH};
 use crate::supervision::{DeviceGuard, Restarts};
 

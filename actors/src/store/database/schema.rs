@@ -19,7 +19,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::readings::{rebuild_view, Chunks};
-use crate::ingest::format_micros;
+use crate::message::format_micros;
 
 pub const VERSION: i64 = 6;
 

@@ -19,7 +19,7 @@ use super::connection::open_migrated;
 use super::db_file;
 use super::error::{naming, StoreError};
 use super::schema::Migrated;
-use crate::ingest::{format_micros, DeadLetter, Outcome};
+use crate::message::{format_micros, DeadLetter, Outcome};
 pub use crate::supervision::StoreShape;
 
 /// What one committed transaction wrote.

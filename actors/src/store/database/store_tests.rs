@@ -1,7 +1,7 @@
 //! The store's own tests: one-transaction writes, files, dead letters' bytes.
 
 use super::*;
-use crate::ingest::{DeadLetter, Reading};
+use crate::message::{DeadLetter, Reading};
 use crate::settings::Problems;
 
 fn settings(dir: &Path) -> StoreSettings {

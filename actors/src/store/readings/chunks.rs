@@ -6,7 +6,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::ingest::{format_micros, utc_micros};
+use crate::message::{format_micros, utc_micros};
 
 /// SQLite refuses a compound SELECT of more than 500 terms: past this, the view nests.
 const TERMS_PER_SELECT: usize = 400;

@@ -19,7 +19,7 @@ use super::bulk_insert::insert_all;
 use super::chunks::{table, Chunk, Chunks};
 use super::memtable::Generation;
 use super::tiers::Tiers;
-use crate::ingest::format_micros;
+use crate::message::format_micros;
 
 /// How the merge is paced.
 #[derive(Debug, Clone, Copy)]

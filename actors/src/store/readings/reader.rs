@@ -18,7 +18,7 @@ use super::super::settings::StoreSettings;
 use super::chunks::{Chunk, Chunks};
 use super::memtable::{Memtable, Row as MemRow};
 use super::tiers::SharedMemtable;
-use crate::ingest::{format_micros, utc_micros};
+use crate::message::{format_micros, utc_micros};
 
 /// Idle read connections kept for the next reads; more are opened as needed.
 const IDLE_CONNECTIONS: usize = 4;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use super::memtable::Interner;
-use crate::ingest::utc_micros;
+use crate::message::utc_micros;
 
 #[derive(Debug, Default)]
 pub struct Series {

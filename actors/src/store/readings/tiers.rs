@@ -14,7 +14,7 @@ use super::bulk_insert::insert_all;
 use super::chunks::Chunks;
 use super::memtable::{Generation, Interner, Key, Memtable, Row};
 use super::series::Series;
-use crate::ingest::{format_micros, utc_micros, Origin, Reading};
+use crate::message::{format_micros, utc_micros, Origin, Reading};
 
 /// The memtable, as the store writer and the readers share it.
 pub type SharedMemtable = Arc<RwLock<Memtable>>;

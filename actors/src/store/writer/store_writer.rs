@@ -19,7 +19,7 @@ use super::super::readings::SharedMemtable;
 use super::super::settings::StoreSettings;
 use super::failure::FailureKind;
 use super::upkeep::{merge_after, UPKEEP_WHEN_IDLE};
-use crate::ingest::Outcome;
+use crate::message::Outcome;
 use crate::observe::{Event, Queued, Telemetry};
 use crate::supervision::{catch_panic, Breaker, CallResult, Report, Restarts, StoreProgress};
 

@@ -17,7 +17,7 @@ use rusqlite::Connection;
 
 use super::super::database::Store;
 use super::super::settings::StoreSettings;
-use crate::ingest::{format_micros, Outcome, Reading};
+use crate::message::{format_micros, Outcome, Reading};
 
 /// 2025-01-01T00:00:00Z.
 const BASE: i64 = 1_735_689_600_000_000;

@@ -1,5 +1,12 @@
-//! The path every message takes, whichever way it came in (the device endpoint, a will,
-//! and later the upstream broker): a processor, then the store.
+//! The path every message takes, whichever way it came in (a device connection, a will,
+//! an upstream connection): a processor, then the store.
+//!
+//! - `Pipeline` (here): validates messages and commits what they became in one store
+//!   request, resolving only after the commit, so that the caller may then ack.
+//! - `budget`: the `ByteBudget` of payload bytes held between receipt and commit, which
+//!   both ways in draw on, so that a slow store stops the reading of every socket.
+
+mod budget;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,9 +15,12 @@ use actix::Addr;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use crate::ingest::{Message, Outcome, Process, Processors};
+use crate::ingest::{Message, Process, Processors};
+use crate::message::Outcome;
 use crate::observe::{Metrics, Queued};
 use crate::store::{persist, Amendment, NotStored, StoreWriter};
+
+pub use budget::{ByteBudget, BytePermit};
 
 /// How a committed message was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

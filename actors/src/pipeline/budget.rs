@@ -1,6 +1,7 @@
-//! `ByteBudget`: the in-flight byte budget all connections share. PUBLISH payloads read
-//! and not yet acked never add up to more than its total: when it is used up, Eliot
-//! stops reading sockets until acks give bytes back.
+//! `ByteBudget`: the in-flight byte budget both ways in share, device connections and
+//! upstream connections alike. Payloads received and not yet acked never add up to more
+//! than its total: when it is used up, Eliot stops reading sockets (and taking upstream
+//! deliveries) until acks give bytes back.
 
 use std::sync::Arc;
 

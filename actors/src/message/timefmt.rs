@@ -1,10 +1,12 @@
-//! The one timestamp format Eliot writes: RFC 3339, UTC, microseconds; and its inverse,
-//! microseconds since the epoch, which is how the store's memory holds it.
+//! The one timestamp format Eliot writes: RFC 3339, UTC, microseconds; its inverse,
+//! microseconds since the epoch, which is how the store's memory holds it; and the parser
+//! for the RFC 3339 times devices and queries send, which decides what can be written.
 //!
 //! Every reading is formatted at least twice and parsed once on its way to a chunk, so
 //! these are written out by hand for the one fixed-width format (years 1970 to 9999, which
-//! is what validation lets through), rather than through `time`'s general formatter.
+//! is what `parse_timestamp` lets through), rather than through `time`'s general formatter.
 
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -86,8 +88,45 @@ pub fn utc_micros(text: &str) -> Option<i64> {
 /// Microseconds since 1970 of an RFC 3339 time as readings carry them (a query's bounds,
 /// say), or why it is not one.
 pub fn rfc3339_micros(text: &str) -> Result<i64, String> {
-    let t = super::validate::parse_timestamp(text)?;
+    let t = parse_timestamp(text)?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000).map_err(|e| e.to_string())
+}
+
+/// RFC 3339 as the README states it: `T` (or `t`) between date and time, at most 9
+/// fractional digits of which only 6 may be significant, no leap second, an offset; and a
+/// UTC year from 1970 to 9999. The conversion to UTC is checked: past year 9999 it would
+/// overflow.
+pub fn parse_timestamp(text: &str) -> Result<OffsetDateTime, String> {
+    let bytes = text.as_bytes();
+    if bytes.len() > 10 && !matches!(bytes[10], b'T' | b't') {
+        return Err("date and time must be separated by `T`".into());
+    }
+    if bytes.get(17..19) == Some(b"60") {
+        return Err("leap seconds (:60) are not accepted".into());
+    }
+    if bytes.get(19) == Some(&b'.') {
+        let digits = bytes[20..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits > 9 {
+            return Err(format!(
+                "{digits} fractional digits, more than the 9 allowed"
+            ));
+        }
+    }
+    let ts = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
+    if ts.nanosecond() % 1_000 != 0 {
+        // Stored with microseconds, `…00.0000001Z` and `…00.0000002Z` would be one key.
+        return Err(
+            "more precise than a microsecond, which is what Eliot keeps: \
+                    send at most 6 significant fractional digits"
+                .into(),
+        );
+    }
+    ts.checked_to_offset(time::UtcOffset::UTC)
+        .filter(|utc| (1970..=9999).contains(&utc.year()))
+        .ok_or_else(|| "the year in UTC must be between 1970 and 9999".to_owned())
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

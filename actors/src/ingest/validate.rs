@@ -1,6 +1,6 @@
 //! Parsing and validation of one MQTT payload into readings, with a reason for every refusal.
 //!
-//! The rules are the README's "Validation rules"; keep the two in step.
+//! The rules are those docs/readings.md lists; keep the two in step.
 
 use std::fmt::Write;
 
@@ -226,7 +226,7 @@ const fn field(name: &'static str, required: bool, min: f64, max: f64) -> Numeri
 }
 
 /// The shapes of the sensor types the original Eliot knew. Other types get the generic
-/// rules only. Listed in the README; keep in step.
+/// rules only. Listed in docs/readings.md; keep in step.
 fn known_sensor_fields(sensor_type: &str) -> &'static [NumericField] {
     const GPS: &[NumericField] = &[
         field("latitude", true, -90.0, 90.0),

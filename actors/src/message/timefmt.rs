@@ -92,7 +92,7 @@ pub fn rfc3339_micros(text: &str) -> Result<i64, String> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000).map_err(|e| e.to_string())
 }
 
-/// RFC 3339 as the README states it: `T` (or `t`) between date and time, at most 9
+/// RFC 3339 as docs/readings.md states it: `T` (or `t`) between date and time, at most 9
 /// fractional digits of which only 6 may be significant, no leap second, an offset; and a
 /// UTC year from 1970 to 9999. The conversion to UTC is checked: past year 9999 it would
 /// overflow.

@@ -2,7 +2,7 @@
 //! know of the database counted once; one-transaction writes of many outcomes; the upkeep
 //! between them (merging, retention); and what it holds, for health.
 //!
-//! The schema (`schema.rs`) is documented in the README ("The SQLite schema"); users query
+//! The schema (`schema.rs`) is documented in docs/schema.md; users query
 //! it directly, so a change there is a migration, not a refactor.
 
 use std::path::{Path, PathBuf};

@@ -47,7 +47,7 @@
 //! Dependencies point one way, down these ranks (a module uses only lower ones, or its own
 //! folder): `tree`; `endpoint`, `upstream`; `pipeline`, `identity`; `ingest`, `store`;
 //! `mqtt`, `supervision`; and the floor, `message`, `secret`, `settings`, `pem`, `observe`.
-//! A child reports to its owner through a `Recipient`. `layering_tests.rs` holds the ranks
+//! A child reports to its owner through a `Recipient`. `layering_tests/` holds the ranks
 //! and fails on any edge that points up or sideways.
 
 mod endpoint;

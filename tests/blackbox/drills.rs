@@ -254,13 +254,18 @@ async fn stalled_store() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = eliot.rss_kib();
 
-    let lock = HeldTransaction::start(&shell, &eliot.db_path(), "BEGIN EXCLUSIVE;");
+    // What was committed when the lock was taken is counted under it: only those readings
+    // may be acked during the stall (their acks may still be on their way; a fixed grace
+    // for them once saw 22 more arrive at a load of 18).
+    let lock = HeldTransaction::start(
+        &shell,
+        &eliot.db_path(),
+        "BEGIN EXCLUSIVE; SELECT count(*) FROM readings;",
+    );
     let locked_at = Instant::now();
-    // Give the commit that was running when the lock was taken time to finish.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let acked_early_in_stall = ledger.acked_count();
+    let stored_at_lock: usize = lock.printed().trim().parse().expect("a count");
     assert!(
-        acked_early_in_stall < 40_000,
+        stored_at_lock < 40_000,
         "the devices are still publishing when the store stalls"
     );
     let mut rss_peak = 0;
@@ -268,7 +273,7 @@ async fn stalled_store() {
         rss_peak = rss_peak.max(eliot.rss_kib());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let acked_during_stall = ledger.acked_count() - acked_early_in_stall;
+    let acked_by_end_of_stall = ledger.acked_count();
     lock.end();
 
     let mut reports = Vec::new();
@@ -281,8 +286,9 @@ async fn stalled_store() {
     let verdict = ledger.check(&db);
     let closes: usize = reports.iter().map(|r| r.closed_by_server.len()).sum();
     println!(
-        "store stall 10 s: {verdict}; acked during the stall: {acked_during_stall}; \
-         connections closed by Eliot: {closes}; RSS before {} MiB, peak during the stall {} MiB",
+        "store stall 10 s: {verdict}; stored when the lock was taken: {stored_at_lock}, \
+         acked by its end: {acked_by_end_of_stall}; connections closed by Eliot: {closes}; \
+         RSS before {} MiB, peak during the stall {} MiB",
         rss_before / 1024,
         rss_peak / 1024
     );
@@ -291,9 +297,9 @@ async fn stalled_store() {
         (0, 0, 0),
         "{verdict}"
     );
-    assert_eq!(
-        acked_during_stall, 0,
-        "nothing acked while the store is stalled"
+    assert!(
+        acked_by_end_of_stall <= stored_at_lock,
+        "nothing committed after the lock was taken is acked during the stall"
     );
     assert_eq!(
         verdict.acked, 40_000,

@@ -182,6 +182,8 @@ pub fn stored_keys_by(reader: &Reader, db: &Path) -> HashMap<(String, String), u
 /// A `sqlite3` shell holding a transaction open on the database, until `end`.
 pub struct HeldTransaction {
     child: Child,
+    /// What `begin` printed.
+    printed: String,
 }
 
 impl HeldTransaction {
@@ -203,12 +205,19 @@ impl HeldTransaction {
         let stdout = child.stdout.as_mut().unwrap();
         let mut seen = Vec::new();
         let mut byte = [0u8];
-        while !String::from_utf8_lossy(&seen).contains("ready") {
+        while !String::from_utf8_lossy(&seen).ends_with("ready\n") {
             let read = std::io::Read::read(stdout, &mut byte).expect("sqlite3 answers");
             assert_eq!(read, 1, "sqlite3 ended before `{begin}` ran");
             seen.push(byte[0]);
         }
-        HeldTransaction { child }
+        let printed = String::from_utf8_lossy(&seen);
+        let printed = printed.trim_end_matches("ready\n").to_owned();
+        HeldTransaction { child, printed }
+    }
+
+    /// What `begin` printed (a count it selected, say), without the final `ready`.
+    pub fn printed(&self) -> &str {
+        &self.printed
     }
 
     /// Commits, and waits for the shell to exit.

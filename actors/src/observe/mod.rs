@@ -13,7 +13,10 @@ use slog::Logger;
 
 pub use capture::{CapturedLogs, Fields};
 pub use events::Event;
-pub use metrics::{Metrics, Queued, REFUSAL_CODES, REJECTION_CLASSES};
+pub use metrics::{Metrics, Queued};
+// The rejection classes' tests (validation's, the docs') read the list the metric uses.
+#[cfg(test)]
+pub use metrics::REJECTION_CLASSES;
 
 /// Where events go: the logger (with the emitting actor's name as its `actor` key) and the
 /// metrics of the running tree. Cheap to clone; every actor holds one.

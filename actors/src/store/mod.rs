@@ -30,5 +30,5 @@ pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};
 pub use readings::{Reader, StoredReading};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
-pub use settings::{StoreSettings, Synchronous};
+pub use settings::StoreSettings;
 pub use writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

@@ -116,6 +116,9 @@ mod read_api;
 mod reads;
 mod report;
 mod sampling;
+// Shared with the quick-start test, which runs cargo from inside cargo too.
+#[path = "../../tests/common/shell_env.rs"]
+mod shell_env;
 mod sustained;
 mod sustained_chart;
 mod target;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::sampling::cpu_seconds;
+use crate::shell_env::as_from_a_shell;
 
 /// Where the built programs are: next to this example, in the same profile.
 pub struct Programs {
@@ -28,6 +29,7 @@ impl Programs {
     /// fault points among them), and the benchmark would not measure the binary users run.
     pub fn build() -> Programs {
         let release = !cfg!(debug_assertions);
+        // The cargo that ran this benchmark, in the environment of the shell that ran it.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let targets: [&[&str]; 2] = [
             &["--bin", "eliot"],
@@ -39,7 +41,7 @@ impl Programs {
             ],
         ];
         for target in targets {
-            let mut build = Command::new(&cargo);
+            let mut build = as_from_a_shell(Command::new(&cargo));
             build.args(["build", "--quiet"]).args(target);
             if release {
                 build.arg("--release");

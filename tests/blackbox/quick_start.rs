@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::Trial;
 
 use crate::common::outside;
+use crate::common::shell_env::as_from_a_shell;
 use crate::support::trial;
 
 pub fn tests() -> Vec<Trial> {
@@ -36,36 +37,6 @@ fn shell_blocks(readme: &str) -> Vec<Vec<String>> {
         }
     }
     blocks
-}
-
-/// `command` without the variables cargo sets for a test, as a newcomer's shell runs it.
-/// One of them, `CARGO_MANIFEST_DIR`, is watched by ring's build script: inherited, it made
-/// `cargo run --release` rebuild ring and everything above it (a minute and a half on CI)
-/// instead of running the release build CI had just made.
-fn as_from_a_shell(mut command: Command) -> Command {
-    let set_by_cargo = |name: &str| {
-        name == "CARGO"
-            || [
-                "CARGO_MANIFEST_",
-                "CARGO_PKG_",
-                "CARGO_BIN_",
-                "CARGO_CRATE_",
-            ]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-            || [
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_RUSTC_CURRENT_DIR",
-            ]
-            .contains(&name)
-    };
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(set_by_cargo) {
-            command.env_remove(name);
-        }
-    }
-    command
 }
 
 /// Starts README's run command in the checkout, waits for it to listen on 1883 (building

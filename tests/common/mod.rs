@@ -13,6 +13,7 @@ pub mod mosquitto;
 pub mod outside;
 pub mod process;
 pub mod scripted;
+pub mod shell_env;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -8,6 +8,11 @@ mod common;
 #[path = "../../actors/tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
+// The benchmark's reading of a process's CPU time, for the test of a listener that must not spin.
+#[path = "../../examples/benchmark/sampling.rs"]
+#[allow(dead_code)]
+mod sampling;
+
 mod crash;
 mod exhaust;
 mod lies;

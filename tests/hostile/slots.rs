@@ -2,6 +2,7 @@
 //! timers that free them. A socket that sends nothing, a packet that stops half way, a
 //! store that is stuck: each is closed or answered within its bound.
 
+use super::sampling::cpu_seconds;
 use super::*;
 
 /// A device that starts a packet and never finishes it, with a keep-alive of 0, used to
@@ -246,16 +247,4 @@ async fn the_tls_listener_does_not_spin_when_out_of_descriptors() {
     );
     assert!(cpu < 0.5, "{cpu:.2} s of CPU in 2 s: spinning");
     drop(held);
-}
-
-/// CPU seconds (user and system) process `pid` has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    ticks as f64 / 100.0
 }

@@ -81,6 +81,7 @@ impl Pipeline {
                 ingested[index] = match amendment {
                     Amendment::Redelivered => Ingested::Redelivered,
                     Amendment::DeadLettered => Ingested::DeadLettered,
+                    Amendment::Duplicated(_) => Ingested::Stored,
                 };
             }
             Ok(ingested)

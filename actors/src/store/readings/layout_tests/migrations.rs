@@ -43,7 +43,7 @@ fn a_version_2_database_is_migrated_and_its_readings_still_count() {
     }
     let mut store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(2));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 6);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 7);
     let owned = "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'owner'";
     assert_eq!(count(&store.conn, owned), 1, "sessions gained their owner");
     let in_chunk_1 = "SELECT count(*) FROM series WHERE last_chunk = 1";

@@ -51,6 +51,7 @@
 //! and fails on any edge that points up or sideways.
 
 mod endpoint;
+mod fleet;
 mod identity;
 mod ingest;
 #[cfg(test)]
@@ -69,6 +70,12 @@ mod upstream;
 
 // The public surface: what the shell (`src/`), the tests and the examples use.
 pub use endpoint::{Adopter, EndpointSettings, Transport};
+pub use fleet::{
+    BadCursor, Counts, DeviceCursor, DeviceEvent, DevicePage, DeviceQuery, DeviceSort,
+    DeviceState, FleetError, FleetHandle, FleetSettings, LastReadingState, Presence,
+    QualityState, QuarantineState, Released, RhythmState, Status as DeviceStatus,
+    MAX_PAGE as MAX_DEVICE_PAGE,
+};
 pub use identity::{credentials, AuthMode, AuthSettings, TlsSettings};
 pub use ingest::{validate, IngestSettings, ProcessorSettings, Rules};
 pub use message::{format_micros, format_utc, is_device_id, rfc3339_micros};

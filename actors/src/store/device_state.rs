@@ -7,7 +7,7 @@
 //! The rows are plain text and numbers: the fleet owns what they mean (`fleet/persist.rs`
 //! turns its state into them and back). Times are in the store's one format.
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OpenFlags, Transaction};
 
 use crate::message::format_micros;
 
@@ -185,17 +185,6 @@ pub fn load_known_ids(
         }
     }
     Ok(out)
-}
-
-/// Whether `device_id` is provisioned (in `devices`).
-pub fn is_provisioned(conn: &Connection, device_id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM devices WHERE device_id = ?1",
-        [device_id],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|found| found.is_some())
 }
 
 /// A device's committed events after `after` (an event id), oldest first, `limit` at most.

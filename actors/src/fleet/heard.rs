@@ -110,11 +110,19 @@ fn seconds(micros: i64) -> f64 {
 }
 
 impl FleetShard {
+    /// Records the change (or marks the device changed), keeping the quarantine set in
+    /// step with it.
     fn apply(&mut self, id: &DeviceId, change: Option<Change>, now: i64) {
-        match change {
-            Some(c) => self.record(id, c.from, c.to, &c.reason, now),
-            None => self.mark(id),
+        let Some(c) = change else {
+            return self.mark(id);
+        };
+        if c.to == Status::Quarantined {
+            let why = c.reason.trim_start_matches("quarantined: ");
+            self.quarantine.insert(id, why);
+        } else if c.from == Some(Status::Quarantined) {
+            self.quarantine.remove(id);
         }
+        self.record(id, c.from, c.to, &c.reason, now);
     }
 
     /// A deadline of the device came at `now`.
@@ -302,12 +310,6 @@ impl FleetShard {
             self.mark(id);
         }
         for change in changes {
-            if change.to == Status::Quarantined {
-                let why = change.reason.trim_start_matches("quarantined: ").to_owned();
-                self.quarantine.insert(id, &why);
-            } else if change.from == Some(Status::Quarantined) {
-                self.quarantine.remove(id);
-            }
             self.apply(id, Some(change), now);
         }
         self.reschedule(id, now_micros().max(now));

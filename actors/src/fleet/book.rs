@@ -210,3 +210,122 @@ pub fn statuses(book: &Book, id: &str) -> Vec<Status> {
         .filter(|s| book.by_status[s.index()].contains(id))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::state::Presence;
+    use std::sync::Arc;
+
+    fn device(presence: Presence, last_seen: Option<i64>) -> Device {
+        let mut device = Device::unheard(0, "known");
+        device.presence = presence;
+        device.last_seen = last_seen;
+        device
+    }
+
+    /// d00..d29: every third late, the others online; last seen in id order, d05 never.
+    fn book() -> Book {
+        let mut book = Book::default();
+        for i in 0..30 {
+            let presence = if i % 3 == 0 {
+                Presence::Late
+            } else {
+                Presence::Online
+            };
+            let seen = (i != 5).then_some(i64::from(i) * 1_000);
+            book.insert(Arc::from(format!("d{i:02}")), device(presence, seen));
+        }
+        book
+    }
+
+    fn ids(page: &[DeviceState]) -> Vec<&str> {
+        page.iter().map(|d| d.device_id.as_str()).collect()
+    }
+
+    fn query(limit: usize) -> DeviceQuery {
+        DeviceQuery {
+            limit,
+            ..DeviceQuery::default()
+        }
+    }
+
+    #[test]
+    fn pages_by_id_follow_the_cursor_without_gap_or_repeat() {
+        let book = book();
+        let mut seen = Vec::new();
+        let mut q = query(7);
+        loop {
+            let page = book.list(&q);
+            seen.extend(ids(&page).into_iter().map(str::to_owned));
+            match page.last() {
+                Some(last) if page.len() == 7 => {
+                    q.after = Some(DeviceCursor::Id(last.device_id.clone()))
+                }
+                _ => break,
+            }
+        }
+        let all: Vec<String> = (0..30).map(|i| format!("d{i:02}")).collect();
+        assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn a_status_filter_reads_its_index() {
+        let book = book();
+        let late = DeviceQuery {
+            status: Some(Status::Late),
+            ..query(3)
+        };
+        assert_eq!(ids(&book.list(&late)), ["d00", "d03", "d06"]);
+        let after = DeviceQuery {
+            after: Some(DeviceCursor::Id("d06".into())),
+            ..late
+        };
+        assert_eq!(ids(&book.list(&after)), ["d09", "d12", "d15"]);
+        assert_eq!(statuses(&book, "d03"), [Status::Late]);
+    }
+
+    #[test]
+    fn the_indexes_follow_a_change() {
+        let mut book = book();
+        book.update("d03", |d| d.presence = Presence::Offline);
+        assert_eq!(statuses(&book, "d03"), [Status::Offline]);
+        assert_eq!(book.per_status(), [20, 9, 1, 0]);
+        book.remove("d03");
+        assert_eq!(statuses(&book, "d03"), []);
+        assert_eq!(book.per_status(), [20, 9, 0, 0]);
+    }
+
+    #[test]
+    fn a_prefix_starts_and_ends_the_range() {
+        let book = book();
+        let q = DeviceQuery {
+            id_prefix: Some("d1".into()),
+            ..query(100)
+        };
+        assert_eq!(ids(&book.list(&q)).len(), 10);
+        let after = DeviceQuery {
+            after: Some(DeviceCursor::Id("d0".into())),
+            ..q
+        };
+        assert_eq!(ids(&book.list(&after))[0], "d10");
+    }
+
+    #[test]
+    fn by_last_seen_newest_first_and_never_seen_last() {
+        let book = book();
+        let q = DeviceQuery {
+            sort: DeviceSort::LastSeen,
+            ..query(3)
+        };
+        assert_eq!(ids(&book.list(&q)), ["d29", "d28", "d27"]);
+        let tail = DeviceQuery {
+            after: Some(DeviceCursor::LastSeen {
+                last_seen: 1_000,
+                id: "d01".into(),
+            }),
+            ..q
+        };
+        assert_eq!(ids(&book.list(&tail)), ["d00", "d05"]);
+    }
+}

@@ -96,3 +96,6 @@ impl Fleet {
         futures_util::future::join_all(flushes).await;
     }
 }
+
+#[cfg(test)]
+mod handle_tests;

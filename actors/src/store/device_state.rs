@@ -166,15 +166,15 @@ pub fn load_device_rows(
     Ok(out)
 }
 
-/// Devices known without a state row: provisioned ones, and those with stored readings
-/// (from before the fleet), for which `keep` holds.
+/// Devices known without a state row: provisioned ones, for which `keep` holds. (Devices
+/// with readings from before the fleet are known once heard again: a device deleted but
+/// whose readings were kept must not come back at the next start.)
 pub fn load_known_ids(
     conn: &Connection,
     keep: impl Fn(&str) -> bool,
 ) -> rusqlite::Result<Vec<String>> {
     let mut statement = conn.prepare(
-        "SELECT device_id FROM devices UNION SELECT DISTINCT device_id FROM series \
-         EXCEPT SELECT device_id FROM device_state",
+        "SELECT device_id FROM devices EXCEPT SELECT device_id FROM device_state",
     )?;
     let ids = statement.query_map([], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();

@@ -126,7 +126,10 @@ fn messages(row: &StateRow) -> u64 {
 
 async fn publish(device: &mut Device, id: &str, from: u64, n: u64) {
     let payloads = (from..from + n).map(|i| reading(id, i)).collect();
-    assert_eq!(device.publish_all(id, payloads, QoS::AtLeastOnce).await, n as usize);
+    assert_eq!(
+        device.publish_all(id, payloads, QoS::AtLeastOnce).await,
+        n as usize
+    );
 }
 
 async fn online_then_offline() {
@@ -145,7 +148,10 @@ async fn online_then_offline() {
     assert_eq!(online.counts["readings"], 3);
 
     device.disconnect().await;
-    let offline = wait_for(&reader, &db, "fleet-d1", "offline", |s| s.status == "offline").await;
+    let offline = wait_for(&reader, &db, "fleet-d1", "offline", |s| {
+        s.status == "offline"
+    })
+    .await;
     assert!(offline.connected_since.is_empty(), "{offline:?}");
     assert_eq!(offline.last_seen, online.last_seen, "no message since");
     assert!(
@@ -164,7 +170,12 @@ async fn dropped_socket() {
     let (reader, db) = (default_reader(), eliot.db_path());
     let mut opts: MqttOptions = options(eliot.addr, "fleet-will");
     let will = reading("fleet-will", 99);
-    opts.set_last_will(LastWill::new(topic("fleet-will"), will, QoS::AtLeastOnce, false));
+    opts.set_last_will(LastWill::new(
+        topic("fleet-will"),
+        will,
+        QoS::AtLeastOnce,
+        false,
+    ));
     let (client, mut eventloop) = AsyncClient::new(opts, 16);
     let poll = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
     for i in 0..3 {
@@ -186,7 +197,10 @@ async fn dropped_socket() {
         s.status == "offline"
     })
     .await;
-    assert!(offline.reason.starts_with("offline: disconnected: "), "{offline:?}");
+    assert!(
+        offline.reason.starts_with("offline: disconnected: "),
+        "{offline:?}"
+    );
     assert!(!offline.reason.contains("DISCONNECT"), "{offline:?}");
     let wills = "SELECT count(*) FROM readings WHERE device_id = 'fleet-will'";
     assert!(
@@ -217,8 +231,14 @@ async fn late_by_rhythm() {
     let stopped = Instant::now();
     let late = wait_for(&reader, &db, "fleet-fast", "late", |s| s.status == "late").await;
     let took = stopped.elapsed();
-    println!("the 200 ms device was late {took:?} after it stopped: {}", late.reason);
-    assert!(took < Duration::from_secs(5), "late within its rhythm, not {took:?}");
+    println!(
+        "the 200 ms device was late {took:?} after it stopped: {}",
+        late.reason
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "late within its rhythm, not {took:?}"
+    );
     let slow_now = state(&reader, &db, "fleet-slow").unwrap();
     assert_eq!(
         slow_now.status, "online",
@@ -231,7 +251,10 @@ async fn late_by_rhythm() {
     assert!(slow_late.reason.contains("usually every"), "{slow_late:?}");
     // Late is not offline: the connections are up.
     publish(&mut fast, "fleet-fast", 100, 1).await;
-    wait_for(&reader, &db, "fleet-fast", "online again", |s| s.status == "online").await;
+    wait_for(&reader, &db, "fleet-fast", "online again", |s| {
+        s.status == "online"
+    })
+    .await;
     eliot.terminate();
 }
 
@@ -245,7 +268,10 @@ async fn restarts() {
     gone.disconnect().await;
     let mut kept = Device::connect(eliot.addr, "fleet-kept");
     publish(&mut kept, "fleet-kept", 0, 5).await;
-    wait_for(&reader, &db, "fleet-gone", "offline", |s| s.status == "offline").await;
+    wait_for(&reader, &db, "fleet-gone", "offline", |s| {
+        s.status == "offline"
+    })
+    .await;
     wait_for(&reader, &db, "fleet-kept", "online", |s| {
         s.status == "online" && messages(s) == 5
     })
@@ -253,17 +279,30 @@ async fn restarts() {
 
     // kill -9 while fleet-kept's connection is up: it dies with Eliot.
     let eliot = eliot.kill9().start();
-    let after_kill = wait_for(&reader, &db, "fleet-kept", "offline after the restart", |s| {
-        s.status == "offline"
-    })
+    let after_kill = wait_for(
+        &reader,
+        &db,
+        "fleet-kept",
+        "offline after the restart",
+        |s| s.status == "offline",
+    )
     .await;
-    assert!(after_kill.reason.contains("eliot restarted"), "{after_kill:?}");
+    assert!(
+        after_kill.reason.contains("eliot restarted"),
+        "{after_kill:?}"
+    );
     assert_eq!(messages(&after_kill), 5, "its counts are intact");
     let gone_state = state(&reader, &db, "fleet-gone").unwrap();
-    assert_eq!((gone_state.status.as_str(), messages(&gone_state)), ("offline", 4));
+    assert_eq!(
+        (gone_state.status.as_str(), messages(&gone_state)),
+        ("offline", 4)
+    );
     let kept_events = events(&reader, &db, "fleet-kept");
     assert_eq!(
-        kept_events.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        kept_events
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
         ["online", "offline"],
         "{kept_events:?}"
     );
@@ -279,14 +318,21 @@ async fn restarts() {
     assert!(status.success(), "{status}");
     let after_term = state(&reader, &db, "fleet-kept").unwrap();
     assert_eq!(after_term.status, "offline", "{after_term:?}");
-    assert!(after_term.reason.contains("shutting down"), "{after_term:?}");
+    assert!(
+        after_term.reason.contains("shutting down"),
+        "{after_term:?}"
+    );
     let eliot = launch.start();
     let restarted = wait_for(&reader, &db, "fleet-kept", "still offline", |s| {
         s.status == "offline"
     })
     .await;
     assert_eq!(messages(&restarted), 7);
-    assert_eq!(events(&reader, &db, "fleet-kept").len(), 4, "no event lost or added");
+    assert_eq!(
+        events(&reader, &db, "fleet-kept").len(),
+        4,
+        "no event lost or added"
+    );
     eliot.terminate();
 }
 
@@ -298,12 +344,19 @@ async fn quarantine() {
     let mut good = Device::connect(eliot.addr, "fleet-good");
     publish(&mut bad, "fleet-bad", 0, 2).await;
     let malformed = (0..20).map(|i| format!("{{not json {i}")).collect();
-    assert_eq!(bad.publish_all("fleet-bad", malformed, QoS::AtLeastOnce).await, 20);
+    assert_eq!(
+        bad.publish_all("fleet-bad", malformed, QoS::AtLeastOnce)
+            .await,
+        20
+    );
     let quarantined = wait_for(&reader, &db, "fleet-bad", "quarantined", |s| {
         s.status == "quarantined"
     })
     .await;
-    assert!(quarantined.reason.contains("rejection rate"), "{quarantined:?}");
+    assert!(
+        quarantined.reason.contains("rejection rate"),
+        "{quarantined:?}"
+    );
 
     publish(&mut bad, "fleet-bad", 10, 3).await;
     publish(&mut good, "fleet-good", 0, 3).await;
@@ -325,13 +378,20 @@ async fn quarantine() {
         "another device is unaffected"
     );
     let attributed = "SELECT count(*) FROM dead_letters WHERE device_id = 'fleet-bad'";
-    assert_eq!(reader.number(&db, attributed), 23, "malformed ones attributed by topic");
+    assert_eq!(
+        reader.number(&db, attributed),
+        23,
+        "malformed ones attributed by topic"
+    );
 
     let released = wait_for(&reader, &db, "fleet-bad", "released after 3 s", |s| {
         s.status != "quarantined"
     })
     .await;
-    assert!(released.reason.contains("quarantine expired"), "{released:?}");
+    assert!(
+        released.reason.contains("quarantine expired"),
+        "{released:?}"
+    );
     publish(&mut bad, "fleet-bad", 20, 1).await;
     assert!(
         eventually(Duration::from_secs(10), || stored("fleet-bad") == 3).await,

@@ -15,9 +15,9 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::device_endpoint::{DeviceEndpoint, Successor};
+use crate::fleet::Source;
 use crate::mqtt::packet::Will;
 use crate::observe::{Event, Telemetry};
-use crate::fleet::Source;
 use crate::pipeline::Pipeline;
 
 /// The wills waiting for their delay may hold this many bytes (topics and payloads) in

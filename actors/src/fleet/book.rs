@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
 
 use super::handle::{DeviceCursor, DeviceQuery, DeviceSort};
-use super::state::{Device, DeviceId, DeviceState};
 #[cfg(test)]
 use super::state::Status;
+use super::state::{Device, DeviceId, DeviceState};
 
 #[derive(Default)]
 pub struct Book {
@@ -180,11 +180,7 @@ impl Book {
         };
         let range = (start, Bound::Unbounded);
         match query.status {
-            Some(status) => Box::new(
-                self.by_status[status.index()]
-                    .range::<str, _>(range)
-                    .map(|id| id),
-            ),
+            Some(status) => Box::new(self.by_status[status.index()].range::<str, _>(range)),
             None => Box::new(self.devices.range::<str, _>(range).map(|(id, _)| id)),
         }
     }

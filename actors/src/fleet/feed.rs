@@ -135,7 +135,10 @@ impl FleetFeed {
         let mut accepted: Vec<_> = accepted.collect();
         let mut quarantined = Vec::new();
         self.quarantine.check(
-            accepted.iter().enumerate().map(|(i, (d, _))| (d.as_str(), i)),
+            accepted
+                .iter()
+                .enumerate()
+                .map(|(i, (d, _))| (d.as_str(), i)),
             |i, why| quarantined.push((i, why.to_owned())),
         );
         for (i, why) in quarantined {

@@ -37,7 +37,10 @@ pub enum DeviceSort {
 pub enum DeviceCursor {
     Id(String),
     /// `last_seen`: microseconds (`i64::MIN`: never seen).
-    LastSeen { last_seen: i64, id: String },
+    LastSeen {
+        last_seen: i64,
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +52,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -79,7 +82,10 @@ impl DeviceCursor {
             Some(("i", rest)) => Ok(DeviceCursor::Id(id_of(rest)?)),
             Some(("s", rest)) if rest.len() > 16 => {
                 let (seen, id) = rest.split_at(16);
-                let seen: [u8; 8] = unhex(seen).ok_or(BadCursor)?.try_into().map_err(|_| BadCursor)?;
+                let seen: [u8; 8] = unhex(seen)
+                    .ok_or(BadCursor)?
+                    .try_into()
+                    .map_err(|_| BadCursor)?;
                 Ok(DeviceCursor::LastSeen {
                     last_seen: i64::from_be_bytes(seen),
                     id: id_of(id)?,
@@ -315,7 +321,17 @@ mod tests {
             assert!(text.bytes().all(|b| b.is_ascii_alphanumeric()), "{text}");
             assert_eq!(DeviceCursor::decode(&text), Ok(cursor));
         }
-        for garbage in ["", "i", "ix", "i0", "iZZ", "s00", "q6162", "i2f2f", "sxyz0000000000000061"] {
+        for garbage in [
+            "",
+            "i",
+            "ix",
+            "i0",
+            "iZZ",
+            "s00",
+            "q6162",
+            "i2f2f",
+            "sxyz0000000000000061",
+        ] {
             assert_eq!(DeviceCursor::decode(garbage), Err(BadCursor), "{garbage}");
         }
         let too_long = format!("i{}", "61".repeat(65));

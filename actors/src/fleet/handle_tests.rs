@@ -65,9 +65,8 @@ fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
     )
     .start();
     let (escalate, _) = tokio::sync::mpsc::channel(4);
-    let restarts = |name: &str| {
-        Restarts::new(name, &restart, health.clone().recipient(), escalate.clone())
-    };
+    let restarts =
+        |name: &str| Restarts::new(name, &restart, health.clone().recipient(), escalate.clone());
     let breaker = Breaker::new(
         "store",
         BreakerSettings {
@@ -112,7 +111,9 @@ fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
 
 fn accepted(device: &str, second: i64) -> Outcome {
     let received = time::OffsetDateTime::now_utc();
-    let ts = crate::message::format_utc(received - time::Duration::seconds(1) + time::Duration::milliseconds(second));
+    let ts = crate::message::format_utc(
+        received - time::Duration::seconds(1) + time::Duration::milliseconds(second),
+    );
     Outcome::Accepted {
         readings: vec![Reading {
             device_id: device.into(),
@@ -174,15 +175,25 @@ async fn the_handle_reads_and_changes_what_the_shards_own() {
     handle.provisioned("p1").await.unwrap();
 
     until("d1 online", async || {
-        handle.get("d1").await.unwrap().is_some_and(|d| d.counts.messages == 2)
+        handle
+            .get("d1")
+            .await
+            .unwrap()
+            .is_some_and(|d| d.counts.messages == 2)
     })
     .await;
     let d1 = handle.get("d1").await.unwrap().unwrap();
-    assert_eq!((d1.status, d1.protocol.as_deref()), (Status::Online, Some("mqtt-5")));
+    assert_eq!(
+        (d1.status, d1.protocol.as_deref()),
+        (Status::Online, Some("mqtt-5"))
+    );
     assert_eq!(d1.last_readings.len(), 1);
     assert_eq!(d1.quality.seq_gaps, 0);
     let p1 = handle.get("p1").await.unwrap().unwrap();
-    assert_eq!((p1.status, p1.reason.as_str()), (Status::Offline, "provisioned"));
+    assert_eq!(
+        (p1.status, p1.reason.as_str()),
+        (Status::Offline, "provisioned")
+    );
 
     let page = handle
         .list(DeviceQuery {
@@ -208,13 +219,23 @@ async fn the_handle_reads_and_changes_what_the_shards_own() {
 
     assert_eq!(handle.disconnect("d1", "rotated").await.unwrap(), 1);
     assert_eq!(handle.disconnect("p1", "rotated").await.unwrap(), 0);
-    until("the close asked", async || closes.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
-    assert_eq!(handle.release("d1").await.unwrap(), Released::NotQuarantined);
+    until("the close asked", async || {
+        closes.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(
+        handle.release("d1").await.unwrap(),
+        Released::NotQuarantined
+    );
     assert_eq!(handle.release("nobody").await.unwrap(), Released::Unknown);
 
     h.fleet.feed.disconnected(7, "device sent DISCONNECT");
     until("d1 offline", async || {
-        handle.get("d1").await.unwrap().is_some_and(|d| d.status == Status::Offline)
+        handle
+            .get("d1")
+            .await
+            .unwrap()
+            .is_some_and(|d| d.status == Status::Offline)
     })
     .await;
     until("events committed", async || {
@@ -223,7 +244,10 @@ async fn the_handle_reads_and_changes_what_the_shards_own() {
     .await;
     let events = handle.events("d1", None, 10).await.unwrap();
     assert_eq!(events[0].status, "online");
-    assert!(events[1].reason.contains("device sent DISCONNECT"), "{events:?}");
+    assert!(
+        events[1].reason.contains("device sent DISCONNECT"),
+        "{events:?}"
+    );
 
     assert!(handle.forget("d2").await.unwrap());
     assert!(!handle.forget("d2").await.unwrap());
@@ -246,7 +270,11 @@ async fn the_handle_reads_and_changes_what_the_shards_own() {
     .await;
     assert_eq!(again.fleet.handle.get("d2").await.unwrap(), None);
     let d4 = again.fleet.handle.get("d4").await.unwrap().unwrap();
-    assert_eq!(d4.status, Status::Offline, "its connection died with the fleet");
+    assert_eq!(
+        d4.status,
+        Status::Offline,
+        "its connection died with the fleet"
+    );
     assert!(d4.reason.contains("eliot restarted"), "{d4:?}");
     let p1 = again.fleet.handle.get("p1").await.unwrap().unwrap();
     assert_eq!(p1.status, Status::Offline);
@@ -262,7 +290,10 @@ async fn quarantine_holds_a_devices_messages_until_released() {
     let h = start(dir.path(), settings);
     let (feed, handle) = (h.fleet.feed.clone(), h.fleet.handle.clone());
     let source = Source::Upstream;
-    feed.observe(&source, FleetFeed::notes(&[accepted("q", 0)]).into_iter().flatten());
+    feed.observe(
+        &source,
+        FleetFeed::notes(&[accepted("q", 0)]).into_iter().flatten(),
+    );
     let rejected = |n: usize| -> Vec<Outcome> {
         (0..n)
             .map(|_| match accepted("q", 5) {
@@ -273,15 +304,25 @@ async fn quarantine_holds_a_devices_messages_until_released() {
             })
             .collect()
     };
-    feed.observe(&source, FleetFeed::notes(&rejected(20)).into_iter().flatten());
+    feed.observe(
+        &source,
+        FleetFeed::notes(&rejected(20)).into_iter().flatten(),
+    );
     until("quarantined", async || {
-        handle.get("q").await.unwrap().is_some_and(|d| d.status == Status::Quarantined)
+        handle
+            .get("q")
+            .await
+            .unwrap()
+            .is_some_and(|d| d.status == Status::Quarantined)
     })
     .await;
     let mut held = vec![accepted("q", 9), accepted("other", 9)];
     feed.quarantine(&mut held);
     assert!(matches!(&held[0], Outcome::Rejected(d) if d.reason.starts_with("quarantined: ")));
-    assert!(matches!(&held[1], Outcome::Accepted { .. }), "another device is unaffected");
+    assert!(
+        matches!(&held[1], Outcome::Accepted { .. }),
+        "another device is unaffected"
+    );
 
     assert_eq!(handle.release("q").await.unwrap(), Released::Released);
     let q = handle.get("q").await.unwrap().unwrap();

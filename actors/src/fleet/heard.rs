@@ -16,7 +16,9 @@ use super::feed::{Carrier, Connected, Disconnected, Note, Observed, Source};
 use super::quarantine::verdict;
 use super::rhythm::Bounds;
 use super::shard::{now_micros, FleetShard};
-use super::state::{Connection, Device, DeviceId, LastReading, Link, Presence, Quarantined, Status};
+use super::state::{
+    Connection, Device, DeviceId, LastReading, Link, Presence, Quarantined, Status,
+};
 use crate::observe::Event;
 
 /// A status change to record.
@@ -130,7 +132,11 @@ impl FleetShard {
         let bounds = self.bounds;
         let changes = self.book.update(id, |device| {
             let mut changes = Vec::new();
-            if device.quarantine.as_ref().is_some_and(|q| q.until.is_some_and(|u| u <= now)) {
+            if device
+                .quarantine
+                .as_ref()
+                .is_some_and(|q| q.until.is_some_and(|u| u <= now))
+            {
                 changes.extend(release(device, "released: quarantine expired", now));
             }
             let Some(last_seen) = device.last_seen else {
@@ -190,7 +196,8 @@ impl FleetShard {
         }
         tracked.devices.fetch_add(1, Ordering::Relaxed);
         let id: DeviceId = Arc::from(device_id);
-        self.book.insert(id.clone(), Device::unheard(now, "first seen"));
+        self.book
+            .insert(id.clone(), Device::unheard(now, "first seen"));
         Some((id, true))
     }
 
@@ -234,7 +241,11 @@ impl FleetShard {
                     .reading((r.ts, now), last_ts, r.seq, future_tolerance);
                 let Some(data) = r.data else { continue };
                 let kept = device.last.len();
-                match device.last.iter_mut().find(|l| *l.sensor_type == *r.sensor_type) {
+                match device
+                    .last
+                    .iter_mut()
+                    .find(|l| *l.sensor_type == *r.sensor_type)
+                {
                     Some(last) if r.ts >= last.ts => {
                         last.ts = r.ts;
                         last.data = data.into();
@@ -260,7 +271,11 @@ impl FleetShard {
                     changes.extend(carried(device, carrier, now));
                 }
                 Source::Upstream => {
-                    if device.link.as_deref().is_none_or(|l| l.protocol != Some("upstream")) {
+                    if device
+                        .link
+                        .as_deref()
+                        .is_none_or(|l| l.protocol != Some("upstream"))
+                    {
                         device.link = Some(Box::new(Link {
                             peer: None,
                             protocol: Some("upstream"),

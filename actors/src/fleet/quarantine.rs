@@ -74,9 +74,7 @@ impl QuarantineSet {
 /// Why a device with this quality and this many messages must be quarantined, if it must.
 pub fn verdict(quality: &Quality, messages: u64, settings: &FleetSettings) -> Option<String> {
     let rate = settings.quarantine_rejection_rate;
-    if rate > 0.0
-        && messages >= settings.quarantine_min_messages
-        && quality.rejection_rate >= rate
+    if rate > 0.0 && messages >= settings.quarantine_min_messages && quality.rejection_rate >= rate
     {
         return Some(format!(
             "rejection rate {:.0}% reached the threshold of {:.0}%",
@@ -147,7 +145,9 @@ mod tests {
         assert!(set.is_empty());
         set.insert("d1", "bad data");
         let mut found = Vec::new();
-        set.check([("d1", 0), ("d2", 1)], |i, why| found.push((i, why.to_owned())));
+        set.check([("d1", 0), ("d2", 1)], |i, why| {
+            found.push((i, why.to_owned()))
+        });
         assert_eq!(found, [(0, "bad data".to_owned())]);
         set.remove("d1");
         assert!(set.is_empty());

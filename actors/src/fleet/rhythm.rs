@@ -113,7 +113,11 @@ mod tests {
     fn a_device_is_never_late_before_its_rhythm_is_known() {
         let rhythm = steady(200 * MS, 4);
         assert_eq!(rhythm.late_after(&bounds()), None);
-        assert_eq!(rhythm.offline_after(&bounds()), 60_000 * MS, "the floor alone");
+        assert_eq!(
+            rhythm.offline_after(&bounds()),
+            60_000 * MS,
+            "the floor alone"
+        );
     }
 
     #[test]

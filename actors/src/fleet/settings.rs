@@ -61,7 +61,11 @@ pub struct FleetSettings {
 
 impl FleetSettings {
     pub fn validate(&self, problems: &mut Problems) {
-        problems.check((1..=64).contains(&self.shards), "shards", "expected 1 to 64");
+        problems.check(
+            (1..=64).contains(&self.shards),
+            "shards",
+            "expected 1 to 64",
+        );
         problems.at_least("mailbox", self.mailbox, 1);
         problems.at_least("late_factor", self.late_factor, 1.0);
         problems.at_least("offline_factor", self.offline_factor, 1.0);

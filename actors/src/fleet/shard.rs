@@ -131,9 +131,8 @@ impl FleetShard {
     fn load(&mut self, live: Vec<(DeviceId, Box<Link>, Option<i64>)>, ctx: &mut Context<Self>) {
         let (index, shards) = (self.index, self.shards);
         let mine = |id: &str| super::feed::shard_of(id, shards) == index;
-        let loaded = open_for_reading(&self.db_path).and_then(|conn| {
-            Ok((load_device_rows(&conn, mine)?, load_known_ids(&conn, mine)?))
-        });
+        let loaded = open_for_reading(&self.db_path)
+            .and_then(|conn| Ok((load_device_rows(&conn, mine)?, load_known_ids(&conn, mine)?)));
         let (rows, known) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {

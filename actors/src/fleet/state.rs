@@ -282,3 +282,17 @@ pub struct DeviceEvent {
 
 /// Kept in the shard's map, shared with its indexes and timers.
 pub type DeviceId = Arc<str>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memory goal is 1 KiB per known device, all in: a device never heard is its
+    /// `Device`, its id (twice: map and index) and the B-tree's share. Keep `Device` small.
+    #[test]
+    fn a_device_stays_compact() {
+        let size = std::mem::size_of::<Device>();
+        println!("Device: {size} bytes");
+        assert!(size <= 320, "Device grew to {size} bytes");
+    }
+}

@@ -129,7 +129,11 @@ mod tests {
     fn a_deadline_moved_later_is_requeued_not_pushed_twice() {
         let mut slot = Slot::default();
         assert_eq!(slot.set(Some(100)), Some(100), "first deadline: push");
-        assert_eq!(slot.set(Some(200)), None, "moved later: the entry will requeue");
+        assert_eq!(
+            slot.set(Some(200)),
+            None,
+            "moved later: the entry will requeue"
+        );
         assert_eq!(slot.popped(100, 100), Popped::Requeue(200));
         assert_eq!(slot.popped(200, 200), Popped::Fired);
         assert_eq!(slot.set(Some(300)), Some(300), "after firing, push again");

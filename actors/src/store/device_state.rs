@@ -83,7 +83,12 @@ impl FleetWrites {
             "INSERT INTO device_events (device_id, at, status, reason) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for e in &self.events {
-            event.execute(params![e.device_id, format_micros(e.at), e.status, e.reason])?;
+            event.execute(params![
+                e.device_id,
+                format_micros(e.at),
+                e.status,
+                e.reason
+            ])?;
         }
         let mut upsert = tx.prepare_cached(
             "INSERT OR REPLACE INTO device_state (device_id, status, since, reason, \
@@ -173,9 +178,8 @@ pub fn load_known_ids(
     conn: &Connection,
     keep: impl Fn(&str) -> bool,
 ) -> rusqlite::Result<Vec<String>> {
-    let mut statement = conn.prepare(
-        "SELECT device_id FROM devices EXCEPT SELECT device_id FROM device_state",
-    )?;
+    let mut statement =
+        conn.prepare("SELECT device_id FROM devices EXCEPT SELECT device_id FROM device_state")?;
     let ids = statement.query_map([], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for id in ids {
@@ -262,7 +266,11 @@ mod tests {
 
         let conn = open_for_reading(&settings.db_path()).unwrap();
         let rows = load_device_rows(&conn, |_| true).unwrap();
-        assert_eq!(rows, vec![row("d1", "offline")], "d2 forgotten, d1's latest kept");
+        assert_eq!(
+            rows,
+            vec![row("d1", "offline")],
+            "d2 forgotten, d1's latest kept"
+        );
         let events = device_events(&conn, "d1", None, 10).unwrap();
         assert_eq!(
             events.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(),
@@ -270,6 +278,10 @@ mod tests {
         );
         let after_first = device_events(&conn, "d1", Some(events[0].id), 10).unwrap();
         assert_eq!(after_first.len(), 1);
-        assert_eq!(device_events(&conn, "d2", None, 10).unwrap().len(), 1, "kept");
+        assert_eq!(
+            device_events(&conn, "d2", None, 10).unwrap().len(),
+            1,
+            "kept"
+        );
     }
 }

@@ -32,8 +32,8 @@ mod writer;
 pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};
 pub use device_state::{
-    device_events, load_device_rows, load_known_ids, open_for_reading, DeviceRow,
-    EventRow, FleetWrites,
+    device_events, load_device_rows, load_known_ids, open_for_reading, DeviceRow, EventRow,
+    FleetWrites,
 };
 pub use readings::{Reader, StoredReading};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};

@@ -21,8 +21,7 @@ pub struct DeviceStatusChanged<'a> {
 
 impl Observe for DeviceStatusChanged<'_> {
     const NAME: &'static str = "device_status_changed";
-    const MOVES: &'static [&'static str] =
-        &["eliot_device_status_changes_total", "eliot_devices"];
+    const MOVES: &'static [&'static str] = &["eliot_device_status_changes_total", "eliot_devices"];
 
     fn log(&self, log: &Logger) {
         let DeviceStatusChanged {
@@ -37,7 +36,9 @@ impl Observe for DeviceStatusChanged<'_> {
     }
 
     fn count(&self, m: &Metrics) {
-        m.device_status_changes.get_or_create(&[("to", self.to)]).inc();
+        m.device_status_changes
+            .get_or_create(&[("to", self.to)])
+            .inc();
         if let Some(from) = self.from {
             m.devices.get_or_create(&[("status", from)]).dec();
         }

@@ -145,7 +145,10 @@ fn a_version_6_database_gains_the_fleets_tables_and_keeps_its_dead_letters() {
     assert_eq!(store.migrated_from(), Some(6));
     assert_eq!(count(&store.conn, "PRAGMA user_version"), 7);
     assert_eq!(
-        count(&store.conn, "SELECT count(*) FROM dead_letters WHERE device_id IS NULL"),
+        count(
+            &store.conn,
+            "SELECT count(*) FROM dead_letters WHERE device_id IS NULL"
+        ),
         1,
         "the old dead letter is kept, attributed to nobody"
     );

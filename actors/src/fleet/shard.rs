@@ -169,7 +169,7 @@ impl FleetShard {
         }
         for id in known {
             self.book
-                .insert(Arc::from(id.as_str()), Device::unheard(now, "known"));
+                .insert(Arc::from(id.as_str()), Device::unheard(now, "provisioned"));
         }
         for (id, reason) in resumed {
             self.record(&id, Some(Status::Online), Status::Offline, &reason, now);

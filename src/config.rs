@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eliot_actors::{
-    AuthSettings, BreakersSettings, EndpointSettings, HealthSettings, IngestSettings, Problems,
-    ProcessorSettings, RestartSettings, StoreSettings, TlsSettings, TreeSettings, UpstreamSettings,
+    AuthSettings, BreakersSettings, EndpointSettings, FleetSettings, HealthSettings,
+    IngestSettings, Problems, ProcessorSettings, RestartSettings, StoreSettings, TlsSettings,
+    TreeSettings, UpstreamSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,8 @@ pub struct Config {
     pub tls: TlsSettings,
     /// What the events count.
     pub metrics: MetricsSettings,
+    /// The fleet: live device state, presence, quality, quarantine.
+    pub fleet: FleetSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -277,6 +280,7 @@ impl Config {
             upstream: &self.upstream,
             auth: &self.auth,
             tls: &self.tls,
+            fleet: &self.fleet,
         }
     }
 

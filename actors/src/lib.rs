@@ -17,7 +17,12 @@
 //!   configured connection to an existing broker, its poll and ack tasks (`link_tasks.rs`),
 //!   acking after commit in receipt order (`in_order.rs`), over rustls (`tls.rs`).
 //! - `pipeline/`: the path every message takes, whichever way it came in: a processor,
-//!   then the store; and the in-flight `ByteBudget` (`budget.rs`) both ways in draw on.
+//!   the quarantine check, the store, then the fleet told; and the in-flight `ByteBudget`
+//!   (`budget.rs`) both ways in draw on.
+//! - `fleet/`: every known device's live state in `FleetShard` actors (`shard.rs`):
+//!   presence from connections and from each device's rhythm (`rhythm.rs`, `timers.rs`),
+//!   quality, quarantine, persisted through the store writer's batches; the `FleetHandle`
+//!   (`handle.rs`) the HTTP API asks.
 //! - `identity/`: who a device is: credentials (Argon2 hashes), the `Authenticator` that
 //!   admission asks, the devices' TLS configuration and certificate names
 //!   (`server_tls.rs`), and the limits keyed by the client (per address, per device).
@@ -45,12 +50,13 @@
 //! - `pem`: the certificate and key files both TLS sides read.
 //!
 //! Dependencies point one way, down these ranks (a module uses only lower ones, or its own
-//! folder): `tree`; `endpoint`, `upstream`; `pipeline`, `identity`; `ingest`, `store`;
+//! folder): `tree`; `endpoint`, `upstream`; `pipeline`; `fleet`, `identity`; `ingest`, `store`;
 //! `mqtt`, `supervision`; and the floor, `message`, `secret`, `settings`, `pem`, `observe`.
 //! A child reports to its owner through a `Recipient`. `layering_tests/` holds the ranks
 //! and fails on any edge that points up or sideways.
 
 mod endpoint;
+mod fleet;
 mod identity;
 mod ingest;
 #[cfg(test)]
@@ -69,6 +75,11 @@ mod upstream;
 
 // The public surface: what the shell (`src/`), the tests and the examples use.
 pub use endpoint::{Adopter, EndpointSettings, Transport};
+pub use fleet::{
+    BadCursor, Counts, DeviceCursor, DeviceEvent, DevicePage, DeviceQuery, DeviceSort, DeviceState,
+    FleetError, FleetHandle, FleetSettings, LastReadingState, Presence, QualityState,
+    QuarantineState, Released, RhythmState, Status as DeviceStatus, MAX_PAGE as MAX_DEVICE_PAGE,
+};
 pub use identity::{credentials, AuthMode, AuthSettings, TlsSettings};
 pub use ingest::{validate, IngestSettings, ProcessorSettings, Rules};
 pub use message::{format_micros, format_utc, is_device_id, rfc3339_micros};

@@ -16,6 +16,8 @@
 //! - `drills`: kill -9 mid-stream, its stress mode (`ELIOT_KILL_ROUNDS` rounds of varied
 //!   fleets, pace, kills and readers, 20 by default; `ELIOT_KILL_SEED` repeats a run), a
 //!   stalled store, SIGTERM under load.
+//! - `fleet`: device state and presence (online, offline, late by rhythm), restarts,
+//!   quarantine, read from the database the fleet persists to.
 //! - `outside_reader`: a user's `sqlite3` counting and backing up while Eliot is killed.
 //! - `locks`: Eliot's SHARED lock on its database, seen in `/proc/locks`.
 //! - `long_read`: a reader keeping its snapshot for 60 s during ingest.
@@ -31,6 +33,7 @@
 mod common;
 
 mod drills;
+mod fleet;
 mod locks;
 mod long_read;
 mod outside_reader;
@@ -52,6 +55,7 @@ fn main() {
     args.test_threads.get_or_insert(4);
     let tests = [
         drills::tests(),
+        fleet::tests(),
         outside_reader::tests(),
         locks::tests(),
         long_read::tests(),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::device_endpoint::{DeviceEndpoint, Successor};
+use crate::fleet::Source;
 use crate::mqtt::packet::Will;
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::Pipeline;
@@ -97,7 +98,8 @@ pub fn publish(
     .emit(telemetry);
     let from = (client_id.to_owned(), identity);
     let message = Pipeline::message(will.topic, will.payload, from, false);
-    let stored = pipeline.ingest(vec![message]);
+    // A will is no sign of life: the fleet counts it, and leaves the presence alone.
+    let stored = pipeline.with_source(Source::Will).ingest(vec![message]);
     let telemetry = telemetry.clone();
     actix_rt::spawn(async move {
         if let Err(not_stored) = stored.await {

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::rules::{Rejection, Rules};
 use super::validate::validate;
-use crate::message::{Origin, Outcome, Reading};
+use crate::message::{is_device_id, Origin, Outcome, Reading};
 use crate::observe::{Event, Queued, Telemetry};
 use crate::settings::Problems;
 use crate::supervision::{catch_panic, Restarts};
@@ -110,9 +110,20 @@ fn bound(rules: &Rules, msg: &Message) -> Result<(), Rejection> {
     }
 }
 
-/// What becomes of the message itself: moved, not copied, into its outcome.
-fn origin(msg: Message) -> Origin {
+/// What becomes of the message itself: moved, not copied, into its outcome. It is
+/// attributed to the device the client authenticated as, else to the one its topic names
+/// if that is a valid device id (a dead letter from anything else is nobody's).
+fn origin(rules: &Rules, msg: Message) -> Origin {
+    let device_id = match &msg.identity {
+        Some(identity) => Some(identity.to_string()),
+        None => rules
+            .topic
+            .device_id(&msg.topic)
+            .filter(|id| is_device_id(id))
+            .map(str::to_owned),
+    };
     Origin {
+        device_id,
         topic: msg.topic,
         payload: msg.payload,
         client_id: msg.client_id,
@@ -178,9 +189,9 @@ impl Processor {
         match processed {
             Ok(readings) => Outcome::Accepted {
                 readings,
-                origin: origin(msg),
+                origin: origin(&self.rules, msg),
             },
-            Err((reason, _)) => Outcome::Rejected(origin(msg).dead_letter(reason)),
+            Err((reason, _)) => Outcome::Rejected(origin(&self.rules, msg).dead_letter(reason)),
         }
     }
 }

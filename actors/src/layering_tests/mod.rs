@@ -35,11 +35,13 @@ const RANKS: &[(&str, u8)] = &[
     ("supervision", 1),
     ("ingest", 2),
     ("store", 2),
-    ("pipeline", 3),
+    // The fleet: live device state, fed by the pipeline, persisted through the store.
+    ("fleet", 3),
     ("identity", 3),
-    ("endpoint", 4),
-    ("upstream", 4),
-    ("tree", 5),
+    ("pipeline", 4),
+    ("endpoint", 5),
+    ("upstream", 5),
+    ("tree", 6),
 ];
 
 /// Names at the crate root that are not modules, with the module they belong to. A

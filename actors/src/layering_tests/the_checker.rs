@@ -72,7 +72,7 @@ fn refuses_an_edge_that_does_not_point_down() {
     let up = "fn f() { crate::endpoint::Transport::stream(s, p); }";
     assert_eq!(
         problems("identity", up, 1),
-        ["identity (rank 3) uses endpoint (rank 4), which is not below it"]
+        ["identity (rank 3) uses endpoint (rank 5), which is not below it"]
     );
     let sideways = "use crate::{message::Reading, ingest::Outcome};";
     assert_eq!(

@@ -30,6 +30,9 @@ pub struct DeadLetter {
     /// The payload exactly as received (it may not even be UTF-8).
     pub payload: Bytes,
     pub client_id: String,
+    /// The device it is attributed to: the client's authenticated identity, else the
+    /// device its topic names (when that is a valid device id); `None` otherwise.
+    pub device_id: Option<String>,
     /// A sentence a person can act on, e.g. `data.latitude: expected a number, found a string`.
     pub reason: String,
     pub received_at: String,
@@ -45,6 +48,8 @@ pub struct Origin {
     pub topic: String,
     pub payload: Bytes,
     pub client_id: String,
+    /// The device the message is attributed to (see `DeadLetter::device_id`).
+    pub device_id: Option<String>,
     pub received_at: OffsetDateTime,
     pub redelivered: bool,
 }
@@ -55,6 +60,7 @@ impl Origin {
             topic: self.topic.clone(),
             payload: self.payload.clone(),
             client_id: self.client_id.clone(),
+            device_id: self.device_id.clone(),
             reason,
             received_at: format_utc(self.received_at),
             redelivered: self.redelivered,
@@ -104,6 +110,7 @@ impl Outcome {
             topic: format!("devices/{device}/telemetry"),
             payload: Bytes::from_static(b"{}"),
             client_id: "c1".into(),
+            device_id: Some(device.into()),
             received_at: time::macros::datetime!(2025-01-01 00:00 UTC),
             redelivered: false,
         };

@@ -115,6 +115,16 @@ pub struct Metrics {
     pub upstream_connect_failures: Counter,
     pub upstream_sessions_lost: Counter,
     pub upstream_not_stored: Counter,
+    /// Status changes of devices, by the status changed to.
+    pub device_status_changes: Family<Label, Counter>,
+    /// Devices per status.
+    pub devices: Family<Label, Gauge>,
+    pub fleet_updates_dropped: Counter,
+    /// Messages of devices not tracked because the fleet was full (moved by the fleet).
+    pub fleet_untracked: Counter,
+    /// Dead letters of no known device (moved by the fleet).
+    pub dead_letters_unattributed: Counter,
+    pub device_events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -193,8 +203,40 @@ impl Metrics {
         for code in REFUSAL_CODES {
             let _ = connections_refused.get_or_create(&[("code", code)]);
         }
+        let device_status_changes = family::<Label, Counter>(
+            r,
+            "device_status_changes",
+            "Device status changes, by the status changed to",
+        );
+        let devices = family::<Label, Gauge>(r, "devices", "Devices known, by status");
+        for status in ["online", "late", "offline", "quarantined"] {
+            let _ = device_status_changes.get_or_create(&[("to", status)]);
+            let _ = devices.get_or_create(&[("status", status)]);
+        }
         Metrics {
             enabled: true,
+            device_status_changes,
+            devices,
+            fleet_updates_dropped: counter(
+                r,
+                "fleet_updates_dropped",
+                "Committed messages whose device update was dropped: the fleet shard was busy",
+            ),
+            fleet_untracked: counter(
+                r,
+                "fleet_untracked",
+                "Messages and connections of devices not tracked: fleet.max_devices reached",
+            ),
+            dead_letters_unattributed: counter(
+                r,
+                "dead_letters_unattributed",
+                "Dead letters of no known device (counted against no device)",
+            ),
+            device_events_dropped: counter(
+                r,
+                "device_events_dropped",
+                "Device status events dropped before being written (the store writer behind)",
+            ),
             messages_received,
             acks_sent,
             store_writer_queue,

@@ -2,7 +2,10 @@
 //! an upstream connection): a processor, then the store.
 //!
 //! - `Pipeline` (here): validates messages and commits what they became in one store
-//!   request, resolving only after the commit, so that the caller may then ack.
+//!   request, resolving only after the commit, so that the caller may then ack. With the
+//!   fleet on, a quarantined device's accepted messages become dead letters before they
+//!   are stored, and after the commit the fleet is told what each message was (without
+//!   waiting: see `fleet/feed.rs`).
 //! - `budget`: the `ByteBudget` of payload bytes held between receipt and commit, which
 //!   both ways in draw on, so that a slow store stops the reading of every socket.
 
@@ -15,6 +18,7 @@ use actix::Addr;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
+use crate::fleet::{FleetFeed, Source};
 use crate::ingest::{Message, Process, Processors};
 use crate::message::Outcome;
 use crate::observe::{Metrics, Queued};
@@ -39,15 +43,39 @@ pub struct Pipeline {
     store: Addr<StoreWriter>,
     /// Where the depth of both queues is counted.
     metrics: Arc<Metrics>,
+    /// The fleet, told of every committed message (`None`: `fleet.enabled = false`).
+    fleet: Option<FleetFeed>,
+    /// Which way this pipeline's messages come in: a will's, unless its owner says.
+    source: Source,
 }
 
 impl Pipeline {
-    pub fn new(processors: Processors, store: Addr<StoreWriter>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        processors: Processors,
+        store: Addr<StoreWriter>,
+        metrics: Arc<Metrics>,
+        fleet: Option<FleetFeed>,
+    ) -> Self {
         Pipeline {
             processors,
             store,
             metrics,
+            fleet,
+            source: Source::Will,
         }
+    }
+
+    /// This pipeline, for messages that come in `source`'s way.
+    pub fn with_source(&self, source: Source) -> Pipeline {
+        Pipeline {
+            source,
+            ..self.clone()
+        }
+    }
+
+    /// The fleet, for the connections' own reports (`None`: the fleet is off).
+    pub fn fleet(&self) -> Option<&FleetFeed> {
+        self.fleet.as_ref()
     }
 
     /// Validates messages and commits their readings (or dead letters) in one store
@@ -60,15 +88,20 @@ impl Pipeline {
         let processor = self.processors.pick().clone();
         let store = self.store.clone();
         let metrics = self.metrics.clone();
+        let (fleet, source) = (self.fleet.clone(), self.source.clone());
         let processing = Queued::new(&metrics.processor_queue, metrics.enabled);
         async move {
-            let outcomes = processor
+            let mut outcomes = processor
                 .send(Process {
                     messages,
                     queued: processing,
                 })
                 .await
                 .map_err(|e| NotStored(format!("processor unavailable: {e}")))?;
+            if let Some(fleet) = &fleet {
+                fleet.quarantine(&mut outcomes);
+            }
+            let mut notes = fleet.as_ref().map(|_| FleetFeed::notes(&outcomes));
             let mut ingested: Vec<Ingested> = outcomes
                 .iter()
                 .map(|outcome| match outcome {
@@ -78,10 +111,30 @@ impl Pipeline {
                 .collect();
             let storing = Queued::new(&metrics.store_writer_queue, metrics.enabled);
             for (index, amendment) in persist(&store, outcomes, storing).await? {
+                let note = notes.as_mut().and_then(|n| n.get_mut(index));
                 ingested[index] = match amendment {
-                    Amendment::Redelivered => Ingested::Redelivered,
-                    Amendment::DeadLettered => Ingested::DeadLettered,
+                    Amendment::Redelivered => {
+                        // Kept once, and counted once: the first time.
+                        note.map(Option::take);
+                        Ingested::Redelivered
+                    }
+                    Amendment::DeadLettered => {
+                        if let Some(Some(note)) = note {
+                            note.rejected = true;
+                            note.readings.clear();
+                        }
+                        Ingested::DeadLettered
+                    }
+                    Amendment::Duplicated(n) => {
+                        if let Some(Some(note)) = note {
+                            note.duplicates = n;
+                        }
+                        Ingested::Stored
+                    }
                 };
+            }
+            if let (Some(fleet), Some(notes)) = (fleet, notes) {
+                fleet.observe(&source, notes.into_iter().flatten());
             }
             Ok(ingested)
         }

@@ -97,6 +97,7 @@ mod tests {
             topic: "devices/d1/telemetry".into(),
             payload: bytes::Bytes::from(format!("{n:0>60}")),
             client_id: "c1".into(),
+            device_id: Some("d1".into()),
             reason: "payload is not valid JSON: é".into(),
             received_at: "2025-01-01T00:00:00.000000Z".into(),
             redelivered: false,

@@ -16,10 +16,13 @@
 //! - `sessions/`: device sessions, durable so that Session Present survives a crash: the
 //!   rows, the writer's requests, and the endpoint's handle.
 //! - `dead_letters.rs`: the dead letters' byte quota, the oldest shed first.
+//! - `device_state.rs`: the fleet's rows (device state, status events), written in the
+//!   writer's batches, and the reads the fleet makes of them.
 //! - `settings.rs`: the `[store]` section.
 
 mod database;
 mod dead_letters;
+mod device_state;
 mod readings;
 mod sessions;
 mod settings;
@@ -28,7 +31,13 @@ mod writer;
 #[cfg(test)]
 pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};
+pub use device_state::{
+    device_events, load_device_rows, load_known_ids, open_for_reading, DeviceRow, EventRow,
+    FleetWrites,
+};
 pub use readings::{Reader, StoredReading};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use settings::StoreSettings;
-pub use writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};
+pub use writer::{
+    persist, NotStored, PersistFleet, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER,
+};

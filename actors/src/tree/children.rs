@@ -11,6 +11,7 @@ use crate::endpoint::{
     Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, TlsListener, DEVICE_ENDPOINT,
     TLS_LISTENER,
 };
+use crate::fleet::{Fleet, FleetSettings, FleetShard, QuarantineSet, ShardLinks, Tracked};
 use crate::identity::{AuthMode, TlsSettings};
 use crate::ingest::{Processor, ProcessorSettings, Processors, Rules};
 use crate::observe::Telemetry;
@@ -118,6 +119,40 @@ impl<'a> Children<'a> {
             processors.push(addr);
         }
         Processors::new(processors)
+    }
+
+    /// The fleet's shards, `fleet-0` to `fleet-N`, on the connections' thread: each loads
+    /// its devices from the database as it starts.
+    pub fn fleet(
+        &self,
+        settings: &FleetSettings,
+        store: &StoreSettings,
+        store_writer: &Addr<StoreWriter>,
+    ) -> Fleet {
+        let shared = Arc::new(settings.clone());
+        let quarantine = Arc::new(QuarantineSet::default());
+        let tracked = Arc::new(Tracked::default());
+        let shards = (0..settings.shards)
+            .map(|index| {
+                let name = format!("fleet-{index}");
+                let links = ShardLinks {
+                    index,
+                    shards: settings.shards,
+                    settings: shared.clone(),
+                    store: store_writer.clone(),
+                    db_path: store.db_path(),
+                    quarantine: quarantine.clone(),
+                    tracked: tracked.clone(),
+                    max_series: store.max_series_per_device,
+                    restarts: self.restarts(&name),
+                };
+                let t = self.telemetry.clone();
+                let shard = Supervisor::start(move |_| FleetShard::new(links, &t));
+                watch(&self.health, &name, &shard);
+                shard
+            })
+            .collect();
+        Fleet::new(shards, quarantine, store.db_path(), &self.telemetry)
     }
 
     /// The upstream connections, `upstream-0` to `upstream-N`.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::endpoint::{Adopter, DeviceEndpoint, EndpointLinks, StopIntake, StopTls, TlsListener};
+use crate::fleet::{Fleet, FleetHandle, Source};
 use crate::identity::Authenticator;
 use crate::ingest::Rules;
 use crate::observe::{Event, Telemetry};
@@ -44,6 +45,8 @@ pub struct Tree {
     pub store_writer: Addr<StoreWriter>,
     /// The store's read API, for the HTTP API.
     pub reader: Reader,
+    /// `None` with `fleet.enabled = false`.
+    fleet: Option<Fleet>,
     /// The store writer's thread (its commits block), stopped after the drain.
     store_thread: Arbiter,
     /// Children past their restart intensity report here.
@@ -95,10 +98,15 @@ impl Tree {
         let guard = DeviceGuard::new(settings.breakers.device.clone(), telemetry);
         let guard = Supervisor::start(move |_| guard);
         watch(&children.health, "device_guard", &guard);
+        let fleet = settings
+            .fleet
+            .enabled
+            .then(|| children.fleet(settings.fleet, settings.store, &store_writer));
         let pipeline = Pipeline::new(
             processors,
             store_writer.clone(),
             telemetry.metrics().clone(),
+            fleet.as_ref().map(|f| f.feed.clone()),
         );
         // One budget of payload bytes held between receipt and commit, whichever way in.
         let budget = ByteBudget::new(
@@ -109,7 +117,7 @@ impl Tree {
             true => {
                 let breaker = children.breaker("upstream", &settings.breakers.upstream);
                 let links = |_| UpstreamLinks {
-                    pipeline: pipeline.clone(),
+                    pipeline: pipeline.with_source(Source::Upstream),
                     guard: guard.clone(),
                     breaker: breaker.clone(),
                     health: children.health.clone().recipient(),
@@ -149,6 +157,7 @@ impl Tree {
             tls,
             store_writer,
             reader,
+            fleet,
             store_thread,
             escalations,
             escalate: children.escalate,
@@ -179,6 +188,12 @@ impl Tree {
         let child = Supervisor::start(move |_| make(restarts));
         watch(&self.health, name, &child);
         child
+    }
+
+    /// The fleet's handle (device state, quarantine release, closing a device's
+    /// connections), for the HTTP API; `None` with `fleet.enabled = false`.
+    pub fn fleet(&self) -> Option<FleetHandle> {
+        self.fleet.as_ref().map(|f| f.handle.clone())
     }
 
     /// Serves devices connected over any byte stream, as if they had come in on the port.
@@ -237,6 +252,11 @@ impl Tree {
         };
         let all_closed = futures_util::future::join_all(drained);
         let forced = tokio::time::timeout(deadline, all_closed).await.is_err();
+        // The devices' last changes (their connections just ended) go to the store
+        // writer, which commits what it holds as its thread stops.
+        if let Some(fleet) = &self.fleet {
+            let _ = tokio::time::timeout(deadline, fleet.flush()).await;
+        }
         // Every connection has settled (or the deadline passed, and what is unsettled was
         // not acked): nothing the devices were promised waits on the store's thread.
         self.store_thread.stop();

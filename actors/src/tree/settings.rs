@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 use crate::endpoint::EndpointSettings;
+use crate::fleet::FleetSettings;
 use crate::identity::{check_mode, server_config, AuthSettings, ServerTlsError, TlsSettings};
 use crate::ingest::{IngestSettings, ProcessorSettings, TopicPattern};
 use crate::settings::Problems;
@@ -25,6 +26,7 @@ pub struct TreeSettings<'a> {
     pub upstream: &'a UpstreamSettings,
     pub auth: &'a AuthSettings,
     pub tls: &'a TlsSettings,
+    pub fleet: &'a FleetSettings,
 }
 
 impl TreeSettings<'_> {
@@ -41,6 +43,7 @@ impl TreeSettings<'_> {
         self.validate_upstream_topics(problems);
         problems.section("auth", |p| self.auth.validate(p));
         problems.section("tls", |p| self.tls.validate(p));
+        problems.section("fleet", |p| self.fleet.validate(p));
         self.validate_listeners(problems);
     }
 

@@ -13,6 +13,7 @@ use actix::prelude::*;
 
 use super::super::will::{self, DelayedWill};
 use super::{CredentialsRevoked, DeviceConnection, Drain, TakenOver, CLOSE_GRACE};
+use crate::fleet::CloseConnection;
 use crate::mqtt::packet::*;
 use crate::mqtt::CodecError;
 use crate::observe::Event;
@@ -196,6 +197,15 @@ impl Handler<CredentialsRevoked> for DeviceConnection {
     /// this one, which did not happen.) A device given the new secret reconnects with it.
     /// The will is not published: it was set under the revoked credentials.
     fn handle(&mut self, msg: CredentialsRevoked, ctx: &mut Context<Self>) {
+        self.begin_close(msg.why.into(), Some(CloseReason::NotAuthorized), false, ctx);
+    }
+}
+
+impl Handler<CloseConnection> for DeviceConnection {
+    type Result = ();
+
+    /// The fleet closes a device's connection (rotated, deleted): as a revocation does.
+    fn handle(&mut self, msg: CloseConnection, ctx: &mut Context<Self>) {
         self.begin_close(msg.why.into(), Some(CloseReason::NotAuthorized), false, ctx);
     }
 }

@@ -37,6 +37,7 @@ use super::backlog::{Backlog, Counted, CountingWriter};
 use super::intake::{gated, Limits, Permit, Received};
 use super::transport::{DeviceReader, DeviceWriter};
 use super::will::DelayedWill;
+use crate::fleet::{Carrier, Source};
 use crate::identity::DeviceRate;
 use crate::ingest::Message;
 use crate::mqtt::packet::*;
@@ -181,6 +182,21 @@ impl DeviceConnection {
                 backlog: replies.clone(),
             };
             let mut writer = FramedWrite::new(socket, codec, ctx);
+            // The fleet knows this connection by its id, and may close it (a device
+            // rotated or deleted); the devices it carries are online while it is up.
+            let carrier = Arc::new(Carrier {
+                connection: a.session.id,
+                peer: a.peer,
+                protocol: match a.connect.version {
+                    Version::V4 => "mqtt-3.1.1",
+                    Version::V5 => "mqtt-5",
+                },
+                closer: ctx.address().recipient(),
+            });
+            if let (Some(fleet), Some(identity)) = (a.pipeline.fleet(), &a.session.identity) {
+                fleet.connected(identity, carrier.clone());
+            }
+            let pipeline = a.pipeline.with_source(Source::Connection(carrier));
             writer.write(Outbound::ConnAck {
                 code: ConnectCode::Accepted,
                 session_present: a.session.present,
@@ -210,7 +226,7 @@ impl DeviceConnection {
                 packet_timeout: a.packet_timeout,
                 closing: None,
                 drained: Vec::new(),
-                pipeline: a.pipeline,
+                pipeline,
                 sessions: a.sessions,
                 guard: a.guard,
                 endpoint: a.endpoint,
@@ -322,6 +338,10 @@ impl Actor for DeviceConnection {
             reason,
         }
         .emit(&self.telemetry);
+        // Before the will: the devices it carried are offline, whatever the will says.
+        if let Some(fleet) = self.pipeline.fleet() {
+            fleet.disconnected(self.id, reason);
+        }
         if closing.as_ref().is_none_or(|c| c.publish_will) {
             self.publish_will();
         }

@@ -4,13 +4,14 @@
 //! No event carries a password or token.
 //!
 //! One event is one struct, written once, in the file of the part of Eliot that emits it
-//! (`connection`, `messages`, `store`, `supervision`, `upstream`, `shell`): its fields,
+//! (`connection`, `messages`, `store`, `supervision`, `upstream`, `fleet`, `shell`): its fields,
 //! and in its `Observe` impl its name, its record (level, message, keys) and what it
 //! counts, next to the metric families it names in `MOVES`. The list below makes each one
 //! reachable as `Event::Name { .. }.emit(&telemetry)`. A test holds every event to moving
 //! exactly the families it names; another, the docs' table of events to `Event::ALL_NAMES`.
 
 mod connection;
+mod fleet;
 mod messages;
 mod shell;
 mod store;
@@ -127,6 +128,15 @@ every_event! {
         UpstreamSubscribed<'_>,
         UpstreamDisconnected<'_>,
         UpstreamNotStored<'_>,
+    ]
+    fleet: [
+        DeviceStatusChanged<'_>,
+        FleetLoaded,
+        FleetUnloaded,
+        DeviceForgotten<'_>,
+        FleetFull,
+        FleetUpdateDropped,
+        DeviceEventsDropped,
     ]
     shell: [
         StartFailed<'_>,

@@ -189,6 +189,27 @@ fn every_example() -> Vec<Example> {
             messages: 3,
             error: "store failed",
         }),
+        example(Event::DeviceStatusChanged {
+            device_id: "robot_001",
+            from: Some("online"),
+            to: "late",
+            reason: "late: silent for 1.0s",
+        }),
+        example(Event::FleetLoaded {
+            shard: 0,
+            devices: [1, 2, 3, 4],
+        }),
+        example(Event::FleetUnloaded {
+            shard: 0,
+            devices: [1, 2, 3, 4],
+        }),
+        example(Event::DeviceForgotten {
+            device_id: "robot_001",
+            status: "offline",
+        }),
+        example(Event::FleetFull { max_devices: 10 }),
+        example(Event::FleetUpdateDropped { messages: 3 }),
+        example(Event::DeviceEventsDropped { dropped: 2 }),
         example(Event::StartFailed {
             error: "address in use",
         }),

@@ -1,6 +1,12 @@
 //! The schema, and the migrations that bring an older database to it (`user_version`).
 //!
-//! Version 6 (this one) adds `series.last_chunk`, the newest chunk holding each series,
+//! Version 7 (this one) adds the fleet's tables: `device_state`, one row per known device
+//! (its presence, counters, quality and rhythm, written in the store writer's batches), and
+//! `device_events`, every status change with its time and reason; and
+//! `dead_letters.device_id`, the device a dead letter is attributed to (nullable: older
+//! rows, and messages naming no valid device, have none), indexed with the id for listing
+//! a device's dead letters in order.
+//! Version 6 adds `series.last_chunk`, the newest chunk holding each series,
 //! so that a series is forgotten once retention dropped that chunk (an existing series
 //! takes the newest chunk at migration: kept until every chunk it may be in is gone).
 //! Version 5 lets a device have no secret (it logs in by client certificate
@@ -21,7 +27,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::super::readings::{rebuild_view, Chunks};
 use crate::message::format_micros;
 
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// Provisioned devices (`eliot device add`): the hash of each one's secret, never the
 /// secret; no hash for a device that logs in by certificate only.
@@ -113,6 +119,30 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_received_at ON dead_letters (received_at);
+CREATE TABLE IF NOT EXISTS device_state (
+    device_id        TEXT PRIMARY KEY,
+    status           TEXT NOT NULL,
+    since            TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    quarantined      INTEGER NOT NULL DEFAULT 0,
+    quarantine_until TEXT,
+    connected_since  TEXT,
+    last_seen        TEXT,
+    peer             TEXT,
+    protocol         TEXT,
+    counts           TEXT NOT NULL,
+    quality          TEXT NOT NULL,
+    rhythm           TEXT NOT NULL,
+    last_readings    TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS device_events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    reason    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS device_events_device ON device_events (device_id, id);
 CREATE TABLE IF NOT EXISTS sessions (
     client_id   TEXT PRIMARY KEY,
     expiry_s    INTEGER,
@@ -188,6 +218,15 @@ pub fn migrate(conn: &mut Connection, now: i64) -> Result<Migrated, MigrateError
     if !chunked {
         tx.execute_batch("ALTER TABLE series ADD COLUMN last_chunk INTEGER NOT NULL DEFAULT 0")?;
     }
+    let attributed = tx
+        .prepare("SELECT 1 FROM pragma_table_info('dead_letters') WHERE name = 'device_id'")?
+        .exists([])?;
+    if !attributed {
+        tx.execute_batch("ALTER TABLE dead_letters ADD COLUMN device_id TEXT")?;
+    }
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS dead_letters_device ON dead_letters (device_id, id)",
+    )?;
     // Series from before version 6 (or the version 2 table) may be in any chunk.
     tx.execute_batch(
         "UPDATE series SET last_chunk = (SELECT coalesce(max(id), 0) FROM chunks) \

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 
 use super::super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
+use super::super::device_state::FleetWrites;
 use super::super::readings::{Accepted, MergePace, SharedMemtable, Staged, Tiers, Upkeep};
 use super::super::settings::{micros, StoreSettings};
 use super::checkpointer::WAL_MAX_BYTES;
@@ -44,6 +45,9 @@ pub enum Amendment {
     /// One of its readings has the key of a stored one with other data, or would start a
     /// series past its device's limit: the message is kept as a dead letter instead.
     DeadLettered,
+    /// Stored, but this many of its readings were already (a redelivery): for the fleet's
+    /// per-device duplicate count. The message is acked as stored.
+    Duplicated(u32),
 }
 
 /// Whether a DUP re-send is among the latest dead letters (bounded: a flood of DUPs must
@@ -52,7 +56,7 @@ const SEEN_DEAD_LETTER: &str = "SELECT 1 FROM dead_letters \
     WHERE id > (SELECT coalesce(max(id), 0) - 1000 FROM dead_letters) \
     AND client_id = ?1 AND topic = ?2 AND payload = ?3";
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
-    (received_at, client_id, topic, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)";
+    (received_at, client_id, topic, payload, reason, device_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 pub struct Store {
     pub(in crate::store) conn: Connection,
@@ -184,6 +188,15 @@ impl Store {
         &mut self,
         outcomes: impl IntoIterator<Item = &'a Outcome>,
     ) -> Result<WriteStats, StoreError> {
+        self.write_with(outcomes, &FleetWrites::default())
+    }
+
+    /// `write`, with the fleet's device rows and events in the same transaction.
+    pub fn write_with<'a>(
+        &mut self,
+        outcomes: impl IntoIterator<Item = &'a Outcome>,
+        fleet: &FleetWrites,
+    ) -> Result<WriteStats, StoreError> {
         self.check_file()?;
         let sqlite = naming(&self.path);
         let tx = self.conn.transaction().map_err(&sqlite)?;
@@ -199,7 +212,8 @@ impl Store {
                     d.client_id,
                     d.topic,
                     &d.payload[..],
-                    d.reason
+                    d.reason,
+                    d.device_id
                 ])?;
                 stats.dead_letters += 1;
                 dead_letter_bytes +=
@@ -217,6 +231,10 @@ impl Store {
                             Accepted::Stored { fresh, duplicates } => {
                                 stats.readings += fresh;
                                 stats.duplicates += duplicates;
+                                if duplicates > 0 {
+                                    let n = u32::try_from(duplicates).unwrap_or(u32::MAX);
+                                    stats.amended.push((position, Amendment::Duplicated(n)));
+                                }
                             }
                             Accepted::Refused(reason) => {
                                 keep_dead_letter(&origin.dead_letter(reason), &mut stats)
@@ -238,6 +256,7 @@ impl Store {
             }
         }
         self.tiers.write_log(&tx, &staged).map_err(&sqlite)?;
+        fleet.write(&tx).map_err(&sqlite)?;
         stats.shed = shed_over_quota(&tx, self.dead_letter_quota, &mut dead_letter_bytes)
             .map_err(&sqlite)?;
         tx.commit().map_err(&sqlite)?;

@@ -118,6 +118,7 @@ fn dead_letters_keep_the_payload_bytes_whole() {
         topic: "devices/d1/telemetry".into(),
         payload: payload.clone(),
         client_id: "c1".into(),
+        device_id: Some("d1".into()),
         reason: "payload is not valid JSON".into(),
         received_at: "2025-01-01T00:00:00.000000Z".into(),
         redelivered: false,

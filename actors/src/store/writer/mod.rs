@@ -9,9 +9,11 @@
 //! takes no new request, so the backlog stays in the devices, not in memory.
 
 mod failure;
+mod fleet_writes;
 mod store_writer;
 mod upkeep;
 
 #[cfg(test)]
 pub(super) use failure::FailureKind;
+pub use fleet_writes::PersistFleet;
 pub use store_writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME};

@@ -15,6 +15,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::super::database::{Amendment, Store};
+use super::super::device_state::FleetWrites;
 use super::super::readings::SharedMemtable;
 use super::super::settings::StoreSettings;
 use super::failure::FailureKind;
@@ -77,8 +78,10 @@ pub struct StoreWriter {
     pending: Batch,
     /// Rows in `pending` (a batch message counts each of its readings).
     pub(in crate::store) pending_rows: usize,
+    /// The fleet's device rows and events, written in the next batch's transaction.
+    pub(super) fleet_pending: FleetWrites,
     /// The timer that commits a partial batch after `batch_delay`.
-    flush_timer: Option<SpawnHandle>,
+    pub(super) flush_timer: Option<SpawnHandle>,
     restarts: Restarts,
     /// Why the writer stopped, for the restart's reason.
     pub(super) last_failure: Option<String>,
@@ -120,6 +123,7 @@ impl StoreWriter {
             store: Some(store),
             pending: Vec::new(),
             pending_rows: 0,
+            fleet_pending: FleetWrites::default(),
             flush_timer: None,
             restarts: links.restarts,
             last_failure: None,
@@ -153,11 +157,11 @@ impl StoreWriter {
         }
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
         if let Some(timer) = self.flush_timer.take() {
             ctx.cancel_future(timer);
         }
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.fleet_pending.is_empty() {
             return;
         }
         let batch = mem::take(&mut self.pending);
@@ -174,6 +178,7 @@ impl StoreWriter {
     /// no new request, so the connections stop reading their sockets (backpressure).
     fn commit(&mut self, batch: Batch, ctx: &mut Context<Self>) {
         let started = Instant::now();
+        let fleet = &self.fleet_pending;
         let written = match self.store.as_mut() {
             None => Ok(Err((
                 FailureKind::Broken,
@@ -188,13 +193,14 @@ impl StoreWriter {
                     NotStored("injected store failure".into())
                 )));
                 store
-                    .write(batch.iter().flat_map(|(outcomes, _)| outcomes))
+                    .write_with(batch.iter().flat_map(|(outcomes, _)| outcomes), fleet)
                     .map_err(|e| (e.kind(), NotStored(e.to_string())))
             }),
         };
         let answer = match written {
             Ok(Ok(stats)) => {
                 let took = started.elapsed();
+                self.fleet_pending = FleetWrites::default();
                 if stats.shed.rows > 0 {
                     Event::DeadLettersShed {
                         rows: stats.shed.rows,

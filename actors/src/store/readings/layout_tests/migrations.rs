@@ -43,7 +43,7 @@ fn a_version_2_database_is_migrated_and_its_readings_still_count() {
     }
     let mut store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(2));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 6);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 7);
     let owned = "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'owner'";
     assert_eq!(count(&store.conn, owned), 1, "sessions gained their owner");
     let in_chunk_1 = "SELECT count(*) FROM series WHERE last_chunk = 1";
@@ -116,6 +116,49 @@ fn a_version_4_database_keeps_its_devices_and_logs_their_revocations() {
         logged, expected,
         "a change that keeps the hash is no revocation"
     );
+}
+
+/// What version 7 added, taken away again: a version 6 database, with its rows.
+const BACK_TO_VERSION_6: &str = "
+DROP TABLE device_state;
+DROP TABLE device_events;
+DROP INDEX dead_letters_device;
+ALTER TABLE dead_letters DROP COLUMN device_id;
+PRAGMA user_version = 6;
+";
+
+#[test]
+fn a_version_6_database_gains_the_fleets_tables_and_keeps_its_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    {
+        let mut store = Store::open(&settings).unwrap();
+        let readings = Outcome::accepted(vec![reading("d0", "gps", 1, "{}")]);
+        let mut dead = Outcome::accepted(vec![reading("d0", "gps", 2, "{}")]);
+        if let Outcome::Accepted { origin, .. } = &dead {
+            dead = Outcome::Rejected(origin.dead_letter("payload is not valid JSON".into()));
+        }
+        store.write([&readings, &dead]).unwrap();
+        store.conn.execute_batch(BACK_TO_VERSION_6).unwrap();
+    }
+    let store = Store::open(&settings).unwrap();
+    assert_eq!(store.migrated_from(), Some(6));
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 7);
+    assert_eq!(
+        count(
+            &store.conn,
+            "SELECT count(*) FROM dead_letters WHERE device_id IS NULL"
+        ),
+        1,
+        "the old dead letter is kept, attributed to nobody"
+    );
+    assert_eq!(view_rows(&store).0, 1, "the reading is kept");
+    for table in ["device_state", "device_events"] {
+        let sql = format!("SELECT count(*) FROM {table}");
+        assert_eq!(count(&store.conn, &sql), 0, "{table} exists, empty");
+    }
+    let indexed = "SELECT count(*) FROM sqlite_schema WHERE name = 'dead_letters_device'";
+    assert_eq!(count(&store.conn, indexed), 1);
 }
 
 #[test]

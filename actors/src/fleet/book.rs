@@ -1,0 +1,327 @@
+//! A shard's devices: a map ordered by id (keyset paging by id is a range of it), an
+//! index per status (so `status=late&limit=100` reads about 100 entries whatever the
+//! fleet's size), and the devices each live connection carries (so a connection's end
+//! finds its devices without a scan). Every change of a device goes through `update`,
+//! which keeps the indexes true.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::ops::Bound;
+
+use super::handle::{DeviceCursor, DeviceQuery, DeviceSort};
+#[cfg(test)]
+use super::state::Status;
+use super::state::{Device, DeviceId, DeviceState};
+
+#[derive(Default)]
+pub struct Book {
+    devices: BTreeMap<DeviceId, Device>,
+    by_status: [BTreeSet<DeviceId>; 4],
+    by_connection: HashMap<u64, Vec<DeviceId>>,
+}
+
+impl Book {
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Device> {
+        self.devices.get(id)
+    }
+
+    /// The map's own key for `id` (shared with the indexes and the timers).
+    pub fn key(&self, id: &str) -> Option<DeviceId> {
+        self.devices.get_key_value(id).map(|(k, _)| k.clone())
+    }
+
+    pub fn insert(&mut self, id: DeviceId, device: Device) {
+        self.index(&id, &device);
+        if let Some(old) = self.devices.insert(id.clone(), device) {
+            self.unindex(&id, &old);
+        }
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<(DeviceId, Device)> {
+        let (id, device) = self.devices.remove_entry(id)?;
+        self.unindex(&id, &device);
+        Some((id, device))
+    }
+
+    /// Changes a device, keeping the indexes true.
+    pub fn update<R>(&mut self, id: &str, change: impl FnOnce(&mut Device) -> R) -> Option<R> {
+        let (key, device) = self.devices.get_key_value(id)?;
+        let key = key.clone();
+        let (status, connection) = (device.status(), device.connection_id());
+        let device = self.devices.get_mut(id)?;
+        let answer = change(device);
+        let (new_status, new_connection) = (device.status(), device.connection_id());
+        if new_status != status {
+            self.by_status[status.index()].remove(&key);
+            self.by_status[new_status.index()].insert(key.clone());
+        }
+        if new_connection != connection {
+            if let Some(old) = connection {
+                self.drop_connection(old, &key);
+            }
+            if let Some(new) = new_connection {
+                self.by_connection.entry(new).or_default().push(key);
+            }
+        }
+        Some(answer)
+    }
+
+    /// The devices connection `id` carries.
+    pub fn carried_by(&self, connection: u64) -> Vec<DeviceId> {
+        self.by_connection
+            .get(&connection)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&DeviceId, &Device)> {
+        self.devices.iter()
+    }
+
+    pub fn ids(&self) -> Vec<DeviceId> {
+        self.devices.keys().cloned().collect()
+    }
+
+    /// Devices per status, in `Status::ALL` order.
+    pub fn per_status(&self) -> [i64; 4] {
+        self.by_status.each_ref().map(|s| s.len() as i64)
+    }
+
+    fn index(&mut self, id: &DeviceId, device: &Device) {
+        self.by_status[device.status().index()].insert(id.clone());
+        if let Some(connection) = device.connection_id() {
+            self.by_connection
+                .entry(connection)
+                .or_default()
+                .push(id.clone());
+        }
+    }
+
+    fn unindex(&mut self, id: &DeviceId, device: &Device) {
+        self.by_status[device.status().index()].remove(id);
+        if let Some(connection) = device.connection_id() {
+            self.drop_connection(connection, id);
+        }
+    }
+
+    fn drop_connection(&mut self, connection: u64, id: &DeviceId) {
+        if let Some(carried) = self.by_connection.get_mut(&connection) {
+            carried.retain(|d| d != id);
+            if carried.is_empty() {
+                self.by_connection.remove(&connection);
+            }
+        }
+    }
+
+    /// Up to `query.limit` devices matching it, after its cursor, in its order.
+    pub fn list(&self, query: &DeviceQuery) -> Vec<DeviceState> {
+        let candidates: Box<dyn Iterator<Item = &DeviceId>> = match query.sort {
+            DeviceSort::Id => self.ids_from(query),
+            DeviceSort::LastSeen => match query.status {
+                Some(status) => Box::new(self.by_status[status.index()].iter()),
+                None => Box::new(self.devices.keys()),
+            },
+        };
+        let prefix = query.id_prefix.as_deref().unwrap_or("");
+        let matching = candidates
+            .take_while(|id| query.sort != DeviceSort::Id || id.starts_with(prefix))
+            .filter_map(|id| Some((id, self.devices.get(id)?)))
+            .filter(|(id, device)| matches(query, id, device));
+        match query.sort {
+            DeviceSort::Id => matching
+                .take(query.limit)
+                .map(|(id, device)| device.view(id))
+                .collect(),
+            DeviceSort::LastSeen => {
+                let after = match &query.after {
+                    Some(DeviceCursor::LastSeen { last_seen, id }) => {
+                        Some((Reverse(*last_seen), id.as_str()))
+                    }
+                    _ => None,
+                };
+                // The `limit` first by (last seen, newest first; id): a bounded max-heap.
+                let mut first = BinaryHeap::with_capacity(query.limit + 1);
+                for (id, device) in matching {
+                    let key = (Reverse(device.last_seen.unwrap_or(i64::MIN)), &**id);
+                    if after.is_some_and(|after| key <= after) {
+                        continue;
+                    }
+                    first.push((key, id));
+                    if first.len() > query.limit {
+                        first.pop();
+                    }
+                }
+                let mut first = first.into_vec();
+                first.sort();
+                first
+                    .into_iter()
+                    .filter_map(|(_, id)| Some(self.devices.get(id)?.view(id)))
+                    .collect()
+            }
+        }
+    }
+
+    /// Ids in order from the query's cursor (exclusive) or its prefix, whichever is later.
+    fn ids_from<'a>(&'a self, query: &DeviceQuery) -> Box<dyn Iterator<Item = &'a DeviceId> + 'a> {
+        let after = match &query.after {
+            Some(DeviceCursor::Id(id)) => Some(id.as_str()),
+            _ => None,
+        };
+        let prefix = query.id_prefix.as_deref().filter(|p| !p.is_empty());
+        let start: Bound<&str> = match (after, prefix) {
+            (Some(after), Some(prefix)) if prefix > after => Bound::Included(prefix),
+            (Some(after), _) => Bound::Excluded(after),
+            (None, Some(prefix)) => Bound::Included(prefix),
+            (None, None) => Bound::Unbounded,
+        };
+        let range = (start, Bound::Unbounded);
+        match query.status {
+            Some(status) => Box::new(self.by_status[status.index()].range::<str, _>(range)),
+            None => Box::new(self.devices.range::<str, _>(range).map(|(id, _)| id)),
+        }
+    }
+}
+
+fn matches(query: &DeviceQuery, id: &str, device: &Device) -> bool {
+    query.id_prefix.as_deref().is_none_or(|p| id.starts_with(p))
+        && query.status.is_none_or(|s| device.status() == s)
+        && query
+            .quarantined
+            .is_none_or(|q| device.quarantine.is_some() == q)
+        && query
+            .sensor_type
+            .as_deref()
+            .is_none_or(|t| device.last_of(t).is_some())
+}
+
+/// The statuses whose index a device is in (for tests).
+#[cfg(test)]
+pub fn statuses(book: &Book, id: &str) -> Vec<Status> {
+    Status::ALL
+        .into_iter()
+        .filter(|s| book.by_status[s.index()].contains(id))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::state::Presence;
+    use std::sync::Arc;
+
+    fn device(presence: Presence, last_seen: Option<i64>) -> Device {
+        let mut device = Device::unheard(0, "known");
+        device.presence = presence;
+        device.last_seen = last_seen;
+        device
+    }
+
+    /// d00..d29: every third late, the others online; last seen in id order, d05 never.
+    fn book() -> Book {
+        let mut book = Book::default();
+        for i in 0..30 {
+            let presence = if i % 3 == 0 {
+                Presence::Late
+            } else {
+                Presence::Online
+            };
+            let seen = (i != 5).then_some(i64::from(i) * 1_000);
+            book.insert(Arc::from(format!("d{i:02}")), device(presence, seen));
+        }
+        book
+    }
+
+    fn ids(page: &[DeviceState]) -> Vec<&str> {
+        page.iter().map(|d| d.device_id.as_str()).collect()
+    }
+
+    fn query(limit: usize) -> DeviceQuery {
+        DeviceQuery {
+            limit,
+            ..DeviceQuery::default()
+        }
+    }
+
+    #[test]
+    fn pages_by_id_follow_the_cursor_without_gap_or_repeat() {
+        let book = book();
+        let mut seen = Vec::new();
+        let mut q = query(7);
+        loop {
+            let page = book.list(&q);
+            seen.extend(ids(&page).into_iter().map(str::to_owned));
+            match page.last() {
+                Some(last) if page.len() == 7 => {
+                    q.after = Some(DeviceCursor::Id(last.device_id.clone()))
+                }
+                _ => break,
+            }
+        }
+        let all: Vec<String> = (0..30).map(|i| format!("d{i:02}")).collect();
+        assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn a_status_filter_reads_its_index() {
+        let book = book();
+        let late = DeviceQuery {
+            status: Some(Status::Late),
+            ..query(3)
+        };
+        assert_eq!(ids(&book.list(&late)), ["d00", "d03", "d06"]);
+        let after = DeviceQuery {
+            after: Some(DeviceCursor::Id("d06".into())),
+            ..late
+        };
+        assert_eq!(ids(&book.list(&after)), ["d09", "d12", "d15"]);
+        assert_eq!(statuses(&book, "d03"), [Status::Late]);
+    }
+
+    #[test]
+    fn the_indexes_follow_a_change() {
+        let mut book = book();
+        book.update("d03", |d| d.presence = Presence::Offline);
+        assert_eq!(statuses(&book, "d03"), [Status::Offline]);
+        assert_eq!(book.per_status(), [20, 9, 1, 0]);
+        book.remove("d03");
+        assert_eq!(statuses(&book, "d03"), []);
+        assert_eq!(book.per_status(), [20, 9, 0, 0]);
+    }
+
+    #[test]
+    fn a_prefix_starts_and_ends_the_range() {
+        let book = book();
+        let q = DeviceQuery {
+            id_prefix: Some("d1".into()),
+            ..query(100)
+        };
+        assert_eq!(ids(&book.list(&q)).len(), 10);
+        let after = DeviceQuery {
+            after: Some(DeviceCursor::Id("d0".into())),
+            ..q
+        };
+        assert_eq!(ids(&book.list(&after))[0], "d10");
+    }
+
+    #[test]
+    fn by_last_seen_newest_first_and_never_seen_last() {
+        let book = book();
+        let q = DeviceQuery {
+            sort: DeviceSort::LastSeen,
+            ..query(3)
+        };
+        assert_eq!(ids(&book.list(&q)), ["d29", "d28", "d27"]);
+        let tail = DeviceQuery {
+            after: Some(DeviceCursor::LastSeen {
+                last_seen: 1_000,
+                id: "d01".into(),
+            }),
+            ..q
+        };
+        assert_eq!(ids(&book.list(&tail)), ["d00", "d05"]);
+    }
+}

@@ -1,0 +1,252 @@
+//! What the fleet is told, and by whom: the pipeline tells it what each committed message
+//! was (`Observed`), the device connections when they carry a device and when they end
+//! (`Connected`, `Disconnected`). `FleetFeed` is the cheap handle they use.
+//!
+//! The mailbox policy: an `Observed` is sent with `try_send` after the commit, and if the
+//! shard's mailbox (`fleet.mailbox`) is full it is dropped and counted
+//! (`eliot_fleet_updates_dropped_total`), never waited for: the acks of the messages it
+//! describes must not wait on device state. A dropped update loses those messages'
+//! counts and quality samples; the device's presence is set again by its next message.
+//! `Connected` and `Disconnected` are lifecycle reports, one per connection, sent with
+//! `do_send` like the connections' other lifecycle reports (the endpoint bounds the
+//! connections).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::quality::seq_of;
+use super::quarantine::QuarantineSet;
+use super::shard::FleetShard;
+use crate::message::{utc_micros, Outcome};
+use crate::observe::{Event, Telemetry};
+
+/// Close this connection (a device rotated or deleted): v5 DISCONNECT 0x87, no will.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseConnection {
+    pub why: &'static str,
+}
+
+/// A connection of the device endpoint, as the fleet knows it.
+pub struct Carrier {
+    /// The endpoint's id for it: a replaced connection's late end is told apart by it.
+    pub connection: u64,
+    pub peer: SocketAddr,
+    /// `mqtt-3.1.1` or `mqtt-5`.
+    pub protocol: &'static str,
+    pub closer: Recipient<CloseConnection>,
+}
+
+/// Which way messages came in.
+#[derive(Clone)]
+pub enum Source {
+    /// A device endpoint connection: its devices are online while it is up.
+    Connection(Arc<Carrier>),
+    /// An upstream broker: online while readings come on the device's rhythm.
+    Upstream,
+    /// A will published for a connection that ended: counted, no sign of life.
+    Will,
+}
+
+/// One reading of a message, as the fleet needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoteReading {
+    pub sensor_type: String,
+    pub ts: i64,
+    /// Only for the message's last reading of its sensor type (the one kept).
+    pub data: Option<String>,
+    pub seq: Option<i64>,
+}
+
+/// What one committed message was, for its device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub device_id: String,
+    /// Microseconds since 1970.
+    pub received_at: i64,
+    /// Empty for a dead letter.
+    pub readings: Vec<NoteReading>,
+    pub rejected: bool,
+    /// Dead-lettered because its device is quarantined: not evidence against it.
+    pub quarantined: bool,
+    /// Readings the store already had.
+    pub duplicates: u32,
+}
+
+/// The committed messages of one turn of one source, for one shard.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Observed {
+    pub source: Source,
+    pub notes: Vec<Note>,
+}
+
+/// A connection carries `device_id` (it authenticated as it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connected {
+    pub device_id: String,
+    pub carrier: Arc<Carrier>,
+}
+
+/// The connection `connection` ended, for `reason`.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Disconnected {
+    pub connection: u64,
+    pub reason: String,
+}
+
+/// The shard owning `device_id` among `shards` (FNV-1a: stable across runs, so a
+/// device's row is loaded by the shard that owns it).
+pub fn shard_of(device_id: &str, shards: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in device_id.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100_0000_01b3);
+    }
+    (hash % shards.max(1) as u64) as usize
+}
+
+/// The handle the pipeline and the connections tell the fleet through.
+#[derive(Clone)]
+pub struct FleetFeed {
+    pub(super) shards: Arc<[Addr<FleetShard>]>,
+    pub(super) quarantine: Arc<QuarantineSet>,
+    pub(super) telemetry: Telemetry,
+}
+
+impl FleetFeed {
+    /// Turns accepted messages of quarantined devices into dead letters `quarantined`,
+    /// before they are stored.
+    pub fn quarantine(&self, outcomes: &mut [Outcome]) {
+        if self.quarantine.is_empty() {
+            return;
+        }
+        let accepted = outcomes.iter_mut().filter_map(|o| {
+            let device = match o {
+                Outcome::Accepted { readings, .. } => readings.first()?.device_id.clone(),
+                Outcome::Rejected(_) => return None,
+            };
+            Some((device, o))
+        });
+        let mut accepted: Vec<_> = accepted.collect();
+        let mut quarantined = Vec::new();
+        self.quarantine.check(
+            accepted
+                .iter()
+                .enumerate()
+                .map(|(i, (d, _))| (d.as_str(), i)),
+            |i, why| quarantined.push((i, why.to_owned())),
+        );
+        for (i, why) in quarantined {
+            let outcome = &mut *accepted[i].1;
+            if let Outcome::Accepted { origin, .. } = outcome {
+                *outcome = Outcome::Rejected(origin.dead_letter(format!("quarantined: {why}")));
+            }
+        }
+    }
+
+    /// What each outcome will tell its device's shard, once committed (`None`: nobody's).
+    pub fn notes(outcomes: &[Outcome]) -> Vec<Option<Note>> {
+        outcomes.iter().map(note_of).collect()
+    }
+
+    /// Tells the shards what was committed, dropping (and counting) what a full mailbox
+    /// cannot take.
+    pub fn observe(&self, source: &Source, notes: impl IntoIterator<Item = Note>) {
+        let n = self.shards.len();
+        let mut by_shard: Vec<Vec<Note>> = (0..n).map(|_| Vec::new()).collect();
+        for note in notes {
+            by_shard[shard_of(&note.device_id, n)].push(note);
+        }
+        for (shard, notes) in self.shards.iter().zip(by_shard) {
+            if notes.is_empty() {
+                continue;
+            }
+            let count = notes.len();
+            let observed = Observed {
+                source: source.clone(),
+                notes,
+            };
+            if let Err(SendError::Full(_)) = shard.try_send(observed) {
+                Event::FleetUpdateDropped { messages: count }.emit(&self.telemetry);
+            }
+        }
+    }
+
+    pub fn connected(&self, device_id: &str, carrier: Arc<Carrier>) {
+        let shard = &self.shards[shard_of(device_id, self.shards.len())];
+        shard.do_send(Connected {
+            device_id: device_id.to_owned(),
+            carrier,
+        });
+    }
+
+    /// Every shard hears of it: a connection may have carried devices of any shard.
+    pub fn disconnected(&self, connection: u64, reason: &str) {
+        let ended = Disconnected {
+            connection,
+            reason: reason.to_owned(),
+        };
+        for shard in self.shards.iter() {
+            shard.do_send(ended.clone());
+        }
+    }
+}
+
+fn note_of(outcome: &Outcome) -> Option<Note> {
+    match outcome {
+        Outcome::Accepted { readings, origin } => {
+            let device_id = readings.first()?.device_id.clone();
+            let mut notes: Vec<NoteReading> = Vec::with_capacity(readings.len());
+            // Walked from the end: the first of a type met is the message's last of it.
+            let mut types_seen: Vec<&str> = Vec::new();
+            for r in readings.iter().rev() {
+                let last_of_type = !types_seen.contains(&r.sensor_type.as_str());
+                if last_of_type {
+                    types_seen.push(&r.sensor_type);
+                }
+                notes.push(NoteReading {
+                    sensor_type: r.sensor_type.clone(),
+                    ts: utc_micros(&r.ts).unwrap_or(0),
+                    data: last_of_type.then(|| r.data.clone()),
+                    seq: seq_of(&r.data),
+                });
+            }
+            notes.reverse();
+            Some(Note {
+                device_id,
+                received_at: origin.received_micros(),
+                readings: notes,
+                rejected: false,
+                quarantined: false,
+                duplicates: 0,
+            })
+        }
+        Outcome::Rejected(dead) => Some(Note {
+            device_id: dead.device_id.clone()?,
+            received_at: utc_micros(&dead.received_at).unwrap_or(0),
+            readings: Vec::new(),
+            rejected: true,
+            quarantined: dead.reason.starts_with("quarantined: "),
+            duplicates: 0,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_always_lands_on_the_same_shard() {
+        let a = shard_of("robot_001", 4);
+        assert!((0..10).all(|_| shard_of("robot_001", 4) == a));
+        let spread: std::collections::BTreeSet<_> =
+            (0..100).map(|i| shard_of(&format!("d{i}"), 4)).collect();
+        assert_eq!(spread.len(), 4, "ids spread over every shard");
+    }
+}

@@ -1,0 +1,101 @@
+//! The fleet: every known device's live state, owned by shard actors (a device's shard is
+//! a hash of its id), changed only by messages: presence from connections and from each
+//! device's own rhythm, data quality, quarantine; persisted through the store writer's
+//! batches and reloaded at start.
+//!
+//! - `shard.rs`: `FleetShard`, the actor (load, timers, hand-over to the store writer);
+//!   `heard.rs` what it makes of what it hears, `requests.rs` what the handle asks.
+//! - `state.rs`: a device as a shard keeps it (compact) and as it is handed out.
+//! - `book.rs`: a shard's devices, ordered by id, with an index per status and per
+//!   connection.
+//! - `rhythm.rs`: the reporting interval's running estimate; `timers.rs`: the deadline
+//!   heap (timers, not scans); `quality.rs`: the quality signals; `quarantine.rs`:
+//!   thresholds, the shared set of quarantined ids the pipeline checks, and how quarantine
+//!   relates to the device guard.
+//! - `persist.rs`: a device's row and back, and how presence resumes after a restart.
+//! - `feed.rs`: what the pipeline and the connections tell the fleet (`FleetFeed`);
+//!   `handle.rs`: what the rest of Eliot asks it (`FleetHandle`).
+//! - `settings.rs`: the `[fleet]` section.
+//!
+//! Presence: a device carried by a connection of the device endpoint is online from the
+//! moment the connection authenticated as it (or carried its first committed message)
+//! until that connection ends (offline at once, with the reason). Upstream, a device is
+//! online when its readings arrive. Either way it is late once it misses its own rhythm
+//! (`rhythm.rs`), and without a live connection offline after a longer bound.
+
+mod book;
+mod feed;
+mod handle;
+mod heard;
+mod persist;
+mod quality;
+mod quarantine;
+mod requests;
+mod rhythm;
+mod settings;
+mod shard;
+mod state;
+mod timers;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::Addr;
+
+pub use feed::{Carrier, CloseConnection, FleetFeed, Source};
+pub use handle::{
+    BadCursor, DeviceCursor, DevicePage, DeviceQuery, DeviceSort, FleetError, FleetHandle,
+    Released, MAX_PAGE,
+};
+pub use quarantine::QuarantineSet;
+pub use requests::FlushNow;
+pub use settings::FleetSettings;
+pub use shard::{FleetShard, ShardLinks, Tracked};
+pub use state::{
+    Counts, DeviceEvent, DeviceState, LastReadingState, Presence, QualityState, QuarantineState,
+    RhythmState, Status,
+};
+
+use crate::observe::Telemetry;
+
+/// The running fleet: its shards, the feed the pipeline and connections tell it through,
+/// and the handle the rest of Eliot asks it through.
+#[derive(Clone)]
+pub struct Fleet {
+    pub shards: Arc<[Addr<FleetShard>]>,
+    pub feed: FleetFeed,
+    pub handle: FleetHandle,
+}
+
+impl Fleet {
+    pub fn new(
+        shards: Vec<Addr<FleetShard>>,
+        quarantine: Arc<QuarantineSet>,
+        db_path: PathBuf,
+        telemetry: &Telemetry,
+    ) -> Fleet {
+        let shards: Arc<[Addr<FleetShard>]> = shards.into();
+        Fleet {
+            feed: FleetFeed {
+                shards: shards.clone(),
+                quarantine,
+                telemetry: telemetry.clone(),
+            },
+            handle: FleetHandle {
+                shards: shards.clone(),
+                db_path: Arc::new(db_path),
+            },
+            shards,
+        }
+    }
+
+    /// Hands every shard's pending changes to the store writer, and waits until it took
+    /// them (before the store's thread stops, at shutdown).
+    pub async fn flush(&self) {
+        let flushes = self.shards.iter().map(|s| s.send(FlushNow));
+        futures_util::future::join_all(flushes).await;
+    }
+}
+
+#[cfg(test)]
+mod handle_tests;

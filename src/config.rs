@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use eliot_actors::{
     AuthSettings, BreakersSettings, EndpointSettings, HealthSettings, IngestSettings, Problems,
-    ProcessorSettings, RestartSettings, StoreSettings, TlsSettings, TreeSettings, UpstreamSettings,
+    ProcessorSettings, ReplaySettings, RestartSettings, StoreSettings, TlsSettings, TreeSettings,
+    UpstreamSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,8 @@ pub struct Config {
     pub tls: TlsSettings,
     /// What the events count.
     pub metrics: MetricsSettings,
+    /// Replaying dead letters: how much one call may take up.
+    pub replay: ReplaySettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -277,6 +280,7 @@ impl Config {
             upstream: &self.upstream,
             auth: &self.auth,
             tls: &self.tls,
+            replay: &self.replay,
         }
     }
 

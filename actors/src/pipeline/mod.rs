@@ -5,8 +5,11 @@
 //!   request, resolving only after the commit, so that the caller may then ack.
 //! - `budget`: the `ByteBudget` of payload bytes held between receipt and commit, which
 //!   both ways in draw on, so that a slow store stops the reading of every socket.
+//! - `replay`: the `Replayer`, which takes dead letters up again through today's rules,
+//!   each leaving the dead letters in the transaction that stores its readings.
 
 mod budget;
+mod replay;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +24,9 @@ use crate::observe::{Metrics, Queued};
 use crate::store::{persist, Amendment, NotStored, StoreWriter};
 
 pub use budget::{ByteBudget, BytePermit};
+pub use replay::{
+    ReplayError, ReplayIdentity, ReplayOutcome, ReplayPage, ReplaySettings, Replayed, Replayer,
+};
 
 /// How a committed message was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +86,10 @@ impl Pipeline {
             for (index, amendment) in persist(&store, outcomes, storing).await? {
                 ingested[index] = match amendment {
                     Amendment::Redelivered => Ingested::Redelivered,
-                    Amendment::DeadLettered => Ingested::DeadLettered,
+                    // Replays only (`replay.rs`): nothing here is one.
+                    Amendment::DeadLettered | Amendment::StillRefused(_) | Amendment::Gone => {
+                        Ingested::DeadLettered
+                    }
                 };
             }
             Ok(ingested)
@@ -101,6 +110,7 @@ impl Pipeline {
             identity,
             received_at: OffsetDateTime::now_utc(),
             redelivered,
+            replay_of: None,
         }
     }
 }

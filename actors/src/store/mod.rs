@@ -16,11 +16,14 @@
 //! - `sessions/`: device sessions, durable so that Session Present survives a crash: the
 //!   rows, the writer's requests, and the endpoint's handle.
 //! - `dead_letters.rs`: the dead letters' byte quota, the oldest shed first.
+//! - `replay.rs`: the dead letters a replay takes up again, by id or by filter (their
+//!   rows leave in the transaction that stores their readings: `Store::write`).
 //! - `settings.rs`: the `[store]` section.
 
 mod database;
 mod dead_letters;
 mod readings;
+mod replay;
 mod sessions;
 mod settings;
 mod writer;
@@ -29,6 +32,7 @@ mod writer;
 pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};
 pub use readings::{Reader, StoredReading};
+pub use replay::{DeadLetterFilter, KeptDeadLetter, LoadDeadLetters, Selection};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use settings::StoreSettings;
 pub use writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

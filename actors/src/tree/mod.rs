@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::endpoint::{Adopter, DeviceEndpoint, EndpointLinks, StopIntake, StopTls, TlsListener};
-use crate::identity::Authenticator;
+use crate::identity::{AuthMode, Authenticator};
 use crate::ingest::Rules;
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::{ByteBudget, Pipeline};
+use crate::pipeline::{ByteBudget, Pipeline, ReplayIdentity, Replayer};
 use crate::store::{Reader, Sessions, Store, StoreWriter};
 use crate::supervision::{
     readiness, DeviceGuard, Escalation, HealthMonitor, HealthProbe, HealthReport, Ping,
@@ -44,6 +44,8 @@ pub struct Tree {
     pub store_writer: Addr<StoreWriter>,
     /// The store's read API, for the HTTP API.
     pub reader: Reader,
+    /// Replays dead letters through today's rules, for the HTTP API.
+    pub replayer: Replayer,
     /// The store writer's thread (its commits block), stopped after the drain.
     store_thread: Arbiter,
     /// Children past their restart intensity report here.
@@ -100,6 +102,17 @@ impl Tree {
             store_writer.clone(),
             telemetry.metrics().clone(),
         );
+        // A replay is bound to its sender's identity wherever clients authenticate.
+        let identity = match settings.auth.mode {
+            AuthMode::None => ReplayIdentity::Unbound,
+            _ => ReplayIdentity::ClientId,
+        };
+        let replayer = Replayer::new(
+            pipeline.clone(),
+            settings.replay.clone(),
+            identity,
+            telemetry,
+        );
         // One budget of payload bytes held between receipt and commit, whichever way in.
         let budget = ByteBudget::new(
             settings.mqtt.max_in_flight_bytes,
@@ -149,6 +162,7 @@ impl Tree {
             tls,
             store_writer,
             reader,
+            replayer,
             store_thread,
             escalations,
             escalate: children.escalate,

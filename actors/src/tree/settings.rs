@@ -8,6 +8,7 @@ use rustls::ServerConfig;
 use crate::endpoint::EndpointSettings;
 use crate::identity::{check_mode, server_config, AuthSettings, ServerTlsError, TlsSettings};
 use crate::ingest::{IngestSettings, ProcessorSettings, TopicPattern};
+use crate::pipeline::ReplaySettings;
 use crate::settings::Problems;
 use crate::store::{StoreError, StoreSettings};
 use crate::supervision::{BreakersSettings, HealthSettings, RestartSettings};
@@ -25,6 +26,7 @@ pub struct TreeSettings<'a> {
     pub upstream: &'a UpstreamSettings,
     pub auth: &'a AuthSettings,
     pub tls: &'a TlsSettings,
+    pub replay: &'a ReplaySettings,
 }
 
 impl TreeSettings<'_> {
@@ -41,6 +43,7 @@ impl TreeSettings<'_> {
         self.validate_upstream_topics(problems);
         problems.section("auth", |p| self.auth.validate(p));
         problems.section("tls", |p| self.tls.validate(p));
+        problems.section("replay", |p| self.replay.validate(p));
         self.validate_listeners(problems);
     }
 

@@ -189,6 +189,17 @@ fn every_example() -> Vec<Example> {
             messages: 3,
             error: "store failed",
         }),
+        example(Event::DeadLettersReplayed {
+            accepted: 3,
+            rejected: 2,
+            gone: 1,
+            took,
+        }),
+        example(Event::DeviceReadingsPurged {
+            device_id: "robot_001",
+            readings: 12,
+            took,
+        }),
         example(Event::StartFailed {
             error: "address in use",
         }),

@@ -260,7 +260,7 @@ impl StoreWriter {
                 Some(all) => {
                     let mut own = Vec::new();
                     while let Some((i, how)) = all.next_if(|(i, _)| *i < end) {
-                        own.push((i - offset, *how));
+                        own.push((i - offset, how.clone()));
                     }
                     Ok(own)
                 }

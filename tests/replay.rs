@@ -1,0 +1,205 @@
+//! Replaying dead letters in a running Eliot, through the `Replayer` its HTTP API calls:
+//! messages from real MQTT clients, refused under one configuration, taken up again under
+//! another. The black-box versions, over HTTP against the `eliot` binary, are in
+//! tests/blackbox once the API routes exist.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use eliot_actors::{credentials, AuthMode, ReplayOutcome, Store};
+use rumqttc::QoS;
+
+/// The fault point these tests set is global to this process: one test at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A reading of `device` whose `data` holds a string of `len` bytes.
+fn long_reading(device: &str, n: u64, len: usize) -> String {
+    reading(device, n).replace(
+        "\"celsius\":",
+        &format!("\"note\":\"{}\",\"celsius\":", "x".repeat(len)),
+    )
+}
+
+/// Eliot on the database in `dir`, strings in `data` limited to `max_string_len` bytes.
+fn eliot_on(dir: &Path, max_string_len: usize, mode: AuthMode) -> Eliot {
+    let dir = dir.to_owned();
+    Eliot::start_with(move |config| {
+        config.store.data_dir = dir;
+        config.ingest.max_string_len = max_string_len;
+        config.auth.mode = mode;
+    })
+}
+
+fn count(dir: &Path, sql: &str) -> i64 {
+    outside::default_reader().number(&dir.join("eliot.db"), sql)
+}
+
+/// A reading refused by a limit is replayed once the limit is raised: it is stored, and
+/// its dead letter is gone; replayed again, it is gone; the one still too long stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_made_valid_by_a_configuration_change_is_stored_and_leaves() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let data = tempfile::tempdir().unwrap();
+    let eliot = eliot_on(data.path(), 1024, AuthMode::None);
+    let mut device = Device::connect(eliot.addr, "robot_r");
+    let payloads = vec![
+        long_reading("robot_r", 1, 2000),
+        long_reading("robot_r", 2, 9000),
+    ];
+    assert_eq!(
+        device
+            .publish_all("robot_r", payloads, QoS::AtLeastOnce)
+            .await,
+        2
+    );
+    device.disconnect().await;
+    eliot.stop().await;
+    assert_eq!(count(data.path(), "SELECT count(*) FROM dead_letters"), 2);
+
+    let eliot = eliot_on(data.path(), 4096, AuthMode::None);
+    let replayed = eliot.replayer.replay(&[2, 1, 1, 7]).await.unwrap();
+    let outcomes: Vec<(i64, &ReplayOutcome)> =
+        replayed.iter().map(|r| (r.id, &r.outcome)).collect();
+    assert_eq!(outcomes.len(), 3, "each id once: {outcomes:?}");
+    assert_eq!(outcomes[1], (1, &ReplayOutcome::Accepted { readings: 1 }));
+    assert_eq!(outcomes[2], (7, &ReplayOutcome::Gone));
+    let (2, ReplayOutcome::Rejected { reason }) = outcomes[0] else {
+        panic!("{outcomes:?}")
+    };
+    assert!(reason.contains("4096"), "today's reason: {reason}");
+    assert_eq!(
+        count(
+            data.path(),
+            "SELECT count(*) FROM readings WHERE device_id = 'robot_r'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(data.path(), "SELECT group_concat(id) FROM dead_letters"),
+        2
+    );
+    let again = eliot.replayer.replay(&[1]).await.unwrap();
+    assert_eq!(again[0].outcome, ReplayOutcome::Gone);
+    eliot.stop().await;
+}
+
+/// Where devices authenticate, a replay is its sender's: a device's message on another
+/// device's topic stays refused, whatever the limits now, and a device removed since
+/// cannot have its messages replayed at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_never_lets_in_what_its_sender_could_not_send() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let data = tempfile::tempdir().unwrap();
+    let eliot = eliot_on(data.path(), 1024, AuthMode::Password);
+    let admin = Store::admin(&eliot.config.store, false).unwrap();
+    let secret = credentials::add(&admin, "robot_a").unwrap();
+    credentials::add(&admin, "robot_b").unwrap();
+    let mut options = options(eliot.addr, "robot_a");
+    options.set_credentials("robot_a", secret.expose());
+    let mut device = Device::connect_with(options);
+    // As robot_b (its topic and payload), and a too-long reading of its own.
+    let payloads = vec![reading("robot_b", 1)];
+    assert_eq!(
+        device
+            .publish_all("robot_b", payloads, QoS::AtLeastOnce)
+            .await,
+        1
+    );
+    let payloads = vec![
+        long_reading("robot_a", 2, 2000),
+        long_reading("robot_a", 3, 2000),
+    ];
+    assert_eq!(
+        device
+            .publish_all("robot_a", payloads, QoS::AtLeastOnce)
+            .await,
+        2
+    );
+    device.disconnect().await;
+    eliot.stop().await;
+
+    let eliot = eliot_on(data.path(), 4096, AuthMode::Password);
+    let replayed = eliot.replayer.replay(&[1, 2]).await.unwrap();
+    let ReplayOutcome::Rejected { reason } = &replayed[0].outcome else {
+        panic!("{replayed:?}")
+    };
+    assert!(reason.contains("robot_a"), "bound to its sender: {reason}");
+    assert_eq!(replayed[1].outcome, ReplayOutcome::Accepted { readings: 1 });
+    credentials::remove(
+        &Store::admin(&eliot.config.store, false).unwrap(),
+        "robot_a",
+    )
+    .unwrap();
+    let replayed = eliot.replayer.replay(&[3]).await.unwrap();
+    let ReplayOutcome::Rejected { reason } = &replayed[0].outcome else {
+        panic!("{replayed:?}")
+    };
+    assert!(reason.contains("not provisioned"), "{reason}");
+    assert_eq!(
+        count(
+            data.path(),
+            "SELECT count(*) FROM readings WHERE device_id = 'robot_b'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            data.path(),
+            "SELECT count(*) FROM dead_letters WHERE id IN (1, 3)"
+        ),
+        2,
+        "both refused again, kept"
+    );
+    eliot.stop().await;
+}
+
+/// The store writer fails (a panic) after a replay's dead letter was deleted and before
+/// its readings were inserted: neither happened; the same replay then succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_between_the_delete_and_the_insert_leaves_the_dead_letter_and_no_reading() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let data = tempfile::tempdir().unwrap();
+    let eliot = eliot_on(data.path(), 1024, AuthMode::None);
+    let mut device = Device::connect(eliot.addr, "robot_f");
+    let payloads = vec![long_reading("robot_f", 1, 2000)];
+    assert_eq!(
+        device
+            .publish_all("robot_f", payloads, QoS::AtLeastOnce)
+            .await,
+        1
+    );
+    device.disconnect().await;
+    eliot.stop().await;
+
+    let eliot = eliot_on(data.path(), 4096, AuthMode::None);
+    fail::cfg(
+        "store::replay",
+        "1*panic(between the delete and the insert)",
+    )
+    .unwrap();
+    let failed = eliot.replayer.replay(&[1]).await;
+    fail::remove("store::replay");
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(count(data.path(), "SELECT count(*) FROM dead_letters"), 1);
+    assert_eq!(count(data.path(), "SELECT count(*) FROM readings"), 0);
+    // The writer restarts (after its backoff) and the replay goes through.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let replayed = loop {
+        match eliot.replayer.replay(&[1]).await {
+            Ok(replayed) => break replayed,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("the writer did not come back: {e}"),
+        }
+    };
+    assert_eq!(replayed[0].outcome, ReplayOutcome::Accepted { readings: 1 });
+    assert_eq!(count(data.path(), "SELECT count(*) FROM dead_letters"), 0);
+    assert_eq!(count(data.path(), "SELECT count(*) FROM readings"), 1);
+    eliot.stop().await;
+}

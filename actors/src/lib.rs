@@ -69,7 +69,9 @@ mod upstream;
 
 // The public surface: what the shell (`src/`), the tests and the examples use.
 pub use endpoint::{Adopter, EndpointSettings, Transport};
-pub use identity::{credentials, AuthMode, AuthSettings, TlsSettings};
+pub use identity::{
+    credentials, AuthMode, AuthSettings, Provisioning, ProvisioningError, TlsSettings,
+};
 pub use ingest::{validate, IngestSettings, ProcessorSettings, Rules};
 pub use message::{format_micros, format_utc, is_device_id, rfc3339_micros};
 pub use mqtt::{CodecError, MqttCodec};

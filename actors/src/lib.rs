@@ -79,7 +79,9 @@ pub use observe::{CapturedLogs, Event, Fields, Metrics, Telemetry};
 pub use pipeline::{ReplayError, ReplayOutcome, ReplayPage, ReplaySettings, Replayed, Replayer};
 pub use secret::Secret;
 pub use settings::Problems;
-pub use store::{DeadLetterFilter, Reader, Store, StoreError, StoreSettings, StoredReading};
+pub use store::{
+    DeadLetterFilter, NotStored, Purger, Reader, Store, StoreError, StoreSettings, StoredReading,
+};
 // `Ping` is what an `answers_pings!` expansion answers, in the shell too.
 pub use supervision::{
     BreakerSettings, BreakerState, BreakersSettings, ChildState, DeviceBreakerSettings, Escalation,

@@ -53,6 +53,8 @@ pub struct Eliot {
     pub metrics: Arc<Metrics>,
     /// Replays dead letters in this Eliot (what the HTTP API's replay routes call).
     pub replayer: eliot_actors::Replayer,
+    /// Purges devices' readings in this Eliot (what `DELETE /devices/{id}?purge` calls).
+    pub purger: eliot_actors::Purger,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -118,7 +120,9 @@ impl Eliot {
                     Ok(server) => server,
                     Err(e) => return started.send(Err(e.to_string())).unwrap(),
                 };
-                started.send(Ok(server.replayer())).unwrap();
+                started
+                    .send(Ok((server.replayer(), server.purger())))
+                    .unwrap();
                 let requests = serve_commands(inbox, &server);
                 match server.run(requests).await {
                     (Ending::Requested(Some(reply)), report) => {
@@ -131,7 +135,7 @@ impl Eliot {
                 }
             })
         });
-        let replayer = ready.recv().unwrap().expect("Eliot starts");
+        let (replayer, purger) = ready.recv().unwrap().expect("Eliot starts");
         Eliot {
             addr,
             http_addr,
@@ -142,6 +146,7 @@ impl Eliot {
             escalated: Some(escalated),
             metrics,
             replayer,
+            purger,
             thread: Some(thread),
         }
     }

@@ -16,12 +16,15 @@
 //! - `sessions/`: device sessions, durable so that Session Present survives a crash: the
 //!   rows, the writer's requests, and the endpoint's handle.
 //! - `dead_letters.rs`: the dead letters' byte quota, the oldest shed first.
+//! - `purge.rs`: deleting every reading of a device, a bounded step at a time between
+//!   commits, answered once done.
 //! - `replay.rs`: the dead letters a replay takes up again, by id or by filter (their
 //!   rows leave in the transaction that stores their readings: `Store::write`).
 //! - `settings.rs`: the `[store]` section.
 
 mod database;
 mod dead_letters;
+mod purge;
 mod readings;
 mod replay;
 mod sessions;
@@ -31,6 +34,7 @@ mod writer;
 #[cfg(test)]
 pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};
+pub use purge::Purger;
 pub use readings::{Reader, StoredReading};
 pub use replay::{DeadLetterFilter, KeptDeadLetter, LoadDeadLetters, Selection};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};

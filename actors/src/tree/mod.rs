@@ -16,7 +16,7 @@ use crate::identity::{AuthMode, Authenticator};
 use crate::ingest::Rules;
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::{ByteBudget, Pipeline, ReplayIdentity, Replayer};
-use crate::store::{Reader, Sessions, Store, StoreWriter};
+use crate::store::{Purger, Reader, Sessions, Store, StoreWriter};
 use crate::supervision::{
     readiness, DeviceGuard, Escalation, HealthMonitor, HealthProbe, HealthReport, Ping,
     RestartSettings, Restarts, StoreProgress,
@@ -221,6 +221,11 @@ impl Tree {
 
     pub async fn health(&self) -> Option<HealthReport> {
         self.health_probe().report().await
+    }
+
+    /// Purges devices' readings in the store writer, for the HTTP API.
+    pub fn purger(&self) -> Purger {
+        Purger::new(self.store_writer.clone())
     }
 
     /// Asks for health reports from anywhere (another thread, an HTTP handler).

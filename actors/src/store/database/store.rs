@@ -76,7 +76,7 @@ pub struct Store {
     dead_letter_quota: u64,
     /// The memtable, the chunks and what is merged where.
     pub(in crate::store) tiers: Tiers,
-    pace: MergePace,
+    pub(in crate::store) pace: MergePace,
     /// Microseconds; `None`: readings are kept for ever.
     retention: Option<i64>,
     /// When chunks were last checked against the retention.
@@ -177,7 +177,7 @@ impl Store {
 
     /// The database file is still the one opened, and still a SQLite database: SQLite
     /// itself would notice neither until it reopens the file, after acking more.
-    fn check_file(&self) -> Result<(), StoreError> {
+    pub(in crate::store) fn check_file(&self) -> Result<(), StoreError> {
         let path = || self.path.clone();
         if db_file::has_moved(&self.conn).map_err(naming(&self.path))? {
             return Err(StoreError::Moved { path: path() });

@@ -12,6 +12,5 @@ mod failure;
 mod store_writer;
 mod upkeep;
 
-#[cfg(test)]
 pub(super) use failure::FailureKind;
 pub use store_writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME};

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
@@ -14,7 +13,7 @@ use eliot_actors::{credentials, AuthMode, ReplayOutcome, Store};
 use rumqttc::QoS;
 
 /// The fault point these tests set is global to this process: one test at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A reading of `device` whose `data` holds a string of `len` bytes.
 fn long_reading(device: &str, n: u64, len: usize) -> String {
@@ -42,7 +41,7 @@ fn count(dir: &Path, sql: &str) -> i64 {
 /// its dead letter is gone; replayed again, it is gone; the one still too long stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_made_valid_by_a_configuration_change_is_stored_and_leaves() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
     let eliot = eliot_on(data.path(), 1024, AuthMode::None);
     let mut device = Device::connect(eliot.addr, "robot_r");
@@ -92,7 +91,7 @@ async fn a_dead_letter_made_valid_by_a_configuration_change_is_stored_and_leaves
 /// cannot have its messages replayed at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_never_lets_in_what_its_sender_could_not_send() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
     let eliot = eliot_on(data.path(), 1024, AuthMode::Password);
     let admin = Store::admin(&eliot.config.store, false).unwrap();
@@ -161,7 +160,7 @@ async fn a_replay_never_lets_in_what_its_sender_could_not_send() {
 /// its readings were inserted: neither happened; the same replay then succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_between_the_delete_and_the_insert_leaves_the_dead_letter_and_no_reading() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
     let eliot = eliot_on(data.path(), 1024, AuthMode::None);
     let mut device = Device::connect(eliot.addr, "robot_f");

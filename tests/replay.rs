@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use eliot_actors::{credentials, AuthMode, ReplayOutcome, Store};
+use eliot_actors::{credentials, AuthMode, DeadLetterFilter, ReplayError, ReplayOutcome, Store};
 use rumqttc::QoS;
 
 /// The fault point these tests set is global to this process: one test at a time.
@@ -30,6 +30,7 @@ fn eliot_on(dir: &Path, max_string_len: usize, mode: AuthMode) -> Eliot {
         config.store.data_dir = dir;
         config.ingest.max_string_len = max_string_len;
         config.auth.mode = mode;
+        config.replay.max_rows = 20;
     })
 }
 
@@ -200,5 +201,84 @@ async fn a_failure_between_the_delete_and_the_insert_leaves_the_dead_letter_and_
     assert_eq!(replayed[0].outcome, ReplayOutcome::Accepted { readings: 1 });
     assert_eq!(count(data.path(), "SELECT count(*) FROM dead_letters"), 0);
     assert_eq!(count(data.path(), "SELECT count(*) FROM readings"), 1);
+    eliot.stop().await;
+}
+
+/// A replay by filter takes up what matches, `replay.max_rows` (20 here) at most a call, in
+/// id order, and says where the next call goes on; what it refuses again stays and is not
+/// taken up twice by the same walk. Too many ids in one call are refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_by_filter_walks_the_matching_dead_letters_a_bounded_page_at_a_time() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let eliot = eliot_on(data.path(), 1024, AuthMode::None);
+    let mut walked = Device::connect(eliot.addr, "robot_m");
+    let mut other = Device::connect(eliot.addr, "robot_n");
+    let mut payloads: Vec<String> = (0..30).map(|n| long_reading("robot_m", n, 2000)).collect();
+    payloads.extend((0..10).map(|n| format!("not json {n}")));
+    assert_eq!(
+        walked
+            .publish_all("robot_m", payloads, QoS::AtLeastOnce)
+            .await,
+        40
+    );
+    let payloads = (0..5).map(|n| long_reading("robot_n", n, 2000)).collect();
+    assert_eq!(
+        other
+            .publish_all("robot_n", payloads, QoS::AtLeastOnce)
+            .await,
+        5
+    );
+    walked.disconnect().await;
+    other.disconnect().await;
+    eliot.stop().await;
+
+    let eliot = eliot_on(data.path(), 4096, AuthMode::None);
+    let too_many = eliot.replayer.replay(&[1; 101]).await;
+    assert!(matches!(
+        too_many,
+        Err(ReplayError::TooManyIds {
+            given: 101,
+            max: 100
+        })
+    ));
+    let filter = DeadLetterFilter {
+        device: Some("robot_m".into()),
+        ..DeadLetterFilter::default()
+    };
+    let (mut after, mut pages, mut accepted, mut rejected) = (0, 0, 0, 0);
+    loop {
+        let page = eliot
+            .replayer
+            .replay_matching(&filter, after, 25)
+            .await
+            .unwrap();
+        assert!(page.replayed.len() <= 20, "bounded by replay.max_rows");
+        assert!(
+            page.replayed.iter().all(|r| r.id > after),
+            "past the cursor"
+        );
+        for replayed in &page.replayed {
+            match &replayed.outcome {
+                ReplayOutcome::Accepted { readings: 1 } => accepted += 1,
+                ReplayOutcome::Rejected { .. } => rejected += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        pages += 1;
+        match page.next_after {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!((pages, accepted, rejected), (2, 30, 10));
+    let of = |device| format!("SELECT count(*) FROM readings WHERE device_id = '{device}'");
+    assert_eq!(count(data.path(), &of("robot_m")), 30);
+    assert_eq!(
+        count(data.path(), &of("robot_n")),
+        0,
+        "not matched, not replayed"
+    );
+    assert_eq!(count(data.path(), "SELECT count(*) FROM dead_letters"), 15);
     eliot.stop().await;
 }

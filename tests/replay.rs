@@ -1,7 +1,8 @@
 //! Replaying dead letters in a running Eliot, through the `Replayer` its HTTP API calls:
-//! messages from real MQTT clients, refused under one configuration, taken up again under
-//! another. The black-box versions, over HTTP against the `eliot` binary, are in
-//! tests/blackbox once the API routes exist.
+//! messages from real MQTT clients, refused by the `eliot` binary under one configuration
+//! (devices provisioned with `eliot device`), taken up again by an Eliot started on the same
+//! database under another, and the database read with the sqlite3 shell. The versions over
+//! HTTP, wholly against the binary, come with the API's routes.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use eliot_actors::{credentials, AuthMode, DeadLetterFilter, ReplayError, ReplayOutcome, Store};
+use eliot_actors::{AuthMode, DeadLetterFilter, ReplayError, ReplayOutcome};
 use rumqttc::QoS;
 
 /// The fault point these tests set is global to this process: one test at a time.
@@ -34,6 +35,37 @@ fn eliot_on(dir: &Path, max_string_len: usize, mode: AuthMode) -> Eliot {
     })
 }
 
+/// The `eliot` binary on the database in `dir`, strings in `data` limited to 1,024 bytes.
+fn binary_on(dir: &Path, mode: &str) -> process::EliotProcess {
+    let mut launch = process::Launch::new(dir, process::free_addr())
+        .config("[ingest]\nmax_string_len = 1024\n")
+        .env("ELIOT_AUTH_MODE", mode);
+    launch.log = Some(dir.join("eliot.log"));
+    launch.start()
+}
+
+/// Stops it with SIGTERM: it drains, and exits 0.
+async fn stop_binary(eliot: process::EliotProcess) {
+    let (status, _) = tokio::task::spawn_blocking(move || eliot.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// `eliot device ARGS` on the database in `dir`; its last line (a secret, for `add`).
+fn device_command(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eliot"))
+        .arg("device")
+        .args(args)
+        .env("ELIOT_ENV", "test")
+        .env("ELIOT_DATA_DIR", dir)
+        .output()
+        .expect("eliot device runs");
+    assert!(out.status.success(), "eliot device {args:?}: {out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout.lines().last().unwrap_or_default().to_owned()
+}
+
 fn count(dir: &Path, sql: &str) -> i64 {
     outside::default_reader().number(&dir.join("eliot.db"), sql)
 }
@@ -44,7 +76,7 @@ fn count(dir: &Path, sql: &str) -> i64 {
 async fn a_dead_letter_made_valid_by_a_configuration_change_is_stored_and_leaves() {
     let _one = ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
-    let eliot = eliot_on(data.path(), 1024, AuthMode::None);
+    let eliot = binary_on(data.path(), "none");
     let mut device = Device::connect(eliot.addr, "robot_r");
     let payloads = vec![
         long_reading("robot_r", 1, 2000),
@@ -57,7 +89,7 @@ async fn a_dead_letter_made_valid_by_a_configuration_change_is_stored_and_leaves
         2
     );
     device.disconnect().await;
-    eliot.stop().await;
+    stop_binary(eliot).await;
     assert_eq!(count(data.path(), "SELECT count(*) FROM dead_letters"), 2);
 
     let eliot = eliot_on(data.path(), 4096, AuthMode::None);
@@ -94,12 +126,11 @@ async fn a_dead_letter_made_valid_by_a_configuration_change_is_stored_and_leaves
 async fn a_replay_never_lets_in_what_its_sender_could_not_send() {
     let _one = ONE_AT_A_TIME.lock().await;
     let data = tempfile::tempdir().unwrap();
-    let eliot = eliot_on(data.path(), 1024, AuthMode::Password);
-    let admin = Store::admin(&eliot.config.store, false).unwrap();
-    let secret = credentials::add(&admin, "robot_a").unwrap();
-    credentials::add(&admin, "robot_b").unwrap();
+    let secret = device_command(data.path(), &["add", "robot_a"]);
+    device_command(data.path(), &["add", "robot_b"]);
+    let eliot = binary_on(data.path(), "password");
     let mut options = options(eliot.addr, "robot_a");
-    options.set_credentials("robot_a", secret.expose());
+    options.set_credentials("robot_a", secret);
     let mut device = Device::connect_with(options);
     // As robot_b (its topic and payload), and a too-long reading of its own.
     let payloads = vec![reading("robot_b", 1)];
@@ -120,7 +151,7 @@ async fn a_replay_never_lets_in_what_its_sender_could_not_send() {
         2
     );
     device.disconnect().await;
-    eliot.stop().await;
+    stop_binary(eliot).await;
 
     let eliot = eliot_on(data.path(), 4096, AuthMode::Password);
     let replayed = eliot.replayer.replay(&[1, 2]).await.unwrap();
@@ -129,11 +160,7 @@ async fn a_replay_never_lets_in_what_its_sender_could_not_send() {
     };
     assert!(reason.contains("robot_a"), "bound to its sender: {reason}");
     assert_eq!(replayed[1].outcome, ReplayOutcome::Accepted { readings: 1 });
-    credentials::remove(
-        &Store::admin(&eliot.config.store, false).unwrap(),
-        "robot_a",
-    )
-    .unwrap();
+    device_command(data.path(), &["remove", "robot_a"]);
     let replayed = eliot.replayer.replay(&[3]).await.unwrap();
     let ReplayOutcome::Rejected { reason } = &replayed[0].outcome else {
         panic!("{replayed:?}")

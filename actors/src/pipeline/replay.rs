@@ -98,8 +98,8 @@ pub struct ReplayPage {
 pub enum ReplayError {
     #[error("{given} ids named, more than the {max} one call may replay (replay.max_ids)")]
     TooManyIds { given: usize, max: usize },
-    /// The store could not be read or written: nothing more was replayed (what was
-    /// answered before it is committed).
+    /// The store could not be read or written. Steps of the call before the failure (of
+    /// `STEP` dead letters each) may be committed: replayed again, those answer `Gone`.
     #[error("{0}")]
     NotStored(String),
 }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use actix::Addr;
 
 use eliot_actors::{
-    Adopter, Escalation, Event, HealthProbe, ShutdownReport, StartError, Telemetry, Tree,
+    Adopter, Escalation, Event, HealthProbe, Purger, Replayer, ShutdownReport, StartError,
+    Telemetry, Tree,
 };
 
 use crate::config::Config;
@@ -136,6 +137,16 @@ impl Server {
 
     pub fn health_probe(&self) -> HealthProbe {
         self.tree.health_probe()
+    }
+
+    /// Purges devices' readings (usable from any thread).
+    pub fn purger(&self) -> Purger {
+        self.tree.purger()
+    }
+
+    /// Replays dead letters through today's rules (usable from any thread).
+    pub fn replayer(&self) -> Replayer {
+        self.tree.replayer.clone()
     }
 
     /// Serves devices connected over any byte stream (see `Transport`); `None` without a

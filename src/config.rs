@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use eliot_actors::{
     AuthSettings, BreakersSettings, EndpointSettings, FleetSettings, HealthSettings,
-    IngestSettings, Problems, ProcessorSettings, RestartSettings, StoreSettings, TlsSettings,
-    TreeSettings, UpstreamSettings,
+    IngestSettings, Problems, ProcessorSettings, ReplaySettings, RestartSettings, StoreSettings,
+    TlsSettings, TreeSettings, UpstreamSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +86,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// The fleet: live device state, presence, quality, quarantine.
     pub fleet: FleetSettings,
+    /// Replaying dead letters: how much one call may take up.
+    pub replay: ReplaySettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -281,6 +283,7 @@ impl Config {
             auth: &self.auth,
             tls: &self.tls,
             fleet: &self.fleet,
+            replay: &self.replay,
         }
     }
 

@@ -80,14 +80,19 @@ pub use fleet::{
     FleetError, FleetHandle, FleetSettings, LastReadingState, Presence, QualityState,
     QuarantineState, Released, RhythmState, Status as DeviceStatus, MAX_PAGE as MAX_DEVICE_PAGE,
 };
-pub use identity::{credentials, AuthMode, AuthSettings, TlsSettings};
+pub use identity::{
+    credentials, AuthMode, AuthSettings, Provisioning, ProvisioningError, TlsSettings,
+};
 pub use ingest::{validate, IngestSettings, ProcessorSettings, Rules};
 pub use message::{format_micros, format_utc, is_device_id, rfc3339_micros};
 pub use mqtt::{CodecError, MqttCodec};
 pub use observe::{CapturedLogs, Event, Fields, Metrics, Telemetry};
+pub use pipeline::{ReplayError, ReplayOutcome, ReplayPage, ReplaySettings, Replayed, Replayer};
 pub use secret::Secret;
 pub use settings::Problems;
-pub use store::{Reader, Store, StoreError, StoreSettings, StoredReading};
+pub use store::{
+    DeadLetterFilter, NotStored, Purger, Reader, Store, StoreError, StoreSettings, StoredReading,
+};
 // `Ping` is what an `answers_pings!` expansion answers, in the shell too.
 pub use supervision::{
     BreakerSettings, BreakerState, BreakersSettings, ChildState, DeviceBreakerSettings, Escalation,

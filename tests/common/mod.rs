@@ -51,6 +51,10 @@ pub struct Eliot {
     escalated: Option<oneshot::Receiver<Escalated>>,
     /// What Eliot's events counted.
     pub metrics: Arc<Metrics>,
+    /// Replays dead letters in this Eliot (what the HTTP API's replay routes call).
+    pub replayer: eliot_actors::Replayer,
+    /// Purges devices' readings in this Eliot (what `DELETE /devices/{id}?purge` calls).
+    pub purger: eliot_actors::Purger,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -116,7 +120,9 @@ impl Eliot {
                     Ok(server) => server,
                     Err(e) => return started.send(Err(e.to_string())).unwrap(),
                 };
-                started.send(Ok(())).unwrap();
+                started
+                    .send(Ok((server.replayer(), server.purger())))
+                    .unwrap();
                 let requests = serve_commands(inbox, &server);
                 match server.run(requests).await {
                     (Ending::Requested(Some(reply)), report) => {
@@ -129,7 +135,7 @@ impl Eliot {
                 }
             })
         });
-        ready.recv().unwrap().expect("Eliot starts");
+        let (replayer, purger) = ready.recv().unwrap().expect("Eliot starts");
         Eliot {
             addr,
             http_addr,
@@ -139,6 +145,8 @@ impl Eliot {
             commands,
             escalated: Some(escalated),
             metrics,
+            replayer,
+            purger,
             thread: Some(thread),
         }
     }

@@ -129,6 +129,7 @@ fn accepted(device: &str, second: i64) -> Outcome {
             device_id: Some(device.into()),
             received_at: received,
             redelivered: false,
+            replay_of: None,
         },
     }
 }

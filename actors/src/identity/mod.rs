@@ -5,6 +5,8 @@
 //! - `authenticator`: CONNECT → the device id it authenticated as, by secret or client
 //!   certificate (of a device in `devices`) as `auth.mode` allows, hashing off the
 //!   connections' thread.
+//! - `provisioning`: `credentials`' changes for async callers (the HTTP API), hashing on
+//!   the blocking pool, one at a time.
 //! - `hashing_turns`: turns at the secrets' checks, shared fairly between addresses.
 //! - `revocations`: the devices whose credentials were rotated or removed since the last
 //!   look, read by the running Eliot from the log the `devices` triggers keep.
@@ -22,6 +24,7 @@ mod authenticator;
 pub mod credentials;
 mod hashing_turns;
 mod login_attempts;
+mod provisioning;
 mod rate;
 mod revocations;
 mod server_tls;
@@ -31,6 +34,7 @@ mod unverified_name;
 pub use address_limits::AddressLimits;
 pub use authenticator::{claimed_name, Authenticator, Claim};
 pub use login_attempts::{Attempt, LoginAttempts};
+pub use provisioning::{Provisioning, ProvisioningError};
 pub use rate::DeviceRate;
 pub use revocations::{Cause, RevocationLog, Revoked};
 pub use server_tls::{certificate_names, server_config, ServerTlsError};

@@ -50,6 +50,8 @@ pub struct Message {
     pub received_at: OffsetDateTime,
     /// A QoS 1 or 2 re-send (DUP): it may have been stored already.
     pub redelivered: bool,
+    /// The dead letter this message is a replay of (`dead_letters.id`), if it is one.
+    pub replay_of: Option<i64>,
 }
 
 /// The messages a connection read in one go; answered with one outcome per message, in
@@ -129,6 +131,7 @@ fn origin(rules: &Rules, msg: Message) -> Origin {
         client_id: msg.client_id,
         received_at: msg.received_at,
         redelivered: msg.redelivered,
+        replay_of: msg.replay_of,
     }
 }
 

@@ -39,6 +39,9 @@ pub struct DeadLetter {
     /// Re-sent with DUP: if the same message is among the latest dead letters, it is not
     /// kept (or counted) twice.
     pub redelivered: bool,
+    /// The dead letter this is a replay of (`dead_letters.id`): refused again, it is not
+    /// kept a second time; that one stays as it was.
+    pub replay_of: Option<i64>,
 }
 
 /// The message readings came from, kept until their commit: should the store find one
@@ -52,6 +55,9 @@ pub struct Origin {
     pub device_id: Option<String>,
     pub received_at: OffsetDateTime,
     pub redelivered: bool,
+    /// The dead letter this message is a replay of: its row is deleted in the transaction
+    /// that stores the readings, and only then (see `Store::write`).
+    pub replay_of: Option<i64>,
 }
 
 impl Origin {
@@ -64,6 +70,7 @@ impl Origin {
             reason,
             received_at: format_utc(self.received_at),
             redelivered: self.redelivered,
+            replay_of: self.replay_of,
         }
     }
 
@@ -113,6 +120,7 @@ impl Outcome {
             device_id: Some(device.into()),
             received_at: time::macros::datetime!(2025-01-01 00:00 UTC),
             redelivered: false,
+            replay_of: None,
         };
         Outcome::Accepted { readings, origin }
     }

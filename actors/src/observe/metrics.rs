@@ -76,6 +76,10 @@ pub struct Metrics {
     pub dead_letters_stored: Counter,
     pub dead_letters_shed: Counter,
     pub dead_letters_shed_bytes: Counter,
+    /// Dead letters replayed, by what became of them (`accepted`, `rejected`, `gone`).
+    pub dead_letters_replayed: Family<Label, Counter>,
+    /// Readings deleted by a device's purge.
+    pub readings_purged: Counter,
     pub readings_merged: Counter,
     pub chunks_expired: Counter,
     pub readings_expired: Counter,
@@ -282,6 +286,18 @@ impl Metrics {
                 "dead_letters_shed_bytes",
                 "Bytes of dead letters removed to stay within the quota",
             ),
+            dead_letters_replayed: {
+                let replayed = family::<Label, Counter>(
+                    r,
+                    "dead_letters_replayed",
+                    "Dead letters replayed, by outcome: accepted (stored, gone from the dead letters), rejected (kept), gone",
+                );
+                for outcome in ["accepted", "rejected", "gone"] {
+                    let _ = replayed.get_or_create(&[("outcome", outcome)]);
+                }
+                replayed
+            },
+            readings_purged: counter(r, "readings_purged", "Readings deleted by a device's purge"),
             rate_limited: counter(
                 r,
                 "rate_limited",

@@ -8,8 +8,11 @@
 //!   waiting: see `fleet/feed.rs`).
 //! - `budget`: the `ByteBudget` of payload bytes held between receipt and commit, which
 //!   both ways in draw on, so that a slow store stops the reading of every socket.
+//! - `replay`: the `Replayer`, which takes dead letters up again through today's rules,
+//!   each leaving the dead letters in the transaction that stores its readings.
 
 mod budget;
+mod replay;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +28,9 @@ use crate::observe::{Metrics, Queued};
 use crate::store::{persist, Amendment, NotStored, StoreWriter};
 
 pub use budget::{ByteBudget, BytePermit};
+pub use replay::{
+    ReplayError, ReplayIdentity, ReplayOutcome, ReplayPage, ReplaySettings, Replayed, Replayer,
+};
 
 /// How a committed message was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +137,8 @@ impl Pipeline {
                         }
                         Ingested::Stored
                     }
+                    // Replays only (`replay.rs`): nothing here is one.
+                    Amendment::StillRefused(_) | Amendment::Gone => Ingested::DeadLettered,
                 };
             }
             if let (Some(fleet), Some(notes)) = (fleet, notes) {
@@ -154,6 +162,7 @@ impl Pipeline {
             identity,
             received_at: OffsetDateTime::now_utc(),
             redelivered,
+            replay_of: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! dead_letter_quota` bytes, the oldest are shed, in the same transaction as the new ones:
 //! the newest evidence is the most useful, and the readings never give way.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::database::{naming, Store, StoreError};
 
@@ -50,6 +50,24 @@ pub fn shed_over_quota(
     }
     *total -= shed.bytes.min(*total);
     Ok(shed)
+}
+
+/// What dead letter `id` weighs against the quota, if it is still kept.
+pub fn replayed_weight(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<Option<u64>> {
+    let mut weigh = tx.prepare_cached(&format!(
+        "SELECT {ROW_BYTES} FROM dead_letters WHERE id = ?1"
+    ))?;
+    weigh
+        .query_row(params![id], |row| row.get::<_, i64>(0))
+        .optional()
+        .map(|bytes| bytes.map(|b| u64::try_from(b).unwrap_or(0)))
+}
+
+/// Deletes dead letter `id`, whose replay is stored in the same transaction.
+pub fn forget_replayed(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM dead_letters WHERE id = ?1")?
+        .execute(params![id])?;
+    Ok(())
 }
 
 impl Store {
@@ -101,6 +119,7 @@ mod tests {
             reason: "payload is not valid JSON: é".into(),
             received_at: "2025-01-01T00:00:00.000000Z".into(),
             redelivered: false,
+            replay_of: None,
         })
     }
 

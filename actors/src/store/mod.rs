@@ -18,12 +18,18 @@
 //! - `dead_letters.rs`: the dead letters' byte quota, the oldest shed first.
 //! - `device_state.rs`: the fleet's rows (device state, status events), written in the
 //!   writer's batches, and the reads the fleet makes of them.
+//! - `purge.rs`: deleting every reading of a device, a bounded step at a time between
+//!   commits, answered once done.
+//! - `replay.rs`: the dead letters a replay takes up again, by id or by filter (their
+//!   rows leave in the transaction that stores their readings: `Store::write`).
 //! - `settings.rs`: the `[store]` section.
 
 mod database;
 mod dead_letters;
 mod device_state;
+mod purge;
 mod readings;
+mod replay;
 mod sessions;
 mod settings;
 mod writer;
@@ -35,7 +41,9 @@ pub use device_state::{
     device_events, load_device_rows, load_known_ids, open_for_reading, DeviceRow, EventRow,
     FleetWrites,
 };
+pub use purge::Purger;
 pub use readings::{Reader, StoredReading};
+pub use replay::{DeadLetterFilter, KeptDeadLetter, LoadDeadLetters, Selection};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use settings::StoreSettings;
 pub use writer::{

@@ -13,11 +13,11 @@ use actix::prelude::*;
 
 use crate::endpoint::{Adopter, DeviceEndpoint, EndpointLinks, StopIntake, StopTls, TlsListener};
 use crate::fleet::{Fleet, FleetHandle, Source};
-use crate::identity::Authenticator;
+use crate::identity::{AuthMode, Authenticator};
 use crate::ingest::Rules;
 use crate::observe::{Event, Telemetry};
-use crate::pipeline::{ByteBudget, Pipeline};
-use crate::store::{Reader, Sessions, Store, StoreWriter};
+use crate::pipeline::{ByteBudget, Pipeline, ReplayIdentity, Replayer};
+use crate::store::{Purger, Reader, Sessions, Store, StoreWriter};
 use crate::supervision::{
     readiness, DeviceGuard, Escalation, HealthMonitor, HealthProbe, HealthReport, Ping,
     RestartSettings, Restarts, StoreProgress,
@@ -47,6 +47,8 @@ pub struct Tree {
     pub reader: Reader,
     /// `None` with `fleet.enabled = false`.
     fleet: Option<Fleet>,
+    /// Replays dead letters through today's rules, for the HTTP API.
+    pub replayer: Replayer,
     /// The store writer's thread (its commits block), stopped after the drain.
     store_thread: Arbiter,
     /// Children past their restart intensity report here.
@@ -108,6 +110,17 @@ impl Tree {
             telemetry.metrics().clone(),
             fleet.as_ref().map(|f| f.feed.clone()),
         );
+        // A replay is bound to its sender's identity wherever clients authenticate.
+        let identity = match settings.auth.mode {
+            AuthMode::None => ReplayIdentity::Unbound,
+            _ => ReplayIdentity::ClientId,
+        };
+        let replayer = Replayer::new(
+            pipeline.clone(),
+            settings.replay.clone(),
+            identity,
+            telemetry,
+        );
         // One budget of payload bytes held between receipt and commit, whichever way in.
         let budget = ByteBudget::new(
             settings.mqtt.max_in_flight_bytes,
@@ -158,6 +171,7 @@ impl Tree {
             store_writer,
             reader,
             fleet,
+            replayer,
             store_thread,
             escalations,
             escalate: children.escalate,
@@ -222,6 +236,11 @@ impl Tree {
 
     pub async fn health(&self) -> Option<HealthReport> {
         self.health_probe().report().await
+    }
+
+    /// Purges devices' readings in the store writer, for the HTTP API.
+    pub fn purger(&self) -> Purger {
+        Purger::new(self.store_writer.clone())
     }
 
     /// Asks for health reports from anywhere (another thread, an HTTP handler).

@@ -9,6 +9,7 @@ use crate::endpoint::EndpointSettings;
 use crate::fleet::FleetSettings;
 use crate::identity::{check_mode, server_config, AuthSettings, ServerTlsError, TlsSettings};
 use crate::ingest::{IngestSettings, ProcessorSettings, TopicPattern};
+use crate::pipeline::ReplaySettings;
 use crate::settings::Problems;
 use crate::store::{StoreError, StoreSettings};
 use crate::supervision::{BreakersSettings, HealthSettings, RestartSettings};
@@ -27,6 +28,7 @@ pub struct TreeSettings<'a> {
     pub auth: &'a AuthSettings,
     pub tls: &'a TlsSettings,
     pub fleet: &'a FleetSettings,
+    pub replay: &'a ReplaySettings,
 }
 
 impl TreeSettings<'_> {
@@ -44,6 +46,7 @@ impl TreeSettings<'_> {
         problems.section("auth", |p| self.auth.validate(p));
         problems.section("tls", |p| self.tls.validate(p));
         problems.section("fleet", |p| self.fleet.validate(p));
+        problems.section("replay", |p| self.replay.validate(p));
         self.validate_listeners(problems);
     }
 

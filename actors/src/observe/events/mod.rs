@@ -4,7 +4,7 @@
 //! No event carries a password or token.
 //!
 //! One event is one struct, written once, in the file of the part of Eliot that emits it
-//! (`connection`, `messages`, `store`, `supervision`, `upstream`, `fleet`, `shell`): its fields,
+//! (`connection`, `messages`, `store`, `supervision`, `upstream`, `fleet`, `mutations`, `shell`): its fields,
 //! and in its `Observe` impl its name, its record (level, message, keys) and what it
 //! counts, next to the metric families it names in `MOVES`. The list below makes each one
 //! reachable as `Event::Name { .. }.emit(&telemetry)`. A test holds every event to moving
@@ -13,6 +13,7 @@
 mod connection;
 mod fleet;
 mod messages;
+mod mutations;
 mod shell;
 mod store;
 mod supervision;
@@ -137,6 +138,10 @@ every_event! {
         FleetFull,
         FleetUpdateDropped,
         DeviceEventsDropped,
+    ]
+    mutations: [
+        DeadLettersReplayed,
+        DeviceReadingsPurged<'_>,
     ]
     shell: [
         StartFailed<'_>,

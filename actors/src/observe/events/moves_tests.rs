@@ -210,6 +210,17 @@ fn every_example() -> Vec<Example> {
         example(Event::FleetFull { max_devices: 10 }),
         example(Event::FleetUpdateDropped { messages: 3 }),
         example(Event::DeviceEventsDropped { dropped: 2 }),
+        example(Event::DeadLettersReplayed {
+            accepted: 3,
+            rejected: 2,
+            gone: 1,
+            took,
+        }),
+        example(Event::DeviceReadingsPurged {
+            device_id: "robot_001",
+            readings: 12,
+            took,
+        }),
         example(Event::StartFailed {
             error: "address in use",
         }),

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
-use super::super::dead_letters::{shed_over_quota, Shed, ROW_BYTES};
+use super::super::dead_letters::{
+    forget_replayed, replayed_weight, shed_over_quota, Shed, ROW_BYTES,
+};
 use super::super::device_state::FleetWrites;
 use super::super::readings::{Accepted, MergePace, SharedMemtable, Staged, Tiers, Upkeep};
 use super::super::settings::{micros, StoreSettings};
@@ -32,13 +34,15 @@ pub struct WriteStats {
     pub dead_letters: usize,
     /// The oldest dead letters removed to stay within the quota.
     pub shed: Shed,
+    /// Replayed dead letters whose readings were stored: deleted from `dead_letters`.
+    pub replayed: usize,
     /// Messages whose fate the store decided otherwise than validation, by position in
     /// the outcomes written.
     pub amended: Vec<(usize, Amendment)>,
 }
 
 /// What became of an accepted message, or a dead letter, when the store saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Amendment {
     /// A DUP re-send of a message among the latest dead letters: not kept twice.
     Redelivered,
@@ -48,6 +52,12 @@ pub enum Amendment {
     /// Stored, but this many of its readings were already (a redelivery): for the fleet's
     /// per-device duplicate count. The message is acked as stored.
     Duplicated(u32),
+    /// A replay the store refused (a conflict, a series too many), for this reason: its
+    /// dead letter stays, and no other is kept.
+    StillRefused(String),
+    /// A replay whose dead letter was no longer there (replayed meanwhile, or shed):
+    /// nothing of it was written.
+    Gone,
 }
 
 /// Whether a DUP re-send is among the latest dead letters (bounded: a flood of DUPs must
@@ -70,7 +80,7 @@ pub struct Store {
     dead_letter_quota: u64,
     /// The memtable, the chunks and what is merged where.
     pub(in crate::store) tiers: Tiers,
-    pace: MergePace,
+    pub(in crate::store) pace: MergePace,
     /// Microseconds; `None`: readings are kept for ever.
     retention: Option<i64>,
     /// When chunks were last checked against the retention.
@@ -171,7 +181,7 @@ impl Store {
 
     /// The database file is still the one opened, and still a SQLite database: SQLite
     /// itself would notice neither until it reopens the file, after acking more.
-    fn check_file(&self) -> Result<(), StoreError> {
+    pub(in crate::store) fn check_file(&self) -> Result<(), StoreError> {
         let path = || self.path.clone();
         if db_file::has_moved(&self.conn).map_err(naming(&self.path))? {
             return Err(StoreError::Moved { path: path() });
@@ -184,6 +194,11 @@ impl Store {
 
     /// Writes every outcome in one transaction: all of them are committed, or none.
     /// Readings go to the log; the memtable learns them once the commit succeeded.
+    ///
+    /// A replay (`replay_of`) whose readings are stored deletes its dead letter in the
+    /// same transaction; refused again, it is not kept a second time (its dead letter
+    /// stays as it was); its dead letter gone meanwhile (replayed, shed), nothing of it
+    /// is written.
     pub fn write<'a>(
         &mut self,
         outcomes: impl IntoIterator<Item = &'a Outcome>,
@@ -216,11 +231,25 @@ impl Store {
                     d.device_id
                 ])?;
                 stats.dead_letters += 1;
-                dead_letter_bytes +=
-                    (d.payload.len() + d.topic.len() + d.client_id.len() + d.reason.len()) as u64;
-                Ok::<_, rusqlite::Error>(())
+                Ok::<_, rusqlite::Error>(
+                    (d.payload.len() + d.topic.len() + d.client_id.len() + d.reason.len()) as u64,
+                )
             };
             for (position, outcome) in outcomes.into_iter().enumerate() {
+                let replayed = match outcome {
+                    Outcome::Accepted { origin, .. } => origin.replay_of,
+                    Outcome::Rejected(d) => d.replay_of,
+                };
+                let replayed = match replayed {
+                    None => None,
+                    Some(id) => match replayed_weight(&tx, id).map_err(&sqlite)? {
+                        Some(bytes) => Some((id, bytes)),
+                        None => {
+                            stats.amended.push((position, Amendment::Gone));
+                            continue;
+                        }
+                    },
+                };
                 match outcome {
                     Outcome::Accepted { readings, origin } => {
                         match self
@@ -235,14 +264,27 @@ impl Store {
                                     let n = u32::try_from(duplicates).unwrap_or(u32::MAX);
                                     stats.amended.push((position, Amendment::Duplicated(n)));
                                 }
+                                if let Some((id, bytes)) = replayed {
+                                    forget_replayed(&tx, id).map_err(&sqlite)?;
+                                    dead_letter_bytes = dead_letter_bytes.saturating_sub(bytes);
+                                    stats.replayed += 1;
+                                }
+                            }
+                            Accepted::Refused(reason) if replayed.is_some() => {
+                                stats
+                                    .amended
+                                    .push((position, Amendment::StillRefused(reason)));
                             }
                             Accepted::Refused(reason) => {
-                                keep_dead_letter(&origin.dead_letter(reason), &mut stats)
-                                    .map_err(&sqlite)?;
+                                dead_letter_bytes +=
+                                    keep_dead_letter(&origin.dead_letter(reason), &mut stats)
+                                        .map_err(&sqlite)?;
                                 stats.amended.push((position, Amendment::DeadLettered));
                             }
                         }
                     }
+                    // Refused again by validation: its dead letter stays, the one reason kept.
+                    Outcome::Rejected(_) if replayed.is_some() => {}
                     Outcome::Rejected(d)
                         if d.redelivered
                             && seen
@@ -251,9 +293,15 @@ impl Store {
                     {
                         stats.amended.push((position, Amendment::Redelivered));
                     }
-                    Outcome::Rejected(d) => keep_dead_letter(d, &mut stats).map_err(&sqlite)?,
+                    Outcome::Rejected(d) => {
+                        dead_letter_bytes += keep_dead_letter(d, &mut stats).map_err(&sqlite)?
+                    }
                 }
             }
+        }
+        if stats.replayed > 0 {
+            // Tests: a failure between a replay's delete and its readings' insert.
+            fail::fail_point!("store::replay");
         }
         self.tiers.write_log(&tx, &staged).map_err(&sqlite)?;
         fleet.write(&tx).map_err(&sqlite)?;

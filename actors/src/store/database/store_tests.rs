@@ -122,6 +122,7 @@ fn dead_letters_keep_the_payload_bytes_whole() {
         reason: "payload is not valid JSON".into(),
         received_at: "2025-01-01T00:00:00.000000Z".into(),
         redelivered: false,
+        replay_of: None,
     });
     assert_eq!(store.write([&dl]).unwrap().dead_letters, 1);
     let stored: Vec<u8> = store

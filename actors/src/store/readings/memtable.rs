@@ -84,6 +84,20 @@ impl Generation {
         self.devices.get(device)
     }
 
+    /// Drops every row of `device` (a purge). A sealed generation's merge, whose progress
+    /// is a key, goes on past where the device was.
+    pub fn remove_device(&mut self, device: &str) -> usize {
+        let Some(rows) = self.devices.remove(device) else {
+            return 0;
+        };
+        if let Ok(at) = self.order.binary_search_by(|d| (**d).cmp(device)) {
+            self.order.remove(at);
+        }
+        self.rows -= rows.len();
+        self.bytes -= rows.values().map(Row::bytes).sum::<usize>();
+        rows.len()
+    }
+
     /// No more rows will join: orders the devices once, for `slice`.
     pub fn seal(&mut self) {
         self.order = self.devices.keys().cloned().collect();

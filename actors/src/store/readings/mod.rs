@@ -5,6 +5,8 @@
 //! is sealed a generation at a time and merged into time chunks in bulk and key order
 //! (`merge`, `chunks`, with many rows per INSERT: `bulk_insert`); retention drops whole
 //! chunks. `reader` reads them back, from the memtable first and the chunks second.
+//! `purge` deletes every reading of one device, in bounded steps, without a merge
+//! bringing any back.
 //!
 //! The contract: the `readings` view shows each key once at every moment; a crash at any
 //! step of a merge loses nothing and merges nothing twice; memory holds two generations
@@ -14,6 +16,7 @@ mod bulk_insert;
 mod chunks;
 mod memtable;
 mod merge;
+mod purge;
 mod reader;
 mod series;
 mod tiers;
@@ -23,5 +26,6 @@ mod layout_tests;
 
 pub(super) use chunks::{rebuild_view, Chunks};
 pub(super) use merge::{MergePace, Upkeep};
+pub(super) use purge::PurgeStage;
 pub use reader::{Reader, StoredReading};
 pub(super) use tiers::{Accepted, SharedMemtable, Staged, Tiers};

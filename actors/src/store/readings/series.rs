@@ -78,6 +78,11 @@ impl Series {
         *max = Some(max.map_or(ts, |max| max.max(ts)));
     }
 
+    /// Every reading of the device was purged: none of its series is stored any more.
+    pub fn forget_device(&mut self, device: &str) {
+        self.devices.remove(device);
+    }
+
     /// Retention dropped every chunk the series was in: it is forgotten, unless readings
     /// of it wait in the log (`unmerged`), which keep it, as not merged.
     pub fn expired(&mut self, device: &str, sensor: &str, unmerged: bool) {

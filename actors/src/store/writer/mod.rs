@@ -13,7 +13,6 @@ mod fleet_writes;
 mod store_writer;
 mod upkeep;
 
-#[cfg(test)]
 pub(super) use failure::FailureKind;
 pub use fleet_writes::PersistFleet;
 pub use store_writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME};

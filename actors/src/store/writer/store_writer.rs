@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use super::super::database::{Amendment, Store};
 use super::super::device_state::FleetWrites;
+use super::super::purge::Purges;
 use super::super::readings::SharedMemtable;
 use super::super::settings::StoreSettings;
 use super::failure::FailureKind;
@@ -84,7 +85,9 @@ pub struct StoreWriter {
     pub(super) flush_timer: Option<SpawnHandle>,
     restarts: Restarts,
     /// Why the writer stopped, for the restart's reason.
-    pub(super) last_failure: Option<String>,
+    pub(in crate::store) last_failure: Option<String>,
+    /// Devices whose readings are being purged, a step at a time between commits.
+    pub(in crate::store) purges: Purges,
     /// The memtable, shared with the readers: the same one across reopenings.
     memtable: SharedMemtable,
     /// The store's circuit breaker, told of every failed commit and of the first
@@ -127,6 +130,7 @@ impl StoreWriter {
             flush_timer: None,
             restarts: links.restarts,
             last_failure: None,
+            purges: Purges::new(),
             breaker: links.breaker,
             failing: false,
             committed_rows: 0,
@@ -266,7 +270,7 @@ impl StoreWriter {
                 Some(all) => {
                     let mut own = Vec::new();
                     while let Some((i, how)) = all.next_if(|(i, _)| *i < end) {
-                        own.push((i - offset, *how));
+                        own.push((i - offset, how.clone()));
                     }
                     Ok(own)
                 }
@@ -371,6 +375,12 @@ impl Actor for StoreWriter {
 impl Supervised for StoreWriter {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.store = None;
+        // Their steps were the stopped actor's: each caller is told, and may purge again.
+        for job in self.purges.drain(..) {
+            job.fail(NotStored(
+                "the store writer restarted during the purge".into(),
+            ));
+        }
         let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
         self.restarts.restarting(reason);
     }

@@ -76,7 +76,10 @@ pub use mqtt::{CodecError, MqttCodec};
 pub use observe::{CapturedLogs, Event, Fields, Metrics, Telemetry};
 pub use secret::Secret;
 pub use settings::Problems;
-pub use store::{Reader, Store, StoreError, StoreSettings, StoredReading};
+pub use store::{
+    DeadLetterPage, DeadLetterQuery, DeadLetterSummary, Page, PageRequest, Reader, ReadingKey,
+    Store, StoreError, StoreSettings, StoredDeadLetter, StoredReading, DEAD_LETTER_SCAN_ROWS,
+};
 // `Ping` is what an `answers_pings!` expansion answers, in the shell too.
 pub use supervision::{
     BreakerSettings, BreakerState, BreakersSettings, ChildState, DeviceBreakerSettings, Escalation,

@@ -16,9 +16,11 @@
 //! - `sessions/`: device sessions, durable so that Session Present survives a crash: the
 //!   rows, the writer's requests, and the endpoint's handle.
 //! - `dead_letters.rs`: the dead letters' byte quota, the oldest shed first.
+//! - `dead_letter_reads.rs`: the dead letters read back, a bounded keyset page at a time.
 //! - `settings.rs`: the `[store]` section.
 
 mod database;
+mod dead_letter_reads;
 mod dead_letters;
 mod readings;
 mod sessions;
@@ -28,7 +30,11 @@ mod writer;
 #[cfg(test)]
 pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};
-pub use readings::{Reader, StoredReading};
+pub use dead_letter_reads::{
+    DeadLetterPage, DeadLetterQuery, DeadLetterSummary, StoredDeadLetter,
+    SCAN_ROWS as DEAD_LETTER_SCAN_ROWS,
+};
+pub use readings::{Page, PageRequest, Reader, ReadingKey, StoredReading};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use settings::StoreSettings;
 pub use writer::{persist, NotStored, StoreWriter, StoreWriterLinks, NAME as STORE_WRITER};

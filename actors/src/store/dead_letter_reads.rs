@@ -165,7 +165,7 @@ mod tests {
     use crate::message::{DeadLetter, Outcome};
 
     fn dead_letter(n: usize) -> Outcome {
-        let device = if n % 2 == 0 { "even" } else { "odd" };
+        let device = if n.is_multiple_of(2) { "even" } else { "odd" };
         Outcome::Rejected(DeadLetter {
             topic: format!("devices/{device}/telemetry"),
             payload: bytes::Bytes::from(format!("payload {n}")),

@@ -39,6 +39,9 @@ impl Row {
     }
 }
 
+/// A range of one device's keys (time, sensor type): a keyset page's.
+pub type KeyRange = (Bound<(i64, Arc<str>)>, Bound<(i64, Arc<str>)>);
+
 /// One device's readings, by time then sensor type.
 pub type DeviceRows = BTreeMap<(i64, Arc<str>), Row>;
 
@@ -195,7 +198,7 @@ impl Memtable {
     pub fn device_page(
         &self,
         device: &str,
-        bounds: (Bound<(i64, Arc<str>)>, Bound<(i64, Arc<str>)>),
+        bounds: KeyRange,
         sensor: Option<&str>,
         descending: bool,
         limit: usize,

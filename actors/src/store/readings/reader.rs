@@ -273,6 +273,9 @@ fn query(
     found(rows)
 }
 
+/// A range of keys (time as text, sensor type), as a chunk's rows are compared.
+pub(super) type TextRange = (Bound<(String, String)>, Bound<(String, String)>);
+
 /// A keyset page's rows of `device` in `chunk`: keys (time as text, sensor type) within
 /// `bounds`, of `sensor` only when given, in key order or its reverse, `limit` at most.
 /// The chunk's primary key leads with (device, time, sensor type): SQLite walks it from
@@ -281,7 +284,7 @@ pub(super) fn query_page(
     conn: &Connection,
     chunk: &Chunk,
     device: &str,
-    bounds: (Bound<(String, String)>, Bound<(String, String)>),
+    bounds: TextRange,
     sensor: Option<&str>,
     descending: bool,
     limit: usize,

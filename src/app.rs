@@ -44,7 +44,7 @@ pub struct Listeners {
     pub devices: Option<std::net::TcpListener>,
     /// Devices over TLS; `None` unless `tls.enabled`.
     pub tls: Option<std::net::TcpListener>,
-    /// The HTTP API: the operations endpoints and the read API.
+    /// The HTTP server: the operations endpoints and the API v1.
     pub http: std::net::TcpListener,
 }
 
@@ -103,7 +103,12 @@ impl Server {
             shutting_down: shutting_down.clone(),
             ready_max_backlog_age: config.http.ready_max_backlog_age,
             max_connections: config.mqtt.max_connections,
-            reader: tree.reader.clone(),
+            v1: http::v1::V1State {
+                reader: tree.reader.clone(),
+                cursors: http::v1::CursorKey::random(),
+            },
+            gate: http::v1::Gate::new(http::v1::tokens::Tokens::new(config.api.tokens.clone())),
+            api_tokens: config.api.tokens.len(),
         };
         let (settings, t) = (config.http.clone(), telemetry.clone());
         let http = tree.supervise(http::NAME, move |restarts| {
@@ -130,7 +135,7 @@ impl Server {
         self.tls_addr
     }
 
-    /// Where the HTTP API (operations endpoints and read API) is served.
+    /// Where the HTTP server (operations endpoints and API v1) is served.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }

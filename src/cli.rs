@@ -1,4 +1,5 @@
-//! The `eliot` command line: `eliot [--config PATH] [run | check-config | device ...]`.
+//! The `eliot` command line: `eliot [--config PATH] [run | check-config | device ... |
+//! api-token ...]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,26 @@ enum Command {
     /// or removing a device closes its connections to a running Eliot within a second.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// API tokens for /api/v1: Eliot keeps only their hashes.
+    #[command(subcommand)]
+    ApiToken(ApiTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiTokenCommand {
+    /// Print a fresh random token (give it to the client; it is shown this once) and the
+    /// line to add to `[api] tokens`, which holds its hash.
+    New {
+        /// read (GET only) or admin (everything).
+        #[arg(long, default_value = "read")]
+        role: String,
+    },
+    /// Read a token on standard input (one line) and print the line to add to
+    /// `[api] tokens` for it.
+    Hash {
+        #[arg(long, default_value = "read")]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +81,10 @@ pub const ESCALATED: u8 = 70;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no configuration: it is what a configuration refused for want of tokens needs.
+    if let Some(Command::ApiToken(command)) = cli.command {
+        return api_token(command);
+    }
     let config = match Config::load(&Sources::from_process_env(cli.config)) {
         Ok(config) => config,
         Err(errors) => {
@@ -77,6 +102,52 @@ pub fn main() -> ExitCode {
         }
         Command::Run => run(&config),
         Command::Device(command) => device(&config, command),
+        Command::ApiToken(_) => unreachable!("answered before the configuration is read"),
+    }
+}
+
+/// `eliot api-token new|hash`.
+fn api_token(command: ApiTokenCommand) -> ExitCode {
+    use crate::http::v1::tokens::{self, HashedToken, Role};
+    let role_named = |role: &str| match role {
+        "read" => Ok(Role::Read),
+        "admin" => Ok(Role::Admin),
+        _ => Err(format!(
+            "unknown role `{}`: read or admin",
+            role.escape_debug()
+        )),
+    };
+    let done = match command {
+        ApiTokenCommand::New { role } => role_named(&role)
+            .and_then(tokens::new_token)
+            .map(|(token, kept)| {
+                println!("# The token, shown this once: give it to the client (Authorization: Bearer <token>).");
+                println!("{token}");
+                println!("# The line to add to [api] tokens (its hash; Eliot keeps nothing else):");
+                println!("\"{}\"", kept.line());
+            }),
+        ApiTokenCommand::Hash { role } => role_named(&role).and_then(|role| {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            let token = line.trim_end_matches(['\r', '\n']);
+            if token.chars().count() < tokens::MIN_TOKEN_LEN {
+                return Err(format!(
+                    "a token must have at least {} characters",
+                    tokens::MIN_TOKEN_LEN
+                ));
+            }
+            println!("\"{}\"", HashedToken::of(role, token).line());
+            Ok(())
+        }),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eliot: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use eliot_actors::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::http::HttpSettings;
+use crate::http::{v1, ApiSettings, HttpSettings};
 
 const DEFAULT: &str = include_str!("../config/default.toml");
 /// The overlays `ELIOT_ENV` may name, embedded so the binary runs from anywhere.
@@ -43,6 +43,9 @@ const ENV_OVERRIDES: [(&str, &str, &str); 13] = [
     ("MQTT_CLIENT_KEY_FILE", "upstream", "client_key_file"),
     ("MQTT_CA_FILE", "upstream", "ca_file"),
 ];
+
+/// Plain API tokens, added to `[api] tokens`.
+pub const API_TOKENS_VARIABLE: &str = "ELIOT_API_TOKENS";
 
 /// The value of an override as TOML: the port is a number (so that `abc` is refused as
 /// such); everything else is a string.
@@ -74,8 +77,10 @@ pub struct Config {
     pub log: LogSettings,
     /// Graceful shutdown.
     pub shutdown: ShutdownSettings,
-    /// The operations endpoints: /health, /ready, /metrics.
+    /// The operations endpoints (/health, /ready, /metrics) and the API v1.
     pub http: HttpSettings,
+    /// Who may call the API v1.
+    pub api: ApiSettings,
     /// The upstream broker mode.
     pub upstream: UpstreamSettings,
     /// How devices authenticate, and the limits keyed by who they are.
@@ -144,6 +149,9 @@ pub struct Sources {
     pub file: Option<PathBuf>,
     /// Environment variable overrides, as (name, value).
     pub overrides: Vec<(String, String)>,
+    /// `ELIOT_API_TOKENS`: plain API tokens, `role:token,role:token`, added to
+    /// `[api] tokens` (hashed as they are read).
+    pub api_tokens: Option<String>,
 }
 
 impl Sources {
@@ -156,6 +164,7 @@ impl Sources {
                 .iter()
                 .filter_map(|(name, ..)| Some((name.to_string(), std::env::var(name).ok()?)))
                 .collect(),
+            api_tokens: std::env::var(API_TOKENS_VARIABLE).ok(),
         }
     }
 }
@@ -239,7 +248,17 @@ impl Config {
                 }
             }
         }
-        let config = config.expect("the default layer is always present");
+        let mut config = config.expect("the default layer is always present");
+        if let Some(plain) = &sources.api_tokens {
+            let tokens = v1::tokens::from_env(plain).map_err(|message| {
+                vec![ConfigError {
+                    source: format!("environment variable {API_TOKENS_VARIABLE}"),
+                    key: String::new(),
+                    message,
+                }]
+            })?;
+            config.api.tokens.extend(tokens);
+        }
         let problems = config.validate();
         if problems.is_empty() {
             Ok(config)
@@ -254,7 +273,17 @@ impl Config {
         let mut problems = Problems::new();
         self.tree().validate(&mut problems);
         problems.section("log", |p| p.at_least("buffer", self.log.buffer, 1));
-        problems.section("http", |p| self.http.validate(p));
+        problems.section("http", |p| {
+            self.http.validate(p);
+            p.check(
+                !self.api.tokens.is_empty() || self.http.listen.ip().is_loopback(),
+                "listen",
+                "is not a loopback address, and no API token is configured: the API \
+                 (/api/v1) would serve every device's data to whoever reaches it. Set [api] \
+                 tokens (`eliot api-token new` prints one and the line to keep) or \
+                 ELIOT_API_TOKENS, or listen on 127.0.0.1",
+            )
+        });
         problems.section("shutdown", |p| {
             p.positive("deadline", self.shutdown.deadline)
         });

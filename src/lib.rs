@@ -10,7 +10,7 @@
 //! - `app`: `Server`, which starts the supervision tree and runs it until a shutdown request,
 //!   then drains it; the binary, the integration tests and the examples all start Eliot
 //!   through it.
-//! - `http`: `/health`, `/ready` and `/metrics`, and the read API (`/devices/{id}/...`),
+//! - `http`: `/health`, `/ready` and `/metrics`, and the API v1 (`/api/v1/...`),
 //!   an actix-web server under the tree's supervision.
 //! - `cli`: the `eliot` command (`run`, `check-config`, and `device add`, `list`,
 //!   `rotate`, `remove` to provision devices); `main.rs` only calls it.

@@ -16,6 +16,8 @@ fn eliot(args: &[&str], env: &[(&str, &str)]) -> Output {
         "ELIOT_ENV",
         "ELIOT_DATA_DIR",
         "ELIOT_MQTT_ADDR",
+        "ELIOT_HTTP_ADDR",
+        "ELIOT_API_TOKENS",
         "ELIOT_LOG_LEVEL",
         "ELIOT_LOG_FORMAT",
         "MQTT_BROKER_HOST",
@@ -115,44 +117,107 @@ async fn sighup_is_logged_and_eliot_goes_on() {
     assert!(status.success(), "{status}");
 }
 
-/// The `prod` overlay listens for HTTP on every interface, for probes and scrapers: there
-/// the read API, which has no authentication, answers 403 and serves no reading, while
-/// `/health` answers; on loopback (the default) it serves readings.
+/// Off loopback, the API v1 needs tokens: without any, Eliot refuses to start (status 2)
+/// and says why, naming the key and what to do; with `ELIOT_API_TOKENS`, it starts and the
+/// API answers the token, while `/health` stays open. A malformed `ELIOT_API_TOKENS` is
+/// refused without quoting its tokens, and `http.reads_off_loopback`, which this replaced,
+/// is refused with what replaced it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_read_api_is_not_served_off_loopback_unless_asked() {
+async fn the_api_is_not_served_off_loopback_without_tokens() {
     let data = tempfile::tempdir().unwrap();
     let mut launch = common::process::Launch::new(data.path(), common::process::free_addr());
     let port = launch.http.port();
     launch.http = std::net::SocketAddr::from(([0, 0, 0, 0], port));
-    let eliot = launch.start();
-    let mut device = Device::connect(eliot.addr, "robot_open");
-    let acked = device
-        .publish_all(
-            "robot_open",
-            vec![reading("robot_open", 1)],
-            QoS::AtLeastOnce,
-        )
-        .await;
-    assert_eq!(acked, 1);
-    let here = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let (code, body) = get(here, "/devices/robot_open/latest").await;
-    assert_eq!(code, 403, "{body}");
+    let data_dir = data.path().to_str().unwrap();
+    let refused = eliot(
+        &["run"],
+        &[
+            ("ELIOT_ENV", "test"),
+            ("ELIOT_DATA_DIR", data_dir),
+            ("ELIOT_HTTP_ADDR", &launch.http.to_string()),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        body.contains("no authentication") && !body.contains("sensor_type"),
-        "{body}"
+        err.contains("`http.listen`")
+            && err.contains("no API token")
+            && err.contains("api-token new"),
+        "{err}"
     );
-    assert_eq!(
-        get(here, "/devices/robot_open/readings?last=5").await.0,
-        403
+
+    for (tokens, says) in [
+        ("read:short", "at least 16 characters"),
+        ("reader-token-0123456789", "expected role:token"),
+        ("reader-token-0123456789:read", "the role before `:`"),
+    ] {
+        let out = eliot(&["check-config"], &[("ELIOT_API_TOKENS", tokens)]);
+        assert_eq!(out.status.code(), Some(2), "{tokens}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("ELIOT_API_TOKENS") && err.contains(says),
+            "{err}"
+        );
+        assert!(
+            !err.contains("0123456789"),
+            "a token is never quoted: {err}"
+        );
+    }
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "[http]\nreads_off_loopback = true").unwrap();
+    let out = eliot(
+        &["--config", file.path().to_str().unwrap(), "check-config"],
+        &[],
     );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("reads_off_loopback") && err.contains("[api] tokens"),
+        "{err}"
+    );
+
+    let eliot = launch
+        .env("ELIOT_API_TOKENS", "read:reader-token-0123456789")
+        .start();
+    let here = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (code, body) = get(here, "/api/v1/dead-letters").await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("\"unauthorized\""), "{body}");
     assert_eq!(get(here, "/health").await.0, 200);
     drop(eliot);
+}
 
-    let loopback = common::process::Launch::new(data.path(), common::process::free_addr());
-    let eliot = loopback.start();
-    let (code, body) = get(eliot.http, "/devices/robot_open/latest").await;
-    assert_eq!(code, 200, "{body}");
-    assert!(body.contains("robot_open"), "{body}");
+/// `eliot api-token new` prints a fresh token and the line that keeps its hash; `hash`
+/// gives the same line for that token, read on standard input; neither reads the
+/// configuration (one refused for want of tokens is where they are needed).
+#[test]
+fn api_token_new_prints_a_token_and_the_line_that_keeps_its_hash() {
+    let out = eliot(
+        &["api-token", "new", "--role", "admin"],
+        &[("ELIOT_HTTP_ADDR", "0.0.0.0:1")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let [token, line] = lines[..] else {
+        panic!("a token and a line: {text}")
+    };
+    assert_eq!(token.len(), 43, "{text}");
+    assert!(
+        line.starts_with("\"admin:sha256:") && !line.contains(token),
+        "{text}"
+    );
+    let mut hash = Command::new(env!("CARGO_BIN_EXE_eliot"))
+        .args(["api-token", "hash", "--role", "admin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(hash.stdin.take().unwrap(), "{token}").unwrap();
+    let hashed = hash.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(hashed.stdout).unwrap().trim(), line);
+    let bad = eliot(&["api-token", "new", "--role", "root"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 /// The device commands work on the database of a data directory. One that only reads or

@@ -1,6 +1,7 @@
-//! The read API over real HTTP, against a running Eliot fed by real MQTT clients: what
-//! `/devices/{id}/latest` and `/devices/{id}/readings` answer, across the memtable and the
-//! chunks, and how they refuse what they cannot answer.
+//! The API v1's readings over real HTTP, against a running Eliot fed by real MQTT
+//! clients: what `/api/v1/devices/{id}/readings/latest` and `/api/v1/devices/{id}/readings`
+//! answer, across the memtable and the chunks, and how they refuse what they cannot
+//! answer, with the error body. (No token is configured: Eliot listens on loopback.)
 
 mod common;
 
@@ -23,9 +24,10 @@ fn gps(device: &str, n: u64) -> String {
     )
 }
 
-fn timestamps(rows: &Value) -> Vec<String> {
-    rows.as_array()
-        .expect("a JSON array")
+fn timestamps(page: &Value) -> Vec<String> {
+    page["readings"]
+        .as_array()
+        .expect("a JSON array of readings")
         .iter()
         .map(|r| r["timestamp"].as_str().unwrap().to_owned())
         .collect()
@@ -80,8 +82,10 @@ async fn a_device_s_readings_are_served_from_memory_and_chunks_alike() {
         "{shape:?}"
     );
 
-    let (status, latest) = json(eliot.http_addr, "/devices/robot_001/latest").await;
+    let base = "/api/v1/devices/robot_001/readings";
+    let (status, latest) = json(eliot.http_addr, &format!("{base}/latest")).await;
     assert_eq!(status, 200, "{latest}");
+    let latest = &latest["readings"];
     let sensors: Vec<(&str, &str)> = latest
         .as_array()
         .unwrap()
@@ -107,16 +111,21 @@ async fn a_device_s_readings_are_served_from_memory_and_chunks_alike() {
     );
     assert_eq!(latest[0]["device_id"], "robot_001");
 
-    let (status, last) = json(eliot.http_addr, "/devices/robot_001/readings?last=10").await;
+    let (_, gps_only) = json(eliot.http_addr, &format!("{base}/latest?sensor_type=gps")).await;
+    assert_eq!(gps_only["readings"].as_array().unwrap().len(), 1);
+
+    let (status, last) = json(eliot.http_addr, &format!("{base}?limit=10")).await;
     assert_eq!(status, 200);
     let expected: Vec<String> = (140..150).rev().map(ts).collect();
     assert_eq!(timestamps(&last), expected, "newest first");
+    assert!(last["next_cursor"].is_string(), "more follow: {last}");
 
-    let (status, all) = json(eliot.http_addr, "/devices/robot_001/readings?last=10000").await;
+    let (status, all) = json(eliot.http_addr, &format!("{base}?limit=10000")).await;
     assert_eq!(status, 200);
-    assert_eq!(all.as_array().unwrap().len(), 152, "each reading once");
+    assert_eq!(timestamps(&all).len(), 152, "each reading once");
+    assert_eq!(all["next_cursor"], Value::Null);
 
-    let path = format!("/devices/robot_001/readings?from={}&to={}", ts(20), ts(30));
+    let path = format!("{base}?from={}&to={}&order=asc", ts(20), ts(30));
     let (status, range) = json(eliot.http_addr, &path).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -130,56 +139,76 @@ async fn a_device_s_readings_are_served_from_memory_and_chunks_alike() {
         (20..23).map(ts).collect::<Vec<_>>()
     );
 
-    let (status, nobody) = json(eliot.http_addr, "/devices/robot_404/latest").await;
-    assert_eq!((status, nobody), (200, Value::Array(Vec::new())));
+    let (status, nobody) = json(eliot.http_addr, "/api/v1/devices/robot_404/readings/latest").await;
+    assert_eq!(
+        (status, nobody),
+        (200, serde_json::json!({ "readings": [] }))
+    );
 }
 
+/// Each refusal is a 400 with the error body, its code and a message saying why; another
+/// method is a 405 with `Allow`; the old paths say where the readings moved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_read_api_cannot_answer_is_refused_with_a_reason() {
     let eliot = Eliot::start();
-    let from_to = format!("from={}&to={}", ts(0), ts(1));
-    for (path, reason) in [
-        ("/devices/bad%20id/latest".to_owned(), "device id"),
+    let base = "/api/v1/devices/robot_001/readings";
+    for (path, code, reason) in [
         (
-            "/devices/robot_001/readings?last=0".to_owned(),
-            "last must be from 1 to 10000",
+            "/api/v1/devices/bad%20id/readings/latest".to_owned(),
+            "invalid_path",
+            "device id",
         ),
         (
-            "/devices/robot_001/readings?last=10001".to_owned(),
-            "last must be from 1 to 10000",
-        ),
-        ("/devices/robot_001/readings?last=x".to_owned(), "bad query"),
-        ("/devices/robot_001/readings?what=1".to_owned(), "bad query"),
-        (
-            format!("/devices/robot_001/readings?last=5&{from_to}"),
-            "either last=N",
+            format!("{base}?limit=0"),
+            "invalid_query",
+            "limit must be from 1 to 10000",
         ),
         (
-            format!("/devices/robot_001/readings?from={}", ts(0)),
-            "either last=N",
+            format!("{base}?limit=10001"),
+            "invalid_query",
+            "limit must be from 1 to 10000",
         ),
         (
-            format!("/devices/robot_001/readings?from={}&to={}", ts(5), ts(1)),
-            "from must be before to",
+            format!("{base}?limit=x"),
+            "invalid_query",
+            "bad query string",
+        ),
+        (format!("{base}?last=5"), "invalid_query", "unknown field"),
+        (
+            format!("{base}?order=sideways"),
+            "invalid_query",
+            "bad query string",
         ),
         (
-            "/devices/robot_001/readings?from=yesterday&to=now".to_owned(),
-            "from:",
+            format!("{base}?sensor_type=GPS"),
+            "invalid_query",
+            "sensor_type",
+        ),
+        (format!("{base}?from=yesterday"), "invalid_query", "from:"),
+        (
+            format!("{base}?to=2025-06-05%2014:30:00Z"),
+            "invalid_query",
+            "to:",
         ),
         (
-            format!("/devices/robot_001/readings?{from_to}&limit=0"),
-            "limit must be",
-        ),
-        (
-            "/devices/robot_001/readings?limit=5".to_owned(),
-            "limit goes with from and to",
+            format!("{base}?cursor=garbage"),
+            "invalid_cursor",
+            "not a cursor",
         ),
     ] {
         let (status, body) = json(eliot.http_addr, &path).await;
         assert_eq!(status, 400, "{path}: {body}");
-        let error = body["error"].as_str().unwrap_or_default();
-        assert!(error.contains(reason), "{path}: {error}");
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "{path}: {message}");
     }
-    let (status, _) = request("POST", eliot.http_addr, "/devices/robot_001/latest").await;
-    assert_eq!(status, 405);
+    let (status, body) = request("POST", eliot.http_addr, &format!("{base}/latest")).await;
+    assert_eq!(status, 405, "{body}");
+    assert!(body.contains("method_not_allowed"), "{body}");
+    let (status, body) = json(eliot.http_addr, "/devices/robot_001/latest").await;
+    assert_eq!(status, 404);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("/api/v1/devices/{id}/readings"));
 }

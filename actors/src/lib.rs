@@ -91,7 +91,9 @@ pub use pipeline::{ReplayError, ReplayOutcome, ReplayPage, ReplaySettings, Repla
 pub use secret::Secret;
 pub use settings::Problems;
 pub use store::{
-    DeadLetterFilter, NotStored, Purger, Reader, Store, StoreError, StoreSettings, StoredReading,
+    DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadLetterSummary, NotStored, Page,
+    PageRequest, Purger, Reader, ReadingKey, Store, StoreError, StoreSettings, StoredDeadLetter,
+    StoredReading, DEAD_LETTER_SCAN_ROWS,
 };
 // `Ping` is what an `answers_pings!` expansion answers, in the shell too.
 pub use supervision::{

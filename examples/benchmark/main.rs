@@ -74,8 +74,9 @@
 //!   the server's CPU time per message. Targets: Eliot's p99 ≤ 50 ms, its CPU per message
 //!   ≤ 2 × Mosquitto's.
 //! - `reads`: on that store, while 50,000 msg/s are ingested, one reader's HTTP reads of
-//!   random devices for 20 s: `/devices/{id}/latest`, `/devices/{id}/readings?last=1000` and
-//!   a one-hour `?from=&to=` window. Target: p99 ≤ 10 ms for each.
+//!   random devices for 20 s: `/api/v1/devices/{id}/readings/latest`,
+//!   `/api/v1/devices/{id}/readings?limit=1000` and a one-hour `?from=&to=&order=asc`
+//!   window. Target: p99 ≤ 10 ms for each.
 //! - `generator`: the sustained load (2,000,000 readings, no least time) against a null
 //!   server in this process that only acks (`ack_sink.rs`): what the load generator reaches
 //!   on this machine (target ≥ 150,000 msg/s, so that it is not what limits `sustained`);

@@ -1,5 +1,5 @@
-//! The three reads of Eliot's HTTP read API the `reads` configuration times, each checked
-//! for what a dashboard relies on: 200 and a JSON array with the device's readings.
+//! The three reads of Eliot's API v1 the `reads` configuration times, each checked for
+//! what a dashboard relies on: 200 and a page (`readings`) with the device's readings.
 
 use std::time::{Duration, Instant};
 
@@ -9,17 +9,18 @@ use crate::telemetry::{device_id, rfc3339_seconds, unix_micros};
 
 /// Longest a read may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Readings asked for by `?last=`.
+/// Readings asked for by `?limit=` (newest first).
 const LAST: usize = 1000;
 
 /// A kind of read.
 #[derive(Clone, Copy, Debug)]
 pub enum ReadKind {
-    /// `GET /devices/{id}/latest`: one reading per sensor type.
+    /// `GET /api/v1/devices/{id}/readings/latest`: one reading per sensor type.
     Latest,
-    /// `GET /devices/{id}/readings?last=1000`: newest first.
+    /// `GET /api/v1/devices/{id}/readings?limit=1000`: newest first.
     LastThousand,
-    /// `GET /devices/{id}/readings?from=&to=`: the hour up to now, in time order.
+    /// `GET /api/v1/devices/{id}/readings?from=&to=&order=asc&limit=10000`: the hour up
+    /// to now, in time order.
     LastHour,
 }
 
@@ -29,9 +30,11 @@ pub const READ_KINDS: [ReadKind; 3] =
 impl ReadKind {
     pub fn describe(self) -> &'static str {
         match self {
-            ReadKind::Latest => "GET /devices/{id}/latest",
-            ReadKind::LastThousand => "GET /devices/{id}/readings?last=1000",
-            ReadKind::LastHour => "GET /devices/{id}/readings?from=&to= (the last hour)",
+            ReadKind::Latest => "GET /api/v1/devices/{id}/readings/latest",
+            ReadKind::LastThousand => "GET /api/v1/devices/{id}/readings?limit=1000",
+            ReadKind::LastHour => {
+                "GET /api/v1/devices/{id}/readings?from=&to=&order=asc&limit=10000 (the last hour)"
+            }
         }
     }
 
@@ -63,19 +66,22 @@ impl ReadApi {
     pub fn read(&self, kind: ReadKind, index: u32) -> Result<Duration, String> {
         let id = device_id(index);
         let request = match kind {
-            ReadKind::Latest => self
-                .agent
-                .get(&format!("{}/devices/{id}/latest", self.base)),
+            ReadKind::Latest => self.agent.get(&format!(
+                "{}/api/v1/devices/{id}/readings/latest",
+                self.base
+            )),
             ReadKind::LastThousand => self
                 .agent
-                .get(&format!("{}/devices/{id}/readings", self.base))
-                .query("last", &LAST.to_string()),
+                .get(&format!("{}/api/v1/devices/{id}/readings", self.base))
+                .query("limit", &LAST.to_string()),
             ReadKind::LastHour => {
                 let now = unix_micros();
                 self.agent
-                    .get(&format!("{}/devices/{id}/readings", self.base))
+                    .get(&format!("{}/api/v1/devices/{id}/readings", self.base))
                     .query("from", &rfc3339_seconds(now - 3_600_000_000))
                     .query("to", &rfc3339_seconds(now + 1_000_000))
+                    .query("order", "asc")
+                    .query("limit", "10000")
             }
         };
         let started = Instant::now();
@@ -96,11 +102,11 @@ impl ReadApi {
     }
 }
 
-/// The answer is a non-empty JSON array of this device's readings (every device read has
-/// published in the last hour), at most `LAST` for `?last=`.
+/// The answer is a page holding a non-empty array of this device's readings (every device
+/// read has published in the last hour), at most `LAST` for `?limit=`.
 fn check(kind: ReadKind, id: &str, body: &str) -> Result<(), String> {
     let value: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
-    let readings = value.as_array().ok_or("not a JSON array")?;
+    let readings = value["readings"].as_array().ok_or("no `readings` array")?;
     let first = readings.first().ok_or("an empty array")?;
     if first["device_id"] != id {
         return Err(format!("a reading of {} for {id}", first["device_id"]));
@@ -109,7 +115,7 @@ fn check(kind: ReadKind, id: &str, body: &str) -> Result<(), String> {
         return Err("a reading without `data` or `timestamp`".into());
     }
     if matches!(kind, ReadKind::LastThousand) && readings.len() > LAST {
-        return Err(format!("{} readings for last={LAST}", readings.len()));
+        return Err(format!("{} readings for limit={LAST}", readings.len()));
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The operations endpoints: `GET /health` (liveness), `GET /ready` (readiness) and
-//! `GET /metrics` (Prometheus), and the read API (`GET /devices/{id}/...`, in `readings`),
+//! `GET /metrics` (Prometheus), in `routes`, and the API v1 under `/api/v1` (`v1`),
 //! served by actix-web in Eliot's actix system, as a child of the supervision tree
 //! (`HttpApi`).
 //!
@@ -7,11 +7,12 @@
 //! `http.max_connections` connections and closing a request that is not read within
 //! `http.request_timeout`: a slow or flooding HTTP client costs those workers, not the
 //! threads that serve devices. The operations endpoints expose no payload, device id or
-//! secret; the read API serves stored readings, to whoever can reach `http.listen`: so
-//! only on a loopback address, unless `http.reads_off_loopback` says otherwise.
+//! secret, and are open; the API v1 serves device data, to bearer tokens (`[api] tokens`,
+//! `ELIOT_API_TOKENS`), or without tokens on a loopback `http.listen` only: another
+//! address without tokens is refused by the configuration.
 
-mod readings;
 mod routes;
+pub mod v1;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
-use eliot_actors::{Event, HealthProbe, Metrics, Problems, Reader, Restarts, Telemetry};
+use eliot_actors::{Event, HealthProbe, Metrics, Problems, Restarts, Telemetry};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "http";
@@ -29,7 +30,7 @@ pub const NAME: &str = "http";
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
-    /// Where the operations endpoints and the read API (`/devices/...`) are served.
+    /// Where the operations endpoints and the API v1 (`/api/v1`) are served.
     pub listen: SocketAddr,
     /// Worker threads answering HTTP.
     pub workers: usize,
@@ -41,20 +42,29 @@ pub struct HttpSettings {
     /// `/ready` fails when rows have waited longer than this for a commit.
     #[serde(with = "humantime_serde")]
     pub ready_max_backlog_age: Duration,
-    /// Serve the read API (`/devices/...`), which has no authentication, on a `listen`
-    /// address other than loopback too. Off: there it answers 403, and only the probes
-    /// and metrics are served.
-    pub reads_off_loopback: bool,
+    /// Removed: the API authenticates with tokens now (`[api] tokens`). Read only to
+    /// say so, rather than "unknown field".
+    #[serde(default, skip_serializing)]
+    pub reads_off_loopback: Option<toml::Value>,
+}
+
+/// The `[api]` section: who may call the API v1.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// The kept tokens (hashes), with `ELIOT_API_TOKENS`'s added as they are read.
+    pub tokens: Vec<v1::tokens::HashedToken>,
 }
 
 impl HttpSettings {
-    /// Whether `/devices/...` is served: every device's readings, to whoever reaches
-    /// `listen`.
-    pub fn serves_reads(&self) -> bool {
-        self.listen.ip().is_loopback() || self.reads_off_loopback
-    }
-
     pub fn validate(&self, problems: &mut Problems) {
+        problems.check(
+            self.reads_off_loopback.is_none(),
+            "reads_off_loopback",
+            "removed: the API (now under /api/v1) takes bearer tokens instead: set \
+             [api] tokens (`eliot api-token new` makes one) or ELIOT_API_TOKENS, and \
+             delete this key",
+        );
         problems.check(
             (1..=16).contains(&self.workers),
             "workers",
@@ -76,8 +86,12 @@ pub struct ApiState {
     pub ready_max_backlog_age: Duration,
     /// `mqtt.max_connections`: `/ready` answers 503 while it is reached.
     pub max_connections: usize,
-    /// The store's read API, for `/devices/...`.
-    pub reader: Reader,
+    /// The API v1's handlers' state.
+    pub v1: v1::V1State,
+    /// Who may call the API v1.
+    pub gate: v1::Gate,
+    /// How many API tokens are kept (0: loopback only), for the start's log line.
+    pub api_tokens: usize,
 }
 
 /// Stop serving (the last phase of a shutdown). Answered once the server has stopped.
@@ -133,15 +147,12 @@ impl HttpApi {
             Err(e) => return self.fail(&format!("cannot use the HTTP socket: {e}"), ctx),
         };
         let state = self.state.clone();
-        let reads = match self.settings.serves_reads() {
-            true => readings::configure,
-            false => readings::refuse,
-        };
         let server = actix_web::HttpServer::new(move || {
+            let (v1, gate) = (state.v1.clone(), state.gate.clone());
             actix_web::App::new()
                 .app_data(actix_web::web::Data::new(state.clone()))
                 .configure(routes::configure)
-                .configure(reads)
+                .configure(|cfg| v1::configure(cfg, v1, gate))
                 .default_service(actix_web::web::to(routes::not_found))
         })
         .workers(self.settings.workers)
@@ -157,7 +168,11 @@ impl HttpApi {
             Err(e) => return self.fail(&format!("cannot listen for HTTP: {e}"), ctx),
         };
         if let Ok(addr) = self.listener.local_addr() {
-            Event::HttpListening { addr }.emit(&self.telemetry);
+            Event::HttpListening {
+                addr,
+                api_tokens: self.state.api_tokens,
+            }
+            .emit(&self.telemetry);
         }
         let server = server.run();
         self.server = Some(server.handle());

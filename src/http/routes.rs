@@ -5,7 +5,8 @@
 //! - `GET /ready`: 200 when Eliot should be sent devices; otherwise 503 with the reasons.
 //! - `GET /metrics`: the Prometheus text format.
 //!
-//! Another path is 404, another method 405, both as JSON.
+//! Another path is 404 (a path of the old read API, `/devices/...`, says where it
+//! moved), another method 405, both as JSON. The API v1 (`v1`) has its own.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -110,10 +111,17 @@ fn not_ready(reasons: &[String]) -> HttpResponse {
     HttpResponse::ServiceUnavailable().json(json!({ "ready": false, "reasons": reasons }))
 }
 
-pub async fn not_found() -> HttpResponse {
+pub async fn not_found(request: actix_web::HttpRequest) -> HttpResponse {
+    if request.path().starts_with("/devices/") {
+        // The read API's old paths: say where it went.
+        return HttpResponse::NotFound().json(json!({
+            "error": "moved to the API v1: GET /api/v1/devices/{id}/readings and \
+                      /api/v1/devices/{id}/readings/latest (see /api/v1/openapi.json)",
+        }));
+    }
     HttpResponse::NotFound().json(json!({
         "error": "not found",
-        "endpoints": ["/health", "/ready", "/metrics"],
+        "endpoints": ["/health", "/ready", "/metrics", "/api/v1 (see /api/v1/openapi.json)"],
     }))
 }
 

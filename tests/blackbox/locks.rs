@@ -115,8 +115,8 @@ async fn shared_lock_throughout() {
     let reads = tokio::spawn(async move {
         for n in 0..50 {
             let path = match n % 2 {
-                0 => "/devices/steady/readings?last=500",
-                _ => "/devices/steady/latest",
+                0 => "/api/v1/devices/steady/readings?limit=500",
+                _ => "/api/v1/devices/steady/readings/latest",
             };
             let (status, _) = get_json(http, path).await;
             assert_eq!(status, 200, "{path}");

@@ -12,7 +12,14 @@
 //!
 //! # Layout
 //!
-//! - `support`: the helper, HTTP from outside, seeded randomness, the tests' runtime.
+//! - `support`: the helper, HTTP from outside (the API with its tokens too), seeded
+//!   randomness, the tests' runtime.
+//! - `api_auth`: the API v1's credentials matrix on every route and method, the open
+//!   OpenAPI document, bad tokens rate-limited, no tokens on loopback.
+//! - `api_readings`: paging a device's readings while it publishes: no gap, no repeat;
+//!   cursors garbage, altered or used with other filters refused.
+//! - `api_dead_letters`: paging dead letters while devices send rejected messages, the
+//!   filters, payloads as text or base64.
 //! - `drills`: kill -9 mid-stream, its stress mode (`ELIOT_KILL_ROUNDS` rounds of varied
 //!   fleets, pace, kills and readers, 20 by default; `ELIOT_KILL_SEED` repeats a run), a
 //!   stalled store, SIGTERM under load.
@@ -32,6 +39,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_auth;
+mod api_dead_letters;
+mod api_readings;
 mod drills;
 mod fleet;
 mod locks;
@@ -54,6 +64,9 @@ fn main() {
     // `--test-threads` says otherwise.
     args.test_threads.get_or_insert(4);
     let tests = [
+        api_auth::tests(),
+        api_readings::tests(),
+        api_dead_letters::tests(),
         drills::tests(),
         fleet::tests(),
         outside_reader::tests(),

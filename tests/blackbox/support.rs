@@ -121,3 +121,72 @@ impl Rng {
         Duration::from_millis(self.between(low, high))
     }
 }
+
+/// Tokens the API tests configure (`ELIOT_API_TOKENS`).
+pub const READ_TOKEN: &str = "blackbox-read-token-0123456789";
+pub const ADMIN_TOKEN: &str = "blackbox-admin-token-0123456789";
+
+/// `ELIOT_API_TOKENS` with both.
+pub fn api_tokens() -> String {
+    format!("read:{READ_TOKEN},admin:{ADMIN_TOKEN}")
+}
+
+/// One answer of the API, with the headers the tests look at.
+#[derive(Debug)]
+pub struct ApiAnswer {
+    pub status: u16,
+    /// The body as JSON (`Null` if it is not).
+    pub body: serde_json::Value,
+    pub www_authenticate: Option<String>,
+    pub allow: Option<String>,
+}
+
+impl ApiAnswer {
+    /// The error body's code, if the body is one.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+/// `method path` on Eliot's HTTP port, with `Authorization: <authorization>` when given.
+pub async fn api(
+    http: SocketAddr,
+    method: &'static str,
+    path: &str,
+    authorization: Option<String>,
+) -> ApiAnswer {
+    let url = format!("http://{http}{path}");
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(20))
+            .build();
+        let mut request = agent.request(method, &url);
+        if let Some(value) = &authorization {
+            request = request.set("Authorization", value);
+        }
+        let response = match request.call() {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("{method} {url}: {e}"),
+        };
+        let header = |name: &str| response.header(name).map(str::to_owned);
+        let (status, www_authenticate, allow) = (
+            response.status(),
+            header("WWW-Authenticate"),
+            header("Allow"),
+        );
+        let body = response.into_string().unwrap_or_default();
+        ApiAnswer {
+            status,
+            body: serde_json::from_str(&body).unwrap_or_default(),
+            www_authenticate,
+            allow,
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// `GET path` with a bearer token.
+pub async fn api_get(http: SocketAddr, path: &str, token: &str) -> ApiAnswer {
+    api(http, "GET", path, Some(format!("Bearer {token}"))).await
+}

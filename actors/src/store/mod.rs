@@ -16,6 +16,7 @@
 //! - `sessions/`: device sessions, durable so that Session Present survives a crash: the
 //!   rows, the writer's requests, and the endpoint's handle.
 //! - `dead_letters.rs`: the dead letters' byte quota, the oldest shed first.
+//! - `dead_letter_reads.rs`: the dead letters read back, a bounded keyset page at a time.
 //! - `device_state.rs`: the fleet's rows (device state, status events), written in the
 //!   writer's batches, and the reads the fleet makes of them.
 //! - `purge.rs`: deleting every reading of a device, a bounded step at a time between
@@ -25,6 +26,7 @@
 //! - `settings.rs`: the `[store]` section.
 
 mod database;
+mod dead_letter_reads;
 mod dead_letters;
 mod device_state;
 mod purge;
@@ -37,12 +39,16 @@ mod writer;
 #[cfg(test)]
 pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};
+pub use dead_letter_reads::{
+    DeadLetterPage, DeadLetterQuery, DeadLetterSummary, StoredDeadLetter,
+    SCAN_ROWS as DEAD_LETTER_SCAN_ROWS,
+};
 pub use device_state::{
     device_events, load_device_rows, load_known_ids, open_for_reading, DeviceRow, EventRow,
     FleetWrites,
 };
 pub use purge::Purger;
-pub use readings::{Reader, StoredReading};
+pub use readings::{Page, PageRequest, Reader, ReadingKey, StoredReading};
 pub use replay::{DeadLetterFilter, KeptDeadLetter, LoadDeadLetters, Selection};
 pub use sessions::{SessionRequest, Sessions, SESSION_REFRESH};
 pub use settings::StoreSettings;

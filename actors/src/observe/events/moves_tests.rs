@@ -231,7 +231,10 @@ fn every_example() -> Vec<Example> {
             error: None,
         }),
         example(Event::Hangup { tls: true }),
-        example(Event::HttpListening { addr }),
+        example(Event::HttpListening {
+            addr,
+            api_tokens: 2,
+        }),
         example(Event::HttpFailed {
             error: "address in use",
         }),

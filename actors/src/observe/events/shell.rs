@@ -88,9 +88,12 @@ impl Observe for Hangup {
     fn count(&self, _: &Metrics) {}
 }
 
-/// The HTTP server (health, readiness, metrics) listens.
+/// The HTTP server (health, readiness, metrics, the API v1) listens, and says who may
+/// call the API: holders of `api_tokens` tokens, or, with none, anyone on this machine
+/// (the configuration allows no tokens on a loopback address only).
 pub struct HttpListening {
     pub addr: std::net::SocketAddr,
+    pub api_tokens: usize,
 }
 
 impl Observe for HttpListening {
@@ -98,7 +101,14 @@ impl Observe for HttpListening {
     const MOVES: &'static [&'static str] = &["eliot_http_listening"];
 
     fn log(&self, log: &Logger) {
-        info!(log, "HTTP server listening"; "event" => Self::NAME, "addr" => %self.addr)
+        match self.api_tokens {
+            0 => warn!(log,
+                "HTTP server listening; no API token is configured: the API (/api/v1) \
+                 answers anyone who reaches this loopback address, with every right";
+                "event" => Self::NAME, "addr" => %self.addr, "api_tokens" => 0),
+            n => info!(log, "HTTP server listening; the API (/api/v1) takes bearer tokens";
+                "event" => Self::NAME, "addr" => %self.addr, "api_tokens" => n),
+        }
     }
 
     fn count(&self, m: &Metrics) {

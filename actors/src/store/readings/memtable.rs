@@ -39,6 +39,9 @@ impl Row {
     }
 }
 
+/// A range of one device's keys (time, sensor type): a keyset page's.
+pub type KeyRange = (Bound<(i64, Arc<str>)>, Bound<(i64, Arc<str>)>);
+
 /// One device's readings, by time then sensor type.
 pub type DeviceRows = BTreeMap<(i64, Arc<str>), Row>;
 
@@ -203,6 +206,38 @@ impl Memtable {
         rows
     }
 
+    /// Rows of `device` with keys (time, sensor type) within `bounds`, of `sensor` only
+    /// when given, at most `limit` from each generation, in key order or (`descending`)
+    /// its reverse: a keyset page's share of memory.
+    pub fn device_page(
+        &self,
+        device: &str,
+        bounds: KeyRange,
+        sensor: Option<&str>,
+        descending: bool,
+        limit: usize,
+    ) -> Vec<(Arc<str>, i64, Row)> {
+        if !ordered(&bounds) {
+            return Vec::new();
+        }
+        let mut rows = Vec::new();
+        for generation in self.sealed.iter().chain([&self.active]) {
+            let Some(device_rows) = generation.device(device) else {
+                continue;
+            };
+            let within = device_rows.range(bounds.clone());
+            let wanted = |((_, s), _): &(&(i64, Arc<str>), &Row)| sensor.is_none_or(|x| x == &**s);
+            let copy =
+                |((ts, sensor), row): (&(i64, Arc<str>), &Row)| (sensor.clone(), *ts, row.clone());
+            if descending {
+                rows.extend(within.rev().filter(wanted).take(limit).map(copy));
+            } else {
+                rows.extend(within.filter(wanted).take(limit).map(copy));
+            }
+        }
+        rows
+    }
+
     /// The newest row of each of `device`'s sensor types held here.
     pub fn latest_rows(&self, device: &str) -> Vec<(Arc<str>, i64, Row)> {
         let mut latest: HashMap<Arc<str>, (i64, &Row)> = HashMap::new();
@@ -218,6 +253,16 @@ impl Memtable {
             .into_iter()
             .map(|(sensor, (ts, row))| (sensor, ts, row.clone()))
             .collect()
+    }
+}
+
+/// Whether `BTreeMap::range` takes `bounds` (it panics on a start past the end, or on
+/// equal ends both excluded).
+fn ordered<T: Ord>((start, end): &(Bound<T>, Bound<T>)) -> bool {
+    match (start, end) {
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => true,
+        (Bound::Included(a), Bound::Included(b)) => a <= b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a < b,
     }
 }
 

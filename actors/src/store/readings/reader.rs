@@ -7,6 +7,7 @@
 //! so reading the memtable first and SQLite second misses nothing; what both hold is
 //! returned once.
 
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -39,20 +40,20 @@ pub struct StoredReading {
 /// and its columns as the text they are returned in (a chunk's, as stored; the
 /// memtable's, formatted), so that rows read from SQLite are never parsed and formatted
 /// again.
-struct Found {
-    sensor: String,
-    ts: i64,
+pub(super) struct Found {
+    pub(super) sensor: String,
+    pub(super) ts: i64,
     timestamp: String,
     data: String,
     received_at: String,
 }
 
 impl Found {
-    fn key(&self) -> (i64, &str) {
+    pub(super) fn key(&self) -> (i64, &str) {
         (self.ts, &self.sensor)
     }
 
-    fn into_reading(self, device: &str) -> StoredReading {
+    pub(super) fn into_reading(self, device: &str) -> StoredReading {
         StoredReading {
             device_id: device.to_owned(),
             sensor_type: self.sensor,
@@ -167,7 +168,7 @@ impl Reader {
     }
 
     /// What `pick` copies out of the memtable, under its lock for no longer than that.
-    fn in_memtable(
+    pub(super) fn in_memtable(
         &self,
         pick: impl FnOnce(&Memtable) -> Vec<(Arc<str>, i64, MemRow)>,
     ) -> Vec<Found> {
@@ -188,20 +189,13 @@ impl Reader {
 
     /// Runs `read` in one read transaction, with the chunks (newest first) and the
     /// device's sensor types known to the chunks, as of that snapshot.
-    fn with_snapshot(
+    pub(super) fn with_snapshot(
         &self,
         device: &str,
         read: impl FnOnce(&Connection, &[Chunk], Vec<String>) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
-        let sqlite = naming(&self.path);
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match idle {
-            Some(conn) => conn,
-            None => open_read_only(&self.path).map_err(&sqlite)?,
-        };
-        let result = (|| {
-            let tx = conn.transaction()?;
-            let mut chunks = Chunks::load(&tx)?.list;
+        self.in_read_transaction(|tx| {
+            let mut chunks = Chunks::load(tx)?.list;
             chunks.reverse();
             let sensors = {
                 let mut statement = tx.prepare_cached(
@@ -210,8 +204,27 @@ impl Reader {
                 let sensors = statement.query_map([device], |r| r.get(0))?;
                 sensors.collect::<rusqlite::Result<Vec<String>>>()?
             };
-            read(&tx, &chunks, sensors)?;
-            tx.finish()
+            read(tx, &chunks, sensors)
+        })
+    }
+
+    /// Runs `read` in one read transaction on a read-only connection (an idle one, or
+    /// a new one), which it then keeps for the next read.
+    pub(in crate::store) fn in_read_transaction<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let sqlite = naming(&self.path);
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => open_read_only(&self.path).map_err(&sqlite)?,
+        };
+        let result = (|| {
+            let tx = conn.transaction()?;
+            let answer = read(&tx)?;
+            tx.finish()?;
+            Ok(answer)
         })();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < IDLE_CONNECTIONS {
@@ -256,10 +269,66 @@ fn query(
     } else {
         format_micros(to)
     };
-    let rows = statement.query_map(params![device, format_micros(from), upper, sensor], |row| {
-        let text: [String; 4] = [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?];
-        Ok(text)
-    })?;
+    let rows = statement.query_map(params![device, format_micros(from), upper, sensor], columns)?;
+    found(rows)
+}
+
+/// A range of keys (time as text, sensor type), as a chunk's rows are compared.
+pub(super) type TextRange = (Bound<(String, String)>, Bound<(String, String)>);
+
+/// A keyset page's rows of `device` in `chunk`: keys (time as text, sensor type) within
+/// `bounds`, of `sensor` only when given, in key order or its reverse, `limit` at most.
+/// The chunk's primary key leads with (device, time, sensor type): SQLite walks it from
+/// the page's start, whatever the filters.
+pub(super) fn query_page(
+    conn: &Connection,
+    chunk: &Chunk,
+    device: &str,
+    bounds: TextRange,
+    sensor: Option<&str>,
+    descending: bool,
+    limit: usize,
+) -> rusqlite::Result<Vec<Found>> {
+    let condition =
+        |bound: &Bound<(String, String)>, included: &str, excluded: &str, n: u8| match bound {
+            Bound::Included(_) => format!("AND (ts, sensor_type) {included} (?{n}, ?{})", n + 1),
+            Bound::Excluded(_) => format!("AND (ts, sensor_type) {excluded} (?{n}, ?{})", n + 1),
+            Bound::Unbounded => format!("AND ?{n} IS NULL AND ?{} IS NULL", n + 1),
+        };
+    let low = condition(&bounds.0, ">=", ">", 2);
+    let high = condition(&bounds.1, "<=", "<", 4);
+    let which_sensor = match sensor {
+        Some(_) => "AND sensor_type = ?6",
+        None => "AND ?6 IS NULL",
+    };
+    let direction = if descending { "DESC" } else { "ASC" };
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT sensor_type, ts, data, received_at FROM {} \
+         WHERE device_id = ?1 {low} {high} {which_sensor} \
+         ORDER BY ts {direction}, sensor_type {direction} LIMIT {limit}",
+        chunk.table()
+    ))?;
+    let parts = |bound: Bound<(String, String)>| match bound {
+        Bound::Included(k) | Bound::Excluded(k) => (Some(k.0), Some(k.1)),
+        Bound::Unbounded => (None, None),
+    };
+    let ((low_ts, low_sensor), (high_ts, high_sensor)) = (parts(bounds.0), parts(bounds.1));
+    let rows = statement.query_map(
+        params![device, low_ts, low_sensor, high_ts, high_sensor, sensor],
+        columns,
+    )?;
+    found(rows)
+}
+
+/// A chunk row's `sensor_type, ts, data, received_at`, as text.
+fn columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<[String; 4]> {
+    Ok([row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?])
+}
+
+/// The rows as `Found`; one whose time is not Eliot's format (never written so) is skipped.
+fn found(
+    rows: impl Iterator<Item = rusqlite::Result<[String; 4]>>,
+) -> rusqlite::Result<Vec<Found>> {
     let mut found = Vec::new();
     for row in rows {
         let [sensor, timestamp, data, received_at] = row?;

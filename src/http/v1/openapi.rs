@@ -1,0 +1,65 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3 document of the API v1, generated from the
+//! handlers' own types and annotations (utoipa), so that it cannot drift from what is
+//! served. Open to all, like any API's published reference: it describes, it holds no
+//! device data.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{dead_letters, error, readings};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Eliot API",
+        description = "Eliot's fleet API v1: stored readings and dead letters. Every path \
+            needs `Authorization: Bearer <token>` when tokens are configured (a read token \
+            for GET, an admin token for anything else); without tokens Eliot serves it on \
+            a loopback address only. Errors answer {\"error\": {\"code\", \"message\"}}.",
+    ),
+    paths(
+        readings::readings,
+        readings::latest,
+        dead_letters::list,
+        dead_letters::one,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&BearerTokens),
+    security(("bearer" = [])),
+    tags(
+        (name = "readings", description = "A device's stored readings"),
+        (name = "dead letters", description = "Messages Eliot rejected, kept whole with their reason"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerTokens;
+
+impl Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the document serialises")
+    })
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}

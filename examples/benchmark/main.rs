@@ -88,6 +88,13 @@
 //!   answers `/ready` again is the kill's (explained); any other fails the run. Target:
 //!   every reading stored exactly once (none lost, none twice, none refused).
 //!
+//! - `fleet`: what the live device state costs, beside the same Eliot with `[fleet] enabled
+//!   = false` in the same run: CPU per message at the sustained load (target ≤ 1.05×), the
+//!   memory it adds per known and per active device with 100,000 known (target ≤ 1 KiB per
+//!   known device), and `GET /api/v1/devices?status=late&limit=100` and
+//!   `GET /api/v1/devices/{id}` p99 while ingesting 50,000 msg/s (target ≤ 10 ms). See
+//!   `fleet_cost.rs`.
+//!
 //! `paced` and `reads` run `sustained` first: they need its store, on which each of their
 //! runs starts a fresh Eliot (what it acked is committed). Eliot runs on its defaults
 //! (`ELIOT_ENV=dev`, logging at `warning`), never the `test` overlay. `--quick` shrinks every
@@ -102,6 +109,7 @@ mod clients;
 mod drill;
 mod field;
 mod field_load;
+mod fleet_cost;
 mod in_flight;
 mod lab;
 mod latency;
@@ -153,7 +161,7 @@ struct Args {
     eliot_config: Option<std::path::PathBuf>,
     /// Only these configurations (comma-separated): qos1, qos0, chain, drain, upstream, auth,
     /// latency, connections, overload (overload also needs qos1), sustained, paced, reads
-    /// (paced and reads run sustained first), generator, drill.
+    /// (paced and reads run sustained first), generator, drill, fleet.
     #[arg(long, value_delimiter = ',', value_parser = CONFIGURATIONS)]
     only: Vec<String>,
     /// Readings the sustained and drill configurations publish (default 10,000,000; 40,000
@@ -166,7 +174,7 @@ struct Args {
     min_seconds: Option<u64>,
 }
 
-const CONFIGURATIONS: [&str; 14] = [
+const CONFIGURATIONS: [&str; 15] = [
     "qos1",
     "qos0",
     "chain",
@@ -181,6 +189,7 @@ const CONFIGURATIONS: [&str; 14] = [
     "reads",
     "generator",
     "drill",
+    "fleet",
 ];
 
 /// The sizes of one benchmark run.
@@ -290,6 +299,15 @@ fn main() {
             upstream::FULL
         };
         upstream::measure(&programs, &scale, runs, &mut report);
+    }
+
+    if wanted("fleet") {
+        let scale = if args.quick {
+            fleet_cost::QUICK
+        } else {
+            fleet_cost::FULL
+        };
+        fleet_cost::measure(&programs, &scale, runs, &mut report);
     }
 
     if wanted("auth") {

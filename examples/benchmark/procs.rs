@@ -167,6 +167,14 @@ impl Server {
         eliot
     }
 
+    /// Eliot on the data directory `dir`, started with the configuration file `config`
+    /// instead of `--eliot-config`'s (say, one that turns a part off, to measure its cost).
+    pub fn eliot_configured(programs: &Programs, dir: Arc<TempDir>, config: &Path) -> Server {
+        let mut eliot = Server::spawn_eliot(programs, dir, Some(config));
+        eliot.wait_listening(eliot.addr, "eliot", Duration::from_secs(120));
+        eliot
+    }
+
     /// Eliot in the upstream broker mode, started with the configuration file `config` (its
     /// own device endpoint off: nothing listens on `addr`) on the data directory `dir`;
     /// ready once its HTTP listener is.

@@ -362,15 +362,22 @@ impl Handler<Observed> for FleetShard {
     type Result = ();
 
     fn handle(&mut self, observed: Observed, ctx: &mut Context<Self>) {
+        let Observed {
+            source,
+            notes,
+            room,
+        } = observed;
         let mut sampled: Vec<String> = Vec::new();
-        for note in observed.notes {
+        for note in notes {
             // One rhythm sample per device per turn: a turn's messages arrived together.
             let sample = !sampled.contains(&note.device_id);
             if sample {
                 sampled.push(note.device_id.clone());
             }
-            self.heard(&observed.source, note, sample);
+            self.heard(&source, note, sample);
         }
+        // Handled: its room in the mailbox is free for the next update.
+        drop(room);
         self.arm(ctx);
     }
 }

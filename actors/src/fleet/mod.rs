@@ -56,8 +56,6 @@ pub use state::{
     RhythmState, Status,
 };
 
-use crate::observe::Telemetry;
-
 /// The running fleet: its shards, the feed the pipeline and connections tell it through,
 /// and the handle the rest of Eliot asks it through.
 #[derive(Clone)]
@@ -68,18 +66,23 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// `mailbox`: the updates each shard's mailbox holds (`fleet.mailbox`).
     pub fn new(
         shards: Vec<Addr<FleetShard>>,
+        mailbox: usize,
         quarantine: Arc<QuarantineSet>,
         db_path: PathBuf,
-        telemetry: &Telemetry,
     ) -> Fleet {
         let shards: Arc<[Addr<FleetShard>]> = shards.into();
+        let room = shards
+            .iter()
+            .map(|_| Arc::new(tokio::sync::Semaphore::new(mailbox)))
+            .collect();
         Fleet {
             feed: FleetFeed {
                 shards: shards.clone(),
+                room,
                 quarantine,
-                telemetry: telemetry.clone(),
             },
             handle: FleetHandle {
                 shards: shards.clone(),

@@ -18,7 +18,8 @@ pub struct FleetSettings {
     /// Shard actors owning the devices (a device's shard: a hash of its id).
     pub shards: usize,
     /// Capacity of each shard's mailbox, in updates (each carries a turn's messages of a
-    /// connection). When full, the update is dropped and counted, never waited for.
+    /// connection). When full, the pipeline waits for room before it answers (and the
+    /// acks with it): nothing is dropped.
     pub mailbox: usize,
     /// A device is late once silent for `late_factor` × its usual interval (plus four
     /// times the interval's spread), never sooner than `late_floor`.

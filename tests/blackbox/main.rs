@@ -25,7 +25,8 @@
 //!   stalled store, SIGTERM under load.
 //! - `fleet`: device state and presence (online, offline, late by rhythm), restarts,
 //!   quarantine, read from the database the fleet persists to; `fleet_counts`: counts
-//!   exact while the shards' mailboxes are full.
+//!   exact while the shards' mailboxes are full; `fleet_status`: a will on the upstream
+//!   status topic (a real Mosquitto) makes a device offline at once.
 //! - `outside_reader`: a user's `sqlite3` counting and backing up while Eliot is killed.
 //! - `locks`: Eliot's SHARED lock on its database, seen in `/proc/locks`.
 //! - `long_read`: a reader keeping its snapshot for 60 s during ingest.
@@ -46,6 +47,7 @@ mod api_readings;
 mod drills;
 mod fleet;
 mod fleet_counts;
+mod fleet_status;
 mod locks;
 mod long_read;
 mod outside_reader;
@@ -72,6 +74,7 @@ fn main() {
         drills::tests(),
         fleet::tests(),
         fleet_counts::tests(),
+        fleet_status::tests(),
         outside_reader::tests(),
         locks::tests(),
         long_read::tests(),

@@ -320,7 +320,7 @@ impl FleetShard {
 
     /// Records the changes (or marks the device changed), keeps the quarantine set in
     /// step, and reschedules the device's deadline.
-    fn after_changes(&mut self, id: &DeviceId, changes: Vec<Change>, now: i64) {
+    pub(super) fn after_changes(&mut self, id: &DeviceId, changes: Vec<Change>, now: i64) {
         if changes.is_empty() {
             self.mark(id);
         }

@@ -62,9 +62,8 @@ async fn publish_interleaved(mut connection: Device, devices: Vec<String>) -> us
             .await
             .expect("every message acked within 120 s")
             .expect("the event loop runs");
-        match event.expect("no connection error") {
-            Event::Incoming(Packet::PubAck(_)) => acked += 1,
-            _ => {}
+        if let Event::Incoming(Packet::PubAck(_)) = event.expect("no connection error") {
+            acked += 1;
         }
     }
     connection.disconnect().await;

@@ -64,16 +64,16 @@ fn launch(dir: &Path) -> Launch {
 
 /// One device's row of `device_state`, as text.
 #[derive(Debug, Clone, PartialEq)]
-struct StateRow {
-    status: String,
-    reason: String,
-    connected_since: String,
-    last_seen: String,
-    protocol: String,
-    counts: serde_json::Value,
+pub(crate) struct StateRow {
+    pub status: String,
+    pub reason: String,
+    pub connected_since: String,
+    pub last_seen: String,
+    pub protocol: String,
+    pub counts: serde_json::Value,
 }
 
-fn state(reader: &Reader, db: &Path, device: &str) -> Option<StateRow> {
+pub(crate) fn state(reader: &Reader, db: &Path, device: &str) -> Option<StateRow> {
     let sql = format!(
         "SELECT status, reason, coalesce(connected_since, ''), coalesce(last_seen, ''), \
          coalesce(protocol, ''), counts FROM device_state WHERE device_id = '{device}'"
@@ -120,7 +120,7 @@ async fn wait_for(
     last.unwrap()
 }
 
-fn messages(row: &StateRow) -> u64 {
+pub(crate) fn messages(row: &StateRow) -> u64 {
     row.counts["messages"].as_u64().unwrap_or(0)
 }
 

@@ -24,7 +24,9 @@
 //!   fleets, pace, kills and readers, 20 by default; `ELIOT_KILL_SEED` repeats a run), a
 //!   stalled store, SIGTERM under load.
 //! - `fleet`: device state and presence (online, offline, late by rhythm), restarts,
-//!   quarantine, read from the database the fleet persists to.
+//!   quarantine, read from the database the fleet persists to; `fleet_counts`: counts
+//!   exact while the shards' mailboxes are full; `fleet_status`: a will on the upstream
+//!   status topic (a real Mosquitto) makes a device offline at once.
 //! - `outside_reader`: a user's `sqlite3` counting and backing up while Eliot is killed.
 //! - `locks`: Eliot's SHARED lock on its database, seen in `/proc/locks`.
 //! - `long_read`: a reader keeping its snapshot for 60 s during ingest.
@@ -44,6 +46,8 @@ mod api_dead_letters;
 mod api_readings;
 mod drills;
 mod fleet;
+mod fleet_counts;
+mod fleet_status;
 mod locks;
 mod long_read;
 mod outside_reader;
@@ -69,6 +73,8 @@ fn main() {
         api_dead_letters::tests(),
         drills::tests(),
         fleet::tests(),
+        fleet_counts::tests(),
+        fleet_status::tests(),
         outside_reader::tests(),
         locks::tests(),
         long_read::tests(),

@@ -2,11 +2,21 @@
 //! was (`Observed`), the device connections when they carry a device and when they end
 //! (`Connected`, `Disconnected`). `FleetFeed` is the cheap handle they use.
 //!
-//! The mailbox policy: an `Observed` is sent with `try_send` after the commit, and if the
-//! shard's mailbox (`fleet.mailbox`) is full it is dropped and counted
-//! (`eliot_fleet_updates_dropped_total`), never waited for: the acks of the messages it
-//! describes must not wait on device state. A dropped update loses those messages'
-//! counts and quality samples; the device's presence is set again by its next message.
+//! The mailbox policy: backpressure, nothing dropped. After the commit, and before the
+//! pipeline's future resolves (so before the acks), an `Observed` waits for room in its
+//! shard: one of the shard's `fleet.mailbox` permits (a FIFO semaphore), which the
+//! `Observed` carries into the mailbox and which is given back when the shard has handled
+//! it. A fleet that falls behind thus slows the acks the way a slow store does, and every
+//! committed message is counted, exactly. (Not actix's `send().await`: on a full mailbox it
+//! enqueues anyway, through a fresh clone of the address, so it bounds nothing; nor
+//! `try_send`, which would have to drop.)
+//!
+//! No deadlock: a shard's handlers never wait on anything (its hand-over to the store
+//! writer is a future spawned on its context, not `ctx.wait`), so a permit is given back
+//! as soon as the shard reaches the update, whatever the pipeline or the store do. While a
+//! shard restarts (its backoff) the acks wait for it, as they wait for a restarting store
+//! writer; a shard that is gone drops its mailbox, and with it the permits.
+//!
 //! `Connected` and `Disconnected` are lifecycle reports, one per connection, sent with
 //! `do_send` like the connections' other lifecycle reports (the endpoint bounds the
 //! connections).
@@ -15,12 +25,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::quality::seq_of;
 use super::quarantine::QuarantineSet;
 use super::shard::FleetShard;
 use crate::message::{utc_micros, Outcome};
-use crate::observe::{Event, Telemetry};
 
 /// Close this connection (a device rotated or deleted): v5 DISCONNECT 0x87, no will.
 #[derive(Message)]
@@ -81,6 +91,8 @@ pub struct Note {
 pub struct Observed {
     pub source: Source,
     pub notes: Vec<Note>,
+    /// Its place among the shard's `fleet.mailbox`: given back once handled (dropped).
+    pub room: OwnedSemaphorePermit,
 }
 
 /// A connection carries `device_id` (it authenticated as it).
@@ -114,8 +126,9 @@ pub fn shard_of(device_id: &str, shards: usize) -> usize {
 #[derive(Clone)]
 pub struct FleetFeed {
     pub(super) shards: Arc<[Addr<FleetShard>]>,
+    /// Per shard, the room left in its mailbox for `Observed` updates.
+    pub(super) room: Arc<[Arc<Semaphore>]>,
     pub(super) quarantine: Arc<QuarantineSet>,
-    pub(super) telemetry: Telemetry,
 }
 
 impl FleetFeed {
@@ -154,26 +167,28 @@ impl FleetFeed {
         outcomes.iter().map(note_of).collect()
     }
 
-    /// Tells the shards what was committed, dropping (and counting) what a full mailbox
-    /// cannot take.
-    pub fn observe(&self, source: &Source, notes: impl IntoIterator<Item = Note>) {
+    /// Tells the shards what was committed, waiting for room in each one's mailbox.
+    pub async fn observe(&self, source: &Source, notes: impl IntoIterator<Item = Note>) {
         let n = self.shards.len();
         let mut by_shard: Vec<Vec<Note>> = (0..n).map(|_| Vec::new()).collect();
         for note in notes {
             by_shard[shard_of(&note.device_id, n)].push(note);
         }
-        for (shard, notes) in self.shards.iter().zip(by_shard) {
+        for ((shard, room), notes) in self.shards.iter().zip(self.room.iter()).zip(by_shard) {
             if notes.is_empty() {
                 continue;
             }
-            let count = notes.len();
-            let observed = Observed {
+            // The semaphore is never closed: `Err` cannot happen, and would only mean
+            // "nothing to wait for".
+            let Ok(room) = room.clone().acquire_owned().await else {
+                continue;
+            };
+            // `do_send`: the permit, not actix's capacity, is the bound.
+            shard.do_send(Observed {
                 source: source.clone(),
                 notes,
-            };
-            if let Err(SendError::Full(_)) = shard.try_send(observed) {
-                Event::FleetUpdateDropped { messages: count }.emit(&self.telemetry);
-            }
+                room,
+            });
         }
     }
 

@@ -105,7 +105,12 @@ fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
             FleetShard::new(links, &telemetry).start()
         })
         .collect();
-    let fleet = Fleet::new(shards, quarantine, store_settings.db_path(), &telemetry);
+    let fleet = Fleet::new(
+        shards,
+        settings.mailbox,
+        quarantine,
+        store_settings.db_path(),
+    );
     Harness { fleet, store }
 }
 
@@ -160,7 +165,10 @@ async fn the_handle_reads_and_changes_what_the_shards_own() {
     let source = Source::Connection(carrier.clone());
     let outcomes = [accepted("d1", 0), accepted("d1", 1), accepted("d2", 0)];
     let notes = FleetFeed::notes(&outcomes);
-    h.fleet.feed.observe(&source, notes.into_iter().flatten());
+    h.fleet
+        .feed
+        .observe(&source, notes.into_iter().flatten())
+        .await;
     let other = Arc::new(Carrier {
         connection: 8,
         peer: carrier.peer,
@@ -294,7 +302,8 @@ async fn quarantine_holds_a_devices_messages_until_released() {
     feed.observe(
         &source,
         FleetFeed::notes(&[accepted("q", 0)]).into_iter().flatten(),
-    );
+    )
+    .await;
     let rejected = |n: usize| -> Vec<Outcome> {
         (0..n)
             .map(|_| match accepted("q", 5) {
@@ -308,7 +317,8 @@ async fn quarantine_holds_a_devices_messages_until_released() {
     feed.observe(
         &source,
         FleetFeed::notes(&rejected(20)).into_iter().flatten(),
-    );
+    )
+    .await;
     until("quarantined", async || {
         handle
             .get("q")

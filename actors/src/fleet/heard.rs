@@ -320,7 +320,7 @@ impl FleetShard {
 
     /// Records the changes (or marks the device changed), keeps the quarantine set in
     /// step, and reschedules the device's deadline.
-    fn after_changes(&mut self, id: &DeviceId, changes: Vec<Change>, now: i64) {
+    pub(super) fn after_changes(&mut self, id: &DeviceId, changes: Vec<Change>, now: i64) {
         if changes.is_empty() {
             self.mark(id);
         }
@@ -362,15 +362,22 @@ impl Handler<Observed> for FleetShard {
     type Result = ();
 
     fn handle(&mut self, observed: Observed, ctx: &mut Context<Self>) {
+        let Observed {
+            source,
+            notes,
+            room,
+        } = observed;
         let mut sampled: Vec<String> = Vec::new();
-        for note in observed.notes {
+        for note in notes {
             // One rhythm sample per device per turn: a turn's messages arrived together.
             let sample = !sampled.contains(&note.device_id);
             if sample {
                 sampled.push(note.device_id.clone());
             }
-            self.heard(&observed.source, note, sample);
+            self.heard(&source, note, sample);
         }
+        // Handled: its room in the mailbox is free for the next update.
+        drop(room);
         self.arm(ctx);
     }
 }

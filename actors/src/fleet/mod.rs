@@ -15,6 +15,7 @@
 //! - `persist.rs`: a device's row and back, and how presence resumes after a restart.
 //! - `feed.rs`: what the pipeline and the connections tell the fleet (`FleetFeed`);
 //!   `handle.rs`: what the rest of Eliot asks it (`FleetHandle`).
+//! - `status_topic.rs`: presence from the upstream status topic (wills).
 //! - `settings.rs`: the `[fleet]` section.
 //!
 //! Presence: a device carried by a connection of the device endpoint is online from the
@@ -35,6 +36,7 @@ mod rhythm;
 mod settings;
 mod shard;
 mod state;
+mod status_topic;
 mod timers;
 
 use std::path::PathBuf;
@@ -55,8 +57,7 @@ pub use state::{
     Counts, DeviceEvent, DeviceState, LastReadingState, Presence, QualityState, QuarantineState,
     RhythmState, Status,
 };
-
-use crate::observe::Telemetry;
+pub use status_topic::parse_status;
 
 /// The running fleet: its shards, the feed the pipeline and connections tell it through,
 /// and the handle the rest of Eliot asks it through.
@@ -68,18 +69,23 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// `mailbox`: the updates each shard's mailbox holds (`fleet.mailbox`).
     pub fn new(
         shards: Vec<Addr<FleetShard>>,
+        mailbox: usize,
         quarantine: Arc<QuarantineSet>,
         db_path: PathBuf,
-        telemetry: &Telemetry,
     ) -> Fleet {
         let shards: Arc<[Addr<FleetShard>]> = shards.into();
+        let room = shards
+            .iter()
+            .map(|_| Arc::new(tokio::sync::Semaphore::new(mailbox)))
+            .collect();
         Fleet {
             feed: FleetFeed {
                 shards: shards.clone(),
+                room,
                 quarantine,
-                telemetry: telemetry.clone(),
             },
             handle: FleetHandle {
                 shards: shards.clone(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::TopicPattern;
 use crate::settings::Problems;
 
 /// The `[fleet]` section.
@@ -18,7 +19,8 @@ pub struct FleetSettings {
     /// Shard actors owning the devices (a device's shard: a hash of its id).
     pub shards: usize,
     /// Capacity of each shard's mailbox, in updates (each carries a turn's messages of a
-    /// connection). When full, the update is dropped and counted, never waited for.
+    /// connection). When full, the pipeline waits for room before it answers (and the
+    /// acks with it): nothing is dropped.
     pub mailbox: usize,
     /// A device is late once silent for `late_factor` × its usual interval (plus four
     /// times the interval's spread), never sooner than `late_floor`.
@@ -57,6 +59,10 @@ pub struct FleetSettings {
     /// Status events a shard may hold before they are written; past it the oldest are
     /// dropped (and counted).
     pub max_pending_events: usize,
+    /// Upstream mode: the topic pattern of the devices' status (`online`/`offline`, e.g.
+    /// their wills), e.g. `devices/{device_id}/status`, subscribed with the telemetry
+    /// topics; empty: none (the default).
+    pub status_topic: String,
 }
 
 impl FleetSettings {
@@ -84,6 +90,22 @@ impl FleetSettings {
         problems.at_least("max_devices", self.max_devices, 1);
         problems.positive("flush_interval", self.flush_interval);
         problems.at_least("max_pending_events", self.max_pending_events, 1);
+        if self.status_on() {
+            if let Err(e) = TopicPattern::parse(&self.status_topic) {
+                problems.check(false, "status_topic", &format!("{e}, or empty (none)"));
+            }
+        }
+    }
+
+    fn status_on(&self) -> bool {
+        self.enabled && !self.status_topic.is_empty()
+    }
+
+    /// The status topic's pattern, if the fleet is on and one is set.
+    pub fn status_pattern(&self) -> Option<TopicPattern> {
+        self.status_on()
+            .then(|| TopicPattern::parse(&self.status_topic).ok())
+            .flatten()
     }
 }
 
@@ -107,6 +129,7 @@ impl FleetSettings {
             max_devices: 1000,
             flush_interval: Duration::from_millis(100),
             max_pending_events: 100,
+            status_topic: String::new(),
         }
     }
 }

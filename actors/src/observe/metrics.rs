@@ -123,7 +123,6 @@ pub struct Metrics {
     pub device_status_changes: Family<Label, Counter>,
     /// Devices per status.
     pub devices: Family<Label, Gauge>,
-    pub fleet_updates_dropped: Counter,
     /// Messages of devices not tracked because the fleet was full (moved by the fleet).
     pub fleet_untracked: Counter,
     /// Dead letters of no known device (moved by the fleet).
@@ -221,11 +220,6 @@ impl Metrics {
             enabled: true,
             device_status_changes,
             devices,
-            fleet_updates_dropped: counter(
-                r,
-                "fleet_updates_dropped",
-                "Committed messages whose device update was dropped: the fleet shard was busy",
-            ),
             fleet_untracked: counter(
                 r,
                 "fleet_untracked",

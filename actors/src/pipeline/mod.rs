@@ -4,8 +4,8 @@
 //! - `Pipeline` (here): validates messages and commits what they became in one store
 //!   request, resolving only after the commit, so that the caller may then ack. With the
 //!   fleet on, a quarantined device's accepted messages become dead letters before they
-//!   are stored, and after the commit the fleet is told what each message was (without
-//!   waiting: see `fleet/feed.rs`).
+//!   are stored, and after the commit the fleet is told what each message was (waiting
+//!   for room in its shard's mailbox, before the caller may ack: see `fleet/feed.rs`).
 //! - `budget`: the `ByteBudget` of payload bytes held between receipt and commit, which
 //!   both ways in draw on, so that a slow store stops the reading of every socket.
 //! - `replay`: the `Replayer`, which takes dead letters up again through today's rules,
@@ -142,7 +142,7 @@ impl Pipeline {
                 };
             }
             if let (Some(fleet), Some(notes)) = (fleet, notes) {
-                fleet.observe(&source, notes.into_iter().flatten());
+                fleet.observe(&source, notes.into_iter().flatten()).await;
             }
             Ok(ingested)
         }

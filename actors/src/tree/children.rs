@@ -152,7 +152,7 @@ impl<'a> Children<'a> {
                 shard
             })
             .collect();
-        Fleet::new(shards, quarantine, store.db_path(), &self.telemetry)
+        Fleet::new(shards, settings.mailbox, quarantine, store.db_path())
     }
 
     /// The upstream connections, `upstream-0` to `upstream-N`.

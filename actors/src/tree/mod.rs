@@ -135,6 +135,7 @@ impl Tree {
                     breaker: breaker.clone(),
                     health: children.health.clone().recipient(),
                     pattern: pattern.clone(),
+                    status: settings.fleet.status_pattern(),
                     tls: upstream_tls.clone(),
                     budget: budget.clone(),
                     sessions: Sessions::new(store_writer.clone()),

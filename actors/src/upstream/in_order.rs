@@ -93,6 +93,12 @@ impl InOrder {
         n
     }
 
+    /// The sequence number of the first message not yet due (every earlier one is
+    /// acked, or given up).
+    pub fn front(&self) -> u64 {
+        self.front
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.waiting.len()

@@ -6,6 +6,7 @@
 //! - `link`: rumqttc's two clients (3.1.1 and 5) behind one small vocabulary.
 //! - `link_tasks`: the poll task and the ack task of one link.
 //! - `in_order`: acks in receipt order, on the connection the messages came on.
+//! - `status`: the devices' status topic (wills), told to the fleet in receipt order.
 //! - `filter`: topic filters, shared subscriptions (`$share/<group>/...`) included.
 //! - `tls`: the rustls client configuration, its files checked with clear errors.
 //! - `settings`: the `[upstream]` section.
@@ -15,6 +16,7 @@ mod in_order;
 mod link;
 mod link_tasks;
 mod settings;
+mod status;
 mod tls;
 mod upstream_connection;
 

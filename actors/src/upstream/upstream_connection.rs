@@ -22,6 +22,7 @@ use super::in_order::{Ack, InOrder, Slot};
 use super::link::{self, Delivery};
 use super::link_tasks::{poll_link, send_acks, FromLink, LinkNews, PollLink};
 use super::settings::UpstreamSettings;
+use super::status::Statuses;
 use crate::ingest::{Message, TopicPattern};
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::{ByteBudget, Ingested, Pipeline};
@@ -39,6 +40,8 @@ pub struct UpstreamLinks {
     pub health: Recipient<LinkHealth>,
     /// Names the device of a topic: the origin of a message is its device.
     pub pattern: TopicPattern,
+    /// The devices' status topic (`fleet.status_topic`), if set and the fleet is on.
+    pub status: Option<TopicPattern>,
     pub tls: Option<Arc<ClientConfig>>,
     /// Payload bytes held between receipt and commit, shared with the device endpoint.
     pub budget: ByteBudget,
@@ -81,6 +84,8 @@ pub struct UpstreamConnection {
     /// The connection (CONNACK) count of the current link, shared with its ack task.
     generation: Arc<AtomicU64>,
     order: InOrder,
+    /// Statuses received, told to the fleet in their turn.
+    statuses: Statuses,
     /// Messages received this turn, sent down the pipeline together.
     unsent: Vec<Message>,
     unsent_from: u64,
@@ -103,7 +108,10 @@ impl UpstreamConnection {
         telemetry: &Telemetry,
     ) -> Self {
         let name = restarts.child().to_owned();
-        let filters: Arc<[Filter]> = settings.filters().into();
+        let statuses = Statuses::new(links.status.clone());
+        let mut filters = settings.filters();
+        filters.extend(statuses.filter(&filters));
+        let filters: Arc<[Filter]> = filters.into();
         let health = LinkHealth {
             name: name.clone(),
             broker: format!("{}:{}", settings.host, settings.port),
@@ -126,6 +134,7 @@ impl UpstreamConnection {
             next_link: 0,
             generation: Arc::new(AtomicU64::new(0)),
             order: InOrder::default(),
+            statuses,
             unsent: Vec::new(),
             unsent_from: 0,
             unsent_since: Instant::now(),
@@ -178,10 +187,16 @@ impl UpstreamConnection {
     /// link opens after `delay`.
     fn drop_link(&mut self, delay: Duration, ctx: &mut Context<Self>) {
         self.running = None;
-        self.order.forget();
-        self.unsent.clear();
+        self.give_up_waiting();
         self.set_connected(false);
         ctx.run_later(delay, |conn, ctx| conn.open_link(ctx));
+    }
+
+    /// Nothing waiting is acked or told (the broker redelivers it).
+    fn give_up_waiting(&mut self) {
+        self.order.forget();
+        self.statuses.forget();
+        self.unsent.clear();
     }
 
     fn current_link(&self) -> Option<u64> {
@@ -236,6 +251,16 @@ impl UpstreamConnection {
         generation: u64,
         ctx: &mut Context<Self>,
     ) {
+        let status = match self.links.pattern.device_id(&delivery.topic) {
+            Some(_) => None,
+            None => self.statuses.device_of(&delivery.topic).map(str::to_owned),
+        };
+        if let Some(device) = status {
+            let seq = self.order.arrive(delivery.ack, generation, None);
+            self.order.stored(seq, 1);
+            self.statuses.arrived(seq, device, &delivery.payload, slot);
+            return self.send_due();
+        }
         // The origin is the device the topic names; a topic that names none is dead-lettered
         // by validation, under this connection's client id.
         let origin = match self.links.pattern.device_id(&delivery.topic) {
@@ -311,6 +336,12 @@ impl UpstreamConnection {
                 });
             }
         }
+        self.send_due();
+    }
+
+    /// Sends the acks now due, in receipt order, and tells the fleet the statuses among
+    /// them.
+    fn send_due(&mut self) {
         let current = self.generation.load(Ordering::Relaxed);
         let due = self.order.due(current);
         let pubacks = due.iter().filter(|a| a.token.qos > 0).count();
@@ -329,6 +360,8 @@ impl UpstreamConnection {
             }
             .emit(&self.telemetry);
         }
+        let fleet = self.links.pipeline.fleet();
+        self.statuses.due(self.order.front(), fleet);
     }
 
     fn not_stored(&mut self, count: usize, not_stored: NotStored, ctx: &mut Context<Self>) {
@@ -360,8 +393,7 @@ impl Actor for UpstreamConnection {
 impl Supervised for UpstreamConnection {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.running = None;
-        self.order.forget();
-        self.unsent.clear();
+        self.give_up_waiting();
         self.restarts.restarting("stopped".into());
     }
 }
@@ -443,7 +475,6 @@ impl Handler<StopUpstream> for UpstreamConnection {
     fn handle(&mut self, _: StopUpstream, _: &mut Context<Self>) {
         self.stopped_intake = true;
         self.running = None;
-        self.order.forget();
-        self.unsent.clear();
+        self.give_up_waiting();
     }
 }

@@ -2,7 +2,7 @@
 //! shard loaded or dropped its devices, a device was forgotten, the fleet is full, and
 //! updates or events the fleet could not keep.
 
-use slog::{debug, info, warn, Logger};
+use slog::{info, warn, Logger};
 
 use super::values::Clean;
 use super::Observe;
@@ -129,25 +129,6 @@ impl Observe for FleetFull {
     }
 
     fn count(&self, _: &Metrics) {}
-}
-
-/// A shard's mailbox was full: the update for these committed messages was dropped.
-pub struct FleetUpdateDropped {
-    pub messages: usize,
-}
-
-impl Observe for FleetUpdateDropped {
-    const NAME: &'static str = "fleet_update_dropped";
-    const MOVES: &'static [&'static str] = &["eliot_fleet_updates_dropped_total"];
-
-    fn log(&self, log: &Logger) {
-        debug!(log, "fleet shard busy: device update dropped";
-            "event" => Self::NAME, "messages" => self.messages)
-    }
-
-    fn count(&self, m: &Metrics) {
-        m.fleet_updates_dropped.inc_by(self.messages as u64);
-    }
 }
 
 /// A shard held `fleet.max_pending_events` unwritten status events: the oldest went.

@@ -136,7 +136,6 @@ every_event! {
         FleetUnloaded,
         DeviceForgotten<'_>,
         FleetFull,
-        FleetUpdateDropped,
         DeviceEventsDropped,
     ]
     mutations: [

@@ -208,7 +208,6 @@ fn every_example() -> Vec<Example> {
             status: "offline",
         }),
         example(Event::FleetFull { max_devices: 10 }),
-        example(Event::FleetUpdateDropped { messages: 3 }),
         example(Event::DeviceEventsDropped { dropped: 2 }),
         example(Event::DeadLettersReplayed {
             accepted: 3,

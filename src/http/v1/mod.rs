@@ -7,7 +7,9 @@
 //!   configuration and the `eliot api-token` command's new ones.
 //! - `error`: the one error body, also for actix-web's own extractor errors.
 //! - `params`: what the listings' queries share; `cursor`: opaque, signed cursors.
-//! - `readings`, `dead_letters`: one file per resource.
+//! - `devices` (the fleet's reads and release; `device_view`: a device as shown),
+//!   `provisioning` (add, rotate, delete), `readings`, `dead_letters`, `replay`: one
+//!   file per resource.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 //!
 //! Routing: each path is one resource answering its methods, 405 (with `Allow`) for
@@ -16,6 +18,8 @@
 mod auth;
 mod cursor;
 mod dead_letters;
+mod device_view;
+mod devices;
 mod error;
 pub mod openapi;
 mod params;
@@ -73,14 +77,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: V1State, gate: Gate) {
             .service(get_only("/devices/{id}/readings/latest", readings::latest))
             .service(
                 web::resource("/devices")
+                    .route(web::get().to(devices::list))
                     .route(web::post().to(provisioning::add))
-                    .default_service(only("POST")),
+                    .default_service(only("GET, POST")),
             )
             .service(
                 web::resource("/devices/{id}")
+                    .route(web::get().to(devices::one))
                     .route(web::delete().to(provisioning::remove))
-                    .default_service(only("DELETE")),
+                    .default_service(only("GET, DELETE")),
             )
+            .service(get_only("/devices/{id}/events", devices::events))
+            .service(post_only("/devices/{id}/release", devices::release))
             .service(post_only("/devices/{id}/rotate", provisioning::rotate))
             .service(get_only("/dead-letters", dead_letters::list))
             // Before `/dead-letters/{id}`, which would take `replay` for an id.
@@ -100,7 +108,7 @@ where
 {
     web::resource(path)
         .route(web::get().to(handler))
-        .default_service(web::to(|| async { error::method_not_allowed("GET") }))
+        .default_service(only("GET"))
 }
 
 /// A path answering `POST` alone.

@@ -26,19 +26,31 @@ pub fn tests() -> Vec<Trial> {
     ]
 }
 
-/// The routes of the API v1 (phase 1), with a dead letter that exists.
-const ROUTES: [&str; 4] = [
-    "/api/v1/devices/robot_auth/readings",
-    "/api/v1/devices/robot_auth/readings/latest",
-    "/api/v1/dead-letters",
-    "/api/v1/dead-letters/1",
+/// Every route of the API v1 with the methods it answers (its `Allow`), on a device and a
+/// dead letter that exist. The device's own path comes last: its `DELETE` removes it.
+const ROUTES: [(&str, &str); 12] = [
+    ("/api/v1/devices/robot_auth/readings", "GET"),
+    ("/api/v1/devices/robot_auth/readings/latest", "GET"),
+    ("/api/v1/dead-letters", "GET"),
+    ("/api/v1/dead-letters/1", "GET"),
+    ("/api/v1/dead-letters/1/replay", "POST"),
+    ("/api/v1/dead-letters/replay", "POST"),
+    ("/api/v1/devices", "GET, POST"),
+    ("/api/v1/devices/robot_auth/events", "GET"),
+    ("/api/v1/devices/robot_auth/release", "POST"),
+    ("/api/v1/devices/robot_auth/rotate", "POST"),
+    ("/api/v1/devices/robot_auth", "GET, DELETE"),
+    ("/api/v1/devices/robot_auth", "GET, DELETE"),
 ];
 
 /// Every route and method, with no token, a bad one, a read one and an admin one:
 /// - none: 401 with `WWW-Authenticate: Bearer` and the error body;
 /// - bad: 401 likewise (or 429 once that address has guessed too often);
-/// - read: GET 200, POST and DELETE 403 `forbidden`;
-/// - admin: GET 200, POST and DELETE 405 `method_not_allowed` with `Allow: GET`.
+/// - read: GET 200 where the path answers GET (405 where not), any other method 403
+///   `forbidden`;
+/// - admin: GET 200; a method the path answers reaches its handler (whatever it then
+///   says of the request: no 401, 403 or 405); another 405 `method_not_allowed` with the
+///   path's `Allow`.
 ///
 /// An unknown path is 401 without a token, 404 with one. The OpenAPI document is open
 /// and documents every route and the bearer scheme. Forty quick bad tokens from one
@@ -65,7 +77,9 @@ async fn the_matrix() {
         ("admin", Some(format!("Bearer {ADMIN_TOKEN}"))),
     ];
     let mut bad_answers = Vec::new();
-    for route in ROUTES {
+    let mut deleted = false;
+    for (route, allow) in ROUTES {
+        let answers = |method: &str| allow.split(", ").any(|m| m == method);
         for method in ["GET", "POST", "DELETE"] {
             for (who, authorization) in &credentials {
                 let answer = api(http, method, route, authorization.clone()).await;
@@ -91,12 +105,21 @@ async fn the_matrix() {
                             _ => panic!("{what}"),
                         }
                     }
-                    (_, "GET") => {
+                    // After the first DELETE (the last route, twice), the device is gone.
+                    (_, "GET") if answers("DELETE") && deleted => {
+                        assert_eq!((answer.status, answer.code()), (404, "not_found"), "{what}")
+                    }
+                    (_, "GET") if answers("GET") => {
                         assert_eq!(answer.status, 200, "{what}");
                         assert!(answer.body.is_object(), "{what}");
                     }
-                    ("read", _) => {
+                    ("read", m) if m != "GET" => {
                         assert_eq!((answer.status, answer.code()), (403, "forbidden"), "{what}")
+                    }
+                    ("admin", _) if answers(method) => {
+                        assert!(![401, 403, 405].contains(&answer.status), "{what}");
+                        assert!(answer.body.is_object(), "{what}");
+                        deleted |= method == "DELETE" && answer.status == 200;
                     }
                     _ => {
                         assert_eq!(
@@ -104,13 +127,17 @@ async fn the_matrix() {
                             (405, "method_not_allowed"),
                             "{what}"
                         );
-                        assert_eq!(answer.allow.as_deref(), Some("GET"), "{what}");
+                        assert_eq!(answer.allow.as_deref(), Some(allow), "{what}");
                     }
                 }
                 assert!(!answer.body["error"]["message"].is_null() || answer.status == 200);
             }
         }
     }
+    assert!(
+        deleted,
+        "the admin's DELETE reached its handler and removed the device"
+    );
     assert_eq!(bad_answers[0], 401, "the first bad token is a 401");
 
     let unknown = "/api/v1/nothing/here";
@@ -120,13 +147,27 @@ async fn the_matrix() {
 
     let document = api(http, "GET", "/api/v1/openapi.json", None).await;
     assert_eq!(document.status, 200);
-    for route in [
-        "/api/v1/devices/{id}/readings",
-        "/api/v1/devices/{id}/readings/latest",
-        "/api/v1/dead-letters",
-        "/api/v1/dead-letters/{id}",
+    for (route, methods) in [
+        ("/api/v1/devices/{id}/readings", "get"),
+        ("/api/v1/devices/{id}/readings/latest", "get"),
+        ("/api/v1/dead-letters", "get"),
+        ("/api/v1/dead-letters/{id}", "get"),
+        ("/api/v1/dead-letters/{id}/replay", "post"),
+        ("/api/v1/dead-letters/replay", "post"),
+        ("/api/v1/devices", "get post"),
+        ("/api/v1/devices/{id}", "get delete"),
+        ("/api/v1/devices/{id}/events", "get"),
+        ("/api/v1/devices/{id}/release", "post"),
+        ("/api/v1/devices/{id}/rotate", "post"),
     ] {
-        assert!(document.body["paths"][route]["get"].is_object(), "{route}");
+        for method in methods.split(' ') {
+            let operation = &document.body["paths"][route][method];
+            assert!(operation.is_object(), "{method} {route}");
+            assert!(
+                operation["responses"]["401"].is_object(),
+                "{method} {route}"
+            );
+        }
     }
     assert_eq!(
         document.body["components"]["securitySchemes"]["bearer"]["scheme"],
@@ -138,7 +179,7 @@ async fn the_matrix() {
         let answer = api(
             http,
             "GET",
-            ROUTES[2],
+            ROUTES[2].0,
             Some("Bearer guess-guess-guess".into()),
         )
         .await;
@@ -148,7 +189,7 @@ async fn the_matrix() {
         }
     }
     assert!(limited, "forty bad tokens in a row meet the rate limit");
-    assert_eq!(api_get(http, ROUTES[2], ADMIN_TOKEN).await.status, 200);
+    assert_eq!(api_get(http, ROUTES[2].0, ADMIN_TOKEN).await.status, 200);
 }
 
 /// With no token configured and `http.listen` on loopback, the API answers without a

@@ -74,7 +74,8 @@ pub struct DeadLetterDetail {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeadLettersQuery {
-    /// Only those of this device: its client id, or a level of its topic.
+    /// Only those of this device: the device each was attributed to when refused (its
+    /// sender's identity, else its topic's device id).
     #[param(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     device: Option<String>,
     /// Only those whose reason contains this text.
@@ -102,7 +103,7 @@ pub struct DeadLettersQuery {
 pub struct DeadLetterPath {
     /// The dead letter's id (ids stay below 2^53, where JSON numbers are exact).
     #[param(minimum = 1, maximum = 9007199254740991_i64)]
-    id: i64,
+    pub(super) id: i64,
 }
 
 /// What a dead letters cursor holds: the position, and the filters it goes with.

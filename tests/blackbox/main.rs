@@ -20,6 +20,8 @@
 //!   cursors garbage, altered or used with other filters refused.
 //! - `api_dead_letters`: paging dead letters while devices send rejected messages, the
 //!   filters, payloads as text or base64.
+//! - `api_mutations`: provisioning, rotate and delete closing live connections, purge,
+//!   replay after a configuration change, and the admin role each mutation needs.
 //! - `drills`: kill -9 mid-stream, its stress mode (`ELIOT_KILL_ROUNDS` rounds of varied
 //!   fleets, pace, kills and readers, 20 by default; `ELIOT_KILL_SEED` repeats a run), a
 //!   stalled store, SIGTERM under load.
@@ -41,6 +43,7 @@ mod common;
 
 mod api_auth;
 mod api_dead_letters;
+mod api_mutations;
 mod api_readings;
 mod drills;
 mod fleet;
@@ -67,6 +70,7 @@ fn main() {
         api_auth::tests(),
         api_readings::tests(),
         api_dead_letters::tests(),
+        api_mutations::tests(),
         drills::tests(),
         fleet::tests(),
         outside_reader::tests(),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use actix::Addr;
 
 use eliot_actors::{
-    Adopter, Escalation, Event, HealthProbe, Purger, Replayer, ShutdownReport, StartError,
-    Telemetry, Tree,
+    Adopter, Escalation, Event, HealthProbe, Provisioning, Purger, Replayer, ShutdownReport,
+    StartError, Telemetry, Tree,
 };
 
 use crate::config::Config;
@@ -106,6 +106,10 @@ impl Server {
             v1: http::v1::V1State {
                 reader: tree.reader.clone(),
                 cursors: http::v1::CursorKey::random(),
+                fleet: tree.fleet(),
+                provisioning: Provisioning::new(&config.store),
+                purger: tree.purger(),
+                replayer: tree.replayer.clone(),
             },
             gate: http::v1::Gate::new(http::v1::tokens::Tokens::new(config.api.tokens.clone())),
             api_tokens: config.api.tokens.len(),

@@ -102,7 +102,7 @@ pub struct DeadLettersQuery {
 pub struct DeadLetterPath {
     /// The dead letter's id (ids stay below 2^53, where JSON numbers are exact).
     #[param(minimum = 1, maximum = 9007199254740991_i64)]
-    id: i64,
+    pub(super) id: i64,
 }
 
 /// What a dead letters cursor holds: the position, and the filters it goes with.

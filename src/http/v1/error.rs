@@ -19,8 +19,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, for programs: `invalid_query`, `invalid_path`, `invalid_body`,
     /// `invalid_cursor`, `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
-    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `too_many_requests`,
-    /// `store_unavailable`.
+    /// `device_exists`, `certificate_only`, `not_quarantined`, `payload_too_large`,
+    /// `unsupported_media_type`, `too_many_requests`, `store_unavailable`,
+    /// `fleet_disabled`, `fleet_unavailable`.
     #[schema(example = "invalid_query")]
     pub code: String,
     /// For people: what was wrong, in a sentence.
@@ -67,6 +68,33 @@ impl ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    pub fn invalid_body(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+    }
+
+    /// 409: the request is fine, the resource's state refuses it (`code` says how).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// A fleet route with `fleet.enabled = false`.
+    pub fn fleet_disabled() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fleet_disabled",
+            "the fleet is off here (fleet.enabled = false): Eliot keeps no device state",
+        )
+    }
+
+    /// The fleet's actors did not answer (restarting, or stopping).
+    pub fn fleet_unavailable(why: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fleet_unavailable",
+            format!("the fleet cannot answer now: {why}"),
+        )
+    }
+
     /// The store could not be read (or the read was cancelled).
     pub fn store_unavailable(why: impl std::fmt::Display) -> ApiError {
         ApiError::new(
@@ -82,6 +110,15 @@ impl ApiError {
                 code: self.code.to_owned(),
                 message: self.message.clone(),
             },
+        }
+    }
+}
+
+impl From<eliot_actors::FleetError> for ApiError {
+    fn from(e: eliot_actors::FleetError) -> ApiError {
+        match e {
+            eliot_actors::FleetError::Unavailable(why) => ApiError::fleet_unavailable(why),
+            eliot_actors::FleetError::Store(why) => ApiError::store_unavailable(why),
         }
     }
 }

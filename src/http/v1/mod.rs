@@ -7,7 +7,9 @@
 //!   configuration and the `eliot api-token` command's new ones.
 //! - `error`: the one error body, also for actix-web's own extractor errors.
 //! - `params`: what the listings' queries share; `cursor`: opaque, signed cursors.
-//! - `readings`, `dead_letters`: one file per resource.
+//! - `devices` (the fleet's reads and release; `device_view`: a device as shown),
+//!   `provisioning` (add, rotate, delete), `readings`, `dead_letters`, `replay`: one
+//!   file per resource.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 //!
 //! Routing: each path is one resource answering its methods, 405 (with `Allow`) for
@@ -16,14 +18,18 @@
 mod auth;
 mod cursor;
 mod dead_letters;
+mod device_view;
+mod devices;
 mod error;
 pub mod openapi;
 mod params;
+mod provisioning;
 mod readings;
+mod replay;
 pub mod tokens;
 
 use actix_web::{middleware, web, HttpResponse};
-use eliot_actors::Reader;
+use eliot_actors::{FleetHandle, Provisioning, Purger, Reader, Replayer};
 use serde::Serialize;
 
 pub use auth::Gate;
@@ -37,6 +43,21 @@ pub struct V1State {
     pub reader: Reader,
     /// Signs and opens the cursors.
     pub cursors: CursorKey,
+    /// The live device state; `None` with `fleet.enabled = false`.
+    pub fleet: Option<FleetHandle>,
+    /// Adds, rotates and removes devices' credentials.
+    pub provisioning: Provisioning,
+    /// Deletes a device's readings.
+    pub purger: Purger,
+    /// Takes dead letters up again.
+    pub replayer: Replayer,
+}
+
+impl V1State {
+    /// The fleet, or 503 `fleet_disabled`.
+    fn fleet(&self) -> Result<&FleetHandle, ApiError> {
+        self.fleet.as_ref().ok_or_else(ApiError::fleet_disabled)
+    }
 }
 
 /// Mounts `/api/v1` (and its open OpenAPI document).
@@ -54,8 +75,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: V1State, gate: Gate) {
             .wrap(middleware::from_fn(auth::authenticate))
             .service(get_only("/devices/{id}/readings", readings::readings))
             .service(get_only("/devices/{id}/readings/latest", readings::latest))
+            .service(
+                web::resource("/devices")
+                    .route(web::get().to(devices::list))
+                    .route(web::post().to(provisioning::add))
+                    .default_service(only("GET, POST")),
+            )
+            .service(
+                web::resource("/devices/{id}")
+                    .route(web::get().to(devices::one))
+                    .route(web::delete().to(provisioning::remove))
+                    .default_service(only("GET, DELETE")),
+            )
+            .service(get_only("/devices/{id}/events", devices::events))
+            .service(post_only("/devices/{id}/release", devices::release))
+            .service(post_only("/devices/{id}/rotate", provisioning::rotate))
             .service(get_only("/dead-letters", dead_letters::list))
+            // Before `/dead-letters/{id}`, which would take `replay` for an id.
+            .service(post_only("/dead-letters/replay", replay::matching))
             .service(get_only("/dead-letters/{id}", dead_letters::one))
+            .service(post_only("/dead-letters/{id}/replay", replay::one))
             .default_service(web::to(error::no_such_path)),
     );
 }
@@ -69,7 +108,24 @@ where
 {
     web::resource(path)
         .route(web::get().to(handler))
-        .default_service(web::to(|| async { error::method_not_allowed("GET") }))
+        .default_service(only("GET"))
+}
+
+/// A path answering `POST` alone.
+fn post_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(only("POST"))
+}
+
+/// What a resource answers to a method it does not take: 405 naming those it does.
+fn only(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { error::method_not_allowed(allow) })
 }
 
 /// A 200 with `body` as JSON.

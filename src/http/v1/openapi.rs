@@ -9,27 +9,38 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{dead_letters, error, readings};
+use super::{dead_letters, devices, error, provisioning, readings, replay};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Eliot API",
-        description = "Eliot's fleet API v1: stored readings and dead letters. Every path \
+        description = "Eliot's fleet API v1: devices (live state, events, provisioning), \
+            stored readings and dead letters (and their replay). Every path \
             needs `Authorization: Bearer <token>` when tokens are configured (a read token \
             for GET, an admin token for anything else); without tokens Eliot serves it on \
             a loopback address only. Errors answer {\"error\": {\"code\", \"message\"}}.",
     ),
     paths(
+        devices::list,
+        provisioning::add,
+        devices::one,
+        provisioning::remove,
+        devices::events,
+        devices::release,
+        provisioning::rotate,
         readings::readings,
         readings::latest,
         dead_letters::list,
         dead_letters::one,
+        replay::one,
+        replay::matching,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerTokens),
     security(("bearer" = [])),
     tags(
+        (name = "devices", description = "The fleet: live device state and status events; provisioning"),
         (name = "readings", description = "A device's stored readings"),
         (name = "dead letters", description = "Messages Eliot rejected, kept whole with their reason"),
     )

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 
 /// 10000-01-01T00:00:00Z in microseconds: no reading is at or past it.
-const END_MICROS: i64 = 253_402_300_800_000_000;
+pub const END_MICROS: i64 = 253_402_300_800_000_000;
 
 /// Which way a listing runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -93,7 +93,7 @@ pub struct LatestQuery {
 pub struct DevicePath {
     /// The device id.
     #[param(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
-    id: String,
+    pub(super) id: String,
 }
 
 /// What a readings cursor holds: the position, and the filters it goes with.

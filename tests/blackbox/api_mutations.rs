@@ -151,6 +151,26 @@ pub async fn provision(http: SocketAddr, device: &str) -> String {
     secret.to_owned()
 }
 
+/// Once the device's connection is closed and the fleet has had a moment (2 s) to hear of
+/// the close, the fleet does not know the device: a deleted device does not come back.
+pub async fn assert_forgotten(http: SocketAddr, device: &str) {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let path = format!("/api/v1/devices/{device}");
+    let answer = call(
+        http,
+        "GET",
+        &path,
+        Some(crate::support::READ_TOKEN),
+        Body::None,
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (404, "not_found"),
+        "a deleted device is not known to the fleet again: {answer:?}"
+    );
+}
+
 /// One number from the database, read by the `sqlite3` shell (another process).
 pub fn count(db: &Path, sql: &str) -> i64 {
     crate::common::outside::default_reader().number(db, sql)
@@ -182,7 +202,7 @@ pub async fn login(addr: SocketAddr, device: &str, secret: Option<&str>) -> Resu
     }
 }
 
-/// A logged-in device publishing a reading at QoS 1 every 100 ms until the server closes
+/// A logged-in device publishing a reading at QoS 1 every 100 ms (or `period`) until the server closes
 /// its connection (or a minute passes).
 pub struct Publishing {
     acked: Arc<AtomicU64>,
@@ -192,10 +212,16 @@ pub struct Publishing {
 
 impl Publishing {
     pub fn start(raw: Raw4, device: &str) -> Publishing {
+        Publishing::every(raw, device, Duration::from_millis(100))
+    }
+
+    /// One reading every `period` (a short one keeps several in flight at once).
+    pub fn every(raw: Raw4, device: &str, period: Duration) -> Publishing {
         let acked = Arc::new(AtomicU64::new(0));
         let closed = tokio::spawn(publish_until_closed(
             raw.into_stream(),
             device.to_owned(),
+            period,
             acked.clone(),
         ));
         Publishing { acked, closed }
@@ -206,9 +232,18 @@ impl Publishing {
         self.acked.load(Ordering::SeqCst)
     }
 
-    /// Waits until `n` readings were acked: the device is live and storing.
+    /// Waits until `n` readings were acked: the device is live and storing. Fails at once
+    /// if the server closes the connection first.
     pub async fn wait_acked(&self, n: u64, device: &str) {
-        let acked = crate::common::eventually(Duration::from_secs(30), || self.acked() >= n).await;
+        let acked = crate::common::eventually(Duration::from_secs(30), || {
+            assert!(
+                !self.closed.is_finished() || self.acked() >= n,
+                "{device}: the server closed the connection after {} acks, before {n}",
+                self.acked()
+            );
+            self.acked() >= n
+        })
+        .await;
         assert!(acked, "{device}: {n} readings acked, only {}", self.acked());
     }
 
@@ -231,10 +266,11 @@ impl Publishing {
 async fn publish_until_closed(
     stream: TcpStream,
     device: String,
+    period: Duration,
     acked: Arc<AtomicU64>,
 ) -> Option<Instant> {
     let (mut read, mut write) = stream.into_split();
-    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let mut every = tokio::time::interval(period);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let (mut buf, mut n) = (BytesMut::new(), 0u64);
     loop {

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use rumqttc::QoS;
 use serde_json::json;
 
-use super::{admin, call, count, login, provision, readings_of, Answer, Body, Publishing, WITHIN};
+use super::{
+    admin, assert_forgotten, call, count, login, provision, readings_of, Answer, Body, Publishing,
+    WITHIN,
+};
 use crate::common::process::{free_addr, EliotProcess, Launch};
 use crate::common::{eventually, options, reading, Device};
 use crate::support::{api_tokens, READ_TOKEN};
@@ -31,10 +34,23 @@ fn post_device(body: serde_json::Value) -> Body {
 
 /// A device logged in with `secret` and storing readings (three acked already).
 async fn live(eliot: &EliotProcess, device: &str, secret: Option<&str>) -> Publishing {
+    live_every(eliot, device, secret, Duration::from_millis(100)).await
+}
+
+/// `live`, publishing every `period`.
+async fn live_every(
+    eliot: &EliotProcess,
+    device: &str,
+    secret: Option<&str>,
+    period: Duration,
+) -> Publishing {
     let raw = login(eliot.addr, device, secret)
         .await
-        .unwrap_or_else(|why| panic!("{device} logs in: {why}"));
-    let publishing = Publishing::start(raw, device);
+        .unwrap_or_else(|why| {
+            let log = std::fs::read_to_string(eliot.data_dir.join("eliot.log")).unwrap_or_default();
+            panic!("{device} logs in: {why}; Eliot's log:\n{log}")
+        });
+    let publishing = Publishing::every(raw, device, period);
     publishing.wait_acked(3, device).await;
     publishing
 }
@@ -214,7 +230,8 @@ pub async fn provisioning() {
 }
 
 /// A device publishing with its secret is disconnected within seconds of a rotate; the
-/// old secret no longer logs in, the new one does and stores. Rotating an unknown device
+/// new secret, used at once, logs in and its connection stays (the revocation of the old
+/// one must not close it); the old secret no longer logs in. Rotating an unknown device
 /// is 404 `not_found`.
 pub async fn rotate() {
     let data = tempfile::tempdir().unwrap();
@@ -233,10 +250,12 @@ pub async fn rotate() {
     assert!(new.len() >= 16 && new != old, "a new secret: {answer:?}");
     publishing.closed_within(since, "rot-1").await;
 
+    // At once, as a device given its new secret reconnects: it gets in and stays in.
+    let again = live(&eliot, "rot-1", Some(&new)).await;
     let refused = login(eliot.addr, "rot-1", Some(&old)).await;
     assert!(refused.is_err(), "the old secret is revoked");
-    let again = live(&eliot, "rot-1", Some(&new)).await;
-    assert!(again.acked() >= 3);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    again.wait_acked(10, "rot-1").await;
 
     let unknown = admin(http, "POST", "/api/v1/devices/nobody/rotate", Body::None).await;
     assert_eq!(
@@ -279,6 +298,7 @@ pub async fn delete_without_credentials() {
             readings_of(&db, device) >= acked as i64,
             "{device}: its {acked} acked readings kept"
         );
+        assert_forgotten(http, device).await;
     }
 }
 
@@ -305,7 +325,10 @@ pub async fn delete_and_purge() {
     );
     other.disconnect().await;
     let kept_live = live(&eliot, "del-kept", Some(&kept)).await;
-    let purged_live = live(&eliot, "del-purged", Some(&purged)).await;
+    // Fast, so that readings are in flight when it is deleted: none may be stored after
+    // the purge.
+    let period = Duration::from_millis(5);
+    let purged_live = live_every(&eliot, "del-purged", Some(&purged), period).await;
 
     let since = Instant::now();
     let answer = admin(http, "DELETE", "/api/v1/devices/del-kept", Body::None).await;
@@ -352,7 +375,10 @@ pub async fn delete_and_purge() {
     let refused = login(eliot.addr, "del-purged", Some(&purged)).await;
     assert!(refused.is_err(), "del-purged's credentials are gone");
 
-    // Deleted devices do not come back: no state stored, a second DELETE finds nothing.
+    // Deleted devices do not come back: not in the fleet, no state stored, a second
+    // DELETE finds nothing.
+    assert_forgotten(http, "del-kept").await;
+    assert_forgotten(http, "del-purged").await;
     let forgotten = eventually(Duration::from_secs(20), || {
         count(
             &db,

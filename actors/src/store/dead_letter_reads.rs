@@ -19,7 +19,9 @@ pub const SCAN_ROWS: usize = 10_000;
 /// Which dead letters a page holds.
 #[derive(Debug, Clone, Default)]
 pub struct DeadLetterQuery {
-    /// Only those of this device: its client id, or a level of its topic.
+    /// Only those of this device: the device they were attributed to when refused
+    /// (`dead_letters.device_id`: the sender's identity, else its topic's device id;
+    /// dead letters kept before schema v7 have none and match no device).
     pub device: Option<String>,
     /// Only those whose reason contains this text.
     pub reason: Option<String>,
@@ -63,9 +65,6 @@ pub struct StoredDeadLetter {
 
 impl DeadLetterQuery {
     fn matches(&self, d: &DeadLetterSummary) -> bool {
-        let device = self.device.as_deref().is_none_or(|device| {
-            d.client_id == device || d.topic.split('/').any(|level| level == device)
-        });
         let reason = self.reason.as_deref().is_none_or(|r| d.reason.contains(r));
         let from = self
             .from
@@ -75,7 +74,7 @@ impl DeadLetterQuery {
             .to
             .as_deref()
             .is_none_or(|to| d.received_at.as_str() < to);
-        device && reason && from && to
+        reason && from && to
     }
 }
 
@@ -95,12 +94,20 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetterSummary> {
 impl Reader {
     /// One page of dead letters (see the module's comment).
     pub fn dead_letters(&self, query: &DeadLetterQuery) -> Result<DeadLetterPage, StoreError> {
+        // A device's dead letters are found by the index on (device_id, id); `?2 IS NULL`
+        // (no device asked) leaves the scan to the primary key.
+        let device = match query.device {
+            Some(_) => "device_id = ?2",
+            None => "?2 IS NULL",
+        };
         let sql = match query.descending {
             true => format!(
-                "SELECT {SUMMARY} FROM dead_letters WHERE id < ?1 ORDER BY id DESC LIMIT {SCAN_ROWS}"
+                "SELECT {SUMMARY} FROM dead_letters WHERE {device} AND id < ?1 \
+                 ORDER BY id DESC LIMIT {SCAN_ROWS}"
             ),
             false => format!(
-                "SELECT {SUMMARY} FROM dead_letters WHERE id > ?1 ORDER BY id ASC LIMIT {SCAN_ROWS}"
+                "SELECT {SUMMARY} FROM dead_letters WHERE {device} AND id > ?1 \
+                 ORDER BY id ASC LIMIT {SCAN_ROWS}"
             ),
         };
         let start = query.after.unwrap_or(match query.descending {
@@ -109,7 +116,7 @@ impl Reader {
         });
         self.in_read_transaction(|conn| {
             let mut statement = conn.prepare_cached(&sql)?;
-            let mut rows = statement.query(params![start])?;
+            let mut rows = statement.query(params![start, query.device])?;
             let (mut found, mut scanned, mut last_scanned) = (Vec::new(), 0, None);
             while let Some(row) = rows.next()? {
                 let dead_letter = summary(row)?;
@@ -217,12 +224,19 @@ mod tests {
         };
         let page = reader.dead_letters(&even_reason_0).unwrap();
         assert_eq!((ids(&page), page.next), (vec![6, 12], None));
+        // The device is the one attributed, not the client id.
         let by_client = DeadLetterQuery {
             device: Some("c7".into()),
             limit: 1,
             ..Default::default()
         };
-        assert_eq!(ids(&reader.dead_letters(&by_client).unwrap()), [7]);
+        assert_eq!(ids(&reader.dead_letters(&by_client).unwrap()), [0_i64; 0]);
+        let odd = DeadLetterQuery {
+            device: Some("odd".into()),
+            limit: 3,
+            ..Default::default()
+        };
+        assert_eq!(ids(&reader.dead_letters(&odd).unwrap()), [1, 3, 5]);
 
         let seven = reader.dead_letter(7).unwrap().unwrap();
         assert_eq!(seven.payload, b"payload 7");

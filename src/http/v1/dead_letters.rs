@@ -74,7 +74,8 @@ pub struct DeadLetterDetail {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeadLettersQuery {
-    /// Only those of this device: its client id, or a level of its topic.
+    /// Only those of this device: the device each was attributed to when refused (its
+    /// sender's identity, else its topic's device id).
     #[param(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     device: Option<String>,
     /// Only those whose reason contains this text.

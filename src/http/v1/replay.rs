@@ -17,6 +17,8 @@ use super::{ok_json, params, V1State};
 
 /// Longest `reason_prefix`, in characters.
 const MAX_REASON_PREFIX: usize = 256;
+/// The largest `limit` asked (`replay.max_rows` may be up to this).
+const MAX_LIMIT: u32 = 100_000;
 /// The largest id JSON carries exactly.
 const MAX_ID: i64 = 9_007_199_254_740_991;
 
@@ -81,8 +83,9 @@ pub struct ReplayFilter {
     /// Only those with an id above this: the `next_after` of the previous call.
     #[schema(minimum = 0, maximum = 9007199254740991_i64)]
     after: Option<i64>,
-    /// Dead letters this call takes up at most: 1 to `replay.max_rows` (its default).
-    #[schema(minimum = 1)]
+    /// Dead letters this call takes up at most: `replay.max_rows` by default, and at
+    /// most (a larger limit is taken as `replay.max_rows`).
+    #[schema(minimum = 1, maximum = 100000)]
     limit: Option<u32>,
 }
 
@@ -188,8 +191,15 @@ pub async fn matching(
         return Err(ApiError::invalid_body("after: a dead letter id, 0 or more"));
     }
     let max = state.replayer.settings().max_rows;
-    let limit =
-        params::limit(body.limit, max, max).map_err(|e| ApiError::invalid_body(e.message))?;
+    let limit = match body.limit {
+        None => max,
+        Some(n @ 1..=MAX_LIMIT) => (n as usize).min(max),
+        Some(_) => {
+            return Err(ApiError::invalid_body(format!(
+                "limit: 1 to {MAX_LIMIT} (and at most replay.max_rows, {max}, are taken)"
+            )))
+        }
+    };
     let filter = DeadLetterFilter {
         device: body.device,
         reason_prefix: body.reason_prefix,

@@ -202,7 +202,7 @@ pub async fn login(addr: SocketAddr, device: &str, secret: Option<&str>) -> Resu
     }
 }
 
-/// A logged-in device publishing a reading at QoS 1 every 100 ms (or `period`) until the server closes
+/// A logged-in device publishing a reading at QoS 1 every `period` until the server closes
 /// its connection (or a minute passes).
 pub struct Publishing {
     acked: Arc<AtomicU64>,
@@ -211,10 +211,6 @@ pub struct Publishing {
 }
 
 impl Publishing {
-    pub fn start(raw: Raw4, device: &str) -> Publishing {
-        Publishing::every(raw, device, Duration::from_millis(100))
-    }
-
     /// One reading every `period` (a short one keeps several in flight at once).
     pub fn every(raw: Raw4, device: &str, period: Duration) -> Publishing {
         let acked = Arc::new(AtomicU64::new(0));

@@ -18,6 +18,9 @@
 //!   OpenAPI document, bad tokens rate-limited, no tokens on loopback.
 //! - `api_readings`: paging a device's readings while it publishes: no gap, no repeat;
 //!   cursors garbage, altered or used with other filters refused.
+//! - `api_devices`: the fleet through the API: a device online then offline with its
+//!   times, its events paged, the listing's filters and sorts, paging while devices
+//!   appear, release, and the fleet's routes with the fleet off.
 //! - `api_dead_letters`: paging dead letters while devices send rejected messages, the
 //!   filters, payloads as text or base64.
 //! - `api_mutations`: provisioning, rotate and delete closing live connections, purge,
@@ -43,6 +46,7 @@ mod common;
 
 mod api_auth;
 mod api_dead_letters;
+mod api_devices;
 mod api_mutations;
 mod api_readings;
 mod drills;
@@ -70,6 +74,7 @@ fn main() {
         api_auth::tests(),
         api_readings::tests(),
         api_dead_letters::tests(),
+        api_devices::tests(),
         api_mutations::tests(),
         drills::tests(),
         fleet::tests(),

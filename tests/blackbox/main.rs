@@ -23,6 +23,8 @@
 //!   appear, release, and the fleet's routes with the fleet off.
 //! - `api_dead_letters`: paging dead letters while devices send rejected messages, the
 //!   filters, payloads as text or base64.
+//! - `api_mutations`: provisioning, rotate and delete closing live connections, purge,
+//!   replay after a configuration change, and the admin role each mutation needs.
 //! - `drills`: kill -9 mid-stream, its stress mode (`ELIOT_KILL_ROUNDS` rounds of varied
 //!   fleets, pace, kills and readers, 20 by default; `ELIOT_KILL_SEED` repeats a run), a
 //!   stalled store, SIGTERM under load.
@@ -47,6 +49,7 @@ mod common;
 mod api_auth;
 mod api_dead_letters;
 mod api_devices;
+mod api_mutations;
 mod api_readings;
 mod drills;
 mod fleet;
@@ -76,6 +79,7 @@ fn main() {
         api_readings::tests(),
         api_dead_letters::tests(),
         api_devices::tests(),
+        api_mutations::tests(),
         drills::tests(),
         fleet::tests(),
         fleet_counts::tests(),

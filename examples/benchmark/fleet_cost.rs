@@ -10,17 +10,17 @@
 //!   per active device. Goal: ≤ 1 KiB per known device.
 //! - Fleet reads while ingesting: with those 100,000 known devices, 50,000 msg/s from the
 //!   10,000 active ones while one reader alternates `GET /api/v1/devices?status=late&limit=100`
-//!   and `GET /api/v1/devices/{id}` of a random known device. Goal: p99 ≤ 10 ms for each.
+//!   and `GET /api/v1/devices/{id}` of a random known device. Goal: p99 ≤ 10 ms for each
+//!   (`fleet_reads.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::field_load::{FieldLoad, Until, SPLIT_EVERY};
-use crate::latency::{over_runs, Percentiles};
+use crate::fleet_reads;
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report, Row};
 use crate::sampling::rss_kib;
@@ -31,12 +31,8 @@ use crate::telemetry::device_id;
 const TARGET_CPU_RATIO: f64 = 1.05;
 /// Bytes the fleet may add per known device.
 const TARGET_BYTES_PER_KNOWN: f64 = 1024.0;
-/// Fleet reads' p99, ms.
-const TARGET_P99_MS: f64 = 10.0;
 /// Unacked PUBLISHes per connection (as `sustained`).
 const WINDOW: usize = 256;
-/// Longest a fleet read may take before it counts as failed.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct FleetScale {
     /// The CPU runs: the sustained fleet's shape, and readings per run.
@@ -82,7 +78,7 @@ pub const QUICK: FleetScale = FleetScale {
 };
 
 /// Eliot's configuration with the fleet on (its default) or off.
-struct Modes {
+pub struct Modes {
     _dir: TempDir,
     on: PathBuf,
     off: PathBuf,
@@ -101,7 +97,7 @@ impl Modes {
         Modes { _dir: dir, on, off }
     }
 
-    fn config(&self, fleet: bool) -> &Path {
+    pub fn config(&self, fleet: bool) -> &Path {
         if fleet {
             &self.on
         } else {
@@ -124,7 +120,7 @@ pub fn measure(programs: &Programs, scale: &FleetScale, runs: usize, report: &mu
         "Fleet: reads while ingesting {:.0} msg/s ...",
         scale.read_ingest_rate
     );
-    reads(programs, scale, runs, &modes, &template, report);
+    fleet_reads::measure(programs, scale, runs, &modes, &template, report);
 }
 
 /// CPU seconds per acked message of one sustained run into a fresh store, and its rate.
@@ -194,9 +190,9 @@ fn cpu(programs: &Programs, scale: &FleetScale, runs: usize, modes: &Modes, repo
 }
 
 /// A database with `known` provisioned devices (`dev-00000`, ...), copied for each run.
-struct KnownDevices {
+pub struct KnownDevices {
     dir: TempDir,
-    known: u32,
+    pub known: u32,
 }
 
 impl KnownDevices {
@@ -234,7 +230,7 @@ impl KnownDevices {
     }
 
     /// A fresh data directory holding only the provisioned devices.
-    fn copy(&self) -> Arc<TempDir> {
+    pub fn copy(&self) -> Arc<TempDir> {
         let dir = tempdir();
         std::fs::copy(
             self.dir.path().join("eliot.db"),
@@ -317,7 +313,7 @@ fn memory(
 }
 
 /// The active devices, paced at `rate` for `duration`.
-fn paced(scale: &FleetScale, rate: f64, duration: Duration, prefix: &'static str) -> FieldLoad {
+pub fn paced(scale: &FleetScale, rate: f64, duration: Duration, prefix: &'static str) -> FieldLoad {
     FieldLoad {
         devices: scale.active,
         connections: scale.connections,
@@ -332,163 +328,8 @@ fn paced(scale: &FleetScale, rate: f64, duration: Duration, prefix: &'static str
     }
 }
 
-/// The two fleet reads timed.
-#[derive(Clone, Copy)]
-enum FleetRead {
-    Late,
-    One,
-}
-
-const FLEET_READS: [FleetRead; 2] = [FleetRead::Late, FleetRead::One];
-
-impl FleetRead {
-    fn describe(self) -> &'static str {
-        match self {
-            FleetRead::Late => "GET /api/v1/devices?status=late&limit=100",
-            FleetRead::One => "GET /api/v1/devices/{id}",
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            FleetRead::Late => "Fleet late list",
-            FleetRead::One => "Fleet one device",
-        }
-    }
-
-    /// The path, and a check of the answer's body.
-    fn request(self, device: &str) -> (String, Box<dyn Fn(&Value) -> bool + '_>) {
-        match self {
-            FleetRead::Late => (
-                "/api/v1/devices?status=late&limit=100".to_owned(),
-                Box::new(|body| body["devices"].as_array().is_some_and(|d| d.len() <= 100)),
-            ),
-            FleetRead::One => (
-                format!("/api/v1/devices/{device}"),
-                Box::new(move |body| body["device_id"] == device),
-            ),
-        }
-    }
-}
-
-/// Per kind of read: latencies in µs and failures; and the ingestion's rate and problems.
-struct ReadsRun {
-    latencies_us: [Vec<u32>; 2],
-    errors: [Vec<String>; 2],
-    ingest_rate: f64,
-    ingest_problems: Vec<String>,
-}
-
-fn reads_run(
-    programs: &Programs,
-    scale: &FleetScale,
-    config: &Path,
-    known: &KnownDevices,
-) -> ReadsRun {
-    let eliot = Server::eliot_configured(programs, known.copy(), config);
-    wait_ready(&eliot);
-    let base = format!("http://{}", eliot.http.expect("Eliot listens for HTTP"));
-    let agent = ureq::AgentBuilder::new().timeout(REQUEST_TIMEOUT).build();
-    let margin = Duration::from_secs(1);
-    let ingest = paced(
-        scale,
-        scale.read_ingest_rate,
-        scale.read_for + 2 * margin,
-        "fleet-reads",
-    );
-    let (mut latencies, mut errors): ([Vec<u32>; 2], [Vec<String>; 2]) = Default::default();
-    let outcome = std::thread::scope(|s| {
-        let ingesting = s.spawn(|| ingest.run(eliot.addr));
-        std::thread::sleep(margin);
-        let mut random = 0x9E37_79B9_7F4A_7C15u64;
-        let end = Instant::now() + scale.read_for;
-        for k in (0..FLEET_READS.len()).cycle() {
-            if Instant::now() >= end {
-                break;
-            }
-            random ^= random << 13;
-            random ^= random >> 7;
-            random ^= random << 17;
-            let device = device_id((random % u64::from(known.known)) as u32);
-            let (path, check) = FLEET_READS[k].request(&device);
-            let started = Instant::now();
-            let answer = agent
-                .get(&format!("{base}{path}"))
-                .call()
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.into_string().map_err(|e| e.to_string()));
-            let took = started.elapsed();
-            match answer.map(|body| serde_json::from_str::<Value>(&body)) {
-                Ok(Ok(body)) if check(&body) => {
-                    latencies[k].push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX))
-                }
-                Ok(Ok(body)) => errors[k].push(format!("{path}: unexpected answer {body}")),
-                Ok(Err(e)) => errors[k].push(format!("{path}: not JSON: {e}")),
-                Err(e) => errors[k].push(format!("{path}: {e}")),
-            }
-        }
-        ingesting.join().expect("the ingestion does not panic")
-    });
-    ReadsRun {
-        latencies_us: latencies,
-        errors,
-        ingest_rate: outcome.rate(),
-        ingest_problems: outcome.problems(),
-    }
-}
-
-fn reads(
-    programs: &Programs,
-    scale: &FleetScale,
-    runs: usize,
-    modes: &Modes,
-    known: &KnownDevices,
-    report: &mut Report,
-) {
-    let runs: Vec<ReadsRun> = (0..runs)
-        .map(|_| reads_run(programs, scale, modes.config(true), known))
-        .collect();
-    let ingest = Figure::of(runs.iter().map(|r| r.ingest_rate));
-    for (k, kind) in FLEET_READS.into_iter().enumerate() {
-        let percentiles: Vec<Option<Percentiles>> = runs
-            .iter()
-            .map(|r| Percentiles::of_us(r.latencies_us[k].clone()))
-            .collect();
-        let (latency, max) = over_runs(&percentiles);
-        let count = Figure::of(runs.iter().map(|r| r.latencies_us[k].len() as f64));
-        let mut row = Row::measured(
-            &format!(
-                "Eliot, fleet reads: {} with {} known devices while {} of them send {:.0} msg/s \
-                 (msg/s: ingestion achieved)",
-                kind.describe(),
-                known.known,
-                scale.active,
-                scale.read_ingest_rate
-            ),
-            Some(ingest),
-            Some(latency),
-            format!("max {} ms; {} reads a run", max.show(1), count.show(0)),
-        )
-        .with_label(kind.label())
-        .with_target(Target::new(
-            "p99",
-            latency[1].median,
-            Goal::AtMost(TARGET_P99_MS),
-            " ms",
-        ));
-        let errors: Vec<&String> = runs.iter().flat_map(|r| &r.errors[k]).collect();
-        let ingest_errors: Vec<&String> = runs.iter().flat_map(|r| &r.ingest_problems).collect();
-        if let Some(first) = errors.first() {
-            row.failure = Some(format!("{} reads failed, the first: {first}", errors.len()));
-        } else if let Some(first) = ingest_errors.first() {
-            row.failure = Some(format!("ingestion failed: {first}"));
-        }
-        report.add(row);
-    }
-}
-
 /// Waits until Eliot answers `/ready` 200: its fleet has loaded every known device.
-fn wait_ready(eliot: &Server) {
+pub fn wait_ready(eliot: &Server) {
     let url = format!(
         "http://{}/ready",
         eliot.http.expect("Eliot listens for HTTP")

@@ -110,6 +110,7 @@ mod drill;
 mod field;
 mod field_load;
 mod fleet_cost;
+mod fleet_reads;
 mod in_flight;
 mod lab;
 mod latency;

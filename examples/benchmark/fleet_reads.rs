@@ -1,0 +1,176 @@
+//! The `fleet` configuration's reads (see `fleet_cost.rs`): with 100,000 known devices,
+//! while 10,000 of them send 50,000 msg/s, one reader alternates
+//! `GET /api/v1/devices?status=late&limit=100` and `GET /api/v1/devices/{id}` of a random
+//! known device, each answer checked. Goal: p99 ≤ 10 ms for each.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::fleet_cost::{paced, wait_ready, FleetScale, KnownDevices, Modes};
+use crate::latency::{over_runs, Percentiles};
+use crate::procs::{Programs, Server};
+use crate::report::{Figure, Report, Row};
+use crate::target::{Goal, Target};
+use crate::telemetry::device_id;
+
+/// Fleet reads' p99, ms.
+const TARGET_P99_MS: f64 = 10.0;
+/// Longest a fleet read may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The two fleet reads timed.
+#[derive(Clone, Copy)]
+enum FleetRead {
+    Late,
+    One,
+}
+
+const FLEET_READS: [FleetRead; 2] = [FleetRead::Late, FleetRead::One];
+
+impl FleetRead {
+    fn describe(self) -> &'static str {
+        match self {
+            FleetRead::Late => "GET /api/v1/devices?status=late&limit=100",
+            FleetRead::One => "GET /api/v1/devices/{id}",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            FleetRead::Late => "Fleet late list",
+            FleetRead::One => "Fleet one device",
+        }
+    }
+
+    /// The path, and a check of the answer's body.
+    fn request(self, device: &str) -> (String, Box<dyn Fn(&Value) -> bool + '_>) {
+        match self {
+            FleetRead::Late => (
+                "/api/v1/devices?status=late&limit=100".to_owned(),
+                Box::new(|body| body["devices"].as_array().is_some_and(|d| d.len() <= 100)),
+            ),
+            FleetRead::One => (
+                format!("/api/v1/devices/{device}"),
+                Box::new(move |body| body["device_id"] == device),
+            ),
+        }
+    }
+}
+
+/// Per kind of read: latencies in µs and failures; and the ingestion's rate and problems.
+struct ReadsRun {
+    latencies_us: [Vec<u32>; 2],
+    errors: [Vec<String>; 2],
+    ingest_rate: f64,
+    ingest_problems: Vec<String>,
+}
+
+fn reads_run(
+    programs: &Programs,
+    scale: &FleetScale,
+    config: &Path,
+    known: &KnownDevices,
+) -> ReadsRun {
+    let eliot = Server::eliot_configured(programs, known.copy(), config);
+    wait_ready(&eliot);
+    let base = format!("http://{}", eliot.http.expect("Eliot listens for HTTP"));
+    let agent = ureq::AgentBuilder::new().timeout(REQUEST_TIMEOUT).build();
+    let margin = Duration::from_secs(1);
+    let ingest = paced(
+        scale,
+        scale.read_ingest_rate,
+        scale.read_for + 2 * margin,
+        "fleet-reads",
+    );
+    let (mut latencies, mut errors): ([Vec<u32>; 2], [Vec<String>; 2]) = Default::default();
+    let outcome = std::thread::scope(|s| {
+        let ingesting = s.spawn(|| ingest.run(eliot.addr));
+        std::thread::sleep(margin);
+        let mut random = 0x9E37_79B9_7F4A_7C15u64;
+        let end = Instant::now() + scale.read_for;
+        for k in (0..FLEET_READS.len()).cycle() {
+            if Instant::now() >= end {
+                break;
+            }
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            let device = device_id((random % u64::from(known.known)) as u32);
+            let (path, check) = FLEET_READS[k].request(&device);
+            let started = Instant::now();
+            let answer = agent
+                .get(&format!("{base}{path}"))
+                .call()
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.into_string().map_err(|e| e.to_string()));
+            let took = started.elapsed();
+            match answer.map(|body| serde_json::from_str::<Value>(&body)) {
+                Ok(Ok(body)) if check(&body) => {
+                    latencies[k].push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX))
+                }
+                Ok(Ok(body)) => errors[k].push(format!("{path}: unexpected answer {body}")),
+                Ok(Err(e)) => errors[k].push(format!("{path}: not JSON: {e}")),
+                Err(e) => errors[k].push(format!("{path}: {e}")),
+            }
+        }
+        ingesting.join().expect("the ingestion does not panic")
+    });
+    ReadsRun {
+        latencies_us: latencies,
+        errors,
+        ingest_rate: outcome.rate(),
+        ingest_problems: outcome.problems(),
+    }
+}
+
+pub fn measure(
+    programs: &Programs,
+    scale: &FleetScale,
+    runs: usize,
+    modes: &Modes,
+    known: &KnownDevices,
+    report: &mut Report,
+) {
+    let runs: Vec<ReadsRun> = (0..runs)
+        .map(|_| reads_run(programs, scale, modes.config(true), known))
+        .collect();
+    let ingest = Figure::of(runs.iter().map(|r| r.ingest_rate));
+    for (k, kind) in FLEET_READS.into_iter().enumerate() {
+        let percentiles: Vec<Option<Percentiles>> = runs
+            .iter()
+            .map(|r| Percentiles::of_us(r.latencies_us[k].clone()))
+            .collect();
+        let (latency, max) = over_runs(&percentiles);
+        let count = Figure::of(runs.iter().map(|r| r.latencies_us[k].len() as f64));
+        let mut row = Row::measured(
+            &format!(
+                "Eliot, fleet reads: {} with {} known devices while {} of them send {:.0} msg/s \
+                 (msg/s: ingestion achieved)",
+                kind.describe(),
+                known.known,
+                scale.active,
+                scale.read_ingest_rate
+            ),
+            Some(ingest),
+            Some(latency),
+            format!("max {} ms; {} reads a run", max.show(1), count.show(0)),
+        )
+        .with_label(kind.label())
+        .with_target(Target::new(
+            "p99",
+            latency[1].median,
+            Goal::AtMost(TARGET_P99_MS),
+            " ms",
+        ));
+        let errors: Vec<&String> = runs.iter().flat_map(|r| &r.errors[k]).collect();
+        let ingest_errors: Vec<&String> = runs.iter().flat_map(|r| &r.ingest_problems).collect();
+        if let Some(first) = errors.first() {
+            row.failure = Some(format!("{} reads failed, the first: {first}", errors.len()));
+        } else if let Some(first) = ingest_errors.first() {
+            row.failure = Some(format!("ingestion failed: {first}"));
+        }
+        report.add(row);
+    }
+}

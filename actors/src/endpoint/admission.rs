@@ -15,7 +15,8 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::codec::Encoder;
 
 use super::transport::DeviceWriter;
-use crate::identity::{AuthMode, Authenticator, Claim};
+use crate::identity::credentials::LogPosition;
+use crate::identity::{AuthMode, Authenticated, Authenticator, Claim};
 use crate::mqtt::packet::{Connect, ConnectCode, Outbound, PeerLimits, ServerLimits, Version};
 use crate::mqtt::MqttCodec;
 use crate::store::{SessionRequest, Sessions};
@@ -45,6 +46,9 @@ pub struct Session {
     pub kept: bool,
     /// The device the client authenticated as (`None` with `auth.mode = none`).
     pub identity: Option<String>,
+    /// The revocation log's position when its credentials were checked (0 without
+    /// authentication): only revocations past it revoke this login (`revoking`).
+    pub checked_at: LogPosition,
     /// What its breaker is keyed by: who it is. Its client id, which is its device id
     /// once authenticated; for an anonymous client whose id Eliot chose (a new one at each
     /// CONNECT), its address, so that it cannot shed its cool-down by reconnecting.
@@ -145,7 +149,7 @@ pub fn admit(
             }
             Err(e) => return Err(Refusal::server(format!("device guard unavailable: {e}"))),
         }
-        let identity = gate
+        let authenticated = gate
             .authenticator
             .authenticate(claim)
             .await
@@ -155,6 +159,10 @@ pub fn admit(
                 device: None,
                 failed_login: refused.code != ConnectCode::ServerUnavailable,
             })?;
+        let (identity, checked_at) = match authenticated {
+            Some(Authenticated { device, checked_at }) => (Some(device), checked_at),
+            None => (None, 0),
+        };
         if let Some(device) = &identity {
             bind_client_id(
                 &mut request.client_id,
@@ -176,6 +184,7 @@ pub fn admit(
             assigned_client_id,
             kept,
             identity,
+            checked_at,
             guard_key,
         };
         Ok((session, client_id))

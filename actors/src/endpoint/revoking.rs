@@ -4,10 +4,16 @@
 //! or which was removed, whichever process did it. An authenticated client's client id is
 //! its device id (`admission`), so each revocation is one look-up in the registry.
 //!
+//! A revocation revokes only the logins checked before it: each check tells the log's
+//! position as it read `devices` (`Authenticated::checked_at`), and a revocation at `seq`
+//! closes a connection checked below `seq`. One checked at `seq` or later was checked
+//! against what the rotation or removal left: a device that reconnects at once with its new
+//! secret stays connected, though its old secret's revocation is read after it got in.
+//!
 //! A login checked just before a revocation may finish its admission just after the
 //! revocation was acted on, when there was no connection yet to close: the revocations
-//! acted on lately are kept (`Recent`), and admission refuses a device revoked since it
-//! began.
+//! acted on lately are kept (`Recent`), and admission refuses a login checked before one
+//! of its device's.
 //!
 //! The log is read off the actor's thread, one poll at a time; with `auth.mode = none`
 //! there are no identities, and it is not read at all.
@@ -19,7 +25,8 @@ use actix::prelude::*;
 
 use super::device_connection::CredentialsRevoked;
 use super::device_endpoint::DeviceEndpoint;
-use crate::identity::{AuthMode, Cause, RevocationLog, Revoked};
+use crate::identity::credentials::LogPosition;
+use crate::identity::{AuthMode, Cause, Revocation, RevocationLog, Revoked};
 use crate::observe::Event;
 
 /// How often the log is read: a revoked device is closed within about this long.
@@ -42,47 +49,46 @@ pub(super) struct Revocations {
     pub(super) recent: Recent,
 }
 
-/// The devices revoked lately, each with the number of the poll that revoked it.
+/// The revocations acted on lately, for the admissions in progress.
 #[derive(Default)]
 pub(super) struct Recent {
-    /// Oldest first; `None`: every device (revocations were missed).
-    revoked: VecDeque<(u64, Option<String>)>,
-    /// The number of the last poll that revoked anything.
-    polls: u64,
-    /// The last poll some of whose entries were dropped for room.
-    forgotten_through: u64,
+    /// Oldest first, by `seq`; a device of `None`: every device (revocations were missed).
+    revoked: VecDeque<(LogPosition, Option<String>)>,
+    /// The last `seq` dropped for room.
+    forgotten_through: LogPosition,
 }
 
 impl Recent {
-    /// Where admission begins: it asks `revoked_since` this mark once it is done.
-    pub(super) fn mark(&self) -> u64 {
-        self.polls
-    }
-
-    fn record(&mut self, devices: impl IntoIterator<Item = Option<String>>) {
-        self.polls += 1;
-        for device in devices {
+    fn record(&mut self, revoked: impl IntoIterator<Item = (LogPosition, Option<String>)>) {
+        for entry in revoked {
             if self.revoked.len() == RECENT_MAX {
-                if let Some((poll, _)) = self.revoked.pop_front() {
-                    self.forgotten_through = poll;
+                if let Some((seq, _)) = self.revoked.pop_front() {
+                    self.forgotten_through = seq;
                 }
             }
-            self.revoked.push_back((self.polls, device));
+            self.revoked.push_back(entry);
         }
     }
 
-    /// Whether `device` was revoked after `mark`; also true when that can no longer be
-    /// told (entries dropped for room), since letting a revoked device in is the worse.
-    pub(super) fn revoked_since(&self, mark: u64, device: &str) -> bool {
-        if self.forgotten_through > mark {
+    /// Whether a login as `device` checked at `checked_at` was revoked since: also true
+    /// when that can no longer be told (entries dropped for room), since letting a revoked
+    /// device in is the worse.
+    pub(super) fn revoked_after(&self, checked_at: LogPosition, device: &str) -> bool {
+        if self.forgotten_through > checked_at {
             return true;
         }
         self.revoked
             .iter()
             .rev()
-            .take_while(|(poll, _)| *poll > mark)
+            .take_while(|(seq, _)| *seq > checked_at)
             .any(|(_, revoked)| revoked.as_deref().is_none_or(|d| d == device))
     }
+}
+
+/// Whether the revocation logged at `seq` revokes a login checked at `checked_at`: only
+/// if the check did not see it.
+pub(super) fn revokes(seq: LogPosition, checked_at: LogPosition) -> bool {
+    checked_at < seq
 }
 
 impl Revocations {
@@ -93,8 +99,8 @@ impl Revocations {
 }
 
 impl DeviceEndpoint {
-    /// Opens the log before accepting, so that every login checked from now on is older
-    /// than the first row read; then polls it.
+    /// Opens the log before accepting, so that every revocation logged from now on is
+    /// read (what was logged before has no connection here); then polls it.
     pub(super) fn watch_revocations(&mut self, ctx: &mut Context<Self>) {
         let authenticator = &self.links.authenticator;
         if authenticator.mode() == AuthMode::None {
@@ -149,33 +155,16 @@ impl DeviceEndpoint {
 
     fn revoke(&mut self, revoked: Revoked, ctx: &mut Context<Self>) {
         match revoked {
-            Revoked::Devices(devices) if devices.is_empty() => {}
-            Revoked::Devices(devices) => {
-                let names = devices.iter().map(|(device, _)| Some(device.clone()));
-                self.revocations.recent.record(names);
-                for (device, cause) in devices {
-                    // A delayed will was set under the revoked credentials (maybe by
-                    // whoever leaked the secret): it is dropped, not published.
-                    let _dropped = self.pending_wills.take(&device, ctx);
-                    let connection = self.connections.get(&device);
-                    if let Some(connection) = connection {
-                        let why = match cause {
-                            Cause::Rotated => "credentials revoked: the secret was rotated",
-                            Cause::Removed => "credentials revoked: the device was removed",
-                        };
-                        // Control, not data: one message per revoked device.
-                        connection.addr.do_send(CredentialsRevoked { why });
-                    }
-                    Event::CredentialsRevoked {
-                        device_id: Some(&device),
-                        cause: cause.name(),
-                        connections: usize::from(connection.is_some()),
-                    }
-                    .emit(&self.telemetry);
+            Revoked::Devices(revocations) => {
+                let entries = revocations.iter();
+                let entries = entries.map(|r| (r.seq, Some(r.device.clone())));
+                self.revocations.recent.record(entries);
+                for revocation in revocations {
+                    self.revoke_device(revocation, ctx);
                 }
             }
-            Revoked::Unknown => {
-                self.revocations.recent.record([None]);
+            Revoked::Unknown { through } => {
+                self.revocations.recent.record([(through, None)]);
                 let why = "credentials maybe revoked: revocations were missed";
                 for connection in self.connections.values() {
                     connection.addr.do_send(CredentialsRevoked { why });
@@ -188,6 +177,33 @@ impl DeviceEndpoint {
                 .emit(&self.telemetry);
             }
         }
+    }
+
+    /// Closes the connection of `revocation.device` if its credentials were checked before
+    /// the revocation; one checked after it is left alone.
+    fn revoke_device(&mut self, revocation: Revocation, ctx: &mut Context<Self>) {
+        let Revocation { seq, device, cause } = revocation;
+        // A delayed will set under the revoked credentials (maybe by whoever leaked the
+        // secret) is dropped, not published.
+        let _dropped = self.pending_wills.take_checked_before(&device, seq, ctx);
+        let connection = self
+            .connections
+            .get(&device)
+            .filter(|connection| revokes(seq, connection.checked_at));
+        if let Some(connection) = connection {
+            let why = match cause {
+                Cause::Rotated => "credentials revoked: the secret was rotated",
+                Cause::Removed => "credentials revoked: the device was removed",
+            };
+            // Control, not data: one message per revoked device.
+            connection.addr.do_send(CredentialsRevoked { why });
+        }
+        Event::CredentialsRevoked {
+            device_id: Some(&device),
+            cause: cause.name(),
+            connections: usize::from(connection.is_some()),
+        }
+        .emit(&self.telemetry);
     }
 
     fn log_unreadable(&mut self, error: &dyn std::fmt::Display) {
@@ -207,29 +223,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_admission_sees_the_revocations_acted_on_since_it_began() {
-        let mut recent = Recent::default();
-        recent.record([Some("robot_1".to_owned())]);
-        let mark = recent.mark();
+    fn a_revocation_revokes_the_logins_checked_before_it_and_no_later_one() {
+        let n = 7;
+        assert!(revokes(n, n - 1), "checked before the revocation: closed");
         assert!(
-            !recent.revoked_since(mark, "robot_1"),
-            "revoked before it began"
+            !revokes(n, n),
+            "checked with the revocation in the log: left alone"
         );
-        recent.record([Some("robot_2".to_owned())]);
-        assert!(recent.revoked_since(mark, "robot_2"));
-        assert!(!recent.revoked_since(mark, "robot_1"));
-        recent.record([None]);
-        assert!(recent.revoked_since(mark, "robot_1"), "every device");
+        assert!(!revokes(n, n + 1));
+        let mut recent = Recent::default();
+        recent.record([(n, Some("robot_1".to_owned()))]);
+        assert!(recent.revoked_after(n - 1, "robot_1"), "refused at CONNACK");
+        assert!(
+            !recent.revoked_after(n, "robot_1"),
+            "let in with the new secret"
+        );
+        assert!(!recent.revoked_after(n - 1, "robot_2"), "another device");
+    }
+
+    #[test]
+    fn an_admission_sees_the_revocations_acted_on_after_its_check() {
+        let mut recent = Recent::default();
+        recent.record([(1, Some("robot_1".to_owned()))]);
+        let checked_at = 1;
+        recent.record([(2, Some("robot_2".to_owned()))]);
+        assert!(recent.revoked_after(checked_at, "robot_2"));
+        assert!(!recent.revoked_after(checked_at, "robot_1"));
+        recent.record([(3, None)]);
+        assert!(recent.revoked_after(checked_at, "robot_1"), "every device");
+        assert!(
+            !recent.revoked_after(3, "robot_1"),
+            "checked after the rows missed"
+        );
     }
 
     #[test]
     fn when_entries_were_dropped_for_room_an_older_admission_is_refused() {
         let mut recent = Recent::default();
-        let mark = recent.mark();
-        recent.record((0..=RECENT_MAX).map(|n| Some(format!("robot_{n}"))));
+        let checked_at = 0;
+        let last = RECENT_MAX as LogPosition + 1;
+        recent.record((1..=last).map(|seq| (seq, Some(format!("robot_{seq}")))));
         assert_eq!(recent.revoked.len(), RECENT_MAX);
-        assert!(recent.revoked_since(mark, "anyone"));
-        let later = recent.mark();
-        assert!(!recent.revoked_since(later, "anyone"));
+        assert!(recent.revoked_after(checked_at, "anyone"));
+        assert!(!recent.revoked_after(last, "anyone"));
+        assert!(!recent.revoked_after(1, "anyone"), "only row 1 was dropped");
     }
 }

@@ -16,6 +16,7 @@ use actix::prelude::*;
 
 use super::device_endpoint::{DeviceEndpoint, Successor};
 use crate::fleet::Source;
+use crate::identity::credentials::LogPosition;
 use crate::mqtt::packet::Will;
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::Pipeline;
@@ -34,6 +35,8 @@ pub struct DelayedWill {
     /// The connection whose will it is (the endpoint's id for it).
     pub connection: u64,
     pub identity: Option<Arc<str>>,
+    /// The revocation log's position when its credentials were checked.
+    pub checked_at: LogPosition,
     pub will: Will,
     pub delay: u32,
 }
@@ -43,6 +46,8 @@ pub struct PendingWill {
     timer: SpawnHandle,
     pub will: Will,
     pub identity: Option<Arc<str>>,
+    /// Only a revocation past it drops the will (`revoking`).
+    pub checked_at: LogPosition,
 }
 
 /// The wills waiting, by client id (one each), and their bytes.
@@ -67,6 +72,21 @@ impl PendingWills {
         ctx.cancel_future(pending.timer);
         self.bytes -= size(&pending.will);
         Some(pending)
+    }
+
+    /// Takes the will waiting for `client_id` if it was set under credentials checked
+    /// before `seq` (which revokes them), its timer cancelled.
+    pub fn take_checked_before(
+        &mut self,
+        client_id: &str,
+        seq: LogPosition,
+        ctx: &mut Context<DeviceEndpoint>,
+    ) -> Option<PendingWill> {
+        let pending = self.by_client.get(client_id)?;
+        match pending.checked_at < seq {
+            true => self.take(client_id, ctx),
+            false => None,
+        }
     }
 
     fn has_room_for(&self, will: &Will) -> bool {
@@ -120,6 +140,7 @@ impl Handler<DelayedWill> for DeviceEndpoint {
             client_id,
             connection,
             identity,
+            checked_at,
             will,
             delay,
         } = msg;
@@ -159,6 +180,7 @@ impl Handler<DelayedWill> for DeviceEndpoint {
             timer,
             will,
             identity,
+            checked_at,
         };
         self.pending_wills.insert(client_id, pending);
     }

@@ -4,12 +4,17 @@
 //! CONNACK code that says why. A certificate proves a name; the name must also be a
 //! device in `devices` (`eliot device add --certificate`), so that removing the device
 //! revokes the certificate, which Eliot has no other way to do.
+//!
+//! Each check also tells where the revocation log was as it read `devices`
+//! (`Authenticated::checked_at`): a revocation logged after that is one the check did not
+//! see, and closes the login (`endpoint::revoking`); one logged before it did not let the
+//! login in, and leaves it alone.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::credentials::{self, Verdict};
+use super::credentials::{self, LogPosition, Verdict};
 use super::hashing_turns::{HashingTurns, NoTurn};
 use super::settings::{AuthMode, AuthSettings};
 use super::unverified_name::UnverifiedName;
@@ -36,6 +41,15 @@ impl AuthRefusal {
             reason: reason.into(),
         }
     }
+}
+
+/// Who a client authenticated as, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub device: String,
+    /// The revocation log's newest `seq` when its credentials were read (see
+    /// `credentials::LogPosition`): only a later revocation revokes this login.
+    pub checked_at: LogPosition,
 }
 
 /// What a connection brings to be judged by.
@@ -107,7 +121,7 @@ impl Authenticator {
     }
 
     /// The device id `claim` authenticates as (`None` in mode `none`).
-    pub async fn authenticate(&self, claim: Claim) -> Result<Option<String>, AuthRefusal> {
+    pub async fn authenticate(&self, claim: Claim) -> Result<Option<Authenticated>, AuthRefusal> {
         if self.mode == AuthMode::None {
             return Ok(None);
         }
@@ -139,13 +153,13 @@ impl Authenticator {
     }
 
     /// `device`, certified, if it is in `devices`: one indexed read, no hashing.
-    async fn provisioned(&self, device: String) -> Result<Option<String>, AuthRefusal> {
+    async fn provisioned(&self, device: String) -> Result<Option<Authenticated>, AuthRefusal> {
         let db = self.db.clone();
         let name = device.clone();
         let found = tokio::task::spawn_blocking(move || credentials::exists(&db, &name)).await;
         match found {
-            Ok(Ok(true)) => Ok(Some(device)),
-            Ok(Ok(false)) => Err(AuthRefusal::not_authorized(format!(
+            Ok(Ok((true, checked_at))) => Ok(Some(Authenticated { device, checked_at })),
+            Ok(Ok((false, _))) => Err(AuthRefusal::not_authorized(format!(
                 "the client certificate names `{device}`, which is not a provisioned device \
                  (eliot device add --certificate {device}), or was removed"
             ))),
@@ -165,7 +179,7 @@ impl Authenticator {
         device: String,
         secret: Secret,
         peer: IpAddr,
-    ) -> Result<Option<String>, AuthRefusal> {
+    ) -> Result<Option<Authenticated>, AuthRefusal> {
         let turn = match self.hashing.take(peer).await {
             Ok(turn) => turn,
             Err(NoTurn::Busy(waiting)) => {
@@ -191,11 +205,13 @@ impl Authenticator {
         })
         .await;
         match checked {
-            Ok(Ok(Verdict::Verified)) => Ok(Some(device)),
-            Ok(Ok(Verdict::WrongSecret)) => Err(AuthRefusal::credentials(format!(
+            Ok(Ok((Verdict::Verified, checked_at))) => {
+                Ok(Some(Authenticated { device, checked_at }))
+            }
+            Ok(Ok((Verdict::WrongSecret, _))) => Err(AuthRefusal::credentials(format!(
                 "wrong secret for device `{device}`"
             ))),
-            Ok(Ok(Verdict::UnknownDevice)) => Err(AuthRefusal::credentials(format!(
+            Ok(Ok((Verdict::UnknownDevice, _))) => Err(AuthRefusal::credentials(format!(
                 "no device of that username ({})",
                 UnverifiedName(&device)
             ))),

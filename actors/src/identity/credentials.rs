@@ -190,47 +190,54 @@ pub(crate) enum Verdict {
     UnknownDevice,
 }
 
-/// Whether `secret` is `device_id`'s. Slow on purpose (Argon2id): run it off the
-/// connections' thread. `db` is the database file; it is opened read-only.
+/// Where the revocation log was when credentials were checked: its newest row's `seq` (0
+/// with none). Read in the same statement as the credentials, so in the same snapshot: a
+/// revocation this check saw has a `seq` at most this, one it did not see, a greater one
+/// (AUTOINCREMENT never reuses a number, even once old rows are deleted).
+pub type LogPosition = i64;
+
+/// The revocation log's position, as a scalar subquery of the credentials' read.
+const LOG_POSITION: &str = "(SELECT coalesce(max(seq), 0) FROM device_revocations)";
+
+/// Whether `secret` is `device_id`'s, and the revocation log's position as it was checked.
+/// Slow on purpose (Argon2id): run it off the connections' thread. `db` is the database
+/// file; it is opened read-only.
 pub(crate) fn verify(
     db: &Path,
     device_id: &str,
     secret: &Secret,
-) -> Result<Verdict, CredentialsError> {
+) -> Result<(Verdict, LogPosition), CredentialsError> {
     let conn = read_only(db)?;
     // A device without a secret (certificate only) is checked against the decoy too.
-    let stored: Option<String> = conn
-        .query_row(
-            "SELECT secret_hash FROM devices WHERE device_id = ?1",
-            [device_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let (stored, position): (Option<String>, LogPosition) = conn.query_row(
+        &format!("SELECT (SELECT secret_hash FROM devices WHERE device_id = ?1), {LOG_POSITION}"),
+        [device_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let known = stored.is_some();
     let phc = stored.unwrap_or_else(|| decoy().to_owned());
     let parsed = PasswordHash::new(&phc).map_err(|e| CredentialsError::Hash(e.to_string()))?;
     let matches = Argon2::default()
         .verify_password(secret.expose().as_bytes(), &parsed)
         .is_ok();
-    Ok(match (known, matches) {
+    let verdict = match (known, matches) {
         (true, true) => Verdict::Verified,
         (true, false) => Verdict::WrongSecret,
         (false, _) => Verdict::UnknownDevice,
-    })
+    };
+    Ok((verdict, position))
 }
 
-/// Whether `device_id` is provisioned (a certificate naming it may then log in). `db` is
-/// the database file; it is opened read-only.
-pub(crate) fn exists(db: &Path, device_id: &str) -> Result<bool, CredentialsError> {
-    let found = read_only(db)?
-        .query_row(
-            "SELECT 1 FROM devices WHERE device_id = ?1",
-            [device_id],
-            |_| Ok(()),
-        )
-        .optional()?;
-    Ok(found.is_some())
+/// Whether `device_id` is provisioned (a certificate naming it may then log in), and the
+/// revocation log's position as it was looked up. `db` is the database file; it is opened
+/// read-only.
+pub(crate) fn exists(db: &Path, device_id: &str) -> Result<(bool, LogPosition), CredentialsError> {
+    let found = read_only(db)?.query_row(
+        &format!("SELECT EXISTS (SELECT 1 FROM devices WHERE device_id = ?1), {LOG_POSITION}"),
+        [device_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(found)
 }
 
 fn read_only(db: &Path) -> Result<Connection, CredentialsError> {
@@ -257,16 +264,16 @@ mod tests {
         let first = add(&conn, "robot_001").unwrap();
         assert_eq!(first.expose().len(), 64);
         assert_eq!(
-            verify(&path, "robot_001", &first).unwrap(),
+            verify(&path, "robot_001", &first).unwrap().0,
             Verdict::Verified
         );
         let guess = Secret::new("guess");
         assert_eq!(
-            verify(&path, "robot_001", &guess).unwrap(),
+            verify(&path, "robot_001", &guess).unwrap().0,
             Verdict::WrongSecret
         );
         assert_eq!(
-            verify(&path, "robot_002", &first).unwrap(),
+            verify(&path, "robot_002", &first).unwrap().0,
             Verdict::UnknownDevice
         );
         let stored: String = conn
@@ -276,19 +283,42 @@ mod tests {
 
         let second = rotate(&conn, "robot_001").unwrap();
         assert_eq!(
-            verify(&path, "robot_001", &first).unwrap(),
+            verify(&path, "robot_001", &first).unwrap().0,
             Verdict::WrongSecret,
             "the old secret is gone"
         );
         assert_eq!(
-            verify(&path, "robot_001", &second).unwrap(),
+            verify(&path, "robot_001", &second).unwrap().0,
             Verdict::Verified
         );
         remove(&conn, "robot_001").unwrap();
         assert_eq!(
-            verify(&path, "robot_001", &second).unwrap(),
+            verify(&path, "robot_001", &second).unwrap().0,
             Verdict::UnknownDevice
         );
+    }
+
+    #[test]
+    fn a_check_tells_the_newest_revocation_it_saw() {
+        let (dir, conn) = db();
+        let path = dir.path().join("eliot.db");
+        let first = add(&conn, "robot_1").unwrap();
+        add_certificate_only(&conn, "robot_c").unwrap();
+        assert_eq!(verify(&path, "robot_1", &first).unwrap().1, 0, "none yet");
+        let second = rotate(&conn, "robot_1").unwrap();
+        assert_eq!(
+            verify(&path, "robot_1", &second).unwrap(),
+            (Verdict::Verified, 1)
+        );
+        assert_eq!(exists(&path, "robot_c").unwrap(), (true, 1));
+        remove(&conn, "robot_c").unwrap();
+        assert_eq!(exists(&path, "robot_c").unwrap(), (false, 2));
+        // With the old rows deleted the position falls back, but no number is reused: the
+        // next revocation is still past every check made before it.
+        conn.execute("DELETE FROM device_revocations", []).unwrap();
+        assert_eq!(verify(&path, "robot_1", &second).unwrap().1, 0);
+        rotate(&conn, "robot_1").unwrap();
+        assert_eq!(exists(&path, "robot_1").unwrap(), (true, 3));
     }
 
     #[test]
@@ -326,9 +356,9 @@ mod tests {
             add_certificate_only(&conn, "a b"),
             Err(CredentialsError::BadId(_))
         ));
-        assert!(exists(&path, "robot_c").unwrap());
-        assert!(!exists(&path, "robot_x").unwrap());
-        let verdict = verify(&path, "robot_c", &Secret::new("")).unwrap();
+        assert!(exists(&path, "robot_c").unwrap().0);
+        assert!(!exists(&path, "robot_x").unwrap().0);
+        let verdict = verify(&path, "robot_c", &Secret::new("")).unwrap().0;
         assert!(
             !matches!(verdict, Verdict::Verified),
             "no secret logs it in"
@@ -341,6 +371,6 @@ mod tests {
         let logins: Vec<Login> = list(&conn).unwrap().iter().map(|d| d.login).collect();
         assert_eq!(logins, [Login::CertificateOnly, Login::Secret]);
         remove(&conn, "robot_c").unwrap();
-        assert!(!exists(&path, "robot_c").unwrap());
+        assert!(!exists(&path, "robot_c").unwrap().0);
     }
 }

@@ -32,10 +32,10 @@ mod settings;
 mod unverified_name;
 
 pub use address_limits::AddressLimits;
-pub use authenticator::{claimed_name, Authenticator, Claim};
+pub use authenticator::{claimed_name, Authenticated, Authenticator, Claim};
 pub use login_attempts::{Attempt, LoginAttempts};
 pub use provisioning::{Provisioning, ProvisioningError};
 pub use rate::DeviceRate;
-pub use revocations::{Cause, RevocationLog, Revoked};
+pub use revocations::{Cause, Revocation, RevocationLog, Revoked};
 pub use server_tls::{certificate_names, server_config, ServerTlsError};
 pub use settings::{check_mode, AuthMode, AuthSettings, TlsSettings};

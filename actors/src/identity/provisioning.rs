@@ -108,7 +108,7 @@ mod tests {
             .await
             .unwrap()
             .expect("a secret");
-        assert_eq!(verify(&db, "robot_1", &first).unwrap(), Verdict::Verified);
+        assert_eq!(verify(&db, "robot_1", &first).unwrap().0, Verdict::Verified);
         let again = provisioning.add("robot_1".into(), Login::Secret).await;
         assert!(matches!(
             again,
@@ -126,7 +126,7 @@ mod tests {
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_ne!(a.expose(), b.expose());
-        let verified = [&first, &a, &b].map(|s| verify(&db, "robot_1", s).unwrap());
+        let verified = [&first, &a, &b].map(|s| verify(&db, "robot_1", s).unwrap().0);
         assert_eq!(
             verified.iter().filter(|v| **v == Verdict::Verified).count(),
             1,

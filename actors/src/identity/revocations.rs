@@ -31,14 +31,25 @@ impl Cause {
     }
 }
 
+/// One row of the log: `device` lost its credentials at `seq`. It revokes the logins
+/// checked before (`Authenticated::checked_at` below `seq`), not those checked after,
+/// which were checked against what the rotation or removal left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub seq: i64,
+    pub device: String,
+    pub cause: Cause,
+}
+
 /// What changed since the last poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
-    /// These devices, oldest first (empty: nothing changed).
-    Devices(Vec<(String, Cause)>),
+    /// These revocations, oldest first (empty: nothing changed).
+    Devices(Vec<Revocation>),
     /// Rows were deleted (more than a day old) before this Eliot read them: which devices
-    /// changed is unknown, so every authenticated connection is to be closed.
-    Unknown,
+    /// changed is unknown, so every authenticated connection is to be closed. `through`:
+    /// the last row read, past every row missed.
+    Unknown { through: i64 },
 }
 
 /// A read-only connection to the log, and the last row seen.
@@ -84,22 +95,25 @@ impl RevocationLog {
                     "removed" => Cause::Removed,
                     _ => Cause::Rotated,
                 };
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, cause))
+                Ok(Revocation {
+                    seq: r.get(0)?,
+                    device: r.get(1)?,
+                    cause,
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
-        let Some(&(first, _, _)) = rows.first() else {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(Revoked::Devices(Vec::new()));
         };
         // Sequence numbers are consecutive (AUTOINCREMENT, one writer at a time): a gap
         // after the last seen means rows were deleted unread.
-        let missed = first != self.seen + 1 && self.missed_rows()?;
-        self.seen = rows.last().map_or(self.seen, |row| row.0);
+        let missed = first.seq != self.seen + 1 && self.missed_rows()?;
+        self.seen = last.seq;
         if missed {
-            return Ok(Revoked::Unknown);
+            return Ok(Revoked::Unknown { through: last.seq });
         }
-        let devices = rows.into_iter().map(|(_, d, c)| (d, c)).collect();
-        Ok(Revoked::Devices(devices))
+        Ok(Revoked::Devices(rows))
     }
 
     /// Whether the oldest row kept is past the one after the last seen.
@@ -138,9 +152,15 @@ mod tests {
         credentials::add_certificate_only(&conn, "robot_2").unwrap();
         credentials::rotate(&conn, "robot_1").unwrap();
         credentials::remove(&conn, "robot_2").unwrap();
+        let revocation = |seq, device: &str, cause| Revocation {
+            seq,
+            device: device.to_owned(),
+            cause,
+        };
+        // Row 1 (`before` removed) was there before the log was opened.
         let expected = vec![
-            ("robot_1".to_owned(), Cause::Rotated),
-            ("robot_2".to_owned(), Cause::Removed),
+            revocation(2, "robot_1", Cause::Rotated),
+            revocation(3, "robot_2", Cause::Removed),
         ];
         assert_eq!(log.poll().unwrap(), Revoked::Devices(expected));
         assert_eq!(log.poll().unwrap(), Revoked::Devices(vec![]));
@@ -162,7 +182,7 @@ mod tests {
             [],
         )
         .unwrap();
-        assert_eq!(log.poll().unwrap(), Revoked::Unknown);
+        assert_eq!(log.poll().unwrap(), Revoked::Unknown { through: 2 });
         assert_eq!(log.poll().unwrap(), Revoked::Devices(vec![]));
     }
 }

@@ -148,6 +148,7 @@ impl DeviceConnection {
             client_id,
             connection: self.id,
             identity: self.identity.clone(),
+            checked_at: self.checked_at,
             will,
             delay,
         });

@@ -38,6 +38,7 @@ use super::intake::{gated, Limits, Permit, Received};
 use super::transport::{DeviceReader, DeviceWriter};
 use super::will::DelayedWill;
 use crate::fleet::{Carrier, Source};
+use crate::identity::credentials::LogPosition;
 use crate::identity::DeviceRate;
 use crate::ingest::Message;
 use crate::mqtt::packet::*;
@@ -111,6 +112,8 @@ pub struct DeviceConnection {
     /// The device the client authenticated as (then also its client id): every message
     /// it sends must name it.
     identity: Option<Arc<str>>,
+    /// The revocation log's position when its credentials were checked (`Session`).
+    checked_at: LogPosition,
     /// What the device guard counts this client's rejections under (`Session::guard_key`).
     guard_key: String,
     connect: Connect,
@@ -207,6 +210,7 @@ impl DeviceConnection {
             DeviceConnection {
                 id: a.session.id,
                 identity: a.session.identity.map(Arc::from),
+                checked_at: a.session.checked_at,
                 guard_key: a.session.guard_key,
                 connect: a.connect,
                 session_kept: a.session.kept,

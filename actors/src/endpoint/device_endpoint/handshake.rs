@@ -116,7 +116,6 @@ impl DeviceEndpoint {
         self.count_handshakes(1);
         let deadline = self.settings.connect_timeout;
         let admitted = admit(&mut connect, (id, peer.ip()), certified, &gate);
-        let revocations_mark = self.revocations.recent.mark();
         async move { tokio::time::timeout(deadline, admitted).await }
             .into_actor(self)
             .map(move |admitted, endpoint, ctx| {
@@ -137,12 +136,13 @@ impl DeviceEndpoint {
                         let refusal = Refusal::server("server shutting down".into());
                         endpoint.refuse_admission(&connect, peer, writer, refusal)
                     }
+                    // Checked before a revocation already acted on (see `revoking`).
                     Ok((session, _))
                         if session.identity.as_deref().is_some_and(|device| {
                             endpoint
                                 .revocations
                                 .recent
-                                .revoked_since(revocations_mark, device)
+                                .revoked_after(session.checked_at, device)
                         }) =>
                     {
                         let refusal = Refusal::not_authorized(

@@ -25,6 +25,7 @@ use super::revoking::Revocations;
 use super::settings::EndpointSettings;
 use super::transport::{DeviceReader, DeviceWriter, Transport};
 use super::will::{self, PendingWills};
+use crate::identity::credentials::LogPosition;
 use crate::identity::{AddressLimits, AuthSettings, Authenticator, DeviceRate, LoginAttempts};
 use crate::mqtt::packet::*;
 use crate::mqtt::MqttCodec;
@@ -144,6 +145,9 @@ pub(super) struct Registered {
     /// The connection's id: a late `Closed` from a replaced connection carries another.
     id: u64,
     pub(super) addr: Addr<DeviceConnection>,
+    /// The revocation log's position when its credentials were checked: a revocation
+    /// past it closes the connection (`revoking`).
+    pub(super) checked_at: LogPosition,
     /// Whether its session outlives the connection (and so is refreshed while connected).
     session_kept: bool,
     /// Whether its CONNECT ended any earlier session (clean start / clean session).
@@ -254,6 +258,7 @@ impl DeviceEndpoint {
         }
         let client_id = connect.client_id.clone();
         let (id, session_kept, clean_start) = (session.id, session.kept, connect.clean_start);
+        let checked_at = session.checked_at;
         let addr = DeviceConnection::start(Accepted {
             connect,
             session,
@@ -278,6 +283,7 @@ impl DeviceEndpoint {
         let registered = Registered {
             id,
             addr,
+            checked_at,
             session_kept,
             clean_start,
         };

@@ -44,17 +44,19 @@ impl FleetRead {
         }
     }
 
-    /// The path, and a check of the answer's body.
-    fn request(self, device: &str) -> (String, Box<dyn Fn(&Value) -> bool + '_>) {
+    /// The path that reads `device` (or the late list).
+    fn path(self, device: &str) -> String {
         match self {
-            FleetRead::Late => (
-                "/api/v1/devices?status=late&limit=100".to_owned(),
-                Box::new(|body| body["devices"].as_array().is_some_and(|d| d.len() <= 100)),
-            ),
-            FleetRead::One => (
-                format!("/api/v1/devices/{device}"),
-                Box::new(move |body| body["device_id"] == device),
-            ),
+            FleetRead::Late => "/api/v1/devices?status=late&limit=100".to_owned(),
+            FleetRead::One => format!("/api/v1/devices/{device}"),
+        }
+    }
+
+    /// Whether `body` is the answer expected: a page of at most 100, or the device asked.
+    fn answers(self, device: &str, body: &Value) -> bool {
+        match self {
+            FleetRead::Late => body["devices"].as_array().is_some_and(|d| d.len() <= 100),
+            FleetRead::One => body["device_id"] == device,
         }
     }
 }
@@ -98,7 +100,7 @@ fn reads_run(
             random ^= random >> 7;
             random ^= random << 17;
             let device = device_id((random % u64::from(known.known)) as u32);
-            let (path, check) = FLEET_READS[k].request(&device);
+            let (read, path) = (FLEET_READS[k], FLEET_READS[k].path(&device));
             let started = Instant::now();
             let answer = agent
                 .get(&format!("{base}{path}"))
@@ -107,7 +109,7 @@ fn reads_run(
                 .and_then(|r| r.into_string().map_err(|e| e.to_string()));
             let took = started.elapsed();
             match answer.map(|body| serde_json::from_str::<Value>(&body)) {
-                Ok(Ok(body)) if check(&body) => {
+                Ok(Ok(body)) if read.answers(&device, &body) => {
                     latencies[k].push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX))
                 }
                 Ok(Ok(body)) => errors[k].push(format!("{path}: unexpected answer {body}")),

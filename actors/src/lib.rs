@@ -76,9 +76,10 @@ mod upstream;
 // The public surface: what the shell (`src/`), the tests and the examples use.
 pub use endpoint::{Adopter, EndpointSettings, Transport};
 pub use fleet::{
-    BadCursor, Counts, DeviceCursor, DeviceEvent, DevicePage, DeviceQuery, DeviceSort, DeviceState,
-    FleetError, FleetHandle, FleetSettings, LastReadingState, Presence, QualityState,
-    QuarantineState, Released, RhythmState, Status as DeviceStatus, MAX_PAGE as MAX_DEVICE_PAGE,
+    BadCursor, ConnectionsClosed, Counts, DeviceCursor, DeviceEvent, DevicePage, DeviceQuery,
+    DeviceSort, DeviceState, FleetError, FleetHandle, FleetSettings, LastReadingState, Presence,
+    QualityState, QuarantineState, Released, RhythmState, Status as DeviceStatus,
+    MAX_PAGE as MAX_DEVICE_PAGE,
 };
 pub use identity::{
     credentials, AuthMode, AuthSettings, Provisioning, ProvisioningError, TlsSettings,

@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -23,6 +24,11 @@ use crate::store::{device_events, open_for_reading};
 
 /// The most devices or events one call returns.
 pub const MAX_PAGE: usize = 1000;
+
+/// How long `disconnect` waits for the connections it closed to end. A connection ends
+/// once what it read is stored and acked, and the device closed its side or
+/// `CLOSE_GRACE` (2 s) passed.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceSort {
@@ -144,6 +150,20 @@ pub enum Released {
     Unknown,
 }
 
+/// What `disconnect` did: of the connections it closed, how many ended within
+/// `CLOSE_WAIT`, and how many had not yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionsClosed {
+    pub ended: usize,
+    pub timed_out: usize,
+}
+
+impl ConnectionsClosed {
+    pub fn total(&self) -> usize {
+        self.ended + self.timed_out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FleetError {
     #[error("the fleet is unavailable: {0}")]
@@ -169,8 +189,9 @@ pub struct Get(pub String);
 #[rtype(result = "Released")]
 pub struct Release(pub String);
 
+/// Answers, per connection closed, a receiver told when that connection ended.
 #[derive(Message)]
-#[rtype(result = "usize")]
+#[rtype(result = "Vec<tokio::sync::oneshot::Receiver<()>>")]
 pub struct CloseDevice {
     pub device_id: String,
     pub why: &'static str,
@@ -271,19 +292,49 @@ impl FleetHandle {
             .map_err(unavailable)
     }
 
-    /// Closes the device's live connections (v5 DISCONNECT 0x87, no will); how many.
-    pub async fn disconnect(&self, id: &str, why: &'static str) -> Result<usize, FleetError> {
-        self.shard(id)
+    /// Closes the device's live connections (v5 DISCONNECT 0x87, no will), and resolves
+    /// once they ended, or `CLOSE_WAIT` passed. A connection that ended has stored and
+    /// acked everything it read, and the fleet has heard all of it (its last updates are
+    /// ahead of its end in the shard's mailbox): nothing of it comes after.
+    pub async fn disconnect(
+        &self,
+        id: &str,
+        why: &'static str,
+    ) -> Result<ConnectionsClosed, FleetError> {
+        self.disconnect_within(id, why, CLOSE_WAIT).await
+    }
+
+    pub(super) async fn disconnect_within(
+        &self,
+        id: &str,
+        why: &'static str,
+        wait: Duration,
+    ) -> Result<ConnectionsClosed, FleetError> {
+        let ends = self
+            .shard(id)
             .send(CloseDevice {
                 device_id: id.to_owned(),
                 why,
             })
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut closed = ConnectionsClosed::default();
+        for end in ends {
+            // `Err` inside: the shard dropped the waiter (it is gone): not seen to end.
+            match tokio::time::timeout_at(deadline, end).await {
+                Ok(Ok(())) => closed.ended += 1,
+                _ => closed.timed_out += 1,
+            }
+        }
+        Ok(closed)
     }
 
-    /// The device was deleted: its connections are closed, its state and `device_state`
-    /// row dropped (its events are kept, as history). False if it was not known.
+    /// The device was deleted: its state and `device_state` row are dropped (its events
+    /// are kept, as history), and a connection still carrying it is closed. What that
+    /// connection still had in flight does not bring it back; a new connection of the
+    /// device (where none is needed to log in) makes it known again. Call `disconnect`
+    /// first to have its connections ended. False if it was not known.
     pub async fn forget(&self, id: &str) -> Result<bool, FleetError> {
         self.shard(id)
             .send(Forget(id.to_owned()))

@@ -17,7 +17,7 @@ use crate::supervision::{
 };
 
 /// Counts the closes the fleet asks of it.
-struct FakeConnection(Arc<std::sync::atomic::AtomicUsize>);
+pub(super) struct FakeConnection(pub(super) Arc<std::sync::atomic::AtomicUsize>);
 
 impl Actor for FakeConnection {
     type Context = Context<Self>;
@@ -42,12 +42,12 @@ impl Carrier {
     }
 }
 
-struct Harness {
-    fleet: Fleet,
+pub(super) struct Harness {
+    pub(super) fleet: Fleet,
     store: Addr<StoreWriter>,
 }
 
-fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
+pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
     let telemetry = Telemetry::discard();
     let store_settings = StoreSettings::for_tests(dir);
     let progress = Arc::new(StoreProgress::default());
@@ -114,7 +114,7 @@ fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
     Harness { fleet, store }
 }
 
-fn accepted(device: &str, second: i64) -> Outcome {
+pub(super) fn accepted(device: &str, second: i64) -> Outcome {
     let received = time::OffsetDateTime::now_utc();
     let ts = crate::message::format_utc(
         received - time::Duration::seconds(1) + time::Duration::milliseconds(second),
@@ -139,7 +139,7 @@ fn accepted(device: &str, second: i64) -> Outcome {
     }
 }
 
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+pub(super) async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..400 {
         if check().await {
             return;
@@ -226,8 +226,18 @@ async fn the_handle_reads_and_changes_what_the_shards_own() {
     assert_eq!(rest.devices.len(), 2, "d3, d4");
     assert_eq!(rest.next, None);
 
-    assert_eq!(handle.disconnect("d1", "rotated").await.unwrap(), 1);
-    assert_eq!(handle.disconnect("p1", "rotated").await.unwrap(), 0);
+    // This connection never ends: the wait is bounded.
+    let wait = Duration::from_millis(200);
+    let closed = handle
+        .disconnect_within("d1", "rotated", wait)
+        .await
+        .unwrap();
+    assert_eq!((closed.ended, closed.timed_out), (0, 1));
+    let closed = handle
+        .disconnect_within("p1", "rotated", wait)
+        .await
+        .unwrap();
+    assert_eq!(closed, ConnectionsClosed::default());
     until("the close asked", async || {
         closes.load(std::sync::atomic::Ordering::SeqCst) == 1
     })

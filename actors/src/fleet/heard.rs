@@ -203,6 +203,15 @@ impl FleetShard {
 
     /// One committed message of the device, from `source`.
     fn heard(&mut self, source: &Source, note: Note, sample: bool) {
+        if let Source::Connection(carrier) = source {
+            // In flight on a connection that carried the device when it was deleted.
+            if self
+                .endings
+                .is_forgotten(carrier.connection, &note.device_id)
+            {
+                return;
+            }
+        }
         let now = note.received_at;
         let (id, new) = match self.book.key(&note.device_id) {
             Some(id) => (id, false),
@@ -386,6 +395,10 @@ impl Handler<Connected> for FleetShard {
     type Result = ();
 
     fn handle(&mut self, connected: Connected, ctx: &mut Context<Self>) {
+        let carrier = connected.carrier.connection;
+        if self.endings.is_forgotten(carrier, &connected.device_id) {
+            return;
+        }
         let now = now_micros();
         let Some((id, new)) = self.known_or_added(&connected.device_id, now) else {
             return;
@@ -425,6 +438,8 @@ impl Handler<Disconnected> for FleetShard {
             });
             self.after_changes(&id, change.flatten().into_iter().collect(), now);
         }
+        // Nothing of it comes after this: whoever waits for its end may go on.
+        self.endings.ended(ended.connection);
         self.arm(ctx);
     }
 }

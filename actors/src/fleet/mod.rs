@@ -6,6 +6,8 @@
 //! - `shard.rs`: `FleetShard`, the actor (load, timers, hand-over to the store writer);
 //!   `heard.rs` what it makes of what it hears, `requests.rs` what the handle asks.
 //! - `state.rs`: a device as a shard keeps it (compact) and as it is handed out.
+//! - `endings.rs`: who waits for a closed connection to end, and the devices forgotten
+//!   while a connection carried them (what it still had in flight must not bring them back).
 //! - `book.rs`: a shard's devices, ordered by id, with an index per status and per
 //!   connection.
 //! - `rhythm.rs`: the reporting interval's running estimate; `timers.rs`: the deadline
@@ -25,6 +27,7 @@
 //! (`rhythm.rs`), and without a live connection offline after a longer bound.
 
 mod book;
+mod endings;
 mod feed;
 mod handle;
 mod heard;
@@ -46,8 +49,8 @@ use actix::Addr;
 
 pub use feed::{Carrier, CloseConnection, FleetFeed, Source};
 pub use handle::{
-    BadCursor, DeviceCursor, DevicePage, DeviceQuery, DeviceSort, FleetError, FleetHandle,
-    Released, MAX_PAGE,
+    BadCursor, ConnectionsClosed, DeviceCursor, DevicePage, DeviceQuery, DeviceSort, FleetError,
+    FleetHandle, Released, MAX_PAGE,
 };
 pub use quarantine::QuarantineSet;
 pub use requests::FlushNow;
@@ -103,5 +106,7 @@ impl Fleet {
     }
 }
 
+#[cfg(test)]
+mod forget_tests;
 #[cfg(test)]
 mod handle_tests;

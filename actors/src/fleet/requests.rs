@@ -1,6 +1,7 @@
 //! What the `FleetHandle` asks a shard: reads of the live state, release from quarantine,
-//! closing a device's connections, forgetting a deleted device, learning a provisioned
-//! one; and, at shutdown, a last hand-over to the store writer.
+//! closing a device's connections (answered when they ended: `endings.rs`), forgetting a
+//! deleted device, learning a provisioned one; and, at shutdown, a last hand-over to the
+//! store writer.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -55,21 +56,19 @@ impl Handler<Release> for FleetShard {
 }
 
 impl Handler<CloseDevice> for FleetShard {
-    type Result = usize;
+    type Result = MessageResult<CloseDevice>;
 
-    fn handle(&mut self, msg: CloseDevice, _: &mut Context<Self>) -> usize {
+    fn handle(&mut self, msg: CloseDevice, _: &mut Context<Self>) -> Self::Result {
         let connection = self
             .book
             .get(&msg.device_id)
             .and_then(|d| d.link.as_ref()?.connection.clone());
-        match connection {
-            Some(connection) => {
-                // The connection closes, and its end marks the device offline.
-                connection.closer.do_send(CloseConnection { why: msg.why });
-                1
-            }
-            None => 0,
-        }
+        let Some(connection) = connection else {
+            return MessageResult(Vec::new());
+        };
+        // The connection closes, and its end marks the device offline and answers this.
+        connection.closer.do_send(CloseConnection { why: msg.why });
+        MessageResult(vec![self.endings.wait_for(connection.id)])
     }
 }
 
@@ -84,6 +83,8 @@ impl Handler<Forget> for FleetShard {
             connection.closer.do_send(CloseConnection {
                 why: "the device was deleted",
             });
+            // What it still has in flight for the device must not bring it back.
+            self.endings.forgot(connection.id, key.clone());
         }
         self.quarantine.remove(&id);
         self.tracked.devices.fetch_sub(1, Ordering::Relaxed);

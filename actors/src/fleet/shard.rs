@@ -22,6 +22,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::book::Book;
+use super::endings::Endings;
 use super::persist::{device_of, event_row, resume, row_of};
 use super::quarantine::QuarantineSet;
 use super::rhythm::Bounds;
@@ -72,6 +73,9 @@ pub struct FleetShard {
     events: VecDeque<EventRow>,
     /// Devices deleted, whose rows are to go.
     forgets: Vec<String>,
+    /// Who waits for a connection's end; devices forgotten while a connection carried
+    /// them. Kept across a restart of the shard (its mailbox is too).
+    pub(super) endings: Endings,
     /// A hand-over to the store writer is in flight.
     pub(super) writing: bool,
     pub(super) store: Addr<StoreWriter>,
@@ -114,6 +118,7 @@ impl FleetShard {
             dirty: HashSet::new(),
             events: VecDeque::new(),
             forgets: Vec::new(),
+            endings: Endings::default(),
             writing: false,
             store: links.store,
             db_path: links.db_path,
@@ -147,6 +152,10 @@ impl FleetShard {
         let now = now_micros();
         let mut resumed = Vec::new();
         for row in &rows {
+            // Deleted, and its row not removed yet (a restart of the shard alone).
+            if self.forgets.contains(&row.device_id) {
+                continue;
+            }
             let id: DeviceId = Arc::from(row.device_id.as_str());
             let mut device = device_of(row);
             if let Some(q) = &device.quarantine {

@@ -3,8 +3,9 @@
 //! - `POST /api/v1/devices`: adds a device, answers its secret once (201, `Location`);
 //! - `POST /api/v1/devices/{id}/rotate`: a new secret, shown once; the old one stops
 //!   working and the device's live connections are closed;
-//! - `DELETE /api/v1/devices/{id}?purge=`: removes its credentials and its fleet state,
-//!   closes its connections, and with `purge=true` deletes its readings, after the close.
+//! - `DELETE /api/v1/devices/{id}?purge=`: removes its credentials, closes its connections
+//!   and waits for them to end (at most `CLOSE_WAIT`), removes its fleet state, and with
+//!   `purge=true` deletes its readings: those of every message acked before the answer.
 //!
 //! Secrets appear in these answers only (with `Cache-Control: no-store`), never in a log.
 //! The credentials change on an administration connection (`Provisioning`), one change at
@@ -13,7 +14,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use eliot_actors::credentials::{CredentialsError, Login};
-use eliot_actors::{is_device_id, ProvisioningError};
+use eliot_actors::{is_device_id, ConnectionsClosed, ProvisioningError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -82,6 +83,10 @@ pub struct RemovedDevice {
     /// Connections the fleet closed (0 with the fleet off: where devices authenticate,
     /// removing the credentials closes them all the same).
     pub connections_closed: usize,
+    /// Of those, the ones that had not ended 5 s after they were asked to close: what
+    /// they still had in flight may be stored after this answer (and survive a purge).
+    /// Normally 0.
+    pub connections_still_closing: usize,
     /// Readings deleted with `purge=true`; `null` without.
     pub readings_purged: Option<u64>,
 }
@@ -243,12 +248,14 @@ pub async fn remove(
         Err(ProvisioningError::Credentials(CredentialsError::Unknown(_))) => false,
         Err(e) => return Err(provisioning_error(e, &id)),
     };
-    let (mut connections_closed, mut known) = (0, false);
+    let (mut closed, mut known) = (ConnectionsClosed::default(), false);
     if let Some(fleet) = &state.fleet {
-        connections_closed = fleet.disconnect(&id, "device deleted").await?;
+        // Its connections end first: what they read is then stored and acked, and the
+        // fleet heard all of it, so nothing of them comes after the forget or the purge.
+        closed = fleet.disconnect(&id, "device deleted").await?;
         known = fleet.forget(&id).await?;
     }
-    // After the close, so that nothing of it is being written meanwhile.
+    // After the connections ended, so that nothing they read is written meanwhile.
     let readings_purged = match query.purge.unwrap_or(false) {
         true => Some(
             state
@@ -267,7 +274,8 @@ pub async fn remove(
     Ok(HttpResponse::Ok().json(RemovedDevice {
         device_id: id,
         removed: true,
-        connections_closed,
+        connections_closed: closed.total(),
+        connections_still_closing: closed.timed_out,
         readings_purged,
     }))
 }

@@ -65,6 +65,8 @@ fn assert_removed(answer: &Answer, device: &str, purged: bool) {
         !purged,
         "{answer:?}"
     );
+    // Its connections ended before the answer: nothing they read comes after it.
+    assert_eq!(answer.body["connections_still_closing"], 0, "{answer:?}");
 }
 
 /// A provisioned device's secret, shown once in the 201, logs in over MQTT; a second POST

@@ -6,8 +6,8 @@
 //! - `shard.rs`: `FleetShard`, the actor (load, timers, hand-over to the store writer);
 //!   `heard.rs` what it makes of what it hears, `requests.rs` what the handle asks.
 //! - `state.rs`: a device as a shard keeps it (compact) and as it is handed out.
-//! - `book.rs`: a shard's devices, ordered by id, with an index per status and per
-//!   connection.
+//! - `book.rs`: a shard's devices, ordered by id, with an index per status (but
+//!   `offline`, the many never heard) and per connection.
 //! - `rhythm.rs`: the reporting interval's running estimate; `timers.rs`: the deadline
 //!   heap (timers, not scans); `quality.rs`: the quality signals; `quarantine.rs`:
 //!   thresholds, the shared set of quarantined ids the pipeline checks, and how quarantine
@@ -38,6 +38,9 @@ mod shard;
 mod state;
 mod status_topic;
 mod timers;
+
+#[cfg(test)]
+mod memory_tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 //! batches and reloaded at start.
 //!
 //! - `shard.rs`: `FleetShard`, the actor (load, timers, hand-over to the store writer);
-//!   `heard.rs` what it makes of what it hears, `requests.rs` what the handle asks.
+//!   `heard.rs` what it makes of what it hears (`intake.rs`: of one message),
+//!   `requests.rs` what the handle asks.
 //! - `state.rs`: a device as a shard keeps it (compact) and as it is handed out.
 //! - `book.rs`: a shard's devices, ordered by id, with an index per status (but
 //!   `offline`, the many never heard) and per connection.
@@ -28,6 +29,7 @@ mod book;
 mod feed;
 mod handle;
 mod heard;
+mod intake;
 mod persist;
 mod quality;
 mod quarantine;

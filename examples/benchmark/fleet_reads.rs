@@ -20,6 +20,9 @@ const TARGET_P99_MS: f64 = 10.0;
 /// Longest a fleet read may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A check of a read's answer.
+type AnswerCheck<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+
 /// The two fleet reads timed.
 #[derive(Clone, Copy)]
 enum FleetRead {
@@ -45,7 +48,7 @@ impl FleetRead {
     }
 
     /// The path, and a check of the answer's body.
-    fn request(self, device: &str) -> (String, Box<dyn Fn(&Value) -> bool + '_>) {
+    fn request(self, device: &str) -> (String, AnswerCheck<'_>) {
         match self {
             FleetRead::Late => (
                 "/api/v1/devices?status=late&limit=100".to_owned(),

@@ -1,23 +1,39 @@
 //! A shard's devices: a map ordered by id (keyset paging by id is a range of it), an
-//! index per status (so `status=late&limit=100` reads about 100 entries whatever the
-//! fleet's size), and the devices each live connection carries (so a connection's end
-//! finds its devices without a scan). Every change of a device goes through `update`,
-//! which keeps the indexes true.
+//! index per status but `offline` (so `status=late&limit=100` reads about 100 entries
+//! whatever the fleet's size), and the devices each live connection carries (so a
+//! connection's end finds its devices without a scan). Every change of a device goes
+//! through `update`, which keeps the indexes and the counts per status true.
+//!
+//! Memory: most known devices are offline (provisioned, never heard), so `offline` has no
+//! index (a listing of offline devices reads the map, where they are the majority), and the
+//! map is rebuilt into full B-tree nodes once a shard's devices are loaded (`compact`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
 
 use super::handle::{DeviceCursor, DeviceQuery, DeviceSort};
-#[cfg(test)]
-use super::state::Status;
-use super::state::{Device, DeviceId, DeviceState};
+use super::state::{Device, DeviceId, DeviceState, Status};
 
 #[derive(Default)]
 pub struct Book {
     devices: BTreeMap<DeviceId, Device>,
+    indexes: Indexes,
+}
+
+/// What `Book` keeps beside its map, true to it.
+#[derive(Default)]
+struct Indexes {
+    /// Per status, the ids with it; `offline`'s stays empty (see above).
     by_status: [BTreeSet<DeviceId>; 4],
+    /// Devices per status, in `Status::ALL` order.
+    counts: [usize; 4],
     by_connection: HashMap<u64, Vec<DeviceId>>,
+}
+
+/// Whether a status has an index of its own.
+fn indexed(status: Status) -> bool {
+    status != Status::Offline
 }
 
 impl Book {
@@ -34,45 +50,69 @@ impl Book {
         self.devices.get_key_value(id).map(|(k, _)| k.clone())
     }
 
+    /// Rebuilds the map into full nodes, once its devices are loaded: inserted in order,
+    /// they leave its nodes about half full. (`append` into a map that has a device merges
+    /// the two into new, full nodes, freeing the old ones as it goes: no copy of the whole.)
+    pub fn compact(&mut self) {
+        let mut rest = std::mem::take(&mut self.devices);
+        if let Some((id, device)) = rest.pop_first() {
+            self.devices.insert(id, device);
+            self.devices.append(&mut rest);
+        }
+    }
+
     pub fn insert(&mut self, id: DeviceId, device: Device) {
-        self.index(&id, &device);
+        self.indexes.add(&id, &device);
         if let Some(old) = self.devices.insert(id.clone(), device) {
-            self.unindex(&id, &old);
+            self.indexes.remove(&id, &old);
         }
     }
 
     pub fn remove(&mut self, id: &str) -> Option<(DeviceId, Device)> {
         let (id, device) = self.devices.remove_entry(id)?;
-        self.unindex(&id, &device);
+        self.indexes.remove(&id, &device);
         Some((id, device))
     }
 
-    /// Changes a device, keeping the indexes true.
+    /// Changes a device, keeping the indexes true. One lookup, unless the change moves
+    /// the device between indexes.
     pub fn update<R>(&mut self, id: &str, change: impl FnOnce(&mut Device) -> R) -> Option<R> {
-        let (key, device) = self.devices.get_key_value(id)?;
-        let key = key.clone();
-        let (status, connection) = (device.status(), device.connection_id());
         let device = self.devices.get_mut(id)?;
+        let before = (device.status(), device.connection_id());
         let answer = change(device);
-        let (new_status, new_connection) = (device.status(), device.connection_id());
-        if new_status != status {
-            self.by_status[status.index()].remove(&key);
-            self.by_status[new_status.index()].insert(key.clone());
-        }
-        if new_connection != connection {
-            if let Some(old) = connection {
-                self.drop_connection(old, &key);
-            }
-            if let Some(new) = new_connection {
-                self.by_connection.entry(new).or_default().push(key);
-            }
+        let after = (device.status(), device.connection_id());
+        if after != before {
+            let key = self.key(id)?;
+            self.indexes.moved(&key, before, after);
         }
         Some(answer)
     }
 
+    /// `update`, answering the map's own key too, in one lookup (the path of every
+    /// message).
+    pub fn update_keyed<R>(
+        &mut self,
+        id: &str,
+        change: impl FnOnce(&mut Device) -> R,
+    ) -> Option<(DeviceId, R)> {
+        let (key, device) = self
+            .devices
+            .range_mut::<str, _>((Bound::Included(id), Bound::Included(id)))
+            .next()?;
+        let key = key.clone();
+        let before = (device.status(), device.connection_id());
+        let answer = change(device);
+        let after = (device.status(), device.connection_id());
+        if after != before {
+            self.indexes.moved(&key, before, after);
+        }
+        Some((key, answer))
+    }
+
     /// The devices connection `id` carries.
     pub fn carried_by(&self, connection: u64) -> Vec<DeviceId> {
-        self.by_connection
+        self.indexes
+            .by_connection
             .get(&connection)
             .cloned()
             .unwrap_or_default()
@@ -88,33 +128,7 @@ impl Book {
 
     /// Devices per status, in `Status::ALL` order.
     pub fn per_status(&self) -> [i64; 4] {
-        self.by_status.each_ref().map(|s| s.len() as i64)
-    }
-
-    fn index(&mut self, id: &DeviceId, device: &Device) {
-        self.by_status[device.status().index()].insert(id.clone());
-        if let Some(connection) = device.connection_id() {
-            self.by_connection
-                .entry(connection)
-                .or_default()
-                .push(id.clone());
-        }
-    }
-
-    fn unindex(&mut self, id: &DeviceId, device: &Device) {
-        self.by_status[device.status().index()].remove(id);
-        if let Some(connection) = device.connection_id() {
-            self.drop_connection(connection, id);
-        }
-    }
-
-    fn drop_connection(&mut self, connection: u64, id: &DeviceId) {
-        if let Some(carried) = self.by_connection.get_mut(&connection) {
-            carried.retain(|d| d != id);
-            if carried.is_empty() {
-                self.by_connection.remove(&connection);
-            }
-        }
+        self.indexes.counts.map(|n| n as i64)
     }
 
     /// Up to `query.limit` devices matching it, after its cursor, in its order.
@@ -122,8 +136,10 @@ impl Book {
         let candidates: Box<dyn Iterator<Item = &DeviceId>> = match query.sort {
             DeviceSort::Id => self.ids_from(query),
             DeviceSort::LastSeen => match query.status {
-                Some(status) => Box::new(self.by_status[status.index()].iter()),
-                None => Box::new(self.devices.keys()),
+                Some(status) if indexed(status) => {
+                    Box::new(self.indexes.by_status[status.index()].iter())
+                }
+                _ => Box::new(self.devices.keys()),
             },
         };
         let prefix = query.id_prefix.as_deref().unwrap_or("");
@@ -180,8 +196,70 @@ impl Book {
         };
         let range = (start, Bound::Unbounded);
         match query.status {
-            Some(status) => Box::new(self.by_status[status.index()].range::<str, _>(range)),
-            None => Box::new(self.devices.range::<str, _>(range).map(|(id, _)| id)),
+            Some(status) if indexed(status) => {
+                Box::new(self.indexes.by_status[status.index()].range::<str, _>(range))
+            }
+            _ => Box::new(self.devices.range::<str, _>(range).map(|(id, _)| id)),
+        }
+    }
+}
+
+/// What the indexes know of a device: its status and live connection.
+type Place = (Status, Option<u64>);
+
+impl Indexes {
+    /// The device `key` moved from `before` to `after`.
+    fn moved(&mut self, key: &DeviceId, before: Place, after: Place) {
+        let ((status, connection), (new_status, new_connection)) = (before, after);
+        if new_status != status {
+            self.counts[status.index()] -= 1;
+            self.counts[new_status.index()] += 1;
+            if indexed(status) {
+                self.by_status[status.index()].remove(key);
+            }
+            if indexed(new_status) {
+                self.by_status[new_status.index()].insert(key.clone());
+            }
+        }
+        if new_connection != connection {
+            if let Some(old) = connection {
+                self.drop_connection(old, key);
+            }
+            if let Some(new) = new_connection {
+                self.by_connection.entry(new).or_default().push(key.clone());
+            }
+        }
+    }
+
+    fn add(&mut self, id: &DeviceId, device: &Device) {
+        let status = device.status();
+        self.counts[status.index()] += 1;
+        if indexed(status) {
+            self.by_status[status.index()].insert(id.clone());
+        }
+        if let Some(connection) = device.connection_id() {
+            self.by_connection
+                .entry(connection)
+                .or_default()
+                .push(id.clone());
+        }
+    }
+
+    fn remove(&mut self, id: &DeviceId, device: &Device) {
+        let status = device.status();
+        self.counts[status.index()] -= 1;
+        self.by_status[status.index()].remove(id);
+        if let Some(connection) = device.connection_id() {
+            self.drop_connection(connection, id);
+        }
+    }
+
+    fn drop_connection(&mut self, connection: u64, id: &DeviceId) {
+        if let Some(carried) = self.by_connection.get_mut(&connection) {
+            carried.retain(|d| d != id);
+            if carried.is_empty() {
+                self.by_connection.remove(&connection);
+            }
         }
     }
 }
@@ -203,7 +281,10 @@ fn matches(query: &DeviceQuery, id: &str, device: &Device) -> bool {
 pub fn statuses(book: &Book, id: &str) -> Vec<Status> {
     Status::ALL
         .into_iter()
-        .filter(|s| book.by_status[s.index()].contains(id))
+        .filter(|s| match indexed(*s) {
+            true => book.indexes.by_status[s.index()].contains(id),
+            false => book.get(id).is_some_and(|d| d.status() == *s),
+        })
         .collect()
 }
 

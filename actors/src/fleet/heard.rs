@@ -7,19 +7,22 @@
 //! `Disconnected` names its connection, and only the devices that connection still
 //! carries go offline.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use super::feed::{Carrier, Connected, Disconnected, Note, Observed, Source};
-use super::quarantine::verdict;
+use super::intake::take_in;
 use super::rhythm::Bounds;
 use super::shard::{now_micros, FleetShard};
-use super::state::{
-    Connection, Device, DeviceId, LastReading, Link, Presence, Quarantined, Status,
-};
+use super::state::{Connection, Device, DeviceId, Link, Presence, Quarantined, Status};
 use crate::observe::Event;
+
+/// Turns handled, by every shard: each `Observed` is one, and stamps the devices it
+/// samples (`Device::turn`). It wraps after 2^32 turns: a device silent since exactly then
+/// would miss one rhythm sample.
+static TURNS: AtomicU32 = AtomicU32::new(0);
 
 /// A status change to record.
 pub(super) struct Change {
@@ -201,8 +204,9 @@ impl FleetShard {
         Some((id, true))
     }
 
-    /// One committed message of the device, from `source`.
-    fn heard(&mut self, source: &Source, note: Note, sample: bool) {
+    /// One committed message of the device, from `source`, in turn `turn` (its rhythm is
+    /// sampled once per turn). One lookup of the device for all of it.
+    fn heard(&mut self, source: &Source, mut note: Note, turn: u32) {
         if let Source::Connection(carrier) = source {
             // In flight on a connection that carried the device when it was deleted.
             if self
@@ -213,105 +217,36 @@ impl FleetShard {
             }
         }
         let now = note.received_at;
-        let (id, new) = match self.book.key(&note.device_id) {
-            Some(id) => (id, false),
+        let device_id = std::mem::take(&mut note.device_id);
+        let rejected = note.rejected;
+        let settings = self.settings.clone();
+        let (bounds, max_series) = (self.bounds, self.max_series);
+        let mut hear = |device: &mut Device| {
+            let sample = device.turn != turn;
+            device.turn = turn;
+            let changes = take_in(device, source, &mut note, sample, &settings, max_series);
+            let push = device.timer.set(deadline(device, &bounds, now));
+            (changes, push)
+        };
+        let (id, new, (mut changes, push)) = match self.book.update_keyed(&device_id, &mut hear) {
+            Some((id, heard)) => (id, false, heard),
             // A dead letter never adds a device: a flood of random ids must not grow the
             // fleet. Only a message that was stored, or a connection, does.
-            None if note.rejected => {
+            None if rejected => {
                 self.telemetry.metrics().dead_letters_unattributed.inc();
                 return;
             }
             None if matches!(source, Source::Will) => return,
-            None => match self.known_or_added(&note.device_id, now) {
-                Some(known) => known,
-                None => return,
-            },
+            None => {
+                let Some((id, _)) = self.known_or_added(&device_id, now) else {
+                    return;
+                };
+                match self.book.update(&id, hear) {
+                    Some(heard) => (id, true, heard),
+                    None => return,
+                }
+            }
         };
-        let settings = self.settings.clone();
-        let future_tolerance = i64::try_from(settings.future_tolerance.as_micros()).unwrap_or(0);
-        let max_series = self.max_series;
-        let changes = self.book.update(&id, |device| {
-            let mut changes = Vec::new();
-            device.counts.messages += 1;
-            if note.rejected {
-                device.counts.dead_letters += 1;
-            } else {
-                device.counts.readings += note.readings.len() as u64;
-                device.counts.duplicates += u64::from(note.duplicates);
-                device.quality.duplicates += u64::from(note.duplicates);
-            }
-            if !note.quarantined {
-                device.quality.message(note.rejected);
-            }
-            for r in note.readings {
-                let last_ts = device.last_of(&r.sensor_type).map(|l| l.ts);
-                device
-                    .quality
-                    .reading((r.ts, now), last_ts, r.seq, future_tolerance);
-                let Some(data) = r.data else { continue };
-                let kept = device.last.len();
-                match device
-                    .last
-                    .iter_mut()
-                    .find(|l| *l.sensor_type == *r.sensor_type)
-                {
-                    Some(last) if r.ts >= last.ts => {
-                        last.ts = r.ts;
-                        last.data = data.into();
-                    }
-                    Some(_) => {}
-                    None if kept < max_series => device.last.push(LastReading {
-                        sensor_type: r.sensor_type.into(),
-                        ts: r.ts,
-                        data: data.into(),
-                    }),
-                    None => {}
-                }
-            }
-            let alive = !matches!(source, Source::Will);
-            if alive {
-                if let (true, Some(last_seen)) = (sample, device.last_seen) {
-                    device.rhythm.sample(now - last_seen);
-                }
-                device.last_seen = Some(device.last_seen.map_or(now, |l| l.max(now)));
-            }
-            match source {
-                Source::Connection(carrier) => {
-                    changes.extend(carried(device, carrier, now));
-                }
-                Source::Upstream => {
-                    if device
-                        .link
-                        .as_deref()
-                        .is_none_or(|l| l.protocol != Some("upstream"))
-                    {
-                        device.link = Some(Box::new(Link {
-                            peer: None,
-                            protocol: Some("upstream"),
-                            connection: None,
-                        }));
-                    }
-                    changes.extend(set_presence(
-                        device,
-                        Presence::Online,
-                        || "online: readings arrived".to_owned(),
-                        now,
-                    ));
-                }
-                Source::Will => {}
-            }
-            if device.quarantine.is_none() && !note.quarantined {
-                if let Some(why) = verdict(&device.quality, device.counts.messages, &settings) {
-                    let until = (!settings.quarantine_duration.is_zero()).then(|| {
-                        now + i64::try_from(settings.quarantine_duration.as_micros())
-                            .unwrap_or(i64::MAX / 2)
-                    });
-                    changes.push(quarantine(device, why, until, now));
-                }
-            }
-            changes
-        });
-        let mut changes = changes.unwrap_or_default();
         if new {
             if let Some(first) = changes.first_mut() {
                 first.from = None;
@@ -324,7 +259,15 @@ impl FleetShard {
                 });
             }
         }
-        self.after_changes(&id, changes, now);
+        if changes.is_empty() {
+            self.mark(&id);
+        }
+        for change in changes {
+            self.apply(&id, Some(change), now);
+        }
+        if let Some(at) = push {
+            self.timers.push(at, id);
+        }
     }
 
     /// Records the changes (or marks the device changed), keeps the quarantine set in
@@ -341,7 +284,7 @@ impl FleetShard {
 }
 
 /// A connection carries the device: online, and linked to it, unless it already was.
-fn carried(device: &mut Device, carrier: &Arc<Carrier>, now: i64) -> Option<Change> {
+pub(super) fn carried(device: &mut Device, carrier: &Arc<Carrier>, now: i64) -> Option<Change> {
     if device.connection_id() == Some(carrier.connection) {
         return set_presence(
             device,
@@ -376,14 +319,10 @@ impl Handler<Observed> for FleetShard {
             notes,
             room,
         } = observed;
-        let mut sampled: Vec<String> = Vec::new();
+        // One rhythm sample per device per turn: a turn's messages arrived together.
+        let turn = TURNS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         for note in notes {
-            // One rhythm sample per device per turn: a turn's messages arrived together.
-            let sample = !sampled.contains(&note.device_id);
-            if sample {
-                sampled.push(note.device_id.clone());
-            }
-            self.heard(&source, note, sample);
+            self.heard(&source, note, turn);
         }
         // Handled: its room in the mailbox is free for the next update.
         drop(room);

@@ -4,12 +4,13 @@
 //! batches and reloaded at start.
 //!
 //! - `shard.rs`: `FleetShard`, the actor (load, timers, hand-over to the store writer);
-//!   `heard.rs` what it makes of what it hears, `requests.rs` what the handle asks.
+//!   `heard.rs` what it makes of what it hears (`intake.rs`: of one message),
+//!   `requests.rs` what the handle asks.
 //! - `state.rs`: a device as a shard keeps it (compact) and as it is handed out.
 //! - `endings.rs`: who waits for a closed connection to end, and the devices forgotten
 //!   while a connection carried them (what it still had in flight must not bring them back).
-//! - `book.rs`: a shard's devices, ordered by id, with an index per status and per
-//!   connection.
+//! - `book.rs`: a shard's devices, ordered by id, with an index per status (but
+//!   `offline`, the many never heard) and per connection.
 //! - `rhythm.rs`: the reporting interval's running estimate; `timers.rs`: the deadline
 //!   heap (timers, not scans); `quality.rs`: the quality signals; `quarantine.rs`:
 //!   thresholds, the shared set of quarantined ids the pipeline checks, and how quarantine
@@ -31,6 +32,7 @@ mod endings;
 mod feed;
 mod handle;
 mod heard;
+mod intake;
 mod persist;
 mod quality;
 mod quarantine;
@@ -41,6 +43,9 @@ mod shard;
 mod state;
 mod status_topic;
 mod timers;
+
+#[cfg(test)]
+mod memory_tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -76,6 +76,7 @@ pub fn device_of(row: &DeviceRow) -> Device {
         rhythm: serde_json::from_str(&row.rhythm).unwrap_or_default(),
         last: serde_json::from_str::<Vec<LastReading>>(&row.last_readings).unwrap_or_default(),
         timer: Default::default(),
+        turn: 0,
     }
 }
 

@@ -64,7 +64,7 @@ pub struct FleetShard {
     pub(super) settings: Arc<FleetSettings>,
     pub(super) bounds: Bounds,
     pub(super) book: Book,
-    timers: TimerQueue,
+    pub(super) timers: TimerQueue,
     /// The actix timer armed for the heap's earliest deadline, and that deadline.
     armed: Option<(i64, SpawnHandle)>,
     /// Devices changed since their row was last handed over.
@@ -180,6 +180,7 @@ impl FleetShard {
             self.book
                 .insert(Arc::from(id.as_str()), Device::unheard(now, "provisioned"));
         }
+        self.book.compact();
         for (id, reason) in resumed {
             self.record(&id, Some(Status::Online), Status::Offline, &reason, now);
         }

@@ -111,7 +111,10 @@ impl Server {
                 purger: tree.purger(),
                 replayer: tree.replayer.clone(),
             },
-            gate: http::v1::Gate::new(http::v1::tokens::Tokens::new(config.api.tokens.clone())),
+            gate: http::v1::Gate::new(
+                http::v1::tokens::Tokens::new(config.api.tokens.clone()),
+                (config.api.bad_tokens_per_minute, config.api.bad_token_burst),
+            ),
             api_tokens: config.api.tokens.len(),
         };
         let (settings, t) = (config.http.clone(), telemetry.clone());

@@ -49,11 +49,15 @@ pub struct HttpSettings {
 }
 
 /// The `[api]` section: who may call the API v1.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     /// The kept tokens (hashes), with `ELIOT_API_TOKENS`'s added as they are read.
     pub tokens: Vec<v1::tokens::HashedToken>,
+    /// Bad tokens one client address may present per minute, after a burst of
+    /// `bad_token_burst`; past it, 429.
+    pub bad_tokens_per_minute: std::num::NonZeroU32,
+    pub bad_token_burst: std::num::NonZeroU32,
 }
 
 impl HttpSettings {

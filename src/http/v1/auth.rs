@@ -8,8 +8,8 @@
 //!   address (configuration refuses any other without tokens), and every caller may do
 //!   everything, as anyone on this machine could read the database.
 //!
-//! Bad tokens are rate-limited per client address (`BAD_TOKENS_PER_MINUTE`, after a
-//! burst): past it, 429 until the address's allowance refills, so guessing is slow even
+//! Bad tokens are rate-limited per client address (`api.bad_tokens_per_minute`, after a
+//! burst of `api.bad_token_burst`): past it, 429 until the address's allowance refills, so guessing is slow even
 //! before the 256 bits of a token make it hopeless.
 
 use std::net::IpAddr;
@@ -26,9 +26,6 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::error::ApiError;
 use super::tokens::{Role, Tokens};
 
-/// Bad tokens one address may present per minute, after a burst of `BAD_TOKEN_BURST`.
-pub const BAD_TOKENS_PER_MINUTE: u32 = 30;
-const BAD_TOKEN_BURST: u32 = 10;
 /// Addresses the rate limit tracks before it forgets those whose allowance is full again.
 const TRACKED_ADDRESSES: usize = 10_000;
 
@@ -37,15 +34,18 @@ const TRACKED_ADDRESSES: usize = 10_000;
 pub struct Gate {
     tokens: Tokens,
     bad_tokens: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The allowance, for the 429's message.
+    bad_tokens_per_minute: NonZeroU32,
 }
 
 impl Gate {
-    pub fn new(tokens: Tokens) -> Gate {
-        let quota = Quota::per_minute(NonZeroU32::new(BAD_TOKENS_PER_MINUTE).expect("nonzero"))
-            .allow_burst(NonZeroU32::new(BAD_TOKEN_BURST).expect("nonzero"));
+    /// `bad_tokens`: how many bad tokens an address may present per minute, and in a burst.
+    pub fn new(tokens: Tokens, (per_minute, burst): (NonZeroU32, NonZeroU32)) -> Gate {
+        let quota = Quota::per_minute(per_minute).allow_burst(burst);
         Gate {
             tokens,
             bad_tokens: Arc::new(RateLimiter::keyed(quota)),
+            bad_tokens_per_minute: per_minute,
         }
     }
 
@@ -101,8 +101,8 @@ impl Gate {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 format!(
-                    "too many bad tokens from this address: at most {BAD_TOKENS_PER_MINUTE} \
-                     a minute"
+                    "too many bad tokens from this address: at most {} a minute",
+                    self.bad_tokens_per_minute
                 ),
             )
         })
@@ -141,12 +141,19 @@ mod tests {
         header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
     }
 
+    /// 30 a minute after a burst of 10 (the defaults).
+    const LIMIT: (NonZeroU32, NonZeroU32) =
+        (NonZeroU32::new(30).unwrap(), NonZeroU32::new(10).unwrap());
+
     #[test]
     fn roles_decide_by_method_and_bad_tokens_are_rate_limited_per_address() {
-        let gate = Gate::new(Tokens::new(vec![
-            HashedToken::of(Role::Read, "reader-token-0123456789"),
-            HashedToken::of(Role::Admin, "admin-token-0123456789"),
-        ]));
+        let gate = Gate::new(
+            Tokens::new(vec![
+                HashedToken::of(Role::Read, "reader-token-0123456789"),
+                HashedToken::of(Role::Admin, "admin-token-0123456789"),
+            ]),
+            LIMIT,
+        );
         let here = Some(IpAddr::from([127, 0, 0, 1]));
         let code = |method: Method, auth: Option<header::HeaderValue>| {
             gate.admit(&method, auth.as_ref(), here)
@@ -169,7 +176,7 @@ mod tests {
         let basic = header::HeaderValue::from_static("Basic cmVhZGVyOng=");
         assert_eq!(code(Method::GET, Some(basic)), Some(401));
         let mut statuses = Vec::new();
-        for _ in 0..BAD_TOKEN_BURST + 5 {
+        for _ in 0..LIMIT.1.get() + 5 {
             statuses.push(code(Method::GET, Some(bearer("guess-0123456789"))).unwrap());
         }
         assert!(statuses.contains(&429), "{statuses:?}");
@@ -181,7 +188,7 @@ mod tests {
             code(Method::GET, Some(bearer("admin-token-0123456789"))),
             None
         );
-        assert!(Gate::new(Tokens::default())
+        assert!(Gate::new(Tokens::default(), LIMIT)
             .admit(&Method::POST, None, here)
             .is_ok());
     }

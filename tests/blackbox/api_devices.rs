@@ -50,6 +50,7 @@ pub fn tests() -> Vec<Trial> {
 const FLEET: &str = r#"
 [fleet]
 flush_interval = "100ms"
+state_interval = "100ms"
 quarantine_rejection_rate = 0.5
 quarantine_min_messages = 10
 quarantine_duration = "1h"

@@ -52,6 +52,7 @@ pub fn tests() -> Vec<Trial> {
 const FLEET: &str = r#"
 [fleet]
 flush_interval = "100ms"
+state_interval = "100ms"
 min_samples = 3
 quarantine_rejection_rate = 0.5
 quarantine_min_messages = 10

@@ -36,6 +36,7 @@ const TINY_MAILBOX: &str = r#"
 shards = 2
 mailbox = 1
 flush_interval = "100ms"
+state_interval = "100ms"
 "#;
 
 /// Publishes `MESSAGES_PER_DEVICE` readings for each of `devices`, interleaved, on one

@@ -46,6 +46,7 @@ topics = ["devices/+/telemetry"]
 
 [fleet]
 flush_interval = "100ms"
+state_interval = "100ms"
 status_topic = "devices/{{device_id}}/status"
 "#,
         port = broker.port()

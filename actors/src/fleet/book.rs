@@ -1,15 +1,19 @@
-//! A shard's devices: a map ordered by id (keyset paging by id is a range of it), an
-//! index per status but `offline` (so `status=late&limit=100` reads about 100 entries
-//! whatever the fleet's size), and the devices each live connection carries (so a
-//! connection's end finds its devices without a scan). Every change of a device goes
-//! through `update`, which keeps the indexes and the counts per status true.
+//! A shard's devices: a hash map (the look-up of every message: one hash, one probe; a
+//! B-tree's compared the id with a dozen others, each behind a pointer of its own), the
+//! ids in order beside it (keyset paging by id is a range of them), an index per status
+//! but `offline` (so `status=late&limit=100` reads about 100 entries whatever the fleet's
+//! size), and the devices each live connection carries (so a connection's end finds its
+//! devices without a scan). Every change of a device goes through `update`, which keeps
+//! the indexes and the counts per status true.
 //!
 //! Memory: most known devices are offline (provisioned, never heard), so `offline` has no
-//! index (a listing of offline devices reads the map, where they are the majority), and the
-//! map is rebuilt into full B-tree nodes once a shard's devices are loaded (`compact`).
+//! index (a listing of offline devices reads the ordered ids, where they are the
+//! majority); the devices are boxed (the map's slots, up to half of them empty after it
+//! grows, are a pointer wide); and the ordered ids are rebuilt into full B-tree nodes once
+//! a shard's devices are loaded (`compact`).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
 
 use super::handle::{DeviceCursor, DeviceQuery, DeviceSort};
@@ -17,7 +21,9 @@ use super::state::{Device, DeviceId, DeviceState, Status};
 
 #[derive(Default)]
 pub struct Book {
-    devices: BTreeMap<DeviceId, Device>,
+    devices: HashMap<DeviceId, Box<Device>>,
+    /// The same ids, in order.
+    order: BTreeSet<DeviceId>,
     indexes: Indexes,
 }
 
@@ -42,7 +48,7 @@ impl Book {
     }
 
     pub fn get(&self, id: &str) -> Option<&Device> {
-        self.devices.get(id)
+        self.devices.get(id).map(|device| &**device)
     }
 
     /// The map's own key for `id` (shared with the indexes and the timers).
@@ -50,28 +56,34 @@ impl Book {
         self.devices.get_key_value(id).map(|(k, _)| k.clone())
     }
 
-    /// Rebuilds the map into full nodes, once its devices are loaded: inserted in order,
-    /// they leave its nodes about half full. (`append` into a map that has a device merges
-    /// the two into new, full nodes, freeing the old ones as it goes: no copy of the whole.)
+    /// Rebuilds the ordered ids into full nodes, once the devices are loaded: inserted in
+    /// order, they leave its nodes about half full. (`append` into a set that has an id
+    /// merges the two into new, full nodes, freeing the old ones as it goes: no copy of
+    /// the whole.)
     pub fn compact(&mut self) {
-        let mut rest = std::mem::take(&mut self.devices);
-        if let Some((id, device)) = rest.pop_first() {
-            self.devices.insert(id, device);
-            self.devices.append(&mut rest);
+        let mut rest = std::mem::take(&mut self.order);
+        if let Some(id) = rest.pop_first() {
+            self.order.insert(id);
+            self.order.append(&mut rest);
         }
+        self.devices.shrink_to_fit();
     }
 
     pub fn insert(&mut self, id: DeviceId, device: Device) {
         self.indexes.add(&id, &device);
-        if let Some(old) = self.devices.insert(id.clone(), device) {
-            self.indexes.remove(&id, &old);
+        match self.devices.insert(id.clone(), Box::new(device)) {
+            Some(old) => self.indexes.remove(&id, &old),
+            None => {
+                self.order.insert(id);
+            }
         }
     }
 
     pub fn remove(&mut self, id: &str) -> Option<(DeviceId, Device)> {
         let (id, device) = self.devices.remove_entry(id)?;
+        self.order.remove(&id);
         self.indexes.remove(&id, &device);
-        Some((id, device))
+        Some((id, *device))
     }
 
     /// Changes a device, keeping the indexes true. One lookup, unless the change moves
@@ -88,27 +100,6 @@ impl Book {
         Some(answer)
     }
 
-    /// `update`, answering the map's own key too, in one lookup (the path of every
-    /// message).
-    pub fn update_keyed<R>(
-        &mut self,
-        id: &str,
-        change: impl FnOnce(&mut Device) -> R,
-    ) -> Option<(DeviceId, R)> {
-        let (key, device) = self
-            .devices
-            .range_mut::<str, _>((Bound::Included(id), Bound::Included(id)))
-            .next()?;
-        let key = key.clone();
-        let before = (device.status(), device.connection_id());
-        let answer = change(device);
-        let after = (device.status(), device.connection_id());
-        if after != before {
-            self.indexes.moved(&key, before, after);
-        }
-        Some((key, answer))
-    }
-
     /// The devices connection `id` carries.
     pub fn carried_by(&self, connection: u64) -> Vec<DeviceId> {
         self.indexes
@@ -118,12 +109,13 @@ impl Book {
             .unwrap_or_default()
     }
 
+    /// Every device, in no order.
     pub fn iter(&self) -> impl Iterator<Item = (&DeviceId, &Device)> {
-        self.devices.iter()
+        self.devices.iter().map(|(id, device)| (id, &**device))
     }
 
     pub fn ids(&self) -> Vec<DeviceId> {
-        self.devices.keys().cloned().collect()
+        self.order.iter().cloned().collect()
     }
 
     /// Devices per status, in `Status::ALL` order.
@@ -145,7 +137,7 @@ impl Book {
         let prefix = query.id_prefix.as_deref().unwrap_or("");
         let matching = candidates
             .take_while(|id| query.sort != DeviceSort::Id || id.starts_with(prefix))
-            .filter_map(|id| Some((id, self.devices.get(id)?)))
+            .filter_map(|id| Some((id, self.get(id)?)))
             .filter(|(id, device)| matches(query, id, device));
         match query.sort {
             DeviceSort::Id => matching
@@ -175,7 +167,7 @@ impl Book {
                 first.sort();
                 first
                     .into_iter()
-                    .filter_map(|(_, id)| Some(self.devices.get(id)?.view(id)))
+                    .filter_map(|(_, id)| Some(self.get(id)?.view(id)))
                     .collect()
             }
         }
@@ -199,7 +191,7 @@ impl Book {
             Some(status) if indexed(status) => {
                 Box::new(self.indexes.by_status[status.index()].range::<str, _>(range))
             }
-            _ => Box::new(self.devices.range::<str, _>(range).map(|(id, _)| id)),
+            _ => Box::new(self.order.range::<str, _>(range)),
         }
     }
 }

@@ -205,7 +205,8 @@ impl FleetShard {
     }
 
     /// One committed message of the device, from `source`, in turn `turn` (its rhythm is
-    /// sampled once per turn). One lookup of the device for all of it.
+    /// sampled once per turn). One lookup of the device for all of it, and one more for
+    /// its shared id when something is recorded or queued.
     fn heard(&mut self, source: &Source, mut note: Note, turn: u32) {
         if let Source::Connection(carrier) = source {
             // In flight on a connection that carried the device when it was deleted.
@@ -226,26 +227,34 @@ impl FleetShard {
             device.turn = turn;
             let changes = take_in(device, source, &mut note, sample, &settings, max_series);
             let push = device.timer.set(deadline(device, &bounds, now));
-            (changes, push)
+            (changes, push, device.progress_unsaved())
         };
-        let (id, new, (mut changes, push)) = match self.book.update_keyed(&device_id, &mut hear) {
-            Some((id, heard)) => (id, false, heard),
-            // A dead letter never adds a device: a flood of random ids must not grow the
-            // fleet. Only a message that was stored, or a connection, does.
-            None if rejected => {
-                self.telemetry.metrics().dead_letters_unattributed.inc();
-                return;
-            }
-            None if matches!(source, Source::Will) => return,
-            None => {
-                let Some((id, _)) = self.known_or_added(&device_id, now) else {
+        let (new, (mut changes, push, first_unsaved)) =
+            match self.book.update(&device_id, &mut hear) {
+                Some(heard) => (false, heard),
+                // A dead letter never adds a device: a flood of random ids must not grow the
+                // fleet. Only a message that was stored, or a connection, does.
+                None if rejected => {
+                    self.telemetry.metrics().dead_letters_unattributed.inc();
                     return;
-                };
-                match self.book.update(&id, hear) {
-                    Some(heard) => (id, true, heard),
-                    None => return,
                 }
-            }
+                None if matches!(source, Source::Will) => return,
+                None => {
+                    let Some((id, _)) = self.known_or_added(&device_id, now) else {
+                        return;
+                    };
+                    match self.book.update(&id, hear) {
+                        Some(heard) => (true, heard),
+                        None => return,
+                    }
+                }
+            };
+        // Most messages end here: nothing to record or queue.
+        if !new && changes.is_empty() && push.is_none() && !first_unsaved {
+            return;
+        }
+        let Some(id) = self.book.key(&device_id) else {
+            return;
         };
         if new {
             if let Some(first) = changes.first_mut() {
@@ -259,8 +268,8 @@ impl FleetShard {
                 });
             }
         }
-        if changes.is_empty() {
-            self.mark(&id);
+        if first_unsaved {
+            self.unsaved.progressed(id.clone(), now);
         }
         for change in changes {
             self.apply(&id, Some(change), now);

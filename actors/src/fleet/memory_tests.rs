@@ -116,3 +116,12 @@ fn a_known_device_costs_the_book_well_under_a_kib() {
         all as f64 / KNOWN as f64
     );
 }
+#[test]
+fn a_device_fits_its_allocators_256_byte_class() {
+    // Boxed in the book: a byte more and each one takes 320.
+    assert!(
+        std::mem::size_of::<Device>() <= 256,
+        "{}",
+        std::mem::size_of::<Device>()
+    );
+}

@@ -12,7 +12,8 @@
 //! - `book.rs`: a shard's devices, ordered by id, with an index per status (but
 //!   `offline`, the many never heard) and per connection.
 //! - `rhythm.rs`: the reporting interval's running estimate; `timers.rs`: the deadline
-//!   heap (timers, not scans); `quality.rs`: the quality signals; `quarantine.rs`:
+//!   heap (timers, not scans); `unsaved.rs`: which rows are due for writing, when;
+//!   `quality.rs`: the quality signals; `quarantine.rs`:
 //!   thresholds, the shared set of quarantined ids the pipeline checks, and how quarantine
 //!   relates to the device guard.
 //! - `persist.rs`: a device's row and back, and how presence resumes after a restart.
@@ -43,6 +44,7 @@ mod shard;
 mod state;
 mod status_topic;
 mod timers;
+mod unsaved;
 
 #[cfg(test)]
 mod memory_tests;
@@ -111,6 +113,8 @@ impl Fleet {
     }
 }
 
+#[cfg(test)]
+mod cadence_tests;
 #[cfg(test)]
 mod forget_tests;
 #[cfg(test)]

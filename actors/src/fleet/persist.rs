@@ -77,6 +77,7 @@ pub fn device_of(row: &DeviceRow) -> Device {
         last: serde_json::from_str::<Vec<LastReading>>(&row.last_readings).unwrap_or_default(),
         timer: Default::default(),
         turn: 0,
+        unsaved: false,
     }
 }
 

@@ -124,7 +124,7 @@ impl Handler<FlushNow> for FleetShard {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: FlushNow, _: &mut Context<Self>) -> Self::Result {
-        let writes = self.writes();
+        let writes = self.writes(true);
         let store = self.store.clone();
         Box::pin(
             async move {

@@ -53,9 +53,14 @@ pub struct FleetSettings {
     /// Devices tracked at most; past it, new devices are not tracked (counted, and
     /// logged once).
     pub max_devices: usize,
-    /// How often each shard hands its changed devices and new events to the store writer.
+    /// How often each shard hands its new status events, and the rows of devices whose
+    /// status changed, to the store writer.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// How long a device that only progressed (counts, quality, last readings, last seen)
+    /// waits before its row is written: its progress since then goes in that one write.
+    #[serde(with = "humantime_serde")]
+    pub state_interval: Duration,
     /// Status events a shard may hold before they are written; past it the oldest are
     /// dropped (and counted).
     pub max_pending_events: usize,
@@ -89,6 +94,7 @@ impl FleetSettings {
         problems.at_least("quarantine_min_messages", self.quarantine_min_messages, 1);
         problems.at_least("max_devices", self.max_devices, 1);
         problems.positive("flush_interval", self.flush_interval);
+        problems.positive("state_interval", self.state_interval);
         problems.at_least("max_pending_events", self.max_pending_events, 1);
         if self.status_on() {
             if let Err(e) = TopicPattern::parse(&self.status_topic) {
@@ -128,6 +134,7 @@ impl FleetSettings {
             quarantine_duration: Duration::from_secs(600),
             max_devices: 1000,
             flush_interval: Duration::from_millis(100),
+            state_interval: Duration::from_millis(100),
             max_pending_events: 100,
             status_topic: String::new(),
         }

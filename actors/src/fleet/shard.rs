@@ -5,15 +5,16 @@
 //!   state and resumes their presence (`persist::resume`); after a restart of the shard
 //!   alone, the devices its live connections carry stay online.
 //! - Timers (`timers.rs`): one actix timer, armed for the earliest deadline of the heap.
-//! - Persistence: changed devices (a dirty set) and new events are handed to the store
-//!   writer every `fleet.flush_interval`, one hand-over in flight at a time, and written
-//!   in its next batch's transaction. What is handed over is at most one row per device
-//!   and `fleet.max_pending_events` events.
+//! - Persistence: new events and the rows of devices whose status changed are handed to
+//!   the store writer every `fleet.flush_interval`, the rows of devices that only
+//!   progressed `fleet.state_interval` after they did (`unsaved.rs`), one hand-over in
+//!   flight at a time, and written in its next batch's transaction. What is handed over is
+//!   at most one row per device and `fleet.max_pending_events` events.
 //!
 //! The handlers that change devices are in `heard.rs` (what the pipeline and the
 //! connections tell) and `requests.rs` (what the `FleetHandle` asks).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use super::rhythm::Bounds;
 use super::settings::FleetSettings;
 use super::state::{Device, DeviceId, Link, Status};
 use super::timers::{Popped, TimerQueue};
+use super::unsaved::Unsaved;
 use crate::observe::{Event, Telemetry};
 use crate::store::{
     load_device_rows, load_known_ids, open_for_reading, EventRow, FleetWrites, PersistFleet,
@@ -67,8 +69,8 @@ pub struct FleetShard {
     pub(super) timers: TimerQueue,
     /// The actix timer armed for the heap's earliest deadline, and that deadline.
     armed: Option<(i64, SpawnHandle)>,
-    /// Devices changed since their row was last handed over.
-    dirty: HashSet<DeviceId>,
+    /// Devices whose row is to be handed over, and when.
+    pub(super) unsaved: Unsaved,
     /// Status events not yet handed over, oldest first.
     events: VecDeque<EventRow>,
     /// Devices deleted, whose rows are to go.
@@ -115,7 +117,7 @@ impl FleetShard {
             book: Book::default(),
             timers: TimerQueue::default(),
             armed: None,
-            dirty: HashSet::new(),
+            unsaved: Unsaved::default(),
             events: VecDeque::new(),
             forgets: Vec::new(),
             endings: Endings::default(),
@@ -166,7 +168,7 @@ impl FleetShard {
                 Some((_, link, since)) => {
                     device.link = Some(link.clone());
                     device.connected_since = *since;
-                    self.dirty.insert(id.clone());
+                    self.unsaved.status_changed(&id);
                 }
                 None => {
                     if let Some(reason) = resume(&mut device, &self.bounds, now) {
@@ -219,15 +221,20 @@ impl FleetShard {
             Event::DeviceEventsDropped { dropped: 1 }.emit(&self.telemetry);
         }
         self.events.push_back(event_row(id, at, to.name(), reason));
-        self.dirty.insert(id.clone());
+        self.unsaved.status_changed(id);
     }
 
+    /// The device progressed (no status change): its row is written within
+    /// `fleet.state_interval`.
     pub(super) fn mark(&mut self, id: &DeviceId) {
-        self.dirty.insert(id.clone());
+        let first = self.book.update(id, Device::progress_unsaved);
+        if first == Some(true) {
+            self.unsaved.progressed(id.clone(), now_micros());
+        }
     }
 
     pub(super) fn forgotten(&mut self, id: &str) {
-        self.dirty.remove(id);
+        self.unsaved.forget(id);
         self.forgets.push(id.to_owned());
     }
 
@@ -279,15 +286,18 @@ impl FleetShard {
         self.arm(ctx);
     }
 
-    /// Hands the changed devices and new events to the store writer, if nothing is in
-    /// flight; on failure, they wait for the next hand-over.
+    /// Hands what is due (`unsaved.rs`) and the new events to the store writer, if nothing
+    /// is in flight; on failure, they wait for the next hand-over.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
+        let (now, wait) = (now_micros(), self.state_wait());
         if self.writing
-            || (self.dirty.is_empty() && self.events.is_empty() && self.forgets.is_empty())
+            || !(self.unsaved.any_due(now, wait)
+                || !self.events.is_empty()
+                || !self.forgets.is_empty())
         {
             return;
         }
-        let writes = self.writes();
+        let writes = self.writes(false);
         self.writing = true;
         self.store
             .send(PersistFleet(writes.clone()))
@@ -301,12 +311,29 @@ impl FleetShard {
             .spawn(ctx);
     }
 
-    pub(super) fn writes(&mut self) -> FleetWrites {
-        let upserts = self
-            .dirty
-            .drain()
-            .filter_map(|id| Some(row_of(&id, self.book.get(&id)?)))
+    fn state_wait(&self) -> i64 {
+        i64::try_from(self.settings.state_interval.as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// The rows due now (every unsaved one with `everything`), and the events.
+    pub(super) fn writes(&mut self, everything: bool) -> FleetWrites {
+        let due = self
+            .unsaved
+            .take_due(now_micros(), self.state_wait(), everything);
+        let mut upserts: Vec<_> = due
+            .changed
+            .iter()
+            .filter_map(|id| Some(row_of(id, self.book.get(id)?)))
             .collect();
+        for id in due.progressed {
+            let row = self.book.update(&id, |device| {
+                // Not unsaved: a device forgotten and added again since it was queued
+                // (its own entry comes later).
+                let unsaved = std::mem::take(&mut device.unsaved);
+                (unsaved && !due.changed.contains(&id)).then(|| row_of(&id, device))
+            });
+            upserts.extend(row.flatten());
+        }
         FleetWrites {
             upserts,
             forgets: std::mem::take(&mut self.forgets),
@@ -317,7 +344,7 @@ impl FleetShard {
     fn requeue(&mut self, writes: FleetWrites) {
         for row in writes.upserts {
             if let Some(id) = self.book.key(&row.device_id) {
-                self.dirty.insert(id);
+                self.unsaved.status_changed(&id);
             }
         }
         self.forgets.extend(writes.forgets);
@@ -369,7 +396,7 @@ impl Supervised for FleetShard {
         self.book = Book::default();
         self.timers.clear();
         self.armed = None;
-        self.dirty.clear();
+        self.unsaved.clear();
         self.writing = false;
         self.restarts.restarting("stopped".into());
     }

@@ -133,6 +133,9 @@ pub struct Device {
     pub timer: Slot,
     /// The last turn (`Observed`) that sampled its rhythm (in `presence`'s padding).
     pub turn: u32,
+    /// It progressed since its row was last written, and waits in its shard's queue of
+    /// such devices (`unsaved.rs`).
+    pub unsaved: bool,
 }
 
 impl Device {
@@ -152,7 +155,13 @@ impl Device {
             last: Vec::new(),
             timer: Slot::default(),
             turn: 0,
+            unsaved: false,
         }
+    }
+
+    /// Marks it progressed unsaved: whether it was not already (it must be queued).
+    pub fn progress_unsaved(&mut self) -> bool {
+        !std::mem::replace(&mut self.unsaved, true)
     }
 
     pub fn status(&self) -> Status {

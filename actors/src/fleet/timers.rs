@@ -51,29 +51,43 @@ impl TimerQueue {
 }
 
 /// A device's side of the timers: its current deadline, and the time of the heap entry
-/// that stands for it (if any).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// that stands for it (if any). `NONE` stands for "none" (16 bytes, not 32: a device's
+/// box stays within its allocator's 256-byte class).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Slot {
-    /// `None`: nothing to wait for.
-    pub deadline: Option<Micros>,
-    queued_at: Option<Micros>,
+    /// `NONE`: nothing to wait for.
+    deadline: Micros,
+    queued_at: Micros,
+}
+
+const NONE: Micros = Micros::MIN;
+
+fn some(at: Micros) -> Option<Micros> {
+    (at != NONE).then_some(at)
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            deadline: NONE,
+            queued_at: NONE,
+        }
+    }
 }
 
 impl Slot {
     /// Sets the deadline; answers when an entry must be pushed: when none is queued, or
     /// the deadline moved earlier than the one queued (which then goes stale).
     pub fn set(&mut self, deadline: Option<Micros>) -> Option<Micros> {
-        self.deadline = deadline;
-        match (deadline, self.queued_at) {
-            (Some(at), None) => {
-                self.queued_at = Some(at);
+        // A deadline at the very start of time is none (it cannot be: times are now-ish).
+        self.deadline = deadline.unwrap_or(NONE);
+        let at = some(self.deadline)?;
+        match some(self.queued_at) {
+            Some(queued) if at >= queued => None,
+            _ => {
+                self.queued_at = at;
                 Some(at)
             }
-            (Some(at), Some(queued)) if at < queued => {
-                self.queued_at = Some(at);
-                Some(at)
-            }
-            _ => None,
         }
     }
 
@@ -81,17 +95,17 @@ impl Slot {
     /// (`Fired`), must be waited for again (`Requeue(at)`: it moved later), is gone, or the
     /// entry was a stale one (superseded by an earlier one).
     pub fn popped(&mut self, entry_at: Micros, now: Micros) -> Popped {
-        if self.queued_at != Some(entry_at) {
+        if self.queued_at != entry_at {
             return Popped::Stale;
         }
-        self.queued_at = None;
-        match self.deadline {
+        self.queued_at = NONE;
+        match some(self.deadline) {
             Some(at) if at <= now => {
-                self.deadline = None;
+                self.deadline = NONE;
                 Popped::Fired
             }
             Some(at) => {
-                self.queued_at = Some(at);
+                self.queued_at = at;
                 Popped::Requeue(at)
             }
             None => Popped::Gone,

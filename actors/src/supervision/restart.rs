@@ -158,8 +158,10 @@ impl Restarts {
     }
 
     /// Call from `Actor::started`: runs `init` once the backoff delay (if this is a
-    /// restart) has passed; the mailbox waits meanwhile. A child that escalated stays
-    /// idle: the tree is shutting down around it.
+    /// restart) has passed; the mailbox waits meanwhile. The health monitor hears that the
+    /// child runs only once `init` is done and did not stop it (the store writer's `init`
+    /// opens the database: `/health` must not say it runs while it is still opening, or
+    /// could not). A child that escalated stays idle: the tree is shutting down around it.
     pub fn start<A>(&mut self, ctx: &mut Context<A>, init: fn(&mut A, &mut Context<A>))
     where
         A: Actor<Context = Context<A>>,
@@ -178,11 +180,13 @@ impl Restarts {
         };
         ctx.wait(actix::fut::wrap_future(backoff).map(
             move |(), actor: &mut A, ctx: &mut Context<A>| {
-                health.do_send(Lifecycle {
-                    child,
-                    change: Change::Started,
-                });
                 init(actor, ctx);
+                if ctx.state() == ActorState::Running {
+                    health.do_send(Lifecycle {
+                        child,
+                        change: Change::Started,
+                    });
+                }
             },
         ));
     }
@@ -236,5 +240,65 @@ mod tests {
             Decision::Restart { restarts, .. } => assert_eq!(restarts, 1),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Records what the health monitor would hear.
+    struct Heard(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Actor for Heard {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Lifecycle> for Heard {
+        type Result = ();
+
+        fn handle(&mut self, heard: Lifecycle, _: &mut Context<Self>) {
+            let change = match heard.change {
+                Change::Started => "started",
+                Change::Restarting { .. } => "restarting",
+                Change::Failed { .. } => "failed",
+            };
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} {change}", heard.child));
+        }
+    }
+
+    /// A child whose `init` fails (stops it), or not.
+    struct Child {
+        restarts: Restarts,
+        fails: bool,
+    }
+
+    impl Actor for Child {
+        type Context = Context<Self>;
+
+        fn started(&mut self, ctx: &mut Context<Self>) {
+            self.restarts.start(ctx, |child, ctx| {
+                if child.fails {
+                    ctx.stop();
+                }
+            });
+        }
+    }
+
+    #[actix::test]
+    async fn a_child_is_told_running_only_once_its_init_succeeded() {
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let health = Heard(heard.clone()).start().recipient();
+        let settings = RestartSettings {
+            max_restarts: 3,
+            window: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(10),
+        };
+        for (name, fails) in [("opens", false), ("cannot-open", true)] {
+            let (escalations, _) = mpsc::channel(1);
+            let restarts = Restarts::new(name, &settings, health.clone(), escalations);
+            Child { restarts, fails }.start();
+        }
+        actix::clock::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*heard.lock().unwrap(), ["opens started"]);
     }
 }

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::fleet_cost::{paced, wait_ready, FleetScale, KnownDevices, Modes};
-use crate::latency::{over_runs, Percentiles};
+use crate::latency::ReadRow;
 use crate::procs::{Programs, Server};
-use crate::report::{Figure, Report, Row};
-use crate::target::{Goal, Target};
+use crate::report::{Figure, Report};
 use crate::telemetry::device_id;
 
 /// Fleet reads' p99, ms.
@@ -140,14 +139,8 @@ pub fn measure(
         .collect();
     let ingest = Figure::of(runs.iter().map(|r| r.ingest_rate));
     for (k, kind) in FLEET_READS.into_iter().enumerate() {
-        let percentiles: Vec<Option<Percentiles>> = runs
-            .iter()
-            .map(|r| Percentiles::of_us(r.latencies_us[k].clone()))
-            .collect();
-        let (latency, max) = over_runs(&percentiles);
-        let count = Figure::of(runs.iter().map(|r| r.latencies_us[k].len() as f64));
-        let mut row = Row::measured(
-            &format!(
+        let row = ReadRow {
+            configuration: format!(
                 "Eliot, fleet reads: {} with {} known devices while {} of them send {:.0} msg/s \
                  (msg/s: ingestion achieved)",
                 kind.describe(),
@@ -155,24 +148,13 @@ pub fn measure(
                 scale.active,
                 scale.read_ingest_rate
             ),
-            Some(ingest),
-            Some(latency),
-            format!("max {} ms; {} reads a run", max.show(1), count.show(0)),
-        )
-        .with_label(kind.label())
-        .with_target(Target::new(
-            "p99",
-            latency[1].median,
-            Goal::AtMost(TARGET_P99_MS),
-            " ms",
-        ));
-        let errors: Vec<&String> = runs.iter().flat_map(|r| &r.errors[k]).collect();
-        let ingest_errors: Vec<&String> = runs.iter().flat_map(|r| &r.ingest_problems).collect();
-        if let Some(first) = errors.first() {
-            row.failure = Some(format!("{} reads failed, the first: {first}", errors.len()));
-        } else if let Some(first) = ingest_errors.first() {
-            row.failure = Some(format!("ingestion failed: {first}"));
-        }
-        report.add(row);
+            label: kind.label(),
+            ingest,
+            latencies_us: runs.iter().map(|r| r.latencies_us[k].as_slice()).collect(),
+            errors: runs.iter().flat_map(|r| &r.errors[k]).collect(),
+            ingest_errors: runs.iter().flat_map(|r| &r.ingest_problems).collect(),
+            target_ms: TARGET_P99_MS,
+        };
+        report.add(row.row());
     }
 }

@@ -45,3 +45,54 @@ pub fn over_runs(runs: &[Option<Percentiles>]) -> ([Figure; 3], Figure) {
         of(|p| p.max),
     )
 }
+
+/// The report's row for one kind of read over the runs (`reads` and `fleet_reads`): its
+/// latency (medians of the runs' percentiles), the max and the reads a run, its p99 against
+/// `target_ms`; marked failed by the first failed read, else by the ingestion's first
+/// problem.
+pub struct ReadRow<'a> {
+    pub configuration: String,
+    pub label: &'static str,
+    /// The ingestion's rate over the runs.
+    pub ingest: crate::report::Figure,
+    /// Per run, the latencies of this kind of read, in µs.
+    pub latencies_us: Vec<&'a [u32]>,
+    pub errors: Vec<&'a String>,
+    pub ingest_errors: Vec<&'a String>,
+    pub target_ms: f64,
+}
+
+impl ReadRow<'_> {
+    pub fn row(self) -> crate::report::Row {
+        use crate::target::{Goal, Target};
+        let percentiles: Vec<Option<Percentiles>> = self
+            .latencies_us
+            .iter()
+            .map(|run| Percentiles::of_us(run.to_vec()))
+            .collect();
+        let (latency, max) = over_runs(&percentiles);
+        let count = Figure::of(self.latencies_us.iter().map(|run| run.len() as f64));
+        let mut row = crate::report::Row::measured(
+            &self.configuration,
+            Some(self.ingest),
+            Some(latency),
+            format!("max {} ms; {} reads a run", max.show(1), count.show(0)),
+        )
+        .with_label(self.label)
+        .with_target(Target::new(
+            "p99",
+            latency[1].median,
+            Goal::AtMost(self.target_ms),
+            " ms",
+        ));
+        if let Some(first) = self.errors.first() {
+            row.failure = Some(format!(
+                "{} reads failed, the first: {first}",
+                self.errors.len()
+            ));
+        } else if let Some(first) = self.ingest_errors.first() {
+            row.failure = Some(format!("ingestion failed: {first}"));
+        }
+        row
+    }
+}

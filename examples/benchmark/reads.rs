@@ -8,12 +8,11 @@
 use std::time::{Duration, Instant};
 
 use crate::field_load::{Disconnect, FieldLoad, Until, SPLIT_EVERY};
-use crate::latency::{over_runs, Percentiles};
+use crate::latency::ReadRow;
 use crate::procs::{Programs, Server};
 use crate::read_api::{ReadApi, ReadKind, READ_KINDS};
-use crate::report::{Figure, Report, Row};
+use crate::report::{Figure, Report};
 use crate::sustained::FilledStore;
-use crate::target::{Goal, Target};
 
 /// Read p99 at most, ms, for each kind.
 const TARGET_P99_MS: f64 = 10.0;
@@ -58,39 +57,22 @@ pub fn measure(
         runs.iter().map(|r| r.ingest_disconnects.as_slice()),
     );
     for (k, kind) in READ_KINDS.into_iter().enumerate() {
-        let percentiles: Vec<Option<Percentiles>> = runs
-            .iter()
-            .map(|r| Percentiles::of_us(r.latencies_us[k].clone()))
-            .collect();
-        let (latency, max) = over_runs(&percentiles);
-        let reads = Figure::of(runs.iter().map(|r| r.latencies_us[k].len() as f64));
-        let mut row = Row::measured(
-            &format!(
+        let row = ReadRow {
+            configuration: format!(
                 "Eliot, reads: {} while ingesting {:.0} msg/s, store of {} readings \
                  (msg/s: ingestion achieved)",
                 kind.describe(),
                 scale.ingest_rate,
                 store.readings
             ),
-            Some(ingest),
-            Some(latency),
-            format!("max {} ms; {} reads a run", max.show(1), reads.show(0)),
-        )
-        .with_label(kind.label())
-        .with_target(Target::new(
-            "p99",
-            latency[1].median,
-            Goal::AtMost(TARGET_P99_MS),
-            " ms",
-        ));
-        let errors: Vec<&String> = runs.iter().flat_map(|r| &r.errors[k]).collect();
-        let ingest_errors: Vec<&String> = runs.iter().flat_map(|r| &r.ingest_problems).collect();
-        if let Some(first) = errors.first() {
-            row.failure = Some(format!("{} reads failed, the first: {first}", errors.len()));
-        } else if let Some(first) = ingest_errors.first() {
-            row.failure = Some(format!("ingestion failed: {first}"));
-        }
-        report.add(row);
+            label: kind.label(),
+            ingest,
+            latencies_us: runs.iter().map(|r| r.latencies_us[k].as_slice()).collect(),
+            errors: runs.iter().flat_map(|r| &r.errors[k]).collect(),
+            ingest_errors: runs.iter().flat_map(|r| &r.ingest_problems).collect(),
+            target_ms: TARGET_P99_MS,
+        };
+        report.add(row.row());
     }
 }
 

@@ -55,6 +55,7 @@
 //! A child reports to its owner through a `Recipient`. `layering_tests/` holds the ranks
 //! and fails on any edge that points up or sideways.
 
+mod anomaly;
 mod endpoint;
 mod fleet;
 mod identity;
@@ -74,6 +75,7 @@ mod tree;
 mod upstream;
 
 // The public surface: what the shell (`src/`), the tests and the examples use.
+pub use anomaly::Detector as AnomalyDetector;
 pub use endpoint::{Adopter, EndpointSettings, Transport};
 pub use fleet::{
     BadCursor, ConnectionsClosed, Counts, DeviceCursor, DeviceEvent, DevicePage, DeviceQuery,

@@ -9,6 +9,7 @@
 
 use rusqlite::{params, Connection, OpenFlags, Transaction};
 
+use super::anomalies::{write_anomalies, AnomalyRow};
 use crate::message::format_micros;
 
 /// One device's state as stored. The JSON columns hold what only the fleet reads back.
@@ -55,15 +56,20 @@ pub struct FleetWrites {
     /// Devices deleted: their `device_state` rows go (their events stay, as history).
     pub forgets: Vec<String>,
     pub events: Vec<EventRow>,
+    /// Anomaly scores at or above the floor.
+    pub anomalies: Vec<AnomalyRow>,
 }
 
 impl FleetWrites {
     pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.forgets.is_empty() && self.events.is_empty()
+        self.upserts.is_empty()
+            && self.forgets.is_empty()
+            && self.events.is_empty()
+            && self.anomalies.is_empty()
     }
 
     pub fn rows(&self) -> usize {
-        self.upserts.len() + self.forgets.len() + self.events.len()
+        self.upserts.len() + self.forgets.len() + self.events.len() + self.anomalies.len()
     }
 
     /// Adds `later`, written after what is here (a later upsert of a device wins).
@@ -71,10 +77,11 @@ impl FleetWrites {
         self.upserts.extend(later.upserts);
         self.forgets.extend(later.forgets);
         self.events.extend(later.events);
+        self.anomalies.extend(later.anomalies);
     }
 
-    /// Writes the rows in `tx`: events first, then states, then forgets (a device
-    /// deleted after its last change has no row left).
+    /// Writes the rows in `tx`: events and anomalies first, then states, then forgets (a
+    /// device deleted after its last change has no row left).
     pub fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
         if self.is_empty() {
             return Ok(());
@@ -90,6 +97,7 @@ impl FleetWrites {
                 e.reason
             ])?;
         }
+        write_anomalies(tx, &self.anomalies)?;
         let mut upsert = tx.prepare_cached(
             "INSERT OR REPLACE INTO device_state (device_id, status, since, reason, \
              quarantined, quarantine_until, connected_since, last_seen, peer, protocol, \
@@ -255,12 +263,14 @@ mod tests {
             upserts: vec![row("d1", "online"), row("d2", "online")],
             forgets: vec![],
             events: vec![event("d1", "online"), event("d2", "online")],
+            anomalies: vec![],
         };
         store.write_with([], &writes).unwrap();
         let later = FleetWrites {
             upserts: vec![row("d1", "offline")],
             forgets: vec!["d2".into()],
             events: vec![event("d1", "offline")],
+            anomalies: vec![],
         };
         store.write_with([], &later).unwrap();
 

@@ -17,6 +17,8 @@
 //!   rows, the writer's requests, and the endpoint's handle.
 //! - `dead_letters.rs`: the dead letters' byte quota, the oldest shed first.
 //! - `dead_letter_reads.rs`: the dead letters read back, a bounded keyset page at a time.
+//! - `anomalies.rs`: the anomaly scores kept (at or above the floor), written with the
+//!   fleet's rows, gone with retention and purge, read back a device's at a time.
 //! - `device_state.rs`: the fleet's rows (device state, status events), written in the
 //!   writer's batches, and the reads the fleet makes of them.
 //! - `purge.rs`: deleting every reading of a device, a bounded step at a time between
@@ -25,6 +27,7 @@
 //!   rows leave in the transaction that stores their readings: `Store::write`).
 //! - `settings.rs`: the `[store]` section.
 
+mod anomalies;
 mod database;
 mod dead_letter_reads;
 mod dead_letters;
@@ -36,6 +39,7 @@ mod sessions;
 mod settings;
 mod writer;
 
+pub use anomalies::{device_anomalies, AnomalyQuery, AnomalyRow};
 #[cfg(test)]
 pub use database::DEVICES_TABLE;
 pub use database::{Amendment, Store, StoreError};

@@ -13,6 +13,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::anomalies::purge_anomalies;
 use super::database::{naming, Store, StoreError};
 use super::readings::PurgeStage;
 use super::writer::{FailureKind, NotStored, StoreWriter};
@@ -84,6 +85,10 @@ impl Store {
             .tiers
             .purge_step(&mut self.conn, &job.device_id, &mut job.stage, rows)
             .map_err(naming(&self.path))?;
+        if job.stage == PurgeStage::Done {
+            // The device's anomaly scores were about readings that are gone.
+            purge_anomalies(&self.conn, &job.device_id).map_err(naming(&self.path))?;
+        }
         Ok(job.stage == PurgeStage::Done)
     }
 }

@@ -1,6 +1,9 @@
 //! The schema, and the migrations that bring an older database to it (`user_version`).
 //!
-//! Version 7 (this one) adds the fleet's tables: `device_state`, one row per known device
+//! Version 8 (this one) adds `anomalies`: the anomaly scores at or above `anomaly.floor`,
+//! each with its reading's key and the field scored, indexed by device (the API's pages)
+//! and by receipt (retention).
+//! Version 7 adds the fleet's tables: `device_state`, one row per known device
 //! (its presence, counters, quality and rhythm, written in the store writer's batches), and
 //! `device_events`, every status change with its time and reason; and
 //! `dead_letters.device_id`, the device a dead letter is attributed to (nullable: older
@@ -24,10 +27,11 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::super::anomalies::ANOMALIES_TABLE;
 use super::super::readings::{rebuild_view, Chunks};
 use crate::message::format_micros;
 
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 /// Provisioned devices (`eliot device add`): the hash of each one's secret, never the
 /// secret; no hash for a device that logs in by certificate only.
@@ -190,6 +194,7 @@ pub fn migrate(conn: &mut Connection, now: i64) -> Result<Migrated, MigrateError
         .optional()?
         .is_some();
     tx.execute_batch(TABLES)?;
+    tx.execute_batch(ANOMALIES_TABLE)?;
     if version == 4 {
         tx.execute_batch(DEVICES_FROM_V4)?;
     }

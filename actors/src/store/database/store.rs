@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
+use super::super::anomalies::expire_anomalies;
 use super::super::dead_letters::{
     forget_replayed, replayed_weight, shed_over_quota, Shed, ROW_BYTES,
 };
@@ -363,10 +364,12 @@ impl Store {
                 .is_none_or(|at| at.elapsed() >= RETENTION_CHECK)
             {
                 self.retention_checked = Some(Instant::now());
+                let horizon = now.saturating_sub(retention);
                 upkeep.expired = self
                     .tiers
-                    .expire(&mut self.conn, now.saturating_sub(retention))
+                    .expire(&mut self.conn, horizon)
                     .map_err(&sqlite)?;
+                expire_anomalies(&self.conn, horizon).map_err(&sqlite)?;
             }
         }
         Ok(upkeep)

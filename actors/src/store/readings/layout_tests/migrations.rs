@@ -43,7 +43,7 @@ fn a_version_2_database_is_migrated_and_its_readings_still_count() {
     }
     let mut store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(2));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 7);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 8);
     let owned = "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'owner'";
     assert_eq!(count(&store.conn, owned), 1, "sessions gained their owner");
     let in_chunk_1 = "SELECT count(*) FROM series WHERE last_chunk = 1";
@@ -118,8 +118,9 @@ fn a_version_4_database_keeps_its_devices_and_logs_their_revocations() {
     );
 }
 
-/// What version 7 added, taken away again: a version 6 database, with its rows.
+/// What versions 7 and 8 added, taken away again: a version 6 database, with its rows.
 const BACK_TO_VERSION_6: &str = "
+DROP TABLE anomalies;
 DROP TABLE device_state;
 DROP TABLE device_events;
 DROP INDEX dead_letters_device;
@@ -143,7 +144,7 @@ fn a_version_6_database_gains_the_fleets_tables_and_keeps_its_dead_letters() {
     }
     let store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(6));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 7);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 8);
     assert_eq!(
         count(
             &store.conn,
@@ -153,12 +154,42 @@ fn a_version_6_database_gains_the_fleets_tables_and_keeps_its_dead_letters() {
         "the old dead letter is kept, attributed to nobody"
     );
     assert_eq!(view_rows(&store).0, 1, "the reading is kept");
-    for table in ["device_state", "device_events"] {
+    for table in ["device_state", "device_events", "anomalies"] {
         let sql = format!("SELECT count(*) FROM {table}");
         assert_eq!(count(&store.conn, &sql), 0, "{table} exists, empty");
     }
     let indexed = "SELECT count(*) FROM sqlite_schema WHERE name = 'dead_letters_device'";
     assert_eq!(count(&store.conn, indexed), 1);
+}
+
+/// What version 8 added, taken away again: a version 7 database.
+const BACK_TO_VERSION_7: &str = "
+DROP TABLE anomalies;
+PRAGMA user_version = 7;
+";
+
+#[test]
+fn a_version_7_database_gains_the_anomalies_table_and_keeps_its_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    {
+        let store = Store::open(&settings).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO device_events (device_id, at, status, reason) \
+                 VALUES ('d0', '2025-01-01T00:00:00.000000Z', 'online', 'connected');",
+            )
+            .unwrap();
+        store.conn.execute_batch(BACK_TO_VERSION_7).unwrap();
+    }
+    let store = Store::open(&settings).unwrap();
+    assert_eq!(store.migrated_from(), Some(7));
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 8);
+    assert_eq!(count(&store.conn, "SELECT count(*) FROM device_events"), 1);
+    assert_eq!(count(&store.conn, "SELECT count(*) FROM anomalies"), 0);
+    let indexed = "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'anomalies_%'";
+    assert_eq!(count(&store.conn, indexed), 2, "by device, and by receipt");
 }
 
 #[test]

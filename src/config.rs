@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eliot_actors::{
-    AuthSettings, BreakersSettings, EndpointSettings, FleetSettings, HealthSettings,
-    IngestSettings, Problems, ProcessorSettings, ReplaySettings, RestartSettings, StoreSettings,
-    TlsSettings, TreeSettings, UpstreamSettings,
+    AnomalySettings, AuthSettings, BreakersSettings, EndpointSettings, FleetSettings,
+    HealthSettings, IngestSettings, Problems, ProcessorSettings, ReplaySettings, RestartSettings,
+    StoreSettings, TlsSettings, TreeSettings, UpstreamSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// The fleet: live device state, presence, quality, quarantine.
     pub fleet: FleetSettings,
+    /// Anomaly detection on every numeric series, in the fleet.
+    pub anomaly: AnomalySettings,
     /// Replaying dead letters: how much one call may take up.
     pub replay: ReplaySettings,
 }
@@ -312,6 +314,7 @@ impl Config {
             auth: &self.auth,
             tls: &self.tls,
             fleet: &self.fleet,
+            anomaly: &self.anomaly,
             replay: &self.replay,
         }
     }

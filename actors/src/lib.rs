@@ -78,9 +78,10 @@ mod upstream;
 pub use anomaly::Detector as AnomalyDetector;
 pub use endpoint::{Adopter, EndpointSettings, Transport};
 pub use fleet::{
-    BadCursor, ConnectionsClosed, Counts, DeviceCursor, DeviceEvent, DevicePage, DeviceQuery,
-    DeviceSort, DeviceState, FleetError, FleetHandle, FleetSettings, LastReadingState, Presence,
-    QualityState, QuarantineState, Released, RhythmState, Status as DeviceStatus,
+    AnomalySettings, AnomalyState, BadCursor, ConnectionsClosed, Counts, DeviceCursor, DeviceEvent,
+    DevicePage, DeviceQuery, DeviceSort, DeviceState, FleetError, FleetHandle, FleetSettings,
+    KeptState as AnomalyKeptState, LastReadingState, Presence, QualityState, QuarantineState,
+    Released, RhythmState, SeriesState as AnomalySeriesState, Status as DeviceStatus,
     MAX_PAGE as MAX_DEVICE_PAGE,
 };
 pub use identity::{
@@ -94,9 +95,9 @@ pub use pipeline::{ReplayError, ReplayOutcome, ReplayPage, ReplaySettings, Repla
 pub use secret::Secret;
 pub use settings::Problems;
 pub use store::{
-    DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadLetterSummary, NotStored, Page,
-    PageRequest, Purger, Reader, ReadingKey, Store, StoreError, StoreSettings, StoredDeadLetter,
-    StoredReading, DEAD_LETTER_SCAN_ROWS,
+    AnomalyQuery, AnomalyRow, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadLetterSummary,
+    NotStored, Page, PageRequest, Purger, Reader, ReadingKey, Store, StoreError, StoreSettings,
+    StoredDeadLetter, StoredReading, DEAD_LETTER_SCAN_ROWS,
 };
 // `Ping` is what an `answers_pings!` expansion answers, in the shell too.
 pub use supervision::{

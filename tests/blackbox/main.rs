@@ -46,6 +46,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod anomalies;
 mod api_auth;
 mod api_dead_letters;
 mod api_devices;
@@ -75,6 +76,7 @@ fn main() {
     // `--test-threads` says otherwise.
     args.test_threads.get_or_insert(4);
     let tests = [
+        anomalies::tests(),
         api_auth::tests(),
         api_readings::tests(),
         api_dead_letters::tests(),

@@ -36,7 +36,7 @@ fn source() -> Source {
 
 async fn observe(fleet: &Fleet, source: &Source, device: &str, seconds: std::ops::Range<i64>) {
     let outcomes: Vec<_> = seconds.map(|s| accepted(device, s)).collect();
-    let notes = FleetFeed::notes(&outcomes);
+    let notes = super::feed::notes_of(&outcomes, true);
     fleet
         .feed
         .observe(source, notes.into_iter().flatten())

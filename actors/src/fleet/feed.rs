@@ -65,7 +65,8 @@ pub enum Source {
 pub struct NoteReading {
     pub sensor_type: String,
     pub ts: i64,
-    /// Only for the message's last reading of its sensor type (the one kept).
+    /// For the message's last reading of its sensor type (the one kept), and for every
+    /// reading when anomaly detection is on (each is scored).
     pub data: Option<String>,
     pub seq: Option<i64>,
 }
@@ -129,6 +130,8 @@ pub struct FleetFeed {
     /// Per shard, the room left in its mailbox for `Observed` updates.
     pub(super) room: Arc<[Arc<Semaphore>]>,
     pub(super) quarantine: Arc<QuarantineSet>,
+    /// Every reading's data goes to the shards (anomaly detection scores each).
+    pub(super) every_data: bool,
 }
 
 impl FleetFeed {
@@ -163,8 +166,8 @@ impl FleetFeed {
     }
 
     /// What each outcome will tell its device's shard, once committed (`None`: nobody's).
-    pub fn notes(outcomes: &[Outcome]) -> Vec<Option<Note>> {
-        outcomes.iter().map(note_of).collect()
+    pub fn notes(&self, outcomes: &[Outcome]) -> Vec<Option<Note>> {
+        notes_of(outcomes, self.every_data)
     }
 
     /// Tells the shards what was committed, waiting for room in each one's mailbox.
@@ -212,7 +215,13 @@ impl FleetFeed {
     }
 }
 
-fn note_of(outcome: &Outcome) -> Option<Note> {
+/// What each outcome tells its device's shard; `every_data`: the data of every reading,
+/// else of the message's last of each sensor type.
+pub(super) fn notes_of(outcomes: &[Outcome], every_data: bool) -> Vec<Option<Note>> {
+    outcomes.iter().map(|o| note_of(o, every_data)).collect()
+}
+
+fn note_of(outcome: &Outcome, every_data: bool) -> Option<Note> {
     match outcome {
         Outcome::Accepted { readings, origin } => {
             let device_id = readings.first()?.device_id.clone();
@@ -227,7 +236,7 @@ fn note_of(outcome: &Outcome) -> Option<Note> {
                 notes.push(NoteReading {
                     sensor_type: r.sensor_type.clone(),
                     ts: utc_micros(&r.ts).unwrap_or(0),
-                    data: last_of_type.then(|| r.data.clone()),
+                    data: (last_of_type || every_data).then(|| r.data.clone()),
                     seq: seq_of(&r.data),
                 });
             }

@@ -53,7 +53,7 @@ fn carrier(connection: u64, closer: Recipient<CloseConnection>) -> Arc<Carrier> 
 }
 
 fn notes(device: &str, second: i64) -> Vec<Note> {
-    FleetFeed::notes(&[accepted(device, second)])
+    super::feed::notes_of(&[accepted(device, second)], true)
         .into_iter()
         .flatten()
         .collect()

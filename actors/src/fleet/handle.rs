@@ -20,7 +20,7 @@ use super::shard::FleetShard;
 use super::state::{DeviceEvent, DeviceState, Status};
 
 use crate::message::{format_micros, is_device_id};
-use crate::store::{device_events, open_for_reading};
+use crate::store::{device_anomalies, device_events, open_for_reading, AnomalyQuery, AnomalyRow};
 
 /// The most devices or events one call returns.
 pub const MAX_PAGE: usize = 1000;
@@ -282,6 +282,22 @@ impl FleetHandle {
                 reason: r.reason,
             })
             .collect())
+    }
+
+    /// The device's kept anomaly scores matching `query`, in the order they were kept.
+    pub async fn anomalies(&self, query: AnomalyQuery) -> Result<Vec<AnomalyRow>, FleetError> {
+        let path = self.db_path.clone();
+        let query = AnomalyQuery {
+            limit: query.limit.min(MAX_PAGE),
+            ..query
+        };
+        let read = tokio::task::spawn_blocking(move || {
+            let conn = open_for_reading(&path)?;
+            device_anomalies(&conn, &query)
+        });
+        read.await
+            .map_err(|e| FleetError::Store(e.to_string()))?
+            .map_err(|e| FleetError::Store(e.to_string()))
     }
 
     /// Ends the device's quarantine now.

@@ -45,6 +45,7 @@ impl Carrier {
 pub(super) struct Harness {
     pub(super) fleet: Fleet,
     store: Addr<StoreWriter>,
+    pub(super) detection: Arc<Detection>,
 }
 
 pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
@@ -89,6 +90,7 @@ pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
     let quarantine = Arc::new(QuarantineSet::default());
     let tracked = Arc::new(Tracked::default());
     let settings = Arc::new(settings);
+    let detection = Arc::new(Detection::new(&AnomalySettings::for_tests()));
     let shards = (0..settings.shards)
         .map(|index| {
             let links = ShardLinks {
@@ -100,6 +102,8 @@ pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
                 quarantine: quarantine.clone(),
                 tracked: tracked.clone(),
                 max_series: 8,
+                detection: Some(detection.clone()),
+                max_pending_anomalies: 100,
                 restarts: restarts(&format!("fleet-{index}")),
             };
             FleetShard::new(links, &telemetry).start()
@@ -110,8 +114,13 @@ pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
         settings.mailbox,
         quarantine,
         store_settings.db_path(),
+        true,
     );
-    Harness { fleet, store }
+    Harness {
+        fleet,
+        store,
+        detection,
+    }
 }
 
 pub(super) fn accepted(device: &str, second: i64) -> Outcome {
@@ -164,7 +173,7 @@ async fn the_handle_reads_and_changes_what_the_shards_own() {
     });
     let source = Source::Connection(carrier.clone());
     let outcomes = [accepted("d1", 0), accepted("d1", 1), accepted("d2", 0)];
-    let notes = FleetFeed::notes(&outcomes);
+    let notes = super::feed::notes_of(&outcomes, true);
     h.fleet
         .feed
         .observe(&source, notes.into_iter().flatten())
@@ -311,7 +320,9 @@ async fn quarantine_holds_a_devices_messages_until_released() {
     let source = Source::Upstream;
     feed.observe(
         &source,
-        FleetFeed::notes(&[accepted("q", 0)]).into_iter().flatten(),
+        super::feed::notes_of(&[accepted("q", 0)], true)
+            .into_iter()
+            .flatten(),
     )
     .await;
     let rejected = |n: usize| -> Vec<Outcome> {
@@ -326,7 +337,9 @@ async fn quarantine_holds_a_devices_messages_until_released() {
     };
     feed.observe(
         &source,
-        FleetFeed::notes(&rejected(20)).into_iter().flatten(),
+        super::feed::notes_of(&rejected(20), true)
+            .into_iter()
+            .flatten(),
     )
     .await;
     until("quarantined", async || {

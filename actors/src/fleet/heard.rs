@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use super::anomalies::{Detection, Scored};
 use super::feed::{Carrier, Connected, Disconnected, Note, Observed, Source};
 use super::intake::take_in;
 use super::rhythm::Bounds;
@@ -86,6 +87,22 @@ pub(super) fn release(device: &mut Device, why: &str, now: i64) -> Option<Change
         to: device.status(),
         reason: why.to_owned(),
     })
+}
+
+/// Scores the readings of one committed message with the device's detectors.
+fn score(device: &mut Device, detection: &Detection, note: &Note, scored: &mut Scored) {
+    for r in &note.readings {
+        let Some(data) = r.data.as_deref() else {
+            continue;
+        };
+        device.anomalies.get_or_insert_with(Box::default).reading(
+            detection,
+            &r.sensor_type,
+            r.ts,
+            data,
+            scored,
+        );
+    }
 }
 
 fn live(device: &Device) -> bool {
@@ -222,7 +239,12 @@ impl FleetShard {
         let rejected = note.rejected;
         let settings = self.settings.clone();
         let (bounds, max_series) = (self.bounds, self.max_series);
+        let detection = self.detection.clone();
+        let mut scored = Scored::default();
         let mut hear = |device: &mut Device| {
+            if let Some(detection) = detection.as_deref() {
+                score(device, detection, &note, &mut scored);
+            }
             let sample = device.turn != turn;
             device.turn = turn;
             let changes = take_in(device, source, &mut note, sample, &settings, max_series);
@@ -249,6 +271,9 @@ impl FleetShard {
                     }
                 }
             };
+        if scored != Scored::default() {
+            self.scored(&device_id, scored);
+        }
         // Most messages end here: nothing to record or queue.
         if !new && changes.is_empty() && push.is_none() && !first_unsaved {
             return;

@@ -20,7 +20,9 @@
 //! - `feed.rs`: what the pipeline and the connections tell the fleet (`FleetFeed`);
 //!   `handle.rs`: what the rest of Eliot asks it (`FleetHandle`).
 //! - `status_topic.rs`: presence from the upstream status topic (wills).
-//! - `settings.rs`: the `[fleet]` section.
+//! - `anomalies.rs`: each device's anomaly detectors, one per series (a sensor type's
+//!   numeric field), fed every reading the shard hears; the scores that reach the floor.
+//! - `settings.rs`: the `[fleet]` section; `anomaly_settings.rs`: the `[anomaly]` section.
 //!
 //! Presence: a device carried by a connection of the device endpoint is online from the
 //! moment the connection authenticated as it (or carried its first committed message)
@@ -28,6 +30,8 @@
 //! online when its readings arrive. Either way it is late once it misses its own rhythm
 //! (`rhythm.rs`), and without a live connection offline after a longer bound.
 
+mod anomalies;
+mod anomaly_settings;
 mod book;
 mod endings;
 mod feed;
@@ -54,6 +58,8 @@ use std::sync::Arc;
 
 use actix::Addr;
 
+pub use anomalies::{AnomalyState, Detection, KeptState, SeriesState};
+pub use anomaly_settings::AnomalySettings;
 pub use feed::{Carrier, CloseConnection, FleetFeed, Source};
 pub use handle::{
     BadCursor, ConnectionsClosed, DeviceCursor, DevicePage, DeviceQuery, DeviceSort, FleetError,
@@ -79,12 +85,14 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// `mailbox`: the updates each shard's mailbox holds (`fleet.mailbox`).
+    /// `mailbox`: the updates each shard's mailbox holds (`fleet.mailbox`); `every_data`:
+    /// the shards score every reading (anomaly detection is on).
     pub fn new(
         shards: Vec<Addr<FleetShard>>,
         mailbox: usize,
         quarantine: Arc<QuarantineSet>,
         db_path: PathBuf,
+        every_data: bool,
     ) -> Fleet {
         let shards: Arc<[Addr<FleetShard>]> = shards.into();
         let room = shards
@@ -96,6 +104,7 @@ impl Fleet {
                 shards: shards.clone(),
                 room,
                 quarantine,
+                every_data,
             },
             handle: FleetHandle {
                 shards: shards.clone(),
@@ -113,6 +122,8 @@ impl Fleet {
     }
 }
 
+#[cfg(test)]
+mod anomaly_tests;
 #[cfg(test)]
 mod cadence_tests;
 #[cfg(test)]

@@ -78,6 +78,7 @@ pub fn device_of(row: &DeviceRow) -> Device {
         timer: Default::default(),
         turn: 0,
         unsaved: false,
+        anomalies: None,
     }
 }
 

@@ -77,6 +77,9 @@ impl Quality {
     }
 }
 
+/// The optional sequence number's key, at the top level of `data`.
+pub const SEQ_FIELD: &str = "seq";
+
 /// `data.seq`, when it is an integer at the top level of `data`. The data is searched for
 /// the key first, so devices without one cost no parse.
 pub fn seq_of(data: &str) -> Option<i64> {
@@ -84,7 +87,7 @@ pub fn seq_of(data: &str) -> Option<i64> {
         return None;
     }
     let value: serde_json::Value = serde_json::from_str(data).ok()?;
-    value.get("seq")?.as_i64()
+    value.get(SEQ_FIELD)?.as_i64()
 }
 
 #[cfg(test)]

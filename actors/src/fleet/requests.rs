@@ -88,6 +88,9 @@ impl Handler<Forget> for FleetShard {
         }
         self.quarantine.remove(&id);
         self.tracked.devices.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(detection), Some(anomalies)) = (&self.detection, &device.anomalies) {
+            anomalies.release(detection);
+        }
         self.forgotten(&id);
         Event::DeviceForgotten {
             device_id: &key,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::anomalies::{Detection, Scored};
 use super::book::Book;
 use super::endings::Endings;
 use super::persist::{device_of, event_row, resume, row_of};
@@ -33,8 +34,8 @@ use super::timers::{Popped, TimerQueue};
 use super::unsaved::Unsaved;
 use crate::observe::{Event, Telemetry};
 use crate::store::{
-    load_device_rows, load_known_ids, open_for_reading, EventRow, FleetWrites, PersistFleet,
-    StoreWriter,
+    load_device_rows, load_known_ids, open_for_reading, AnomalyRow, EventRow, FleetWrites,
+    PersistFleet, StoreWriter,
 };
 use crate::supervision::Restarts;
 
@@ -57,6 +58,10 @@ pub struct ShardLinks {
     pub tracked: Arc<Tracked>,
     /// Sensor types whose last reading a device keeps (`store.max_series_per_device`).
     pub max_series: usize,
+    /// Anomaly detection, shared by every shard; `None` with `anomaly.enabled = false`.
+    pub detection: Option<Arc<Detection>>,
+    /// Kept anomaly scores a shard may hold unwritten (`anomaly.max_pending`).
+    pub max_pending_anomalies: usize,
     pub restarts: Restarts,
 }
 
@@ -73,6 +78,10 @@ pub struct FleetShard {
     pub(super) unsaved: Unsaved,
     /// Status events not yet handed over, oldest first.
     events: VecDeque<EventRow>,
+    pub(super) detection: Option<Arc<Detection>>,
+    /// Kept anomaly scores not yet handed over, oldest first.
+    anomalies: VecDeque<AnomalyRow>,
+    max_pending_anomalies: usize,
     /// Devices deleted, whose rows are to go.
     forgets: Vec<String>,
     /// Who waits for a connection's end; devices forgotten while a connection carried
@@ -119,6 +128,9 @@ impl FleetShard {
             armed: None,
             unsaved: Unsaved::default(),
             events: VecDeque::new(),
+            detection: links.detection,
+            anomalies: VecDeque::new(),
+            max_pending_anomalies: links.max_pending_anomalies,
             forgets: Vec::new(),
             endings: Endings::default(),
             writing: false,
@@ -233,6 +245,43 @@ impl FleetShard {
         }
     }
 
+    /// What scoring a message of the device found: kept scores are logged, counted and
+    /// stored with the next hand-over.
+    pub(super) fn scored(&mut self, device_id: &str, scored: Scored) {
+        let metrics = self.telemetry.metrics();
+        metrics.anomaly_series_untracked.inc_by(scored.untracked);
+        if scored.fleet_full {
+            if let Some(detection) = &self.detection {
+                Event::AnomalySeriesFull {
+                    max_series: detection.max_series(),
+                }
+                .emit(&self.telemetry);
+            }
+        }
+        for found in scored.found {
+            Event::AnomalyFound {
+                device_id,
+                sensor_type: &found.sensor_type,
+                field: &found.field,
+                score: found.score,
+            }
+            .emit(&self.telemetry);
+            if self.anomalies.len() >= self.max_pending_anomalies {
+                self.anomalies.pop_front();
+                Event::AnomaliesDropped { dropped: 1 }.emit(&self.telemetry);
+            }
+            self.anomalies.push_back(AnomalyRow {
+                id: 0,
+                device_id: device_id.to_owned(),
+                sensor_type: found.sensor_type,
+                ts: found.ts,
+                field: found.field,
+                score: found.score,
+                received_at: now_micros(),
+            });
+        }
+    }
+
     pub(super) fn forgotten(&mut self, id: &str) {
         self.unsaved.forget(id);
         self.forgets.push(id.to_owned());
@@ -289,10 +338,15 @@ impl FleetShard {
     /// Hands what is due (`unsaved.rs`) and the new events to the store writer, if nothing
     /// is in flight; on failure, they wait for the next hand-over.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
+        if let Some(detection) = &self.detection {
+            let series = i64::try_from(detection.series()).unwrap_or(i64::MAX);
+            self.telemetry.metrics().anomaly_series.set(series);
+        }
         let (now, wait) = (now_micros(), self.state_wait());
         if self.writing
             || !(self.unsaved.any_due(now, wait)
                 || !self.events.is_empty()
+                || !self.anomalies.is_empty()
                 || !self.forgets.is_empty())
         {
             return;
@@ -338,6 +392,7 @@ impl FleetShard {
             upserts,
             forgets: std::mem::take(&mut self.forgets),
             events: self.events.drain(..).collect(),
+            anomalies: self.anomalies.drain(..).collect(),
         }
     }
 
@@ -352,6 +407,10 @@ impl FleetShard {
             self.events.push_front(event);
         }
         self.events.truncate(self.settings.max_pending_events);
+        for anomaly in writes.anomalies.into_iter().rev() {
+            self.anomalies.push_front(anomaly);
+        }
+        self.anomalies.truncate(self.max_pending_anomalies);
     }
 }
 
@@ -387,8 +446,11 @@ impl Supervised for FleetShard {
             devices: self.book.per_status(),
         }
         .emit(&self.telemetry);
-        for (id, _) in self.book.iter() {
+        for (id, device) in self.book.iter() {
             self.quarantine.remove(id);
+            if let (Some(detection), Some(anomalies)) = (&self.detection, &device.anomalies) {
+                anomalies.release(detection);
+            }
         }
         self.tracked
             .devices

@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use actix::Recipient;
 use serde::{Deserialize, Serialize};
 
+use super::anomalies::{AnomalyState, DeviceAnomalies};
 use super::feed::CloseConnection;
 use super::quality::Quality;
 use super::rhythm::Rhythm;
@@ -114,7 +115,6 @@ pub struct Counts {
 }
 
 /// A device as its shard keeps it.
-#[derive(Clone)]
 pub struct Device {
     pub presence: Presence,
     /// When the status last changed, and why (shared: most devices' reason is one of a
@@ -136,6 +136,8 @@ pub struct Device {
     /// It progressed since its row was last written, and waits in its shard's queue of
     /// such devices (`unsaved.rs`).
     pub unsaved: bool,
+    /// Its series' anomaly detectors, once a reading was scored (`anomalies.rs`).
+    pub anomalies: Option<Box<DeviceAnomalies>>,
 }
 
 impl Device {
@@ -156,6 +158,7 @@ impl Device {
             timer: Slot::default(),
             turn: 0,
             unsaved: false,
+            anomalies: None,
         }
     }
 
@@ -221,6 +224,7 @@ impl Device {
                 spread_ms: self.rhythm.spread as f64 / 1_000.0,
                 samples: self.rhythm.samples,
             }),
+            anomaly: self.anomalies.as_deref().map(DeviceAnomalies::view),
         }
     }
 }
@@ -246,6 +250,8 @@ pub struct DeviceState {
     pub quality: QualityState,
     /// The learnt reporting interval, once sampled.
     pub rhythm: Option<RhythmState>,
+    /// Its anomaly scores, once a reading was scored.
+    pub anomaly: Option<AnomalyState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -18,4 +18,4 @@ mod validate;
 pub use processor::{Message, Process, Processor, ProcessorSettings, Processors};
 pub use rules::{IngestSettings, Quoted, Rules};
 pub use topic::{TopicPattern, TopicPatternError, DEVICE_ID_PLACEHOLDER};
-pub use validate::validate;
+pub use validate::{is_sensor_type, validate};

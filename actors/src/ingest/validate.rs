@@ -295,7 +295,7 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// `[a-z0-9_]{1,32}`
-fn is_sensor_type(s: &str) -> bool {
+pub fn is_sensor_type(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

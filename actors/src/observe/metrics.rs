@@ -128,6 +128,13 @@ pub struct Metrics {
     /// Dead letters of no known device (moved by the fleet).
     pub dead_letters_unattributed: Counter,
     pub device_events_dropped: Counter,
+    /// Anomaly scores at or above `anomaly.floor` (kept).
+    pub anomalies: Counter,
+    pub anomalies_dropped: Counter,
+    /// Series scored now, every device together (set by the fleet).
+    pub anomaly_series: Gauge,
+    /// Fields not scored: a bound on series was reached (moved by the fleet).
+    pub anomaly_series_untracked: Counter,
 }
 
 impl Default for Metrics {
@@ -234,6 +241,26 @@ impl Metrics {
                 r,
                 "device_events_dropped",
                 "Device status events dropped before being written (the store writer behind)",
+            ),
+            anomalies: counter(
+                r,
+                "anomalies",
+                "Anomaly scores at or above anomaly.floor, kept with their reading's key",
+            ),
+            anomalies_dropped: counter(
+                r,
+                "anomalies_dropped",
+                "Kept anomaly scores dropped before being written (anomaly.max_pending)",
+            ),
+            anomaly_series: gauge(
+                r,
+                "anomaly_series",
+                "Series (device, sensor type, numeric field) scored for anomalies",
+            ),
+            anomaly_series_untracked: counter(
+                r,
+                "anomaly_series_untracked",
+                "Numeric fields not scored: anomaly.max_series_per_device or max_series reached",
             ),
             messages_received,
             acks_sent,

@@ -107,7 +107,7 @@ impl Pipeline {
             if let Some(fleet) = &fleet {
                 fleet.quarantine(&mut outcomes);
             }
-            let mut notes = fleet.as_ref().map(|_| FleetFeed::notes(&outcomes));
+            let mut notes = fleet.as_ref().map(|f| f.notes(&outcomes));
             let mut ingested: Vec<Ingested> = outcomes
                 .iter()
                 .map(|outcome| match outcome {

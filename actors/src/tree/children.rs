@@ -11,7 +11,10 @@ use crate::endpoint::{
     Adopter, DeviceEndpoint, EndpointLinks, EndpointSettings, TlsListener, DEVICE_ENDPOINT,
     TLS_LISTENER,
 };
-use crate::fleet::{Fleet, FleetSettings, FleetShard, QuarantineSet, ShardLinks, Tracked};
+use crate::fleet::{
+    AnomalySettings, Detection, Fleet, FleetSettings, FleetShard, QuarantineSet, ShardLinks,
+    Tracked,
+};
 use crate::identity::{AuthMode, TlsSettings};
 use crate::ingest::{Processor, ProcessorSettings, Processors, Rules};
 use crate::observe::Telemetry;
@@ -126,10 +129,12 @@ impl<'a> Children<'a> {
     pub fn fleet(
         &self,
         settings: &FleetSettings,
+        anomaly: &AnomalySettings,
         store: &StoreSettings,
         store_writer: &Addr<StoreWriter>,
     ) -> Fleet {
         let shared = Arc::new(settings.clone());
+        let detection = anomaly.enabled.then(|| Arc::new(Detection::new(anomaly)));
         let quarantine = Arc::new(QuarantineSet::default());
         let tracked = Arc::new(Tracked::default());
         let shards = (0..settings.shards)
@@ -144,6 +149,8 @@ impl<'a> Children<'a> {
                     quarantine: quarantine.clone(),
                     tracked: tracked.clone(),
                     max_series: store.max_series_per_device,
+                    detection: detection.clone(),
+                    max_pending_anomalies: anomaly.max_pending,
                     restarts: self.restarts(&name),
                 };
                 let t = self.telemetry.clone();
@@ -152,7 +159,14 @@ impl<'a> Children<'a> {
                 shard
             })
             .collect();
-        Fleet::new(shards, settings.mailbox, quarantine, store.db_path())
+        let every_data = detection.is_some();
+        Fleet::new(
+            shards,
+            settings.mailbox,
+            quarantine,
+            store.db_path(),
+            every_data,
+        )
     }
 
     /// The upstream connections, `upstream-0` to `upstream-N`.

@@ -100,10 +100,14 @@ impl Tree {
         let guard = DeviceGuard::new(settings.breakers.device.clone(), telemetry);
         let guard = Supervisor::start(move |_| guard);
         watch(&children.health, "device_guard", &guard);
-        let fleet = settings
-            .fleet
-            .enabled
-            .then(|| children.fleet(settings.fleet, settings.store, &store_writer));
+        let fleet = settings.fleet.enabled.then(|| {
+            children.fleet(
+                settings.fleet,
+                settings.anomaly,
+                settings.store,
+                &store_writer,
+            )
+        });
         let pipeline = Pipeline::new(
             processors,
             store_writer.clone(),

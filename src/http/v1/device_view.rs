@@ -3,8 +3,8 @@
 //! compile here until it is shown (and described) too.
 
 use eliot_actors::{
-    Counts, DeviceEvent, DeviceState, DeviceStatus, LastReadingState, Presence, QualityState,
-    QuarantineState, RhythmState,
+    AnomalyKeptState, AnomalySeriesState, AnomalyState, Counts, DeviceEvent, DeviceState,
+    DeviceStatus, LastReadingState, Presence, QualityState, QuarantineState, RhythmState,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -79,6 +79,82 @@ pub struct DeviceView {
     pub quality: QualityView,
     /// The learnt reporting interval, once sampled.
     pub rhythm: Option<RhythmView>,
+    /// Its anomaly scores, once a reading was scored (docs/anomaly.md).
+    pub anomaly: Option<AnomalyFigure>,
+}
+
+/// A device's anomaly scores, live.
+#[derive(Serialize, ToSchema)]
+pub struct AnomalyFigure {
+    /// The highest of its series' latest scores, 0 to 1.
+    pub score: f64,
+    /// Scores kept (at or above `anomaly.floor`) since Eliot started.
+    pub kept: u64,
+    /// The last score kept.
+    pub last_kept: Option<KeptAnomalyView>,
+    /// Each series scored (a sensor type's numeric field), with its latest score.
+    pub series: Vec<SeriesView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeptAnomalyView {
+    /// The reading's time.
+    pub ts: String,
+    pub sensor_type: String,
+    pub field: String,
+    pub score: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeriesView {
+    pub sensor_type: String,
+    /// The path of the field in `data`, dots between nested keys.
+    pub field: String,
+    pub score: f64,
+}
+
+impl From<AnomalyState> for AnomalyFigure {
+    fn from(a: AnomalyState) -> AnomalyFigure {
+        let AnomalyState {
+            score,
+            kept,
+            last_kept,
+            series,
+        } = a;
+        AnomalyFigure {
+            score,
+            kept,
+            last_kept: last_kept.map(|k| {
+                let AnomalyKeptState {
+                    ts,
+                    sensor_type,
+                    field,
+                    score,
+                } = k;
+                KeptAnomalyView {
+                    ts,
+                    sensor_type,
+                    field,
+                    score,
+                }
+            }),
+            series: series
+                .into_iter()
+                .map(|s| {
+                    let AnomalySeriesState {
+                        sensor_type,
+                        field,
+                        score,
+                    } = s;
+                    SeriesView {
+                        sensor_type,
+                        field,
+                        score,
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -185,6 +261,7 @@ impl From<DeviceState> for DeviceView {
             counts,
             quality,
             rhythm,
+            anomaly,
         } = d;
         let Counts {
             messages,
@@ -267,6 +344,7 @@ impl From<DeviceState> for DeviceView {
                     samples,
                 }
             }),
+            anomaly: anomaly.map(Into::into),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! Routing: each path is one resource answering its methods, 405 (with `Allow`) for
 //! others; an unknown path under `/api/v1` is 404. All with the error body.
 
+mod anomalies;
 mod auth;
 mod cursor;
 mod dead_letters;
@@ -88,6 +89,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: V1State, gate: Gate) {
                     .default_service(only("GET, DELETE")),
             )
             .service(get_only("/devices/{id}/events", devices::events))
+            .service(get_only("/devices/{id}/anomalies", anomalies::anomalies))
             .service(post_only("/devices/{id}/release", devices::release))
             .service(post_only("/devices/{id}/rotate", provisioning::rotate))
             .service(get_only("/dead-letters", dead_letters::list))

@@ -9,13 +9,13 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{dead_letters, devices, error, provisioning, readings, replay};
+use super::{anomalies, dead_letters, devices, error, provisioning, readings, replay};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Eliot API",
-        description = "Eliot's fleet API v1: devices (live state, events, provisioning), \
+        description = "Eliot's fleet API v1: devices (live state, events, anomaly scores, provisioning), \
             stored readings and dead letters (and their replay). Every path \
             needs `Authorization: Bearer <token>` when tokens are configured (a read token \
             for GET, an admin token for anything else); without tokens Eliot serves it on \
@@ -27,6 +27,7 @@ use super::{dead_letters, devices, error, provisioning, readings, replay};
         devices::one,
         provisioning::remove,
         devices::events,
+        anomalies::anomalies,
         devices::release,
         provisioning::rotate,
         readings::readings,
@@ -40,7 +41,7 @@ use super::{dead_letters, devices, error, provisioning, readings, replay};
     modifiers(&BearerTokens),
     security(("bearer" = [])),
     tags(
-        (name = "devices", description = "The fleet: live device state and status events; provisioning"),
+        (name = "devices", description = "The fleet: live device state, status events and anomaly scores; provisioning"),
         (name = "readings", description = "A device's stored readings"),
         (name = "dead letters", description = "Messages Eliot rejected, kept whole with their reason"),
     )

@@ -149,3 +149,65 @@ impl Observe for DeviceEventsDropped {
         m.device_events_dropped.inc_by(self.dropped as u64);
     }
 }
+
+/// A reading's field scored at or above `anomaly.floor`: kept (stored with the reading's
+/// key), counted.
+pub struct AnomalyFound<'a> {
+    pub device_id: &'a str,
+    pub sensor_type: &'a str,
+    pub field: &'a str,
+    pub score: f64,
+}
+
+impl Observe for AnomalyFound<'_> {
+    const NAME: &'static str = "anomaly_found";
+    const MOVES: &'static [&'static str] = &["eliot_anomalies_total"];
+
+    fn log(&self, log: &Logger) {
+        info!(log, "anomaly";
+            "event" => Self::NAME, "device_id" => %Clean(self.device_id),
+            "sensor_type" => %Clean(self.sensor_type), "field" => %Clean(self.field),
+            "score" => self.score)
+    }
+
+    fn count(&self, m: &Metrics) {
+        m.anomalies.inc();
+    }
+}
+
+/// `anomaly.max_series` was reached: new series are not scored (logged once; counted in
+/// `eliot_anomaly_series_untracked_total` by the fleet).
+pub struct AnomalySeriesFull {
+    pub max_series: usize,
+}
+
+impl Observe for AnomalySeriesFull {
+    const NAME: &'static str = "anomaly_series_full";
+    const MOVES: &'static [&'static str] = &[];
+
+    fn log(&self, log: &Logger) {
+        warn!(log, "anomaly.max_series series are scored: new series are not";
+            "event" => Self::NAME, "max_series" => self.max_series)
+    }
+
+    fn count(&self, _: &Metrics) {}
+}
+
+/// A shard held `anomaly.max_pending` unwritten anomaly scores: the oldest went.
+pub struct AnomaliesDropped {
+    pub dropped: usize,
+}
+
+impl Observe for AnomaliesDropped {
+    const NAME: &'static str = "anomalies_dropped";
+    const MOVES: &'static [&'static str] = &["eliot_anomalies_dropped_total"];
+
+    fn log(&self, log: &Logger) {
+        warn!(log, "anomaly scores not written: the store writer is behind";
+            "event" => Self::NAME, "dropped" => self.dropped)
+    }
+
+    fn count(&self, m: &Metrics) {
+        m.anomalies_dropped.inc_by(self.dropped as u64);
+    }
+}

@@ -137,6 +137,9 @@ every_event! {
         DeviceForgotten<'_>,
         FleetFull,
         DeviceEventsDropped,
+        AnomalyFound<'_>,
+        AnomalySeriesFull,
+        AnomaliesDropped,
     ]
     mutations: [
         DeadLettersReplayed,

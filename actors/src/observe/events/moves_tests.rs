@@ -209,6 +209,14 @@ fn every_example() -> Vec<Example> {
         }),
         example(Event::FleetFull { max_devices: 10 }),
         example(Event::DeviceEventsDropped { dropped: 2 }),
+        example(Event::AnomalyFound {
+            device_id: "robot_001",
+            sensor_type: "temperature",
+            field: "value",
+            score: 0.97,
+        }),
+        example(Event::AnomalySeriesFull { max_series: 10 }),
+        example(Event::AnomaliesDropped { dropped: 2 }),
         example(Event::DeadLettersReplayed {
             accepted: 3,
             rejected: 2,

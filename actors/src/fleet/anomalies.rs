@@ -1,0 +1,403 @@
+//! Anomaly detection where a device's state lives: its shard scores every numeric field of
+//! each reading it hears, one `Detector` per series (the device, the sensor type, the
+//! field), after the commit, off the ack's path (the pipeline only waits for room in the
+//! shard's mailbox). A score at or above `anomaly.floor` is kept: handed to the store
+//! writer with the fleet's rows, counted and logged.
+//!
+//! Bounds: a device has `anomaly.max_series_per_device` series at most, every device
+//! together `anomaly.max_series` (shared by the shards); a field past either is not scored,
+//! and counted. A field's path is `MAX_FIELD_PATH` bytes and `MAX_DEPTH` keys at most.
+//!
+//! After a restart the detectors start afresh (they relearn during their warm-up); the
+//! scores kept before are in the database.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::anomaly_settings::{AnomalySettings, FieldRule, MAX_DEPTH, MAX_FIELD_PATH};
+use super::quality::SEQ_FIELD;
+use crate::anomaly::Detector;
+use crate::message::format_micros;
+
+/// What every shard's detection shares: the settings, and the series every shard scores.
+#[derive(Debug)]
+pub struct Detection {
+    pub floor: f64,
+    rules: Vec<FieldRule>,
+    max_per_device: usize,
+    max_series: usize,
+    /// Series scored now, every shard together.
+    series: AtomicUsize,
+    /// Whether reaching `max_series` was logged.
+    pub full_logged: AtomicBool,
+}
+
+impl Detection {
+    pub fn new(settings: &AnomalySettings) -> Detection {
+        Detection {
+            floor: settings.floor,
+            rules: settings.rules(),
+            max_per_device: settings.max_series_per_device,
+            max_series: settings.max_series,
+            series: AtomicUsize::new(0),
+            full_logged: AtomicBool::new(false),
+        }
+    }
+
+    pub fn max_series(&self) -> usize {
+        self.max_series
+    }
+
+    pub fn series(&self) -> usize {
+        self.series.load(Ordering::Relaxed)
+    }
+
+    /// Whether the field is scored: named by a rule, or any but `seq` without rules (a
+    /// counter by definition, its gaps are a quality signal of their own).
+    fn wanted(&self, sensor_type: &str, path: &str) -> bool {
+        if self.rules.is_empty() {
+            return path != SEQ_FIELD;
+        }
+        self.rules.iter().any(|r| r.matches(sensor_type, path))
+    }
+
+    /// Takes room for one more series, if every device together has some.
+    fn take_room(&self) -> bool {
+        self.series
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max_series).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+/// One series of a device and its detector.
+struct Series {
+    sensor_type: Box<str>,
+    field: Box<str>,
+    detector: Detector,
+    /// Its latest score.
+    score: f32,
+}
+
+/// A device's series, and its figure: the scores kept since Eliot started, the last one.
+#[derive(Default)]
+pub struct DeviceAnomalies {
+    series: Vec<Series>,
+    kept: u64,
+    last_kept: Option<Found>,
+}
+
+/// A score that reached the floor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub sensor_type: String,
+    pub field: String,
+    /// The reading's time, microseconds.
+    pub ts: i64,
+    pub score: f64,
+}
+
+/// What scoring one reading found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Scored {
+    pub found: Vec<Found>,
+    /// Fields not scored: the device's or the fleet's bound on series was reached.
+    pub untracked: u64,
+    /// Whether this reading reached `anomaly.max_series` for the first time (to log once).
+    pub fleet_full: bool,
+}
+
+impl DeviceAnomalies {
+    /// Scores each numeric field of one reading (`data`, the JSON object as text) with its
+    /// series' detector, starting the series it lacks while there is room.
+    pub fn reading(
+        &mut self,
+        detection: &Detection,
+        sensor_type: &str,
+        ts: i64,
+        data: &str,
+        scored: &mut Scored,
+    ) {
+        let Ok(Value::Object(data)) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        let mut fields = Vec::new();
+        numeric_fields(&data, &mut String::new(), 1, &mut fields);
+        for (path, value) in fields {
+            if !detection.wanted(sensor_type, &path) {
+                continue;
+            }
+            let at = self
+                .series
+                .iter()
+                .position(|s| *s.field == *path && *s.sensor_type == *sensor_type);
+            let series = match at {
+                Some(i) => &mut self.series[i],
+                None => {
+                    if self.series.len() >= detection.max_per_device {
+                        scored.untracked += 1;
+                        continue;
+                    }
+                    if !detection.take_room() {
+                        scored.untracked += 1;
+                        scored.fleet_full |= !detection.full_logged.swap(true, Ordering::Relaxed);
+                        continue;
+                    }
+                    self.series.push(Series {
+                        sensor_type: sensor_type.into(),
+                        field: path.as_str().into(),
+                        detector: Detector::new(),
+                        score: 0.0,
+                    });
+                    self.series.last_mut().expect("just pushed")
+                }
+            };
+            let score = series.detector.score(ts, value).clamp(0.0, 1.0);
+            series.score = score as f32;
+            if score >= detection.floor && score > 0.0 {
+                let found = Found {
+                    sensor_type: sensor_type.to_owned(),
+                    field: path,
+                    ts,
+                    score,
+                };
+                self.kept += 1;
+                self.last_kept = Some(found.clone());
+                scored.found.push(found);
+            }
+        }
+    }
+
+    /// Gives its series' room back (the device is forgotten, or its shard restarts).
+    pub fn release(&self, detection: &Detection) {
+        detection
+            .series
+            .fetch_sub(self.series.len(), Ordering::Relaxed);
+    }
+
+    /// Bytes it holds, all in.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.series.capacity() * std::mem::size_of::<Series>()
+            + self
+                .series
+                .iter()
+                .map(|s| s.sensor_type.len() + s.field.len() + s.detector.heap_bytes())
+                .sum::<usize>()
+    }
+
+    /// The figure handed out with the device's state.
+    pub fn view(&self) -> AnomalyState {
+        AnomalyState {
+            score: self
+                .series
+                .iter()
+                .map(|s| f64::from(s.score))
+                .fold(0.0, f64::max),
+            kept: self.kept,
+            last_kept: self.last_kept.as_ref().map(|f| KeptState {
+                ts: format_micros(f.ts),
+                sensor_type: f.sensor_type.clone(),
+                field: f.field.clone(),
+                score: f.score,
+            }),
+            series: self
+                .series
+                .iter()
+                .map(|s| SeriesState {
+                    sensor_type: s.sensor_type.to_string(),
+                    field: s.field.to_string(),
+                    score: f64::from(s.score),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Every numeric field of `object`, with its dotted path (`depth`: of `object`; deeper
+/// than `MAX_DEPTH` and paths longer than `MAX_FIELD_PATH` are left out).
+fn numeric_fields(
+    object: &serde_json::Map<String, Value>,
+    prefix: &mut String,
+    depth: usize,
+    out: &mut Vec<(String, f64)>,
+) {
+    for (key, value) in object {
+        let len = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(key);
+        if prefix.len() <= MAX_FIELD_PATH {
+            match value {
+                Value::Number(n) => out.extend(n.as_f64().map(|v| (prefix.clone(), v))),
+                Value::Object(inner) if depth < MAX_DEPTH => {
+                    numeric_fields(inner, prefix, depth + 1, out)
+                }
+                _ => {}
+            }
+        }
+        prefix.truncate(len);
+    }
+}
+
+/// A device's anomaly figure, as the fleet hands it out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyState {
+    /// The highest of its series' latest scores, 0 to 1.
+    pub score: f64,
+    /// Scores kept (at or above `anomaly.floor`) since Eliot started.
+    pub kept: u64,
+    /// The last score kept.
+    pub last_kept: Option<KeptState>,
+    /// Each series scored, with its latest score.
+    pub series: Vec<SeriesState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeptState {
+    /// The reading's time.
+    pub ts: String,
+    pub sensor_type: String,
+    pub field: String,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesState {
+    pub sensor_type: String,
+    pub field: String,
+    pub score: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detection(settings: AnomalySettings) -> Detection {
+        Detection::new(&settings)
+    }
+
+    /// A series that is steady (a slow wave with a little noise), then jumps far away.
+    fn feed(device: &mut DeviceAnomalies, detection: &Detection, field: &str) -> Scored {
+        let mut scored = Scored::default();
+        for i in 0..400_i64 {
+            let wave = 20.0 + (i as f64 / 10.0).sin() + 0.01 * ((i * 7919) % 13) as f64;
+            let value = if i == 399 { 500.0 } else { wave };
+            let data = format!("{{\"{field}\":{value},\"unit\":\"C\"}}");
+            device.reading(detection, "temperature", i * 1_000_000, &data, &mut scored);
+        }
+        scored
+    }
+
+    #[test]
+    fn a_jump_far_from_a_steady_series_is_kept_and_the_steady_part_is_not() {
+        let detection = detection(AnomalySettings::for_tests());
+        let mut device = DeviceAnomalies::default();
+        let scored = feed(&mut device, &detection, "value");
+        let kept: Vec<i64> = scored.found.iter().map(|f| f.ts / 1_000_000).collect();
+        assert_eq!(kept.last(), Some(&399), "the jump is kept: {kept:?}");
+        assert!(
+            kept.len() <= 3,
+            "a steady wave keeps (almost) nothing: {kept:?}"
+        );
+        let view = device.view();
+        assert_eq!(view.series.len(), 1, "`unit` is no number");
+        assert_eq!(view.series[0].field, "value");
+        assert!(view.score >= detection.floor);
+        assert_eq!(view.kept, kept.len() as u64);
+        assert_eq!(view.last_kept.unwrap().field, "value");
+        assert_eq!(detection.series(), 1);
+    }
+
+    #[test]
+    fn nested_fields_are_series_of_their_own_and_rules_choose_among_them() {
+        let all = detection(AnomalySettings::for_tests());
+        let mut device = DeviceAnomalies::default();
+        let mut scored = Scored::default();
+        let data = r#"{"gps":{"lat":1.5,"lon":2,"fix":"3d"},"speed":3,"tags":[1,2]}"#;
+        device.reading(&all, "location", 0, data, &mut scored);
+        let mut fields: Vec<String> = device.view().series.into_iter().map(|s| s.field).collect();
+        fields.sort();
+        assert_eq!(fields, ["gps.lat", "gps.lon", "speed"]);
+
+        let chosen = detection(AnomalySettings {
+            fields: vec!["location.gps.lat".into(), "*.speed".into()],
+            ..AnomalySettings::for_tests()
+        });
+        let mut device = DeviceAnomalies::default();
+        device.reading(&chosen, "location", 0, data, &mut scored);
+        device.reading(
+            &chosen,
+            "wheel",
+            0,
+            r#"{"speed":1,"gps":{"lat":1}}"#,
+            &mut scored,
+        );
+        let mut fields: Vec<String> = device
+            .view()
+            .series
+            .into_iter()
+            .map(|s| format!("{}.{}", s.sensor_type, s.field))
+            .collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            ["location.gps.lat", "location.speed", "wheel.speed"]
+        );
+    }
+
+    #[test]
+    fn a_device_and_the_fleet_are_bounded_in_series() {
+        let detection = detection(AnomalySettings {
+            max_series_per_device: 2,
+            max_series: 3,
+            ..AnomalySettings::for_tests()
+        });
+        let many = r#"{"a":1,"b":2,"c":3,"d":4}"#;
+        let mut first = DeviceAnomalies::default();
+        let mut scored = Scored::default();
+        first.reading(&detection, "t", 0, many, &mut scored);
+        assert_eq!((first.view().series.len(), scored.untracked), (2, 2));
+        let mut second = DeviceAnomalies::default();
+        let mut scored = Scored::default();
+        second.reading(&detection, "t", 0, many, &mut scored);
+        assert_eq!(
+            second.view().series.len(),
+            1,
+            "the fleet's third and last series"
+        );
+        assert_eq!(scored.untracked, 3);
+        assert!(scored.fleet_full, "told once, to log");
+        let mut scored = Scored::default();
+        second.reading(&detection, "t", 1, many, &mut scored);
+        assert!(!scored.fleet_full);
+        assert_eq!(detection.series(), 3);
+        first.release(&detection);
+        assert_eq!(
+            detection.series(),
+            1,
+            "a forgotten device gives its room back"
+        );
+    }
+
+    #[test]
+    fn hostile_keys_and_depths_are_not_scored() {
+        let detection = detection(AnomalySettings::for_tests());
+        let long_key = "k".repeat(MAX_FIELD_PATH + 1);
+        let data = format!(r#"{{"{long_key}":1,"a":{{"b":{{"c":{{"d":1,"e":{{"f":2}}}}}}}}}}"#);
+        let mut device = DeviceAnomalies::default();
+        let mut scored = Scored::default();
+        device.reading(&detection, "t", 0, &data, &mut scored);
+        let fields: Vec<String> = device.view().series.into_iter().map(|s| s.field).collect();
+        assert_eq!(fields, ["a.b.c.d"], "too long, and too deep, are left out");
+        for bad in ["not json", "[1,2]", "{\"x\":1e999}"] {
+            device.reading(&detection, "t", 0, bad, &mut scored);
+        }
+        assert!(device.bytes() < 8 * 1024, "{} bytes", device.bytes());
+    }
+}

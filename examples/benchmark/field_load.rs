@@ -13,7 +13,7 @@ use crate::load_shared::Shared;
 use crate::procs::Server;
 use crate::publisher::{self, ConnectionOutcome, ConnectionPlan};
 use crate::sampling::cpu_seconds;
-use crate::telemetry::Device;
+use crate::telemetry::{Device, Sensors};
 
 /// How a field load ends.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +52,8 @@ pub struct FieldLoad {
     /// whole packets. The field has such devices, so the load has them too: a server that
     /// mistimes a packet split across writes closes them (`packet_writer.rs`).
     pub split_every: Option<u32>,
+    /// What the devices' readings are.
+    pub sensors: Sensors,
 }
 
 /// The share of connections that split their writes in the field configurations: every 4th.
@@ -240,7 +242,7 @@ impl FieldLoad {
             .map(|c| {
                 let devices = (c..self.devices)
                     .step_by(connections as usize)
-                    .map(Device::new)
+                    .map(|index| Device::new(index, self.sensors))
                     .collect();
                 let pace = self.rate.map(|rate| {
                     let share = rate / f64::from(connections);

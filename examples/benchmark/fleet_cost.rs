@@ -25,7 +25,7 @@ use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report, Row};
 use crate::sampling::rss_kib;
 use crate::target::{Goal, Target};
-use crate::telemetry::device_id;
+use crate::telemetry::{device_id, Sensors};
 
 /// CPU per message with the fleet, at most this many times that without.
 const TARGET_CPU_RATIO: f64 = 1.05;
@@ -138,6 +138,7 @@ fn cpu_run(programs: &Programs, scale: &FleetScale, config: &Path) -> (f64, f64,
         client_prefix: "fleet-cpu",
         reconnects: false,
         split_every: SPLIT_EVERY,
+        sensors: Sensors::Cycle,
     }
     .run(eliot.addr);
     let used = eliot.cpu_seconds() - before;
@@ -325,6 +326,7 @@ pub fn paced(scale: &FleetScale, rate: f64, duration: Duration, prefix: &'static
         client_prefix: prefix,
         reconnects: false,
         split_every: SPLIT_EVERY,
+        sensors: Sensors::Cycle,
     }
 }
 

@@ -95,6 +95,12 @@
 //!   `GET /api/v1/devices/{id}` p99 while ingesting 50,000 msg/s (target ≤ 10 ms). See
 //!   `fleet_cost.rs`.
 //!
+//! - `anomaly`: what anomaly detection costs, beside the same Eliot with `[anomaly] enabled
+//!   = false` in the same run, every reading a `gps` one (three series per device): the
+//!   ingest rate at the sustained load with detection over without (target ≥ 0.90), the CPU
+//!   it adds per value scored (target ≤ 2 µs), and its memory per series (target ≤ 4 KiB).
+//!   See `anomaly_cost.rs`.
+//!
 //! `paced` and `reads` run `sustained` first: they need its store, on which each of their
 //! runs starts a fresh Eliot (what it acked is committed). Eliot runs on its defaults
 //! (`ELIOT_ENV=dev`, logging at `warning`), never the `test` overlay. `--quick` shrinks every
@@ -109,6 +115,7 @@ mod clients;
 mod drill;
 mod field;
 mod field_load;
+mod anomaly_cost;
 mod fleet_cost;
 mod fleet_reads;
 mod in_flight;
@@ -162,7 +169,7 @@ struct Args {
     eliot_config: Option<std::path::PathBuf>,
     /// Only these configurations (comma-separated): qos1, qos0, chain, drain, upstream, auth,
     /// latency, connections, overload (overload also needs qos1), sustained, paced, reads
-    /// (paced and reads run sustained first), generator, drill, fleet.
+    /// (paced and reads run sustained first), generator, drill, fleet, anomaly.
     #[arg(long, value_delimiter = ',', value_parser = CONFIGURATIONS)]
     only: Vec<String>,
     /// Readings the sustained and drill configurations publish (default 10,000,000; 40,000
@@ -175,7 +182,7 @@ struct Args {
     min_seconds: Option<u64>,
 }
 
-const CONFIGURATIONS: [&str; 15] = [
+const CONFIGURATIONS: [&str; 16] = [
     "qos1",
     "qos0",
     "chain",
@@ -191,6 +198,7 @@ const CONFIGURATIONS: [&str; 15] = [
     "generator",
     "drill",
     "fleet",
+    "anomaly",
 ];
 
 /// The sizes of one benchmark run.
@@ -309,6 +317,15 @@ fn main() {
             fleet_cost::FULL
         };
         fleet_cost::measure(&programs, &scale, runs, &mut report);
+    }
+
+    if wanted("anomaly") {
+        let scale = if args.quick {
+            anomaly_cost::QUICK
+        } else {
+            anomaly_cost::FULL
+        };
+        anomaly_cost::measure(&programs, &scale, runs, &mut report);
     }
 
     if wanted("auth") {

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use crate::field_load::{Disconnect, FieldLoad, LoadOutcome, Until, SPLIT_EVERY};
+use crate::telemetry::Sensors;
 use crate::latency::{over_runs, Percentiles};
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report, Row};
@@ -64,6 +65,7 @@ pub fn measure(
         client_prefix: "paced",
         reconnects: false,
         split_every: SPLIT_EVERY,
+        sensors: Sensors::Cycle,
     };
     let shape = format!(
         "{:.0} msg/s offered by {} devices over {} connections for {} s, QoS 1",

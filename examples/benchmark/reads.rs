@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::field_load::{Disconnect, FieldLoad, Until, SPLIT_EVERY};
+use crate::telemetry::Sensors;
 use crate::latency::ReadRow;
 use crate::procs::{Programs, Server};
 use crate::read_api::{ReadApi, ReadKind, READ_KINDS};
@@ -90,6 +91,7 @@ fn measure_run(programs: &Programs, scale: &ReadsScale, store: &FilledStore) -> 
         client_prefix: "ingest",
         reconnects: false,
         split_every: SPLIT_EVERY,
+        sensors: Sensors::Cycle,
     };
     let addr = eliot.addr;
     let (read, outcome) = std::thread::scope(|s| {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::field_load::{FieldLoad, LoadOutcome, Until, SPLIT_EVERY};
+use crate::telemetry::Sensors;
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report, Row};
 use crate::sampling::RssSampler;
@@ -77,6 +78,7 @@ pub fn load(scale: &SustainedScale) -> FieldLoad {
         client_prefix: "sustained",
         reconnects: false,
         split_every: SPLIT_EVERY,
+        sensors: Sensors::Cycle,
     }
 }
 

@@ -22,6 +22,15 @@ pub fn device_id(index: u32) -> String {
 /// The sensor types a device cycles through, with the shape Eliot checks for each.
 const SENSOR_TYPES: [&str; 3] = ["gps", "temperature", "battery"];
 
+/// What a device's readings are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sensors {
+    /// `gps`, `temperature`, `battery` in turn: 3, 1 and 2 numeric fields.
+    Cycle,
+    /// `gps` only: three numeric fields in every reading (the anomaly cost's load).
+    Gps,
+}
+
 /// One device as a connection publishes for it.
 pub struct Device {
     id: String,
@@ -31,10 +40,11 @@ pub struct Device {
     /// Where it lives, for its GPS readings; its mean temperature.
     home: (f64, f64),
     mean_celsius: f64,
+    sensors: Sensors,
 }
 
 impl Device {
-    pub fn new(index: u32) -> Device {
+    pub fn new(index: u32, sensors: Sensors) -> Device {
         let id = device_id(index);
         // Spread the devices over the map and the thermometer without a generator, away
         // from the ±180° meridian (a wobble past it would be out of range).
@@ -45,6 +55,7 @@ impl Device {
             made: 0,
             home: (spread(7_919, 120) - 60.0, spread(104_729, 359) - 179.0),
             mean_celsius: 5.0 + spread(31, 30),
+            sensors,
         }
     }
 
@@ -52,7 +63,10 @@ impl Device {
     pub fn write_reading(&mut self, clock: &mut Clock, out: &mut String) {
         let n = self.made;
         self.made += 1;
-        let sensor = SENSOR_TYPES[(n % 3) as usize];
+        let sensor = match self.sensors {
+            Sensors::Cycle => SENSOR_TYPES[(n % 3) as usize],
+            Sensors::Gps => SENSOR_TYPES[0],
+        };
         let wobble = ((n / 3) % 100) as f64 / 100.0 - 0.5;
         let _ = write!(out, r#"{{"device_id":"{}","timestamp":""#, self.id);
         clock.stamp(out);
@@ -154,7 +168,7 @@ mod tests {
 
     #[test]
     fn readings_name_their_device_and_cycle_sensor_types() {
-        let mut device = Device::new(42);
+        let mut device = Device::new(42, Sensors::Cycle);
         let mut clock = Clock::default();
         assert_eq!(device.topic, "devices/dev-00042/telemetry");
         let mut timestamps = Vec::new();

@@ -7,7 +7,10 @@
 //!   bound it), in the device's live figure, and in `eliot_anomalies_total`;
 //! - a hostile device whose every message names new numeric fields cannot grow the
 //!   detectors past `anomaly.max_series_per_device`: the rest are counted, not scored,
-//!   and another device is still scored.
+//!   and another device is still scored;
+//! - after kill -9, a device's detectors learn its stored history before they score its
+//!   first reading: a jump sent first thing after the restart is kept (and, started cold
+//!   with `history = 0`, it is not: the history is what sees it).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,6 +33,14 @@ pub fn tests() -> Vec<Trial> {
         trial(
             "anomalies::a_device_naming_ever_new_fields_cannot_grow_the_detectors",
             bounded_series,
+        ),
+        trial(
+            "anomalies::after_kill_9_the_detectors_learn_the_history_and_see_a_jump_at_once",
+            rebuilt_from_history,
+        ),
+        trial(
+            "anomalies::after_kill_9_without_history_the_detectors_start_cold",
+            cold_without_history,
         ),
     ]
 }
@@ -248,4 +259,81 @@ async fn bounded_series() {
         .body;
     assert_eq!(calm_state["anomaly"]["series"][0]["field"], "celsius");
     eliot.terminate();
+}
+
+/// A steady series, Eliot killed (SIGKILL) and started again, then the jump as the first
+/// reading after the restart: with the detectors rebuilt from the device's history the jump
+/// is kept; started cold (`history = 0`) they are still learning and it is not.
+async fn rebuilt_after_kill(history: u32) -> i64 {
+    let data = tempfile::tempdir().unwrap();
+    let config = format!("{CONFIG}history = {history}\n");
+    let eliot = Launch::new(data.path(), own_loopback_addr())
+        .config(&config)
+        .env("ELIOT_API_TOKENS", &api_tokens())
+        .start();
+    let db = eliot.db_path();
+    let mut dev = Device::connect(eliot.addr, "anom-1");
+    let steady = (0..JUMP)
+        .map(|n| {
+            payload(
+                "anom-1",
+                "temperature",
+                n,
+                &format!(r#"{{"celsius":{:.3}}}"#, celsius(n)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dev.publish_all("anom-1", steady, QoS::AtLeastOnce).await,
+        JUMP as usize
+    );
+    // Its state row is written (it was heard before the kill).
+    let row =
+        "SELECT count(*) FROM device_state WHERE device_id = 'anom-1' AND last_seen IS NOT NULL";
+    let heard = eventually_async(Duration::from_secs(20), || async { count(&db, row) == 1 }).await;
+    assert!(heard, "its state row is written");
+    drop(dev);
+    let eliot = eliot.kill9().start();
+    let http = eliot.http;
+    let mut dev = Device::connect(eliot.addr, "anom-1");
+    let jump = payload(
+        "anom-1",
+        "temperature",
+        JUMP,
+        &format!(r#"{{"celsius":{}}}"#, celsius(JUMP)),
+    );
+    assert_eq!(
+        dev.publish_all("anom-1", vec![jump], QoS::AtLeastOnce)
+            .await,
+        1
+    );
+    // Scored once the history came back (or at once, cold): the figure shows the series.
+    let scored = eventually_async(Duration::from_secs(20), || async {
+        let device = api_get(http, "/api/v1/devices/anom-1", READ_TOKEN)
+            .await
+            .body;
+        device["anomaly"]["series"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    assert!(scored, "the reading after the restart is scored");
+    eliot.terminate();
+    let kept = format!(
+        "SELECT count(*) FROM anomalies WHERE device_id = 'anom-1' AND ts = '{}'",
+        written(JUMP)
+    );
+    count(&db, &kept)
+}
+
+async fn rebuilt_from_history() {
+    assert_eq!(rebuilt_after_kill(512).await, 1, "the jump is kept at once");
+}
+
+async fn cold_without_history() {
+    assert_eq!(
+        rebuilt_after_kill(0).await,
+        0,
+        "cold detectors are still learning"
+    );
 }

@@ -8,8 +8,12 @@
 //! together `anomaly.max_series` (shared by the shards); a field past either is not scored,
 //! and counted. A field's path is `MAX_FIELD_PATH` bytes and `MAX_DEPTH` keys at most.
 //!
-//! After a restart the detectors start afresh (they relearn during their warm-up); the
-//! scores kept before are in the database.
+//! After a restart (Eliot's, or the shard's) a device heard before has its detectors
+//! rebuilt from its recent history: at its first reading, its newest stored readings from
+//! before the restart (`anomaly.history`) are read back off the shard's thread and learnt
+//! (their scores are not kept again); the readings that arrive meanwhile wait, at most
+//! `MAX_WAITING`, and are scored once it is done. Should more arrive, or the read fail, the
+//! detectors go on without the history (cold: they learn during their warm-up).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -28,6 +32,8 @@ pub struct Detection {
     rules: Vec<FieldRule>,
     max_per_device: usize,
     max_series: usize,
+    /// Readings of a device read back after a restart (0: none).
+    pub history: usize,
     /// Series scored now, every shard together.
     series: AtomicUsize,
     /// Whether reaching `max_series` was logged.
@@ -41,6 +47,7 @@ impl Detection {
             rules: settings.rules(),
             max_per_device: settings.max_series_per_device,
             max_series: settings.max_series,
+            history: settings.history,
             series: AtomicUsize::new(0),
             full_logged: AtomicBool::new(false),
         }
@@ -88,6 +95,26 @@ pub struct DeviceAnomalies {
     series: Vec<Series>,
     kept: u64,
     last_kept: Option<Found>,
+    /// While its history is read back: the readings that came meanwhile, in order.
+    waiting: Option<Vec<Waiting>>,
+}
+
+/// Readings a device's detectors may hold while their history is read back.
+pub const MAX_WAITING: usize = 1024;
+
+/// A reading that waits for its device's history.
+struct Waiting {
+    sensor_type: Box<str>,
+    ts: i64,
+    data: Box<str>,
+}
+
+/// A reading of a device's history, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Past {
+    pub sensor_type: String,
+    pub ts: i64,
+    pub data: String,
 }
 
 /// A score that reached the floor.
@@ -108,11 +135,22 @@ pub struct Scored {
     pub untracked: u64,
     /// Whether this reading reached `anomaly.max_series` for the first time (to log once).
     pub fleet_full: bool,
+    /// The device's detectors were just made, and wait for its history to be read back.
+    pub wants_history: bool,
 }
 
 impl DeviceAnomalies {
+    /// Detectors waiting for their history: readings are held until `learnt`.
+    pub fn waiting_for_history() -> DeviceAnomalies {
+        DeviceAnomalies {
+            waiting: Some(Vec::new()),
+            ..DeviceAnomalies::default()
+        }
+    }
+
     /// Scores each numeric field of one reading (`data`, the JSON object as text) with its
-    /// series' detector, starting the series it lacks while there is room.
+    /// series' detector, starting the series it lacks while there is room; while the
+    /// history is read back, holds it instead.
     pub fn reading(
         &mut self,
         detection: &Detection,
@@ -120,6 +158,55 @@ impl DeviceAnomalies {
         ts: i64,
         data: &str,
         scored: &mut Scored,
+    ) {
+        if let Some(waiting) = self.waiting.as_mut() {
+            if waiting.len() < MAX_WAITING {
+                waiting.push(Waiting {
+                    sensor_type: sensor_type.into(),
+                    ts,
+                    data: data.into(),
+                });
+                return;
+            }
+            // Too long a wait: on without the history.
+            self.learnt(detection, Vec::new(), scored);
+        }
+        self.score(detection, sensor_type, ts, data, scored, true);
+    }
+
+    /// The history came (oldest first; empty if it could not be read): the detectors learn
+    /// it, keeping no score, then score the readings that waited.
+    pub fn learnt(&mut self, detection: &Detection, history: Vec<Past>, scored: &mut Scored) {
+        let Some(waiting) = self.waiting.take() else {
+            return;
+        };
+        let mut ignored = Scored::default();
+        for past in history {
+            self.score(
+                detection,
+                &past.sensor_type,
+                past.ts,
+                &past.data,
+                &mut ignored,
+                false,
+            );
+        }
+        scored.untracked += ignored.untracked;
+        scored.fleet_full |= ignored.fleet_full;
+        for w in waiting {
+            self.score(detection, &w.sensor_type, w.ts, &w.data, scored, true);
+        }
+    }
+
+    /// Scores one reading; `keep`: the scores at the floor are kept (not for history).
+    fn score(
+        &mut self,
+        detection: &Detection,
+        sensor_type: &str,
+        ts: i64,
+        data: &str,
+        scored: &mut Scored,
+        keep: bool,
     ) {
         let Ok(Value::Object(data)) = serde_json::from_str::<Value>(data) else {
             return;
@@ -157,7 +244,7 @@ impl DeviceAnomalies {
             };
             let score = series.detector.score(ts, value).clamp(0.0, 1.0);
             series.score = score as f32;
-            if score >= detection.floor && score > 0.0 {
+            if keep && score >= detection.floor && score > 0.0 {
                 let found = Found {
                     sensor_type: sensor_type.to_owned(),
                     field: path,
@@ -312,6 +399,54 @@ mod tests {
         assert_eq!(view.kept, kept.len() as u64);
         assert_eq!(view.last_kept.unwrap().field, "value");
         assert_eq!(detection.series(), 1);
+    }
+
+    fn wave(n: i64) -> String {
+        format!("{{\"value\":{}}}", 20.0 + (n as f64 / 10.0).sin())
+    }
+
+    #[test]
+    fn after_a_restart_the_history_is_learnt_before_what_waited_is_scored() {
+        let detection = detection(AnomalySettings::for_tests());
+        let history: Vec<Past> = (0..300)
+            .map(|n| Past {
+                sensor_type: "temperature".into(),
+                ts: n,
+                data: wave(n),
+            })
+            .collect();
+        let jump = r#"{"value":90}"#;
+        let arrive = |device: &mut DeviceAnomalies, scored: &mut Scored| {
+            device.reading(&detection, "temperature", 300, &wave(300), scored);
+            device.reading(&detection, "temperature", 301, jump, scored);
+        };
+
+        let mut rebuilt = DeviceAnomalies::waiting_for_history();
+        let mut scored = Scored::default();
+        arrive(&mut rebuilt, &mut scored);
+        assert!(
+            rebuilt.view().series.is_empty(),
+            "held until the history came"
+        );
+        rebuilt.learnt(&detection, history.clone(), &mut scored);
+        let kept: Vec<i64> = scored.found.iter().map(|f| f.ts).collect();
+        assert_eq!(kept, [301], "the history's own scores are not kept again");
+
+        // Cold, the detectors are still learning: the same jump goes unseen.
+        let mut cold = DeviceAnomalies::default();
+        let mut scored = Scored::default();
+        arrive(&mut cold, &mut scored);
+        assert!(scored.found.is_empty());
+
+        // Too many waiting: on without the history, nothing held back or lost.
+        let mut flooded = DeviceAnomalies::waiting_for_history();
+        let mut scored = Scored::default();
+        for n in 0..=MAX_WAITING as i64 {
+            flooded.reading(&detection, "temperature", n, &wave(n), &mut scored);
+        }
+        assert_eq!(flooded.view().series.len(), 1, "scored cold");
+        flooded.learnt(&detection, history, &mut scored);
+        assert!(flooded.waiting.is_none());
     }
 
     #[test]

@@ -30,7 +30,13 @@ pub struct AnomalySettings {
     /// Kept scores a shard may hold before they are written; past it the oldest go
     /// (counted, like status events).
     pub max_pending: usize,
+    /// After a restart, a device's newest readings from before it read back (at its first
+    /// reading) for its detectors to learn: 0, none (they start cold).
+    pub history: usize,
 }
+
+/// The most readings `history` may read back per device.
+pub const MAX_HISTORY: usize = 10_000;
 
 /// Nested objects a field may be in: `a.b.c.d` at most.
 pub const MAX_DEPTH: usize = 4;
@@ -95,6 +101,11 @@ impl AnomalySettings {
         problems.at_least("max_series_per_device", self.max_series_per_device, 1);
         problems.at_least("max_series", self.max_series, 1);
         problems.at_least("max_pending", self.max_pending, 1);
+        problems.check(
+            self.history <= MAX_HISTORY,
+            "history",
+            &format!("expected at most {MAX_HISTORY}"),
+        );
     }
 
     /// `fields`, parsed (the ones that do not parse were refused by `validate`).
@@ -116,6 +127,7 @@ impl AnomalySettings {
             max_series_per_device: 4,
             max_series: 100,
             max_pending: 100,
+            history: 512,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::feed::{Carrier, CloseConnection, Source};
 use super::*;
 use crate::message::{Origin, Outcome, Reading};
 use crate::observe::Telemetry;
-use crate::store::{Store, StoreSettings, StoreWriter, StoreWriterLinks};
+use crate::store::{Reader, Store, StoreSettings, StoreWriter, StoreWriterLinks};
 use crate::supervision::{
     Breaker, BreakerSettings, HealthMonitor, RestartSettings, Restarts, StoreProgress,
 };
@@ -86,6 +86,7 @@ pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
         progress,
     };
     let db = Store::open(&store_settings).unwrap();
+    let reader = Reader::new(&store_settings, db.memtable());
     let store = StoreWriter::new(store_settings.clone(), db, links, &telemetry).start();
     let quarantine = Arc::new(QuarantineSet::default());
     let tracked = Arc::new(Tracked::default());
@@ -104,6 +105,7 @@ pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
                 max_series: 8,
                 detection: Some(detection.clone()),
                 max_pending_anomalies: 100,
+                reader: reader.clone(),
                 restarts: restarts(&format!("fleet-{index}")),
             };
             FleetShard::new(links, &telemetry).start()

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::anomalies::{Detection, Scored};
+use super::anomalies::{Detection, DeviceAnomalies, Scored};
 use super::feed::{Carrier, Connected, Disconnected, Note, Observed, Source};
 use super::intake::take_in;
 use super::rhythm::Bounds;
@@ -95,13 +95,17 @@ fn score(device: &mut Device, detection: &Detection, note: &Note, scored: &mut S
         let Some(data) = r.data.as_deref() else {
             continue;
         };
-        device.anomalies.get_or_insert_with(Box::default).reading(
-            detection,
-            &r.sensor_type,
-            r.ts,
-            data,
-            scored,
-        );
+        let anomalies = device.anomalies.get_or_insert_with(|| {
+            // Heard before this message, and its detectors made only now: heard before this
+            // start. They learn its history first.
+            if detection.history > 0 && device.last_seen.is_some() {
+                scored.wants_history = true;
+                Box::new(DeviceAnomalies::waiting_for_history())
+            } else {
+                Box::default()
+            }
+        });
+        anomalies.reading(detection, &r.sensor_type, r.ts, data, scored);
     }
 }
 
@@ -358,6 +362,7 @@ impl Handler<Observed> for FleetShard {
         for note in notes {
             self.heard(&source, note, turn);
         }
+        self.read_histories(ctx);
         // Handled: its room in the mailbox is free for the next update.
         drop(room);
         self.arm(ctx);

@@ -21,7 +21,8 @@
 //!   `handle.rs`: what the rest of Eliot asks it (`FleetHandle`).
 //! - `status_topic.rs`: presence from the upstream status topic (wills).
 //! - `anomalies.rs`: each device's anomaly detectors, one per series (a sensor type's
-//!   numeric field), fed every reading the shard hears; the scores that reach the floor.
+//!   numeric field), fed every reading the shard hears; the scores that reach the floor;
+//!   `history.rs`: after a restart, a device's history read back for its detectors.
 //! - `settings.rs`: the `[fleet]` section; `anomaly_settings.rs`: the `[anomaly]` section.
 //!
 //! Presence: a device carried by a connection of the device endpoint is online from the
@@ -37,6 +38,7 @@ mod endings;
 mod feed;
 mod handle;
 mod heard;
+mod history;
 mod intake;
 mod persist;
 mod quality;

@@ -25,6 +25,7 @@ use actix::prelude::*;
 use super::anomalies::{Detection, Scored};
 use super::book::Book;
 use super::endings::Endings;
+use super::history::Histories;
 use super::persist::{device_of, event_row, resume, row_of};
 use super::quarantine::QuarantineSet;
 use super::rhythm::Bounds;
@@ -35,7 +36,7 @@ use super::unsaved::Unsaved;
 use crate::observe::{Event, Telemetry};
 use crate::store::{
     load_device_rows, load_known_ids, open_for_reading, AnomalyRow, EventRow, FleetWrites,
-    PersistFleet, StoreWriter,
+    PersistFleet, Reader, StoreWriter,
 };
 use crate::supervision::Restarts;
 
@@ -62,6 +63,8 @@ pub struct ShardLinks {
     pub detection: Option<Arc<Detection>>,
     /// Kept anomaly scores a shard may hold unwritten (`anomaly.max_pending`).
     pub max_pending_anomalies: usize,
+    /// Where the detectors' history is read back from.
+    pub reader: Reader,
     pub restarts: Restarts,
 }
 
@@ -82,6 +85,9 @@ pub struct FleetShard {
     /// Kept anomaly scores not yet handed over, oldest first.
     anomalies: VecDeque<AnomalyRow>,
     max_pending_anomalies: usize,
+    /// Devices whose detectors wait for their history, and the reads in flight
+    /// (`history.rs`).
+    pub(super) histories: Histories,
     /// Devices deleted, whose rows are to go.
     forgets: Vec<String>,
     /// Who waits for a connection's end; devices forgotten while a connection carried
@@ -131,6 +137,7 @@ impl FleetShard {
             detection: links.detection,
             anomalies: VecDeque::new(),
             max_pending_anomalies: links.max_pending_anomalies,
+            histories: Histories::new(links.reader),
             forgets: Vec::new(),
             endings: Endings::default(),
             writing: false,
@@ -164,6 +171,7 @@ impl FleetShard {
             }
         };
         let now = now_micros();
+        self.histories.loaded(now);
         let mut resumed = Vec::new();
         for row in &rows {
             // Deleted, and its row not removed yet (a restart of the shard alone).
@@ -248,6 +256,11 @@ impl FleetShard {
     /// What scoring a message of the device found: kept scores are logged, counted and
     /// stored with the next hand-over.
     pub(super) fn scored(&mut self, device_id: &str, scored: Scored) {
+        if scored.wants_history {
+            if let Some(id) = self.book.key(device_id) {
+                self.histories.want(id);
+            }
+        }
         let metrics = self.telemetry.metrics();
         metrics.anomaly_series_untracked.inc_by(scored.untracked);
         if scored.fleet_full {
@@ -459,6 +472,7 @@ impl Supervised for FleetShard {
         self.timers.clear();
         self.armed = None;
         self.unsaved.clear();
+        self.histories.clear();
         self.writing = false;
         self.restarts.restarting("stopped".into());
     }

@@ -18,7 +18,7 @@ use crate::fleet::{
 use crate::identity::{AuthMode, TlsSettings};
 use crate::ingest::{Processor, ProcessorSettings, Processors, Rules};
 use crate::observe::Telemetry;
-use crate::store::{Store, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER};
+use crate::store::{Reader, Store, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER};
 use crate::supervision::{
     Breaker, BreakerSettings, Escalation, HealthMonitor, Ping, RestartSettings, Restarts,
     StoreProgress, Watch,
@@ -132,6 +132,7 @@ impl<'a> Children<'a> {
         anomaly: &AnomalySettings,
         store: &StoreSettings,
         store_writer: &Addr<StoreWriter>,
+        reader: &Reader,
     ) -> Fleet {
         let shared = Arc::new(settings.clone());
         let detection = anomaly.enabled.then(|| Arc::new(Detection::new(anomaly)));
@@ -151,6 +152,7 @@ impl<'a> Children<'a> {
                     max_series: store.max_series_per_device,
                     detection: detection.clone(),
                     max_pending_anomalies: anomaly.max_pending,
+                    reader: reader.clone(),
                     restarts: self.restarts(&name),
                 };
                 let t = self.telemetry.clone();

@@ -106,6 +106,7 @@ impl Tree {
                 settings.anomaly,
                 settings.store,
                 &store_writer,
+                &reader,
             )
         });
         let pipeline = Pipeline::new(

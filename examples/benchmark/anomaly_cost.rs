@@ -11,15 +11,10 @@
 //!   detection and without: bytes per series (goal ≤ 4 KiB), beside what a detector says
 //!   it holds (`size_of` and its heap).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use tempfile::TempDir;
-
 use crate::field_load::{FieldLoad, Until, SPLIT_EVERY};
-use crate::procs::{Programs, Server};
+use crate::on_off::{run, Modes, Run};
+use crate::procs::Programs;
 use crate::report::{Figure, Report, Row};
-use crate::sampling::rss_kib;
 use crate::target::{Goal, Target};
 use crate::telemetry::Sensors;
 
@@ -62,40 +57,8 @@ pub const QUICK: AnomalyScale = AnomalyScale {
     memory_readings_each: 20,
 };
 
-/// Eliot's configuration with detection on (its default) or off.
-struct Modes {
-    _dir: TempDir,
-    on: PathBuf,
-    off: PathBuf,
-}
-
-impl Modes {
-    fn new() -> Modes {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let write = |name: &str, enabled: bool| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, format!("[anomaly]\nenabled = {enabled}\n"))
-                .expect("the configuration file can be written");
-            path
-        };
-        let (on, off) = (
-            write("anomaly-on.toml", true),
-            write("anomaly-off.toml", false),
-        );
-        Modes { _dir: dir, on, off }
-    }
-
-    fn config(&self, on: bool) -> &Path {
-        if on {
-            &self.on
-        } else {
-            &self.off
-        }
-    }
-}
-
 pub fn measure(programs: &Programs, scale: &AnomalyScale, runs: usize, report: &mut Report) {
-    let modes = Modes::new();
+    let modes = Modes::new("anomaly");
     eprintln!("Anomaly: ingest and CPU with and without detection ...");
     cpu(programs, scale, runs, &modes, report);
     eprintln!(
@@ -120,29 +83,6 @@ fn load(devices: u32, connections: u32, readings: u64) -> FieldLoad {
         split_every: SPLIT_EVERY,
         sensors: Sensors::Gps,
     }
-}
-
-struct Run {
-    us_per_message: f64,
-    rate: f64,
-    rss_kib: u64,
-}
-
-/// One run of `load` into a fresh store: CPU per acked message, the rate, and the
-/// resident memory once it is done.
-fn run(programs: &Programs, config: &Path, load: FieldLoad) -> (Run, Vec<String>) {
-    let eliot = Server::eliot_configured(programs, Arc::new(tempdir()), config);
-    let before = eliot.cpu_seconds();
-    let outcome = load.run(eliot.addr);
-    let used = eliot.cpu_seconds() - before;
-    // The shards score after the acks: let them finish before memory is read.
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let run = Run {
-        us_per_message: used * 1e6 / outcome.acked.max(1) as f64,
-        rate: outcome.rate(),
-        rss_kib: rss_kib(eliot.pid()),
-    };
-    (run, outcome.problems())
 }
 
 /// Runs each mode `runs` times, alternating: (with detection, without).
@@ -262,8 +202,4 @@ fn memory(
 fn detector_bytes() -> usize {
     let detector = eliot_actors::AnomalyDetector::new();
     std::mem::size_of_val(&detector) + detector.heap_bytes()
-}
-
-fn tempdir() -> TempDir {
-    tempfile::tempdir().expect("a temporary directory")
 }

@@ -13,7 +13,7 @@
 //!   and `GET /api/v1/devices/{id}` of a random known device. Goal: p99 ≤ 10 ms for each
 //!   (`fleet_reads.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use tempfile::TempDir;
 
 use crate::field_load::{FieldLoad, Until, SPLIT_EVERY};
 use crate::fleet_reads;
+use crate::on_off::{run, tempdir, Modes};
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report, Row};
 use crate::sampling::rss_kib;
@@ -77,37 +78,8 @@ pub const QUICK: FleetScale = FleetScale {
     read_for: Duration::from_secs(3),
 };
 
-/// Eliot's configuration with the fleet on (its default) or off.
-pub struct Modes {
-    _dir: TempDir,
-    on: PathBuf,
-    off: PathBuf,
-}
-
-impl Modes {
-    fn new() -> Modes {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let write = |name: &str, enabled: bool| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, format!("[fleet]\nenabled = {enabled}\n"))
-                .expect("the configuration file can be written");
-            path
-        };
-        let (on, off) = (write("fleet-on.toml", true), write("fleet-off.toml", false));
-        Modes { _dir: dir, on, off }
-    }
-
-    pub fn config(&self, fleet: bool) -> &Path {
-        if fleet {
-            &self.on
-        } else {
-            &self.off
-        }
-    }
-}
-
 pub fn measure(programs: &Programs, scale: &FleetScale, runs: usize, report: &mut Report) {
-    let modes = Modes::new();
+    let modes = Modes::new("fleet");
     eprintln!("Fleet: CPU per message with and without ...");
     cpu(programs, scale, runs, &modes, report);
     eprintln!(
@@ -125,9 +97,7 @@ pub fn measure(programs: &Programs, scale: &FleetScale, runs: usize, report: &mu
 
 /// CPU seconds per acked message of one sustained run into a fresh store, and its rate.
 fn cpu_run(programs: &Programs, scale: &FleetScale, config: &Path) -> (f64, f64, Vec<String>) {
-    let eliot = Server::eliot_configured(programs, Arc::new(tempdir()), config);
-    let before = eliot.cpu_seconds();
-    let outcome = FieldLoad {
+    let load = FieldLoad {
         devices: scale.cpu_devices,
         connections: scale.cpu_connections,
         rate: None,
@@ -139,11 +109,9 @@ fn cpu_run(programs: &Programs, scale: &FleetScale, config: &Path) -> (f64, f64,
         reconnects: false,
         split_every: SPLIT_EVERY,
         sensors: Sensors::Cycle,
-    }
-    .run(eliot.addr);
-    let used = eliot.cpu_seconds() - before;
-    let per_message_us = used * 1e6 / outcome.acked.max(1) as f64;
-    (per_message_us, outcome.rate(), outcome.problems())
+    };
+    let (measured, problems) = run(programs, config, load);
+    (measured.us_per_message, measured.rate, problems)
 }
 
 fn cpu(programs: &Programs, scale: &FleetScale, runs: usize, modes: &Modes, report: &mut Report) {
@@ -344,8 +312,4 @@ pub fn wait_ready(eliot: &Server) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("Eliot is not ready after 120 s");
-}
-
-fn tempdir() -> TempDir {
-    tempfile::tempdir().expect("a temporary directory")
 }

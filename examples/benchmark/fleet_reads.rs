@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::fleet_cost::{paced, wait_ready, FleetScale, KnownDevices, Modes};
+use crate::fleet_cost::{paced, wait_ready, FleetScale, KnownDevices};
 use crate::latency::ReadRow;
+use crate::on_off::Modes;
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report};
 use crate::telemetry::device_id;

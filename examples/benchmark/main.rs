@@ -109,13 +109,13 @@
 //! 40,000 readings and 3 s, 2 kills).
 
 mod ack_sink;
+mod anomaly_cost;
 mod auth;
 mod chart;
 mod clients;
 mod drill;
 mod field;
 mod field_load;
-mod anomaly_cost;
 mod fleet_cost;
 mod fleet_reads;
 mod in_flight;
@@ -123,6 +123,7 @@ mod lab;
 mod latency;
 mod load_shared;
 mod mqtt_wire;
+mod on_off;
 mod paced;
 mod pacer;
 mod packet_writer;

@@ -10,12 +10,12 @@
 use std::time::Duration;
 
 use crate::field_load::{Disconnect, FieldLoad, LoadOutcome, Until, SPLIT_EVERY};
-use crate::telemetry::Sensors;
 use crate::latency::{over_runs, Percentiles};
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report, Row};
 use crate::sustained::FilledStore;
 use crate::target::{Goal, Target};
+use crate::telemetry::Sensors;
 
 /// publish→PUBACK p99 at most, ms.
 const TARGET_P99_MS: f64 = 50.0;

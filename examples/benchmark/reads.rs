@@ -8,12 +8,12 @@
 use std::time::{Duration, Instant};
 
 use crate::field_load::{Disconnect, FieldLoad, Until, SPLIT_EVERY};
-use crate::telemetry::Sensors;
 use crate::latency::ReadRow;
 use crate::procs::{Programs, Server};
 use crate::read_api::{ReadApi, ReadKind, READ_KINDS};
 use crate::report::{Figure, Report};
 use crate::sustained::FilledStore;
+use crate::telemetry::Sensors;
 
 /// Read p99 at most, ms, for each kind.
 const TARGET_P99_MS: f64 = 10.0;

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::field_load::{FieldLoad, LoadOutcome, Until, SPLIT_EVERY};
-use crate::telemetry::Sensors;
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report, Row};
 use crate::sampling::RssSampler;
 use crate::sustained_chart;
 use crate::target::{Goal, Target};
+use crate::telemetry::Sensors;
 
 /// Acked msg/s over the last quarter of the readings, at the least.
 pub const TARGET_LAST_QUARTER: f64 = 100_000.0;

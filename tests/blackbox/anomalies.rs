@@ -84,6 +84,20 @@ fn celsius(n: u64) -> f64 {
     }
 }
 
+/// `anom-1`'s temperature reading `n` (`celsius(n)`).
+fn temperature(n: u64) -> String {
+    let data = format!(r#"{{"celsius":{:.3}}}"#, celsius(n));
+    payload("anom-1", "temperature", n, &data)
+}
+
+/// Eliot on `dir` with `config`, and the API's tokens.
+fn start(dir: &std::path::Path, config: &str) -> crate::common::process::EliotProcess {
+    Launch::new(dir, own_loopback_addr())
+        .config(config)
+        .env("ELIOT_API_TOKENS", &api_tokens())
+        .start()
+}
+
 async fn anomalies(http: SocketAddr, query: &str) -> Value {
     let path = format!("/api/v1/devices/anom-1/anomalies{query}");
     let answer = api_get(http, &path, READ_TOKEN).await;
@@ -93,22 +107,10 @@ async fn anomalies(http: SocketAddr, query: &str) -> Value {
 
 async fn a_jump_is_kept() {
     let data = tempfile::tempdir().unwrap();
-    let eliot = Launch::new(data.path(), own_loopback_addr())
-        .config(CONFIG)
-        .env("ELIOT_API_TOKENS", &api_tokens())
-        .start();
+    let eliot = start(data.path(), CONFIG);
     let http = eliot.http;
     let mut dev = Device::connect(eliot.addr, "anom-1");
-    let payloads = (0..=JUMP)
-        .map(|n| {
-            payload(
-                "anom-1",
-                "temperature",
-                n,
-                &format!(r#"{{"celsius":{:.3}}}"#, celsius(n)),
-            )
-        })
-        .collect();
+    let payloads = (0..=JUMP).map(temperature).collect();
     let sent = JUMP as usize + 1;
     assert_eq!(
         dev.publish_all("anom-1", payloads, QoS::AtLeastOnce).await,
@@ -196,10 +198,7 @@ async fn a_jump_is_kept() {
 
 async fn bounded_series() {
     let data = tempfile::tempdir().unwrap();
-    let eliot = Launch::new(data.path(), own_loopback_addr())
-        .config(CONFIG)
-        .env("ELIOT_API_TOKENS", &api_tokens())
-        .start();
+    let eliot = start(data.path(), CONFIG);
     let http = eliot.http;
     let mut hostile = Device::connect(eliot.addr, "anom-greedy");
     // Each message names ten fields never seen before, one of them nested deep, one with a
@@ -267,22 +266,10 @@ async fn bounded_series() {
 async fn rebuilt_after_kill(history: u32) -> i64 {
     let data = tempfile::tempdir().unwrap();
     let config = format!("{CONFIG}history = {history}\n");
-    let eliot = Launch::new(data.path(), own_loopback_addr())
-        .config(&config)
-        .env("ELIOT_API_TOKENS", &api_tokens())
-        .start();
+    let eliot = start(data.path(), &config);
     let db = eliot.db_path();
     let mut dev = Device::connect(eliot.addr, "anom-1");
-    let steady = (0..JUMP)
-        .map(|n| {
-            payload(
-                "anom-1",
-                "temperature",
-                n,
-                &format!(r#"{{"celsius":{:.3}}}"#, celsius(n)),
-            )
-        })
-        .collect();
+    let steady = (0..JUMP).map(temperature).collect();
     assert_eq!(
         dev.publish_all("anom-1", steady, QoS::AtLeastOnce).await,
         JUMP as usize
@@ -296,12 +283,7 @@ async fn rebuilt_after_kill(history: u32) -> i64 {
     let eliot = eliot.kill9().start();
     let http = eliot.http;
     let mut dev = Device::connect(eliot.addr, "anom-1");
-    let jump = payload(
-        "anom-1",
-        "temperature",
-        JUMP,
-        &format!(r#"{{"celsius":{}}}"#, celsius(JUMP)),
-    );
+    let jump = temperature(JUMP);
     assert_eq!(
         dev.publish_all("anom-1", vec![jump], QoS::AtLeastOnce)
             .await,

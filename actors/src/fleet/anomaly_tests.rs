@@ -3,33 +3,20 @@
 //! reads it back, the device's figure shows it, and a forgotten device gives its series'
 //! room back.
 
-use super::handle_tests::{start, until};
+use super::handle_tests::{one_reading, start, until};
 use super::*;
-use crate::message::{Origin, Outcome, Reading};
+use crate::message::Outcome;
 use crate::store::AnomalyQuery;
 
 /// One reading of `device`'s temperature, `n` seconds after a fixed start.
 fn temperature(device: &str, n: i64, value: f64) -> Outcome {
-    let received = time::OffsetDateTime::now_utc();
     let ts = time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_700_000_000 + n);
-    Outcome::Accepted {
-        readings: vec![Reading {
-            device_id: device.into(),
-            sensor_type: "temperature".into(),
-            ts: crate::message::format_utc(ts),
-            data: format!(r#"{{"value":{value},"seq":{n}}}"#),
-            received_at: crate::message::format_utc(received),
-        }],
-        origin: Origin {
-            topic: format!("devices/{device}/telemetry"),
-            payload: bytes::Bytes::from_static(b"{}"),
-            client_id: device.into(),
-            device_id: Some(device.into()),
-            received_at: received,
-            redelivered: false,
-            replay_of: None,
-        },
-    }
+    one_reading(
+        device,
+        "temperature",
+        ts,
+        format!(r#"{{"value":{value},"seq":{n}}}"#),
+    )
 }
 
 #[actix::test]

@@ -127,15 +127,24 @@ pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
 
 pub(super) fn accepted(device: &str, second: i64) -> Outcome {
     let received = time::OffsetDateTime::now_utc();
-    let ts = crate::message::format_utc(
-        received - time::Duration::seconds(1) + time::Duration::milliseconds(second),
-    );
+    let ts = received - time::Duration::seconds(1) + time::Duration::milliseconds(second);
+    one_reading(device, "gps", ts, format!(r#"{{"seq":{second}}}"#))
+}
+
+/// A message of one reading of `device`'s `sensor_type`, received now.
+pub(super) fn one_reading(
+    device: &str,
+    sensor_type: &str,
+    ts: time::OffsetDateTime,
+    data: String,
+) -> Outcome {
+    let received = time::OffsetDateTime::now_utc();
     Outcome::Accepted {
         readings: vec![Reading {
             device_id: device.into(),
-            sensor_type: "gps".into(),
-            ts,
-            data: format!(r#"{{"seq":{second}}}"#),
+            sensor_type: sensor_type.into(),
+            ts: crate::message::format_utc(ts),
+            data,
             received_at: crate::message::format_utc(received),
         }],
         origin: Origin {

@@ -58,7 +58,7 @@ pub const QUICK: AnomalyScale = AnomalyScale {
 };
 
 pub fn measure(programs: &Programs, scale: &AnomalyScale, runs: usize, report: &mut Report) {
-    let modes = Modes::new("anomaly");
+    let modes = Modes::new("anomaly", "");
     eprintln!("Anomaly: ingest and CPU with and without detection ...");
     cpu(programs, scale, runs, &modes, report);
     eprintln!(

@@ -79,7 +79,9 @@ pub const QUICK: FleetScale = FleetScale {
 };
 
 pub fn measure(programs: &Programs, scale: &FleetScale, runs: usize, report: &mut Report) {
-    let modes = Modes::new("fleet");
+    // The live device state alone: anomaly detection, which runs in the fleet, has a
+    // configuration of its own (`anomaly_cost.rs`).
+    let modes = Modes::new("fleet", "[anomaly]\nenabled = false\n");
     eprintln!("Fleet: CPU per message with and without ...");
     cpu(programs, scale, runs, &modes, report);
     eprintln!(

@@ -19,12 +19,12 @@ pub struct Modes {
 }
 
 impl Modes {
-    /// The two files for `[section] enabled = true|false`.
-    pub fn new(section: &str) -> Modes {
+    /// The two files for `[section] enabled = true|false`, each followed by `also`.
+    pub fn new(section: &str, also: &str) -> Modes {
         let dir = tempdir();
         let write = |enabled: bool| {
             let path = dir.path().join(format!("{section}-{enabled}.toml"));
-            std::fs::write(&path, format!("[{section}]\nenabled = {enabled}\n"))
+            std::fs::write(&path, format!("[{section}]\nenabled = {enabled}\n{also}"))
                 .expect("the configuration file can be written");
             path
         };

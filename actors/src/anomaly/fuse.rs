@@ -4,6 +4,10 @@
 const RECORD_HALF: f64 = 0.1;
 /// The same for the smoothed value, whose records are weaker evidence (bursts of noise).
 const SMOOTH_RECORD_HALF: f64 = 0.2;
+/// The same for a record of the residual from the hour's usual level, and the highest
+/// score it alone can reach.
+const DAILY_HALF: f64 = 0.3;
+const DAILY_WEIGHT: f64 = 0.7;
 /// Surprise (in mean absolute deviations) below which a new shape scores nothing, and the
 /// scale over which its score approaches its ceiling.
 const SHAPE_FROM: f64 = 4.0;
@@ -16,9 +20,9 @@ const ALARM: f64 = 0.1;
 /// Values after an alarm during which only a clearly stronger score is reported.
 const REST: u64 = 100;
 
-/// The score in [0, 1] from the excess of the value and of the smoothed value over their
-/// ranges (in spans) and the surprise of the shape.
-pub(super) fn fuse(record: f64, smooth_record: f64, shape: f64) -> f64 {
+/// The score in [0, 1] from the excess of the value, of the smoothed value and of the
+/// residual from the hour's level over their ranges (in spans) and the surprise of the shape.
+pub(super) fn fuse(record: f64, smooth_record: f64, daily: f64, shape: f64) -> f64 {
     let from_records = |excess: f64, half: f64| excess / (excess + half);
     let from_shape = if shape > SHAPE_FROM {
         SHAPE_WEIGHT * (1.0 - (-(shape - SHAPE_FROM) / SHAPE_SCALE).exp())
@@ -27,6 +31,7 @@ pub(super) fn fuse(record: f64, smooth_record: f64, shape: f64) -> f64 {
     };
     let score = from_records(record, RECORD_HALF)
         .max(from_records(smooth_record, SMOOTH_RECORD_HALF))
+        .max(DAILY_WEIGHT * from_records(daily, DAILY_HALF))
         .max(from_shape);
     if score.is_finite() {
         score.clamp(0.0, 1.0)

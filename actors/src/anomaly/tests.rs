@@ -219,3 +219,50 @@ fn fits_the_memory_budget() {
     let total = std::mem::size_of::<Detector>() + detector.heap_bytes();
     assert!(total <= 4096, "{total} bytes per series");
 }
+
+/// Readings every five minutes for `days` days: a daily sine (low at 18:00 UTC) with noise.
+fn daily(days: usize, seed: u64) -> Vec<(i64, f64)> {
+    let mut noise = Noise(seed);
+    let step = 300_000_000i64;
+    let per_day = 288;
+    (0..days * per_day)
+        .map(|i| {
+            let phase = (i % per_day) as f64 / per_day as f64 * std::f64::consts::TAU;
+            (
+                1_400_000_000_000_000 + i as i64 * step,
+                50.0 + 10.0 * phase.sin() + 0.5 * noise.normal(),
+            )
+        })
+        .collect()
+}
+
+fn run_timed(series: &[(i64, f64)]) -> Vec<f64> {
+    let mut detector = Detector::new();
+    series.iter().map(|&(t, v)| detector.score(t, v)).collect()
+}
+
+#[test]
+fn value_unusual_for_its_hour() {
+    // On day 10 the evening low does not come: from 17:00 to 19:00 the series stays at its
+    // daily mean, a value it shows twice every day, in a shape it shows every day.
+    let mut series = daily(14, 10);
+    let at = 10 * 288 + 17 * 12;
+    for (_, v) in &mut series[at..at + 24] {
+        *v = 50.0;
+    }
+    let scores = run_timed(&series);
+    let quiet = max(&scores[2 * 288..at]);
+    let event = max(&scores[at..at + 24]);
+    assert!(quiet < FLOOR, "quiet part scored {quiet}");
+    assert!(event >= FLOOR, "missing daily low scored only {event}");
+}
+
+#[test]
+fn timestamps_without_a_rhythm_change_nothing_essential() {
+    // All readings at one instant: the hour's level is a plain running level.
+    let mut series = seasonal(2000, 100.0, 11);
+    series[1500] += 40.0;
+    let mut detector = Detector::new();
+    let scores: Vec<f64> = series.iter().map(|&v| detector.score(0, v)).collect();
+    assert_detected(&scores, 1500, 1);
+}

@@ -18,9 +18,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::anomaly_settings::{AnomalySettings, FieldRule, MAX_DEPTH, MAX_FIELD_PATH};
+use super::numeric_fields::numeric_fields;
 use super::quality::SEQ_FIELD;
 use crate::anomaly::Detector;
 use crate::message::format_micros;
@@ -208,14 +208,9 @@ impl DeviceAnomalies {
         scored: &mut Scored,
         keep: bool,
     ) {
-        let Ok(Value::Object(data)) = serde_json::from_str::<Value>(data) else {
-            return;
-        };
-        let mut fields = Vec::new();
-        numeric_fields(&data, &mut String::new(), 1, &mut fields);
-        for (path, value) in fields {
-            if !detection.wanted(sensor_type, &path) {
-                continue;
+        let mut each = |path: &str, value: f64| {
+            if !detection.wanted(sensor_type, path) {
+                return;
             }
             let at = self
                 .series
@@ -226,16 +221,16 @@ impl DeviceAnomalies {
                 None => {
                     if self.series.len() >= detection.max_per_device {
                         scored.untracked += 1;
-                        continue;
+                        return;
                     }
                     if !detection.take_room() {
                         scored.untracked += 1;
                         scored.fleet_full |= !detection.full_logged.swap(true, Ordering::Relaxed);
-                        continue;
+                        return;
                     }
                     self.series.push(Series {
                         sensor_type: sensor_type.into(),
-                        field: path.as_str().into(),
+                        field: path.into(),
                         detector: Detector::new(),
                         score: 0.0,
                     });
@@ -247,7 +242,7 @@ impl DeviceAnomalies {
             if keep && score >= detection.floor && score > 0.0 {
                 let found = Found {
                     sensor_type: sensor_type.to_owned(),
-                    field: path,
+                    field: path.to_owned(),
                     ts,
                     score,
                 };
@@ -255,7 +250,8 @@ impl DeviceAnomalies {
                 self.last_kept = Some(found.clone());
                 scored.found.push(found);
             }
-        }
+        };
+        numeric_fields(data, MAX_DEPTH, MAX_FIELD_PATH, &mut each);
     }
 
     /// Gives its series' room back (the device is forgotten, or its shard restarts).
@@ -302,33 +298,6 @@ impl DeviceAnomalies {
                 })
                 .collect(),
         }
-    }
-}
-
-/// Every numeric field of `object`, with its dotted path (`depth`: of `object`; deeper
-/// than `MAX_DEPTH` and paths longer than `MAX_FIELD_PATH` are left out).
-fn numeric_fields(
-    object: &serde_json::Map<String, Value>,
-    prefix: &mut String,
-    depth: usize,
-    out: &mut Vec<(String, f64)>,
-) {
-    for (key, value) in object {
-        let len = prefix.len();
-        if !prefix.is_empty() {
-            prefix.push('.');
-        }
-        prefix.push_str(key);
-        if prefix.len() <= MAX_FIELD_PATH {
-            match value {
-                Value::Number(n) => out.extend(n.as_f64().map(|v| (prefix.clone(), v))),
-                Value::Object(inner) if depth < MAX_DEPTH => {
-                    numeric_fields(inner, prefix, depth + 1, out)
-                }
-                _ => {}
-            }
-        }
-        prefix.truncate(len);
     }
 }
 

@@ -38,6 +38,7 @@ mod endings;
 mod feed;
 mod handle;
 mod heard;
+mod numeric_fields;
 mod history;
 mod intake;
 mod persist;

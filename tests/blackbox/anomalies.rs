@@ -173,6 +173,10 @@ async fn a_jump_is_kept() {
         written(JUMP)
     );
     assert_eq!(count(&db, &sql), 1);
+    // Its key finds its reading, as docs/schema.md's join does, received when it was.
+    let joined = "SELECT count(*) FROM anomalies a JOIN readings r \
+                  USING (device_id, sensor_type, ts) WHERE a.received_at = r.received_at";
+    assert_eq!(count(&db, joined), all.len() as i64);
     let stored = count(
         &db,
         "SELECT count(*) FROM readings WHERE device_id = 'anom-1'",

@@ -106,6 +106,7 @@ pub const MAX_WAITING: usize = 1024;
 struct Waiting {
     sensor_type: Box<str>,
     ts: i64,
+    received_at: i64,
     data: Box<str>,
 }
 
@@ -125,6 +126,8 @@ pub struct Found {
     /// The reading's time, microseconds.
     pub ts: i64,
     pub score: f64,
+    /// When the reading was received, microseconds.
+    pub received_at: i64,
 }
 
 /// What scoring one reading found.
@@ -148,14 +151,14 @@ impl DeviceAnomalies {
         }
     }
 
-    /// Scores each numeric field of one reading (`data`, the JSON object as text) with its
-    /// series' detector, starting the series it lacks while there is room; while the
-    /// history is read back, holds it instead.
+    /// Scores each numeric field of one reading (`data`, the JSON object as text; `ts` and
+    /// `received_at` its times) with its series' detector, starting the series it lacks
+    /// while there is room; while the history is read back, holds it instead.
     pub fn reading(
         &mut self,
         detection: &Detection,
         sensor_type: &str,
-        ts: i64,
+        (ts, received_at): (i64, i64),
         data: &str,
         scored: &mut Scored,
     ) {
@@ -164,6 +167,7 @@ impl DeviceAnomalies {
                 waiting.push(Waiting {
                     sensor_type: sensor_type.into(),
                     ts,
+                    received_at,
                     data: data.into(),
                 });
                 return;
@@ -171,7 +175,14 @@ impl DeviceAnomalies {
             // Too long a wait: on without the history.
             self.learnt(detection, Vec::new(), scored);
         }
-        self.score(detection, sensor_type, ts, data, scored, true);
+        self.score(
+            detection,
+            sensor_type,
+            (ts, received_at),
+            data,
+            scored,
+            true,
+        );
     }
 
     /// The history came (oldest first; empty if it could not be read): the detectors learn
@@ -182,10 +193,11 @@ impl DeviceAnomalies {
         };
         let mut ignored = Scored::default();
         for past in history {
+            let times = (past.ts, 0);
             self.score(
                 detection,
                 &past.sensor_type,
-                past.ts,
+                times,
                 &past.data,
                 &mut ignored,
                 false,
@@ -194,7 +206,8 @@ impl DeviceAnomalies {
         scored.untracked += ignored.untracked;
         scored.fleet_full |= ignored.fleet_full;
         for w in waiting {
-            self.score(detection, &w.sensor_type, w.ts, &w.data, scored, true);
+            let times = (w.ts, w.received_at);
+            self.score(detection, &w.sensor_type, times, &w.data, scored, true);
         }
     }
 
@@ -203,7 +216,7 @@ impl DeviceAnomalies {
         &mut self,
         detection: &Detection,
         sensor_type: &str,
-        ts: i64,
+        (ts, received_at): (i64, i64),
         data: &str,
         scored: &mut Scored,
         keep: bool,
@@ -245,6 +258,7 @@ impl DeviceAnomalies {
                     field: path.to_owned(),
                     ts,
                     score,
+                    received_at,
                 };
                 self.kept += 1;
                 self.last_kept = Some(found.clone());
@@ -345,7 +359,13 @@ mod tests {
             let wave = 20.0 + (i as f64 / 10.0).sin() + 0.01 * ((i * 7919) % 13) as f64;
             let value = if i == 399 { 500.0 } else { wave };
             let data = format!("{{\"{field}\":{value},\"unit\":\"C\"}}");
-            device.reading(detection, "temperature", i * 1_000_000, &data, &mut scored);
+            device.reading(
+                detection,
+                "temperature",
+                (i * 1_000_000, 0),
+                &data,
+                &mut scored,
+            );
         }
         scored
     }
@@ -386,8 +406,8 @@ mod tests {
             .collect();
         let jump = r#"{"value":90}"#;
         let arrive = |device: &mut DeviceAnomalies, scored: &mut Scored| {
-            device.reading(&detection, "temperature", 300, &wave(300), scored);
-            device.reading(&detection, "temperature", 301, jump, scored);
+            device.reading(&detection, "temperature", (300, 0), &wave(300), scored);
+            device.reading(&detection, "temperature", (301, 0), jump, scored);
         };
 
         let mut rebuilt = DeviceAnomalies::waiting_for_history();
@@ -411,7 +431,7 @@ mod tests {
         let mut flooded = DeviceAnomalies::waiting_for_history();
         let mut scored = Scored::default();
         for n in 0..=MAX_WAITING as i64 {
-            flooded.reading(&detection, "temperature", n, &wave(n), &mut scored);
+            flooded.reading(&detection, "temperature", (n, 0), &wave(n), &mut scored);
         }
         assert_eq!(flooded.view().series.len(), 1, "scored cold");
         flooded.learnt(&detection, history, &mut scored);
@@ -424,7 +444,7 @@ mod tests {
         let mut device = DeviceAnomalies::default();
         let mut scored = Scored::default();
         let data = r#"{"gps":{"lat":1.5,"lon":2,"fix":"3d"},"speed":3,"tags":[1,2]}"#;
-        device.reading(&all, "location", 0, data, &mut scored);
+        device.reading(&all, "location", (0, 0), data, &mut scored);
         let mut fields: Vec<String> = device.view().series.into_iter().map(|s| s.field).collect();
         fields.sort();
         assert_eq!(fields, ["gps.lat", "gps.lon", "speed"]);
@@ -434,14 +454,9 @@ mod tests {
             ..AnomalySettings::for_tests()
         });
         let mut device = DeviceAnomalies::default();
-        device.reading(&chosen, "location", 0, data, &mut scored);
-        device.reading(
-            &chosen,
-            "wheel",
-            0,
-            r#"{"speed":1,"gps":{"lat":1}}"#,
-            &mut scored,
-        );
+        device.reading(&chosen, "location", (0, 0), data, &mut scored);
+        let wheel = r#"{"speed":1,"gps":{"lat":1}}"#;
+        device.reading(&chosen, "wheel", (0, 0), wheel, &mut scored);
         let mut fields: Vec<String> = device
             .view()
             .series
@@ -465,11 +480,11 @@ mod tests {
         let many = r#"{"a":1,"b":2,"c":3,"d":4}"#;
         let mut first = DeviceAnomalies::default();
         let mut scored = Scored::default();
-        first.reading(&detection, "t", 0, many, &mut scored);
+        first.reading(&detection, "t", (0, 0), many, &mut scored);
         assert_eq!((first.view().series.len(), scored.untracked), (2, 2));
         let mut second = DeviceAnomalies::default();
         let mut scored = Scored::default();
-        second.reading(&detection, "t", 0, many, &mut scored);
+        second.reading(&detection, "t", (0, 0), many, &mut scored);
         assert_eq!(
             second.view().series.len(),
             1,
@@ -478,7 +493,7 @@ mod tests {
         assert_eq!(scored.untracked, 3);
         assert!(scored.fleet_full, "told once, to log");
         let mut scored = Scored::default();
-        second.reading(&detection, "t", 1, many, &mut scored);
+        second.reading(&detection, "t", (1, 0), many, &mut scored);
         assert!(!scored.fleet_full);
         assert_eq!(detection.series(), 3);
         first.release(&detection);
@@ -496,11 +511,11 @@ mod tests {
         let data = format!(r#"{{"{long_key}":1,"a":{{"b":{{"c":{{"d":1,"e":{{"f":2}}}}}}}}}}"#);
         let mut device = DeviceAnomalies::default();
         let mut scored = Scored::default();
-        device.reading(&detection, "t", 0, &data, &mut scored);
+        device.reading(&detection, "t", (0, 0), &data, &mut scored);
         let fields: Vec<String> = device.view().series.into_iter().map(|s| s.field).collect();
         assert_eq!(fields, ["a.b.c.d"], "too long, and too deep, are left out");
         for bad in ["not json", "[1,2]", "{\"x\":1e999}"] {
-            device.reading(&detection, "t", 0, bad, &mut scored);
+            device.reading(&detection, "t", (0, 0), bad, &mut scored);
         }
         assert!(device.bytes() < 8 * 1024, "{} bytes", device.bytes());
     }

@@ -105,7 +105,8 @@ fn score(device: &mut Device, detection: &Detection, note: &Note, scored: &mut S
                 Box::default()
             }
         });
-        anomalies.reading(detection, &r.sensor_type, r.ts, data, scored);
+        let times = (r.ts, note.received_at);
+        anomalies.reading(detection, &r.sensor_type, times, data, scored);
     }
 }
 

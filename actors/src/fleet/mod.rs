@@ -22,7 +22,8 @@
 //! - `status_topic.rs`: presence from the upstream status topic (wills).
 //! - `anomalies.rs`: each device's anomaly detectors, one per series (a sensor type's
 //!   numeric field), fed every reading the shard hears; the scores that reach the floor;
-//!   `history.rs`: after a restart, a device's history read back for its detectors.
+//!   `history.rs`: after a restart, a device's history read back for its detectors;
+//!   `scores.rs`: what the shard does with the scores kept.
 //! - `settings.rs`: the `[fleet]` section; `anomaly_settings.rs`: the `[anomaly]` section.
 //!
 //! Presence: a device carried by a connection of the device endpoint is online from the
@@ -38,14 +39,15 @@ mod endings;
 mod feed;
 mod handle;
 mod heard;
-mod numeric_fields;
 mod history;
 mod intake;
+mod numeric_fields;
 mod persist;
 mod quality;
 mod quarantine;
 mod requests;
 mod rhythm;
+mod scores;
 mod settings;
 mod shard;
 mod state;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::anomalies::{Detection, Scored};
+use super::anomalies::Detection;
 use super::book::Book;
 use super::endings::Endings;
 use super::history::Histories;
@@ -82,9 +82,9 @@ pub struct FleetShard {
     /// Status events not yet handed over, oldest first.
     events: VecDeque<EventRow>,
     pub(super) detection: Option<Arc<Detection>>,
-    /// Kept anomaly scores not yet handed over, oldest first.
-    anomalies: VecDeque<AnomalyRow>,
-    max_pending_anomalies: usize,
+    /// Kept anomaly scores not yet handed over, oldest first (`scores.rs`).
+    pub(super) anomalies: VecDeque<AnomalyRow>,
+    pub(super) max_pending_anomalies: usize,
     /// Devices whose detectors wait for their history, and the reads in flight
     /// (`history.rs`).
     pub(super) histories: Histories,
@@ -250,48 +250,6 @@ impl FleetShard {
         let first = self.book.update(id, Device::progress_unsaved);
         if first == Some(true) {
             self.unsaved.progressed(id.clone(), now_micros());
-        }
-    }
-
-    /// What scoring a message of the device found: kept scores are logged, counted and
-    /// stored with the next hand-over.
-    pub(super) fn scored(&mut self, device_id: &str, scored: Scored) {
-        if scored.wants_history {
-            if let Some(id) = self.book.key(device_id) {
-                self.histories.want(id);
-            }
-        }
-        let metrics = self.telemetry.metrics();
-        metrics.anomaly_series_untracked.inc_by(scored.untracked);
-        if scored.fleet_full {
-            if let Some(detection) = &self.detection {
-                Event::AnomalySeriesFull {
-                    max_series: detection.max_series(),
-                }
-                .emit(&self.telemetry);
-            }
-        }
-        for found in scored.found {
-            Event::AnomalyFound {
-                device_id,
-                sensor_type: &found.sensor_type,
-                field: &found.field,
-                score: found.score,
-            }
-            .emit(&self.telemetry);
-            if self.anomalies.len() >= self.max_pending_anomalies {
-                self.anomalies.pop_front();
-                Event::AnomaliesDropped { dropped: 1 }.emit(&self.telemetry);
-            }
-            self.anomalies.push_back(AnomalyRow {
-                id: 0,
-                device_id: device_id.to_owned(),
-                sensor_type: found.sensor_type,
-                ts: found.ts,
-                field: found.field,
-                score: found.score,
-                received_at: now_micros(),
-            });
         }
     }
 

@@ -13,6 +13,18 @@ const GAIN: f64 = 0.05;
 /// Values an hour must have shown before its residuals count.
 const MIN_VALUES: u32 = 4;
 
+/// Counts from which `1 / count` is at most `GAIN` (1/20 is `GAIN` exactly).
+const GAIN_FROM: u32 = 20;
+
+/// `max(1 / count, GAIN)`, without the division once it is `GAIN`.
+fn gain(count: u32) -> f64 {
+    if count >= GAIN_FROM {
+        GAIN
+    } else {
+        (1.0 / f64::from(count)).max(GAIN)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Daily {
     level: [f64; HOURS],
@@ -45,7 +57,7 @@ impl Daily {
         }
         let count = count.saturating_add(1);
         self.count[hour] = count;
-        *level += (1.0 / f64::from(count)).max(GAIN) * (value - *level);
+        *level += gain(count) * (value - *level);
         excess
     }
 }

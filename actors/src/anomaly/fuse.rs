@@ -23,7 +23,14 @@ const REST: u64 = 100;
 /// The score in [0, 1] from the excess of the value, of the smoothed value and of the
 /// residual from the hour's level over their ranges (in spans) and the surprise of the shape.
 pub(super) fn fuse(record: f64, smooth_record: f64, daily: f64, shape: f64) -> f64 {
-    let from_records = |excess: f64, half: f64| excess / (excess + half);
+    // `excess / (excess + half)`, without the division for the usual zero (same zero).
+    let from_records = |excess: f64, half: f64| {
+        if excess == 0.0 {
+            excess
+        } else {
+            excess / (excess + half)
+        }
+    };
     let from_shape = if shape > SHAPE_FROM {
         SHAPE_WEIGHT * (1.0 - (-(shape - SHAPE_FROM) / SHAPE_SCALE).exp())
     } else {

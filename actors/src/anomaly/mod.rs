@@ -35,6 +35,10 @@
 //! 58 series) the best floor is 0.13 for the standard and low-false-negative profiles
 //! (standard score 69.2) and 0.15 for the low-false-positive one; raise it to trade
 //! missed events for fewer false alarms.
+//!
+//! Cost: about 0.1 µs of CPU per value (NAB example, x86-64 without AVX), most of it the
+//! search of the nearest of the 32 prototypes, which is branch-free and vectorised; and
+//! 2,696 bytes per series (`size_of::<Detector>()` plus one fixed heap block).
 
 mod art;
 mod daily;

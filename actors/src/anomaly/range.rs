@@ -6,8 +6,10 @@ pub(super) const LIMIT: f64 = 1e300;
 /// Lowest and highest value seen so far.
 #[derive(Debug, Clone)]
 pub(super) struct Range {
-    pub lo: f64,
-    pub hi: f64,
+    lo: f64,
+    hi: f64,
+    /// `width()` of `lo..hi`, kept up to date by `learn` (the range changes rarely).
+    span: f64,
 }
 
 impl Range {
@@ -15,6 +17,7 @@ impl Range {
         Self {
             lo: f64::INFINITY,
             hi: f64::NEG_INFINITY,
+            span: 1.0,
         }
     }
 
@@ -24,6 +27,10 @@ impl Range {
 
     /// The width used to scale distances: never zero, never infinite.
     pub fn span(&self) -> f64 {
+        self.span
+    }
+
+    fn width(&self) -> f64 {
         if self.is_empty() {
             return 1.0;
         }
@@ -38,11 +45,21 @@ impl Range {
             return 0.0;
         }
         let outside = (value - self.hi).max(self.lo - value).max(0.0);
-        outside / self.span()
+        if outside == 0.0 {
+            // Inside, the usual case: `outside / span` without the division (same zero).
+            return outside;
+        }
+        outside / self.span
     }
 
+    /// Learns `value` (not NaN).
     pub fn learn(&mut self, value: f64) {
-        self.lo = self.lo.min(value);
-        self.hi = self.hi.max(value);
+        let lo = self.lo.min(value);
+        let hi = self.hi.max(value);
+        if lo.to_bits() != self.lo.to_bits() || hi.to_bits() != self.hi.to_bits() {
+            self.lo = lo;
+            self.hi = hi;
+            self.span = self.width();
+        }
     }
 }

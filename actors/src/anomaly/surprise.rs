@@ -40,7 +40,12 @@ impl Surprise {
         };
         let z = (distance - self.mean) / (self.spread + 1e-3);
         self.count = self.count.saturating_add(1);
-        let gain = (1.0 / f64::from(self.count)).max(GAIN);
+        // max(1 / count, GAIN), without the division once it is GAIN (1/256) exactly.
+        let gain = if self.count >= 256 {
+            GAIN
+        } else {
+            (1.0 / f64::from(self.count)).max(GAIN)
+        };
         self.mean += gain * (distance - self.mean);
         self.spread += gain * ((distance - self.mean).abs() - self.spread);
         if self.count == 1 {

@@ -15,8 +15,6 @@ use super::readings::DevicePath;
 use super::{ok_json, params, V1State};
 
 const DEFAULT_LIMIT: usize = 100;
-/// The largest id JSON carries exactly.
-const MAX_ID: i64 = 9_007_199_254_740_991;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -101,12 +99,7 @@ pub async fn anomalies(
     let device_id = params::device_id(&path.id)?.to_owned();
     let limit = params::limit(query.limit, DEFAULT_LIMIT, MAX_DEVICE_PAGE)?;
     let within = params::window(query.from.as_deref(), query.to.as_deref())?;
-    let after = query.after;
-    if after.is_some_and(|a| !(0..=MAX_ID).contains(&a)) {
-        return Err(ApiError::invalid_query(
-            "after: a score's id, from 0 to 2^53 - 1",
-        ));
-    }
+    let after = params::after(query.after, "a score's")?;
     // One more than asked tells whether another page follows (at the most a page may
     // hold, a full page is taken to mean one may).
     let mut rows = fleet

@@ -22,8 +22,6 @@ use super::readings::DevicePath;
 use super::{ok_json, params, V1State};
 
 const DEFAULT_LIMIT: usize = 100;
-/// The largest id JSON carries exactly.
-const MAX_ID: i64 = 9_007_199_254_740_991;
 const LISTING: &str = "devices";
 
 /// The order of a devices listing.
@@ -246,12 +244,7 @@ pub async fn events(
     let fleet = state.fleet()?;
     let id = params::device_id(&path.id)?;
     let limit = params::limit(query.limit, DEFAULT_LIMIT, MAX_DEVICE_PAGE)?;
-    let after = query.after;
-    if after.is_some_and(|a| !(0..=MAX_ID).contains(&a)) {
-        return Err(ApiError::invalid_query(
-            "after: an event id, from 0 to 2^53 - 1",
-        ));
-    }
+    let after = params::after(query.after, "an event")?;
     // One more than asked tells whether another page follows (at the most a page may
     // hold, a full page is taken to mean one may).
     let mut events = fleet

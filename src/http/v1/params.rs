@@ -11,6 +11,18 @@ use super::error::ApiError;
 
 /// 10000-01-01T00:00:00Z in microseconds: no reading is at or past it.
 pub const END_MICROS: i64 = 253_402_300_800_000_000;
+/// The largest id JSON carries exactly (2^53 - 1).
+pub const MAX_ID: i64 = 9_007_199_254_740_991;
+
+/// A listing's `after`, a row id (`what`: of what): 0 to `MAX_ID`, or a 400.
+pub fn after(after: Option<i64>, what: &str) -> Result<Option<i64>, ApiError> {
+    match after {
+        Some(a) if !(0..=MAX_ID).contains(&a) => Err(ApiError::invalid_query(format!(
+            "after: {what} id, from 0 to 2^53 - 1"
+        ))),
+        _ => Ok(after),
+    }
+}
 
 /// Which way a listing runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

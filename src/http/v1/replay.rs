@@ -19,8 +19,6 @@ use super::{ok_json, params, V1State};
 const MAX_REASON_PREFIX: usize = 256;
 /// The largest `limit` asked (`replay.max_rows` may be up to this).
 const MAX_LIMIT: u32 = 100_000;
-/// The largest id JSON carries exactly.
-const MAX_ID: i64 = 9_007_199_254_740_991;
 
 /// What became of a dead letter.
 #[derive(Serialize, ToSchema)]
@@ -154,7 +152,7 @@ pub async fn one(
     path: web::Path<DeadLetterPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.id;
-    if !(1..=MAX_ID).contains(&id) {
+    if !(1..=params::MAX_ID).contains(&id) {
         return Err(ApiError::invalid_path(
             "a dead letter's id is a positive integer",
         ));
@@ -211,7 +209,7 @@ pub async fn matching(
     let (from, to) = params::window(body.from.as_deref(), body.to.as_deref())
         .map_err(|e| ApiError::invalid_body(e.message))?;
     let after = body.after.unwrap_or(0);
-    if !(0..=MAX_ID).contains(&after) {
+    if !(0..=params::MAX_ID).contains(&after) {
         return Err(ApiError::invalid_body("after: a dead letter id, 0 or more"));
     }
     let max = state.replayer.settings().max_rows;

@@ -388,6 +388,7 @@ async fn fleet_off() {
         "/api/v1/devices",
         "/api/v1/devices/off-1",
         "/api/v1/devices/off-1/events",
+        "/api/v1/devices/off-1/anomalies",
     ] {
         let answer = api_get(http, path, READ_TOKEN).await;
         assert_eq!(

@@ -21,8 +21,9 @@
 //!   (`budget.rs`) both ways in draw on.
 //! - `fleet/`: every known device's live state in `FleetShard` actors (`shard.rs`):
 //!   presence from connections and from each device's rhythm (`rhythm.rs`, `timers.rs`),
-//!   quality, quarantine, persisted through the store writer's batches; the `FleetHandle`
-//!   (`handle.rs`) the HTTP API asks.
+//!   quality, quarantine, persisted through the store writer's batches; each device's
+//!   anomaly detectors and the scores they keep (`anomalies.rs`, `history.rs`,
+//!   `scores.rs`); the `FleetHandle` (`handle.rs`) the HTTP API asks.
 //! - `identity/`: who a device is: credentials (Argon2 hashes), the `Authenticator` that
 //!   admission asks, the devices' TLS configuration and certificate names
 //!   (`server_tls.rs`), and the limits keyed by the client (per address, per device).
@@ -40,6 +41,8 @@
 //!   every child carries (`restart.rs`), and the one `SlidingWindow` and `Backoff` they
 //!   share.
 //! - `mqtt/`: the packet vocabulary for MQTT 3.1.1 and 5, and its codec over rumqttc's.
+//! - `anomaly/`: the streaming anomaly detector of one series (`Detector`): plain
+//!   arithmetic on its values, which the fleet runs and `examples/nab` scores.
 //! - `message/`: the ground floor every subsystem passes along: what a message becomes
 //!   (`reading.rs`: readings or a dead letter), the one timestamp format and its parser
 //!   (`timefmt.rs`), and the device-id rule (`device_id.rs`).
@@ -51,7 +54,8 @@
 //!
 //! Dependencies point one way, down these ranks (a module uses only lower ones, or its own
 //! folder): `tree`; `endpoint`, `upstream`; `pipeline`; `fleet`, `identity`; `ingest`, `store`;
-//! `mqtt`, `supervision`; and the floor, `message`, `secret`, `settings`, `pem`, `observe`.
+//! `mqtt`, `supervision`; and the floor, `message`, `secret`, `settings`, `pem`, `observe`,
+//! `anomaly`.
 //! A child reports to its owner through a `Recipient`. `layering_tests/` holds the ranks
 //! and fails on any edge that points up or sideways.
 

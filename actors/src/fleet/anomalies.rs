@@ -12,8 +12,9 @@
 //! rebuilt from its recent history: at its first reading, its newest stored readings from
 //! before the restart (`anomaly.history`) are read back off the shard's thread and learnt
 //! (their scores are not kept again); the readings that arrive meanwhile wait, at most
-//! `MAX_WAITING`, and are scored once it is done. Should more arrive, or the read fail, the
-//! detectors go on without the history (cold: they learn during their warm-up).
+//! `MAX_WAITING` of them and `MAX_WAITING_BYTES` of data, and are scored once it is done.
+//! Should more arrive, or the read fail, the detectors go on without the history (cold:
+//! they learn during their warm-up).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -99,8 +100,10 @@ pub struct DeviceAnomalies {
     waiting: Option<Vec<Waiting>>,
 }
 
-/// Readings a device's detectors may hold while their history is read back.
+/// Readings a device's detectors may hold while their history is read back, and their
+/// data's bytes (a device sending big readings must not make the wait hold megabytes).
 pub const MAX_WAITING: usize = 1024;
+pub const MAX_WAITING_BYTES: usize = 256 * 1024;
 
 /// A reading that waits for its device's history.
 struct Waiting {
@@ -163,7 +166,8 @@ impl DeviceAnomalies {
         scored: &mut Scored,
     ) {
         if let Some(waiting) = self.waiting.as_mut() {
-            if waiting.len() < MAX_WAITING {
+            let bytes: usize = waiting.iter().map(|w| w.data.len()).sum();
+            if waiting.len() < MAX_WAITING && bytes + data.len() <= MAX_WAITING_BYTES {
                 waiting.push(Waiting {
                     sensor_type: sensor_type.into(),
                     ts,
@@ -436,6 +440,15 @@ mod tests {
         assert_eq!(flooded.view().series.len(), 1, "scored cold");
         flooded.learnt(&detection, history, &mut scored);
         assert!(flooded.waiting.is_none());
+
+        // So do a few big readings: the wait is bounded in bytes too.
+        let mut heavy = DeviceAnomalies::waiting_for_history();
+        let big = format!(r#"{{"value":1,"note":"{}"}}"#, "x".repeat(100 * 1024));
+        for n in 0..3 {
+            heavy.reading(&detection, "temperature", (n, 0), &big, &mut scored);
+        }
+        assert!(heavy.waiting.is_none(), "past 256 KiB waiting, on cold");
+        assert_eq!(heavy.view().series.len(), 1);
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct DeviceAnomalies {
     last_kept: Option<Found>,
     /// While its history is read back: the readings that came meanwhile, in order.
     waiting: Option<Vec<Waiting>>,
+    /// The waiting readings' data, bytes.
+    waiting_bytes: usize,
 }
 
 /// Readings a device's detectors may hold while their history is read back, and their
@@ -166,8 +168,9 @@ impl DeviceAnomalies {
         scored: &mut Scored,
     ) {
         if let Some(waiting) = self.waiting.as_mut() {
-            let bytes: usize = waiting.iter().map(|w| w.data.len()).sum();
-            if waiting.len() < MAX_WAITING && bytes + data.len() <= MAX_WAITING_BYTES {
+            let bytes = self.waiting_bytes + data.len();
+            if waiting.len() < MAX_WAITING && bytes <= MAX_WAITING_BYTES {
+                self.waiting_bytes = bytes;
                 waiting.push(Waiting {
                     sensor_type: sensor_type.into(),
                     ts,
@@ -195,6 +198,7 @@ impl DeviceAnomalies {
         let Some(waiting) = self.waiting.take() else {
             return;
         };
+        self.waiting_bytes = 0;
         let mut ignored = Scored::default();
         for past in history {
             let times = (past.ts, 0);

@@ -110,6 +110,7 @@ impl Server {
                 provisioning: Provisioning::new(&config.store),
                 purger: tree.purger(),
                 replayer: tree.replayer.clone(),
+                alerts: tree.alerts(),
             },
             gate: http::v1::Gate::new(
                 http::v1::tokens::Tokens::new(config.api.tokens.clone()),

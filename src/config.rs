@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eliot_actors::{
-    AnomalySettings, AuthSettings, BreakersSettings, EndpointSettings, FleetSettings,
-    HealthSettings, IngestSettings, Problems, ProcessorSettings, ReplaySettings, RestartSettings,
-    StoreSettings, TlsSettings, TreeSettings, UpstreamSettings,
+    AlertSettings, AnomalySettings, AuthSettings, BreakersSettings, EndpointSettings,
+    FleetSettings, HealthSettings, IngestSettings, Problems, ProcessorSettings, ReplaySettings,
+    RestartSettings, StoreSettings, TlsSettings, TreeSettings, UpstreamSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -28,13 +28,15 @@ const ENVIRONMENTS: [(&str, &str); 3] = [
 
 /// Environment variables that override one key each: (name, section, key). The
 /// `MQTT_*` ones are the original Eliot's, for the upstream broker.
-const ENV_OVERRIDES: [(&str, &str, &str); 13] = [
+const ENV_OVERRIDES: [(&str, &str, &str); 15] = [
     ("ELIOT_AUTH_MODE", "auth", "mode"),
     ("ELIOT_DATA_DIR", "store", "data_dir"),
     ("ELIOT_MQTT_ADDR", "mqtt", "listen"),
     ("ELIOT_HTTP_ADDR", "http", "listen"),
     ("ELIOT_LOG_LEVEL", "log", "level"),
     ("ELIOT_LOG_FORMAT", "log", "format"),
+    ("ELIOT_WEBHOOK_URL", "alerts.webhook", "url"),
+    ("ELIOT_WEBHOOK_SECRET", "alerts.webhook", "secret"),
     ("MQTT_BROKER_HOST", "upstream", "host"),
     ("MQTT_BROKER_PORT", "upstream", "port"),
     ("MQTT_USERNAME", "upstream", "username"),
@@ -93,6 +95,8 @@ pub struct Config {
     pub fleet: FleetSettings,
     /// Anomaly detection on every numeric series, in the fleet.
     pub anomaly: AnomalySettings,
+    /// Alert rules, evaluated in the fleet, and the webhook they notify.
+    pub alerts: AlertSettings,
     /// Replaying dead letters: how much one call may take up.
     pub replay: ReplaySettings,
 }
@@ -227,9 +231,13 @@ impl Config {
                 // Naming a broker turns the upstream mode on, as in the original Eliot.
                 table.insert("enabled".into(), toml::Value::Boolean(true));
             }
-            let mut root = toml::Table::new();
-            root.insert(section.to_string(), toml::Value::Table(table));
-            layers.push((format!("environment variable {name}"), root));
+            // A dotted section is a table within a table.
+            for part in section.rsplit('.') {
+                let mut outer = toml::Table::new();
+                outer.insert(part.to_string(), toml::Value::Table(table));
+                table = outer;
+            }
+            layers.push((format!("environment variable {name}"), table));
         }
 
         // Each layer is checked on top of the ones before it, so an error names the
@@ -315,6 +323,7 @@ impl Config {
             tls: &self.tls,
             fleet: &self.fleet,
             anomaly: &self.anomaly,
+            alerts: &self.alerts,
             replay: &self.replay,
         }
     }

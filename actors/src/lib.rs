@@ -68,6 +68,7 @@ mod ingest;
 mod layering_tests;
 mod message;
 mod mqtt;
+mod notify;
 mod observe;
 mod pem;
 mod pipeline;
@@ -77,15 +78,17 @@ mod store;
 mod supervision;
 mod tree;
 mod upstream;
+mod webhook;
 
 // The public surface: what the shell (`src/`), the tests and the examples use.
 pub use anomaly::Detector as AnomalyDetector;
 pub use endpoint::{Adopter, EndpointSettings, Transport};
 pub use fleet::{
-    AnomalySettings, AnomalyState, BadCursor, ConnectionsClosed, Counts, DeviceCursor, DeviceEvent,
-    DevicePage, DeviceQuery, DeviceSort, DeviceState, FleetError, FleetHandle, FleetSettings,
-    KeptState as AnomalyKeptState, LastReadingState, Presence, QualityState, QuarantineState,
-    Released, RhythmState, SeriesState as AnomalySeriesState, Status as DeviceStatus,
+    now_micros, Acked, AlertSettings, AnomalySettings, AnomalyState, BadCursor, ConnectionsClosed,
+    Counts, DeviceCursor, DeviceEvent, DevicePage, DeviceQuery, DeviceSort, DeviceState,
+    FleetError, FleetHandle, FleetSettings, KeptState as AnomalyKeptState, LastReadingState,
+    Presence, QualityState, QuarantineState, Released, RhythmState, RuleConfig as AlertRule,
+    SeriesState as AnomalySeriesState, Status as DeviceStatus, WebhookSettings,
     MAX_PAGE as MAX_DEVICE_PAGE,
 };
 pub use identity::{
@@ -94,13 +97,15 @@ pub use identity::{
 pub use ingest::{validate, IngestSettings, ProcessorSettings, Rules};
 pub use message::{format_micros, format_utc, is_device_id, rfc3339_micros};
 pub use mqtt::{CodecError, MqttCodec};
+pub use notify::{AlertsError, AlertsHandle, Retried};
 pub use observe::{CapturedLogs, Event, Fields, Metrics, Telemetry};
 pub use pipeline::{ReplayError, ReplayOutcome, ReplayPage, ReplaySettings, Replayed, Replayer};
 pub use secret::Secret;
 pub use settings::Problems;
 pub use store::{
-    AnomalyQuery, AnomalyRow, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadLetterSummary,
-    NotStored, Page, PageRequest, Purger, Reader, ReadingKey, Store, StoreError, StoreSettings,
+    AlertEventQuery, AlertEventView, AlertQuery, AlertStateRow, AnomalyQuery, AnomalyRow,
+    DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadLetterSummary, DeliveryView, NotStored,
+    Page, PageRequest, Purger, Reader, ReadingKey, SilenceRow, Store, StoreError, StoreSettings,
     StoredDeadLetter, StoredReading, DEAD_LETTER_SCAN_ROWS,
 };
 // `Ping` is what an `answers_pings!` expansion answers, in the shell too.

@@ -67,6 +67,15 @@ impl Problems {
         }
     }
 
+    /// Problems found so far (a section may check whether it added any).
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
     pub fn into_vec(self) -> Vec<Problem> {
         self.found
     }

@@ -276,6 +276,13 @@ impl DeviceAnomalies {
         numeric_fields(data, MAX_DEPTH, MAX_FIELD_PATH, &mut each);
     }
 
+    /// Each series' latest score: (sensor type, field, score).
+    pub fn scores(&self) -> impl Iterator<Item = (&str, &str, f64)> + '_ {
+        self.series
+            .iter()
+            .map(|s| (&*s.sensor_type, &*s.field, f64::from(s.score)))
+    }
+
     /// Gives its series' room back (the device is forgotten, or its shard restarts).
     pub fn release(&self, detection: &Detection) {
         detection

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::alerts::{Alerting, Evaluate, Judged, ToJudge, Undo, Unsettled};
 use super::quality::seq_of;
 use super::quarantine::QuarantineSet;
 use super::shard::FleetShard;
@@ -132,6 +133,8 @@ pub struct FleetFeed {
     pub(super) quarantine: Arc<QuarantineSet>,
     /// Every reading's data goes to the shards (anomaly detection scores each).
     pub(super) every_data: bool,
+    /// The alert rules; `None`: none.
+    pub(super) alerting: Option<Arc<Alerting>>,
 }
 
 impl FleetFeed {
@@ -161,6 +164,64 @@ impl FleetFeed {
             let outcome = &mut *accepted[i].1;
             if let Outcome::Accepted { origin, .. } = outcome {
                 *outcome = Outcome::Rejected(origin.dead_letter(format!("quarantined: {why}")));
+            }
+        }
+    }
+
+    /// Judges the accepted readings against the threshold rules about their sensor types,
+    /// in their devices' shards, before they are committed: the changes, each to be
+    /// written with its message (`Judged::message`, its position in `outcomes`). Each
+    /// shard's answer is awaited; the callers' own bounds (windows, in-flight bytes)
+    /// bound how many such requests wait.
+    pub async fn judge(&self, outcomes: &[Outcome]) -> Vec<Judged> {
+        let Some(alerting) = &self.alerting else {
+            return Vec::new();
+        };
+        let n = self.shards.len();
+        let mut by_shard: Vec<Vec<ToJudge>> = (0..n).map(|_| Vec::new()).collect();
+        for (message, outcome) in outcomes.iter().enumerate() {
+            let Outcome::Accepted { readings, origin } = outcome else {
+                continue;
+            };
+            for r in readings {
+                if !alerting.rules.has_threshold_for(&r.sensor_type) {
+                    continue;
+                }
+                by_shard[shard_of(&r.device_id, n)].push(ToJudge {
+                    message,
+                    device_id: r.device_id.clone(),
+                    sensor_type: r.sensor_type.clone(),
+                    ts: utc_micros(&r.ts).unwrap_or(0),
+                    received_at: origin.received_micros(),
+                    data: r.data.clone(),
+                });
+            }
+        }
+        let asked = self
+            .shards
+            .iter()
+            .zip(by_shard)
+            .filter(|(_, readings)| !readings.is_empty())
+            .map(|(shard, readings)| shard.send(Evaluate(readings)));
+        let answers = futures_util::future::join_all(asked).await;
+        // A shard that is gone (restarting) judged nothing: its alerts are reloaded as
+        // they were written.
+        answers
+            .into_iter()
+            .flat_map(Result::unwrap_or_default)
+            .collect()
+    }
+
+    /// These changes were not written with their readings: their shards undo them.
+    pub fn unsettled(&self, undos: impl IntoIterator<Item = Undo>) {
+        let n = self.shards.len();
+        let mut by_shard: Vec<Vec<Undo>> = (0..n).map(|_| Vec::new()).collect();
+        for undo in undos {
+            by_shard[shard_of(&undo.device_id, n)].push(undo);
+        }
+        for (shard, undos) in self.shards.iter().zip(by_shard) {
+            if !undos.is_empty() {
+                shard.do_send(Unsettled(undos));
             }
         }
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::alerts::Acked;
 use super::feed::shard_of;
 use super::shard::FleetShard;
 use super::state::{DeviceEvent, DeviceState, Status};
@@ -189,6 +190,15 @@ pub struct Get(pub String);
 #[rtype(result = "Released")]
 pub struct Release(pub String);
 
+/// Acknowledge the firing alert of `rule` on `device_id`, for `by`.
+#[derive(Message)]
+#[rtype(result = "Acked")]
+pub struct Acknowledge {
+    pub rule: String,
+    pub device_id: String,
+    pub by: String,
+}
+
 /// Answers, per connection closed, a receiver told when that connection ended.
 #[derive(Message)]
 #[rtype(result = "Vec<tokio::sync::oneshot::Receiver<()>>")]
@@ -304,6 +314,19 @@ impl FleetHandle {
     pub async fn release(&self, id: &str) -> Result<Released, FleetError> {
         self.shard(id)
             .send(Release(id.to_owned()))
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Acknowledges the firing alert of `rule` on `id` (recorded as `by`); the change is
+    /// written with the shard's next hand-over.
+    pub async fn acknowledge(&self, rule: &str, id: &str, by: &str) -> Result<Acked, FleetError> {
+        self.shard(id)
+            .send(Acknowledge {
+                rule: rule.to_owned(),
+                device_id: id.to_owned(),
+                by: by.to_owned(),
+            })
             .await
             .map_err(unavailable)
     }

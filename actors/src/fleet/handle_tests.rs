@@ -106,6 +106,7 @@ pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
                 detection: Some(detection.clone()),
                 max_pending_anomalies: 100,
                 reader: reader.clone(),
+                alerting: None,
                 restarts: restarts(&format!("fleet-{index}")),
             };
             FleetShard::new(links, &telemetry).start()
@@ -117,6 +118,7 @@ pub(super) fn start(dir: &std::path::Path, settings: FleetSettings) -> Harness {
         quarantine,
         store_settings.db_path(),
         true,
+        None,
     );
     Harness {
         fleet,

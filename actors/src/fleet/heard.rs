@@ -204,7 +204,7 @@ impl FleetShard {
 
     /// The device named by a connection or a message: known, or added if the fleet has
     /// room (`None` otherwise, counted and logged once).
-    fn known_or_added(&mut self, device_id: &str, now: i64) -> Option<(DeviceId, bool)> {
+    pub(super) fn known_or_added(&mut self, device_id: &str, now: i64) -> Option<(DeviceId, bool)> {
         if let Some(id) = self.book.key(device_id) {
             return Some((id, false));
         }
@@ -241,7 +241,7 @@ impl FleetShard {
         }
         let now = note.received_at;
         let device_id = std::mem::take(&mut note.device_id);
-        let rejected = note.rejected;
+        let (rejected, quarantined) = (note.rejected, note.quarantined);
         let settings = self.settings.clone();
         let (bounds, max_series) = (self.bounds, self.max_series);
         let detection = self.detection.clone();
@@ -279,6 +279,7 @@ impl FleetShard {
         if scored != Scored::default() {
             self.scored(&device_id, scored);
         }
+        self.judge_heard(&device_id, rejected, quarantined, now);
         // Most messages end here: nothing to record or queue.
         if !new && changes.is_empty() && push.is_none() && !first_unsaved {
             return;
@@ -306,6 +307,27 @@ impl FleetShard {
         }
         if let Some(at) = push {
             self.timers.push(at, id);
+        }
+    }
+
+    /// The alert rules a message of the device may move: its dead-letter rate (a dead
+    /// letter not of a quarantine), its anomaly scores (readings, scored).
+    fn judge_heard(&mut self, device_id: &str, rejected: bool, quarantined: bool, now: i64) {
+        let Some(alerting) = &self.alerting else {
+            return;
+        };
+        let dead_letter = rejected && !quarantined && alerting.dead_letters;
+        let scored = !rejected && alerting.anomaly && self.detection.is_some();
+        if !(dead_letter || scored) {
+            return;
+        }
+        let Some(id) = self.book.key(device_id) else {
+            return;
+        };
+        if dead_letter {
+            self.dead_letter_alerts(&id, now);
+        } else {
+            self.anomaly_alerts(&id, now);
         }
     }
 

@@ -48,7 +48,7 @@ pub(super) fn take_in(
                 last.data = data.into();
             }
             Some(_) => {}
-            None if kept < max_series => device.last.push(LastReading {
+            None if kept < max_series => device.add_last(LastReading {
                 sensor_type: r.sensor_type.into(),
                 ts: r.ts,
                 data: data.into(),

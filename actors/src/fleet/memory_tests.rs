@@ -78,7 +78,7 @@ fn heard(device: &mut Device, n: usize) {
         connection: None,
     }));
     for sensor in ["gps", "temperature", "battery"] {
-        device.last.push(LastReading {
+        device.add_last(LastReading {
             sensor_type: sensor.into(),
             ts: n as i64,
             data: r#"{"latitude":48.858370,"longitude":2.294481,"accuracy":4.5}"#.into(),

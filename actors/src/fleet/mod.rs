@@ -32,6 +32,7 @@
 //! online when its readings arrive. Either way it is late once it misses its own rhythm
 //! (`rhythm.rs`), and without a live connection offline after a longer bound.
 
+mod alerts;
 mod anomalies;
 mod anomaly_settings;
 mod book;
@@ -63,6 +64,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 
+pub use alerts::{Acked, AlertSettings, Alerting, RuleConfig, Silences, WebhookSettings};
 pub use anomalies::{AnomalyState, Detection, KeptState, SeriesState};
 pub use anomaly_settings::AnomalySettings;
 pub use feed::{Carrier, CloseConnection, FleetFeed, Source};
@@ -73,7 +75,7 @@ pub use handle::{
 pub use quarantine::QuarantineSet;
 pub use requests::FlushNow;
 pub use settings::FleetSettings;
-pub use shard::{FleetShard, ShardLinks, Tracked};
+pub use shard::{now_micros, FleetShard, ShardLinks, Tracked};
 pub use state::{
     Counts, DeviceEvent, DeviceState, LastReadingState, Presence, QualityState, QuarantineState,
     RhythmState, Status,
@@ -98,6 +100,7 @@ impl Fleet {
         quarantine: Arc<QuarantineSet>,
         db_path: PathBuf,
         every_data: bool,
+        alerting: Option<Arc<Alerting>>,
     ) -> Fleet {
         let shards: Arc<[Addr<FleetShard>]> = shards.into();
         let room = shards
@@ -110,6 +113,7 @@ impl Fleet {
                 room,
                 quarantine,
                 every_data,
+                alerting,
             },
             handle: FleetHandle {
                 shards: shards.clone(),

@@ -74,11 +74,12 @@ pub fn device_of(row: &DeviceRow) -> Device {
         counts: serde_json::from_str::<Counts>(&row.counts).unwrap_or_default(),
         quality: serde_json::from_str(&row.quality).unwrap_or_default(),
         rhythm: serde_json::from_str(&row.rhythm).unwrap_or_default(),
-        last: serde_json::from_str::<Vec<LastReading>>(&row.last_readings).unwrap_or_default(),
+        last: serde_json::from_str::<Box<[LastReading]>>(&row.last_readings).unwrap_or_default(),
         timer: Default::default(),
         turn: 0,
         unsaved: false,
         anomalies: None,
+        alerts: None,
     }
 }
 
@@ -148,7 +149,7 @@ mod tests {
         device.counts.messages = 7;
         device.quality.seq_gaps = 3;
         device.rhythm.sample(1_000_000);
-        device.last.push(LastReading {
+        device.add_last(LastReading {
             sensor_type: "gps".into(),
             ts: 4_000_000,
             data: r#"{"lat":1}"#.into(),

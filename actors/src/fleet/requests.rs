@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use super::alerts::Acked;
 use super::feed::CloseConnection;
-use super::handle::{CloseDevice, Forget, Get, List, Provisioned, Release, Released};
+use super::handle::{Acknowledge, CloseDevice, Forget, Get, List, Provisioned, Release, Released};
 use super::heard::release;
 use super::shard::{now_micros, FleetShard};
 use super::state::{Device, DeviceId, DeviceState, Status};
@@ -52,6 +53,18 @@ impl Handler<Release> for FleetShard {
         self.reschedule(&key, now);
         self.arm(ctx);
         MessageResult(Released::Released)
+    }
+}
+
+impl Handler<Acknowledge> for FleetShard {
+    type Result = MessageResult<Acknowledge>;
+
+    fn handle(&mut self, a: Acknowledge, ctx: &mut Context<Self>) -> Self::Result {
+        let acked = self.acknowledge(&a.rule, &a.device_id, &a.by);
+        if acked == Acked::Acknowledged {
+            self.flush(ctx);
+        }
+        MessageResult(acked)
     }
 }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::alerts::{AlertTimers, Alerting};
 use super::anomalies::Detection;
 use super::book::Book;
 use super::endings::Endings;
@@ -35,8 +36,8 @@ use super::timers::{Popped, TimerQueue};
 use super::unsaved::Unsaved;
 use crate::observe::{Event, Telemetry};
 use crate::store::{
-    load_device_rows, load_known_ids, open_for_reading, AnomalyRow, EventRow, FleetWrites,
-    PersistFleet, Reader, StoreWriter,
+    load_alert_states, load_device_rows, load_known_ids, open_for_reading, AlertWrites, AnomalyRow,
+    EventRow, FleetWrites, PersistFleet, Reader, StoreWriter,
 };
 use crate::supervision::Restarts;
 
@@ -65,6 +66,8 @@ pub struct ShardLinks {
     pub max_pending_anomalies: usize,
     /// Where the detectors' history is read back from.
     pub reader: Reader,
+    /// The alert rules and what the shards share of them; `None`: no rule, or alerting off.
+    pub alerting: Option<Arc<Alerting>>,
     pub restarts: Restarts,
 }
 
@@ -88,6 +91,13 @@ pub struct FleetShard {
     /// Devices whose detectors wait for their history, and the reads in flight
     /// (`history.rs`).
     pub(super) histories: Histories,
+    /// The alert rules (`alerts/`); `None`: none is evaluated.
+    pub(super) alerting: Option<Arc<Alerting>>,
+    /// Alert changes no reading carried, not yet handed over.
+    pub(super) alert_writes: AlertWrites,
+    /// Alert changes wait: hand them over at the next chance, not at the next interval.
+    pub(super) alerts_due: bool,
+    pub(super) alert_timers: AlertTimers,
     /// Devices deleted, whose rows are to go.
     forgets: Vec<String>,
     /// Who waits for a connection's end; devices forgotten while a connection carried
@@ -138,6 +148,10 @@ impl FleetShard {
             anomalies: VecDeque::new(),
             max_pending_anomalies: links.max_pending_anomalies,
             histories: Histories::new(links.reader),
+            alerting: links.alerting,
+            alert_writes: AlertWrites::default(),
+            alerts_due: false,
+            alert_timers: AlertTimers::default(),
             forgets: Vec::new(),
             endings: Endings::default(),
             writing: false,
@@ -157,9 +171,14 @@ impl FleetShard {
     fn load(&mut self, live: Vec<(DeviceId, Box<Link>, Option<i64>)>, ctx: &mut Context<Self>) {
         let (index, shards) = (self.index, self.shards);
         let mine = |id: &str| super::feed::shard_of(id, shards) == index;
-        let loaded = open_for_reading(&self.db_path)
-            .and_then(|conn| Ok((load_device_rows(&conn, mine)?, load_known_ids(&conn, mine)?)));
-        let (rows, known) = match loaded {
+        let loaded = open_for_reading(&self.db_path).and_then(|conn| {
+            Ok((
+                load_device_rows(&conn, mine)?,
+                load_known_ids(&conn, mine)?,
+                load_alert_states(&conn, mine)?,
+            ))
+        });
+        let (rows, known, alerts) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 Event::StoreFailed {
@@ -203,6 +222,7 @@ impl FleetShard {
                 .insert(Arc::from(id.as_str()), Device::unheard(now, "provisioned"));
         }
         self.book.compact();
+        self.load_alerts(alerts, now);
         for (id, reason) in resumed {
             self.record(&id, Some(Status::Online), Status::Offline, &reason, now);
         }
@@ -242,6 +262,7 @@ impl FleetShard {
         }
         self.events.push_back(event_row(id, at, to.name(), reason));
         self.unsaved.status_changed(id);
+        self.presence_alerts(id, at);
     }
 
     /// The device progressed (no status change): its row is written within
@@ -272,8 +293,12 @@ impl FleetShard {
 
     /// Arms the actix timer for the earliest deadline, if it is not armed for it already.
     pub(super) fn arm(&mut self, ctx: &mut Context<Self>) {
-        let Some(next) = self.timers.next() else {
-            return;
+        let next = match (self.timers.next(), self.alert_timers.next()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(next) => next,
+                None => return,
+            },
         };
         if let Some((at, handle)) = self.armed {
             if at <= next {
@@ -303,7 +328,11 @@ impl FleetShard {
                 _ => {}
             }
         }
+        self.alert_deadlines(now);
         self.arm(ctx);
+        if self.alerts_due {
+            self.flush(ctx);
+        }
     }
 
     /// Hands what is due (`unsaved.rs`) and the new events to the store writer, if nothing
@@ -318,19 +347,24 @@ impl FleetShard {
             || !(self.unsaved.any_due(now, wait)
                 || !self.events.is_empty()
                 || !self.anomalies.is_empty()
+                || !self.alert_writes.is_empty()
                 || !self.forgets.is_empty())
         {
             return;
         }
+        self.alerts_due = false;
         let writes = self.writes(false);
         self.writing = true;
         self.store
             .send(PersistFleet(writes.clone()))
             .into_actor(self)
-            .map(move |sent, shard, _| {
+            .map(move |sent, shard, ctx| {
                 shard.writing = false;
                 if sent.is_err() {
                     shard.requeue(writes);
+                } else if shard.alerts_due {
+                    // Alert changes came meanwhile: no reason to wait for the interval.
+                    shard.flush(ctx);
                 }
             })
             .spawn(ctx);
@@ -364,6 +398,7 @@ impl FleetShard {
             forgets: std::mem::take(&mut self.forgets),
             events: self.events.drain(..).collect(),
             anomalies: self.anomalies.drain(..).collect(),
+            alerts: std::mem::take(&mut self.alert_writes),
         }
     }
 
@@ -382,6 +417,8 @@ impl FleetShard {
             self.anomalies.push_front(anomaly);
         }
         self.anomalies.truncate(self.max_pending_anomalies);
+        let later = std::mem::replace(&mut self.alert_writes, writes.alerts);
+        self.alert_writes.append(later);
     }
 }
 
@@ -431,6 +468,11 @@ impl Supervised for FleetShard {
         self.armed = None;
         self.unsaved.clear();
         self.histories.clear();
+        // Reloaded from what was written: changes not handed over yet are made again as
+        // their conditions are judged again.
+        self.alert_writes = AlertWrites::default();
+        self.alert_timers.clear();
+        self.alerts_due = false;
         self.writing = false;
         self.restarts.restarting("stopped".into());
     }

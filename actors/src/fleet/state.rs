@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use actix::Recipient;
 use serde::{Deserialize, Serialize};
 
+use super::alerts::DeviceAlerts;
 use super::anomalies::{AnomalyState, DeviceAnomalies};
 use super::feed::CloseConnection;
 use super::quality::Quality;
@@ -129,7 +130,9 @@ pub struct Device {
     pub counts: Counts,
     pub quality: Quality,
     pub rhythm: Rhythm,
-    pub last: Vec<LastReading>,
+    /// Boxed, not a `Vec`: it grows only with a new sensor type, and a `Vec`'s capacity
+    /// word would push `Device` past its 256-byte allocation class.
+    pub last: Box<[LastReading]>,
     pub timer: Slot,
     /// The last turn (`Observed`) that sampled its rhythm (in `presence`'s padding).
     pub turn: u32,
@@ -138,6 +141,8 @@ pub struct Device {
     pub unsaved: bool,
     /// Its series' anomaly detectors, once a reading was scored (`anomalies.rs`).
     pub anomalies: Option<Box<DeviceAnomalies>>,
+    /// Its alerts, once a rule was judged on it (`alerts/`).
+    pub alerts: Option<Box<DeviceAlerts>>,
 }
 
 impl Device {
@@ -154,11 +159,12 @@ impl Device {
             counts: Counts::default(),
             quality: Quality::default(),
             rhythm: Rhythm::default(),
-            last: Vec::new(),
+            last: Box::default(),
             timer: Slot::default(),
             turn: 0,
             unsaved: false,
             anomalies: None,
+            alerts: None,
         }
     }
 
@@ -177,6 +183,13 @@ impl Device {
     /// The live connection's id, if a connection carries it.
     pub fn connection_id(&self) -> Option<u64> {
         self.link.as_ref()?.connection.as_ref().map(|c| c.id)
+    }
+
+    /// Keeps `reading` as the last of a sensor type it had none of.
+    pub fn add_last(&mut self, reading: LastReading) {
+        let mut last = std::mem::take(&mut self.last).into_vec();
+        last.push(reading);
+        self.last = last.into_boxed_slice();
     }
 
     pub fn last_of(&self, sensor_type: &str) -> Option<&LastReading> {

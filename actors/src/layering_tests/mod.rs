@@ -31,6 +31,8 @@ const RANKS: &[(&str, u8)] = &[
     ("observe", 0),
     // Anomaly detectors: arithmetic on one series, nothing of the crate.
     ("anomaly", 0),
+    // A webhook's URL, signature and POST: nothing of the crate.
+    ("webhook", 0),
     // This test: it reads files and uses nothing of the crate.
     ("layering_tests", 0),
     ("mqtt", 1),
@@ -41,6 +43,8 @@ const RANKS: &[(&str, u8)] = &[
     ("fleet", 3),
     ("identity", 3),
     ("pipeline", 4),
+    // Alerts' notifications and the API's handle on them: the fleet's rules, the store.
+    ("notify", 4),
     ("endpoint", 5),
     ("upstream", 5),
     ("tree", 6),

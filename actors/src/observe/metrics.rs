@@ -135,6 +135,12 @@ pub struct Metrics {
     pub anomaly_series: Gauge,
     /// Fields not scored: a bound on series was reached (moved by the fleet).
     pub anomaly_series_untracked: Counter,
+    /// Alert changes, by what the alert became.
+    pub alert_changes: Family<Label, Counter>,
+    pub alert_changes_dropped: Counter,
+    /// Notifications the webhook took (2xx), and attempts that failed.
+    pub alert_notifications: Counter,
+    pub alert_notification_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -223,8 +229,32 @@ impl Metrics {
             let _ = device_status_changes.get_or_create(&[("to", status)]);
             let _ = devices.get_or_create(&[("status", status)]);
         }
+        let alert_changes = family::<Label, Counter>(
+            r,
+            "alert_changes",
+            "Alert changes, by what the alert became",
+        );
+        for to in super::events::ALERT_CHANGES {
+            let _ = alert_changes.get_or_create(&[("to", to)]);
+        }
         Metrics {
             enabled: true,
+            alert_changes,
+            alert_changes_dropped: counter(
+                r,
+                "alert_changes_dropped",
+                "Alert changes dropped before being written (alerts.max_pending)",
+            ),
+            alert_notifications: counter(
+                r,
+                "alert_notifications",
+                "Alert notifications the webhook took (a 2xx answer)",
+            ),
+            alert_notification_failures: counter(
+                r,
+                "alert_notification_failures",
+                "Webhook attempts that failed (each retry counts)",
+            ),
             device_status_changes,
             devices,
             fleet_untracked: counter(

@@ -4,8 +4,11 @@
 //! - `Pipeline` (here): validates messages and commits what they became in one store
 //!   request, resolving only after the commit, so that the caller may then ack. With the
 //!   fleet on, a quarantined device's accepted messages become dead letters before they
-//!   are stored, and after the commit the fleet is told what each message was (waiting
-//!   for room in its shard's mailbox, before the caller may ack: see `fleet/feed.rs`).
+//!   are stored; the readings some threshold rule is about are judged by their devices'
+//!   shards, and the alert changes go into the same commit (undone if their message was
+//!   not stored as judged); and after the commit the fleet is told what each message was
+//!   (waiting for room in its shard's mailbox, before the caller may ack: see
+//!   `fleet/feed.rs`).
 //! - `budget`: the `ByteBudget` of payload bytes held between receipt and commit, which
 //!   both ways in draw on, so that a slow store stops the reading of every socket.
 //! - `replay`: the `Replayer`, which takes dead letters up again through today's rules,
@@ -115,8 +118,31 @@ impl Pipeline {
                     Outcome::Rejected(_) => Ingested::DeadLettered,
                 })
                 .collect();
+            let judged = match &fleet {
+                Some(fleet) => fleet.judge(&outcomes).await,
+                None => Vec::new(),
+            };
+            let tied = judged
+                .iter()
+                .map(|j| (j.message, j.undo.writes.clone()))
+                .collect();
             let storing = Queued::new(&metrics.store_writer_queue, metrics.enabled);
-            for (index, amendment) in persist(&store, outcomes, storing).await? {
+            let amended = match persist(&store, (outcomes, tied), storing).await {
+                Ok(amended) => amended,
+                Err(failure) => {
+                    if let Some(fleet) = &fleet {
+                        fleet.unsettled(judged.into_iter().map(|j| j.undo));
+                    }
+                    return Err(failure);
+                }
+            };
+            if let Some(fleet) = fleet.as_ref().filter(|_| !judged.is_empty()) {
+                // The store wrote no change tied to a message it amended.
+                let amended_at = |i: usize| amended.iter().any(|(at, _)| *at == i);
+                let undone = judged.into_iter().filter(|j| amended_at(j.message));
+                fleet.unsettled(undone.map(|j| j.undo));
+            }
+            for (index, amendment) in amended {
                 let note = notes.as_mut().and_then(|n| n.get_mut(index));
                 ingested[index] = match amendment {
                     Amendment::Redelivered => {

@@ -266,7 +266,7 @@ impl Replayer {
             })
             .collect();
         let storing = Queued::new(&metrics.store_writer_queue, metrics.enabled);
-        let amended = persist(&self.pipeline.store, outcomes, storing)
+        let amended = persist(&self.pipeline.store, (outcomes, Vec::new()), storing)
             .await
             .map_err(|e| ReplayError::NotStored(e.0))?;
         for (index, amendment) in amended {

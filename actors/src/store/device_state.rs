@@ -9,6 +9,7 @@
 
 use rusqlite::{params, Connection, OpenFlags, Transaction};
 
+use super::alerts::AlertWrites;
 use super::anomalies::{write_anomalies, AnomalyRow};
 use crate::message::format_micros;
 
@@ -58,6 +59,9 @@ pub struct FleetWrites {
     pub events: Vec<EventRow>,
     /// Anomaly scores at or above the floor.
     pub anomalies: Vec<AnomalyRow>,
+    /// Alert changes that no reading caused (timers, presence, dead letters, scores,
+    /// acknowledgements), and the notifier's delivery records.
+    pub alerts: AlertWrites,
 }
 
 impl FleetWrites {
@@ -66,10 +70,15 @@ impl FleetWrites {
             && self.forgets.is_empty()
             && self.events.is_empty()
             && self.anomalies.is_empty()
+            && self.alerts.is_empty()
     }
 
     pub fn rows(&self) -> usize {
-        self.upserts.len() + self.forgets.len() + self.events.len() + self.anomalies.len()
+        self.upserts.len()
+            + self.forgets.len()
+            + self.events.len()
+            + self.anomalies.len()
+            + self.alerts.rows()
     }
 
     /// Adds `later`, written after what is here (a later upsert of a device wins).
@@ -78,6 +87,7 @@ impl FleetWrites {
         self.forgets.extend(later.forgets);
         self.events.extend(later.events);
         self.anomalies.extend(later.anomalies);
+        self.alerts.append(later.alerts);
     }
 
     /// Writes the rows in `tx`: events and anomalies first, then states, then forgets (a
@@ -98,6 +108,7 @@ impl FleetWrites {
             ])?;
         }
         write_anomalies(tx, &self.anomalies)?;
+        self.alerts.write(tx)?;
         let mut upsert = tx.prepare_cached(
             "INSERT OR REPLACE INTO device_state (device_id, status, since, reason, \
              quarantined, quarantine_until, connected_since, last_seen, peer, protocol, \
@@ -123,8 +134,11 @@ impl FleetWrites {
             ])?;
         }
         let mut forget = tx.prepare_cached("DELETE FROM device_state WHERE device_id = ?1")?;
+        // A deleted device's alerts are over; their history stays.
+        let mut alerts = tx.prepare_cached("DELETE FROM alert_states WHERE device_id = ?1")?;
         for id in &self.forgets {
             forget.execute([id])?;
+            alerts.execute([id])?;
         }
         Ok(())
     }
@@ -263,16 +277,16 @@ mod tests {
             upserts: vec![row("d1", "online"), row("d2", "online")],
             forgets: vec![],
             events: vec![event("d1", "online"), event("d2", "online")],
-            anomalies: vec![],
+            ..FleetWrites::default()
         };
-        store.write_with([], &writes).unwrap();
+        store.write_with([], &writes, &[]).unwrap();
         let later = FleetWrites {
             upserts: vec![row("d1", "offline")],
             forgets: vec!["d2".into()],
             events: vec![event("d1", "offline")],
-            anomalies: vec![],
+            ..FleetWrites::default()
         };
-        store.write_with([], &later).unwrap();
+        store.write_with([], &later, &[]).unwrap();
 
         let conn = open_for_reading(&settings.db_path()).unwrap();
         let rows = load_device_rows(&conn, |_| true).unwrap();

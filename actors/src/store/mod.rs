@@ -19,6 +19,8 @@
 //! - `dead_letter_reads.rs`: the dead letters read back, a bounded keyset page at a time.
 //! - `anomalies.rs`: the anomaly scores kept (at or above the floor), written with the
 //!   fleet's rows, gone with retention and purge, read back a device's at a time.
+//! - `alerts.rs`: the alerts raised now, their history, the webhook's outbox and log, the
+//!   silences.
 //! - `device_state.rs`: the fleet's rows (device state, status events), written in the
 //!   writer's batches, and the reads the fleet makes of them.
 //! - `purge.rs`: deleting every reading of a device, a bounded step at a time between
@@ -27,6 +29,7 @@
 //!   rows leave in the transaction that stores their readings: `Store::write`).
 //! - `settings.rs`: the `[store]` section.
 
+mod alerts;
 mod anomalies;
 mod database;
 mod dead_letter_reads;
@@ -39,6 +42,11 @@ mod sessions;
 mod settings;
 mod writer;
 
+pub use alerts::{
+    add_silence, alert_event, alert_events, alert_states, load_alert_states, remove_silence,
+    waiting_deliveries, AlertEventQuery, AlertEventRow, AlertEventView, AlertQuery, AlertStateRow,
+    AlertWrites, Delivery, DeliveryUpdate, DeliveryView, SilenceRow,
+};
 pub use anomalies::{device_anomalies, AnomalyQuery, AnomalyRow};
 #[cfg(test)]
 pub use database::DEVICES_TABLE;

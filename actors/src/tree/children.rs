@@ -12,11 +12,12 @@ use crate::endpoint::{
     TLS_LISTENER,
 };
 use crate::fleet::{
-    AnomalySettings, Detection, Fleet, FleetSettings, FleetShard, QuarantineSet, ShardLinks,
-    Tracked,
+    Alerting, AnomalySettings, Detection, Fleet, FleetSettings, FleetShard, QuarantineSet,
+    ShardLinks, Tracked, WebhookSettings,
 };
 use crate::identity::{AuthMode, TlsSettings};
 use crate::ingest::{Processor, ProcessorSettings, Processors, Rules};
+use crate::notify::{Notifier, NotifierLinks, NOTIFIER};
 use crate::observe::Telemetry;
 use crate::store::{Reader, Store, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER};
 use crate::supervision::{
@@ -130,6 +131,7 @@ impl<'a> Children<'a> {
         &self,
         settings: &FleetSettings,
         anomaly: &AnomalySettings,
+        alerting: Option<Arc<Alerting>>,
         store: &StoreSettings,
         store_writer: &Addr<StoreWriter>,
         reader: &Reader,
@@ -153,6 +155,7 @@ impl<'a> Children<'a> {
                     detection: detection.clone(),
                     max_pending_anomalies: anomaly.max_pending,
                     reader: reader.clone(),
+                    alerting: alerting.clone(),
                     restarts: self.restarts(&name),
                 };
                 let t = self.telemetry.clone();
@@ -168,7 +171,26 @@ impl<'a> Children<'a> {
             quarantine,
             store.db_path(),
             every_data,
+            alerting,
         )
+    }
+
+    /// The webhook's notifier, `notifier`.
+    pub fn notifier(
+        &self,
+        settings: &WebhookSettings,
+        store: &StoreSettings,
+        store_writer: &Addr<StoreWriter>,
+    ) -> Addr<Notifier> {
+        let links = NotifierLinks {
+            store: store_writer.clone(),
+            db_path: store.db_path(),
+            restarts: self.restarts(NOTIFIER),
+        };
+        let (settings, t) = (settings.clone(), self.telemetry.clone());
+        let notifier = Supervisor::start(move |_| Notifier::new(settings, links, &t));
+        watch(&self.health, NOTIFIER, &notifier);
+        notifier
     }
 
     /// The upstream connections, `upstream-0` to `upstream-N`.

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::endpoint::{Adopter, DeviceEndpoint, EndpointLinks, StopIntake, StopTls, TlsListener};
-use crate::fleet::{Fleet, FleetHandle, Source};
+use crate::fleet::{now_micros, Alerting, Fleet, FleetHandle, Silences, Source};
 use crate::identity::{AuthMode, Authenticator};
 use crate::ingest::Rules;
+use crate::notify::AlertsHandle;
 use crate::observe::{Event, Telemetry};
 use crate::pipeline::{ByteBudget, Pipeline, ReplayIdentity, Replayer};
 use crate::store::{Purger, Reader, Sessions, Store, StoreWriter};
@@ -47,6 +48,8 @@ pub struct Tree {
     pub reader: Reader,
     /// `None` with `fleet.enabled = false`.
     fleet: Option<Fleet>,
+    /// The alerts, for the HTTP API; `None` with `fleet.enabled` or `alerts.enabled` false.
+    alerts: Option<AlertsHandle>,
     /// Replays dead letters through today's rules, for the HTTP API.
     pub replayer: Replayer,
     /// The store writer's thread (its commits block), stopped after the drain.
@@ -74,6 +77,7 @@ impl Tree {
         let pattern = rules.topic.clone();
         // Opened here, before any actor, so a bad data directory fails the start clearly.
         let store = Store::open(settings.store)?;
+        let silences = Arc::new(Silences::new(store.silences_in_force(now_micros())?));
         let reader = Reader::new(settings.store, store.memtable());
         let upstream_tls = match settings.upstream.enabled {
             true => client_config(settings.upstream)?,
@@ -100,14 +104,27 @@ impl Tree {
         let guard = DeviceGuard::new(settings.breakers.device.clone(), telemetry);
         let guard = Supervisor::start(move |_| guard);
         watch(&children.health, "device_guard", &guard);
+        let alerting = match settings.fleet.enabled && settings.alerts.enabled {
+            true => Some(Arc::new(Alerting::new(settings.alerts, silences))),
+            false => None,
+        };
         let fleet = settings.fleet.enabled.then(|| {
             children.fleet(
                 settings.fleet,
                 settings.anomaly,
+                alerting.clone(),
                 settings.store,
                 &store_writer,
                 &reader,
             )
+        });
+        let notifier = (alerting.is_some() && !settings.alerts.webhook.url.is_empty())
+            .then(|| children.notifier(&settings.alerts.webhook, settings.store, &store_writer));
+        let alerts = alerting.as_ref().map(|alerting| AlertsHandle {
+            alerting: alerting.clone(),
+            store: store_writer.clone(),
+            notifier,
+            db_path: settings.store.db_path(),
         });
         let pipeline = Pipeline::new(
             processors,
@@ -177,6 +194,7 @@ impl Tree {
             store_writer,
             reader,
             fleet,
+            alerts,
             replayer,
             store_thread,
             escalations,
@@ -214,6 +232,12 @@ impl Tree {
     /// connections), for the HTTP API; `None` with `fleet.enabled = false`.
     pub fn fleet(&self) -> Option<FleetHandle> {
         self.fleet.as_ref().map(|f| f.handle.clone())
+    }
+
+    /// The alerts' handle (rules, alerts, history, silences, deliveries), for the HTTP
+    /// API; `None` with the fleet or alerting off.
+    pub fn alerts(&self) -> Option<AlertsHandle> {
+        self.alerts.clone()
     }
 
     /// Serves devices connected over any byte stream, as if they had come in on the port.

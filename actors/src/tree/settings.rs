@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 use crate::endpoint::EndpointSettings;
-use crate::fleet::{AnomalySettings, FleetSettings};
+use crate::fleet::{AlertSettings, AnomalySettings, FleetSettings};
 use crate::identity::{check_mode, server_config, AuthSettings, ServerTlsError, TlsSettings};
 use crate::ingest::{IngestSettings, ProcessorSettings, TopicPattern};
 use crate::pipeline::ReplaySettings;
@@ -29,6 +29,7 @@ pub struct TreeSettings<'a> {
     pub tls: &'a TlsSettings,
     pub fleet: &'a FleetSettings,
     pub anomaly: &'a AnomalySettings,
+    pub alerts: &'a AlertSettings,
     pub replay: &'a ReplaySettings,
 }
 
@@ -48,6 +49,7 @@ impl TreeSettings<'_> {
         problems.section("tls", |p| self.tls.validate(p));
         problems.section("fleet", |p| self.fleet.validate(p));
         problems.section("anomaly", |p| self.anomaly.validate(p));
+        problems.section("alerts", |p| self.alerts.validate(p));
         problems.section("replay", |p| self.replay.validate(p));
         self.validate_listeners(problems);
     }

@@ -8,13 +8,14 @@
 //! - `error`: the one error body, also for actix-web's own extractor errors.
 //! - `params`: what the listings' queries share; `cursor`: opaque, signed cursors.
 //! - `devices` (the fleet's reads and release; `device_view`: a device as shown),
-//!   `provisioning` (add, rotate, delete), `readings`, `dead_letters`, `replay`: one
-//!   file per resource.
+//!   `provisioning` (add, rotate, delete), `readings`, `dead_letters`, `replay`,
+//!   `anomalies`, `alerts`: one file per resource.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 //!
 //! Routing: each path is one resource answering its methods, 405 (with `Allow`) for
 //! others; an unknown path under `/api/v1` is 404. All with the error body.
 
+mod alerts;
 mod anomalies;
 mod auth;
 mod cursor;
@@ -30,7 +31,7 @@ mod replay;
 pub mod tokens;
 
 use actix_web::{middleware, web, HttpResponse};
-use eliot_actors::{FleetHandle, Provisioning, Purger, Reader, Replayer};
+use eliot_actors::{AlertsHandle, FleetHandle, Provisioning, Purger, Reader, Replayer};
 use serde::Serialize;
 
 pub use auth::Gate;
@@ -52,6 +53,8 @@ pub struct V1State {
     pub purger: Purger,
     /// Takes dead letters up again.
     pub replayer: Replayer,
+    /// The alerts; `None` with the fleet or alerting off.
+    pub alerts: Option<AlertsHandle>,
 }
 
 impl V1State {
@@ -91,6 +94,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: V1State, gate: Gate) {
             .service(get_only("/devices/{id}/events", devices::events))
             .service(get_only("/devices/{id}/anomalies", anomalies::anomalies))
             .service(post_only("/devices/{id}/release", devices::release))
+            .service(post_only(
+                "/devices/{id}/alerts/{rule}/ack",
+                alerts::acknowledge,
+            ))
+            .service(get_only("/alerts", alerts::list))
+            .service(get_only("/alerts/events", alerts::events))
+            .service(post_only("/alerts/events/{id}/retry", alerts::retry))
+            .service(get_only("/alerts/rules", alerts::rules))
+            .service(
+                web::resource("/alerts/silences")
+                    .route(web::get().to(alerts::silences))
+                    .route(web::post().to(alerts::silence))
+                    .default_service(only("GET, POST")),
+            )
+            .service(
+                web::resource("/alerts/silences/{id}")
+                    .route(web::delete().to(alerts::unsilence))
+                    .default_service(only("DELETE")),
+            )
             .service(post_only("/devices/{id}/rotate", provisioning::rotate))
             .service(get_only("/dead-letters", dead_letters::list))
             // Before `/dead-letters/{id}`, which would take `replay` for an id.

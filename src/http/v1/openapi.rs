@@ -9,14 +9,15 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{anomalies, dead_letters, devices, error, provisioning, readings, replay};
+use super::{alerts, anomalies, dead_letters, devices, error, provisioning, readings, replay};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Eliot API",
         description = "Eliot's fleet API v1: devices (live state, events, anomaly scores, provisioning), \
-            stored readings and dead letters (and their replay). Every path \
+            stored readings and dead letters (and their replay), alerts (raised now, history, \
+            acknowledgements, silences, notifications). Every path \
             needs `Authorization: Bearer <token>` when tokens are configured (a read token \
             for GET, an admin token for anything else); without tokens Eliot serves it on \
             a loopback address only. Errors answer {\"error\": {\"code\", \"message\"}}.",
@@ -36,6 +37,14 @@ use super::{anomalies, dead_letters, devices, error, provisioning, readings, rep
         dead_letters::one,
         replay::one,
         replay::matching,
+        alerts::list,
+        alerts::events,
+        alerts::retry,
+        alerts::acknowledge,
+        alerts::rules,
+        alerts::silences,
+        alerts::silence,
+        alerts::unsilence,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerTokens),
@@ -44,6 +53,7 @@ use super::{anomalies, dead_letters, devices, error, provisioning, readings, rep
         (name = "devices", description = "The fleet: live device state, status events and anomaly scores; provisioning"),
         (name = "readings", description = "A device's stored readings"),
         (name = "dead letters", description = "Messages Eliot rejected, kept whole with their reason"),
+        (name = "alerts", description = "Alerts raised by the rules, their history and notifications, silences"),
     )
 )]
 pub struct ApiDoc;

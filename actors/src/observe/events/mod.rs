@@ -10,6 +10,7 @@
 //! reachable as `Event::Name { .. }.emit(&telemetry)`. A test holds every event to moving
 //! exactly the families it names; another, the docs' table of events to `Event::ALL_NAMES`.
 
+mod alerts;
 mod connection;
 mod fleet;
 mod messages;
@@ -19,6 +20,8 @@ mod store;
 mod supervision;
 mod upstream;
 mod values;
+
+pub use alerts::ALERT_CHANGES;
 
 use slog::Logger;
 
@@ -140,6 +143,12 @@ every_event! {
         AnomalyFound<'_>,
         AnomalySeriesFull,
         AnomaliesDropped,
+    ]
+    alerts: [
+        AlertChanged<'_>,
+        AlertNotified,
+        AlertNotificationFailed<'_>,
+        AlertChangesDropped,
     ]
     mutations: [
         DeadLettersReplayed,

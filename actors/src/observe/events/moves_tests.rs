@@ -217,6 +217,25 @@ fn every_example() -> Vec<Example> {
         }),
         example(Event::AnomalySeriesFull { max_series: 10 }),
         example(Event::AnomaliesDropped { dropped: 2 }),
+        example(Event::AlertChanged {
+            rule: "hot",
+            device_id: "robot_001",
+            severity: "critical",
+            to: "fired",
+            summary: "temperature.value 31 > 30",
+            silenced: false,
+        }),
+        example(Event::AlertNotified {
+            event_id: 3,
+            attempts: 2,
+        }),
+        example(Event::AlertNotificationFailed {
+            event_id: 3,
+            attempt: 1,
+            error: "503",
+            gave_up: false,
+        }),
+        example(Event::AlertChangesDropped { dropped: 2 }),
         example(Event::DeadLettersReplayed {
             accepted: 3,
             rejected: 2,

@@ -1,6 +1,9 @@
 //! The schema, and the migrations that bring an older database to it (`user_version`).
 //!
-//! Version 8 (this one) adds `anomalies`: the anomaly scores at or above `anomaly.floor`,
+//! Version 9 (this one) adds the alerts' tables (`store/alerts.rs`): `alert_states`, the
+//! alerts raised now; `alert_events`, their history; `alert_deliveries`, the webhook's
+//! outbox and log; `alert_silences`.
+//! Version 8 adds `anomalies`: the anomaly scores at or above `anomaly.floor`,
 //! each with its reading's key and the field scored, indexed by device (the API's pages)
 //! and by receipt (retention).
 //! Version 7 adds the fleet's tables: `device_state`, one row per known device
@@ -27,11 +30,12 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::super::alerts::ALERT_TABLES;
 use super::super::anomalies::ANOMALIES_TABLE;
 use super::super::readings::{rebuild_view, Chunks};
 use crate::message::format_micros;
 
-pub const VERSION: i64 = 8;
+pub const VERSION: i64 = 9;
 
 /// Provisioned devices (`eliot device add`): the hash of each one's secret, never the
 /// secret; no hash for a device that logs in by certificate only.
@@ -195,6 +199,7 @@ pub fn migrate(conn: &mut Connection, now: i64) -> Result<Migrated, MigrateError
         .is_some();
     tx.execute_batch(TABLES)?;
     tx.execute_batch(ANOMALIES_TABLE)?;
+    tx.execute_batch(ALERT_TABLES)?;
     if version == 4 {
         tx.execute_batch(DEVICES_FROM_V4)?;
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
+use super::super::alerts::{expire_silences, silences, AlertWrites, SilenceRow};
 use super::super::anomalies::expire_anomalies;
 use super::super::dead_letters::{
     forget_replayed, replayed_weight, shed_over_quota, Shed, ROW_BYTES,
@@ -175,6 +176,14 @@ impl Store {
         &self.path
     }
 
+    /// The alert silences in force at `now` (the ended ones are deleted), for the shards
+    /// at start.
+    pub fn silences_in_force(&self, now: i64) -> Result<Vec<SilenceRow>, StoreError> {
+        let sqlite = naming(&self.path);
+        expire_silences(&self.conn, now).map_err(&sqlite)?;
+        silences(&self.conn, now).map_err(&sqlite)
+    }
+
     /// The memtable this store keeps up to date, for readers.
     pub fn memtable(&self) -> SharedMemtable {
         self.tiers.memtable.clone()
@@ -204,14 +213,19 @@ impl Store {
         &mut self,
         outcomes: impl IntoIterator<Item = &'a Outcome>,
     ) -> Result<WriteStats, StoreError> {
-        self.write_with(outcomes, &FleetWrites::default())
+        self.write_with(outcomes, &FleetWrites::default(), &[])
     }
 
-    /// `write`, with the fleet's device rows and events in the same transaction.
+    /// `write`, with the fleet's device rows and events in the same transaction, and the
+    /// alert changes `tied` to a message (by its position among `outcomes`): each written
+    /// unless the store amended its message (a duplicate, a conflict, a redelivery: then
+    /// the reading that changed the alert was not stored as the shard saw it, and the
+    /// pipeline tells the shard to undo the change).
     pub fn write_with<'a>(
         &mut self,
         outcomes: impl IntoIterator<Item = &'a Outcome>,
         fleet: &FleetWrites,
+        tied: &[(usize, &AlertWrites)],
     ) -> Result<WriteStats, StoreError> {
         self.check_file()?;
         let sqlite = naming(&self.path);
@@ -305,6 +319,15 @@ impl Store {
             fail::fail_point!("store::replay");
         }
         self.tiers.write_log(&tx, &staged).map_err(&sqlite)?;
+        for (position, alerts) in tied {
+            if stats
+                .amended
+                .binary_search_by_key(position, |(p, _)| *p)
+                .is_err()
+            {
+                alerts.write(&tx).map_err(&sqlite)?;
+            }
+        }
         fleet.write(&tx).map_err(&sqlite)?;
         stats.shed = shed_over_quota(&tx, self.dead_letter_quota, &mut dead_letter_bytes)
             .map_err(&sqlite)?;

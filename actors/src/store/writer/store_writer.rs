@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::super::alerts::AlertWrites;
 use super::super::database::{Amendment, Store};
 use super::super::device_state::FleetWrites;
 use super::super::purge::Purges;
@@ -42,6 +43,9 @@ pub type Committed = Result<Vec<(usize, Amendment)>, NotStored>;
 #[rtype(result = "()")]
 pub struct Persist {
     pub outcomes: Vec<Outcome>,
+    /// Alert changes the messages caused, by the position of the message in `outcomes`:
+    /// written in the same transaction, unless the store amended that message.
+    pub alerts: Vec<(usize, AlertWrites)>,
     pub done: oneshot::Sender<Committed>,
     /// Counts this request in the store writer's queue until it is handled.
     pub queued: Queued,
@@ -51,13 +55,14 @@ pub struct Persist {
 /// so a slow store slows the caller instead of growing a queue.
 pub async fn persist(
     writer: &Addr<StoreWriter>,
-    outcomes: Vec<Outcome>,
+    (outcomes, alerts): (Vec<Outcome>, Vec<(usize, AlertWrites)>),
     queued: Queued,
 ) -> Committed {
     let (done, committed) = oneshot::channel();
     writer
         .send(Persist {
             outcomes,
+            alerts,
             done,
             queued,
         })
@@ -68,8 +73,15 @@ pub async fn persist(
         .map_err(|_| NotStored("store writer stopped before committing".into()))?
 }
 
+/// A request waiting for its commit.
+struct Request {
+    outcomes: Vec<Outcome>,
+    alerts: Vec<(usize, AlertWrites)>,
+    done: oneshot::Sender<Committed>,
+}
+
 /// Requests waiting for the same commit, in arrival order.
-type Batch = Vec<(Vec<Outcome>, oneshot::Sender<Committed>)>;
+type Batch = Vec<Request>;
 
 pub struct StoreWriter {
     pub(super) settings: StoreSettings,
@@ -196,8 +208,14 @@ impl StoreWriter {
                     },
                     NotStored("injected store failure".into())
                 )));
+                let mut offset = 0;
+                let mut tied = Vec::new();
+                for request in &batch {
+                    tied.extend(request.alerts.iter().map(|(i, w)| (offset + i, w)));
+                    offset += request.outcomes.len();
+                }
                 store
-                    .write_with(batch.iter().flat_map(|(outcomes, _)| outcomes), fleet)
+                    .write_with(batch.iter().flat_map(|r| &r.outcomes), fleet, &tied)
                     .map_err(|e| (e.kind(), NotStored(e.to_string())))
             }),
         };
@@ -263,7 +281,7 @@ impl StoreWriter {
         }
         let mut amended = answer.as_ref().map(|r| r.iter().peekable()).ok();
         let mut offset = 0;
-        for (outcomes, done) in batch {
+        for Request { outcomes, done, .. } in batch {
             // Each request gets the positions of its own amendments.
             let end = offset + outcomes.len();
             let own = match &mut amended {
@@ -311,7 +329,7 @@ impl StoreWriter {
         self.failing = true;
         let rows = batch
             .iter()
-            .flat_map(|(outcomes, _)| outcomes)
+            .flat_map(|r| &r.outcomes)
             .map(Outcome::len)
             .sum();
         let verdict = self
@@ -393,7 +411,11 @@ impl Handler<Persist> for StoreWriter {
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
         self.pending_rows += msg.outcomes.iter().map(Outcome::len).sum::<usize>();
-        self.pending.push((msg.outcomes, msg.done));
+        self.pending.push(Request {
+            outcomes: msg.outcomes,
+            alerts: msg.alerts,
+            done: msg.done,
+        });
         self.progress.received(self.pending_rows, Instant::now());
         if self.pending_rows >= self.settings.batch_max {
             self.flush(ctx);

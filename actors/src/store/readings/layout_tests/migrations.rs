@@ -43,7 +43,7 @@ fn a_version_2_database_is_migrated_and_its_readings_still_count() {
     }
     let mut store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(2));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 8);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 9);
     let owned = "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'owner'";
     assert_eq!(count(&store.conn, owned), 1, "sessions gained their owner");
     let in_chunk_1 = "SELECT count(*) FROM series WHERE last_chunk = 1";
@@ -144,7 +144,7 @@ fn a_version_6_database_gains_the_fleets_tables_and_keeps_its_dead_letters() {
     }
     let store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(6));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 8);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 9);
     assert_eq!(
         count(
             &store.conn,
@@ -185,11 +185,43 @@ fn a_version_7_database_gains_the_anomalies_table_and_keeps_its_fleet() {
     }
     let store = Store::open(&settings).unwrap();
     assert_eq!(store.migrated_from(), Some(7));
-    assert_eq!(count(&store.conn, "PRAGMA user_version"), 8);
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 9);
     assert_eq!(count(&store.conn, "SELECT count(*) FROM device_events"), 1);
     assert_eq!(count(&store.conn, "SELECT count(*) FROM anomalies"), 0);
     let indexed = "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'anomalies_%'";
     assert_eq!(count(&store.conn, indexed), 2, "by device, and by receipt");
+}
+
+/// What version 9 added, taken away again: a version 8 database.
+const BACK_TO_VERSION_8: &str = "
+DROP TABLE alert_states;
+DROP TABLE alert_events;
+DROP TABLE alert_deliveries;
+DROP TABLE alert_silences;
+PRAGMA user_version = 8;
+";
+
+#[test]
+fn a_version_8_database_gains_the_alert_tables_and_keeps_its_anomalies() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path());
+    {
+        let store = Store::open(&settings).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO anomalies (device_id, sensor_type, ts, field, score, received_at) \
+                 VALUES ('d0', 't', '2025-01-01T00:00:00.000000Z', 'v', 0.9, '2025-01-01T00:00:00.000000Z');",
+            )
+            .unwrap();
+        store.conn.execute_batch(BACK_TO_VERSION_8).unwrap();
+    }
+    let store = Store::open(&settings).unwrap();
+    assert_eq!(store.migrated_from(), Some(8));
+    assert_eq!(count(&store.conn, "PRAGMA user_version"), 9);
+    assert_eq!(count(&store.conn, "SELECT count(*) FROM anomalies"), 1);
+    let tables = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'alert_%'";
+    assert_eq!(count(&store.conn, tables), 4);
 }
 
 #[test]
@@ -198,11 +230,11 @@ fn a_database_from_a_newer_eliot_is_refused() {
     let settings = settings(dir.path());
     Connection::open(settings.db_path())
         .unwrap()
-        .execute_batch("PRAGMA user_version = 9")
+        .execute_batch("PRAGMA user_version = 10")
         .unwrap();
     let refused = Store::open(&settings).err().unwrap();
     assert!(
-        matches!(refused, StoreError::Newer { version: 9, .. }),
+        matches!(refused, StoreError::Newer { version: 10, .. }),
         "{refused}"
     );
     assert!(refused.to_string().contains("newer than this Eliot's"));

@@ -1,0 +1,663 @@
+//! Alert rules: what the configuration says (`RuleConfig`, one `[[alerts.rules]]` table,
+//! the same shape the API will take), checked and compiled into a `Rule`, and the
+//! `RuleSet` a shard evaluates (rules indexed by sensor type, so that a reading meets only
+//! the rules about its own sensor type).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::super::anomaly_settings::{MAX_DEPTH, MAX_FIELD_PATH};
+use crate::ingest::is_sensor_type;
+use crate::message::is_device_id;
+use crate::settings::Problems;
+
+/// Rules at most: each costs a check per reading of its sensor type, per device in scope.
+pub const MAX_RULES: usize = 10_000;
+/// Devices a rule's `devices` list may name.
+pub const MAX_LISTED: usize = 10_000;
+
+/// One `[[alerts.rules]]` table, as written. Which keys apply depends on `kind`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Unique; names the alert in events, notifications and the API (`[a-z0-9_-]`).
+    pub name: String,
+    /// `info`, `warning` (the default) or `critical`.
+    #[serde(default)]
+    pub severity: Severity,
+    /// `threshold`, `absence`, `dead_letters` or `anomaly`.
+    pub kind: String,
+    /// Scope: devices whose id starts with this. With neither this nor `devices`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_prefix: Option<String>,
+    /// Scope: these devices only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// `threshold` (required) and `anomaly` (optional): the sensor type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor_type: Option<String>,
+    /// `threshold` (required) and `anomaly` (optional): a path into `data`, dots between
+    /// nested keys (`value`, `gps.lat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `threshold`: `>`, `>=`, `<` or `<=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// `threshold`: the value crossed; `anomaly`: the score reached (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// `threshold`, `anomaly`: once raised, the alert holds until the value is back past
+    /// this (hysteresis); default `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear: Option<f64>,
+    /// `threshold`, `absence`: how long the condition must hold before the alert fires
+    /// (pending meanwhile); default 0.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub r#for: Option<Duration>,
+    /// `absence`: `late` (late or offline) or `offline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `dead_letters`: this many dead letters of the device within `window` fire it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub window: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    #[default]
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Which devices a rule is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    All,
+    Prefix(String),
+    Listed(HashSet<String>),
+}
+
+impl Scope {
+    pub fn covers(&self, device_id: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Prefix(p) => device_id.starts_with(p.as_str()),
+            Scope::Listed(ids) => ids.contains(device_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Above,
+    AtLeast,
+    Below,
+    AtMost,
+}
+
+impl Op {
+    fn parse(text: &str) -> Option<Op> {
+        Some(match text {
+            ">" => Op::Above,
+            ">=" => Op::AtLeast,
+            "<" => Op::Below,
+            "<=" => Op::AtMost,
+            _ => return None,
+        })
+    }
+
+    fn holds(self, value: f64, bound: f64) -> bool {
+        match self {
+            Op::Above => value > bound,
+            Op::AtLeast => value >= bound,
+            Op::Below => value < bound,
+            Op::AtMost => value <= bound,
+        }
+    }
+
+    fn upward(self) -> bool {
+        matches!(self, Op::Above | Op::AtLeast)
+    }
+}
+
+/// What raises a rule's alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A numeric field of a sensor type's readings past `value`; held until past `clear`.
+    Threshold {
+        sensor_type: String,
+        field: String,
+        op: Op,
+        value: f64,
+        clear: f64,
+    },
+    /// The device late (or offline, with `offline_only`).
+    Absence { offline_only: bool },
+    /// `count` dead letters within `window`.
+    DeadLetters { count: u32, window: Duration },
+    /// An anomaly score at or above `score`, of the series named (any, for `None`);
+    /// held until a score of that series is below `clear`.
+    Anomaly {
+        sensor_type: Option<String>,
+        field: Option<String>,
+        score: f64,
+        clear: f64,
+    },
+}
+
+/// A rule, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub severity: Severity,
+    pub scope: Scope,
+    pub kind: Kind,
+    /// Microseconds the condition must hold before the alert fires.
+    pub hold: i64,
+    /// As written (the API shows it).
+    pub config: RuleConfig,
+}
+
+impl Rule {
+    /// The rule `config` describes, or what is wrong with it (each problem by its key).
+    pub fn compile(config: &RuleConfig, problems: &mut Problems) -> Option<Rule> {
+        let before = problems.len();
+        let name_ok = (1..=64).contains(&config.name.len())
+            && config
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        problems.check(name_ok, "name", "expected 1 to 64 of a-z 0-9 _ -");
+        let scope = scope(config, problems);
+        let kind = kind(config, problems);
+        let hold = config.r#for.unwrap_or_default();
+        if hold > Duration::from_secs(30 * 86_400) {
+            problems.add("for", "expected at most 30 days");
+        }
+        let (Some(scope), Some(kind)) = (scope, kind) else {
+            return None;
+        };
+        (problems.len() == before).then(|| Rule {
+            name: config.name.clone(),
+            severity: config.severity,
+            scope,
+            kind,
+            hold: i64::try_from(hold.as_micros()).unwrap_or(i64::MAX),
+            config: config.clone(),
+        })
+    }
+
+    /// Whether a value raises this threshold rule (`raised`: the alert is already
+    /// pending or firing, so it holds until past `clear`).
+    pub fn threshold_holds(&self, value: f64, raised: bool) -> bool {
+        match &self.kind {
+            Kind::Threshold {
+                op,
+                value: bound,
+                clear,
+                ..
+            } => {
+                if !raised {
+                    return op.holds(value, *bound);
+                }
+                // Held until back past `clear`: for `>`, while above it.
+                if op.upward() {
+                    value > *clear || op.holds(value, *bound)
+                } else {
+                    value < *clear || op.holds(value, *bound)
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+fn scope(config: &RuleConfig, problems: &mut Problems) -> Option<Scope> {
+    match (&config.device_prefix, config.devices.is_empty()) {
+        (Some(_), false) => {
+            problems.add("devices", "give device_prefix or devices, not both");
+            None
+        }
+        (Some(prefix), true) => {
+            if prefix.is_empty() || prefix.len() > 64 {
+                problems.add("device_prefix", "expected 1 to 64 bytes");
+                return None;
+            }
+            Some(Scope::Prefix(prefix.clone()))
+        }
+        (None, true) => Some(Scope::All),
+        (None, false) => {
+            if config.devices.len() > MAX_LISTED {
+                problems.add("devices", format!("expected at most {MAX_LISTED} ids"));
+                return None;
+            }
+            if let Some(bad) = config.devices.iter().find(|d| !is_device_id(d)) {
+                problems.add("devices", format!("`{bad}` is no device id"));
+                return None;
+            }
+            Some(Scope::Listed(config.devices.iter().cloned().collect()))
+        }
+    }
+}
+
+fn kind(config: &RuleConfig, problems: &mut Problems) -> Option<Kind> {
+    let unused = |problems: &mut Problems, keys: &[(&str, bool)]| {
+        for (key, given) in keys {
+            if *given {
+                problems.add(key, format!("does not apply to kind {}", config.kind));
+            }
+        }
+    };
+    let c = config;
+    match config.kind.as_str() {
+        "threshold" => {
+            unused(
+                problems,
+                &[
+                    ("status", c.status.is_some()),
+                    ("count", c.count.is_some()),
+                    ("window", c.window.is_some()),
+                ],
+            );
+            let sensor_type = sensor_type(c, problems, true)?;
+            let field = field(c, problems, true)?;
+            let op = match c.op.as_deref().map(|o| (o, Op::parse(o))) {
+                Some((_, Some(op))) => op,
+                _ => {
+                    problems.add("op", "expected >, >=, < or <=");
+                    return None;
+                }
+            };
+            let Some(value) = c.value.filter(|v| v.is_finite()) else {
+                problems.add("value", "expected a finite number");
+                return None;
+            };
+            let clear = c.clear.unwrap_or(value);
+            let on_the_right_side = if op.upward() {
+                clear <= value
+            } else {
+                clear >= value
+            };
+            if !clear.is_finite() || !on_the_right_side {
+                problems.add(
+                    "clear",
+                    "expected a finite number on the clearing side of value (at most value for > and >=, at least for < and <=)",
+                );
+                return None;
+            }
+            Some(Kind::Threshold {
+                sensor_type: sensor_type?,
+                field: field?,
+                op,
+                value,
+                clear,
+            })
+        }
+        "absence" => {
+            unused(
+                problems,
+                &[
+                    ("sensor_type", c.sensor_type.is_some()),
+                    ("field", c.field.is_some()),
+                    ("op", c.op.is_some()),
+                    ("value", c.value.is_some()),
+                    ("clear", c.clear.is_some()),
+                    ("count", c.count.is_some()),
+                    ("window", c.window.is_some()),
+                ],
+            );
+            match c.status.as_deref().unwrap_or("late") {
+                "late" => Some(Kind::Absence {
+                    offline_only: false,
+                }),
+                "offline" => Some(Kind::Absence { offline_only: true }),
+                _ => {
+                    problems.add("status", "expected late or offline");
+                    None
+                }
+            }
+        }
+        "dead_letters" => {
+            unused(
+                problems,
+                &[
+                    ("sensor_type", c.sensor_type.is_some()),
+                    ("field", c.field.is_some()),
+                    ("op", c.op.is_some()),
+                    ("value", c.value.is_some()),
+                    ("clear", c.clear.is_some()),
+                    ("status", c.status.is_some()),
+                    ("for", c.r#for.is_some()),
+                ],
+            );
+            let count = c.count.filter(|n| (1..=1_000_000).contains(n));
+            let window = c
+                .window
+                .filter(|w| *w >= Duration::from_secs(1) && *w <= Duration::from_secs(86_400));
+            problems.check(count.is_some(), "count", "expected 1 to 1000000");
+            problems.check(window.is_some(), "window", "expected 1s to 1 day");
+            Some(Kind::DeadLetters {
+                count: count?,
+                window: window?,
+            })
+        }
+        "anomaly" => {
+            unused(
+                problems,
+                &[
+                    ("op", c.op.is_some()),
+                    ("status", c.status.is_some()),
+                    ("count", c.count.is_some()),
+                    ("window", c.window.is_some()),
+                    ("for", c.r#for.is_some()),
+                ],
+            );
+            let sensor_type = sensor_type(c, problems, false)?;
+            let field = field(c, problems, false)?;
+            let score = c.value.filter(|v| (0.0..=1.0).contains(v));
+            problems.check(score.is_some(), "value", "expected a score from 0 to 1");
+            let score = score?;
+            let clear = c.clear.unwrap_or(score);
+            if !(0.0..=score).contains(&clear) {
+                problems.add("clear", "expected a score from 0 to value");
+                return None;
+            }
+            Some(Kind::Anomaly {
+                sensor_type,
+                field,
+                score,
+                clear,
+            })
+        }
+        other => {
+            problems.add(
+                "kind",
+                format!("`{other}`: expected threshold, absence, dead_letters or anomaly"),
+            );
+            None
+        }
+    }
+}
+
+/// The rule's sensor type: `Some(None)` when absent and optional, `None` on a problem.
+fn sensor_type(c: &RuleConfig, problems: &mut Problems, required: bool) -> Option<Option<String>> {
+    match &c.sensor_type {
+        Some(s) if is_sensor_type(s) => Some(Some(s.clone())),
+        Some(_) => {
+            problems.add("sensor_type", "expected a sensor type (a-z 0-9 _, 1 to 32)");
+            None
+        }
+        None if required => {
+            problems.add("sensor_type", "required for this kind");
+            None
+        }
+        None => Some(None),
+    }
+}
+
+fn field(c: &RuleConfig, problems: &mut Problems, required: bool) -> Option<Option<String>> {
+    match &c.field {
+        Some(f) => {
+            let ok = !f.is_empty()
+                && !f.split('.').any(str::is_empty)
+                && f.split('.').count() <= MAX_DEPTH
+                && f.len() <= MAX_FIELD_PATH;
+            if !ok {
+                problems.add(
+                    "field",
+                    format!("expected a path of at most {MAX_DEPTH} keys and {MAX_FIELD_PATH} bytes, dots between keys"),
+                );
+                return None;
+            }
+            Some(Some(f.clone()))
+        }
+        None if required => {
+            problems.add("field", "required for this kind");
+            None
+        }
+        None => Some(None),
+    }
+}
+
+/// Index of a rule in its `RuleSet`.
+pub type RuleId = u32;
+
+/// The rules a shard evaluates, with the threshold rules indexed by sensor type.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    thresholds: HashMap<String, Vec<RuleId>>,
+}
+
+impl RuleSet {
+    /// Compiles every rule; problems are keyed `rules[i].key`, and names must be unique.
+    pub fn compile(configs: &[RuleConfig], problems: &mut Problems) -> RuleSet {
+        let mut set = RuleSet::default();
+        if configs.len() > MAX_RULES {
+            problems.add("rules", format!("expected at most {MAX_RULES} rules"));
+            return set;
+        }
+        let mut names = HashSet::new();
+        for (i, config) in configs.iter().enumerate() {
+            problems.section(&format!("rules[{i}]"), |p| {
+                if !names.insert(config.name.clone()) {
+                    p.add("name", format!("`{}` names another rule too", config.name));
+                }
+                if let Some(rule) = Rule::compile(config, p) {
+                    set.push(rule);
+                }
+            });
+        }
+        set
+    }
+
+    fn push(&mut self, rule: Rule) {
+        let id = self.rules.len() as RuleId;
+        if let Kind::Threshold { sensor_type, .. } = &rule.kind {
+            self.thresholds
+                .entry(sensor_type.clone())
+                .or_default()
+                .push(id);
+        }
+        self.rules.push(rule);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn get(&self, id: RuleId) -> Option<&Rule> {
+        self.rules.get(id as usize)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<(RuleId, &Rule)> {
+        let i = self.rules.iter().position(|r| r.name == name)?;
+        Some((i as RuleId, &self.rules[i]))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (RuleId, &Rule)> {
+        self.rules.iter().enumerate().map(|(i, r)| (i as RuleId, r))
+    }
+
+    /// Whether any threshold rule is about `sensor_type` (the pipeline asks before it
+    /// sends a reading to be evaluated).
+    pub fn has_threshold_for(&self, sensor_type: &str) -> bool {
+        self.thresholds.contains_key(sensor_type)
+    }
+
+    /// The rules of `device_id`'s scope, in order: what a device keeps, computed once.
+    pub fn covering(&self, device_id: &str) -> Vec<RuleId> {
+        self.iter()
+            .filter(|(_, r)| r.scope.covers(device_id))
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn threshold(name: &str) -> RuleConfig {
+        RuleConfig {
+            name: name.into(),
+            kind: "threshold".into(),
+            sensor_type: Some("temperature".into()),
+            field: Some("value".into()),
+            op: Some(">".into()),
+            value: Some(30.0),
+            clear: Some(28.0),
+            r#for: Some(Duration::from_secs(5)),
+            ..RuleConfig::default()
+        }
+    }
+
+    fn compiled(configs: &[RuleConfig]) -> (RuleSet, Vec<String>) {
+        let mut problems = Problems::new();
+        let mut set = RuleSet::default();
+        problems.section("alerts", |p| set = RuleSet::compile(configs, p));
+        let keys = problems.into_vec().into_iter().map(|p| p.key).collect();
+        (set, keys)
+    }
+
+    #[test]
+    fn a_threshold_holds_with_hysteresis() {
+        let (set, problems) = compiled(&[threshold("hot")]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (_, rule) = set.by_name("hot").unwrap();
+        assert!(!rule.threshold_holds(30.0, false));
+        assert!(rule.threshold_holds(30.5, false));
+        assert!(rule.threshold_holds(29.0, true), "held above clear");
+        assert!(!rule.threshold_holds(28.0, true), "cleared at clear");
+        assert_eq!(rule.hold, 5_000_000);
+        assert!(set.has_threshold_for("temperature"));
+        assert!(!set.has_threshold_for("humidity"));
+    }
+
+    #[test]
+    fn a_downward_threshold_clears_above() {
+        let config = RuleConfig {
+            op: Some("<".into()),
+            value: Some(10.0),
+            clear: Some(12.0),
+            ..threshold("cold")
+        };
+        let (set, problems) = compiled(&[config]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (_, rule) = set.by_name("cold").unwrap();
+        assert!(rule.threshold_holds(9.0, false));
+        assert!(rule.threshold_holds(11.0, true));
+        assert!(!rule.threshold_holds(12.0, true));
+    }
+
+    #[test]
+    fn scopes_cover_what_they_name() {
+        assert!(Scope::All.covers("x"));
+        assert!(Scope::Prefix("gh-".into()).covers("gh-1"));
+        assert!(!Scope::Prefix("gh-".into()).covers("x-gh-1"));
+        let listed = Scope::Listed(["a".to_owned()].into());
+        assert!(listed.covers("a") && !listed.covers("ab"));
+    }
+
+    #[test]
+    fn every_bad_key_is_named() {
+        let bad = [
+            RuleConfig {
+                op: Some("=>".into()),
+                ..threshold("Bad Name")
+            },
+            RuleConfig {
+                clear: Some(31.0),
+                ..threshold("clear_wrong_side")
+            },
+            RuleConfig {
+                kind: "absence".into(),
+                ..threshold("absence_with_threshold_keys")
+            },
+            RuleConfig {
+                name: "dl".into(),
+                kind: "dead_letters".into(),
+                count: Some(0),
+                ..RuleConfig::default()
+            },
+            RuleConfig {
+                name: "scoped_twice".into(),
+                kind: "absence".into(),
+                device_prefix: Some("a".into()),
+                devices: vec!["b".into()],
+                ..RuleConfig::default()
+            },
+            RuleConfig {
+                name: "dl".into(),
+                kind: "mystery".into(),
+                ..RuleConfig::default()
+            },
+        ];
+        let (set, keys) = compiled(&bad);
+        assert!(set.is_empty());
+        assert_eq!(
+            keys,
+            [
+                "alerts.rules[0].name",
+                "alerts.rules[0].op",
+                "alerts.rules[1].clear",
+                "alerts.rules[2].sensor_type",
+                "alerts.rules[2].field",
+                "alerts.rules[2].op",
+                "alerts.rules[2].value",
+                "alerts.rules[2].clear",
+                "alerts.rules[3].count",
+                "alerts.rules[3].window",
+                "alerts.rules[4].devices",
+                "alerts.rules[5].name",
+                "alerts.rules[5].kind",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_device_keeps_the_rules_of_its_scope() {
+        let configs = [
+            threshold("all"),
+            RuleConfig {
+                device_prefix: Some("gh-".into()),
+                ..threshold("greenhouse")
+            },
+            RuleConfig {
+                name: "quiet".into(),
+                kind: "absence".into(),
+                devices: vec!["gh-2".into()],
+                ..RuleConfig::default()
+            },
+        ];
+        let (set, problems) = compiled(&configs);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(set.covering("gh-2"), [0, 1, 2]);
+        assert_eq!(set.covering("gh-1"), [0, 1]);
+        assert_eq!(set.covering("x"), [0]);
+    }
+}

@@ -23,7 +23,10 @@
 //!   presence from connections and from each device's rhythm (`rhythm.rs`, `timers.rs`),
 //!   quality, quarantine, persisted through the store writer's batches; each device's
 //!   anomaly detectors and the scores they keep (`anomalies.rs`, `history.rs`,
-//!   `scores.rs`); the `FleetHandle` (`handle.rs`) the HTTP API asks.
+//!   `scores.rs`); each (rule, device) alert (`alerts/`); the `FleetHandle` (`handle.rs`)
+//!   the HTTP API asks.
+//! - `notify/`: the `Notifier`, the webhook's one sender (the committed outbox, in order,
+//!   retried), and the `AlertsHandle` the HTTP API asks of alerting.
 //! - `identity/`: who a device is: credentials (Argon2 hashes), the `Authenticator` that
 //!   admission asks, the devices' TLS configuration and certificate names
 //!   (`server_tls.rs`), and the limits keyed by the client (per address, per device).
@@ -41,6 +44,7 @@
 //!   every child carries (`restart.rs`), and the one `SlidingWindow` and `Backoff` they
 //!   share.
 //! - `mqtt/`: the packet vocabulary for MQTT 3.1.1 and 5, and its codec over rumqttc's.
+//! - `webhook/`: a webhook's URL, signature and one POST.
 //! - `anomaly/`: the streaming anomaly detector of one series (`Detector`): plain
 //!   arithmetic on its values, which the fleet runs and `examples/nab` scores.
 //! - `message/`: the ground floor every subsystem passes along: what a message becomes
@@ -53,9 +57,9 @@
 //! - `pem`: the certificate and key files both TLS sides read.
 //!
 //! Dependencies point one way, down these ranks (a module uses only lower ones, or its own
-//! folder): `tree`; `endpoint`, `upstream`; `pipeline`; `fleet`, `identity`; `ingest`, `store`;
-//! `mqtt`, `supervision`; and the floor, `message`, `secret`, `settings`, `pem`, `observe`,
-//! `anomaly`.
+//! folder): `tree`; `endpoint`, `upstream`; `pipeline`, `notify`; `fleet`, `identity`;
+//! `ingest`, `store`; `mqtt`, `supervision`; and the floor, `message`, `secret`, `settings`,
+//! `pem`, `observe`, `anomaly`, `webhook`.
 //! A child reports to its owner through a `Recipient`. `layering_tests/` holds the ranks
 //! and fails on any edge that points up or sideways.
 

@@ -28,7 +28,14 @@ pub fn tests() -> Vec<Trial> {
 
 /// Every route of the API v1 with the methods it answers (its `Allow`), on a device and a
 /// dead letter that exist. The device's own path comes last: its `DELETE` removes it.
-const ROUTES: [(&str, &str); 12] = [
+const ROUTES: [(&str, &str); 19] = [
+    ("/api/v1/alerts", "GET"),
+    ("/api/v1/alerts/events", "GET"),
+    ("/api/v1/alerts/events/1/retry", "POST"),
+    ("/api/v1/alerts/rules", "GET"),
+    ("/api/v1/alerts/silences", "GET, POST"),
+    ("/api/v1/alerts/silences/1", "DELETE"),
+    ("/api/v1/devices/robot_auth/alerts/hot/ack", "POST"),
     ("/api/v1/devices/robot_auth/readings", "GET"),
     ("/api/v1/devices/robot_auth/readings/latest", "GET"),
     ("/api/v1/dead-letters", "GET"),
@@ -159,6 +166,13 @@ async fn the_matrix() {
         ("/api/v1/devices/{id}/events", "get"),
         ("/api/v1/devices/{id}/release", "post"),
         ("/api/v1/devices/{id}/rotate", "post"),
+        ("/api/v1/alerts", "get"),
+        ("/api/v1/alerts/events", "get"),
+        ("/api/v1/alerts/events/{id}/retry", "post"),
+        ("/api/v1/alerts/rules", "get"),
+        ("/api/v1/alerts/silences", "get post"),
+        ("/api/v1/alerts/silences/{id}", "delete"),
+        ("/api/v1/devices/{id}/alerts/{rule}/ack", "post"),
     ] {
         for method in methods.split(' ') {
             let operation = &document.body["paths"][route][method];
@@ -179,7 +193,7 @@ async fn the_matrix() {
         let answer = api(
             http,
             "GET",
-            ROUTES[2].0,
+            ROUTES[0].0,
             Some("Bearer guess-guess-guess".into()),
         )
         .await;
@@ -189,7 +203,7 @@ async fn the_matrix() {
         }
     }
     assert!(limited, "forty bad tokens in a row meet the rate limit");
-    assert_eq!(api_get(http, ROUTES[2].0, ADMIN_TOKEN).await.status, 200);
+    assert_eq!(api_get(http, ROUTES[0].0, ADMIN_TOKEN).await.status, 200);
 }
 
 /// With no token configured and `http.listen` on loopback, the API answers without a

@@ -14,6 +14,10 @@
 //!
 //! - `support`: the helper, HTTP from outside (the API with its tokens too), seeded
 //!   randomness, the tests' runtime.
+//! - `alerts`: thresholds firing once and resolving once, from two connections at once,
+//!   across kill -9; absence by each device's rhythm, across a restart; a webhook failing
+//!   then recovering; silences and acknowledgements (a webhook receiver the test runs).
+//! - `anomalies`: scores kept, served and bounded; detectors rebuilt after kill -9.
 //! - `api_auth`: the API v1's credentials matrix on every route and method, the open
 //!   OpenAPI document, bad tokens rate-limited, no tokens on loopback.
 //! - `api_readings`: paging a device's readings while it publishes: no gap, no repeat;
@@ -46,6 +50,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alerts;
 mod anomalies;
 mod api_auth;
 mod api_dead_letters;
@@ -76,6 +81,7 @@ fn main() {
     // `--test-threads` says otherwise.
     args.test_threads.get_or_insert(4);
     let tests = [
+        alerts::tests(),
         anomalies::tests(),
         api_auth::tests(),
         api_readings::tests(),

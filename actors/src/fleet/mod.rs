@@ -24,6 +24,8 @@
 //!   numeric field), fed every reading the shard hears; the scores that reach the floor;
 //!   `history.rs`: after a restart, a device's history read back for its detectors;
 //!   `scores.rs`: what the shard does with the scores kept.
+//! - `alerts/`: each (rule, device) alert, judged here: thresholds before their reading's
+//!   commit (`Evaluate`), absence, dead letters and scores as the shard hears them.
 //! - `settings.rs`: the `[fleet]` section; `anomaly_settings.rs`: the `[anomaly]` section.
 //!
 //! Presence: a device carried by a connection of the device endpoint is online from the

@@ -12,8 +12,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use eliot_actors::{
-    format_micros, rfc3339_micros, Acked, AlertEventQuery, AlertEventView, AlertQuery, AlertRule,
-    AlertStateRow, AlertsHandle, Retried, SilenceRow,
+    format_micros, Acked, AlertEventQuery, AlertEventView, AlertQuery, AlertRule, AlertStateRow,
+    AlertsHandle, Retried, SilenceRow,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,8 +23,6 @@ use super::{ok_json, params, V1State};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
-/// A silence may last a year at most.
-const MAX_SILENCE_MICROS: i64 = 366 * 86_400 * 1_000_000;
 
 impl V1State {
     fn alerts(&self) -> Result<&AlertsHandle, ApiError> {
@@ -62,8 +60,10 @@ pub struct AlertsQuery {
     #[param(pattern = "^(pending|firing)$")]
     state: Option<String>,
     /// Only this rule's alerts.
+    #[param(pattern = "^[a-z0-9_-]{1,64}$")]
     rule: Option<String>,
     /// Only this device's alerts.
+    #[param(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     device_id: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -174,7 +174,11 @@ fn view_of(alerts: &AlertsHandle, r: AlertStateRow) -> AlertView {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// Only this rule's events.
+    #[param(pattern = "^[a-z0-9_-]{1,64}$")]
     rule: Option<String>,
+    /// Only this device's events.
+    #[param(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     device_id: Option<String>,
     /// `fired`, `resolved` or `acknowledged`.
     #[param(pattern = "^(fired|resolved|acknowledged)$")]
@@ -492,7 +496,7 @@ pub async fn silences(state: web::Data<V1State>) -> Result<HttpResponse, ApiErro
     })
 }
 
-/// A new silence: a rule, a device, or both (at least one), until a time.
+/// A new silence: a rule, a device, both, or (neither given) every alert, until a time.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
@@ -500,10 +504,10 @@ pub struct NewSilence {
     rule: Option<String>,
     #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     device_id: Option<String>,
-    /// RFC 3339, in the future, within a year.
+    /// RFC 3339. A time already past makes a silence that holds nothing.
     #[schema(format = DateTime, example = "2026-12-31T00:00:00Z")]
     until: String,
-    /// Up to 500 bytes.
+    /// Up to 500 characters.
     #[serde(default)]
     #[schema(max_length = 500)]
     comment: String,
@@ -520,6 +524,8 @@ pub struct NewSilence {
         (status = 400, description = "A bad body", body = ErrorBody),
         (status = 401, description = "No token, or not one Eliot keeps", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = ErrorBody),
         (status = 429, description = "Too many bad tokens from this address", body = ErrorBody),
         (status = 503, description = "`alerts_disabled`, or the store cannot be written", body = ErrorBody),
     )
@@ -535,9 +541,6 @@ pub async fn silence(
         until,
         comment,
     } = body.into_inner();
-    if rule.is_none() && device_id.is_none() {
-        return Err(ApiError::invalid_body("give a rule, a device_id, or both"));
-    }
     let bad = |m: &str| ApiError::invalid_body(m.to_owned());
     if let Some(r) = &rule {
         rule_name(r).map_err(|_| bad("rule: 1 to 64 of a-z 0-9 _ -"))?;
@@ -546,14 +549,11 @@ pub async fn silence(
         params::device_id(d)
             .map_err(|_| bad("device_id: 1 to 64 letters, digits, `_`, `.`, `:` or `-`"))?;
     }
-    if comment.len() > 500 {
-        return Err(bad("comment: 500 bytes at most"));
+    if comment.chars().count() > 500 {
+        return Err(bad("comment: 500 characters at most"));
     }
     let now = eliot_actors::now_micros();
-    let until = rfc3339_micros(&until)
-        .ok()
-        .filter(|u| *u > now && *u - now <= MAX_SILENCE_MICROS)
-        .ok_or_else(|| bad("until: an RFC 3339 time in the future, within a year"))?;
+    let until = params::time_micros(&until).map_err(|e| bad(&format!("until: {e}")))?;
     let row = alerts
         .silence(SilenceRow {
             id: 0,

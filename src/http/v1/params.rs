@@ -65,16 +65,20 @@ pub fn window(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiErr
 }
 
 fn micros(name: &str, text: &str) -> Result<i64, ApiError> {
-    let bad = |why: &str| {
+    time_micros(text).map_err(|why| {
         ApiError::invalid_query(format!(
             "{name}: not an RFC 3339 time ({why}), e.g. 2025-06-05T14:30:00Z"
         ))
-    };
+    })
+}
+
+/// Any RFC 3339 time, in microseconds, clamped to the years Eliot keeps (1970 to 9999).
+pub fn time_micros(text: &str) -> Result<i64, String> {
     // The parser takes any byte between date and time: only `T` (or `t`) is RFC 3339.
     if text.len() > 10 && !matches!(text.as_bytes()[10], b'T' | b't') {
-        return Err(bad("date and time are separated by T"));
+        return Err("date and time are separated by T".into());
     }
-    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| bad(&e.to_string()))?;
+    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
     let micros = t.unix_timestamp_nanos().div_euclid(1_000);
     Ok(micros.clamp(0, i128::from(END_MICROS)) as i64)
 }

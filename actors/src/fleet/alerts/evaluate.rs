@@ -495,7 +495,9 @@ impl FleetShard {
             return;
         };
         for row in rows {
-            let Some(id) = self.book.key(&row.device_id) else {
+            // A device whose alert was committed with its first readings may have no
+            // state row yet (written within `fleet.state_interval`): it is known now.
+            let Some((id, _)) = self.known_or_added(&row.device_id, now) else {
                 continue;
             };
             let Some(phase) = row.phase.and_then(super::machine::Phase::parse) else {

@@ -101,6 +101,11 @@
 //!   it adds per value scored (target ≤ 2 µs), and its memory per series (target ≤ 4 KiB).
 //!   See `anomaly_cost.rs`.
 //!
+//! - `alerts`: what alert rules cost, beside the same Eliot with `[alerts] enabled = false`
+//!   in the same run: 1,002 rules over 10,000 gps devices (every device meeting its own
+//!   threshold rule, 1 % of them firing), CPU per message at the sustained load with the
+//!   rules over without (target ≤ 1.10). See `alerts_cost.rs`.
+//!
 //! `paced` and `reads` run `sustained` first: they need its store, on which each of their
 //! runs starts a fresh Eliot (what it acked is committed). Eliot runs on its defaults
 //! (`ELIOT_ENV=dev`, logging at `warning`), never the `test` overlay. `--quick` shrinks every
@@ -109,6 +114,7 @@
 //! 40,000 readings and 3 s, 2 kills).
 
 mod ack_sink;
+mod alerts_cost;
 mod anomaly_cost;
 mod auth;
 mod chart;
@@ -170,7 +176,7 @@ struct Args {
     eliot_config: Option<std::path::PathBuf>,
     /// Only these configurations (comma-separated): qos1, qos0, chain, drain, upstream, auth,
     /// latency, connections, overload (overload also needs qos1), sustained, paced, reads
-    /// (paced and reads run sustained first), generator, drill, fleet, anomaly.
+    /// (paced and reads run sustained first), generator, drill, fleet, anomaly, alerts.
     #[arg(long, value_delimiter = ',', value_parser = CONFIGURATIONS)]
     only: Vec<String>,
     /// Readings the sustained and drill configurations publish (default 10,000,000; 40,000
@@ -183,7 +189,7 @@ struct Args {
     min_seconds: Option<u64>,
 }
 
-const CONFIGURATIONS: [&str; 16] = [
+const CONFIGURATIONS: [&str; 17] = [
     "qos1",
     "qos0",
     "chain",
@@ -200,6 +206,7 @@ const CONFIGURATIONS: [&str; 16] = [
     "drill",
     "fleet",
     "anomaly",
+    "alerts",
 ];
 
 /// The sizes of one benchmark run.
@@ -327,6 +334,15 @@ fn main() {
             anomaly_cost::FULL
         };
         anomaly_cost::measure(&programs, &scale, runs, &mut report);
+    }
+
+    if wanted("alerts") {
+        let scale = if args.quick {
+            alerts_cost::QUICK
+        } else {
+            alerts_cost::FULL
+        };
+        alerts_cost::measure(&programs, &scale, runs, &mut report);
     }
 
     if wanted("auth") {

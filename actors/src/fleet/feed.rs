@@ -28,6 +28,8 @@ use actix::prelude::*;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::alerts::{Alerting, Evaluate, Judged, ToJudge, Undo, Unsettled};
+use super::anomaly_settings::{MAX_DEPTH, MAX_FIELD_PATH};
+use super::numeric_fields::numeric_fields;
 use super::quality::seq_of;
 use super::quarantine::QuarantineSet;
 use super::shard::FleetShard;
@@ -184,7 +186,18 @@ impl FleetFeed {
                 continue;
             };
             for r in readings {
-                if !alerting.rules.has_threshold_for(&r.sensor_type) {
+                let Some(fields) = alerting.rules.threshold_fields(&r.sensor_type) else {
+                    continue;
+                };
+                // The values those rules read, walked here (on the connection's task):
+                // the shard gets numbers, not the reading's text.
+                let mut values = Vec::new();
+                numeric_fields(&r.data, MAX_DEPTH, MAX_FIELD_PATH, &mut |path, value| {
+                    if let Some(at) = fields.iter().position(|f| f == path) {
+                        values.push((at as u16, value));
+                    }
+                });
+                if values.is_empty() {
                     continue;
                 }
                 by_shard[shard_of(&r.device_id, n)].push(ToJudge {
@@ -193,7 +206,7 @@ impl FleetFeed {
                     sensor_type: r.sensor_type.clone(),
                     ts: utc_micros(&r.ts).unwrap_or(0),
                     received_at: origin.received_micros(),
-                    data: r.data.clone(),
+                    values,
                 });
             }
         }

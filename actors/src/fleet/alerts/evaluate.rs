@@ -22,8 +22,6 @@ use std::collections::BinaryHeap;
 
 use actix::prelude::*;
 
-use super::super::anomaly_settings::{MAX_DEPTH, MAX_FIELD_PATH};
-use super::super::numeric_fields::numeric_fields;
 use super::super::shard::{now_micros, FleetShard};
 use super::super::state::{Device, DeviceId, Presence};
 use super::device::{change_name, change_rows, DeviceAlerts, MAX_DEAD_LETTER_TIMES};
@@ -42,7 +40,9 @@ pub struct ToJudge {
     pub sensor_type: String,
     pub ts: i64,
     pub received_at: i64,
-    pub data: String,
+    /// The values of the fields the threshold rules about its sensor type read: (the
+    /// field's index among `RuleSet::threshold_fields`, value).
+    pub values: Vec<(u16, f64)>,
 }
 
 /// Judge these readings (one shard's, in arrival order); answers the changes made.
@@ -551,40 +551,24 @@ impl FleetShard {
 
 /// What one reading changes in its device's threshold alerts.
 fn judge_reading(device: &mut Device, alerting: &Alerting, id: &str, r: &ToJudge) -> Vec<Change> {
-    if device
-        .last_of(&r.sensor_type)
-        .is_some_and(|last| r.ts < last.ts)
-    {
+    if device.last_of(&r.sensor_type).is_some_and(|last| r.ts < last.ts) {
         return Vec::new();
     }
     let alerts = alerts_of(&mut device.alerts, alerting, id);
-    let wanted: Vec<(RuleId, &Rule, &str)> = alerts
-        .rules
-        .iter()
-        .filter_map(|id| {
-            let rule = alerting.rules.get(*id)?;
-            match &rule.kind {
-                Kind::Threshold {
-                    sensor_type, field, ..
-                } if *sensor_type == r.sensor_type => Some((*id, rule, field.as_str())),
-                _ => None,
-            }
-        })
-        .collect();
-    if wanted.is_empty() {
-        return Vec::new();
-    }
-    let mut values: Vec<Option<f64>> = vec![None; wanted.len()];
-    numeric_fields(&r.data, MAX_DEPTH, MAX_FIELD_PATH, &mut |path, value| {
-        for (i, (_, _, field)) in wanted.iter().enumerate() {
-            if *field == path {
-                values[i] = Some(value);
-            }
-        }
-    });
     let mut changes = Vec::new();
-    for ((rule_id, rule, _), value) in wanted.into_iter().zip(values) {
-        let Some(value) = value else { continue };
+    for rule_id in alerts.rules.clone().iter().copied() {
+        let Some(rule) = alerting.rules.get(rule_id) else {
+            continue;
+        };
+        let Kind::Threshold { sensor_type, .. } = &rule.kind else {
+            continue;
+        };
+        let field = alerting.rules.field_at(rule_id);
+        let value = r.values.iter().find(|(at, _)| Some(*at) == field);
+        let (Some((_, value)), true) = (value, *sensor_type == r.sensor_type) else {
+            continue;
+        };
+        let value = *value;
         let raised = alerts.get(rule_id).is_some_and(Slot::raised);
         let holds = rule.threshold_holds(value, raised);
         changes.extend(judge(

@@ -446,11 +446,15 @@ fn field(c: &RuleConfig, problems: &mut Problems, required: bool) -> Option<Opti
 /// Index of a rule in its `RuleSet`.
 pub type RuleId = u32;
 
-/// The rules a shard evaluates, with the threshold rules indexed by sensor type.
+/// The rules a shard evaluates, with the threshold rules indexed by sensor type: for each
+/// sensor type some threshold rule is about, the fields they name (a reading's values of
+/// those are all the shard needs), and for each threshold rule, which of them it reads.
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    thresholds: HashMap<String, Vec<RuleId>>,
+    thresholds: HashMap<String, Vec<String>>,
+    /// Per rule (by id): the index of its field among its sensor type's, if a threshold.
+    field_at: Vec<Option<u16>>,
 }
 
 impl RuleSet {
@@ -476,13 +480,23 @@ impl RuleSet {
     }
 
     fn push(&mut self, rule: Rule) {
-        let id = self.rules.len() as RuleId;
-        if let Kind::Threshold { sensor_type, .. } = &rule.kind {
-            self.thresholds
-                .entry(sensor_type.clone())
-                .or_default()
-                .push(id);
-        }
+        let field_at = match &rule.kind {
+            Kind::Threshold {
+                sensor_type, field, ..
+            } => {
+                let fields = self.thresholds.entry(sensor_type.clone()).or_default();
+                let at = match fields.iter().position(|f| f == field) {
+                    Some(at) => at,
+                    None => {
+                        fields.push(field.clone());
+                        fields.len() - 1
+                    }
+                };
+                Some(at as u16)
+            }
+            _ => None,
+        };
+        self.field_at.push(field_at);
         self.rules.push(rule);
     }
 
@@ -503,10 +517,15 @@ impl RuleSet {
         self.rules.iter().enumerate().map(|(i, r)| (i as RuleId, r))
     }
 
-    /// Whether any threshold rule is about `sensor_type` (the pipeline asks before it
-    /// sends a reading to be evaluated).
-    pub fn has_threshold_for(&self, sensor_type: &str) -> bool {
-        self.thresholds.contains_key(sensor_type)
+    /// The fields the threshold rules about `sensor_type` name (`None`: no rule is about
+    /// it): the pipeline reads those of a reading before it sends it to be judged.
+    pub fn threshold_fields(&self, sensor_type: &str) -> Option<&[String]> {
+        self.thresholds.get(sensor_type).map(Vec::as_slice)
+    }
+
+    /// Which of its sensor type's `threshold_fields` threshold rule `id` reads.
+    pub fn field_at(&self, id: RuleId) -> Option<u16> {
+        self.field_at.get(id as usize).copied().flatten()
     }
 
     /// The rules of `device_id`'s scope, in order: what a device keeps, computed once.
@@ -554,8 +573,9 @@ mod tests {
         assert!(rule.threshold_holds(29.0, true), "held above clear");
         assert!(!rule.threshold_holds(28.0, true), "cleared at clear");
         assert_eq!(rule.hold, 5_000_000);
-        assert!(set.has_threshold_for("temperature"));
-        assert!(!set.has_threshold_for("humidity"));
+        assert_eq!(set.threshold_fields("temperature"), Some(&["value".to_owned()][..]));
+        assert_eq!(set.threshold_fields("humidity"), None);
+        assert_eq!(set.field_at(0), Some(0));
     }
 
     #[test]

@@ -92,8 +92,8 @@ pub use fleet::{
     Counts, DeviceCursor, DeviceEvent, DevicePage, DeviceQuery, DeviceSort, DeviceState,
     FleetError, FleetHandle, FleetSettings, KeptState as AnomalyKeptState, LastReadingState,
     Presence, QualityState, QuarantineState, Released, RhythmState, RuleConfig as AlertRule,
-    SeriesState as AnomalySeriesState, Status as DeviceStatus, WebhookSettings,
-    MAX_PAGE as MAX_DEVICE_PAGE,
+    SeriesState as AnomalySeriesState, Severity as AlertSeverity, Status as DeviceStatus,
+    WebhookSettings, MAX_PAGE as MAX_DEVICE_PAGE,
 };
 pub use identity::{
     credentials, AuthMode, AuthSettings, Provisioning, ProvisioningError, TlsSettings,
@@ -101,7 +101,7 @@ pub use identity::{
 pub use ingest::{validate, IngestSettings, ProcessorSettings, Rules};
 pub use message::{format_micros, format_utc, is_device_id, rfc3339_micros};
 pub use mqtt::{CodecError, MqttCodec};
-pub use notify::{AlertsError, AlertsHandle, Retried};
+pub use notify::{AlertsError, AlertsHandle, Retried, RuleChange, RuleSource};
 pub use observe::{CapturedLogs, Event, Fields, Metrics, Telemetry};
 pub use pipeline::{ReplayError, ReplayOutcome, ReplayPage, ReplaySettings, Replayed, Replayer};
 pub use secret::Secret;

@@ -12,7 +12,9 @@
 //! - a device that stops is alerted on within its rhythm, and so is one whose connection
 //!   died with Eliot, after the restart;
 //! - a receiver that fails 5 times, then recovers, gets every notification once, in order;
-//! - silences and acknowledgements hold.
+//! - silences and acknowledgements hold;
+//! - rules made through the API judge at once, survive kill -9, and end when deleted;
+//! - `count` dead letters within a window fire, once, and resolve when the window passed.
 
 #[path = "alerts/receiver.rs"]
 mod receiver;
@@ -56,6 +58,14 @@ pub fn tests() -> Vec<Trial> {
         trial(
             "alerts::silences_and_acknowledgements_hold",
             silences_and_acknowledgements,
+        ),
+        trial(
+            "alerts::rules_made_through_the_api_take_effect_survive_a_kill_and_go",
+            rules_through_the_api,
+        ),
+        trial(
+            "alerts::dead_letters_within_a_window_fire_and_resolve_when_it_passes",
+            dead_letters_in_a_window,
         ),
     ]
 }
@@ -411,9 +421,19 @@ async fn failing_receiver() {
 
 /// `POST path` with a JSON body and the admin token.
 async fn post_json(http: SocketAddr, path: &str, body: Value) -> (u16, Value) {
+    send_json(http, "POST", path, body).await
+}
+
+/// `method path` with a JSON body and the admin token.
+async fn send_json(
+    http: SocketAddr,
+    method: &'static str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let url = format!("http://{http}{path}");
     tokio::task::spawn_blocking(move || {
-        let response = ureq::post(&url)
+        let response = ureq::request(method, &url)
             .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
             .send_json(body);
         let response = match response {
@@ -502,4 +522,156 @@ async fn silences_and_acknowledgements() {
         (Some("quiet-2"), Some("resolved"))
     );
     eliot.terminate();
+}
+
+async fn rules_through_the_api() {
+    let receiver = Receiver::start(Vec::new());
+    let data = tempfile::tempdir().unwrap();
+    // One rule in the configuration; the API makes the others.
+    let eliot = start(data.path(), &config(&receiver.url(), &too_hot("0s")));
+    let http = eliot.http;
+    let rule = |value: f64| {
+        serde_json::json!({"kind": "threshold", "severity": "info", "sensor_type": "temperature",
+            "field": "celsius", "op": ">", "value": value, "device_prefix": "api-"})
+    };
+    let path = "/api/v1/alerts/rules/api_hot";
+    let (status, created) = send_json(http, "PUT", path, rule(40.0)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["source"], "api");
+    let (status, refused) = send_json(http, "PUT", "/api/v1/alerts/rules/too_hot", rule(1.0)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("rule_in_configuration"))
+    );
+    let missing_field =
+        serde_json::json!({"kind": "threshold", "sensor_type": "t", "op": ">", "value": 1});
+    let (status, _) = send_json(http, "PUT", "/api/v1/alerts/rules/broken", missing_field).await;
+    assert_eq!(status, 400);
+    let listed = api_get(http, "/api/v1/alerts/rules", READ_TOKEN).await.body;
+    let sources: Vec<(String, String)> = listed["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["rule"]["name"].as_str().unwrap().to_owned(),
+                r["source"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("too_hot".to_owned(), "configuration".to_owned()),
+            ("api_hot".to_owned(), "api".to_owned())
+        ]
+    );
+
+    // In force at once: 45 fires both rules for api-1 (too_hot too: it covers every device).
+    let mut dev = Device::connect(eliot.addr, "api-1");
+    send(&mut dev, "api-1", 0, 45.0).await;
+    assert!(delivered(&receiver, 2, Duration::from_secs(10)).await);
+    // Replaced, its bound raised: 45 no longer holds it, and its alert resolves.
+    let (status, _) = send_json(http, "PUT", path, rule(50.0)).await;
+    assert_eq!(status, 200);
+    send(&mut dev, "api-1", 1, 45.0).await;
+    assert!(delivered(&receiver, 3, Duration::from_secs(10)).await);
+    let api_events = |r: &Receiver| -> Vec<String> {
+        r.delivered()
+            .iter()
+            .filter(|n| n.body["rule"] == "api_hot")
+            .map(|n| n.body["event"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(api_events(&receiver), ["fired", "resolved"]);
+    send(&mut dev, "api-1", 2, 55.0).await;
+    assert!(delivered(&receiver, 4, Duration::from_secs(10)).await);
+    assert_eq!(api_events(&receiver), ["fired", "resolved", "fired"]);
+    drop(dev);
+
+    // Kept across kill -9, and still judging.
+    let eliot = eliot.kill9().start();
+    let http = eliot.http;
+    let listed = api_get(http, "/api/v1/alerts/rules", READ_TOKEN).await.body;
+    assert_eq!(listed["rules"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(raised(http, "?rule=api_hot").await.len(), 1, "still firing");
+
+    // Deleted: its alert is over, resolved and notified; a second delete finds nothing.
+    let deleted = api(http, "DELETE", path, Some(format!("Bearer {ADMIN_TOKEN}"))).await;
+    assert_eq!(deleted.status, 204);
+    let again = api(http, "DELETE", path, Some(format!("Bearer {ADMIN_TOKEN}"))).await;
+    assert_eq!(again.status, 404);
+    assert!(eventually(Duration::from_secs(10), || api_events(&receiver).len() == 4).await);
+    assert_eq!(
+        api_events(&receiver),
+        ["fired", "resolved", "fired", "resolved"]
+    );
+    assert!(raised(http, "?rule=api_hot").await.is_empty());
+    eliot.terminate();
+}
+
+/// `count` rejected messages of one device within the window fire, once (more do not
+/// fire again); with none since, the alert resolves when the window has passed, by its
+/// timer. Another device's rejections count for it alone. (A dead letter adds no device
+/// to the fleet: each device here is known by a reading first.)
+async fn dead_letters_in_a_window() {
+    let receiver = Receiver::start(Vec::new());
+    let data = tempfile::tempdir().unwrap();
+    let rule = r#"
+[[alerts.rules]]
+name = "bad_data"
+kind = "dead_letters"
+count = 3
+window = "2s"
+"#;
+    let eliot = start(data.path(), &config(&receiver.url(), rule));
+    let mut dev = Device::connect(eliot.addr, "junk-1");
+    let mut other = Device::connect(eliot.addr, "junk-2");
+    let junk = |n: usize| (0..n).map(|i| format!("not json {i}")).collect::<Vec<_>>();
+    // Known to the fleet by a stored reading (a dead letter alone adds no device).
+    send(&mut dev, "junk-1", 0, 20.0).await;
+    send(&mut other, "junk-2", 0, 20.0).await;
+    assert_eq!(
+        other.publish_all("junk-2", junk(2), QoS::AtLeastOnce).await,
+        2
+    );
+    assert_eq!(
+        dev.publish_all("junk-1", junk(2), QoS::AtLeastOnce).await,
+        2
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        receiver.delivered().is_empty(),
+        "2 of each: under the count"
+    );
+    let started = Instant::now();
+    assert_eq!(
+        dev.publish_all("junk-1", junk(3), QoS::AtLeastOnce).await,
+        3
+    );
+    assert!(delivered(&receiver, 1, Duration::from_secs(10)).await);
+    let fired = &receiver.delivered()[0];
+    assert_eq!(
+        (&fired.body["event"], &fired.body["device_id"]),
+        (&Value::from("fired"), &Value::from("junk-1")),
+        "{:?}",
+        fired.body
+    );
+    assert_eq!(raised(http_of(&eliot), "?rule=bad_data").await.len(), 1);
+
+    // No more rejections: resolved once the window passed, not before.
+    assert!(delivered(&receiver, 2, Duration::from_secs(10)).await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_900),
+        "not before the window passed"
+    );
+    assert_eq!(kinds(&receiver), ["fired", "resolved"]);
+    assert!(raised(http_of(&eliot), "?rule=bad_data").await.is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.delivered().len(), 2, "nothing more");
+    eliot.terminate();
+}
+
+fn http_of(eliot: &EliotProcess) -> SocketAddr {
+    eliot.http
 }

@@ -28,11 +28,12 @@ pub fn tests() -> Vec<Trial> {
 
 /// Every route of the API v1 with the methods it answers (its `Allow`), on a device and a
 /// dead letter that exist. The device's own path comes last: its `DELETE` removes it.
-const ROUTES: [(&str, &str); 19] = [
+const ROUTES: [(&str, &str); 20] = [
     ("/api/v1/alerts", "GET"),
     ("/api/v1/alerts/events", "GET"),
     ("/api/v1/alerts/events/1/retry", "POST"),
     ("/api/v1/alerts/rules", "GET"),
+    ("/api/v1/alerts/rules/x", "PUT, DELETE"),
     ("/api/v1/alerts/silences", "GET, POST"),
     ("/api/v1/alerts/silences/1", "DELETE"),
     ("/api/v1/devices/robot_auth/alerts/hot/ack", "POST"),
@@ -87,7 +88,7 @@ async fn the_matrix() {
     let mut deleted = false;
     for (route, allow) in ROUTES {
         let answers = |method: &str| allow.split(", ").any(|m| m == method);
-        for method in ["GET", "POST", "DELETE"] {
+        for method in ["GET", "POST", "PUT", "DELETE"] {
             for (who, authorization) in &credentials {
                 let answer = api(http, method, route, authorization.clone()).await;
                 let what = format!("{method} {route} as {who}: {answer:?}");
@@ -170,6 +171,7 @@ async fn the_matrix() {
         ("/api/v1/alerts/events", "get"),
         ("/api/v1/alerts/events/{id}/retry", "post"),
         ("/api/v1/alerts/rules", "get"),
+        ("/api/v1/alerts/rules/{name}", "put delete"),
         ("/api/v1/alerts/silences", "get post"),
         ("/api/v1/alerts/silences/{id}", "delete"),
         ("/api/v1/devices/{id}/alerts/{rule}/ack", "post"),

@@ -179,6 +179,7 @@ impl FleetFeed {
         let Some(alerting) = &self.alerting else {
             return Vec::new();
         };
+        let rules = alerting.rules();
         let n = self.shards.len();
         let mut by_shard: Vec<Vec<ToJudge>> = (0..n).map(|_| Vec::new()).collect();
         for (message, outcome) in outcomes.iter().enumerate() {
@@ -186,15 +187,15 @@ impl FleetFeed {
                 continue;
             };
             for r in readings {
-                let Some(fields) = alerting.rules.threshold_fields(&r.sensor_type) else {
+                let Some(fields) = rules.threshold_fields(&r.sensor_type) else {
                     continue;
                 };
                 // The values those rules read, walked here (on the connection's task):
                 // the shard gets numbers, not the reading's text.
                 let mut values = Vec::new();
                 numeric_fields(&r.data, MAX_DEPTH, MAX_FIELD_PATH, &mut |path, value| {
-                    if let Some(at) = fields.iter().position(|f| f == path) {
-                        values.push((at as u16, value));
+                    if let Some(field) = fields.iter().find(|f| ***f == *path) {
+                        values.push((field.clone(), value));
                     }
                 });
                 if values.is_empty() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::alerts::Acked;
+use super::alerts::{Acked, RuleSet, RulesChanged};
 use super::feed::shard_of;
 use super::shard::FleetShard;
 use super::state::{DeviceEvent, DeviceState, Status};
@@ -316,6 +316,13 @@ impl FleetHandle {
             .send(Release(id.to_owned()))
             .await
             .map_err(unavailable)
+    }
+
+    /// Tells every shard the rules in force changed (each then judges by them).
+    pub fn rules_changed(&self, rules: Arc<RuleSet>) {
+        for shard in self.shards.iter() {
+            shard.do_send(RulesChanged(rules.clone()));
+        }
     }
 
     /// Acknowledges the firing alert of `rule` on `id` (recorded as `by`); the change is

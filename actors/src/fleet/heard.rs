@@ -313,11 +313,12 @@ impl FleetShard {
     /// The alert rules a message of the device may move: its dead-letter rate (a dead
     /// letter not of a quarantine), its anomaly scores (readings, scored).
     fn judge_heard(&mut self, device_id: &str, rejected: bool, quarantined: bool, now: i64) {
-        let Some(alerting) = &self.alerting else {
+        if self.alerting.is_none() {
             return;
-        };
-        let dead_letter = rejected && !quarantined && alerting.dead_letters;
-        let scored = !rejected && alerting.anomaly && self.detection.is_some();
+        }
+        let rules = &self.alert_rules;
+        let dead_letter = rejected && !quarantined && rules.dead_letters;
+        let scored = !rejected && rules.anomaly && self.detection.is_some();
         if !(dead_letter || scored) {
             return;
         }

@@ -66,7 +66,9 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-pub use alerts::{Acked, AlertSettings, Alerting, RuleConfig, Silences, WebhookSettings};
+pub use alerts::{
+    Acked, AlertSettings, Alerting, RuleConfig, RuleSet, Severity, Silences, WebhookSettings,
+};
 pub use anomalies::{AnomalyState, Detection, KeptState, SeriesState};
 pub use anomaly_settings::AnomalySettings;
 pub use feed::{Carrier, CloseConnection, FleetFeed, Source};

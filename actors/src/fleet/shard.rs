@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::alerts::{AlertTimers, Alerting};
+use super::alerts::{AlertTimers, Alerting, RuleSet};
 use super::anomalies::Detection;
 use super::book::Book;
 use super::endings::Endings;
@@ -93,6 +93,9 @@ pub struct FleetShard {
     pub(super) histories: Histories,
     /// The alert rules (`alerts/`); `None`: none is evaluated.
     pub(super) alerting: Option<Arc<Alerting>>,
+    /// This shard's view of the rules: the set its devices' alerts are judged by
+    /// (`RulesChanged` replaces it).
+    pub(super) alert_rules: Arc<RuleSet>,
     /// Alert changes no reading carried, not yet handed over.
     pub(super) alert_writes: AlertWrites,
     /// Alert changes wait: hand them over at the next chance, not at the next interval.
@@ -148,6 +151,10 @@ impl FleetShard {
             anomalies: VecDeque::new(),
             max_pending_anomalies: links.max_pending_anomalies,
             histories: Histories::new(links.reader),
+            alert_rules: links
+                .alerting
+                .as_ref()
+                .map_or_else(Default::default, |a| a.rules()),
             alerting: links.alerting,
             alert_writes: AlertWrites::default(),
             alerts_due: false,
@@ -469,7 +476,10 @@ impl Supervised for FleetShard {
         self.unsaved.clear();
         self.histories.clear();
         // Reloaded from what was written: changes not handed over yet are made again as
-        // their conditions are judged again.
+        // their conditions are judged again, by the rules in force now.
+        if let Some(alerting) = &self.alerting {
+            self.alert_rules = alerting.rules();
+        }
         self.alert_writes = AlertWrites::default();
         self.alert_timers.clear();
         self.alerts_due = false;

@@ -16,5 +16,5 @@
 mod handle;
 mod notifier;
 
-pub use handle::{AlertsError, AlertsHandle, Retried};
+pub use handle::{AlertsError, AlertsHandle, Retried, RuleChange, RuleSource};
 pub use notifier::{Notifier, NotifierLinks, NAME as NOTIFIER};

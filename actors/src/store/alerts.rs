@@ -10,6 +10,8 @@
 //!   the notifier records each attempt, and the delivery or the failure.
 //! - `alert_silences`: a rule, a device or both silenced until a time: their events are
 //!   recorded, not notified.
+//! - `alert_rules`: the rules made through the API (the configuration's are in the
+//!   configuration), each as its JSON.
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -48,6 +50,11 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
 );
 CREATE INDEX IF NOT EXISTS alert_deliveries_waiting ON alert_deliveries (event_id)
     WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE TABLE IF NOT EXISTS alert_rules (
+    name       TEXT PRIMARY KEY,
+    rule       TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alert_silences (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     rule       TEXT,
@@ -460,6 +467,27 @@ pub fn expire_silences(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
     )
 }
 
+/// The rules made through the API, as their JSON text, by name.
+pub fn api_alert_rules(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut statement = conn.prepare("SELECT rule FROM alert_rules ORDER BY name")?;
+    let rows = statement.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Writes (or replaces) a rule made through the API.
+pub fn put_alert_rule(conn: &Connection, name: &str, json: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO alert_rules (name, rule, updated_at) VALUES (?1, ?2, ?3)",
+        params![name, json, format_micros(now)],
+    )?;
+    Ok(())
+}
+
+/// Deletes a rule made through the API; false if there was none of that name.
+pub fn delete_alert_rule(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM alert_rules WHERE name = ?1", params![name])? > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,6 +655,21 @@ mod tests {
         .unwrap();
         assert_eq!(history.len(), 1);
         assert!(history[0].event.silenced);
+    }
+
+    #[test]
+    fn api_rules_are_kept_by_name() {
+        let conn = database();
+        put_alert_rule(&conn, "b", r#"{"name":"b"}"#, 1).unwrap();
+        put_alert_rule(&conn, "a", r#"{"name":"a"}"#, 1).unwrap();
+        put_alert_rule(&conn, "b", r#"{"name":"b","severity":"info"}"#, 2).unwrap();
+        let rules = api_alert_rules(&conn).unwrap();
+        assert_eq!(
+            rules,
+            [r#"{"name":"a"}"#, r#"{"name":"b","severity":"info"}"#]
+        );
+        assert!(delete_alert_rule(&conn, "a").unwrap());
+        assert!(!delete_alert_rule(&conn, "a").unwrap());
     }
 
     #[test]

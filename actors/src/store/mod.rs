@@ -43,9 +43,10 @@ mod settings;
 mod writer;
 
 pub use alerts::{
-    add_silence, alert_event, alert_events, alert_states, load_alert_states, remove_silence,
-    waiting_deliveries, AlertEventQuery, AlertEventRow, AlertEventView, AlertQuery, AlertStateRow,
-    AlertWrites, Delivery, DeliveryUpdate, DeliveryView, SilenceRow,
+    add_silence, alert_event, alert_events, alert_states, delete_alert_rule, load_alert_states,
+    put_alert_rule, remove_silence, waiting_deliveries, AlertEventQuery, AlertEventRow,
+    AlertEventView, AlertQuery, AlertStateRow, AlertWrites, Delivery, DeliveryUpdate, DeliveryView,
+    SilenceRow,
 };
 pub use anomalies::{device_anomalies, AnomalyQuery, AnomalyRow};
 #[cfg(test)]

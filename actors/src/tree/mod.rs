@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::endpoint::{Adopter, DeviceEndpoint, EndpointLinks, StopIntake, StopTls, TlsListener};
-use crate::fleet::{now_micros, Alerting, Fleet, FleetHandle, Silences, Source};
+use crate::fleet::{now_micros, Alerting, Fleet, FleetHandle, RuleConfig, Silences, Source};
 use crate::identity::{AuthMode, Authenticator};
 use crate::ingest::Rules;
 use crate::notify::AlertsHandle;
@@ -78,6 +78,17 @@ impl Tree {
         // Opened here, before any actor, so a bad data directory fails the start clearly.
         let store = Store::open(settings.store)?;
         let silences = Arc::new(Silences::new(store.silences_in_force(now_micros())?));
+        // The API's rules beside the configuration's; one that no longer compiles, or whose
+        // name the configuration now has, is left out (and said so).
+        let api_rules: Vec<RuleConfig> = store
+            .api_alert_rules()?
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect();
+        let (rule_set, left_out) = settings.alerts.rule_set(&api_rules);
+        for name in &left_out {
+            Event::AlertRuleLeftOut { rule: name }.emit(telemetry);
+        }
         let reader = Reader::new(settings.store, store.memtable());
         let upstream_tls = match settings.upstream.enabled {
             true => client_config(settings.upstream)?,
@@ -105,7 +116,7 @@ impl Tree {
         let guard = Supervisor::start(move |_| guard);
         watch(&children.health, "device_guard", &guard);
         let alerting = match settings.fleet.enabled && settings.alerts.enabled {
-            true => Some(Arc::new(Alerting::new(settings.alerts, silences))),
+            true => Some(Arc::new(Alerting::new(settings.alerts, rule_set, silences))),
             false => None,
         };
         let fleet = settings.fleet.enabled.then(|| {
@@ -120,12 +131,23 @@ impl Tree {
         });
         let notifier = (alerting.is_some() && !settings.alerts.webhook.url.is_empty())
             .then(|| children.notifier(&settings.alerts.webhook, settings.store, &store_writer));
-        let alerts = alerting.as_ref().map(|alerting| AlertsHandle {
-            alerting: alerting.clone(),
-            store: store_writer.clone(),
-            notifier,
-            db_path: settings.store.db_path(),
-        });
+        let alerts = alerting
+            .as_ref()
+            .zip(fleet.as_ref())
+            .map(|(alerting, fleet)| AlertsHandle {
+                alerting: alerting.clone(),
+                configured: settings.alerts.rules.clone(),
+                api_rules: Arc::new(tokio::sync::Mutex::new(
+                    api_rules
+                        .into_iter()
+                        .filter(|r| !left_out.contains(&r.name))
+                        .collect(),
+                )),
+                fleet: fleet.handle.clone(),
+                store: store_writer.clone(),
+                notifier,
+                db_path: settings.store.db_path(),
+            });
         let pipeline = Pipeline::new(
             processors,
             store_writer.clone(),

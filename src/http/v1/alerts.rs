@@ -6,14 +6,15 @@
 //!   (`after`), with what became of each notification; filters `rule`, `device_id`, `kind`.
 //! - `POST /api/v1/alerts/events/{id}/retry`: a failed notification is tried again.
 //! - `POST /api/v1/devices/{id}/alerts/{rule}/ack`: acknowledges a firing alert.
-//! - `GET /api/v1/alerts/rules`: the rules, as configured.
+//! - `GET /api/v1/alerts/rules`, `PUT`, `DELETE /api/v1/alerts/rules/{name}`: the rules
+//!   (`alert_rules.rs`).
 //! - `GET`, `POST /api/v1/alerts/silences`, `DELETE /api/v1/alerts/silences/{id}`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use eliot_actors::{
-    format_micros, Acked, AlertEventQuery, AlertEventView, AlertQuery, AlertRule, AlertStateRow,
-    AlertsHandle, Retried, SilenceRow,
+    format_micros, Acked, AlertEventQuery, AlertEventView, AlertQuery, AlertStateRow, AlertsHandle,
+    Retried, SilenceRow,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -25,7 +26,7 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 impl V1State {
-    fn alerts(&self) -> Result<&AlertsHandle, ApiError> {
+    pub(super) fn alerts(&self) -> Result<&AlertsHandle, ApiError> {
         self.alerts.as_ref().ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -43,7 +44,7 @@ impl From<eliot_actors::AlertsError> for ApiError {
 }
 
 /// A rule name in a path or query: `[a-z0-9_-]{1,64}`.
-fn rule_name(name: &str) -> Result<&str, ApiError> {
+pub(super) fn rule_name(name: &str) -> Result<&str, ApiError> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -420,31 +421,6 @@ pub async fn acknowledge(
         )),
         Acked::UnknownRule => Err(ApiError::not_found(format!("no rule {rule}"))),
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RulesPage {
-    /// Each rule as configured (`[[alerts.rules]]`).
-    #[schema(value_type = Vec<Object>)]
-    pub rules: Vec<AlertRule>,
-}
-
-/// The alert rules.
-#[utoipa::path(
-    get,
-    path = "/api/v1/alerts/rules",
-    tag = "alerts",
-    responses(
-        (status = 200, description = "Every rule", body = RulesPage),
-        (status = 401, description = "No token, or not one Eliot keeps", body = ErrorBody),
-        (status = 429, description = "Too many bad tokens from this address", body = ErrorBody),
-        (status = 503, description = "`alerts_disabled`", body = ErrorBody),
-    )
-)]
-pub async fn rules(state: web::Data<V1State>) -> Result<HttpResponse, ApiError> {
-    ok_json(&RulesPage {
-        rules: state.alerts()?.rules(),
-    })
 }
 
 /// A silence: the events of a rule, a device, or a rule on one device, recorded but not

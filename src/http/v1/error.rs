@@ -176,26 +176,30 @@ pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::invalid_path(format!("bad path: {e}")).into()),
     )
-    .app_data(
-        web::JsonConfig::default()
-            .limit(64 * 1024)
-            .error_handler(|e, _| {
-                let status = match &e {
-                    actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
-                    | actix_web::error::JsonPayloadError::Overflow { .. } => {
-                        StatusCode::PAYLOAD_TOO_LARGE
-                    }
-                    actix_web::error::JsonPayloadError::ContentType => {
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE
-                    }
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                let code = match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                    _ => "invalid_body",
-                };
-                ApiError::new(status, code, format!("bad JSON body: {e}")).into()
-            }),
-    );
+    .app_data(json_config(64 * 1024));
+}
+
+/// JSON bodies up to `limit` bytes, every failure in the error body: 413 past the limit,
+/// 415 for another content type, 400 otherwise.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|e, _| {
+            let status = match &e {
+                actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                | actix_web::error::JsonPayloadError::Overflow { .. } => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                actix_web::error::JsonPayloadError::ContentType => {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let code = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                _ => "invalid_body",
+            };
+            ApiError::new(status, code, format!("bad JSON body: {e}")).into()
+        })
 }

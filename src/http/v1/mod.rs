@@ -6,15 +6,17 @@
 //!   loopback only without tokens); `tokens`: the kept tokens, their hashes, their
 //!   configuration and the `eliot api-token` command's new ones.
 //! - `error`: the one error body, also for actix-web's own extractor errors.
-//! - `params`: what the listings' queries share; `cursor`: opaque, signed cursors.
+//! - `params`: what the listings' queries share; `cursor`: opaque, signed cursors;
+//!   `integers`: integers in JSON bodies, as JSON Schema counts them.
 //! - `devices` (the fleet's reads and release; `device_view`: a device as shown),
 //!   `provisioning` (add, rotate, delete), `readings`, `dead_letters`, `replay`,
-//!   `anomalies`, `alerts`: one file per resource.
+//!   `anomalies`, `alerts`, `alert_rules`: one file per resource.
 //! - `openapi`: the OpenAPI document, generated from the handlers.
 //!
 //! Routing: each path is one resource answering its methods, 405 (with `Allow`) for
 //! others; an unknown path under `/api/v1` is 404. All with the error body.
 
+mod alert_rules;
 mod alerts;
 mod anomalies;
 mod auth;
@@ -23,6 +25,7 @@ mod dead_letters;
 mod device_view;
 mod devices;
 mod error;
+mod integers;
 pub mod openapi;
 mod params;
 mod provisioning;
@@ -101,7 +104,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: V1State, gate: Gate) {
             .service(get_only("/alerts", alerts::list))
             .service(get_only("/alerts/events", alerts::events))
             .service(post_only("/alerts/events/{id}/retry", alerts::retry))
-            .service(get_only("/alerts/rules", alerts::rules))
+            .service(get_only("/alerts/rules", alert_rules::list))
+            .service(
+                web::resource("/alerts/rules/{name}")
+                    .app_data(error::json_config(alert_rules::MAX_BODY))
+                    .route(web::put().to(alert_rules::put))
+                    .route(web::delete().to(alert_rules::delete))
+                    .default_service(only("PUT, DELETE")),
+            )
             .service(
                 web::resource("/alerts/silences")
                     .route(web::get().to(alerts::silences))

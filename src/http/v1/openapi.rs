@@ -6,10 +6,14 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
+use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, anomalies, dead_letters, devices, error, provisioning, readings, replay};
+use super::{
+    alert_rules, alerts, anomalies, dead_letters, devices, error, provisioning, readings, replay,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,13 +45,15 @@ use super::{alerts, anomalies, dead_letters, devices, error, provisioning, readi
         alerts::events,
         alerts::retry,
         alerts::acknowledge,
-        alerts::rules,
+        alert_rules::list,
+        alert_rules::put,
+        alert_rules::delete,
         alerts::silences,
         alerts::silence,
         alerts::unsilence,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerTokens),
+    modifiers(&BearerTokens, &ClosedRuleBodies),
     security(("bearer" = [])),
     tags(
         (name = "devices", description = "The fleet: live device state, status events and anomaly scores; provisioning"),
@@ -67,6 +73,27 @@ impl Modify for BearerTokens {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// A rule's body takes its kind's keys and no other (a misspelt `clear` would otherwise
+/// be dropped unseen): serde's `deny_unknown_fields` says so on the enum, but utoipa does
+/// not carry it to a tagged enum's variants, so each variant is closed here.
+struct ClosedRuleBodies;
+
+impl Modify for ClosedRuleBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let schemas = openapi.components.as_mut().map(|c| &mut c.schemas);
+        let Some(RefOr::T(Schema::OneOf(kinds))) = schemas.and_then(|s| s.get_mut("RuleBody"))
+        else {
+            panic!("RuleBody is a oneOf of its kinds");
+        };
+        for kind in &mut kinds.items {
+            if let RefOr::T(Schema::Object(object)) = kind {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
     }
 }
 

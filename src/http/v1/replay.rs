@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::dead_letters::DeadLetterPath;
 use super::error::{ApiError, ErrorBody};
-use super::{ok_json, params, V1State};
+use super::{integers, ok_json, params, V1State};
 
 /// Longest `reason_prefix`, in characters.
 const MAX_REASON_PREFIX: usize = 256;
@@ -80,35 +80,13 @@ pub struct ReplayFilter {
     to: Option<String>,
     /// Only those with an id above this: the `next_after` of the previous call.
     #[schema(minimum = 0, maximum = 9007199254740991_i64)]
-    #[serde(default, deserialize_with = "integral")]
+    #[serde(default, deserialize_with = "integers::optional")]
     after: Option<i64>,
     /// Dead letters this call takes up at most: `replay.max_rows` by default, and at
     /// most (a larger limit is taken as `replay.max_rows`).
     #[schema(minimum = 1, maximum = 100000)]
-    #[serde(default, deserialize_with = "integral")]
+    #[serde(default, deserialize_with = "integers::optional")]
     limit: Option<u32>,
-}
-
-/// A JSON integer, also when written with a zero fraction (`100.0`): JSON Schema calls any
-/// number with an integral value an integer, and so do the clients it generates. Any other
-/// fraction, or a value out of `T`'s range, is refused.
-fn integral<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<i64>,
-{
-    use serde::de::Error;
-    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    let whole = match (number.as_i64(), number.as_f64()) {
-        (Some(n), _) => n,
-        (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
-        _ => return Err(D::Error::custom(format!("{number}: expected an integer"))),
-    };
-    T::try_from(whole)
-        .map(Some)
-        .map_err(|_| D::Error::custom(format!("{number}: out of range")))
 }
 
 /// What a replay by filter did.
@@ -242,30 +220,4 @@ pub async fn matching(
         next_after: page.next_after,
         replayed,
     })
-}
-
-#[cfg(test)]
-mod integral_tests {
-    use super::ReplayFilter;
-
-    fn limit(body: &str) -> Result<Option<u32>, String> {
-        serde_json::from_str::<ReplayFilter>(body)
-            .map(|f| f.limit)
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn an_integer_may_be_written_with_a_zero_fraction_and_nothing_else_passes() {
-        assert_eq!(limit(r#"{"limit": 25}"#), Ok(Some(25)));
-        assert_eq!(limit(r#"{"limit": 32664.0}"#), Ok(Some(32664)));
-        assert_eq!(limit(r#"{"limit": null}"#), Ok(None));
-        assert_eq!(limit("{}"), Ok(None));
-        assert!(limit(r#"{"limit": 2.5}"#)
-            .unwrap_err()
-            .contains("expected an integer"));
-        assert!(limit(r#"{"limit": -1}"#)
-            .unwrap_err()
-            .contains("out of range"));
-        assert!(limit(r#"{"limit": "7"}"#).is_err());
-    }
 }

@@ -10,17 +10,15 @@ use super::rules::{Rule, RuleId};
 use super::Alerting;
 use crate::store::{AlertEventRow, AlertStateRow, AlertWrites};
 
-/// Dead letters' times a device keeps at most (a `dead_letters` rule's `count` is bounded
-/// by it).
-pub const MAX_DEAD_LETTER_TIMES: usize = 10_000;
-
 #[derive(Debug, Default)]
 pub struct DeviceAlerts {
     /// The rules whose scope covers the device.
     pub rules: Box<[RuleId]>,
     /// The alerts of those rules raised at least once since the device was loaded.
     pub slots: Vec<(RuleId, Slot)>,
-    /// When its recent dead letters came, oldest first.
+    /// When its recent dead letters came, oldest first: the newest `count` of its
+    /// dead-letter rules' largest (whether `count` came within a window is whether the
+    /// `count`-th newest did), so at most `rules::MAX_COUNT`.
     pub dead_letters: VecDeque<i64>,
 }
 
@@ -48,16 +46,23 @@ impl DeviceAlerts {
         &mut self.slots[at].1
     }
 
-    /// Dead letters within `window` micros before `now` (older ones are forgotten when
-    /// no rule's window reaches them: `keep`, the longest).
-    pub fn dead_letters_within(&mut self, window: i64, now: i64, keep: i64) -> usize {
-        while self.dead_letters.front().is_some_and(|t| *t <= now - keep) {
+    /// A dead letter came at `at`; the newest `keep` times are kept.
+    pub fn dead_letter(&mut self, at: i64, keep: usize) {
+        self.dead_letters.push_back(at);
+        while self.dead_letters.len() > keep {
             self.dead_letters.pop_front();
         }
-        self.dead_letters
-            .iter()
-            .filter(|t| **t > now - window)
-            .count()
+    }
+
+    pub fn forget_dead_letters_before(&mut self, at: i64) {
+        let before = self.dead_letters.partition_point(|t| *t <= at);
+        self.dead_letters.drain(..before);
+    }
+
+    /// Of the dead letters kept, those within `window` micros before `now`.
+    pub fn dead_letters_within(&self, window: i64, now: i64) -> usize {
+        let before = self.dead_letters.partition_point(|t| *t <= now - window);
+        self.dead_letters.len() - before
     }
 }
 
@@ -114,20 +119,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dead_letters_are_counted_within_a_window_and_forgotten_past_the_longest() {
+    fn dead_letters_are_counted_within_a_window_and_only_the_newest_kept() {
         let mut alerts = DeviceAlerts::new(vec![0]);
-        alerts.dead_letters.extend([10, 20, 30, 40]);
+        for at in [10, 20, 30, 40] {
+            alerts.dead_letter(at, 3);
+        }
+        assert_eq!(alerts.dead_letters, [20, 30, 40], "the newest 3");
         assert_eq!(
-            alerts.dead_letters_within(15, 40, 100),
+            alerts.dead_letters_within(15, 40),
             2,
             "30 and 40 (after 25)"
         );
-        assert_eq!(
-            alerts.dead_letters_within(100, 115, 100),
-            3,
-            "10 forgotten (at or before 15)"
-        );
-        assert_eq!(alerts.dead_letters.len(), 3);
+        assert_eq!(alerts.dead_letters_within(100, 40), 3);
+        assert_eq!(alerts.dead_letters_within(10, 60), 0);
+        alerts.forget_dead_letters_before(30);
+        assert_eq!(alerts.dead_letters, [40], "30 and before forgotten");
     }
 
     #[test]

@@ -19,14 +19,15 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 
 use super::super::shard::{now_micros, FleetShard};
 use super::super::state::{Device, DeviceId, Presence};
-use super::device::{change_name, change_rows, DeviceAlerts, MAX_DEAD_LETTER_TIMES};
+use super::device::{change_name, change_rows, DeviceAlerts};
 use super::machine::{Phase, Slot, Transition};
-use super::rules::{Kind, Rule, RuleId};
+use super::rules::{Kind, Rule, RuleId, RuleSet};
 use super::Alerting;
 use crate::observe::Event;
 use crate::store::{AlertStateRow, AlertWrites};
@@ -40,9 +41,8 @@ pub struct ToJudge {
     pub sensor_type: String,
     pub ts: i64,
     pub received_at: i64,
-    /// The values of the fields the threshold rules about its sensor type read: (the
-    /// field's index among `RuleSet::threshold_fields`, value).
-    pub values: Vec<(u16, f64)>,
+    /// The values of the fields the threshold rules about its sensor type read, by name.
+    pub values: Vec<(Arc<str>, f64)>,
 }
 
 /// Judge these readings (one shard's, in arrival order); answers the changes made.
@@ -118,10 +118,10 @@ struct Change {
 /// The device's alerts, made with the rules of its scope at first use.
 fn alerts_of<'d>(
     alerts: &'d mut Option<Box<DeviceAlerts>>,
-    alerting: &Alerting,
+    rules: &RuleSet,
     id: &str,
 ) -> &'d mut DeviceAlerts {
-    alerts.get_or_insert_with(|| Box::new(DeviceAlerts::new(alerting.rules.covering(id))))
+    alerts.get_or_insert_with(|| Box::new(DeviceAlerts::new(rules.covering(id))))
 }
 
 fn micros_text(micros: i64) -> String {
@@ -176,6 +176,7 @@ impl FleetShard {
         let Some(alerting) = self.alerting.clone() else {
             return Vec::new();
         };
+        let rules = self.alert_rules.clone();
         let mut judged = Vec::new();
         for reading in readings {
             let Some((id, _)) = self.known_or_added(&reading.device_id, reading.received_at) else {
@@ -183,9 +184,7 @@ impl FleetShard {
             };
             let changes = self
                 .book
-                .update(&id, |device| {
-                    judge_reading(device, &alerting, &id, &reading)
-                })
+                .update(&id, |device| judge_reading(device, &rules, &id, &reading))
                 .unwrap_or_default();
             for change in changes {
                 let undo = self.settle(&alerting, &id, change, false);
@@ -207,7 +206,8 @@ impl FleetShard {
         change: Change,
         hand_over: bool,
     ) -> Undo {
-        let Some(rule) = alerting.rules.get(change.rule) else {
+        let rules = self.alert_rules.clone();
+        let Some(rule) = rules.get(change.rule) else {
             unreachable!("a slot's rule is in the set that made it");
         };
         let name = change
@@ -285,19 +285,20 @@ impl FleetShard {
 
     /// The device's presence may have changed: its absence rules are judged.
     pub(in crate::fleet) fn presence_alerts(&mut self, id: &DeviceId, now: i64) {
-        let Some(alerting) = self.alerting.clone().filter(|a| a.absence) else {
+        let rules = self.alert_rules.clone();
+        if self.alerting.is_none() || !rules.absence {
             return;
-        };
+        }
         let changes = self.book.update(id, |device| {
             // A device never heard is not absent: it never started.
             if device.last_seen.is_none() {
                 return Vec::new();
             }
             let presence = device.presence;
-            let alerts = alerts_of(&mut device.alerts, &alerting, id);
+            let alerts = alerts_of(&mut device.alerts, &rules, id);
             let mut changes = Vec::new();
             for rule_id in alerts.rules.clone().iter().copied() {
-                let Some(rule) = alerting.rules.get(rule_id) else {
+                let Some(rule) = rules.get(rule_id) else {
                     continue;
                 };
                 let Kind::Absence { offline_only } = rule.kind else {
@@ -330,24 +331,18 @@ impl FleetShard {
     /// A dead letter of the device came at `at` (not a quarantine's: that is its own
     /// state); its dead-letter rules are judged.
     pub(in crate::fleet) fn dead_letter_alerts(&mut self, id: &DeviceId, at: i64) {
-        let Some(alerting) = self.alerting.clone().filter(|a| a.dead_letters) else {
+        let rules = self.alert_rules.clone();
+        if self.alerting.is_none() || !rules.dead_letters {
             return;
-        };
+        }
         let changes = self.book.update(id, |device| {
-            let alerts = alerts_of(&mut device.alerts, &alerting, id);
-            if !alerts.rules.iter().any(|r| {
-                matches!(
-                    alerting.rules.get(*r).map(|r| &r.kind),
-                    Some(Kind::DeadLetters { .. })
-                )
-            }) {
+            let alerts = alerts_of(&mut device.alerts, &rules, id);
+            let keep = dead_letter_rules(alerts, &rules).iter().map(|r| r.2).max();
+            let Some(keep) = keep else {
                 return Vec::new();
-            }
-            if alerts.dead_letters.len() >= MAX_DEAD_LETTER_TIMES {
-                alerts.dead_letters.pop_front();
-            }
-            alerts.dead_letters.push_back(at);
-            dead_letter_changes(alerts, &alerting, at)
+            };
+            alerts.dead_letter(at, keep as usize);
+            dead_letter_changes(alerts, &rules, at)
         });
         self.settle_all(id, changes.unwrap_or_default());
     }
@@ -355,17 +350,18 @@ impl FleetShard {
     /// The device's anomaly scores moved: its anomaly rules are judged on the highest
     /// latest score of the series each names.
     pub(in crate::fleet) fn anomaly_alerts(&mut self, id: &DeviceId, at: i64) {
-        let Some(alerting) = self.alerting.clone().filter(|a| a.anomaly) else {
+        let rules = self.alert_rules.clone();
+        if self.alerting.is_none() || !rules.anomaly {
             return;
-        };
+        }
         let changes = self.book.update(id, |device| {
             let Some(anomalies) = device.anomalies.as_deref() else {
                 return Vec::new();
             };
-            let alerts = alerts_of(&mut device.alerts, &alerting, id);
+            let alerts = alerts_of(&mut device.alerts, &rules, id);
             let mut changes = Vec::new();
             for rule_id in alerts.rules.clone().iter().copied() {
-                let Some(rule) = alerting.rules.get(rule_id) else {
+                let Some(rule) = rules.get(rule_id) else {
                     continue;
                 };
                 let Kind::Anomaly {
@@ -413,11 +409,12 @@ impl FleetShard {
     /// Alert deadlines that came: a pending alert whose `for` passed fires; a firing
     /// dead-letter alert whose window emptied resolves.
     pub(in crate::fleet) fn alert_deadlines(&mut self, now: i64) {
-        let Some(alerting) = self.alerting.clone() else {
+        if self.alerting.is_none() {
             return;
-        };
+        }
+        let rules = self.alert_rules.clone();
         while let Some((id, rule_id)) = self.alert_timers.pop_due(now) {
-            let Some(rule) = alerting.rules.get(rule_id) else {
+            let Some(rule) = rules.get(rule_id) else {
                 continue;
             };
             let changes = self.book.update(&id, |device| {
@@ -425,7 +422,7 @@ impl FleetShard {
                     return Vec::new();
                 };
                 if let Kind::DeadLetters { .. } = rule.kind {
-                    return dead_letter_changes(alerts, &alerting, now);
+                    return dead_letter_changes(alerts, &rules, now);
                 }
                 let slot = alerts.slot(rule_id);
                 let before = *slot;
@@ -455,10 +452,11 @@ impl FleetShard {
 
     /// Acknowledges the firing alert of rule `name` on `device_id`.
     pub(in crate::fleet) fn acknowledge(&mut self, name: &str, device_id: &str, by: &str) -> Acked {
-        let Some(alerting) = self.alerting.clone() else {
+        if self.alerting.is_none() {
             return Acked::NotFiring;
-        };
-        let Some((rule_id, _)) = alerting.rules.by_name(name) else {
+        }
+        let rules = self.alert_rules.clone();
+        let Some((rule_id, _)) = rules.by_name(name) else {
             return Acked::UnknownRule;
         };
         let Some(id) = self.book.key(device_id) else {
@@ -494,6 +492,7 @@ impl FleetShard {
         let Some(alerting) = self.alerting.clone() else {
             return;
         };
+        let rules = self.alert_rules.clone();
         for row in rows {
             // A device whose alert was committed with its first readings may have no
             // state row yet (written within `fleet.state_interval`): it is known now.
@@ -510,7 +509,7 @@ impl FleetShard {
                 acked_at: row.acked_at,
                 version: 0,
             };
-            let Some((rule_id, rule)) = alerting.rules.by_name(&row.rule) else {
+            let Some((rule_id, rule)) = rules.by_name(&row.rule) else {
                 let mut over = AlertWrites::default();
                 over.states.push(AlertStateRow {
                     phase: None,
@@ -536,7 +535,7 @@ impl FleetShard {
             let hold = rule.hold;
             let kind = rule.kind.clone();
             self.book.update(&id, |device| {
-                *alerts_of(&mut device.alerts, &alerting, &id).slot(rule_id) = slot;
+                *alerts_of(&mut device.alerts, &rules, &id).slot(rule_id) = slot;
             });
             if let Some(due) = slot.due(hold) {
                 self.alert_timers.push(due, id.clone(), rule_id);
@@ -550,21 +549,26 @@ impl FleetShard {
 }
 
 /// What one reading changes in its device's threshold alerts.
-fn judge_reading(device: &mut Device, alerting: &Alerting, id: &str, r: &ToJudge) -> Vec<Change> {
-    if device.last_of(&r.sensor_type).is_some_and(|last| r.ts < last.ts) {
+fn judge_reading(device: &mut Device, rules: &RuleSet, id: &str, r: &ToJudge) -> Vec<Change> {
+    if device
+        .last_of(&r.sensor_type)
+        .is_some_and(|last| r.ts < last.ts)
+    {
         return Vec::new();
     }
-    let alerts = alerts_of(&mut device.alerts, alerting, id);
+    let alerts = alerts_of(&mut device.alerts, rules, id);
     let mut changes = Vec::new();
     for rule_id in alerts.rules.clone().iter().copied() {
-        let Some(rule) = alerting.rules.get(rule_id) else {
+        let Some(rule) = rules.get(rule_id) else {
             continue;
         };
         let Kind::Threshold { sensor_type, .. } = &rule.kind else {
             continue;
         };
-        let field = alerting.rules.field_at(rule_id);
-        let value = r.values.iter().find(|(at, _)| Some(*at) == field);
+        let Kind::Threshold { field, .. } = &rule.kind else {
+            continue;
+        };
+        let value = r.values.iter().find(|(name, _)| **name == **field);
         let (Some((_, value)), true) = (value, *sensor_type == r.sensor_type) else {
             continue;
         };
@@ -582,28 +586,35 @@ fn judge_reading(device: &mut Device, alerting: &Alerting, id: &str, r: &ToJudge
     changes
 }
 
+/// The device's dead-letter rules: each with its `count` and its window in micros.
+fn dead_letter_rules<'r>(
+    alerts: &DeviceAlerts,
+    rules: &'r RuleSet,
+) -> Vec<(RuleId, &'r Rule, u32, i64)> {
+    let kept = alerts.rules.iter().filter_map(|id| {
+        let rule = rules.get(*id)?;
+        match rule.kind {
+            Kind::DeadLetters { count, window } => Some((
+                *id,
+                rule,
+                count,
+                i64::try_from(window.as_micros()).unwrap_or(i64::MAX / 4),
+            )),
+            _ => None,
+        }
+    });
+    kept.collect()
+}
+
 /// The device's dead-letter rules judged at `now` on its dead letters' times.
-fn dead_letter_changes(alerts: &mut DeviceAlerts, alerting: &Alerting, now: i64) -> Vec<Change> {
-    let rules: Vec<(RuleId, &Rule, u32, i64)> = alerts
-        .rules
-        .iter()
-        .filter_map(|id| {
-            let rule = alerting.rules.get(*id)?;
-            match rule.kind {
-                Kind::DeadLetters { count, window } => Some((
-                    *id,
-                    rule,
-                    count,
-                    i64::try_from(window.as_micros()).unwrap_or(i64::MAX / 4),
-                )),
-                _ => None,
-            }
-        })
-        .collect();
+fn dead_letter_changes(alerts: &mut DeviceAlerts, rules: &RuleSet, now: i64) -> Vec<Change> {
+    let rules = dead_letter_rules(alerts, rules);
+    // Past the longest window a time counts for no rule.
     let longest = rules.iter().map(|r| r.3).max().unwrap_or(0);
+    alerts.forget_dead_letters_before(now - longest);
     let mut changes = Vec::new();
     for (rule_id, rule, count, window) in rules {
-        let seen = alerts.dead_letters_within(window, now, longest);
+        let seen = alerts.dead_letters_within(window, now);
         let holds = seen >= count as usize;
         let window_text = micros_text(window);
         changes.extend(judge(
@@ -659,8 +670,7 @@ impl Handler<Unsettled> for FleetShard {
             });
             match undone.flatten() {
                 Some(()) => {
-                    if let Some(rule) = self.alerting.as_ref().and_then(|a| a.rules.get(undo.rule))
-                    {
+                    if let Some(rule) = self.alert_rules.get(undo.rule) {
                         Event::AlertChanged {
                             rule: &rule.name,
                             device_id: &undo.device_id,
@@ -678,7 +688,7 @@ impl Handler<Unsettled> for FleetShard {
                 None => {
                     let current = self.book.get(&undo.device_id).and_then(|d| {
                         let slot = d.alerts.as_deref()?.get(undo.rule)?;
-                        let rule = self.alerting.as_ref()?.rules.get(undo.rule)?;
+                        let rule = self.alert_rules.get(undo.rule)?;
                         Some(AlertStateRow {
                             rule: rule.name.clone(),
                             device_id: undo.device_id.to_string(),
@@ -697,5 +707,88 @@ impl Handler<Unsettled> for FleetShard {
                 }
             }
         }
+    }
+}
+
+/// The rules in force changed (the API): the shard judges by `0` from now on. Its
+/// devices' alerts are kept by rule name; an alert whose rule is gone, or no longer covers
+/// its device, is over (a firing one resolved, and notified). The alerts' timers are set
+/// again by the new rules' `for`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RulesChanged(pub std::sync::Arc<RuleSet>);
+
+impl Handler<RulesChanged> for FleetShard {
+    type Result = ();
+
+    fn handle(&mut self, RulesChanged(new): RulesChanged, ctx: &mut Context<Self>) {
+        let Some(alerting) = self.alerting.clone() else {
+            return;
+        };
+        let old = std::mem::replace(&mut self.alert_rules, new.clone());
+        let now = now_micros();
+        self.alert_timers.clear();
+        let mut over: Vec<(DeviceId, RuleId, Slot)> = Vec::new();
+        let mut timers: Vec<(i64, DeviceId, RuleId)> = Vec::new();
+        for id in self.book.ids() {
+            self.book.update(&id, |device| {
+                let Some(alerts) = device.alerts.as_deref_mut() else {
+                    return;
+                };
+                let covering = new.covering(&id);
+                let mut kept = Vec::with_capacity(alerts.slots.len());
+                for (old_id, slot) in alerts.slots.drain(..) {
+                    let Some(rule) = old.get(old_id) else {
+                        continue;
+                    };
+                    match new.by_name(&rule.name) {
+                        Some((new_id, new_rule)) if covering.contains(&new_id) => {
+                            if let Some(due) = slot.due(new_rule.hold) {
+                                timers.push((due, id.clone(), new_id));
+                            }
+                            if let (Kind::DeadLetters { .. }, Phase::Firing) =
+                                (&new_rule.kind, slot.phase)
+                            {
+                                timers.push((now, id.clone(), new_id));
+                            }
+                            kept.push((new_id, slot));
+                        }
+                        _ if slot.raised() => over.push((id.clone(), old_id, slot)),
+                        _ => {}
+                    }
+                }
+                alerts.slots = kept;
+                alerts.rules = covering.into();
+            });
+        }
+        for (at, id, rule) in timers {
+            self.alert_timers.push(at, id, rule);
+        }
+        for (id, old_id, slot) in over {
+            let Some(rule) = old.get(old_id) else {
+                continue;
+            };
+            let ended = Slot {
+                phase: Phase::Inactive,
+                ..slot
+            };
+            let event = (slot.phase == Phase::Firing).then_some("resolved");
+            let summary = "its rule was removed, or no longer covers the device";
+            let writes = change_rows((rule, &id), &ended, event, summary, now, &alerting);
+            if event.is_some() {
+                Event::AlertChanged {
+                    rule: &rule.name,
+                    device_id: &id,
+                    severity: rule.severity.name(),
+                    to: "resolved",
+                    summary,
+                    silenced: writes.events.iter().any(|e| e.silenced),
+                }
+                .emit(&self.telemetry);
+            }
+            self.hand_over_alerts(writes);
+        }
+        self.arm(ctx);
+        self.flush(ctx);
     }
 }

@@ -19,40 +19,46 @@ mod rules;
 mod settings;
 mod silences;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use device::DeviceAlerts;
-pub use evaluate::{Acked, AlertTimers, Evaluate, Judged, ToJudge, Undo, Unsettled};
-pub use rules::{Kind, RuleConfig, RuleSet};
+pub use evaluate::{Acked, AlertTimers, Evaluate, Judged, RulesChanged, ToJudge, Undo, Unsettled};
+pub use rules::{RuleConfig, RuleSet, Severity};
 pub use settings::{AlertSettings, WebhookSettings};
 pub use silences::Silences;
 
-/// What every shard shares of alerting.
+/// What every shard shares of alerting. The rules in force are swapped whole when the API
+/// changes them; each shard keeps its own view, changed by `RulesChanged`, so that one
+/// judgment never mixes two sets.
 pub struct Alerting {
-    pub rules: RuleSet,
+    current: RwLock<Arc<RuleSet>>,
     pub silences: Arc<Silences>,
     /// A webhook is configured: events to notify get a delivery row.
     pub notify: bool,
     /// Alert changes a shard may hold unwritten (`alerts.max_pending`).
     pub max_pending: usize,
-    /// Some rule is of each kind (the shard skips a kind with no rule at once).
-    pub absence: bool,
-    pub dead_letters: bool,
-    pub anomaly: bool,
 }
 
 impl Alerting {
-    pub fn new(settings: &AlertSettings, silences: Arc<Silences>) -> Alerting {
-        let rules = settings.rule_set();
-        let any = |kind: fn(&Kind) -> bool| rules.iter().any(|(_, r)| kind(&r.kind));
+    pub fn new(settings: &AlertSettings, rules: RuleSet, silences: Arc<Silences>) -> Alerting {
         Alerting {
-            absence: any(|k| matches!(k, Kind::Absence { .. })),
-            dead_letters: any(|k| matches!(k, Kind::DeadLetters { .. })),
-            anomaly: any(|k| matches!(k, Kind::Anomaly { .. })),
-            rules,
+            current: RwLock::new(Arc::new(rules)),
             silences,
             notify: !settings.webhook.url.is_empty(),
             max_pending: settings.max_pending,
         }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts `rules` in force (the shards are told by the caller).
+    pub fn replace(&self, rules: Arc<RuleSet>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = rules;
     }
 }

@@ -4,19 +4,21 @@
 //! the rules about its own sensor type).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::super::anomaly_settings::{MAX_DEPTH, MAX_FIELD_PATH};
 use crate::ingest::is_sensor_type;
-use crate::message::is_device_id;
 use crate::settings::Problems;
 
 /// Rules at most: each costs a check per reading of its sensor type, per device in scope.
 pub const MAX_RULES: usize = 10_000;
 /// Devices a rule's `devices` list may name.
 pub const MAX_LISTED: usize = 10_000;
+/// A `dead_letters` rule's `count` at most (a device remembers as many dead letters' times).
+pub const MAX_COUNT: u32 = 10_000;
 
 /// One `[[alerts.rules]]` table, as written. Which keys apply depends on `kind`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -195,9 +197,6 @@ impl Rule {
         let scope = scope(config, problems);
         let kind = kind(config, problems);
         let hold = config.r#for.unwrap_or_default();
-        if hold > Duration::from_secs(30 * 86_400) {
-            problems.add("for", "expected at most 30 days");
-        }
         let (Some(scope), Some(kind)) = (scope, kind) else {
             return None;
         };
@@ -236,32 +235,34 @@ impl Rule {
     }
 }
 
+/// The scope: any prefix and ids are taken as written (one a device's id cannot have
+/// matches no device).
 fn scope(config: &RuleConfig, problems: &mut Problems) -> Option<Scope> {
-    match (&config.device_prefix, config.devices.is_empty()) {
-        (Some(_), false) => {
-            problems.add("devices", "give device_prefix or devices, not both");
-            None
-        }
-        (Some(prefix), true) => {
-            if prefix.is_empty() || prefix.len() > 64 {
-                problems.add("device_prefix", "expected 1 to 64 bytes");
-                return None;
-            }
-            Some(Scope::Prefix(prefix.clone()))
-        }
-        (None, true) => Some(Scope::All),
-        (None, false) => {
-            if config.devices.len() > MAX_LISTED {
-                problems.add("devices", format!("expected at most {MAX_LISTED} ids"));
-                return None;
-            }
-            if let Some(bad) = config.devices.iter().find(|d| !is_device_id(d)) {
-                problems.add("devices", format!("`{bad}` is no device id"));
-                return None;
-            }
-            Some(Scope::Listed(config.devices.iter().cloned().collect()))
-        }
+    if config
+        .device_prefix
+        .as_ref()
+        .is_some_and(|p| !(1..=64).contains(&p.len()))
+    {
+        problems.add("device_prefix", "expected 1 to 64 bytes");
+        return None;
     }
+    if config.devices.len() > MAX_LISTED {
+        problems.add("devices", format!("expected at most {MAX_LISTED} ids"));
+        return None;
+    }
+    Some(match (&config.device_prefix, config.devices.is_empty()) {
+        (None, true) => Scope::All,
+        (Some(prefix), true) => Scope::Prefix(prefix.clone()),
+        // Both: the devices listed whose id starts with the prefix.
+        (prefix, false) => Scope::Listed(
+            config
+                .devices
+                .iter()
+                .filter(|d| prefix.as_deref().is_none_or(|p| d.starts_with(p)))
+                .cloned()
+                .collect(),
+        ),
+    })
 }
 
 fn kind(config: &RuleConfig, problems: &mut Problems) -> Option<Kind> {
@@ -296,19 +297,9 @@ fn kind(config: &RuleConfig, problems: &mut Problems) -> Option<Kind> {
                 problems.add("value", "expected a finite number");
                 return None;
             };
-            let clear = c.clear.unwrap_or(value);
-            let on_the_right_side = if op.upward() {
-                clear <= value
-            } else {
-                clear >= value
-            };
-            if !clear.is_finite() || !on_the_right_side {
-                problems.add(
-                    "clear",
-                    "expected a finite number on the clearing side of value (at most value for > and >=, at least for < and <=)",
-                );
-                return None;
-            }
+            // A `clear` on the raising side of `value` leaves no hysteresis: the alert
+            // holds while the value is past `value`.
+            let clear = c.clear.filter(|c| c.is_finite()).unwrap_or(value);
             Some(Kind::Threshold {
                 sensor_type: sensor_type?,
                 field: field?,
@@ -354,12 +345,10 @@ fn kind(config: &RuleConfig, problems: &mut Problems) -> Option<Kind> {
                     ("for", c.r#for.is_some()),
                 ],
             );
-            let count = c.count.filter(|n| (1..=1_000_000).contains(n));
-            let window = c
-                .window
-                .filter(|w| *w >= Duration::from_secs(1) && *w <= Duration::from_secs(86_400));
-            problems.check(count.is_some(), "count", "expected 1 to 1000000");
-            problems.check(window.is_some(), "window", "expected 1s to 1 day");
+            let count = c.count.filter(|n| (1..=MAX_COUNT).contains(n));
+            let window = c.window.filter(|w| !w.is_zero());
+            problems.check(count.is_some(), "count", "expected 1 to 10000");
+            problems.check(window.is_some(), "window", "expected a duration above zero");
             Some(Kind::DeadLetters {
                 count: count?,
                 window: window?,
@@ -382,10 +371,12 @@ fn kind(config: &RuleConfig, problems: &mut Problems) -> Option<Kind> {
             problems.check(score.is_some(), "value", "expected a score from 0 to 1");
             let score = score?;
             let clear = c.clear.unwrap_or(score);
-            if !(0.0..=score).contains(&clear) {
-                problems.add("clear", "expected a score from 0 to value");
+            if !(0.0..=1.0).contains(&clear) {
+                problems.add("clear", "expected a score from 0 to 1");
                 return None;
             }
+            // Above `value`, it would resolve while still raised: it holds above `value`.
+            let clear = clear.min(score);
             Some(Kind::Anomaly {
                 sensor_type,
                 field,
@@ -452,9 +443,14 @@ pub type RuleId = u32;
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    thresholds: HashMap<String, Vec<String>>,
-    /// Per rule (by id): the index of its field among its sensor type's, if a threshold.
-    field_at: Vec<Option<u16>>,
+    /// The threshold rules' fields, per sensor type (shared: the pipeline sends them with
+    /// their values).
+    thresholds: HashMap<String, Vec<Arc<str>>>,
+    names: HashMap<String, RuleId>,
+    /// Some rule is of each kind (a shard skips a kind with no rule at once).
+    pub absence: bool,
+    pub dead_letters: bool,
+    pub anomaly: bool,
 }
 
 impl RuleSet {
@@ -480,23 +476,21 @@ impl RuleSet {
     }
 
     fn push(&mut self, rule: Rule) {
-        let field_at = match &rule.kind {
+        match &rule.kind {
             Kind::Threshold {
                 sensor_type, field, ..
             } => {
                 let fields = self.thresholds.entry(sensor_type.clone()).or_default();
-                let at = match fields.iter().position(|f| f == field) {
-                    Some(at) => at,
-                    None => {
-                        fields.push(field.clone());
-                        fields.len() - 1
-                    }
-                };
-                Some(at as u16)
+                if !fields.iter().any(|f| **f == **field) {
+                    fields.push(Arc::from(field.as_str()));
+                }
             }
-            _ => None,
-        };
-        self.field_at.push(field_at);
+            Kind::Absence { .. } => self.absence = true,
+            Kind::DeadLetters { .. } => self.dead_letters = true,
+            Kind::Anomaly { .. } => self.anomaly = true,
+        }
+        self.names
+            .insert(rule.name.clone(), self.rules.len() as RuleId);
         self.rules.push(rule);
     }
 
@@ -509,8 +503,12 @@ impl RuleSet {
     }
 
     pub fn by_name(&self, name: &str) -> Option<(RuleId, &Rule)> {
-        let i = self.rules.iter().position(|r| r.name == name)?;
-        Some((i as RuleId, &self.rules[i]))
+        let id = *self.names.get(name)?;
+        Some((id, &self.rules[id as usize]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (RuleId, &Rule)> {
@@ -519,13 +517,8 @@ impl RuleSet {
 
     /// The fields the threshold rules about `sensor_type` name (`None`: no rule is about
     /// it): the pipeline reads those of a reading before it sends it to be judged.
-    pub fn threshold_fields(&self, sensor_type: &str) -> Option<&[String]> {
+    pub fn threshold_fields(&self, sensor_type: &str) -> Option<&[Arc<str>]> {
         self.thresholds.get(sensor_type).map(Vec::as_slice)
-    }
-
-    /// Which of its sensor type's `threshold_fields` threshold rule `id` reads.
-    pub fn field_at(&self, id: RuleId) -> Option<u16> {
-        self.field_at.get(id as usize).copied().flatten()
     }
 
     /// The rules of `device_id`'s scope, in order: what a device keeps, computed once.
@@ -573,9 +566,11 @@ mod tests {
         assert!(rule.threshold_holds(29.0, true), "held above clear");
         assert!(!rule.threshold_holds(28.0, true), "cleared at clear");
         assert_eq!(rule.hold, 5_000_000);
-        assert_eq!(set.threshold_fields("temperature"), Some(&["value".to_owned()][..]));
+        assert_eq!(
+            set.threshold_fields("temperature").unwrap()[0].as_ref(),
+            "value"
+        );
         assert_eq!(set.threshold_fields("humidity"), None);
-        assert_eq!(set.field_at(0), Some(0));
     }
 
     #[test]
@@ -595,6 +590,32 @@ mod tests {
     }
 
     #[test]
+    fn a_clear_on_the_raising_side_leaves_no_hysteresis() {
+        let config = RuleConfig {
+            clear: Some(35.0),
+            ..threshold("no_hysteresis")
+        };
+        let (set, problems) = compiled(&[config]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let (_, rule) = set.by_name("no_hysteresis").unwrap();
+        assert!(rule.threshold_holds(31.0, true));
+        assert!(!rule.threshold_holds(30.0, true));
+    }
+
+    #[test]
+    fn a_prefix_and_a_list_together_scope_the_listed_devices_with_the_prefix() {
+        let config = RuleConfig {
+            device_prefix: Some("gh-".into()),
+            devices: vec!["gh-1".into(), "x-2".into()],
+            ..threshold("both")
+        };
+        let (set, problems) = compiled(&[config]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(set.covering("gh-1"), [0]);
+        assert!(set.covering("x-2").is_empty());
+    }
+
+    #[test]
     fn scopes_cover_what_they_name() {
         assert!(Scope::All.covers("x"));
         assert!(Scope::Prefix("gh-".into()).covers("gh-1"));
@@ -611,8 +632,8 @@ mod tests {
                 ..threshold("Bad Name")
             },
             RuleConfig {
-                clear: Some(31.0),
-                ..threshold("clear_wrong_side")
+                device_prefix: Some(String::new()),
+                ..threshold("bad_prefix")
             },
             RuleConfig {
                 kind: "absence".into(),
@@ -625,10 +646,9 @@ mod tests {
                 ..RuleConfig::default()
             },
             RuleConfig {
-                name: "scoped_twice".into(),
+                name: "listed_too_many".into(),
                 kind: "absence".into(),
-                device_prefix: Some("a".into()),
-                devices: vec!["b".into()],
+                devices: vec!["d".into(); MAX_LISTED + 1],
                 ..RuleConfig::default()
             },
             RuleConfig {
@@ -644,7 +664,7 @@ mod tests {
             [
                 "alerts.rules[0].name",
                 "alerts.rules[0].op",
-                "alerts.rules[1].clear",
+                "alerts.rules[1].device_prefix",
                 "alerts.rules[2].sensor_type",
                 "alerts.rules[2].field",
                 "alerts.rules[2].op",

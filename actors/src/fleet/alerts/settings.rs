@@ -54,9 +54,23 @@ impl AlertSettings {
         problems.section("webhook", |p| self.webhook.validate(p));
     }
 
-    /// The rules, compiled (the settings were validated: nothing is refused here).
-    pub fn rule_set(&self) -> RuleSet {
-        RuleSet::compile(&self.rules, &mut Problems::new())
+    /// The configured rules and `more` (the API's) together, compiled; a rule of `more`
+    /// that does not compile, or whose name a configured rule has, is left out (and named
+    /// in the answer).
+    pub fn rule_set(&self, more: &[RuleConfig]) -> (RuleSet, Vec<String>) {
+        let mut all = self.rules.clone();
+        let mut left_out = Vec::new();
+        for rule in more {
+            let mut problems = Problems::new();
+            let clash = all.iter().any(|r| r.name == rule.name);
+            RuleSet::compile(std::slice::from_ref(rule), &mut problems);
+            if clash || !problems.is_empty() {
+                left_out.push(rule.name.clone());
+            } else {
+                all.push(rule.clone());
+            }
+        }
+        (RuleSet::compile(&all, &mut Problems::new()), left_out)
     }
 }
 

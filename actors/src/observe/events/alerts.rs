@@ -127,3 +127,21 @@ impl Observe for AlertChangesDropped {
         m.alert_changes_dropped.inc_by(self.dropped as u64);
     }
 }
+
+/// A rule made through the API was not put in force at start: it no longer compiles (the
+/// rules' checks changed), or the configuration now has a rule of its name.
+pub struct AlertRuleLeftOut<'a> {
+    pub rule: &'a str,
+}
+
+impl Observe for AlertRuleLeftOut<'_> {
+    const NAME: &'static str = "alert_rule_left_out";
+    const MOVES: &'static [&'static str] = &[];
+
+    fn log(&self, log: &Logger) {
+        warn!(log, "an alert rule made through the API is left out: it no longer compiles, or the configuration has its name";
+            "event" => Self::NAME, "rule" => %Clean(self.rule))
+    }
+
+    fn count(&self, _: &Metrics) {}
+}

@@ -149,6 +149,7 @@ every_event! {
         AlertNotified,
         AlertNotificationFailed<'_>,
         AlertChangesDropped,
+        AlertRuleLeftOut<'_>,
     ]
     mutations: [
         DeadLettersReplayed,

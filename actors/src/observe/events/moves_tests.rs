@@ -236,6 +236,7 @@ fn every_example() -> Vec<Example> {
             gave_up: false,
         }),
         example(Event::AlertChangesDropped { dropped: 2 }),
+        example(Event::AlertRuleLeftOut { rule: "too_hot" }),
         example(Event::DeadLettersReplayed {
             accepted: 3,
             rejected: 2,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
-use super::super::alerts::{expire_silences, silences, AlertWrites, SilenceRow};
+use super::super::alerts::{api_alert_rules, expire_silences, silences, AlertWrites, SilenceRow};
 use super::super::anomalies::expire_anomalies;
 use super::super::dead_letters::{
     forget_replayed, replayed_weight, shed_over_quota, Shed, ROW_BYTES,
@@ -182,6 +182,11 @@ impl Store {
         let sqlite = naming(&self.path);
         expire_silences(&self.conn, now).map_err(&sqlite)?;
         silences(&self.conn, now).map_err(&sqlite)
+    }
+
+    /// The alert rules made through the API, as their JSON text.
+    pub fn api_alert_rules(&self) -> Result<Vec<String>, StoreError> {
+        api_alert_rules(&self.conn).map_err(naming(&self.path))
     }
 
     /// The memtable this store keeps up to date, for readers.

@@ -198,6 +198,7 @@ DROP TABLE alert_states;
 DROP TABLE alert_events;
 DROP TABLE alert_deliveries;
 DROP TABLE alert_silences;
+DROP TABLE alert_rules;
 PRAGMA user_version = 8;
 ";
 
@@ -221,7 +222,7 @@ fn a_version_8_database_gains_the_alert_tables_and_keeps_its_anomalies() {
     assert_eq!(count(&store.conn, "PRAGMA user_version"), 9);
     assert_eq!(count(&store.conn, "SELECT count(*) FROM anomalies"), 1);
     let tables = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'alert_%'";
-    assert_eq!(count(&store.conn, tables), 4);
+    assert_eq!(count(&store.conn, tables), 5);
 }
 
 #[test]

@@ -14,7 +14,9 @@
 //! - a receiver that fails 5 times, then recovers, gets every notification once, in order;
 //! - silences and acknowledgements hold;
 //! - rules made through the API judge at once, survive kill -9, and end when deleted;
-//! - `count` dead letters within a window fire, once, and resolve when the window passed.
+//! - `count` dead letters within a window fire, once, and resolve when the window passed;
+//! - an `eliot` rule: a full store fires once; kill -9, restarted with room: resolved,
+//!   once.
 
 #[path = "alerts/receiver.rs"]
 mod receiver;
@@ -66,6 +68,10 @@ pub fn tests() -> Vec<Trial> {
         trial(
             "alerts::dead_letters_within_a_window_fire_and_resolve_when_it_passes",
             dead_letters_in_a_window,
+        ),
+        trial(
+            "alerts::a_full_store_is_alerted_on_once_and_resolved_after_a_kill_and_more_room",
+            eliot_itself,
         ),
     ]
 }
@@ -674,4 +680,76 @@ window = "2s"
 
 fn http_of(eliot: &EliotProcess) -> SocketAddr {
     eliot.http
+}
+
+/// An `eliot` rule on a store that is full (`store.max_size`, a real SQLITE_FULL): fired
+/// once, with no device, while Eliot stays up and stops acking. Killed with -9 and
+/// started with room, it finds the condition cleared: resolved, notified once.
+async fn eliot_itself() {
+    let receiver = Receiver::start(Vec::new());
+    let data = tempfile::tempdir().unwrap();
+    let rule = r#"
+[[alerts.rules]]
+name = "store_full"
+severity = "critical"
+kind = "eliot"
+condition = "disk_full"
+"#;
+    let with_room = |max_size: u64| {
+        format!(
+            "{}\n[store]\nmax_size = {max_size}\n",
+            config(&receiver.url(), rule)
+        )
+    };
+    let eliot = start(data.path(), &with_room(256 * 1024));
+    let dev = Device::connect(eliot.addr, "big-1");
+    let big = |n: u64| {
+        let ts = time::OffsetDateTime::from_unix_timestamp(READING_EPOCH + n as i64).unwrap();
+        let ts = ts
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        format!(
+            r#"{{"device_id":"big-1","timestamp":"{ts}","sensor_type":"blob","data":{{"text":"{}"}}}}"#,
+            "x".repeat(1_000)
+        )
+    };
+    let mut n = 0;
+    let filled = Instant::now();
+    while receiver.delivered().is_empty() && filled.elapsed() < Duration::from_secs(60) {
+        // Fire and forget: once the store is full, acks stop coming.
+        let _ = dev
+            .client
+            .publish("devices/big-1/telemetry", QoS::AtLeastOnce, false, big(n))
+            .await;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        delivered(&receiver, 1, Duration::from_secs(10)).await,
+        "fired"
+    );
+    let fired = &receiver.delivered()[0];
+    assert_eq!(fired.body["rule"], "store_full", "{:?}", fired.body);
+    assert_eq!(fired.body["event"], "fired");
+    assert_eq!(fired.body["severity"], "critical");
+    assert!(fired.body["device_id"].is_null());
+    assert!(
+        fired.body["summary"].as_str().unwrap().contains("full"),
+        "{:?}",
+        fired.body
+    );
+    assert!(fired.signed_with(SECRET));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(kinds(&receiver), ["fired"], "once, while it stays full");
+    drop(dev);
+
+    let eliot = eliot.kill9().config(&with_room(0)).start();
+    assert!(
+        delivered(&receiver, 2, Duration::from_secs(10)).await,
+        "resolved"
+    );
+    assert_eq!(receiver.delivered()[1].body["rule"], "store_full");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(kinds(&receiver), ["fired", "resolved"]);
+    eliot.terminate();
 }

@@ -67,7 +67,9 @@ use std::sync::Arc;
 use actix::Addr;
 
 pub use alerts::{
-    Acked, AlertSettings, Alerting, RuleConfig, RuleSet, Severity, Silences, WebhookSettings,
+    Acked, AlertSettings, Alerting, EliotCondition, Kind as RuleKind, Phase as AlertPhase,
+    RuleConfig, RuleSet, Severity, Silences, Slot as AlertSlot, Transition as AlertTransition,
+    WebhookSettings,
 };
 pub use anomalies::{AnomalyState, Detection, KeptState, SeriesState};
 pub use anomaly_settings::AnomalySettings;

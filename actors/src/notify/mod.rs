@@ -15,6 +15,8 @@
 
 mod handle;
 mod notifier;
+mod self_watch;
 
 pub use handle::{AlertsError, AlertsHandle, Retried, RuleChange, RuleSource};
 pub use notifier::{Notifier, NotifierLinks, NAME as NOTIFIER};
+pub use self_watch::{SelfWatch, NAME as SELF_WATCH};

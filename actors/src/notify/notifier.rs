@@ -191,7 +191,7 @@ impl Notifier {
 }
 
 /// The wait after failed attempt `attempt` (1 for the first).
-fn backoff(settings: &WebhookSettings, attempt: u32) -> Duration {
+pub(super) fn backoff(settings: &WebhookSettings, attempt: u32) -> Duration {
     let doublings = attempt.saturating_sub(1).min(30);
     settings
         .backoff

@@ -35,3 +35,8 @@ pub use readiness::readiness;
 pub use restart::{Escalation, RestartSettings, Restarts};
 pub use store_progress::{StoreProgress, StoreShape};
 pub use window::SlidingWindow;
+#[cfg(test)]
+pub use {
+    health_monitor::{BreakerHealth, ChildHealth},
+    store_progress::StoreHealth,
+};

@@ -17,12 +17,12 @@ use crate::fleet::{
 };
 use crate::identity::{AuthMode, TlsSettings};
 use crate::ingest::{Processor, ProcessorSettings, Processors, Rules};
-use crate::notify::{Notifier, NotifierLinks, NOTIFIER};
+use crate::notify::{Notifier, NotifierLinks, SelfWatch, NOTIFIER, SELF_WATCH};
 use crate::observe::Telemetry;
 use crate::store::{Reader, Store, StoreSettings, StoreWriter, StoreWriterLinks, STORE_WRITER};
 use crate::supervision::{
-    Breaker, BreakerSettings, Escalation, HealthMonitor, Ping, RestartSettings, Restarts,
-    StoreProgress, Watch,
+    Breaker, BreakerSettings, Escalation, HealthMonitor, HealthProbe, Ping, RestartSettings,
+    Restarts, StoreProgress, Watch,
 };
 use crate::upstream::{UpstreamConnection, UpstreamLinks, UpstreamSettings};
 
@@ -191,6 +191,22 @@ impl<'a> Children<'a> {
         let notifier = Supervisor::start(move |_| Notifier::new(settings, links, &t));
         watch(&self.health, NOTIFIER, &notifier);
         notifier
+    }
+
+    /// The `eliot` rules' judge, on the health report.
+    pub fn self_watch(
+        &self,
+        alerting: Arc<Alerting>,
+        webhook: &WebhookSettings,
+        store: &StoreSettings,
+    ) -> Addr<SelfWatch> {
+        let webhook = (!webhook.url.is_empty()).then(|| webhook.clone());
+        let probe = HealthProbe::new(self.health.clone());
+        let (data_dir, t) = (store.data_dir.clone(), self.telemetry.clone());
+        let watch_addr =
+            Supervisor::start(move |_| SelfWatch::new(alerting, probe, webhook, data_dir, &t));
+        watch(&self.health, SELF_WATCH, &watch_addr);
+        watch_addr
     }
 
     /// The upstream connections, `upstream-0` to `upstream-N`.

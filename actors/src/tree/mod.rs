@@ -129,6 +129,9 @@ impl Tree {
                 &reader,
             )
         });
+        if let Some(alerting) = &alerting {
+            children.self_watch(alerting.clone(), &settings.alerts.webhook, settings.store);
+        }
         let notifier = (alerting.is_some() && !settings.alerts.webhook.url.is_empty())
             .then(|| children.notifier(&settings.alerts.webhook, settings.store, &store_writer));
         let alerts = alerting

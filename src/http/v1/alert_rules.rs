@@ -8,7 +8,7 @@
 //! - `DELETE /api/v1/alerts/rules/{name}` (admin): its alerts are over (firing ones
 //!   resolved, and notified).
 //!
-//! The body is one of four shapes, by `kind`: the keys each kind takes and no other, with
+//! The body is one of five shapes, by `kind`: the keys each kind takes and no other, with
 //! every bound the schema can state stated, so that what the schema allows is what Eliot
 //! takes (docs/alerting.md has what each key means).
 
@@ -116,6 +116,33 @@ pub enum RuleBody {
         #[schema(minimum = 0.0, maximum = 1.0)]
         clear: Option<f64>,
     },
+    /// Eliot itself in trouble: no device, no scope.
+    Eliot {
+        #[serde(default)]
+        severity: SeverityBody,
+        condition: ConditionBody,
+        #[serde(rename = "for")]
+        #[schema(pattern = "^[0-9]{1,6}(ms|s|m|h|d)$")]
+        hold: Option<String>,
+    },
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditionBody {
+    BreakerOpen,
+    StoreFailing,
+    DiskFull,
+}
+
+impl ConditionBody {
+    fn text(self) -> &'static str {
+        match self {
+            ConditionBody::BreakerOpen => "breaker_open",
+            ConditionBody::StoreFailing => "store_failing",
+            ConditionBody::DiskFull => "disk_full",
+        }
+    }
 }
 
 #[derive(Deserialize, Serialize, ToSchema, Default, Clone, Copy)]
@@ -276,6 +303,17 @@ impl RuleBody {
                 field,
                 value: Some(value),
                 clear,
+                ..rule
+            },
+            RuleBody::Eliot {
+                severity,
+                condition,
+                hold: h,
+            } => AlertRule {
+                kind: "eliot".into(),
+                severity: severity.into(),
+                condition: Some(condition.text().into()),
+                r#for: hold(h)?,
                 ..rule
             },
         })

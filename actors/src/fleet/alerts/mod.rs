@@ -23,7 +23,8 @@ use std::sync::{Arc, RwLock};
 
 pub use device::DeviceAlerts;
 pub use evaluate::{Acked, AlertTimers, Evaluate, Judged, RulesChanged, ToJudge, Undo, Unsettled};
-pub use rules::{RuleConfig, RuleSet, Severity};
+pub use machine::{Phase, Slot, Transition};
+pub use rules::{EliotCondition, Kind, RuleConfig, RuleSet, Severity};
 pub use settings::{AlertSettings, WebhookSettings};
 pub use silences::Silences;
 

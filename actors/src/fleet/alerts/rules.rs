@@ -68,6 +68,9 @@ pub struct RuleConfig {
     /// `dead_letters`: this many dead letters of the device within `window` fire it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
+    /// `eliot`: `breaker_open`, `store_failing` or `disk_full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
     #[serde(
         default,
         with = "humantime_serde",
@@ -101,12 +104,15 @@ pub enum Scope {
     All,
     Prefix(String),
     Listed(HashSet<String>),
+    /// An `eliot` rule's: no device (Eliot itself).
+    Eliot,
 }
 
 impl Scope {
     pub fn covers(&self, device_id: &str) -> bool {
         match self {
             Scope::All => true,
+            Scope::Eliot => false,
             Scope::Prefix(p) => device_id.starts_with(p.as_str()),
             Scope::Listed(ids) => ids.contains(device_id),
         }
@@ -169,6 +175,40 @@ pub enum Kind {
         score: f64,
         clear: f64,
     },
+    /// Eliot itself in trouble (judged by the self-watch, not by the shards).
+    Eliot(EliotCondition),
+}
+
+/// What an `eliot` rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EliotCondition {
+    /// A circuit breaker (the store's, a device's guard, the upstream's) not closed.
+    BreakerOpen,
+    /// The store not committing: its writer down, its breaker not closed, no room, or
+    /// rows waiting longer than `http.ready_max_backlog_age`.
+    StoreFailing,
+    /// The store's disk (or `store.max_size`) full.
+    DiskFull,
+}
+
+impl EliotCondition {
+    pub fn name(self) -> &'static str {
+        match self {
+            EliotCondition::BreakerOpen => "breaker_open",
+            EliotCondition::StoreFailing => "store_failing",
+            EliotCondition::DiskFull => "disk_full",
+        }
+    }
+
+    fn parse(text: &str) -> Option<EliotCondition> {
+        [
+            EliotCondition::BreakerOpen,
+            EliotCondition::StoreFailing,
+            EliotCondition::DiskFull,
+        ]
+        .into_iter()
+        .find(|c| c.name() == text)
+    }
 }
 
 /// A rule, checked.
@@ -194,8 +234,11 @@ impl Rule {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         problems.check(name_ok, "name", "expected 1 to 64 of a-z 0-9 _ -");
-        let scope = scope(config, problems);
         let kind = kind(config, problems);
+        let scope = match kind {
+            Some(Kind::Eliot(_)) => Some(Scope::Eliot),
+            _ => scope(config, problems),
+        };
         let hold = config.r#for.unwrap_or_default();
         let (Some(scope), Some(kind)) = (scope, kind) else {
             return None;
@@ -274,6 +317,9 @@ fn kind(config: &RuleConfig, problems: &mut Problems) -> Option<Kind> {
         }
     };
     let c = config;
+    if c.kind != "eliot" {
+        unused(problems, &[("condition", c.condition.is_some())]);
+    }
     match config.kind.as_str() {
         "threshold" => {
             unused(
@@ -384,10 +430,34 @@ fn kind(config: &RuleConfig, problems: &mut Problems) -> Option<Kind> {
                 clear,
             })
         }
+        "eliot" => {
+            unused(
+                problems,
+                &[
+                    ("device_prefix", c.device_prefix.is_some()),
+                    ("devices", !c.devices.is_empty()),
+                    ("sensor_type", c.sensor_type.is_some()),
+                    ("field", c.field.is_some()),
+                    ("op", c.op.is_some()),
+                    ("value", c.value.is_some()),
+                    ("clear", c.clear.is_some()),
+                    ("status", c.status.is_some()),
+                    ("count", c.count.is_some()),
+                    ("window", c.window.is_some()),
+                ],
+            );
+            let condition = c.condition.as_deref().and_then(EliotCondition::parse);
+            problems.check(
+                condition.is_some(),
+                "condition",
+                "expected breaker_open, store_failing or disk_full",
+            );
+            condition.map(Kind::Eliot)
+        }
         other => {
             problems.add(
                 "kind",
-                format!("`{other}`: expected threshold, absence, dead_letters or anomaly"),
+                format!("`{other}`: expected threshold, absence, dead_letters, anomaly or eliot"),
             );
             None
         }
@@ -413,14 +483,17 @@ fn sensor_type(c: &RuleConfig, problems: &mut Problems, required: bool) -> Optio
 fn field(c: &RuleConfig, problems: &mut Problems, required: bool) -> Option<Option<String>> {
     match &c.field {
         Some(f) => {
+            // Characters, as the API's schema counts them. A path over MAX_FIELD_PATH
+            // bytes (non-ASCII keys) names no field a reading is read for: never met,
+            // like a key no device sends.
             let ok = !f.is_empty()
                 && !f.split('.').any(str::is_empty)
                 && f.split('.').count() <= MAX_DEPTH
-                && f.len() <= MAX_FIELD_PATH;
+                && f.chars().count() <= MAX_FIELD_PATH;
             if !ok {
                 problems.add(
                     "field",
-                    format!("expected a path of at most {MAX_DEPTH} keys and {MAX_FIELD_PATH} bytes, dots between keys"),
+                    format!("expected a path of at most {MAX_DEPTH} keys and {MAX_FIELD_PATH} characters, dots between keys"),
                 );
                 return None;
             }
@@ -488,6 +561,7 @@ impl RuleSet {
             Kind::Absence { .. } => self.absence = true,
             Kind::DeadLetters { .. } => self.dead_letters = true,
             Kind::Anomaly { .. } => self.anomaly = true,
+            Kind::Eliot(_) => {}
         }
         self.names
             .insert(rule.name.clone(), self.rules.len() as RuleId);
@@ -613,6 +687,42 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(set.covering("gh-1"), [0]);
         assert!(set.covering("x-2").is_empty());
+    }
+
+    #[test]
+    fn an_eliot_rule_covers_no_device_and_takes_only_its_keys() {
+        let eliot = RuleConfig {
+            name: "store".into(),
+            kind: "eliot".into(),
+            condition: Some("store_failing".into()),
+            ..RuleConfig::default()
+        };
+        let (set, problems) = compiled(std::slice::from_ref(&eliot));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            set.by_name("store").unwrap().1.kind,
+            Kind::Eliot(EliotCondition::StoreFailing)
+        );
+        assert!(set.covering("any-device").is_empty());
+
+        let scoped = RuleConfig {
+            device_prefix: Some("a".into()),
+            ..eliot.clone()
+        };
+        let unknown = RuleConfig {
+            condition: Some("cpu_hot".into()),
+            ..eliot.clone()
+        };
+        let on_a_threshold = RuleConfig {
+            condition: Some("disk_full".into()),
+            ..threshold("t")
+        };
+        let (_, problems) = compiled(&[scoped]);
+        assert_eq!(problems, ["alerts.rules[0].device_prefix"]);
+        let (_, problems) = compiled(&[unknown]);
+        assert_eq!(problems, ["alerts.rules[0].condition"]);
+        let (_, problems) = compiled(&[on_a_threshold]);
+        assert_eq!(problems, ["alerts.rules[0].condition"]);
     }
 
     #[test]

@@ -145,3 +145,46 @@ impl Observe for AlertRuleLeftOut<'_> {
 
     fn count(&self, _: &Metrics) {}
 }
+
+/// A notification of an `eliot` rule (sent by the self-watch, not from the outbox) failed:
+/// retried unless `gave_up` (after `max_attempts`, or dropped from a full queue).
+pub struct SelfAlertNotificationFailed<'a> {
+    pub key: &'a str,
+    pub attempt: u32,
+    pub error: &'a str,
+    pub gave_up: bool,
+}
+
+impl Observe for SelfAlertNotificationFailed<'_> {
+    const NAME: &'static str = "self_alert_notification_failed";
+    const MOVES: &'static [&'static str] = &["eliot_alert_notification_failures_total"];
+
+    fn log(&self, log: &Logger) {
+        warn!(log, "notification of an alert about Eliot failed";
+            "event" => Self::NAME, "key" => %Clean(self.key), "attempt" => self.attempt,
+            "error" => %Clean(self.error), "gave_up" => self.gave_up)
+    }
+
+    fn count(&self, m: &Metrics) {
+        m.alert_notification_failures.inc();
+    }
+}
+
+/// The `eliot` rules' state file could not be replaced: after a restart, what changed
+/// since it was last written is judged again.
+pub struct SelfAlertsNotSaved<'a> {
+    pub path: &'a std::path::Path,
+    pub error: &'a str,
+}
+
+impl Observe for SelfAlertsNotSaved<'_> {
+    const NAME: &'static str = "self_alerts_not_saved";
+    const MOVES: &'static [&'static str] = &[];
+
+    fn log(&self, log: &Logger) {
+        warn!(log, "the state of the alerts about Eliot was not saved";
+            "event" => Self::NAME, "path" => %self.path.display(), "error" => %Clean(self.error))
+    }
+
+    fn count(&self, _: &Metrics) {}
+}

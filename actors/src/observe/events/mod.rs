@@ -150,6 +150,8 @@ every_event! {
         AlertNotificationFailed<'_>,
         AlertChangesDropped,
         AlertRuleLeftOut<'_>,
+        SelfAlertNotificationFailed<'_>,
+        SelfAlertsNotSaved<'_>,
     ]
     mutations: [
         DeadLettersReplayed,

@@ -237,6 +237,16 @@ fn every_example() -> Vec<Example> {
         }),
         example(Event::AlertChangesDropped { dropped: 2 }),
         example(Event::AlertRuleLeftOut { rule: "too_hot" }),
+        example(Event::SelfAlertNotificationFailed {
+            key: "eliot-disk-1-fired",
+            attempt: 1,
+            error: "the webhook answered 503",
+            gave_up: false,
+        }),
+        example(Event::SelfAlertsNotSaved {
+            path: std::path::Path::new("/data/self_alerts.json"),
+            error: "No space left on device",
+        }),
         example(Event::DeadLettersReplayed {
             accepted: 3,
             rejected: 2,

@@ -97,6 +97,18 @@ impl Server {
         let tls_addr = listeners.tls.as_ref().and_then(|l| l.local_addr().ok());
         let tree = Tree::start(config.tree(), (listeners.devices, listeners.tls), telemetry)?;
         let shutting_down = Arc::new(AtomicBool::new(false));
+        let gate = http::v1::Gate::new(
+            http::v1::tokens::Tokens::new(config.api.tokens.clone()),
+            (config.api.bad_tokens_per_minute, config.api.bad_token_burst),
+        );
+        let dashboard = http::dashboard::Dashboard::new(
+            gate.clone(),
+            tree.fleet(),
+            tree.alerts(),
+            telemetry.metrics().clone(),
+            tree.health_probe(),
+            &config.http,
+        );
         let state = ApiState {
             probe: tree.health_probe(),
             metrics: telemetry.metrics().clone(),
@@ -112,11 +124,9 @@ impl Server {
                 replayer: tree.replayer.clone(),
                 alerts: tree.alerts(),
             },
-            gate: http::v1::Gate::new(
-                http::v1::tokens::Tokens::new(config.api.tokens.clone()),
-                (config.api.bad_tokens_per_minute, config.api.bad_token_burst),
-            ),
+            gate,
             api_tokens: config.api.tokens.len(),
+            dashboard,
         };
         let (settings, t) = (config.http.clone(), telemetry.clone());
         let http = tree.supervise(http::NAME, move |restarts| {

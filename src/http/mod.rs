@@ -1,6 +1,6 @@
 //! The operations endpoints: `GET /health` (liveness), `GET /ready` (readiness) and
-//! `GET /metrics` (Prometheus), in `routes`, and the API v1 under `/api/v1` (`v1`),
-//! served by actix-web in Eliot's actix system, as a child of the supervision tree
+//! `GET /metrics` (Prometheus), in `routes`, the API v1 under `/api/v1` (`v1`), and the
+//! dashboard at `/` (`dashboard`, behind the API's tokens), served by actix-web in Eliot's actix system, as a child of the supervision tree
 //! (`HttpApi`).
 //!
 //! actix-web answers on worker threads of its own (`http.workers`), each taking at most
@@ -11,6 +11,7 @@
 //! `ELIOT_API_TOKENS`), or without tokens on a loopback `http.listen` only: another
 //! address without tokens is refused by the configuration.
 
+pub mod dashboard;
 mod routes;
 pub mod v1;
 
@@ -96,6 +97,8 @@ pub struct ApiState {
     pub gate: v1::Gate,
     /// How many API tokens are kept (0: loopback only), for the start's log line.
     pub api_tokens: usize,
+    /// The dashboard at `/`.
+    pub dashboard: dashboard::Dashboard,
 }
 
 /// Stop serving (the last phase of a shutdown). Answered once the server has stopped.
@@ -153,10 +156,12 @@ impl HttpApi {
         let state = self.state.clone();
         let server = actix_web::HttpServer::new(move || {
             let (v1, gate) = (state.v1.clone(), state.gate.clone());
+            let dashboard = state.dashboard.clone();
             actix_web::App::new()
                 .app_data(actix_web::web::Data::new(state.clone()))
                 .configure(routes::configure)
                 .configure(|cfg| v1::configure(cfg, v1, gate))
+                .configure(|cfg| dashboard::configure(cfg, dashboard))
                 .default_service(actix_web::web::to(routes::not_found))
         })
         .workers(self.settings.workers)

@@ -29,6 +29,8 @@
 //!   filters, payloads as text or base64.
 //! - `api_mutations`: provisioning, rotate and delete closing live connections, purge,
 //!   replay after a configuration change, and the admin role each mutation needs.
+//! - `dashboard`: log in, a new device shown live, log out, in headless Chromium; strict
+//!   session cookies, forged and anonymous requests refused (over plain HTTP).
 //! - `drills`: kill -9 mid-stream, its stress mode (`ELIOT_KILL_ROUNDS` rounds of varied
 //!   fleets, pace, kills and readers, 20 by default; `ELIOT_KILL_SEED` repeats a run), a
 //!   stalled store, SIGTERM under load.
@@ -57,6 +59,7 @@ mod api_dead_letters;
 mod api_devices;
 mod api_mutations;
 mod api_readings;
+mod dashboard;
 mod drills;
 mod fleet;
 mod fleet_counts;
@@ -88,6 +91,7 @@ fn main() {
         api_dead_letters::tests(),
         api_devices::tests(),
         api_mutations::tests(),
+        dashboard::tests(),
         drills::tests(),
         fleet::tests(),
         fleet_counts::tests(),

@@ -27,7 +27,7 @@ pub enum Reader {
     ThisProcess,
 }
 
-fn on_ci() -> bool {
+pub fn on_ci() -> bool {
     std::env::var_os("CI").is_some_and(|value| !value.is_empty())
 }
 

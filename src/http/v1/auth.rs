@@ -91,6 +91,29 @@ impl Gate {
         Ok(())
     }
 
+    /// The dashboard's login: the role of `token`, or why not (a bad token counts against
+    /// `peer`'s allowance as on the API). `None` when no token is configured: anyone on
+    /// the loopback address the API is served on may do everything.
+    pub fn login(&self, token: &str, peer: Option<IpAddr>) -> Result<Option<Role>, ApiError> {
+        if self.tokens.is_empty() {
+            return Ok(None);
+        }
+        match self.tokens.role_of(token.trim()) {
+            Some(role) => Ok(Some(role)),
+            None => {
+                self.count_bad_token(peer)?;
+                Err(ApiError::unauthorized(
+                    "the token is not one this Eliot knows",
+                ))
+            }
+        }
+    }
+
+    /// Whether tokens are configured (else the API and dashboard serve loopback only).
+    pub fn open(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
     fn count_bad_token(&self, peer: Option<IpAddr>) -> Result<(), ApiError> {
         let Some(peer) = peer else { return Ok(()) };
         if self.bad_tokens.len() > TRACKED_ADDRESSES {

@@ -1,0 +1,310 @@
+//! The dashboard, served by Eliot at `/` on the HTTP server: server-rendered pages, a
+//! little JavaScript of its own (no build step, embedded in the binary), live updates
+//! over Server-Sent Events.
+//!
+//! - Behind the API's tokens: `/login` takes a token (`read` or `admin`) and sets an
+//!   `HttpOnly`, `SameSite=Strict` session cookie (`sessions`: in memory, bounded, 12 h).
+//!   A bad token counts against the address's allowance as on the API (429 past it).
+//!   Without tokens (the API then serves a loopback address only) no login is asked.
+//! - Every form that changes something is checked twice: it must come from this origin
+//!   (`Origin`, else `Referer`, naming this host), and carry the session's CSRF token.
+//! - Pages: the fleet at a glance (`pages`), kept live by `/live` (`live`).
+//! - Every page is sent with a Content-Security-Policy that allows only this origin's
+//!   scripts and styles (none inline), no framing, and no caching.
+
+mod live;
+mod pages;
+mod sessions;
+
+use std::net::IpAddr;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use eliot_actors::{AlertsHandle, FleetHandle, HealthProbe, Metrics};
+use futures_util::stream;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::v1::Gate;
+pub use live::Feed;
+use sessions::{Session, Sessions, COOKIE, LIFETIME};
+
+const SCRIPT: &str = include_str!("assets/dashboard.js");
+const STYLE: &str = include_str!("assets/dashboard.css");
+const ICON: &str = include_str!("assets/icon.svg");
+const POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; \
+     base-uri 'none'";
+
+/// What the dashboard's handlers share.
+#[derive(Clone)]
+pub struct Dashboard {
+    gate: Gate,
+    sessions: Sessions,
+    feed: Feed,
+}
+
+impl Dashboard {
+    pub fn new(
+        gate: Gate,
+        fleet: Option<FleetHandle>,
+        alerts: Option<AlertsHandle>,
+        metrics: std::sync::Arc<Metrics>,
+        probe: HealthProbe,
+        http: &crate::http::HttpSettings,
+    ) -> Dashboard {
+        // Half the server's connections at most hold a live feed: the rest answer the API.
+        let max_feeds = (http.workers * http.max_connections / 2).max(1);
+        Dashboard {
+            gate,
+            sessions: Sessions::default(),
+            feed: Feed::new(fleet, alerts, metrics, probe, max_feeds),
+        }
+    }
+
+    /// Who is looking: `Some(None)` without tokens (no login), `Some(Some(..))` a live
+    /// session, `None` nobody logged in.
+    fn viewer(&self, request: &HttpRequest) -> Option<Option<(String, Session)>> {
+        if self.gate.open() {
+            return Some(None);
+        }
+        let id = session_cookie(request)?;
+        let session = self.sessions.get(&id)?;
+        Some(Some((id, session)))
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, dashboard: Dashboard) {
+    let only = |allow: &'static str| {
+        web::to(move || async move {
+            HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, allow))
+                .finish()
+        })
+    };
+    cfg.app_data(web::Data::new(dashboard))
+        .service(
+            web::resource("/")
+                .route(web::get().to(fleet_page))
+                .default_service(only("GET")),
+        )
+        .service(
+            web::resource("/login")
+                .route(web::get().to(login_page))
+                .route(web::post().to(login))
+                .default_service(only("GET, POST")),
+        )
+        .service(
+            web::resource("/logout")
+                .route(web::post().to(logout))
+                .default_service(only("POST")),
+        )
+        .service(
+            web::resource("/live")
+                .route(web::get().to(live_feed))
+                .default_service(only("GET")),
+        )
+        .service(
+            web::resource("/assets/dashboard.js")
+                .route(web::get().to(|| async { asset("text/javascript; charset=utf-8", SCRIPT) })),
+        )
+        .service(
+            web::resource("/assets/dashboard.css")
+                .route(web::get().to(|| async { asset("text/css; charset=utf-8", STYLE) })),
+        )
+        .service(
+            web::resource("/assets/icon.svg")
+                .route(web::get().to(|| async { asset("image/svg+xml", ICON) })),
+        );
+}
+
+/// The session cookie's value, from the `Cookie` header.
+fn session_cookie(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == COOKIE).then(|| value.to_owned())
+        })
+}
+
+/// `Set-Cookie` for the session `id` (`None`: its removal). Not `Secure`: Eliot serves
+/// plain HTTP (put a TLS proxy in front to serve it off the machine).
+fn set_cookie(id: Option<&str>) -> (header::HeaderName, String) {
+    let (value, age) = match id {
+        Some(id) => (id, LIFETIME.as_secs()),
+        None => ("", 0),
+    };
+    (
+        header::SET_COOKIE,
+        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}"),
+    )
+}
+
+fn asset(content_type: &str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, POLICY))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// A form posted from a page of this origin: its `Origin` (or, without one, its
+/// `Referer`) names the host the request was sent to. A browser always sends one of them
+/// with a form's POST; a page of another site cannot make it name this host.
+fn same_origin(request: &HttpRequest) -> bool {
+    let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let from = |name: header::HeaderName| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let names_host = |url: &str| {
+        ["http://", "https://"].iter().any(|scheme| {
+            url.strip_prefix(scheme)
+                .and_then(|rest| rest.strip_prefix(host))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    };
+    match (from(header::ORIGIN), from(header::REFERER)) {
+        (Some(origin), _) => names_host(&origin),
+        (None, Some(referer)) => names_host(&referer),
+        (None, None) => false,
+    }
+}
+
+async fn fleet_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
+    let Some(viewer) = dashboard.viewer(&request) else {
+        return see_other("/login");
+    };
+    let snapshot = dashboard.feed.snapshot().await;
+    let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
+    let body = pages::fleet(&snapshot, csrf);
+    html(StatusCode::OK, body)
+}
+
+async fn login_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
+    if dashboard.viewer(&request).is_some() {
+        return see_other("/");
+    }
+    html(StatusCode::OK, pages::login(None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(
+    request: HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    form: web::Form<LoginForm>,
+) -> HttpResponse {
+    if !same_origin(&request) {
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::login(Some("this form must be sent from Eliot's own page")),
+        );
+    }
+    let peer: Option<IpAddr> = request.peer_addr().map(|a| a.ip());
+    match dashboard.gate.login(&form.token, peer) {
+        Ok(None) => see_other("/"),
+        Ok(Some(role)) => {
+            let id = dashboard.sessions.open(role);
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/"))
+                .insert_header(set_cookie(Some(&id)))
+                .finish()
+        }
+        Err(refused) => html(refused.status, pages::login(Some(&refused.message))),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    request: HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let Some(Some((id, session))) = dashboard.viewer(&request) else {
+        return see_other("/login");
+    };
+    let token_matches: bool = session.csrf.as_bytes().ct_eq(form.csrf.as_bytes()).into();
+    if !same_origin(&request) || !token_matches {
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::login(Some("refused: not sent from Eliot's own page")),
+        );
+    }
+    dashboard.sessions.close(&id);
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .insert_header(set_cookie(None))
+        .finish()
+}
+
+/// `GET /live`: a `fleet` event now and each second after, while the session lasts.
+async fn live_feed(request: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
+    let Some(viewer) = dashboard.viewer(&request) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    let Some(place) = dashboard.feed.open() else {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "10"))
+            .finish();
+    };
+    let session_id = viewer.map(|(id, _)| id);
+    let dashboard = dashboard.into_inner();
+    let ticks = tokio::time::interval(live::EVERY);
+    let events = stream::unfold((ticks, place), move |(mut ticks, place)| {
+        let (dashboard, session_id) = (dashboard.clone(), session_id.clone());
+        async move {
+            ticks.tick().await;
+            // Logged out, or past its lifetime: the feed ends (the page's next try is a 401).
+            if let Some(id) = &session_id {
+                dashboard.sessions.get(id)?;
+            }
+            let snapshot = dashboard.feed.snapshot().await;
+            Some((
+                Ok::<_, actix_web::Error>(live::event(&snapshot)),
+                (ticks, place),
+            ))
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(events)
+}

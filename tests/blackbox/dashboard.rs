@@ -9,6 +9,9 @@
 //!   counted against the address like the API's); a login or logout posted without this
 //!   origin, or a logout without the session's CSRF token, is refused; the live feed and
 //!   the pages need a session;
+//! - an alert that fires shows on the alerts page within 2 s; an admin acknowledges it
+//!   there (the API then says so); a read token sees no button, and its forged form is
+//!   refused;
 //! - live feeds hold at most half the HTTP server's connections: past that, 503, while
 //!   the API and `/health` still answer; a closed page's place is taken again.
 
@@ -23,7 +26,7 @@ use rumqttc::QoS;
 
 use crate::common::process::{own_loopback_addr, EliotProcess, Launch};
 use crate::common::{reading, Device};
-use crate::support::{api_tokens, trial, READ_TOKEN};
+use crate::support::{api_get, api_tokens, trial, ADMIN_TOKEN, READ_TOKEN};
 use browser::{screenshots, Browser};
 
 pub fn tests() -> Vec<Trial> {
@@ -39,6 +42,10 @@ pub fn tests() -> Vec<Trial> {
         trial(
             "dashboard::live_feeds_take_half_the_http_connections_at_most_and_free_them",
             feeds_bounded,
+        ),
+        trial(
+            "dashboard::an_alert_fires_on_the_alerts_page_and_an_admin_acknowledges_it",
+            alert_acknowledged,
         ),
     ]
 }
@@ -310,6 +317,143 @@ async fn feeds_bounded() {
             std::thread::sleep(Duration::from_millis(100));
         };
         assert!(again.0.contains(" 200 "), "the freed place: {}", again.0);
+    })
+    .await
+    .expect("the checks pass");
+    eliot.terminate();
+}
+
+const TOO_HOT: &str = r#"
+[[alerts.rules]]
+name = "too_hot"
+severity = "critical"
+kind = "threshold"
+sensor_type = "temperature"
+field = "celsius"
+op = ">"
+value = 30.0
+"#;
+
+/// A session of `token`'s role, over plain HTTP: its cookie and its CSRF token (read from
+/// the alerts page's logout form).
+fn session_of(http: SocketAddr, token: &str) -> (String, String) {
+    let origin = format!("http://{http}");
+    let login = send(
+        http,
+        "POST",
+        "/login",
+        &[("Origin", &origin)],
+        Some(&format!("token={token}")),
+    );
+    let cookie = login.set_cookie.expect("a session");
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = send(http, "GET", "/alerts", &[("Cookie", &cookie)], None);
+    let csrf = page
+        .body
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    (cookie, csrf)
+}
+
+async fn alert_acknowledged() {
+    let data = tempfile::tempdir().unwrap();
+    let eliot = Launch::new(data.path(), own_loopback_addr())
+        .config(TOO_HOT)
+        .env("ELIOT_API_TOKENS", &api_tokens())
+        .start();
+    let (http, addr) = (eliot.http, eliot.addr);
+    let base = format!("http://{http}");
+    let shots = screenshots();
+    let row = "tr[data-alert='too_hot/hot-1']";
+    let driven = tokio::task::spawn_blocking(move || {
+        let Some(browser) = Browser::start("dashboard alerts", (412, 915)) else {
+            return;
+        };
+        browser.goto(&format!("{base}/login"));
+        browser.type_into("#token", ADMIN_TOKEN);
+        browser.click("button[type=submit]");
+        assert!(browser
+            .wait_for_url(&format!("{base}/"), Duration::from_secs(5))
+            .is_ok());
+        browser.goto(&format!("{base}/alerts"));
+        assert!(browser
+            .wait_for("#live", Duration::from_secs(5), |t| t == "live")
+            .is_some());
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sent = Instant::now();
+        let _device = runtime.block_on(async {
+            let mut device = Device::connect(addr, "hot-1");
+            let hot = r#"{"device_id":"hot-1","timestamp":"2025-06-05T14:30:00Z","sensor_type":"temperature","data":{"celsius":35.5}}"#;
+            assert_eq!(device.publish_all("hot-1", vec![hot.to_owned()], QoS::AtLeastOnce).await, 1);
+            device
+        });
+        let firing = browser.wait_for(
+            &format!("{row} td:nth-child(3)"),
+            Duration::from_secs(2),
+            |s| s == "firing",
+        );
+        assert!(
+            firing.is_some(),
+            "the alert shown firing within 2 s ({:?})",
+            sent.elapsed()
+        );
+        println!(
+            "dashboard: an alert shown firing {:?} after its reading was sent",
+            sent.elapsed()
+        );
+        browser.screenshot(&shots.join("alerts-firing.png"));
+
+        browser.click(&format!("{row} button"));
+        assert!(browser
+            .wait_for_url("/alerts", Duration::from_secs(5))
+            .is_ok());
+        let acked = browser.wait_for(
+            &format!("{row} td:nth-child(6)"),
+            Duration::from_secs(5),
+            |s| s == "acknowledged",
+        );
+        assert!(acked.is_some(), "acknowledged on the page");
+        browser.screenshot(&shots.join("alerts-acknowledged.png"));
+        let errors = browser.console_errors();
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+    });
+    driven.await.expect("the browser's checks pass");
+    if Browser::available() {
+        let alerts = api_get(http, "/api/v1/alerts?rule=too_hot", READ_TOKEN)
+            .await
+            .body;
+        assert!(
+            !alerts["alerts"][0]["acknowledged_at"].is_null(),
+            "{alerts}"
+        );
+    }
+
+    // A read token: no button, and its forged form is refused.
+    tokio::task::spawn_blocking(move || {
+        let (cookie, csrf) = session_of(http, READ_TOKEN);
+        let page = send(http, "GET", "/alerts", &[("Cookie", &cookie)], None);
+        assert!(
+            !page.body.contains(r#"action="/alerts/ack""#),
+            "no button for a read token"
+        );
+        let origin = format!("http://{http}");
+        let form = format!("rule=too_hot&device_id=hot-1&csrf={csrf}");
+        let forged = send(
+            http,
+            "POST",
+            "/alerts/ack",
+            &[("Cookie", &cookie), ("Origin", &origin)],
+            Some(&form),
+        );
+        assert_eq!(forged.status, 403);
+        assert!(forged.body.contains("admin"), "{}", forged.body);
     })
     .await
     .expect("the checks pass");

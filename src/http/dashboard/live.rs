@@ -41,6 +41,18 @@ pub struct Snapshot {
     /// The store in words: committing, or why not.
     pub store: String,
     pub devices: Vec<DeviceLine>,
+    /// The alerts raised now (pending and firing), by device then rule; `LISTED` at most.
+    pub alerts: Vec<AlertLine>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertLine {
+    pub rule: String,
+    pub device_id: String,
+    pub state: &'static str,
+    pub since: String,
+    pub value: Option<f64>,
+    pub acknowledged: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,18 +164,18 @@ impl Feed {
                 .unwrap_or_default(),
             None => Vec::new(),
         };
-        let firing = match &self.alerts {
+        // Raised alerts, a bounded read: `firing` counts up to its limit.
+        let raised = match &self.alerts {
             Some(alerts) => alerts
                 .states(AlertQuery {
-                    phase: Some("firing"),
                     limit: 1_000,
                     ..AlertQuery::default()
                 })
                 .await
-                .map(|rows| rows.len())
-                .unwrap_or(0),
-            None => 0,
+                .unwrap_or_default(),
+            None => Vec::new(),
         };
+        let firing = raised.iter().filter(|a| a.phase == Some("firing")).count();
         let store = match self.probe.report().await {
             None => "no health report: Eliot is not answering".to_owned(),
             Some(report) => store_in_words(&report),
@@ -184,6 +196,18 @@ impl Feed {
                     last_seen: d.last_seen,
                     readings: d.counts.readings,
                     dead_letters: d.counts.dead_letters,
+                })
+                .collect(),
+            alerts: raised
+                .into_iter()
+                .take(LISTED)
+                .map(|a| AlertLine {
+                    state: a.phase.unwrap_or("over"),
+                    since: eliot_actors::format_micros(a.since),
+                    acknowledged: a.acked_at.is_some(),
+                    rule: a.rule,
+                    device_id: a.device_id,
+                    value: a.value,
                 })
                 .collect(),
         }

@@ -8,7 +8,8 @@
 //!   Without tokens (the API then serves a loopback address only) no login is asked.
 //! - Every form that changes something is checked twice: it must come from this origin
 //!   (`Origin`, else `Referer`, naming this host), and carry the session's CSRF token.
-//! - Pages: the fleet at a glance (`pages`), kept live by `/live` (`live`).
+//! - Pages (`pages`): the fleet at a glance, and the alerts raised now (an admin
+//!   acknowledges them there), both kept live by `/live` (`live`).
 //! - Every page is sent with a Content-Security-Policy that allows only this origin's
 //!   scripts and styles (none inline), no framing, and no caching.
 
@@ -25,6 +26,7 @@ use futures_util::stream;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::v1::tokens::Role;
 use super::v1::Gate;
 pub use live::Feed;
 use sessions::{Session, Sessions, COOKIE, LIFETIME};
@@ -42,6 +44,7 @@ pub struct Dashboard {
     gate: Gate,
     sessions: Sessions,
     feed: Feed,
+    fleet: Option<FleetHandle>,
 }
 
 impl Dashboard {
@@ -58,7 +61,8 @@ impl Dashboard {
         Dashboard {
             gate,
             sessions: Sessions::default(),
-            feed: Feed::new(fleet, alerts, metrics, probe, max_feeds),
+            feed: Feed::new(fleet.clone(), alerts, metrics, probe, max_feeds),
+            fleet,
         }
     }
 
@@ -93,6 +97,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, dashboard: Dashboard) {
                 .route(web::get().to(login_page))
                 .route(web::post().to(login))
                 .default_service(only("GET, POST")),
+        )
+        .service(
+            web::resource("/alerts")
+                .route(web::get().to(alerts_page))
+                .default_service(only("GET")),
+        )
+        .service(
+            web::resource("/alerts/ack")
+                .route(web::post().to(acknowledge))
+                .default_service(only("POST")),
         )
         .service(
             web::resource("/logout")
@@ -209,6 +223,78 @@ async fn fleet_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> Ht
     let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
     let body = pages::fleet(&snapshot, csrf);
     html(StatusCode::OK, body)
+}
+
+async fn alerts_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
+    let Some(viewer) = dashboard.viewer(&request) else {
+        return see_other("/login");
+    };
+    let snapshot = dashboard.feed.snapshot().await;
+    let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
+    // Who may acknowledge: an admin, or anyone without login.
+    let ack = match &viewer {
+        None => Some(""),
+        Some((_, s)) if s.role == Role::Admin => Some(s.csrf.as_str()),
+        Some(_) => None,
+    };
+    html(StatusCode::OK, pages::alerts(&snapshot, csrf, ack))
+}
+
+/// A form that changes something must come from this origin, with the session's CSRF
+/// token, from an admin (anyone, without login): the refusal's page if it does not.
+fn refusal(request: &HttpRequest, dashboard: &Dashboard, csrf: &str) -> Option<HttpResponse> {
+    let refused = |why: &str| Some(html(StatusCode::FORBIDDEN, pages::login(Some(why))));
+    if !same_origin(request) {
+        return refused("refused: not sent from Eliot's own page");
+    }
+    match dashboard.viewer(request) {
+        None => Some(see_other("/login")),
+        Some(None) => None,
+        Some(Some((_, session))) => {
+            let matches: bool = session.csrf.as_bytes().ct_eq(csrf.as_bytes()).into();
+            if !matches {
+                return refused("refused: not sent from Eliot's own page");
+            }
+            if session.role != Role::Admin {
+                return refused("refused: acknowledging needs an admin token");
+            }
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AckForm {
+    rule: String,
+    device_id: String,
+    csrf: String,
+}
+
+/// Acknowledges a firing alert, as `POST /api/v1/devices/{id}/alerts/{rule}/ack` does.
+async fn acknowledge(
+    request: HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    form: web::Form<AckForm>,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&request, &dashboard, &form.csrf) {
+        return refused;
+    }
+    let Some(fleet) = &dashboard.fleet else {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::login(Some("the fleet is off: no alerts")),
+        );
+    };
+    match fleet
+        .acknowledge(&form.rule, &form.device_id, "dashboard")
+        .await
+    {
+        Ok(_) => see_other("/alerts"),
+        Err(e) => html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::login(Some(&e.to_string())),
+        ),
+    }
 }
 
 async fn login_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {

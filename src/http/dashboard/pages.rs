@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::live::Snapshot;
+use super::live::{AlertLine, Snapshot};
 
 /// Text made safe to put in HTML, in an element or a quoted attribute.
 pub fn escape(text: &str) -> String {
@@ -64,6 +64,71 @@ pub fn login(error: Option<&str>) -> String {
     )
 }
 
+/// The header of a page behind the login: where to go, the feed's state, and the logout
+/// form when there is a session (`csrf`: its token).
+fn header(csrf: Option<&str>) -> String {
+    let logout = csrf
+        .map(|csrf| {
+            format!(
+                r#"<form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button type="submit">Log out</button></form>"#,
+                escape(csrf)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"<header><h1>Eliot</h1><nav><a href="/">Fleet</a> · <a href="/alerts">Alerts</a></nav><span id="live" aria-live="polite">connecting</span>{logout}</header>"#
+    )
+}
+
+/// One raised alert's row; with `ack` (the CSRF token, or "" without login), a firing
+/// one not yet acknowledged has its acknowledge button. The script makes the same rows.
+fn alert_row(a: &AlertLine, ack: Option<&str>) -> String {
+    let button = match ack {
+        Some(csrf) if a.state == "firing" && !a.acknowledged => format!(
+            r#"<form method="post" action="/alerts/ack"><input type="hidden" name="rule" value="{rule}"><input type="hidden" name="device_id" value="{device}"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Acknowledge</button></form>"#,
+            rule = escape(&a.rule),
+            device = escape(&a.device_id),
+            csrf = escape(csrf),
+        ),
+        _ => String::new(),
+    };
+    format!(
+        r#"<tr data-alert="{rule}/{device}"><td>{rule}</td><td>{device}</td><td>{state}</td><td class="wide">{since}</td><td class="wide">{value}</td><td>{acked}</td><td>{button}</td></tr>"#,
+        rule = escape(&a.rule),
+        device = escape(&a.device_id),
+        state = escape(a.state),
+        since = escape(&a.since),
+        value = a.value.map(|v| v.to_string()).unwrap_or_else(|| "—".into()),
+        acked = if a.acknowledged { "acknowledged" } else { "no" },
+    )
+}
+
+/// The alerts raised now, kept live by the script. `ack`: the viewer may acknowledge
+/// (an admin, or anyone without login), with this CSRF token ("" without login).
+pub fn alerts(now: &Snapshot, csrf: Option<&str>, ack: Option<&str>) -> String {
+    let rows: String = now.alerts.iter().map(|a| alert_row(a, ack)).collect();
+    let may_ack = ack
+        .map(|csrf| format!(r#" data-csrf="{}""#, escape(csrf)))
+        .unwrap_or_default();
+    page(
+        "Alerts",
+        &format!(
+            r#"{header}
+<main{may_ack}>
+<h2>Alerts raised now</h2>
+<p>Firing: <strong id="firing">{firing}</strong> · as of <span id="updated">{at}</span></p>
+<table>
+<thead><tr><th scope="col">Rule</th><th scope="col">Device</th><th scope="col">State</th><th scope="col" class="wide">Since</th><th scope="col" class="wide">Value</th><th scope="col">Acknowledged</th><th scope="col"></th></tr></thead>
+<tbody id="alerts">{rows}</tbody>
+</table>
+</main>"#,
+            header = header(csrf),
+            firing = now.firing,
+            at = escape(&now.at),
+        ),
+    )
+}
+
 /// The fleet at a glance, as it is now; the script keeps it live. `csrf`: the session's
 /// token for the logout form (`None` without login).
 pub fn fleet(now: &Snapshot, csrf: Option<&str>) -> String {
@@ -71,7 +136,7 @@ pub fn fleet(now: &Snapshot, csrf: Option<&str>) -> String {
     for d in &now.devices {
         let _ = write!(
             rows,
-            r#"<tr data-device="{id}"><td>{id}</td><td>{status}</td><td>{seen}</td><td>{readings}</td><td>{dead}</td></tr>"#,
+            r#"<tr data-device="{id}"><td>{id}</td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
             id = escape(&d.device_id),
             status = escape(d.status),
             seen = escape(d.last_seen.as_deref().unwrap_or("—")),
@@ -86,18 +151,10 @@ pub fn fleet(now: &Snapshot, csrf: Option<&str>) -> String {
             r#"<li>{status} <strong data-status="{status}">{n}</strong></li>"#
         );
     }
-    let logout = csrf
-        .map(|csrf| {
-            format!(
-                r#"<form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button type="submit">Log out</button></form>"#,
-                escape(csrf)
-            )
-        })
-        .unwrap_or_default();
     page(
         "Fleet",
         &format!(
-            r#"<header><h1>Eliot</h1><span>Fleet</span><span id="live" aria-live="polite">connecting</span>{logout}</header>
+            r#"{header}
 <main>
 <ul class="figures">
 <li>Devices <strong id="total">{total}</strong></li>
@@ -109,10 +166,11 @@ pub fn fleet(now: &Snapshot, csrf: Option<&str>) -> String {
 <p>Store: <span id="store">{store}</span> · as of <span id="updated">{at}</span></p>
 <h2>Devices, last heard first</h2>
 <table>
-<thead><tr><th scope="col">Device</th><th scope="col">Status</th><th scope="col">Last seen</th><th scope="col">Readings</th><th scope="col">Dead letters</th></tr></thead>
+<thead><tr><th scope="col">Device</th><th scope="col">Status</th><th scope="col">Last seen</th><th scope="col" class="wide">Readings</th><th scope="col" class="wide">Dead letters</th></tr></thead>
 <tbody id="devices">{rows}</tbody>
 </table>
 </main>"#,
+            header = header(csrf),
             total = now.total,
             firing = now.firing,
             rate = now.ingest_rate,

@@ -30,6 +30,11 @@ fn found(name: &str) -> Option<PathBuf> {
 }
 
 impl Browser {
+    /// Whether chromium and chromedriver are installed.
+    pub fn available() -> bool {
+        found("chromedriver").is_some() && found("chromium").is_some()
+    }
+
     /// Chromium, headless, phone-sized unless `width` says otherwise; `None` (skipped)
     /// where there is none and this is not CI.
     pub fn start(test: &str, (width, height): (u32, u32)) -> Option<Browser> {

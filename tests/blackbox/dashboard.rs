@@ -12,6 +12,9 @@
 //! - an alert that fires shows on the alerts page within 2 s; an admin acknowledges it
 //!   there (the API then says so); a read token sees no button, and its forged form is
 //!   refused;
+//! - a dead letter refused under one configuration is listed, viewed (its payload as
+//!   escaped text; a binary one as hex) and, after a restart with a looser one, replayed
+//!   from its page: accepted, stored, gone from the dead letters;
 //! - live feeds hold at most half the HTTP server's connections: past that, 503, while
 //!   the API and `/health` still answer; a closed page's place is taken again.
 
@@ -46,6 +49,10 @@ pub fn tests() -> Vec<Trial> {
         trial(
             "dashboard::an_alert_fires_on_the_alerts_page_and_an_admin_acknowledges_it",
             alert_acknowledged,
+        ),
+        trial(
+            "dashboard::a_dead_letter_is_viewed_safely_and_replayed_after_a_configuration_change",
+            dead_letter_replayed,
         ),
     ]
 }
@@ -457,5 +464,123 @@ async fn alert_acknowledged() {
     })
     .await
     .expect("the checks pass");
+    eliot.terminate();
+}
+
+/// A reading of `device` with a string of `len` bytes in its data (and markup in it, which
+/// the page must show as text).
+fn long_reading(device: &str, len: usize) -> String {
+    reading(device, 1).replace(
+        "\"celsius\":",
+        &format!("\"note\":\"<b>{}</b>\",\"celsius\":", "x".repeat(len)),
+    )
+}
+
+async fn dead_letter_replayed() {
+    let data = tempfile::tempdir().unwrap();
+    let launch = Launch::new(data.path(), own_loopback_addr())
+        .config("[ingest]\nmax_string_len = 1024\n")
+        .env("ELIOT_API_TOKENS", &api_tokens());
+    let eliot = launch.start();
+    let mut device = Device::connect(eliot.addr, "rp-1");
+    let sent = vec![long_reading("rp-1", 2000)];
+    assert_eq!(device.publish_all("rp-1", sent, QoS::AtLeastOnce).await, 1);
+    let binary = Device::connect(eliot.addr, "rp-2");
+    binary
+        .client
+        .publish(
+            "devices/rp-2/telemetry",
+            QoS::AtLeastOnce,
+            false,
+            vec![0xff, 0x00, 0xfe],
+        )
+        .await
+        .unwrap();
+    let http = eliot.http;
+    let letters = crate::common::eventually_async(Duration::from_secs(10), || async {
+        api_get(http, "/api/v1/dead-letters?order=asc", READ_TOKEN)
+            .await
+            .body["dead_letters"]
+            .as_array()
+            .is_some_and(|l| l.len() == 2)
+    })
+    .await;
+    assert!(letters, "two dead letters");
+    drop((device, binary));
+    let listing = api_get(http, "/api/v1/dead-letters?order=asc", READ_TOKEN)
+        .await
+        .body;
+    let (text_id, binary_id) = (
+        listing["dead_letters"][0]["id"].as_i64().unwrap(),
+        listing["dead_letters"][1]["id"].as_i64().unwrap(),
+    );
+
+    // Restarted with room for the string: the first is valid now.
+    eliot.terminate();
+    let eliot = launch.config("[ingest]\nmax_string_len = 4096\n").start();
+    let http = eliot.http;
+    let base = format!("http://{http}");
+    let shots = screenshots();
+    let driven = tokio::task::spawn_blocking(move || {
+        // A binary payload is shown as hex (plain HTTP: the session of an admin).
+        let (cookie, _) = session_of(http, ADMIN_TOKEN);
+        let page = send(
+            http,
+            "GET",
+            &format!("/dead-letters/{binary_id}"),
+            &[("Cookie", &cookie)],
+            None,
+        );
+        assert!(page.body.contains("ff 00 fe"), "{}", page.body);
+
+        let Some(browser) = Browser::start("dashboard dead letters", (412, 915)) else {
+            return;
+        };
+        browser.goto(&format!("{base}/login"));
+        browser.type_into("#token", ADMIN_TOKEN);
+        browser.click("button[type=submit]");
+        assert!(browser
+            .wait_for_url(&format!("{base}/"), Duration::from_secs(5))
+            .is_ok());
+        browser.goto(&format!("{base}/dead-letters"));
+        let row = format!("tr[data-dead-letter='{text_id}']");
+        assert!(browser.text(&row).is_some(), "listed");
+        browser.screenshot(&shots.join("dead-letters.png"));
+        browser.click(&format!("{row} a"));
+        assert!(browser
+            .wait_for_url(&format!("/dead-letters/{text_id}"), Duration::from_secs(5))
+            .is_ok());
+        let payload = browser.text("#payload").unwrap_or_default();
+        assert!(
+            payload.contains("<b>xxxx"),
+            "the markup shown as text: {payload}"
+        );
+        assert!(browser.text("#reason").unwrap_or_default().contains("1024"));
+        browser.screenshot(&shots.join("dead-letter.png"));
+        browser.click("form[action='/dead-letters/replay'] button");
+        let outcome = browser.wait_for("#outcome", Duration::from_secs(10), |t| !t.is_empty());
+        assert!(
+            outcome
+                .as_deref()
+                .is_some_and(|o| o.starts_with("accepted")),
+            "{outcome:?}"
+        );
+        browser.screenshot(&shots.join("dead-letter-replayed.png"));
+        let errors = browser.console_errors();
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+    });
+    driven.await.expect("the browser's checks pass");
+    if Browser::available() {
+        let gone = api_get(http, &format!("/api/v1/dead-letters/{text_id}"), READ_TOKEN).await;
+        assert_eq!(gone.status, 404, "it left the dead letters");
+        let stored = api_get(http, "/api/v1/devices/rp-1/readings", READ_TOKEN)
+            .await
+            .body;
+        assert_eq!(
+            stored["readings"].as_array().map(Vec::len),
+            Some(1),
+            "{stored}"
+        );
+    }
     eliot.terminate();
 }

@@ -9,7 +9,8 @@
 //! - Every form that changes something is checked twice: it must come from this origin
 //!   (`Origin`, else `Referer`, naming this host), and carry the session's CSRF token.
 //! - Pages (`pages`): the fleet at a glance, and the alerts raised now (an admin
-//!   acknowledges them there), both kept live by `/live` (`live`).
+//!   acknowledges them there), both kept live by `/live` (`live`); the dead letters, one
+//!   whole with its payload shown safely, and their replay (an admin's).
 //! - Every page is sent with a Content-Security-Policy that allows only this origin's
 //!   scripts and styles (none inline), no framing, and no caching.
 
@@ -21,13 +22,15 @@ use std::net::IpAddr;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use eliot_actors::{AlertsHandle, FleetHandle, HealthProbe, Metrics};
+use eliot_actors::{
+    DeadLetterQuery, FleetHandle, HealthProbe, Metrics, Reader, ReplayOutcome, Replayer,
+};
 use futures_util::stream;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::v1::tokens::Role;
-use super::v1::Gate;
+use super::v1::{Gate, V1State};
 pub use live::Feed;
 use sessions::{Session, Sessions, COOKIE, LIFETIME};
 
@@ -45,25 +48,43 @@ pub struct Dashboard {
     sessions: Sessions,
     feed: Feed,
     fleet: Option<FleetHandle>,
+    reader: Reader,
+    replayer: Replayer,
 }
 
 impl Dashboard {
+    /// What it shows comes from the API's own handles (`v1`), and who may see it from
+    /// the API's `gate`.
     pub fn new(
         gate: Gate,
-        fleet: Option<FleetHandle>,
-        alerts: Option<AlertsHandle>,
+        v1: &V1State,
         metrics: std::sync::Arc<Metrics>,
         probe: HealthProbe,
         http: &crate::http::HttpSettings,
     ) -> Dashboard {
         // Half the server's connections at most hold a live feed: the rest answer the API.
         let max_feeds = (http.workers * http.max_connections / 2).max(1);
+        let (fleet, alerts) = (v1.fleet.clone(), v1.alerts.clone());
         Dashboard {
             gate,
             sessions: Sessions::default(),
             feed: Feed::new(fleet.clone(), alerts, metrics, probe, max_feeds),
             fleet,
+            reader: v1.reader.clone(),
+            replayer: v1.replayer.clone(),
         }
+    }
+
+    /// The CSRF token of the viewer, if logged in; and whether it may act (an admin, or
+    /// anyone without login), with the token its forms carry ("" without login).
+    fn acts(viewer: &Option<(String, Session)>) -> (Option<&str>, Option<&str>) {
+        let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
+        let may = match viewer {
+            None => Some(""),
+            Some((_, s)) if s.role == Role::Admin => Some(s.csrf.as_str()),
+            Some(_) => None,
+        };
+        (csrf, may)
     }
 
     /// Who is looking: `Some(None)` without tokens (no login), `Some(Some(..))` a live
@@ -107,6 +128,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, dashboard: Dashboard) {
             web::resource("/alerts/ack")
                 .route(web::post().to(acknowledge))
                 .default_service(only("POST")),
+        )
+        .service(
+            web::resource("/dead-letters")
+                .route(web::get().to(dead_letters_page))
+                .default_service(only("GET")),
+        )
+        .service(
+            web::resource("/dead-letters/replay")
+                .route(web::post().to(replay))
+                .default_service(only("POST")),
+        )
+        .service(
+            web::resource("/dead-letters/{id}")
+                .route(web::get().to(dead_letter_page))
+                .default_service(only("GET")),
         )
         .service(
             web::resource("/logout")
@@ -230,14 +266,94 @@ async fn alerts_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> H
         return see_other("/login");
     };
     let snapshot = dashboard.feed.snapshot().await;
-    let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
-    // Who may acknowledge: an admin, or anyone without login.
-    let ack = match &viewer {
-        None => Some(""),
-        Some((_, s)) if s.role == Role::Admin => Some(s.csrf.as_str()),
-        Some(_) => None,
-    };
+    let (csrf, ack) = Dashboard::acts(&viewer);
     html(StatusCode::OK, pages::alerts(&snapshot, csrf, ack))
+}
+
+/// Dead letters the list shows, newest first.
+const DEAD_LETTERS_SHOWN: usize = 50;
+
+async fn dead_letters_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
+    let Some(viewer) = dashboard.viewer(&request) else {
+        return see_other("/login");
+    };
+    let reader = dashboard.reader.clone();
+    let query = DeadLetterQuery {
+        device: None,
+        reason: None,
+        from: None,
+        to: None,
+        descending: true,
+        after: None,
+        limit: DEAD_LETTERS_SHOWN,
+    };
+    let page = match web::block(move || reader.dead_letters(&query)).await {
+        Ok(Ok(page)) => page,
+        Ok(Err(e)) => return unavailable(&e.to_string()),
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    let (csrf, replay) = Dashboard::acts(&viewer);
+    html(
+        StatusCode::OK,
+        pages::dead_letters(&page.dead_letters, csrf, replay),
+    )
+}
+
+async fn dead_letter_page(
+    request: HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    id: web::Path<i64>,
+) -> HttpResponse {
+    let Some(viewer) = dashboard.viewer(&request) else {
+        return see_other("/login");
+    };
+    let (reader, id) = (dashboard.reader.clone(), id.into_inner());
+    let letter = match web::block(move || reader.dead_letter(id)).await {
+        Ok(Ok(Some(letter))) => letter,
+        Ok(Ok(None)) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                pages::login(Some("no such dead letter (replayed already, or shed)")),
+            )
+        }
+        Ok(Err(e)) => return unavailable(&e.to_string()),
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    let (csrf, replay) = Dashboard::acts(&viewer);
+    html(StatusCode::OK, pages::dead_letter(&letter, csrf, replay))
+}
+
+#[derive(Deserialize)]
+struct ReplayForm {
+    id: i64,
+    csrf: String,
+}
+
+/// Replays one dead letter, as `POST /api/v1/dead-letters/{id}/replay` does.
+async fn replay(
+    request: HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    form: web::Form<ReplayForm>,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&request, &dashboard, &form.csrf) {
+        return refused;
+    }
+    let viewer = dashboard.viewer(&request).flatten();
+    let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
+    match dashboard.replayer.replay(&[form.id]).await {
+        Ok(done) => {
+            let outcome = done
+                .into_iter()
+                .next()
+                .map_or(ReplayOutcome::Gone, |r| r.outcome);
+            html(StatusCode::OK, pages::replayed(form.id, &outcome, csrf))
+        }
+        Err(e) => unavailable(&e.to_string()),
+    }
+}
+
+fn unavailable(why: &str) -> HttpResponse {
+    html(StatusCode::SERVICE_UNAVAILABLE, pages::login(Some(why)))
 }
 
 /// A form that changes something must come from this origin, with the session's CSRF
@@ -256,7 +372,7 @@ fn refusal(request: &HttpRequest, dashboard: &Dashboard, csrf: &str) -> Option<H
                 return refused("refused: not sent from Eliot's own page");
             }
             if session.role != Role::Admin {
-                return refused("refused: acknowledging needs an admin token");
+                return refused("refused: this needs an admin token");
             }
             None
         }

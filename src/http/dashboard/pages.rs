@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use eliot_actors::{DeadLetterSummary, ReplayOutcome, StoredDeadLetter};
+
 use super::live::{AlertLine, Snapshot};
 
 /// Text made safe to put in HTML, in an element or a quoted attribute.
@@ -64,9 +66,10 @@ pub fn login(error: Option<&str>) -> String {
     )
 }
 
-/// The header of a page behind the login: where to go, the feed's state, and the logout
-/// form when there is a session (`csrf`: its token).
-fn header(csrf: Option<&str>) -> String {
+/// The header of a page behind the login: where to go, the feed's state on a `live` page
+/// (the script follows the feed only there), and the logout form when there is a session
+/// (`csrf`: its token).
+fn header(csrf: Option<&str>, live: bool) -> String {
     let logout = csrf
         .map(|csrf| {
             format!(
@@ -75,8 +78,12 @@ fn header(csrf: Option<&str>) -> String {
             )
         })
         .unwrap_or_default();
+    let live = match live {
+        true => r#"<span id="live" aria-live="polite">connecting</span>"#,
+        false => "",
+    };
     format!(
-        r#"<header><h1>Eliot</h1><nav><a href="/">Fleet</a> · <a href="/alerts">Alerts</a></nav><span id="live" aria-live="polite">connecting</span>{logout}</header>"#
+        r#"<header><h1>Eliot</h1><nav><a href="/">Fleet</a> · <a href="/alerts">Alerts</a> · <a href="/dead-letters">Dead letters</a></nav>{live}{logout}</header>"#
     )
 }
 
@@ -122,9 +129,124 @@ pub fn alerts(now: &Snapshot, csrf: Option<&str>, ack: Option<&str>) -> String {
 <tbody id="alerts">{rows}</tbody>
 </table>
 </main>"#,
-            header = header(csrf),
+            header = header(csrf, true),
             firing = now.firing,
             at = escape(&now.at),
+        ),
+    )
+}
+
+/// A dead letter's replay form, for a viewer who may replay (`ack`: its CSRF token).
+fn replay_form(id: i64, csrf: &str) -> String {
+    format!(
+        r#"<form method="post" action="/dead-letters/replay"><input type="hidden" name="id" value="{id}"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Replay</button></form>"#,
+        csrf = escape(csrf)
+    )
+}
+
+/// The newest dead letters; `replay`: the viewer may replay them (its CSRF token, or ""
+/// without login). Not live: a reload shows what came since.
+pub fn dead_letters(
+    letters: &[DeadLetterSummary],
+    csrf: Option<&str>,
+    replay: Option<&str>,
+) -> String {
+    let mut rows = String::new();
+    for d in letters {
+        let _ = write!(
+            rows,
+            r#"<tr data-dead-letter="{id}"><td><a href="/dead-letters/{id}">{id}</a></td><td class="wide">{at}</td><td>{client}</td><td>{reason}</td><td class="wide">{bytes}</td><td>{form}</td></tr>"#,
+            id = d.id,
+            at = escape(&d.received_at),
+            client = escape(&d.client_id),
+            reason = escape(&d.reason),
+            bytes = d.payload_bytes,
+            form = replay
+                .map(|csrf| replay_form(d.id, csrf))
+                .unwrap_or_default(),
+        );
+    }
+    page(
+        "Dead letters",
+        &format!(
+            r#"{header}
+<main>
+<h2>Dead letters, newest first</h2>
+<p>Messages Eliot refused, kept whole with the reason. A replay takes one through today's rules again: accepted, it is stored and leaves the dead letters.</p>
+<table>
+<thead><tr><th scope="col">Id</th><th scope="col" class="wide">Received</th><th scope="col">Client</th><th scope="col">Reason</th><th scope="col" class="wide">Bytes</th><th scope="col"></th></tr></thead>
+<tbody id="dead-letters">{rows}</tbody>
+</table>
+</main>"#,
+            header = header(csrf, false),
+        ),
+    )
+}
+
+/// One dead letter whole: its payload as text when it is UTF-8 (escaped), else as hex.
+pub fn dead_letter(letter: &StoredDeadLetter, csrf: Option<&str>, replay: Option<&str>) -> String {
+    let d = &letter.summary;
+    let payload = match std::str::from_utf8(&letter.payload) {
+        Ok(text) => format!(
+            r#"<p>Payload, as text:</p><pre id="payload">{}</pre>"#,
+            escape(text)
+        ),
+        Err(_) => {
+            let hex: String = letter.payload.iter().map(|b| format!("{b:02x} ")).collect();
+            format!(r#"<p>Payload, not UTF-8: its bytes in hex.</p><pre id="payload">{hex}</pre>"#)
+        }
+    };
+    page(
+        &format!("Dead letter {}", d.id),
+        &format!(
+            r#"{header}
+<main>
+<h2>Dead letter {id}</h2>
+<dl>
+<dt>Received</dt><dd>{at}</dd>
+<dt>Client</dt><dd>{client}</dd>
+<dt>Topic</dt><dd>{topic}</dd>
+<dt>Reason</dt><dd id="reason">{reason}</dd>
+<dt>Bytes</dt><dd>{bytes}</dd>
+</dl>
+{payload}
+{form}
+</main>"#,
+            header = header(csrf, false),
+            id = d.id,
+            at = escape(&d.received_at),
+            client = escape(&d.client_id),
+            topic = escape(&d.topic),
+            reason = escape(&d.reason),
+            bytes = d.payload_bytes,
+            form = replay
+                .map(|csrf| replay_form(d.id, csrf))
+                .unwrap_or_default(),
+        ),
+    )
+}
+
+/// What a replay did.
+pub fn replayed(id: i64, outcome: &ReplayOutcome, csrf: Option<&str>) -> String {
+    let said = match outcome {
+        ReplayOutcome::Accepted { readings } => {
+            format!("accepted: {readings} reading(s) stored; it left the dead letters")
+        }
+        ReplayOutcome::Rejected { reason } => {
+            format!("rejected again, and kept: {}", escape(reason))
+        }
+        ReplayOutcome::Gone => "gone: replayed already, or shed".to_owned(),
+    };
+    page(
+        "Replayed",
+        &format!(
+            r#"{header}
+<main>
+<h2>Dead letter {id}</h2>
+<p id="outcome" role="status">{said}</p>
+<p><a href="/dead-letters">Back to the dead letters</a></p>
+</main>"#,
+            header = header(csrf, false),
         ),
     )
 }
@@ -170,7 +292,7 @@ pub fn fleet(now: &Snapshot, csrf: Option<&str>) -> String {
 <tbody id="devices">{rows}</tbody>
 </table>
 </main>"#,
-            header = header(csrf),
+            header = header(csrf, true),
             total = now.total,
             firing = now.firing,
             rate = now.ingest_rate,

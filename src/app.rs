@@ -101,10 +101,19 @@ impl Server {
             http::v1::tokens::Tokens::new(config.api.tokens.clone()),
             (config.api.bad_tokens_per_minute, config.api.bad_token_burst),
         );
+
+        let v1 = http::v1::V1State {
+            reader: tree.reader.clone(),
+            cursors: http::v1::CursorKey::random(),
+            fleet: tree.fleet(),
+            provisioning: Provisioning::new(&config.store),
+            purger: tree.purger(),
+            replayer: tree.replayer.clone(),
+            alerts: tree.alerts(),
+        };
         let dashboard = http::dashboard::Dashboard::new(
             gate.clone(),
-            tree.fleet(),
-            tree.alerts(),
+            &v1,
             telemetry.metrics().clone(),
             tree.health_probe(),
             &config.http,
@@ -115,15 +124,7 @@ impl Server {
             shutting_down: shutting_down.clone(),
             ready_max_backlog_age: config.http.ready_max_backlog_age,
             max_connections: config.mqtt.max_connections,
-            v1: http::v1::V1State {
-                reader: tree.reader.clone(),
-                cursors: http::v1::CursorKey::random(),
-                fleet: tree.fleet(),
-                provisioning: Provisioning::new(&config.store),
-                purger: tree.purger(),
-                replayer: tree.replayer.clone(),
-                alerts: tree.alerts(),
-            },
+            v1,
             gate,
             api_tokens: config.api.tokens.len(),
             dashboard,

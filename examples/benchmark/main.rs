@@ -106,6 +106,11 @@
 //!   threshold rule, 1 % of them firing), CPU per message at the sustained load with the
 //!   rules over without (target ≤ 1.10). See `alerts_cost.rs`.
 //!
+//! - `dashboards`: what open dashboards cost ingest, beside the same Eliot with none open
+//!   in the same run: 100 dashboards following the fleet page's live feed, the ingest rate
+//!   at the sustained load with them over without (target ≥ 0.95). See
+//!   `dashboards_cost.rs`.
+//!
 //! `paced` and `reads` run `sustained` first: they need its store, on which each of their
 //! runs starts a fresh Eliot (what it acked is committed). Eliot runs on its defaults
 //! (`ELIOT_ENV=dev`, logging at `warning`), never the `test` overlay. `--quick` shrinks every
@@ -119,6 +124,7 @@ mod anomaly_cost;
 mod auth;
 mod chart;
 mod clients;
+mod dashboards_cost;
 mod drill;
 mod field;
 mod field_load;
@@ -189,7 +195,7 @@ struct Args {
     min_seconds: Option<u64>,
 }
 
-const CONFIGURATIONS: [&str; 17] = [
+const CONFIGURATIONS: [&str; 18] = [
     "qos1",
     "qos0",
     "chain",
@@ -207,6 +213,7 @@ const CONFIGURATIONS: [&str; 17] = [
     "fleet",
     "anomaly",
     "alerts",
+    "dashboards",
 ];
 
 /// The sizes of one benchmark run.
@@ -343,6 +350,15 @@ fn main() {
             alerts_cost::FULL
         };
         alerts_cost::measure(&programs, &scale, runs, &mut report);
+    }
+
+    if wanted("dashboards") {
+        let scale = if args.quick {
+            dashboards_cost::QUICK
+        } else {
+            dashboards_cost::FULL
+        };
+        dashboards_cost::measure(&programs, &scale, runs, &mut report);
     }
 
     if wanted("auth") {

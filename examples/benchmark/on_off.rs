@@ -55,7 +55,20 @@ pub struct Run {
 /// acks (the fleet's shards handle their mailboxes after them) is let finish, and counted,
 /// before CPU and memory are read.
 pub fn run(programs: &Programs, config: &Path, load: FieldLoad) -> (Run, Vec<String>) {
+    let (run, problems, ()) = run_beside(programs, config, load, |_| ());
+    (run, problems)
+}
+
+/// `run`, with `beside` started on the Eliot before the load and what it made kept (and
+/// dropped) until CPU and memory are read: clients of another kind sharing the run.
+pub fn run_beside<B>(
+    programs: &Programs,
+    config: &Path,
+    load: FieldLoad,
+    beside: impl FnOnce(&Server) -> B,
+) -> (Run, Vec<String>, B) {
     let eliot = Server::eliot_configured(programs, Arc::new(tempdir()), config);
+    let company = beside(&eliot);
     let before = eliot.cpu_seconds();
     let outcome = load.run(eliot.addr);
     std::thread::sleep(Duration::from_secs(1));
@@ -65,7 +78,7 @@ pub fn run(programs: &Programs, config: &Path, load: FieldLoad) -> (Run, Vec<Str
         rate: outcome.rate(),
         rss_kib: rss_kib(eliot.pid()),
     };
-    (run, outcome.problems())
+    (run, outcome.problems(), company)
 }
 
 pub fn tempdir() -> TempDir {

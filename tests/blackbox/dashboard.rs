@@ -15,6 +15,8 @@
 //! - a dead letter refused under one configuration is listed, viewed (its payload as
 //!   escaped text; a binary one as hex) and, after a restart with a looser one, replayed
 //!   from its page: accepted, stored, gone from the dead letters;
+//! - the device list finds by id prefix and status, and its pages cover every device
+//!   once; a bad status or page is a 400;
 //! - live feeds hold at most half the HTTP server's connections: past that, 503, while
 //!   the API and `/health` still answer; a closed page's place is taken again.
 
@@ -53,6 +55,10 @@ pub fn tests() -> Vec<Trial> {
         trial(
             "dashboard::a_dead_letter_is_viewed_safely_and_replayed_after_a_configuration_change",
             dead_letter_replayed,
+        ),
+        trial(
+            "dashboard::the_device_list_searches_by_prefix_and_status_and_pages_without_gap_or_repeat",
+            device_list,
         ),
     ]
 }
@@ -583,4 +589,93 @@ async fn dead_letter_replayed() {
         );
     }
     eliot.terminate();
+}
+
+/// The device ids a page of the device list shows, and its next page's link.
+fn listed(body: &str) -> (Vec<String>, Option<String>) {
+    let ids = body
+        .split(r#"<tr data-device=""#)
+        .skip(1)
+        .filter_map(|row| row.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    let next = body
+        .split(r#"<a id="next" href=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|href| href.replace("&amp;", "&"));
+    (ids, next)
+}
+
+async fn device_list() {
+    let data = tempfile::tempdir().unwrap();
+    let eliot = start(data.path());
+    let mut devices = Vec::new();
+    for i in 0..60 {
+        let id = format!("gh-{i:03}");
+        let mut device = Device::connect(eliot.addr, &id);
+        assert_eq!(
+            device
+                .publish_all(&id, vec![reading(&id, 1)], QoS::AtLeastOnce)
+                .await,
+            1
+        );
+        devices.push(device);
+    }
+    let mut other = Device::connect(eliot.addr, "zz-1");
+    assert_eq!(
+        other
+            .publish_all("zz-1", vec![reading("zz-1", 1)], QoS::AtLeastOnce)
+            .await,
+        1
+    );
+    other.disconnect().await;
+    let http = eliot.http;
+    tokio::task::spawn_blocking(move || {
+        let (cookie, _) = session_of(http, READ_TOKEN);
+        let with = [("Cookie", cookie.as_str())];
+        // Every gh- device once, over pages of 50, in id order.
+        let (mut seen, mut path) = (Vec::new(), "/devices?q=gh-".to_owned());
+        loop {
+            let page = send(http, "GET", &path, &with, None);
+            assert_eq!(page.status, 200, "{}", page.body);
+            let (ids, next) = listed(&page.body);
+            seen.extend(ids);
+            match next {
+                Some(next) => path = next,
+                None => break,
+            }
+        }
+        let wanted: Vec<String> = (0..60).map(|i| format!("gh-{i:03}")).collect();
+        assert_eq!(seen, wanted, "every device once, in order");
+        // zz-1 disconnected: offline, the only one.
+        let offline = eventually_blocking(|| {
+            let page = send(http, "GET", "/devices?status=offline", &with, None);
+            listed(&page.body).0 == ["zz-1"]
+        });
+        assert!(offline, "the offline one found by status");
+        for bad in ["/devices?status=asleep", "/devices?after=nonsense"] {
+            assert_eq!(send(http, "GET", bad, &with, None).status, 400, "{bad}");
+        }
+        assert_eq!(
+            send(http, "GET", "/devices", &[], None).status,
+            303,
+            "needs a session"
+        );
+    })
+    .await
+    .expect("the checks pass");
+    drop(devices);
+    eliot.terminate();
+}
+
+fn eventually_blocking(ok: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }

@@ -8,7 +8,8 @@
 //!   Without tokens (the API then serves a loopback address only) no login is asked.
 //! - Every form that changes something is checked twice: it must come from this origin
 //!   (`Origin`, else `Referer`, naming this host), and carry the session's CSRF token.
-//! - Pages (`pages`): the fleet at a glance, and the alerts raised now (an admin
+//! - Pages (`pages`): the device list (an id prefix, a status, a page at a time), the
+//!   fleet at a glance, and the alerts raised now (an admin
 //!   acknowledges them there), both kept live by `/live` (`live`); the dead letters, one
 //!   whole with its payload shown safely, and their replay (an admin's).
 //! - Every page is sent with a Content-Security-Policy that allows only this origin's
@@ -23,7 +24,8 @@ use std::net::IpAddr;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use eliot_actors::{
-    DeadLetterQuery, FleetHandle, HealthProbe, Metrics, Reader, ReplayOutcome, Replayer,
+    DeadLetterQuery, DeviceCursor, DeviceQuery, DeviceSort, DeviceStatus, FleetHandle, HealthProbe,
+    Metrics, Reader, ReplayOutcome, Replayer,
 };
 use futures_util::stream;
 use serde::Deserialize;
@@ -128,6 +130,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, dashboard: Dashboard) {
             web::resource("/alerts/ack")
                 .route(web::post().to(acknowledge))
                 .default_service(only("POST")),
+        )
+        .service(
+            web::resource("/devices")
+                .route(web::get().to(devices_page))
+                .default_service(only("GET")),
         )
         .service(
             web::resource("/dead-letters")
@@ -268,6 +275,90 @@ async fn alerts_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> H
     let snapshot = dashboard.feed.snapshot().await;
     let (csrf, ack) = Dashboard::acts(&viewer);
     html(StatusCode::OK, pages::alerts(&snapshot, csrf, ack))
+}
+
+/// Devices a page of the list shows.
+const DEVICES_SHOWN: usize = 50;
+
+#[derive(Deserialize)]
+struct DeviceListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    after: Option<String>,
+}
+
+/// The device list: by id, filtered by an id prefix and a status, a page at a time.
+async fn devices_page(
+    request: HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    query: web::Query<DeviceListQuery>,
+) -> HttpResponse {
+    let Some(viewer) = dashboard.viewer(&request) else {
+        return see_other("/login");
+    };
+    let Some(fleet) = &dashboard.fleet else {
+        return unavailable("the fleet is off: no devices to list");
+    };
+    let bad = |why: &str| html(StatusCode::BAD_REQUEST, pages::login(Some(why)));
+    let prefix = query.q.trim();
+    if prefix.len() > 64 {
+        return bad("an id prefix has 64 bytes at most");
+    }
+    let status = match query.status.as_str() {
+        "" => None,
+        text => match DeviceStatus::parse(text) {
+            Some(status) => Some(status),
+            None => return bad("status: online, late, offline or quarantined"),
+        },
+    };
+    let after = match query.after.as_deref().map(DeviceCursor::decode).transpose() {
+        Ok(after) => after,
+        Err(_) => return bad("not a page of this list"),
+    };
+    let asked = DeviceQuery {
+        status,
+        id_prefix: (!prefix.is_empty()).then(|| prefix.to_owned()),
+        sort: DeviceSort::Id,
+        after,
+        limit: DEVICES_SHOWN,
+        ..DeviceQuery::default()
+    };
+    let page = match fleet.list(asked).await {
+        Ok(page) => page,
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    // The next page's query string: the same search, after this page's last device.
+    let next = page.next.as_ref().map(|cursor| {
+        format!(
+            "q={}&status={}&after={}",
+            percent_encoded(prefix),
+            status.map_or("", |s| s.name()),
+            cursor.encode()
+        )
+    });
+    let search = pages::DeviceSearch {
+        prefix,
+        status: status.map(|s| s.name()),
+    };
+    let (csrf, _) = Dashboard::acts(&viewer);
+    html(
+        StatusCode::OK,
+        pages::devices(&page.devices, &search, next.as_deref(), csrf),
+    )
+}
+
+/// `text` for a query string: every byte but the unreserved ones as `%XX`.
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Dead letters the list shows, newest first.

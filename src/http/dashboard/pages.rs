@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use eliot_actors::{DeadLetterSummary, ReplayOutcome, StoredDeadLetter};
+use eliot_actors::{DeadLetterSummary, DeviceState, ReplayOutcome, StoredDeadLetter};
 
 use super::live::{AlertLine, Snapshot};
 
@@ -83,7 +83,7 @@ fn header(csrf: Option<&str>, live: bool) -> String {
         false => "",
     };
     format!(
-        r#"<header><h1>Eliot</h1><nav><a href="/">Fleet</a> · <a href="/alerts">Alerts</a> · <a href="/dead-letters">Dead letters</a></nav>{live}{logout}</header>"#
+        r#"<header><h1>Eliot</h1><nav><a href="/">Fleet</a> · <a href="/devices">Devices</a> · <a href="/alerts">Alerts</a> · <a href="/dead-letters">Dead letters</a></nav>{live}{logout}</header>"#
     )
 }
 
@@ -132,6 +132,74 @@ pub fn alerts(now: &Snapshot, csrf: Option<&str>, ack: Option<&str>) -> String {
             header = header(csrf, true),
             firing = now.firing,
             at = escape(&now.at),
+        ),
+    )
+}
+
+/// What the device list was asked for, as its form shows it again.
+pub struct DeviceSearch<'a> {
+    pub prefix: &'a str,
+    pub status: Option<&'a str>,
+}
+
+/// A page of the device list, by id; `next`: the query string of the next page.
+pub fn devices(
+    found: &[DeviceState],
+    search: &DeviceSearch,
+    next: Option<&str>,
+    csrf: Option<&str>,
+) -> String {
+    let mut rows = String::new();
+    for d in found {
+        let _ = write!(
+            rows,
+            r#"<tr data-device="{id}"><td>{id}</td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
+            id = escape(&d.device_id),
+            status = d.status.name(),
+            seen = escape(d.last_seen.as_deref().unwrap_or("—")),
+            readings = d.counts.readings,
+            dead = d.counts.dead_letters,
+        );
+    }
+    let mut options = String::from(r#"<option value="">any</option>"#);
+    for status in ["online", "late", "offline", "quarantined"] {
+        let selected = if search.status == Some(status) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            options,
+            r#"<option value="{status}"{selected}>{status}</option>"#
+        );
+    }
+    let next = next
+        .map(|query| {
+            format!(
+                r#"<p><a id="next" href="/devices?{}">Next page</a></p>"#,
+                escape(query)
+            )
+        })
+        .unwrap_or_default();
+    page(
+        "Devices",
+        &format!(
+            r#"{header}
+<main>
+<h2>Devices</h2>
+<form method="get" action="/devices">
+<label for="q">Id starts with</label> <input id="q" name="q" value="{prefix}" maxlength="64">
+<label for="status">Status</label> <select id="status" name="status">{options}</select>
+<button type="submit">Search</button>
+</form>
+<table>
+<thead><tr><th scope="col">Device</th><th scope="col">Status</th><th scope="col">Last seen</th><th scope="col" class="wide">Readings</th><th scope="col" class="wide">Dead letters</th></tr></thead>
+<tbody id="devices-found">{rows}</tbody>
+</table>
+{next}
+</main>"#,
+            header = header(csrf, false),
+            prefix = escape(search.prefix),
         ),
     )
 }

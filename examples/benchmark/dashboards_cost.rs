@@ -159,16 +159,18 @@ pub fn measure(programs: &Programs, scale: &DashboardsScale, runs: usize, report
         &format!(
             "Eliot, dashboards cost: {} dashboards following the live feed (no tokens, \
              loopback), {} gps devices over {} connections, QoS 1 as fast as acks allow, {} \
-             readings a run into a fresh store, dashboards open and not alternating \
-             (msg/s: with dashboards)",
+             readings a run into a fresh store, runs with and without dashboards \
+             alternating (msg/s: with dashboards)",
             scale.dashboards, scale.devices, scale.connections, scale.readings
         ),
         Some(rate(&with)),
         None,
         format!(
-            "msg/s without dashboards {}; CPU per message with {} µs, without {} µs: \
-             with / without {}; fewest live events a dashboard got in a run: {}",
+            "msg/s without dashboards {}; rate with / without {} per pair of runs; CPU per \
+             message with {} µs, without {} µs: with / without {}; fewest live events a \
+             dashboard got in a run: {}",
             rate(&without).show(0),
+            rate_ratio.show(3),
             us(&with).show(2),
             us(&without).show(2),
             cpu_ratio.show(3),

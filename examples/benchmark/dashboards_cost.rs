@@ -53,14 +53,24 @@ struct Dashboards {
 }
 
 impl Dashboards {
+    /// Opens `n`, and returns once each has its first event (or after 20 s): the load
+    /// meets them all following.
     fn open(http: SocketAddr, n: usize) -> Dashboards {
         let stop = Arc::new(AtomicBool::new(false));
+        let (first, firsts) = std::sync::mpsc::channel();
         let threads = (0..n)
             .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || follow(http, &stop))
+                let (stop, first) = (stop.clone(), first.clone());
+                std::thread::spawn(move || follow(http, &stop, first))
             })
             .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        for _ in 0..n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if firsts.recv_timeout(left).is_err() {
+                break;
+            }
+        }
         Dashboards { stop, threads }
     }
 
@@ -74,8 +84,9 @@ impl Dashboards {
     }
 }
 
-/// One dashboard: `GET /live`, read until told to stop; the `fleet` events counted.
-fn follow(http: SocketAddr, stop: &AtomicBool) -> usize {
+/// One dashboard: `GET /live`, read until told to stop; the `fleet` events counted, the
+/// first told on `first`.
+fn follow(http: SocketAddr, stop: &AtomicBool, first: std::sync::mpsc::Sender<()>) -> usize {
     let Ok(mut stream) = TcpStream::connect(http) else {
         return 0;
     };
@@ -90,10 +101,14 @@ fn follow(http: SocketAddr, stop: &AtomicBool) -> usize {
         match stream.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => {
+                let before = events;
                 events += buffer[..n]
                     .windows(12)
                     .filter(|w| *w == b"event: fleet")
-                    .count()
+                    .count();
+                if before == 0 && events > 0 {
+                    let _ = first.send(());
+                }
             }
             Err(e)
                 if matches!(

@@ -2,7 +2,8 @@
 //! second per open page. The snapshot behind it is made at most twice a second whatever
 //! the number of pages open (one fleet listing, one read of the firing alerts, one health
 //! report), so open dashboards cost Eliot by the second, not by the page; a page shows
-//! what happened at most `EVERY` + `MAX_AGE` ago. A feed holds its HTTP connection for
+//! what happened at most `EVERY` + `MAX_AGE` ago, unless the fleet is slow to answer its
+//! listing (saturated): the feeds then go on with the snapshot before. A feed holds its HTTP connection for
 //! as long as the page is open: at most half the HTTP server's connections
 //! (`http.workers` × `http.max_connections`) are feeds at once (past it, 503), so open
 //! dashboards never lock out the API or `/health`.
@@ -71,7 +72,9 @@ pub struct Feed {
     alerts: Option<AlertsHandle>,
     metrics: Arc<Metrics>,
     probe: HealthProbe,
-    latest: Arc<Mutex<Option<Made>>>,
+    latest: Arc<std::sync::Mutex<Option<Made>>>,
+    /// Held while a snapshot is made.
+    making: Arc<Mutex<()>>,
     open: Arc<AtomicUsize>,
     /// Feeds open at most.
     max_open: usize,
@@ -107,6 +110,7 @@ impl Feed {
             metrics,
             probe,
             latest: Arc::default(),
+            making: Arc::default(),
             open: Arc::default(),
             max_open,
         }
@@ -119,20 +123,44 @@ impl Feed {
         (before < self.max_open).then_some(place)
     }
 
-    /// The snapshot, made again if it is older than `MAX_AGE` (by one caller at a time).
+    /// The snapshot, made again if it is older than `MAX_AGE`, by one caller at a time;
+    /// meanwhile the others get the one before (a busy fleet answers its listing late: the
+    /// feeds go on, with older figures, rather than wait for it).
     pub async fn snapshot(&self) -> Arc<Snapshot> {
-        let mut latest = self.latest.lock().await;
-        if let Some(made) = latest.as_ref().filter(|m| m.at.elapsed() < MAX_AGE) {
-            return made.snapshot.clone();
+        let current = || {
+            self.latest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|m| (m.at, m.snapshot.clone(), m.stored))
+        };
+        if let Some((at, snapshot, _)) = current() {
+            if at.elapsed() < MAX_AGE {
+                return snapshot;
+            }
+        }
+        let _making = match self.making.try_lock() {
+            Ok(making) => making,
+            Err(_) => match current() {
+                Some((_, snapshot, _)) => return snapshot,
+                // None made yet: wait for the first.
+                None => self.making.lock().await,
+            },
+        };
+        // Made by another caller while this one waited for the first.
+        if let Some((at, snapshot, _)) = current() {
+            if at.elapsed() < MAX_AGE {
+                return snapshot;
+            }
         }
         let stored = self.metrics.readings_stored.get();
         let mut snapshot = self.make().await;
-        if let Some(made) = latest.as_ref() {
-            let seconds = made.at.elapsed().as_secs_f64().max(0.001);
-            snapshot.ingest_rate = (stored.saturating_sub(made.stored) as f64 / seconds).round();
+        if let Some((at, _, before)) = current() {
+            let seconds = at.elapsed().as_secs_f64().max(0.001);
+            snapshot.ingest_rate = (stored.saturating_sub(before) as f64 / seconds).round();
         }
         let snapshot = Arc::new(snapshot);
-        *latest = Some(Made {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Made {
             at: Instant::now(),
             snapshot: snapshot.clone(),
             stored,

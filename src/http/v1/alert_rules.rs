@@ -424,7 +424,9 @@ pub async fn put(
         RuleChange::Replaced => answer(false),
         RuleChange::Configured => Err(configured(name)),
         RuleChange::Refused(problems) => Err(ApiError::invalid_body(problems.join("; "))),
-        RuleChange::Deleted | RuleChange::Unknown => unreachable!("a put creates or replaces"),
+        RuleChange::Deleted | RuleChange::Unknown => Err(ApiError::store_unavailable(
+            "a put neither created nor replaced the rule",
+        )),
     }
 }
 
@@ -458,6 +460,8 @@ pub async fn delete(
             "no rule {name} made through the API"
         ))),
         RuleChange::Configured => Err(configured(name)),
-        _ => unreachable!("a delete deletes, or finds nothing"),
+        RuleChange::Created | RuleChange::Replaced | RuleChange::Refused(_) => Err(
+            ApiError::store_unavailable("a delete neither deleted nor found the rule"),
+        ),
     }
 }

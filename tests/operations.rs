@@ -274,7 +274,11 @@ async fn unknown_paths_and_methods_get_json_errors() {
 /// answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_http_clients_cannot_slow_ingestion() {
-    let eliot = Eliot::start_with(|c| c.http.request_timeout = Duration::from_secs(1));
+    let eliot = Eliot::start_with(|c| {
+        c.http.request_timeout = Duration::from_secs(1);
+        // Fewer than the clients (the default, 256, leaves room for dashboards).
+        c.http.max_connections = 64;
+    });
     let mut slow = Vec::new();
     for _ in 0..150 {
         let mut client = std::net::TcpStream::connect(eliot.http_addr).unwrap();

@@ -635,7 +635,7 @@ async fn device_list() {
         let (cookie, _) = session_of(http, READ_TOKEN);
         let with = [("Cookie", cookie.as_str())];
         // Every gh- device once, over pages of 50, in id order.
-        let (mut seen, mut path) = (Vec::new(), "/devices?q=gh-".to_owned());
+        let (mut seen, mut path) = (Vec::new(), "/fleet/devices?q=gh-".to_owned());
         loop {
             let page = send(http, "GET", &path, &with, None);
             assert_eq!(page.status, 200, "{}", page.body);
@@ -650,15 +650,18 @@ async fn device_list() {
         assert_eq!(seen, wanted, "every device once, in order");
         // zz-1 disconnected: offline, the only one.
         let offline = eventually_blocking(|| {
-            let page = send(http, "GET", "/devices?status=offline", &with, None);
+            let page = send(http, "GET", "/fleet/devices?status=offline", &with, None);
             listed(&page.body).0 == ["zz-1"]
         });
         assert!(offline, "the offline one found by status");
-        for bad in ["/devices?status=asleep", "/devices?after=nonsense"] {
+        for bad in [
+            "/fleet/devices?status=asleep",
+            "/fleet/devices?after=nonsense",
+        ] {
             assert_eq!(send(http, "GET", bad, &with, None).status, 400, "{bad}");
         }
         assert_eq!(
-            send(http, "GET", "/devices", &[], None).status,
+            send(http, "GET", "/fleet/devices", &[], None).status,
             303,
             "needs a session"
         );

@@ -132,7 +132,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, dashboard: Dashboard) {
                 .default_service(only("POST")),
         )
         .service(
-            web::resource("/devices")
+            web::resource("/fleet/devices")
                 .route(web::get().to(devices_page))
                 .default_service(only("GET")),
         )

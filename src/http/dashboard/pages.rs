@@ -83,7 +83,7 @@ fn header(csrf: Option<&str>, live: bool) -> String {
         false => "",
     };
     format!(
-        r#"<header><h1>Eliot</h1><nav><a href="/">Fleet</a> · <a href="/devices">Devices</a> · <a href="/alerts">Alerts</a> · <a href="/dead-letters">Dead letters</a></nav>{live}{logout}</header>"#
+        r#"<header><h1>Eliot</h1><nav><a href="/">Fleet</a> · <a href="/fleet/devices">Devices</a> · <a href="/alerts">Alerts</a> · <a href="/dead-letters">Dead letters</a></nav>{live}{logout}</header>"#
     )
 }
 
@@ -176,7 +176,7 @@ pub fn devices(
     let next = next
         .map(|query| {
             format!(
-                r#"<p><a id="next" href="/devices?{}">Next page</a></p>"#,
+                r#"<p><a id="next" href="/fleet/devices?{}">Next page</a></p>"#,
                 escape(query)
             )
         })
@@ -187,7 +187,7 @@ pub fn devices(
             r#"{header}
 <main>
 <h2>Devices</h2>
-<form method="get" action="/devices">
+<form method="get" action="/fleet/devices">
 <label for="q">Id starts with</label> <input id="q" name="q" value="{prefix}" maxlength="64">
 <label for="status">Status</label> <select id="status" name="status">{options}</select>
 <button type="submit">Search</button>

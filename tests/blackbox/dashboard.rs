@@ -385,12 +385,7 @@ async fn alert_acknowledged() {
         let Some(browser) = Browser::start("dashboard alerts", (412, 915)) else {
             return;
         };
-        browser.goto(&format!("{base}/login"));
-        browser.type_into("#token", ADMIN_TOKEN);
-        browser.click("button[type=submit]");
-        assert!(browser
-            .wait_for_url(&format!("{base}/"), Duration::from_secs(5))
-            .is_ok());
+        browser.log_in(&base, ADMIN_TOKEN);
         browser.goto(&format!("{base}/alerts"));
         assert!(browser
             .wait_for("#live", Duration::from_secs(5), |t| t == "live")
@@ -542,12 +537,7 @@ async fn dead_letter_replayed() {
         let Some(browser) = Browser::start("dashboard dead letters", (412, 915)) else {
             return;
         };
-        browser.goto(&format!("{base}/login"));
-        browser.type_into("#token", ADMIN_TOKEN);
-        browser.click("button[type=submit]");
-        assert!(browser
-            .wait_for_url(&format!("{base}/"), Duration::from_secs(5))
-            .is_ok());
+        browser.log_in(&base, ADMIN_TOKEN);
         browser.goto(&format!("{base}/dead-letters"));
         let row = format!("tr[data-dead-letter='{text_id}']");
         assert!(browser.text(&row).is_some(), "listed");

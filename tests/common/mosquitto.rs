@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::outside::on_ci;
+
 /// How long a broker may take to listen after it was started.
 const READY_WITHIN: Duration = Duration::from_secs(10);
 /// How long a broker may take to save its persistence file and exit after SIGTERM.
@@ -61,10 +63,6 @@ pub fn require_mosquitto(test: &str) -> Option<PathBuf> {
             None
         }
     }
-}
-
-fn on_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|value| !value.is_empty())
 }
 
 /// Runs `command` to completion, killing it after `within`. Its output is piped, so it

@@ -137,6 +137,15 @@ impl Browser {
         }
     }
 
+    /// Logs in at `base` with `token`, and waits to be sent to the fleet page.
+    pub fn log_in(&self, base: &str, token: &str) {
+        self.goto(&format!("{base}/login"));
+        self.type_into("#token", token);
+        self.click("button[type=submit]");
+        let landed = self.wait_for_url(&format!("{base}/"), Duration::from_secs(5));
+        assert!(landed.is_ok(), "logged in: {landed:?}");
+    }
+
     /// The first element `css` selects, if any.
     fn find(&self, css: &str) -> Option<String> {
         let path = format!("/session/{}/element", self.session);

@@ -9,14 +9,20 @@
 //!   counted against the address like the API's); a login or logout posted without this
 //!   origin, or a logout without the session's CSRF token, is refused; the live feed and
 //!   the pages need a session;
-//! - an alert that fires shows on the alerts page within 2 s; an admin acknowledges it
-//!   there (the API then says so); a read token sees no button, and its forged form is
+//! - an alert that fires shows on the alerts page within 2 s; an admin acknowledges it,
+//!   silences it and ends the silence there (the API then says so each time), the
+//!   history lists the events; a read token sees no button, and its forged forms are
 //!   refused;
 //! - a dead letter refused under one configuration is listed, viewed (its payload as
 //!   escaped text; a binary one as hex) and, after a restart with a looser one, replayed
 //!   from its page: accepted, stored, gone from the dead letters;
 //! - the device list finds by id prefix and status, and its pages cover every device
 //!   once; a bad status or page is a 400;
+//! - a device's page (reached from the fleet page's link) charts each numeric field of
+//!   each sensor type and gains points live as the device publishes; it shows the
+//!   device's facts, last readings (markup in them as text), alerts and dead letters; a
+//!   device's fields and sensor types are charted up to a bound; a bad id is a 400, an
+//!   unknown one a 404;
 //! - live feeds hold at most half the HTTP server's connections: past that, 503, while
 //!   the API and `/health` still answer; a closed page's place is taken again.
 
@@ -59,6 +65,10 @@ pub fn tests() -> Vec<Trial> {
         trial(
             "dashboard::the_device_list_searches_by_prefix_and_status_and_pages_without_gap_or_repeat",
             device_list,
+        ),
+        trial(
+            "dashboard::a_device_page_charts_each_numeric_field_live_and_shows_its_alerts_and_dead_letters",
+            device_page,
         ),
     ]
 }
@@ -126,6 +136,15 @@ async fn in_a_browser() {
         assert_eq!(browser.text("#total").as_deref(), Some("1"));
         assert_eq!(browser.text("[data-status='online']").as_deref(), Some("1"));
         assert_eq!(browser.text("#store").as_deref(), Some("committing"));
+        let noisy = browser.wait_for(
+            "tr[data-noisy='greenhouse-7'] td:nth-child(2)",
+            Duration::from_secs(2),
+            |messages| messages == "1",
+        );
+        assert!(
+            noisy.is_some(),
+            "listed among the noisiest, with its message"
+        );
         browser.screenshot(&shots.join("fleet.png"));
         let errors = browser.console_errors();
         assert!(errors.is_empty(), "console errors: {errors:?}");
@@ -429,6 +448,62 @@ async fn alert_acknowledged() {
         );
         assert!(acked.is_some(), "acknowledged on the page");
         browser.screenshot(&shots.join("alerts-acknowledged.png"));
+
+        // Silenced from the page, for the form's first duration (an hour): listed, the
+        // API says so; the history holds the events so far, newest first.
+        browser.type_into("#silence-rule", "too_hot");
+        browser.type_into("#silence-device", "hot-1");
+        browser.type_into("#silence-comment", "<b>maintenance</b>");
+        browser.click("#silence button");
+        assert!(browser
+            .wait_for_url("/alerts", Duration::from_secs(5))
+            .is_ok());
+        let silence = browser.wait_for("tr[data-silence]", Duration::from_secs(5), |t| {
+            t.contains("too_hot") && t.contains("hot-1")
+        });
+        assert!(
+            silence.is_some(),
+            "the silence listed: {:?} at {}",
+            browser.text("main"),
+            browser.url()
+        );
+        // Its comment (a column a phone-sized page hides) is text, never markup.
+        assert_eq!(browser.count("tr[data-silence] b"), 0);
+        let silences: serde_json::Value = runtime.block_on(async {
+            api_get(http, "/api/v1/alerts/silences", READ_TOKEN)
+                .await
+                .body
+        });
+        assert_eq!(
+            silences["silences"][0]["comment"], "<b>maintenance</b>",
+            "{silences}"
+        );
+        let until = silences["silences"][0]["until"]
+            .as_str()
+            .unwrap_or_default();
+        let hour = eliot_actors::rfc3339_micros(until).unwrap() - eliot_actors::now_micros();
+        assert!(
+            (3_500_000_000..=3_600_000_000).contains(&hour),
+            "an hour from now: {until}"
+        );
+        let kinds = browser.text("#alert-events").unwrap_or_default();
+        let (acked, fired) = (kinds.find("acknowledged"), kinds.find("fired"));
+        assert!(
+            acked.is_some() && fired.is_some() && acked < fired,
+            "the history, newest first: {kinds}"
+        );
+        browser.screenshot(&shots.join("alerts-silenced.png"));
+        browser.click("tr[data-silence] button");
+        assert!(browser
+            .wait_for_url("/alerts", Duration::from_secs(5))
+            .is_ok());
+        assert_eq!(browser.count("tr[data-silence]"), 0, "the silence ended");
+        let silences: serde_json::Value = runtime.block_on(async {
+            api_get(http, "/api/v1/alerts/silences", READ_TOKEN)
+                .await
+                .body
+        });
+        assert_eq!(silences["silences"], serde_json::json!([]), "{silences}");
         let errors = browser.console_errors();
         assert!(errors.is_empty(), "console errors: {errors:?}");
     });
@@ -462,6 +537,20 @@ async fn alert_acknowledged() {
         );
         assert_eq!(forged.status, 403);
         assert!(forged.body.contains("admin"), "{}", forged.body);
+        assert!(!page.body.contains(r#"action="/alerts/silence""#));
+        for (path, form) in [
+            ("/alerts/silence", format!("hours=1&csrf={csrf}")),
+            ("/alerts/unsilence", format!("id=1&csrf={csrf}")),
+        ] {
+            let forged = send(
+                http,
+                "POST",
+                path,
+                &[("Cookie", &cookie), ("Origin", &origin)],
+                Some(&form),
+            );
+            assert_eq!(forged.status, 403, "{path}");
+        }
     })
     .await
     .expect("the checks pass");
@@ -671,4 +760,177 @@ fn eventually_blocking(ok: impl Fn() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
+}
+
+/// A reading of `device` at second `n` after the epoch, of `sensor_type`, with `data`.
+fn reading_of(device: &str, n: i64, sensor_type: &str, data: &str) -> String {
+    let ts = eliot_actors::format_micros((crate::common::READING_EPOCH + n) * 1_000_000);
+    format!(
+        r#"{{"device_id":"{device}","timestamp":"{ts}","sensor_type":"{sensor_type}","data":{data}}}"#
+    )
+}
+
+async fn device_page() {
+    let data = tempfile::tempdir().unwrap();
+    let eliot = Launch::new(data.path(), own_loopback_addr())
+        .config(TOO_HOT)
+        .env("ELIOT_API_TOKENS", &api_tokens())
+        .start();
+    let (http, addr) = (eliot.http, eliot.addr);
+    // Five readings, one hot (the rule fires), nested fields in another sensor type, a
+    // string with markup, twelve numeric fields in a third, and a dead letter.
+    let mut device = Device::connect(addr, "chart-1");
+    let mut sent: Vec<String> = (1..=4).map(|n| reading("chart-1", n)).collect();
+    sent.push(reading("chart-1", 35));
+    sent.push(reading_of(
+        "chart-1",
+        40,
+        "air",
+        r#"{"rh":41.5,"wind":{"speed":3.5,"dir":"N"},"note":"<img src=x id=injected>"}"#,
+    ));
+    let wide: Vec<String> = (0..12).map(|i| format!(r#""f{i:02}":{i}"#)).collect();
+    sent.push(reading_of(
+        "chart-1",
+        41,
+        "wide",
+        &format!("{{{}}}", wide.join(",")),
+    ));
+    assert_eq!(
+        device.publish_all("chart-1", sent, QoS::AtLeastOnce).await,
+        7
+    );
+    device
+        .client
+        .publish(
+            "devices/chart-1/telemetry",
+            QoS::AtLeastOnce,
+            false,
+            vec![0xff, 0xfe],
+        )
+        .await
+        .unwrap();
+    let dead = crate::common::eventually_async(Duration::from_secs(10), || async {
+        api_get(http, "/api/v1/devices/chart-1", READ_TOKEN)
+            .await
+            .body["counts"]["dead_letters"]
+            == 1
+    })
+    .await;
+    assert!(dead, "the dead letter counted");
+
+    let base = format!("http://{http}");
+    let shots = screenshots();
+    let driven = tokio::task::spawn_blocking(move || {
+        // What a browser never asks: a bad id, an unknown device, a feed without session.
+        let (cookie, _) = session_of(http, READ_TOKEN);
+        let with = [("Cookie", cookie.as_str())];
+        let bad = send(http, "GET", "/fleet/devices/bad%24id", &with, None);
+        assert_eq!(bad.status, 400, "{}", bad.body);
+        assert_eq!(
+            send(http, "GET", "/fleet/devices/nobody", &with, None).status,
+            404
+        );
+        assert_eq!(
+            send(http, "GET", "/live/devices/chart-1", &[], None).status,
+            401
+        );
+        assert_eq!(
+            send(http, "GET", "/fleet/devices/chart-1", &[], None).status,
+            303
+        );
+
+        let Some(browser) = Browser::start("dashboard device", (412, 915)) else {
+            return None;
+        };
+        browser.log_in(&base, READ_TOKEN);
+        browser.click("tr[data-device='chart-1'] a");
+        assert!(browser
+            .wait_for_url("/fleet/devices/chart-1", Duration::from_secs(5))
+            .is_ok());
+        let temperature = "figure[data-sensor-type='temperature']";
+        let charted =
+            browser.wait_for_attribute(temperature, "data-points", Duration::from_secs(5), |n| {
+                n == "5"
+            });
+        assert!(
+            charted.is_some(),
+            "the five temperatures charted: {charted:?}"
+        );
+        assert_eq!(browser.count(&format!("{temperature} canvas")), 1, "drawn");
+        // Nested numeric fields are lines; a string is not. Twelve fields: eight lines.
+        let air = "figure[data-sensor-type='air']";
+        assert_eq!(browser.attribute(air, "data-points").as_deref(), Some("1"));
+        let legend = browser.text(air).unwrap_or_default();
+        assert!(
+            legend.contains("rh") && legend.contains("wind.speed"),
+            "{legend}"
+        );
+        assert!(!legend.contains("wind.dir"), "{legend}");
+        let lines = browser.count("figure[data-sensor-type='wide'] .u-series");
+        assert_eq!(lines, 1 + 8, "the time and eight fields");
+        // Markup a device sent is text.
+        let listed = browser.text("#readings").unwrap_or_default();
+        assert!(listed.contains("<img src=x id=injected>"), "{listed}");
+        assert_eq!(browser.count("#injected"), 0, "never markup");
+        assert!(browser
+            .text("#device-alerts")
+            .unwrap_or_default()
+            .contains("too_hot"));
+        assert!(browser
+            .text("#device-alert-events")
+            .unwrap_or_default()
+            .contains("fired"));
+        assert_eq!(
+            browser.count("#device-dead-letters a"),
+            1,
+            "its dead letter"
+        );
+        assert_eq!(
+            browser.text("[data-fact='status']").as_deref(),
+            Some("online")
+        );
+        Some(browser)
+    })
+    .await
+    .expect("the browser's checks pass");
+
+    // The chart gains the points the device publishes now (after its newest reading: the
+    // feed follows the readings' order), each within 2 s.
+    if let Some(browser) = driven {
+        let mut slowest = Duration::ZERO;
+        for n in 50..=52 {
+            let published = Instant::now();
+            let one = vec![reading("chart-1", n)];
+            assert_eq!(
+                device.publish_all("chart-1", one, QoS::AtLeastOnce).await,
+                1
+            );
+            let want = (n - 44).to_string();
+            let browser_ref = &browser;
+            let shown = tokio::task::block_in_place(|| {
+                browser_ref.wait_for_attribute(
+                    "figure[data-sensor-type='temperature']",
+                    "data-points",
+                    Duration::from_secs(2),
+                    |points| points == want,
+                )
+            });
+            assert!(shown.is_some(), "point {n} charted within 2 s");
+            slowest = slowest.max(published.elapsed());
+        }
+        println!(
+            "dashboard: a device's new reading charted {slowest:?} after it was sent, at most"
+        );
+        let readings = browser.wait_for("[data-fact='readings']", Duration::from_secs(3), |n| {
+            n == "10"
+        });
+        assert!(readings.is_some(), "its facts live: {readings:?}");
+        browser.screenshot(&shots.join("device.png"));
+        browser.scroll_to("#readings");
+        browser.screenshot(&shots.join("device-readings.png"));
+        let errors = browser.console_errors();
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+    }
+    drop(device);
+    eliot.terminate();
 }

@@ -173,6 +173,24 @@ impl Book {
         }
     }
 
+    /// The `limit` devices that sent the most messages, most first (ties by id): a
+    /// bounded max-heap over every device.
+    pub fn noisiest(&self, limit: usize) -> Vec<DeviceState> {
+        let mut first = BinaryHeap::with_capacity(limit + 1);
+        for (id, device) in &self.devices {
+            first.push(((Reverse(device.counts.messages), &**id), id));
+            if first.len() > limit {
+                first.pop();
+            }
+        }
+        let mut first = first.into_vec();
+        first.sort();
+        first
+            .into_iter()
+            .filter_map(|(_, id)| Some(self.get(id)?.view(id)))
+            .collect()
+    }
+
     /// Ids in order from the query's cursor (exclusive) or its prefix, whichever is later.
     fn ids_from<'a>(&'a self, query: &DeviceQuery) -> Box<dyn Iterator<Item = &'a DeviceId> + 'a> {
         let after = match &query.after {
@@ -396,5 +414,20 @@ mod tests {
             ..q
         };
         assert_eq!(ids(&book.list(&tail)), ["d00", "d05"]);
+    }
+
+    #[test]
+    fn the_noisiest_by_messages_most_first_ties_by_id() {
+        let mut book = book();
+        for (id, messages) in [("d07", 9), ("d02", 40), ("d11", 9), ("d20", 3)] {
+            book.update(id, |d| d.counts.messages = messages);
+        }
+        assert_eq!(ids(&book.noisiest(3)), ["d02", "d07", "d11"]);
+        assert_eq!(book.noisiest(0).len(), 0);
+        assert_eq!(
+            book.noisiest(100).len(),
+            30,
+            "every device, when asked for more"
+        );
     }
 }

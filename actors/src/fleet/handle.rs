@@ -186,6 +186,11 @@ pub struct List(pub DeviceQuery);
 #[rtype(result = "Option<DeviceState>")]
 pub struct Get(pub String);
 
+/// The shard's `limit` devices that sent the most messages.
+#[derive(Message)]
+#[rtype(result = "Vec<DeviceState>")]
+pub struct Noisiest(pub usize);
+
 #[derive(Message)]
 #[rtype(result = "Released")]
 pub struct Release(pub String);
@@ -256,6 +261,23 @@ impl FleetHandle {
             .then(|| devices.last().map(|d| DeviceCursor::of(query.sort, d)))
             .flatten();
         Ok(DevicePage { devices, next })
+    }
+
+    /// The `limit` devices (`MAX_PAGE` at most) that sent the most messages since they
+    /// were first heard, most first (ties by id).
+    pub async fn noisiest(&self, limit: usize) -> Result<Vec<DeviceState>, FleetError> {
+        let limit = limit.min(MAX_PAGE);
+        let asked = self.shards.iter().map(|s| s.send(Noisiest(limit)));
+        let mut devices = Vec::new();
+        for answer in futures_util::future::join_all(asked).await {
+            devices.extend(answer.map_err(unavailable)?);
+        }
+        devices.sort_by(|a, b| {
+            (std::cmp::Reverse(a.counts.messages), &a.device_id)
+                .cmp(&(std::cmp::Reverse(b.counts.messages), &b.device_id))
+        });
+        devices.truncate(limit);
+        Ok(devices)
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<DeviceState>, FleetError> {

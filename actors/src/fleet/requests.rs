@@ -10,7 +10,9 @@ use actix::prelude::*;
 
 use super::alerts::Acked;
 use super::feed::CloseConnection;
-use super::handle::{Acknowledge, CloseDevice, Forget, Get, List, Provisioned, Release, Released};
+use super::handle::{
+    Acknowledge, CloseDevice, Forget, Get, List, Noisiest, Provisioned, Release, Released,
+};
 use super::heard::release;
 use super::shard::{now_micros, FleetShard};
 use super::state::{Device, DeviceId, DeviceState, Status};
@@ -22,6 +24,14 @@ impl Handler<List> for FleetShard {
 
     fn handle(&mut self, List(query): List, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.book.list(&query))
+    }
+}
+
+impl Handler<Noisiest> for FleetShard {
+    type Result = MessageResult<Noisiest>;
+
+    fn handle(&mut self, Noisiest(limit): Noisiest, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.book.noisiest(limit))
     }
 }
 

@@ -305,7 +305,10 @@ pub struct AlertEventQuery {
     pub rule: Option<String>,
     pub device_id: Option<String>,
     pub kind: Option<&'static str>,
+    /// Only events after this id (before it, newest first).
     pub after: Option<i64>,
+    /// Newest (highest id) first; else oldest first.
+    pub newest_first: bool,
     pub limit: usize,
 }
 
@@ -361,15 +364,20 @@ pub fn alert_events(
     conn: &Connection,
     q: &AlertEventQuery,
 ) -> rusqlite::Result<Vec<AlertEventView>> {
+    let (after, order, start) = match q.newest_first {
+        true => ("<", "DESC", i64::MAX),
+        false => (">", "", 0),
+    };
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS} FROM alert_events e \
          LEFT JOIN alert_deliveries d ON d.event_id = e.id \
-         WHERE e.id > ?1 AND (?2 IS NULL OR e.rule = ?2) AND (?3 IS NULL OR e.device_id = ?3) \
-         AND (?4 IS NULL OR e.kind = ?4) ORDER BY e.id LIMIT ?5"
+         WHERE e.id {after} ?1 AND (?2 IS NULL OR e.rule = ?2) \
+         AND (?3 IS NULL OR e.device_id = ?3) \
+         AND (?4 IS NULL OR e.kind = ?4) ORDER BY e.id {order} LIMIT ?5"
     ))?;
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let rows = statement.query_map(
-        params![q.after.unwrap_or(0), q.rule, q.device_id, q.kind, limit],
+        params![q.after.unwrap_or(start), q.rule, q.device_id, q.kind, limit],
         event_of,
     )?;
     rows.collect()
@@ -655,6 +663,29 @@ mod tests {
         .unwrap();
         assert_eq!(history.len(), 1);
         assert!(history[0].event.silenced);
+        let newest = alert_events(
+            &conn,
+            &AlertEventQuery {
+                newest_first: true,
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let ids: Vec<i64> = newest.iter().map(|e| e.event.id).collect();
+        assert_eq!(ids, [4, 3], "newest first");
+        let before = alert_events(
+            &conn,
+            &AlertEventQuery {
+                newest_first: true,
+                after: Some(3),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let ids: Vec<i64> = before.iter().map(|e| e.event.id).collect();
+        assert_eq!(ids, [2, 1], "before the id given");
     }
 
     #[test]

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use eliot_actors::{
-    now_micros, AlertQuery, AlertsHandle, BreakerState, DeviceQuery, DeviceSort, DeviceStatus,
-    FleetHandle, HealthProbe, HealthReport, Metrics,
+    now_micros, AlertQuery, AlertsHandle, BreakerState, DeviceQuery, DeviceSort, DeviceState,
+    DeviceStatus, FleetHandle, HealthProbe, HealthReport, Metrics,
 };
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -27,6 +27,8 @@ pub const EVERY: Duration = Duration::from_secs(1);
 pub const MAX_AGE: Duration = Duration::from_millis(500);
 /// Devices a snapshot lists (the most recently heard).
 pub const LISTED: usize = 50;
+/// The noisiest devices a snapshot names (most messages).
+pub const NOISIEST: usize = 10;
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Snapshot {
@@ -42,6 +44,8 @@ pub struct Snapshot {
     /// The store in words: committing, or why not.
     pub store: String,
     pub devices: Vec<DeviceLine>,
+    /// The devices that sent the most messages, most first.
+    pub noisiest: Vec<DeviceLine>,
     /// The alerts raised now (pending and firing), by device then rule; `LISTED` at most.
     pub alerts: Vec<AlertLine>,
 }
@@ -61,8 +65,22 @@ pub struct DeviceLine {
     pub device_id: String,
     pub status: &'static str,
     pub last_seen: Option<String>,
+    pub messages: u64,
     pub readings: u64,
     pub dead_letters: u64,
+}
+
+impl From<DeviceState> for DeviceLine {
+    fn from(d: DeviceState) -> DeviceLine {
+        DeviceLine {
+            status: d.status.name(),
+            device_id: d.device_id,
+            last_seen: d.last_seen,
+            messages: d.counts.messages,
+            readings: d.counts.readings,
+            dead_letters: d.counts.dead_letters,
+        }
+    }
 }
 
 /// Makes the snapshots and counts the open feeds.
@@ -180,17 +198,21 @@ impl Feed {
                 (s.name(), u64::try_from(n).unwrap_or(0))
             })
             .collect();
-        let devices = match &self.fleet {
-            Some(fleet) => fleet
-                .list(DeviceQuery {
+        let (devices, noisiest) = match &self.fleet {
+            Some(fleet) => {
+                let last_heard = fleet.list(DeviceQuery {
                     sort: DeviceSort::LastSeen,
                     limit: LISTED,
                     ..DeviceQuery::default()
-                })
-                .await
-                .map(|page| page.devices)
-                .unwrap_or_default(),
-            None => Vec::new(),
+                });
+                let (last_heard, noisiest) =
+                    futures_util::future::join(last_heard, fleet.noisiest(NOISIEST)).await;
+                (
+                    last_heard.map(|page| page.devices).unwrap_or_default(),
+                    noisiest.unwrap_or_default(),
+                )
+            }
+            None => (Vec::new(), Vec::new()),
         };
         // Raised alerts, a bounded read: `firing` counts up to its limit.
         let raised = match &self.alerts {
@@ -216,16 +238,8 @@ impl Feed {
             total: statuses.iter().map(|(_, n)| n).sum(),
             statuses,
             firing,
-            devices: devices
-                .into_iter()
-                .map(|d| DeviceLine {
-                    status: d.status.name(),
-                    device_id: d.device_id,
-                    last_seen: d.last_seen,
-                    readings: d.counts.readings,
-                    dead_letters: d.counts.dead_letters,
-                })
-                .collect(),
+            devices: devices.into_iter().map(Into::into).collect(),
+            noisiest: noisiest.into_iter().map(Into::into).collect(),
             alerts: raised
                 .into_iter()
                 .take(LISTED)

@@ -15,6 +15,8 @@
 //! - Every page is sent with a Content-Security-Policy that allows only this origin's
 //!   scripts and styles (none inline), no framing, and no caching.
 
+mod alerts;
+mod device;
 mod live;
 mod pages;
 mod sessions;
@@ -24,8 +26,8 @@ use std::net::IpAddr;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use eliot_actors::{
-    DeadLetterQuery, DeviceCursor, DeviceQuery, DeviceSort, DeviceStatus, FleetHandle, HealthProbe,
-    Metrics, Reader, ReplayOutcome, Replayer,
+    AlertsHandle, DeadLetterQuery, DeviceCursor, DeviceQuery, DeviceSort, DeviceStatus,
+    FleetHandle, HealthProbe, Metrics, Reader, ReplayOutcome, Replayer,
 };
 use futures_util::stream;
 use serde::Deserialize;
@@ -36,9 +38,31 @@ use super::v1::{Gate, V1State};
 pub use live::Feed;
 use sessions::{Session, Sessions, COOKIE, LIFETIME};
 
-const SCRIPT: &str = include_str!("assets/dashboard.js");
-const STYLE: &str = include_str!("assets/dashboard.css");
-const ICON: &str = include_str!("assets/icon.svg");
+/// Every asset, embedded: its path under `/assets/`, its type, its text. The vendored
+/// ones (`assets/vendor/README.md` says from where) come with their licence.
+const ASSETS: [(&str, &str, &str); 7] = [
+    ("dashboard.js", JS, include_str!("assets/dashboard.js")),
+    ("device.js", JS, include_str!("assets/device.js")),
+    ("dashboard.css", CSS, include_str!("assets/dashboard.css")),
+    ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
+    (
+        "vendor/uPlot.iife.min.js",
+        JS,
+        include_str!("assets/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "vendor/uPlot.min.css",
+        CSS,
+        include_str!("assets/vendor/uPlot.min.css"),
+    ),
+    (
+        "vendor/uPlot.LICENSE",
+        "text/plain; charset=utf-8",
+        include_str!("assets/vendor/uPlot.LICENSE"),
+    ),
+];
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 const POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; \
      base-uri 'none'";
@@ -50,6 +74,7 @@ pub struct Dashboard {
     sessions: Sessions,
     feed: Feed,
     fleet: Option<FleetHandle>,
+    alerts: Option<AlertsHandle>,
     reader: Reader,
     replayer: Replayer,
 }
@@ -70,8 +95,9 @@ impl Dashboard {
         Dashboard {
             gate,
             sessions: Sessions::default(),
-            feed: Feed::new(fleet.clone(), alerts, metrics, probe, max_feeds),
+            feed: Feed::new(fleet.clone(), alerts.clone(), metrics, probe, max_feeds),
             fleet,
+            alerts,
             reader: v1.reader.clone(),
             replayer: v1.replayer.clone(),
         }
@@ -123,12 +149,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, dashboard: Dashboard) {
         )
         .service(
             web::resource("/alerts")
-                .route(web::get().to(alerts_page))
+                .route(web::get().to(alerts::page))
                 .default_service(only("GET")),
         )
         .service(
             web::resource("/alerts/ack")
-                .route(web::post().to(acknowledge))
+                .route(web::post().to(alerts::acknowledge))
+                .default_service(only("POST")),
+        )
+        .service(
+            web::resource("/alerts/silence")
+                .route(web::post().to(alerts::silence))
+                .default_service(only("POST")),
+        )
+        .service(
+            web::resource("/alerts/unsilence")
+                .route(web::post().to(alerts::unsilence))
                 .default_service(only("POST")),
         )
         .service(
@@ -162,17 +198,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, dashboard: Dashboard) {
                 .default_service(only("GET")),
         )
         .service(
-            web::resource("/assets/dashboard.js")
-                .route(web::get().to(|| async { asset("text/javascript; charset=utf-8", SCRIPT) })),
+            web::resource("/fleet/devices/{id}")
+                .route(web::get().to(device::page))
+                .default_service(only("GET")),
         )
         .service(
-            web::resource("/assets/dashboard.css")
-                .route(web::get().to(|| async { asset("text/css; charset=utf-8", STYLE) })),
-        )
-        .service(
-            web::resource("/assets/icon.svg")
-                .route(web::get().to(|| async { asset("image/svg+xml", ICON) })),
+            web::resource("/live/devices/{id}")
+                .route(web::get().to(device::feed))
+                .default_service(only("GET")),
         );
+    for (path, content_type, body) in ASSETS {
+        cfg.service(
+            web::resource(format!("/assets/{path}"))
+                .route(web::get().to(move || async move { asset(content_type, body) })),
+        );
+    }
 }
 
 /// The session cookie's value, from the `Cookie` header.
@@ -266,15 +306,6 @@ async fn fleet_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> Ht
     let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
     let body = pages::fleet(&snapshot, csrf);
     html(StatusCode::OK, body)
-}
-
-async fn alerts_page(request: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
-    let Some(viewer) = dashboard.viewer(&request) else {
-        return see_other("/login");
-    };
-    let snapshot = dashboard.feed.snapshot().await;
-    let (csrf, ack) = Dashboard::acts(&viewer);
-    html(StatusCode::OK, pages::alerts(&snapshot, csrf, ack))
 }
 
 /// Devices a page of the list shows.
@@ -467,40 +498,6 @@ fn refusal(request: &HttpRequest, dashboard: &Dashboard, csrf: &str) -> Option<H
             }
             None
         }
-    }
-}
-
-#[derive(Deserialize)]
-struct AckForm {
-    rule: String,
-    device_id: String,
-    csrf: String,
-}
-
-/// Acknowledges a firing alert, as `POST /api/v1/devices/{id}/alerts/{rule}/ack` does.
-async fn acknowledge(
-    request: HttpRequest,
-    dashboard: web::Data<Dashboard>,
-    form: web::Form<AckForm>,
-) -> HttpResponse {
-    if let Some(refused) = refusal(&request, &dashboard, &form.csrf) {
-        return refused;
-    }
-    let Some(fleet) = &dashboard.fleet else {
-        return html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::login(Some("the fleet is off: no alerts")),
-        );
-    };
-    match fleet
-        .acknowledge(&form.rule, &form.device_id, "dashboard")
-        .await
-    {
-        Ok(_) => see_other("/alerts"),
-        Err(e) => html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::login(Some(&e.to_string())),
-        ),
     }
 }
 

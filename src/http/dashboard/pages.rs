@@ -4,7 +4,10 @@
 
 use std::fmt::Write;
 
-use eliot_actors::{DeadLetterSummary, DeviceState, ReplayOutcome, StoredDeadLetter};
+use eliot_actors::{
+    format_micros, AlertEventView, DeadLetterSummary, DeviceState, ReplayOutcome, SilenceRow,
+    StoredDeadLetter,
+};
 
 use super::live::{AlertLine, Snapshot};
 
@@ -25,6 +28,12 @@ pub fn escape(text: &str) -> String {
 }
 
 fn page(title: &str, body: &str) -> String {
+    page_with(title, "", body)
+}
+
+/// A page whose `head` adds to the common one (more scripts and styles, all files of
+/// this origin).
+pub fn page_with(title: &str, head: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -35,7 +44,7 @@ fn page(title: &str, body: &str) -> String {
 <link rel="icon" href="/assets/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/dashboard.css">
 <script src="/assets/dashboard.js" defer></script>
-</head>
+{head}</head>
 <body>
 {body}
 </body>
@@ -66,10 +75,10 @@ pub fn login(error: Option<&str>) -> String {
     )
 }
 
-/// The header of a page behind the login: where to go, the feed's state on a `live` page
-/// (the script follows the feed only there), and the logout form when there is a session
-/// (`csrf`: its token).
-fn header(csrf: Option<&str>, live: bool) -> String {
+/// The header of a page behind the login: where to go, the state of the page's live feed
+/// (`feed`: its path; the script follows it), and the logout form when there is a
+/// session (`csrf`: its token).
+pub fn header(csrf: Option<&str>, feed: Option<&str>) -> String {
     let logout = csrf
         .map(|csrf| {
             format!(
@@ -78,12 +87,100 @@ fn header(csrf: Option<&str>, live: bool) -> String {
             )
         })
         .unwrap_or_default();
-    let live = match live {
-        true => r#"<span id="live" aria-live="polite">connecting</span>"#,
-        false => "",
-    };
+    let live = feed
+        .map(|feed| {
+            format!(
+                r#"<span id="live" data-feed="{}" aria-live="polite">connecting</span>"#,
+                escape(feed)
+            )
+        })
+        .unwrap_or_default();
     format!(
         r#"<header><h1>Eliot</h1><nav><a href="/">Fleet</a> · <a href="/fleet/devices">Devices</a> · <a href="/alerts">Alerts</a> · <a href="/dead-letters">Dead letters</a></nav>{live}{logout}</header>"#
+    )
+}
+
+/// A table row of `cells`, each escaped.
+pub fn row(cells: &[&str]) -> String {
+    let mut row = String::from("<tr>");
+    for c in cells {
+        let _ = write!(row, "<td>{}</td>", escape(c));
+    }
+    row.push_str("</tr>");
+    row
+}
+
+/// A device's page: its facts (name, label, value) as of now, its charts and last
+/// readings (drawn by `device.js` from the device's feed), and the rows of its alerts
+/// raised now, its last alert events and its last dead letters.
+pub fn device(
+    id: &str,
+    facts: &[(&str, &str, String)],
+    alerts: &str,
+    events: &str,
+    dead_letters: &str,
+    csrf: Option<&str>,
+) -> String {
+    let id = escape(id);
+    let mut listed = String::new();
+    for (name, label, value) in facts {
+        let _ = write!(
+            listed,
+            r#"<dt>{label}</dt><dd data-fact="{name}">{}</dd>"#,
+            escape(value)
+        );
+    }
+    let facts = match facts.is_empty() {
+        true => "<p>The fleet keeps no state of this device (it is off, or the device was forgotten): its stored readings only.</p>".to_owned(),
+        false => format!(r#"<dl class="facts">{listed}</dl>"#),
+    };
+    let none = |rows: &str, what: &str| match rows.is_empty() {
+        true => format!(r#"<tr><td colspan="5">{what}</td></tr>"#),
+        false => rows.to_owned(),
+    };
+    page_with(
+        &format!("Device {id}"),
+        r#"<link rel="stylesheet" href="/assets/vendor/uPlot.min.css">
+<script src="/assets/vendor/uPlot.iife.min.js" defer></script>
+<script src="/assets/device.js" defer></script>
+"#,
+        &format!(
+            r#"{header}
+<main>
+<h2>Device <span id="device">{id}</span></h2>
+<h3>Readings, live</h3>
+<p>A chart per sensor type, a line per numeric field of its data (each drawn with its own dash), the last {points} points.</p>
+<section id="charts" aria-label="charts"></section>
+<h3>Last readings</h3>
+<table>
+<thead><tr><th scope="col">Time</th><th scope="col">Sensor type</th><th scope="col">Data</th></tr></thead>
+<tbody id="readings"></tbody>
+</table>
+<h3>Presence and data quality</h3>
+{facts}
+<h3>Alerts raised now</h3>
+<table>
+<thead><tr><th scope="col">Rule</th><th scope="col">State</th><th scope="col">Since</th><th scope="col">Value</th><th scope="col">Acknowledged</th></tr></thead>
+<tbody id="device-alerts">{alerts}</tbody>
+</table>
+<h3>Its last alert events</h3>
+<table>
+<thead><tr><th scope="col">At</th><th scope="col">Rule</th><th scope="col">Event</th><th scope="col">Summary</th></tr></thead>
+<tbody id="device-alert-events">{events}</tbody>
+</table>
+<h3>Its last dead letters</h3>
+<table>
+<thead><tr><th scope="col">Id</th><th scope="col">Received</th><th scope="col">Reason</th></tr></thead>
+<tbody id="device-dead-letters">{dead_letters}</tbody>
+</table>
+<p><small>Charts by <a href="/assets/vendor/uPlot.LICENSE">uPlot</a> (MIT).</small></p>
+</main>"#,
+            header = header(csrf, Some(&format!("/live/devices/{id}"))),
+            points = super::device::CHARTED,
+            alerts = none(alerts, "none"),
+            events = none(events, "none"),
+            dead_letters = none(dead_letters, "none"),
+        ),
     )
 }
 
@@ -100,7 +197,7 @@ fn alert_row(a: &AlertLine, ack: Option<&str>) -> String {
         _ => String::new(),
     };
     format!(
-        r#"<tr data-alert="{rule}/{device}"><td>{rule}</td><td>{device}</td><td>{state}</td><td class="wide">{since}</td><td class="wide">{value}</td><td>{acked}</td><td>{button}</td></tr>"#,
+        r#"<tr data-alert="{rule}/{device}"><td>{rule}</td><td><a href="/fleet/devices/{device}">{device}</a></td><td>{state}</td><td class="wide">{since}</td><td class="wide">{value}</td><td>{acked}</td><td>{button}</td></tr>"#,
         rule = escape(&a.rule),
         device = escape(&a.device_id),
         state = escape(a.state),
@@ -110,29 +207,112 @@ fn alert_row(a: &AlertLine, ack: Option<&str>) -> String {
     )
 }
 
-/// The alerts raised now, kept live by the script. `ack`: the viewer may acknowledge
-/// (an admin, or anyone without login), with this CSRF token ("" without login).
-pub fn alerts(now: &Snapshot, csrf: Option<&str>, ack: Option<&str>) -> String {
-    let rows: String = now.alerts.iter().map(|a| alert_row(a, ack)).collect();
-    let may_ack = ack
+/// The alerts page: the alerts raised now, kept live by the script; the silences in
+/// force and the last events, as of the page's load. `act`: the viewer may acknowledge
+/// and silence (an admin, or anyone without login), with this CSRF token ("" without
+/// login).
+pub fn alerts(
+    now: &Snapshot,
+    history: &[AlertEventView],
+    silences: &[SilenceRow],
+    csrf: Option<&str>,
+    act: Option<&str>,
+) -> String {
+    let rows: String = now.alerts.iter().map(|a| alert_row(a, act)).collect();
+    let may_act = act
         .map(|csrf| format!(r#" data-csrf="{}""#, escape(csrf)))
         .unwrap_or_default();
+    let mut events = String::new();
+    for e in history {
+        let e = &e.event;
+        let _ = write!(
+            events,
+            r#"<tr data-event="{n}"><td class="wide">{at}</td><td>{rule}</td><td><a href="/fleet/devices/{device}">{device}</a></td><td>{kind}{silenced}</td><td class="wide">{summary}</td></tr>"#,
+            n = e.id,
+            at = escape(&format_micros(e.at)),
+            rule = escape(&e.rule),
+            device = escape(&e.device_id),
+            kind = e.kind,
+            silenced = if e.silenced { " (silenced)" } else { "" },
+            summary = escape(&e.summary),
+        );
+    }
+    let mut held = String::new();
+    for q in silences {
+        let end = act
+            .map(|csrf| {
+                format!(
+                    r#"<form method="post" action="/alerts/unsilence"><input type="hidden" name="id" value="{}"><input type="hidden" name="csrf" value="{}"><button type="submit">End</button></form>"#,
+                    q.id,
+                    escape(csrf)
+                )
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            held,
+            r#"<tr data-silence="{n}"><td>{rule}</td><td>{device}</td><td>{until}</td><td class="wide">{comment}</td><td>{end}</td></tr>"#,
+            n = q.id,
+            rule = escape(q.rule.as_deref().unwrap_or("every rule")),
+            device = escape(q.device_id.as_deref().unwrap_or("every device")),
+            until = escape(&format_micros(q.until)),
+            comment = escape(&q.comment),
+        );
+    }
+    let form = act.map(silence_form).unwrap_or_default();
     page(
         "Alerts",
         &format!(
             r#"{header}
-<main{may_ack}>
+<main{may_act}>
 <h2>Alerts raised now</h2>
 <p>Firing: <strong id="firing">{firing}</strong> · as of <span id="updated">{at}</span></p>
 <table>
 <thead><tr><th scope="col">Rule</th><th scope="col">Device</th><th scope="col">State</th><th scope="col" class="wide">Since</th><th scope="col" class="wide">Value</th><th scope="col">Acknowledged</th><th scope="col"></th></tr></thead>
 <tbody id="alerts">{rows}</tbody>
 </table>
+<h2>Silences in force</h2>
+<p>A silence records the events it covers without notifying them.</p>
+<table>
+<thead><tr><th scope="col">Rule</th><th scope="col">Device</th><th scope="col">Until</th><th scope="col" class="wide">Comment</th><th scope="col"></th></tr></thead>
+<tbody id="silences">{held}</tbody>
+</table>
+{form}
+<h2>History, newest first</h2>
+<table>
+<thead><tr><th scope="col" class="wide">At</th><th scope="col">Rule</th><th scope="col">Device</th><th scope="col">Event</th><th scope="col" class="wide">Summary</th></tr></thead>
+<tbody id="alert-events">{events}</tbody>
+</table>
 </main>"#,
-            header = header(csrf, true),
+            header = header(csrf, Some("/live")),
             firing = now.firing,
             at = escape(&now.at),
         ),
+    )
+}
+
+/// How long a silence made on the page holds, by the form's choice.
+pub const SILENCE_HOURS: [(u32, &str); 4] = [
+    (1, "1 hour"),
+    (4, "4 hours"),
+    (24, "a day"),
+    (168, "a week"),
+];
+
+fn silence_form(csrf: &str) -> String {
+    let options: String = SILENCE_HOURS
+        .iter()
+        .map(|(hours, words)| format!(r#"<option value="{hours}">{words}</option>"#))
+        .collect();
+    format!(
+        r#"<form id="silence" method="post" action="/alerts/silence">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="silence-rule">Rule (empty: every rule)</label> <input id="silence-rule" name="rule" maxlength="64" pattern="[a-z0-9_\-]{{1,64}}">
+<label for="silence-device">Device (empty: every device)</label> <input id="silence-device" name="device_id" maxlength="64" pattern="[A-Za-z0-9_.:\-]{{1,64}}">
+<label for="silence-hours">For</label> <select id="silence-hours" name="hours">{options}</select>
+<label for="silence-comment">Comment</label> <input id="silence-comment" name="comment" maxlength="500">
+<p><button type="submit">Silence</button></p>
+</form>"#,
+        csrf = escape(csrf)
     )
 }
 
@@ -153,7 +333,7 @@ pub fn devices(
     for d in found {
         let _ = write!(
             rows,
-            r#"<tr data-device="{id}"><td>{id}</td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
+            r#"<tr data-device="{id}"><td><a href="/fleet/devices/{id}">{id}</a></td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
             id = escape(&d.device_id),
             status = d.status.name(),
             seen = escape(d.last_seen.as_deref().unwrap_or("—")),
@@ -198,7 +378,7 @@ pub fn devices(
 </table>
 {next}
 </main>"#,
-            header = header(csrf, false),
+            header = header(csrf, None),
             prefix = escape(search.prefix),
         ),
     )
@@ -246,7 +426,7 @@ pub fn dead_letters(
 <tbody id="dead-letters">{rows}</tbody>
 </table>
 </main>"#,
-            header = header(csrf, false),
+            header = header(csrf, None),
         ),
     )
 }
@@ -280,7 +460,7 @@ pub fn dead_letter(letter: &StoredDeadLetter, csrf: Option<&str>, replay: Option
 {payload}
 {form}
 </main>"#,
-            header = header(csrf, false),
+            header = header(csrf, None),
             id = d.id,
             at = escape(&d.received_at),
             client = escape(&d.client_id),
@@ -314,7 +494,7 @@ pub fn replayed(id: i64, outcome: &ReplayOutcome, csrf: Option<&str>) -> String 
 <p id="outcome" role="status">{said}</p>
 <p><a href="/dead-letters">Back to the dead letters</a></p>
 </main>"#,
-            header = header(csrf, false),
+            header = header(csrf, None),
         ),
     )
 }
@@ -326,10 +506,21 @@ pub fn fleet(now: &Snapshot, csrf: Option<&str>) -> String {
     for d in &now.devices {
         let _ = write!(
             rows,
-            r#"<tr data-device="{id}"><td>{id}</td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
+            r#"<tr data-device="{id}"><td><a href="/fleet/devices/{id}">{id}</a></td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
             id = escape(&d.device_id),
             status = escape(d.status),
             seen = escape(d.last_seen.as_deref().unwrap_or("—")),
+            readings = d.readings,
+            dead = d.dead_letters,
+        );
+    }
+    let mut noisiest = String::new();
+    for d in &now.noisiest {
+        let _ = write!(
+            noisiest,
+            r#"<tr data-noisy="{id}"><td><a href="/fleet/devices/{id}">{id}</a></td><td>{messages}</td><td class="wide">{readings}</td><td>{dead}</td></tr>"#,
+            id = escape(&d.device_id),
+            messages = d.messages,
             readings = d.readings,
             dead = d.dead_letters,
         );
@@ -359,8 +550,13 @@ pub fn fleet(now: &Snapshot, csrf: Option<&str>) -> String {
 <thead><tr><th scope="col">Device</th><th scope="col">Status</th><th scope="col">Last seen</th><th scope="col" class="wide">Readings</th><th scope="col" class="wide">Dead letters</th></tr></thead>
 <tbody id="devices">{rows}</tbody>
 </table>
+<h2>Noisiest devices, most messages first</h2>
+<table>
+<thead><tr><th scope="col">Device</th><th scope="col">Messages</th><th scope="col" class="wide">Readings</th><th scope="col">Dead letters</th></tr></thead>
+<tbody id="noisiest">{noisiest}</tbody>
+</table>
 </main>"#,
-            header = header(csrf, true),
+            header = header(csrf, Some("/live")),
             total = now.total,
             firing = now.firing,
             rate = now.ingest_rate,
@@ -388,6 +584,7 @@ mod tests {
                 device_id: "<script>alert(1)</script>".into(),
                 status: "online",
                 last_seen: None,
+                messages: 3,
                 readings: 3,
                 dead_letters: 0,
             }],

@@ -306,6 +306,7 @@ pub async fn events(
             device_id: device_id.map(str::to_owned),
             kind,
             after,
+            newest_first: false,
             limit: limit + 1,
         })
         .await?;
@@ -517,33 +518,45 @@ pub async fn silence(
         until,
         comment,
     } = body.into_inner();
-    let bad = |m: &str| ApiError::invalid_body(m.to_owned());
-    if let Some(r) = &rule {
-        rule_name(r).map_err(|_| bad("rule: 1 to 64 of a-z 0-9 _ -"))?;
-    }
-    if let Some(d) = &device_id {
-        params::device_id(d)
-            .map_err(|_| bad("device_id: 1 to 64 letters, digits, `_`, `.`, `:` or `-`"))?;
-    }
-    if comment.chars().count() > 500 {
-        return Err(bad("comment: 500 characters at most"));
-    }
-    let now = eliot_actors::now_micros();
-    let until = params::time_micros(&until).map_err(|e| bad(&format!("until: {e}")))?;
-    let row = alerts
-        .silence(SilenceRow {
-            id: 0,
-            rule,
-            device_id,
-            until,
-            created_at: now,
-            comment,
-        })
-        .await?;
+    let until =
+        params::time_micros(&until).map_err(|e| ApiError::invalid_body(format!("until: {e}")))?;
+    let row = silence_row(rule, device_id, until, comment).map_err(ApiError::invalid_body)?;
+    let row = alerts.silence(row).await?;
     let body = serde_json::to_vec(&SilenceView::from(row)).map_err(ApiError::store_unavailable)?;
     Ok(HttpResponse::Created()
         .content_type("application/json")
         .body(body))
+}
+
+/// A silence of `rule`, `device_id`, both or (neither) every alert, made now and
+/// holding until `until` (microseconds); or why it cannot be. The API's and the
+/// dashboard's forms are checked alike here.
+pub fn silence_row(
+    rule: Option<String>,
+    device_id: Option<String>,
+    until: i64,
+    comment: String,
+) -> Result<SilenceRow, String> {
+    if rule.as_deref().is_some_and(|r| rule_name(r).is_err()) {
+        return Err("rule: 1 to 64 of a-z 0-9 _ -".into());
+    }
+    if device_id
+        .as_deref()
+        .is_some_and(|d| params::device_id(d).is_err())
+    {
+        return Err("device_id: 1 to 64 letters, digits, `_`, `.`, `:` or `-`".into());
+    }
+    if comment.chars().count() > 500 {
+        return Err("comment: 500 characters at most".into());
+    }
+    Ok(SilenceRow {
+        id: 0,
+        rule,
+        device_id,
+        until,
+        created_at: eliot_actors::now_micros(),
+        comment,
+    })
 }
 
 #[derive(Deserialize, IntoParams)]

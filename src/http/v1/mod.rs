@@ -37,6 +37,7 @@ use actix_web::{middleware, web, HttpResponse};
 use eliot_actors::{AlertsHandle, FleetHandle, Provisioning, Purger, Reader, Replayer};
 use serde::Serialize;
 
+pub use alerts::silence_row;
 pub use auth::Gate;
 pub use cursor::CursorKey;
 use error::ApiError;

@@ -182,6 +182,45 @@ impl Browser {
         self.call("GET", &path, None).as_str().map(str::to_owned)
     }
 
+    /// The attribute `name` of the first element `css` selects, if both exist.
+    pub fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let id = self.find(css)?;
+        let path = format!("/session/{}/element/{id}/attribute/{name}", self.session);
+        self.call("GET", &path, None).as_str().map(str::to_owned)
+    }
+
+    /// How many elements `css` selects.
+    pub fn count(&self, css: &str) -> usize {
+        let path = format!("/session/{}/elements", self.session);
+        let found = self.call(
+            "POST",
+            &path,
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        found.as_array().map_or(0, Vec::len)
+    }
+
+    /// Waits until the attribute `name` of the element `css` selects is one `ok` takes;
+    /// the attribute then.
+    pub fn wait_for_attribute(
+        &self,
+        css: &str,
+        name: &str,
+        within: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let started = Instant::now();
+        loop {
+            if let Some(value) = self.attribute(css, name).filter(|v| ok(v)) {
+                return Some(value);
+            }
+            if started.elapsed() > within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `css` selects an element whose text `ok` takes; its text then.
     pub fn wait_for(
         &self,
@@ -199,6 +238,17 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Scrolls the page to the first element `css` selects (a screenshot shows the
+    /// viewport).
+    pub fn scroll_to(&self, css: &str) {
+        let script = "document.querySelector(arguments[0]).scrollIntoView()";
+        self.in_session(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [css] })),
+        );
     }
 
     /// The page as a PNG, written to `path`.

@@ -4,7 +4,7 @@
 
 // What each table last showed: a table is rebuilt only when its rows change, so that a
 // button is not replaced under the pointer.
-const shown = { devices: "", alerts: "" };
+const shown = { devices: "", noisiest: "", alerts: "" };
 
 function changed(table, rows) {
   const text = JSON.stringify(rows);
@@ -35,6 +35,31 @@ function cell(row, content, wide) {
   row.appendChild(td);
 }
 
+function deviceLink(id) {
+  const link = document.createElement("a");
+  link.href = `/fleet/devices/${encodeURIComponent(id)}`;
+  link.textContent = id;
+  return link;
+}
+
+function renderNoisiest(fleet) {
+  const body = document.getElementById("noisiest");
+  if (body === null || !changed("noisiest", fleet.noisiest)) {
+    return;
+  }
+  const rows = document.createDocumentFragment();
+  for (const d of fleet.noisiest) {
+    const row = document.createElement("tr");
+    row.dataset.noisy = d.device_id;
+    cell(row, deviceLink(d.device_id));
+    cell(row, d.messages);
+    cell(row, d.readings, true);
+    cell(row, d.dead_letters);
+    rows.appendChild(row);
+  }
+  body.replaceChildren(rows);
+}
+
 function renderFleet(fleet) {
   setText("total", fleet.total);
   for (const [status, n] of fleet.statuses) {
@@ -54,7 +79,7 @@ function renderFleet(fleet) {
   for (const d of fleet.devices) {
     const row = document.createElement("tr");
     row.dataset.device = d.device_id;
-    cell(row, d.device_id);
+    cell(row, deviceLink(d.device_id));
     cell(row, d.status);
     cell(row, d.last_seen);
     cell(row, d.readings, true);
@@ -95,7 +120,7 @@ function renderAlerts(fleet) {
     const row = document.createElement("tr");
     row.dataset.alert = `${a.rule}/${a.device_id}`;
     cell(row, a.rule);
-    cell(row, a.device_id);
+    cell(row, deviceLink(a.device_id));
     cell(row, a.state);
     cell(row, a.since, true);
     cell(row, a.value, true);
@@ -107,19 +132,28 @@ function renderAlerts(fleet) {
   body.replaceChildren(rows);
 }
 
+// The page's live feed, named by the header's `#live` (`data-feed`): `fleet` events on
+// the fleet and alerts pages, `device` events on a device's (device.js renders them).
 function follow() {
   const live = document.getElementById("live");
   if (live === null) {
-    return; // not a live page (the login)
+    return; // not a live page
   }
-  const source = new EventSource("/live");
+  const source = new EventSource(live.dataset.feed);
   source.addEventListener("fleet", (event) => {
     live.textContent = "live";
     const fleet = JSON.parse(event.data);
     setText("firing", fleet.firing);
     setText("updated", fleet.at);
     renderFleet(fleet);
+    renderNoisiest(fleet);
     renderAlerts(fleet);
+  });
+  source.addEventListener("device", (event) => {
+    live.textContent = "live";
+    if (typeof renderDevice === "function") {
+      renderDevice(JSON.parse(event.data));
+    }
   });
   // The browser reconnects by itself; say so meanwhile.
   source.addEventListener("error", () => {

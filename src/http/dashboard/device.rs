@@ -1,0 +1,331 @@
+//! A device's page, `/fleet/devices/{id}`: its presence and data quality, a chart of each
+//! numeric field of each sensor type, and its last readings, all kept live by the
+//! device's feed; its alerts (raised now, and the last events) and its dead letters as of
+//! the page's load.
+//!
+//! The feed, `GET /live/devices/{id}`, sends a `device` event now and each second: the
+//! device's facts, and its readings newer than the last it sent (the first event: the
+//! newest `FIRST`). A device's readings are ordered by their key (time, then sensor
+//! type), so an event holds at most the `PER_EVENT` newest after the last key sent: a
+//! device sending faster is charted by its newest readings (the store keeps them all),
+//! and a reading that arrives with a time older than one already sent is not charted
+//! live (a reload shows it). One store read a second per open page; device feeds count
+//! against the same bound as the fleet's (`live`).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use eliot_actors::{
+    format_micros, is_device_id, rfc3339_micros, AlertEventQuery, AlertQuery, DeadLetterQuery,
+    DeviceState, PageRequest, ReadingKey, StoredReading,
+};
+use futures_util::stream;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::pages::{self, escape};
+use super::{html, live, see_other, unavailable, Dashboard};
+
+/// Readings the first event carries, at most.
+const FIRST: usize = 200;
+/// Readings each later event carries, at most.
+const PER_EVENT: usize = 500;
+/// Points a chart keeps (`device.js` drops the oldest past it).
+pub const CHARTED: usize = 1_000;
+/// Alert events and dead letters the page lists.
+const LISTED: usize = 20;
+/// The end of time as the store counts it (year 9999), microseconds.
+const END: i64 = 253_402_300_800_000_000;
+
+/// The page for an id that cannot be a device's.
+fn not_a_device_id() -> HttpResponse {
+    html(
+        StatusCode::BAD_REQUEST,
+        pages::login(Some(
+            "a device id has 1 to 64 letters, digits, `_`, `.`, `:` or `-`",
+        )),
+    )
+}
+
+pub async fn page(
+    request: HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let Some(viewer) = dashboard.viewer(&request) else {
+        return see_other("/login");
+    };
+    if !is_device_id(&id) {
+        return not_a_device_id();
+    }
+    let id = id.into_inner();
+    let state = match &dashboard.fleet {
+        Some(fleet) => match fleet.get(&id).await {
+            Ok(state) => state,
+            Err(e) => return unavailable(&e.to_string()),
+        },
+        None => None,
+    };
+    let (reader, device) = (dashboard.reader.clone(), id.clone());
+    let stored = web::block(move || {
+        let letters = reader.dead_letters(&DeadLetterQuery {
+            device: Some(device.clone()),
+            reason: None,
+            from: None,
+            to: None,
+            descending: true,
+            after: None,
+            limit: LISTED,
+        })?;
+        Ok::<_, eliot_actors::StoreError>((reader.latest(&device)?, letters))
+    });
+    let (latest, letters) = match stored.await {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return unavailable(&e.to_string()),
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    if state.is_none() && latest.is_empty() && letters.dead_letters.is_empty() {
+        return html(
+            StatusCode::NOT_FOUND,
+            pages::login(Some(
+                "no such device: Eliot has no state, reading or dead letter of it",
+            )),
+        );
+    }
+    let (raised, history) = match &dashboard.alerts {
+        Some(alerts) => {
+            let raised = alerts.states(AlertQuery {
+                device_id: Some(id.clone()),
+                limit: LISTED,
+                ..AlertQuery::default()
+            });
+            let history = alerts.events(AlertEventQuery {
+                device_id: Some(id.clone()),
+                newest_first: true,
+                limit: LISTED,
+                ..AlertEventQuery::default()
+            });
+            match futures_util::future::join(raised, history).await {
+                (Ok(raised), Ok(history)) => (raised, history),
+                (Err(e), _) | (_, Err(e)) => return unavailable(&e.to_string()),
+            }
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
+    let mut alerts = String::new();
+    for a in &raised {
+        alerts.push_str(&pages::row(&[
+            &a.rule,
+            a.phase.unwrap_or("over"),
+            &format_micros(a.since),
+            &a.value.map_or("—".to_owned(), |v| v.to_string()),
+            if a.acked_at.is_some() {
+                "acknowledged"
+            } else {
+                "no"
+            },
+        ]));
+    }
+    let mut events = String::new();
+    for e in &history {
+        events.push_str(&pages::row(&[
+            &format_micros(e.event.at),
+            &e.event.rule,
+            e.event.kind,
+            &e.event.summary,
+        ]));
+    }
+    let mut dead = String::new();
+    for d in &letters.dead_letters {
+        dead.push_str(&format!(
+            r#"<tr><td><a href="/dead-letters/{n}">{n}</a></td><td>{at}</td><td>{reason}</td></tr>"#,
+            n = d.id,
+            at = escape(&d.received_at),
+            reason = escape(&d.reason),
+        ));
+    }
+    let facts = state.as_ref().map(facts).unwrap_or_default();
+    let body = pages::device(&id, &facts, &alerts, &events, &dead, csrf);
+    html(StatusCode::OK, body)
+}
+
+/// What the page says of a device, each fact by name (the feed's key, the page's
+/// `data-fact`), label and value.
+pub fn facts(d: &DeviceState) -> Vec<(&'static str, &'static str, String)> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".to_owned());
+    let rhythm = d.rhythm.as_ref().map_or("not learnt yet".to_owned(), |r| {
+        format!(
+            "every {:.1} s (± {:.1} s, {} samples)",
+            r.interval_ms / 1e3,
+            r.spread_ms / 1e3,
+            r.samples
+        )
+    });
+    let quarantine = d.quarantine.as_ref().map_or("no".to_owned(), |q| {
+        format!(
+            "since {} until {}: {}",
+            q.since,
+            q.until.as_deref().unwrap_or("released"),
+            q.reason
+        )
+    });
+    let (c, q) = (&d.counts, &d.quality);
+    vec![
+        ("status", "Status", d.status.name().to_owned()),
+        ("since", "Since", format!("{} ({})", d.since, d.reason)),
+        ("last_seen", "Last seen", text(&d.last_seen)),
+        (
+            "connected_since",
+            "Connected since",
+            text(&d.connected_since),
+        ),
+        ("peer", "From", text(&d.peer)),
+        ("protocol", "Protocol", text(&d.protocol)),
+        ("rhythm", "Reports", rhythm),
+        ("quarantine", "Quarantined", quarantine),
+        ("messages", "Messages", c.messages.to_string()),
+        ("readings", "Readings", c.readings.to_string()),
+        ("duplicates", "Duplicates", c.duplicates.to_string()),
+        ("dead_letters", "Dead letters", c.dead_letters.to_string()),
+        ("out_of_order", "Out of order", q.out_of_order.to_string()),
+        ("future", "From the future", q.future_timestamps.to_string()),
+        ("seq_gaps", "Sequence gaps", q.seq_gaps.to_string()),
+        (
+            "clock_skew",
+            "Clock behind by",
+            format!("{:.0} ms", q.clock_skew_ms),
+        ),
+        (
+            "rejected",
+            "Refused",
+            format!("{:.1} %", q.rejection_rate * 100.0),
+        ),
+    ]
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    /// The device's facts by name; `None` when the fleet does not know it (or is off).
+    facts: Option<std::collections::BTreeMap<&'static str, String>>,
+    /// Oldest first.
+    readings: Vec<Reading<'a>>,
+    /// Why the readings could not be read this second.
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Reading<'a> {
+    sensor_type: &'a str,
+    timestamp: &'a str,
+    data: &'a RawValue,
+}
+
+fn key_of(r: &StoredReading) -> Option<ReadingKey> {
+    Some(ReadingKey {
+        ts: rfc3339_micros(&r.timestamp).ok()?,
+        sensor_type: r.sensor_type.clone(),
+    })
+}
+
+/// The device's readings after `last` (every one, if `None`): the newest `limit`, oldest
+/// first, with the key of the newest.
+fn newer(
+    dashboard: &Dashboard,
+    id: &str,
+    last: Option<&ReadingKey>,
+    limit: usize,
+) -> Result<(Vec<StoredReading>, Option<ReadingKey>), String> {
+    let request = PageRequest {
+        sensor_type: None,
+        within: (last.map_or(0, |k| k.ts), END),
+        descending: true,
+        after: None,
+        limit,
+    };
+    let page = dashboard
+        .reader
+        .page(id, &request)
+        .map_err(|e| e.to_string())?;
+    let mut found: Vec<(ReadingKey, StoredReading)> = page
+        .readings
+        .into_iter()
+        .filter_map(|r| Some((key_of(&r)?, r)))
+        .filter(|(key, _)| last.is_none_or(|last| key > last))
+        .collect();
+    let newest = found.first().map(|(key, _)| key.clone());
+    found.reverse();
+    Ok((found.into_iter().map(|(_, r)| r).collect(), newest))
+}
+
+/// One `device` event.
+fn event(state: Option<&DeviceState>, readings: &[StoredReading], error: Option<String>) -> Bytes {
+    let readings = readings
+        .iter()
+        .filter_map(|r| {
+            Some(Reading {
+                sensor_type: &r.sensor_type,
+                timestamp: &r.timestamp,
+                data: serde_json::from_str(&r.data).ok()?,
+            })
+        })
+        .collect();
+    let body = Event {
+        facts: state.map(|d| facts(d).into_iter().map(|(k, _, v)| (k, v)).collect()),
+        readings,
+        error,
+    };
+    let json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
+    Bytes::from(format!("event: device\ndata: {json}\n\n"))
+}
+
+pub async fn feed(
+    request: HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let Some(viewer) = dashboard.viewer(&request) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    if !is_device_id(&id) {
+        return HttpResponse::BadRequest().finish();
+    }
+    let Some(place) = dashboard.feed.open() else {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "10"))
+            .finish();
+    };
+    let session_id = viewer.map(|(id, _)| id);
+    let (dashboard, id) = (dashboard.into_inner(), id.into_inner());
+    let ticks = tokio::time::interval(live::EVERY);
+    let start = (ticks, place, None::<ReadingKey>);
+    let events = stream::unfold(start, move |(mut ticks, place, last)| {
+        let (dashboard, session_id, id) = (dashboard.clone(), session_id.clone(), id.clone());
+        async move {
+            ticks.tick().await;
+            // Logged out, or past its lifetime: the feed ends.
+            if let Some(session) = &session_id {
+                dashboard.sessions.get(session)?;
+            }
+            let state = match &dashboard.fleet {
+                Some(fleet) => fleet.get(&id).await.ok().flatten(),
+                None => None,
+            };
+            let limit = if last.is_none() { FIRST } else { PER_EVENT };
+            let (from, key) = (dashboard.clone(), last.clone());
+            let read = web::block(move || newer(&from, &id, key.as_ref(), limit)).await;
+            let (bytes, last) = match read {
+                Ok(Ok((readings, newest))) => {
+                    (event(state.as_ref(), &readings, None), newest.or(last))
+                }
+                Ok(Err(e)) => (event(state.as_ref(), &[], Some(e)), last),
+                Err(e) => (event(state.as_ref(), &[], Some(e.to_string())), last),
+            };
+            Some((Ok::<_, actix_web::Error>(bytes), (ticks, place, last)))
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(events)
+}

@@ -778,7 +778,8 @@ async fn device_page() {
         .start();
     let (http, addr) = (eliot.http, eliot.addr);
     // Five readings, one hot (the rule fires), nested fields in another sensor type, a
-    // string with markup, twelve numeric fields in a third, and a dead letter.
+    // string with markup, twelve numeric fields in a third, a large one, and a dead
+    // letter.
     let mut device = Device::connect(addr, "chart-1");
     let mut sent: Vec<String> = (1..=4).map(|n| reading("chart-1", n)).collect();
     sent.push(reading("chart-1", 35));
@@ -795,9 +796,19 @@ async fn device_page() {
         "wide",
         &format!("{{{}}}", wide.join(",")),
     ));
+    // 20 KB of data: valid, stored, too large for the page to show.
+    let big: Vec<String> = (0..20)
+        .map(|i| format!(r#""s{i:02}":"{}""#, "x".repeat(1000)))
+        .collect();
+    sent.push(reading_of(
+        "chart-1",
+        42,
+        "big",
+        &format!("{{{}}}", big.join(",")),
+    ));
     assert_eq!(
         device.publish_all("chart-1", sent, QoS::AtLeastOnce).await,
-        7
+        8
     );
     device
         .client
@@ -839,11 +850,13 @@ async fn device_page() {
             303
         );
 
-        let Some(browser) = Browser::start("dashboard device", (412, 915)) else {
-            return None;
-        };
+        let browser = Browser::start("dashboard device", (412, 915))?;
         browser.log_in(&base, READ_TOKEN);
-        browser.click("tr[data-device='chart-1'] a");
+        // Reached by the fleet page's link (followed by its address: the live feed may
+        // rebuild the table under a click).
+        let link = browser.attribute("tr[data-device='chart-1'] a", "href");
+        assert_eq!(link.as_deref(), Some("/fleet/devices/chart-1"));
+        browser.goto(&format!("{base}/fleet/devices/chart-1"));
         assert!(browser
             .wait_for_url("/fleet/devices/chart-1", Duration::from_secs(5))
             .is_ok());
@@ -872,6 +885,10 @@ async fn device_page() {
         let listed = browser.text("#readings").unwrap_or_default();
         assert!(listed.contains("<img src=x id=injected>"), "{listed}");
         assert_eq!(browser.count("#injected"), 0, "never markup");
+        assert!(
+            listed.contains("bytes: too large to show here"),
+            "a large reading by its size: {listed}"
+        );
         assert!(browser
             .text("#device-alerts")
             .unwrap_or_default()
@@ -922,7 +939,7 @@ async fn device_page() {
             "dashboard: a device's new reading charted {slowest:?} after it was sent, at most"
         );
         let readings = browser.wait_for("[data-fact='readings']", Duration::from_secs(3), |n| {
-            n == "10"
+            n == "11"
         });
         assert!(readings.is_some(), "its facts live: {readings:?}");
         browser.screenshot(&shots.join("device.png"));

@@ -9,8 +9,13 @@
 //! type), so an event holds at most the `PER_EVENT` newest after the last key sent: a
 //! device sending faster is charted by its newest readings (the store keeps them all),
 //! and a reading that arrives with a time older than one already sent is not charted
-//! live (a reload shows it). One store read a second per open page; device feeds count
-//! against the same bound as the fleet's (`live`).
+//! live (a reload shows it).
+//!
+//! What a device sends bounds what its page costs: one store read a second per open
+//! page, `READS_AT_ONCE` of them at a time (a read holds up to `PER_EVENT` readings of up
+//! to a packet each); an event carries `EVENT_BYTES` of readings' data at most, the
+//! newest first, and a reading's data over `SHOWN_BYTES` is sent as its size alone.
+//! Device feeds count against the same bound as the fleet's (`live`).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Bytes};
@@ -27,9 +32,15 @@ use super::pages::{self, escape};
 use super::{html, live, see_other, unavailable, Dashboard};
 
 /// Readings the first event carries, at most.
-const FIRST: usize = 200;
+const FIRST: usize = 100;
 /// Readings each later event carries, at most.
-const PER_EVENT: usize = 500;
+const PER_EVENT: usize = 100;
+/// Device feeds reading the store at once; the others wait their turn.
+pub const READS_AT_ONCE: usize = 4;
+/// The readings' data an event carries, at most, in bytes.
+const EVENT_BYTES: usize = 256 * 1024;
+/// A reading's data larger than this is sent as its size alone.
+const SHOWN_BYTES: usize = 16 * 1024;
 /// Points a chart keeps (`device.js` drops the oldest past it).
 pub const CHARTED: usize = 1_000;
 /// Alert events and dead letters the page lists.
@@ -218,7 +229,10 @@ struct Event<'a> {
 struct Reading<'a> {
     sensor_type: &'a str,
     timestamp: &'a str,
-    data: &'a RawValue,
+    /// `None` when over `SHOWN_BYTES`.
+    data: Option<&'a RawValue>,
+    /// The data's size in bytes.
+    bytes: usize,
 }
 
 fn key_of(r: &StoredReading) -> Option<ReadingKey> {
@@ -258,18 +272,26 @@ fn newer(
     Ok((found.into_iter().map(|(_, r)| r).collect(), newest))
 }
 
-/// One `device` event.
+/// One `device` event: the newest of `readings` (oldest first) within `EVENT_BYTES`.
 fn event(state: Option<&DeviceState>, readings: &[StoredReading], error: Option<String>) -> Bytes {
-    let readings = readings
+    let mut budget = EVENT_BYTES;
+    let mut sent: Vec<Reading> = readings
         .iter()
-        .filter_map(|r| {
+        .rev()
+        .map_while(|r| {
+            let bytes = r.data.len();
+            let shown = bytes <= SHOWN_BYTES;
+            budget = budget.checked_sub(if shown { bytes } else { 0 })?;
             Some(Reading {
                 sensor_type: &r.sensor_type,
                 timestamp: &r.timestamp,
-                data: serde_json::from_str(&r.data).ok()?,
+                data: shown.then(|| serde_json::from_str(&r.data).ok()).flatten(),
+                bytes,
             })
         })
         .collect();
+    sent.reverse();
+    let readings = sent;
     let body = Event {
         facts: state.map(|d| facts(d).into_iter().map(|(k, _, v)| (k, v)).collect()),
         readings,
@@ -313,7 +335,12 @@ pub async fn feed(
             };
             let limit = if last.is_none() { FIRST } else { PER_EVENT };
             let (from, key) = (dashboard.clone(), last.clone());
-            let read = web::block(move || newer(&from, &id, key.as_ref(), limit)).await;
+            let turn = dashboard.device_reads.clone().acquire_owned().await.ok()?;
+            let read = web::block(move || {
+                let _turn = turn;
+                newer(&from, &id, key.as_ref(), limit)
+            })
+            .await;
             let (bytes, last) = match read {
                 Ok(Ok((readings, newest))) => {
                     (event(state.as_ref(), &readings, None), newest.or(last))

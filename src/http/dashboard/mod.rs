@@ -77,6 +77,8 @@ pub struct Dashboard {
     alerts: Option<AlertsHandle>,
     reader: Reader,
     replayer: Replayer,
+    /// Turns of the device pages' feeds at the store (`device::READS_AT_ONCE`).
+    device_reads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Dashboard {
@@ -100,6 +102,7 @@ impl Dashboard {
             alerts,
             reader: v1.reader.clone(),
             replayer: v1.replayer.clone(),
+            device_reads: std::sync::Arc::new(tokio::sync::Semaphore::new(device::READS_AT_ONCE)),
         }
     }
 

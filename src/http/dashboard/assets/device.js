@@ -101,7 +101,7 @@ function draw(chart) {
 
 function readingRow(reading) {
   const row = document.createElement("tr");
-  let data = JSON.stringify(reading.data);
+  let data = reading.data === null ? `(${reading.bytes} bytes: too large to show here)` : JSON.stringify(reading.data);
   if (data.length > SHOWN_DATA) {
     data = `${data.slice(0, SHOWN_DATA)}…`;
   }
@@ -129,7 +129,7 @@ function renderDevice(event) {
   for (const reading of event.readings) {
     table.prepend(readingRow(reading));
     const time = Date.parse(reading.timestamp) / 1000;
-    const fields = numericFields(reading.data, "", 0, []);
+    const fields = reading.data === null ? [] : numericFields(reading.data, "", 0, []);
     const chart = Number.isFinite(time) && fields.length > 0 ? chartOf(reading.sensor_type) : null;
     if (chart !== null) {
       addPoint(chart, time, fields);

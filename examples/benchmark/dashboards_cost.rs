@@ -1,7 +1,8 @@
 //! `dashboards`: what open dashboards cost ingest. The same Eliot (no API tokens, so the
 //! dashboard is open on its loopback HTTP address), the same load, with and without 100
-//! dashboards following the fleet page's live feed (`GET /live`, Server-Sent Events), in
-//! the same run, alternating, each run into a fresh store. The sustained QoS 1 load
+//! dashboards following a page's live feed (Server-Sent Events): 90 the fleet page's
+//! (`GET /live`), 10 a publishing device's page (`GET /live/devices/{id}`: a store read a
+//! second each), in the same run, alternating, each run into a fresh store. The sustained QoS 1 load
 //! (devices over 50 connections as fast as acks allow): the ingest rate with dashboards
 //! over without (goal ≥ 0.95: they lower it by at most 5 %), and the CPU per message.
 //! Each dashboard counts the events it got: one that got none is a problem of the run.
@@ -18,12 +19,14 @@ use crate::on_off::{run_beside, tempdir, Run};
 use crate::procs::{Programs, Server};
 use crate::report::{Figure, Report, Row};
 use crate::target::{Goal, Target};
-use crate::telemetry::Sensors;
+use crate::telemetry::{device_id, Sensors};
 
 /// Ingest rate with dashboards open, at least this times without.
 const TARGET_RATE_RATIO: f64 = 0.95;
 /// Unacked PUBLISHes per connection (as `sustained`).
 const WINDOW: usize = 256;
+/// One dashboard in this many follows a device's page; the others the fleet page.
+const DEVICE_PAGE_EVERY: usize = 10;
 
 pub struct DashboardsScale {
     pub dashboards: usize,
@@ -53,15 +56,23 @@ struct Dashboards {
 }
 
 impl Dashboards {
-    /// Opens `n`, and returns once each has its first event (or after 20 s): the load
-    /// meets them all following.
-    fn open(http: SocketAddr, n: usize) -> Dashboards {
+    /// Opens `n` (one in `DEVICE_PAGE_EVERY` on the page of one of the load's `devices`),
+    /// and returns once each has its first event (or after 20 s): the load meets them all
+    /// following.
+    fn open(http: SocketAddr, n: usize, devices: u32) -> Dashboards {
         let stop = Arc::new(AtomicBool::new(false));
         let (first, firsts) = std::sync::mpsc::channel();
         let threads = (0..n)
-            .map(|_| {
+            .map(|i| {
                 let (stop, first) = (stop.clone(), first.clone());
-                std::thread::spawn(move || follow(http, &stop, first))
+                let feed = match i % DEVICE_PAGE_EVERY == DEVICE_PAGE_EVERY - 1 {
+                    true => {
+                        let device = (i as u32).wrapping_mul(7_919) % devices.max(1);
+                        format!("/live/devices/{}", device_id(device))
+                    }
+                    false => "/live".to_owned(),
+                };
+                std::thread::spawn(move || follow(http, &feed, &stop, first))
             })
             .collect();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -84,14 +95,19 @@ impl Dashboards {
     }
 }
 
-/// One dashboard: `GET /live`, read until told to stop; the `fleet` events counted, the
-/// first told on `first`.
-fn follow(http: SocketAddr, stop: &AtomicBool, first: std::sync::mpsc::Sender<()>) -> usize {
+/// One dashboard: `GET feed`, read until told to stop; its events (`fleet` or `device`)
+/// counted, the first told on `first`.
+fn follow(
+    http: SocketAddr,
+    feed: &str,
+    stop: &AtomicBool,
+    first: std::sync::mpsc::Sender<()>,
+) -> usize {
     let Ok(mut stream) = TcpStream::connect(http) else {
         return 0;
     };
     let request =
-        format!("GET /live HTTP/1.1\r\nHost: {http}\r\nAccept: text/event-stream\r\n\r\n");
+        format!("GET {feed} HTTP/1.1\r\nHost: {http}\r\nAccept: text/event-stream\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return 0;
     }
@@ -102,9 +118,11 @@ fn follow(http: SocketAddr, stop: &AtomicBool, first: std::sync::mpsc::Sender<()
             Ok(0) => break,
             Ok(n) => {
                 let before = events;
+                // Every event starts a line (JSON data holds no line break); one split
+                // across two reads goes uncounted.
                 events += buffer[..n]
-                    .windows(12)
-                    .filter(|w| *w == b"event: fleet")
+                    .windows(8)
+                    .filter(|w| *w == b"\nevent: ")
                     .count();
                 if before == 0 && events > 0 {
                     let _ = first.send(());
@@ -147,8 +165,9 @@ pub fn measure(programs: &Programs, scale: &DashboardsScale, runs: usize, report
     for _ in 0..runs {
         for open in [true, false] {
             let n = if open { scale.dashboards } else { 0 };
-            let beside =
-                |eliot: &Server| Dashboards::open(eliot.http.expect("Eliot serves HTTP"), n);
+            let beside = |eliot: &Server| {
+                Dashboards::open(eliot.http.expect("Eliot serves HTTP"), n, scale.devices)
+            };
             let (measured, trouble, dashboards): (Run, _, _) =
                 run_beside(programs, &config, load(), beside);
             problems.extend(trouble);
@@ -172,11 +191,15 @@ pub fn measure(programs: &Programs, scale: &DashboardsScale, runs: usize, report
     let rate_ratio = Figure::of(pairs().map(|(w, o)| w.rate / o.rate));
     let row = Row::measured(
         &format!(
-            "Eliot, dashboards cost: {} dashboards following the live feed (no tokens, \
-             loopback), {} gps devices over {} connections, QoS 1 as fast as acks allow, {} \
+            "Eliot, dashboards cost: {} dashboards following a live feed (one in {} a \
+             publishing device's page, the others the fleet page's; no tokens, loopback), {} gps devices over {} connections, QoS 1 as fast as acks allow, {} \
              readings a run into a fresh store, runs with and without dashboards \
              alternating (msg/s: with dashboards)",
-            scale.dashboards, scale.devices, scale.connections, scale.readings
+            scale.dashboards,
+            DEVICE_PAGE_EVERY,
+            scale.devices,
+            scale.connections,
+            scale.readings
         ),
         Some(rate(&with)),
         None,

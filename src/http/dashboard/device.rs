@@ -21,15 +21,16 @@ use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use eliot_actors::{
-    format_micros, is_device_id, rfc3339_micros, AlertEventQuery, AlertQuery, DeadLetterQuery,
-    DeviceState, PageRequest, ReadingKey, StoredReading,
+    is_device_id, rfc3339_micros, AlertEventQuery, AlertQuery, DeadLetterQuery, DeviceState,
+    PageRequest, ReadingKey, StoredReading,
 };
 use futures_util::stream;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::pages::{self, escape};
+use super::pages;
 use super::{html, live, see_other, unavailable, Dashboard};
+use crate::http::v1::END_MICROS;
 
 /// Readings the first event carries, at most.
 const FIRST: usize = 100;
@@ -45,8 +46,6 @@ const SHOWN_BYTES: usize = 16 * 1024;
 pub const CHARTED: usize = 1_000;
 /// Alert events and dead letters the page lists.
 const LISTED: usize = 20;
-/// The end of time as the store counts it (year 9999), microseconds.
-const END: i64 = 253_402_300_800_000_000;
 
 /// The page for an id that cannot be a device's.
 fn not_a_device_id() -> HttpResponse {
@@ -88,14 +87,14 @@ pub async fn page(
             after: None,
             limit: LISTED,
         })?;
-        Ok::<_, eliot_actors::StoreError>((reader.latest(&device)?, letters))
+        Ok::<_, eliot_actors::StoreError>((reader.last(&device, 1)?, letters))
     });
-    let (latest, letters) = match stored.await {
+    let (last, letters) = match stored.await {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => return unavailable(&e.to_string()),
         Err(e) => return unavailable(&e.to_string()),
     };
-    if state.is_none() && latest.is_empty() && letters.dead_letters.is_empty() {
+    if state.is_none() && last.is_empty() && letters.dead_letters.is_empty() {
         return html(
             StatusCode::NOT_FOUND,
             pages::login(Some(
@@ -124,41 +123,15 @@ pub async fn page(
         None => (Vec::new(), Vec::new()),
     };
     let csrf = viewer.as_ref().map(|(_, s)| s.csrf.as_str());
-    let mut alerts = String::new();
-    for a in &raised {
-        alerts.push_str(&pages::row(&[
-            &a.rule,
-            a.phase.unwrap_or("over"),
-            &format_micros(a.since),
-            &a.value.map_or("—".to_owned(), |v| v.to_string()),
-            if a.acked_at.is_some() {
-                "acknowledged"
-            } else {
-                "no"
-            },
-        ]));
-    }
-    let mut events = String::new();
-    for e in &history {
-        events.push_str(&pages::row(&[
-            &format_micros(e.event.at),
-            &e.event.rule,
-            e.event.kind,
-            &e.event.summary,
-        ]));
-    }
-    let mut dead = String::new();
-    for d in &letters.dead_letters {
-        dead.push_str(&format!(
-            r#"<tr><td><a href="/dead-letters/{n}">{n}</a></td><td>{at}</td><td>{reason}</td></tr>"#,
-            n = d.id,
-            at = escape(&d.received_at),
-            reason = escape(&d.reason),
-        ));
-    }
     let facts = state.as_ref().map(facts).unwrap_or_default();
-    let body = pages::device(&id, &facts, &alerts, &events, &dead, csrf);
-    html(StatusCode::OK, body)
+    let shown = pages::DevicePage {
+        id: &id,
+        facts: &facts,
+        raised: &raised,
+        history: &history,
+        dead_letters: &letters.dead_letters,
+    };
+    html(StatusCode::OK, pages::device(&shown, csrf))
 }
 
 /// What the page says of a device, each fact by name (the feed's key, the page's
@@ -252,7 +225,7 @@ fn newer(
 ) -> Result<(Vec<StoredReading>, Option<ReadingKey>), String> {
     let request = PageRequest {
         sensor_type: None,
-        within: (last.map_or(0, |k| k.ts), END),
+        within: (last.map_or(0, |k| k.ts), END_MICROS),
         descending: true,
         after: None,
         limit,

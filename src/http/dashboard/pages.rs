@@ -5,8 +5,8 @@
 use std::fmt::Write;
 
 use eliot_actors::{
-    format_micros, AlertEventView, DeadLetterSummary, DeviceState, ReplayOutcome, SilenceRow,
-    StoredDeadLetter,
+    format_micros, AlertEventView, AlertStateRow, DeadLetterSummary, DeviceState, ReplayOutcome,
+    SilenceRow, StoredDeadLetter,
 };
 
 use super::live::{AlertLine, Snapshot};
@@ -101,7 +101,7 @@ pub fn header(csrf: Option<&str>, feed: Option<&str>) -> String {
 }
 
 /// A table row of `cells`, each escaped.
-pub fn row(cells: &[&str]) -> String {
+fn row(cells: &[&str]) -> String {
     let mut row = String::from("<tr>");
     for c in cells {
         let _ = write!(row, "<td>{}</td>", escape(c));
@@ -110,33 +110,71 @@ pub fn row(cells: &[&str]) -> String {
     row
 }
 
-/// A device's page: its facts (name, label, value) as of now, its charts and last
-/// readings (drawn by `device.js` from the device's feed), and the rows of its alerts
-/// raised now, its last alert events and its last dead letters.
-pub fn device(
-    id: &str,
-    facts: &[(&str, &str, String)],
-    alerts: &str,
-    events: &str,
-    dead_letters: &str,
-    csrf: Option<&str>,
-) -> String {
-    let id = escape(id);
+/// What a device's page shows as of its load.
+pub struct DevicePage<'a> {
+    pub id: &'a str,
+    /// Its facts (name, label, value); none when the fleet keeps no state of it.
+    pub facts: &'a [(&'static str, &'static str, String)],
+    pub raised: &'a [AlertStateRow],
+    pub history: &'a [AlertEventView],
+    pub dead_letters: &'a [DeadLetterSummary],
+}
+
+/// A device's page: its facts as of now, its charts and last readings (drawn by
+/// `device.js` from the device's feed), its alerts raised now, its last alert events and
+/// its last dead letters.
+pub fn device(shown: &DevicePage, csrf: Option<&str>) -> String {
+    let id = escape(shown.id);
     let mut listed = String::new();
-    for (name, label, value) in facts {
+    for (name, label, value) in shown.facts {
         let _ = write!(
             listed,
             r#"<dt>{label}</dt><dd data-fact="{name}">{}</dd>"#,
             escape(value)
         );
     }
-    let facts = match facts.is_empty() {
+    let facts = match shown.facts.is_empty() {
         true => "<p>The fleet keeps no state of this device (it is off, or the device was forgotten): its stored readings only.</p>".to_owned(),
         false => format!(r#"<dl class="facts">{listed}</dl>"#),
     };
-    let none = |rows: &str, what: &str| match rows.is_empty() {
-        true => format!(r#"<tr><td colspan="5">{what}</td></tr>"#),
-        false => rows.to_owned(),
+    let alerts: String = shown
+        .raised
+        .iter()
+        .map(|a| {
+            row(&[
+                &a.rule,
+                a.phase.unwrap_or("over"),
+                &format_micros(a.since),
+                &a.value.map_or("—".to_owned(), |v| v.to_string()),
+                if a.acked_at.is_some() {
+                    "acknowledged"
+                } else {
+                    "no"
+                },
+            ])
+        })
+        .collect();
+    let events: String = shown
+        .history
+        .iter()
+        .map(|e| {
+            let e = &e.event;
+            row(&[&format_micros(e.at), &e.rule, e.kind, &e.summary])
+        })
+        .collect();
+    let mut dead_letters = String::new();
+    for d in shown.dead_letters {
+        let _ = write!(
+            dead_letters,
+            r#"<tr><td><a href="/dead-letters/{n}">{n}</a></td><td>{at}</td><td>{reason}</td></tr>"#,
+            n = d.id,
+            at = escape(&d.received_at),
+            reason = escape(&d.reason),
+        );
+    }
+    let none = |rows: String| match rows.is_empty() {
+        true => r#"<tr><td colspan="5">none</td></tr>"#.to_owned(),
+        false => rows,
     };
     page_with(
         &format!("Device {id}"),
@@ -177,9 +215,9 @@ pub fn device(
 </main>"#,
             header = header(csrf, Some(&format!("/live/devices/{id}"))),
             points = super::device::CHARTED,
-            alerts = none(alerts, "none"),
-            events = none(events, "none"),
-            dead_letters = none(dead_letters, "none"),
+            alerts = none(alerts),
+            events = none(events),
+            dead_letters = none(dead_letters),
         ),
     )
 }

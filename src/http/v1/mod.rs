@@ -41,6 +41,7 @@ pub use alerts::silence_row;
 pub use auth::Gate;
 pub use cursor::CursorKey;
 use error::ApiError;
+pub use params::END_MICROS;
 
 /// What the API v1's handlers share.
 #[derive(Clone)]

@@ -531,7 +531,7 @@ async fn login(
     match dashboard.gate.login(&form.token, peer) {
         Ok(None) => see_other("/"),
         Ok(Some(role)) => {
-            let id = dashboard.sessions.open(role);
+            let id = dashboard.sessions.open(role, form.token.trim());
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/"))
                 .insert_header(set_cookie(Some(&id)))

@@ -146,6 +146,9 @@ async fn in_a_browser() {
             "listed among the noisiest, with its message"
         );
         browser.screenshot(&shots.join("fleet.png"));
+        browser.goto(&format!("{base}/fleet/devices"));
+        assert!(browser.text("tr[data-device='greenhouse-7']").is_some());
+        browser.screenshot(&shots.join("devices.png"));
         let errors = browser.console_errors();
         assert!(errors.is_empty(), "console errors: {errors:?}");
 

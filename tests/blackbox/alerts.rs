@@ -594,6 +594,18 @@ async fn rules_through_the_api() {
     assert!(delivered(&receiver, 4, Duration::from_secs(10)).await);
     assert_eq!(api_events(&receiver), ["fired", "resolved", "fired"]);
     drop(dev);
+    // Delivery is at least once: killed after the receiver's answer but before the
+    // delivery was recorded, Eliot would send it again. Killed once it is recorded.
+    let recorded = eventually_async(Duration::from_secs(10), || async {
+        let history = api_get(http, "/api/v1/alerts/events", READ_TOKEN)
+            .await
+            .body;
+        history["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().all(|e| e["delivery"]["state"] == "delivered"))
+    })
+    .await;
+    assert!(recorded, "every delivery recorded");
 
     // Kept across kill -9, and still judging.
     let eliot = eliot.kill9().start();

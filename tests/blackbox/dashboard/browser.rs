@@ -176,17 +176,47 @@ impl Browser {
         self.in_session("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
+    /// Clicks a form's button and waits for the page its answer loads, whatever its
+    /// address (a form may answer with the page it was sent from).
+    pub fn submit(&self, css: &str) {
+        let mark = |script: &str| {
+            self.in_session(
+                "POST",
+                "/execute/sync",
+                Some(json!({ "script": script, "args": [] })),
+            )
+        };
+        mark("window.eliotBeforeSubmit = true;");
+        self.click(css);
+        let started = Instant::now();
+        while mark("return window.eliotBeforeSubmit === true;") == json!(true) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no page loaded after submitting {css}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn text(&self, css: &str) -> Option<String> {
         let id = self.find(css)?;
         let path = format!("/session/{}/element/{id}/text", self.session);
         self.call("GET", &path, None).as_str().map(str::to_owned)
     }
 
-    /// The attribute `name` of the first element `css` selects, if both exist.
+    /// The attribute `name` of the first element `css` selects, if both exist. Found
+    /// and read in one script, so a live page that replaces the element between two
+    /// WebDriver calls cannot make the read fail.
     pub fn attribute(&self, css: &str, name: &str) -> Option<String> {
-        let id = self.find(css)?;
-        let path = format!("/session/{}/element/{id}/attribute/{name}", self.session);
-        self.call("GET", &path, None).as_str().map(str::to_owned)
+        let script = "const e = document.querySelector(arguments[0]); \
+                      return e === null ? null : e.getAttribute(arguments[1]);";
+        self.in_session(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [css, name] })),
+        )
+        .as_str()
+        .map(str::to_owned)
     }
 
     /// How many elements `css` selects.

@@ -151,34 +151,33 @@ impl Book {
                     }
                     _ => None,
                 };
-                // The `limit` first by (last seen, newest first; id): a bounded max-heap.
-                let mut first = BinaryHeap::with_capacity(query.limit + 1);
-                for (id, device) in matching {
+                // By (last seen, newest first; id).
+                let keyed = matching.filter_map(|(id, device)| {
                     let key = (Reverse(device.last_seen.unwrap_or(i64::MIN)), &**id);
-                    if after.is_some_and(|after| key <= after) {
-                        continue;
-                    }
-                    first.push((key, id));
-                    if first.len() > query.limit {
-                        first.pop();
-                    }
-                }
-                let mut first = first.into_vec();
-                first.sort();
-                first
-                    .into_iter()
-                    .filter_map(|(_, id)| Some(self.get(id)?.view(id)))
-                    .collect()
+                    after.is_none_or(|after| key > after).then_some((key, id))
+                });
+                self.first(keyed, query.limit)
             }
         }
     }
 
-    /// The `limit` devices that sent the most messages, most first (ties by id): a
-    /// bounded max-heap over every device.
+    /// The `limit` devices that sent the most messages, most first (ties by id).
     pub fn noisiest(&self, limit: usize) -> Vec<DeviceState> {
+        let keyed = (self.devices.iter())
+            .map(|(id, device)| ((Reverse(device.counts.messages), &**id), id));
+        self.first(keyed, limit)
+    }
+
+    /// The views of the `limit` devices of least key, in key order: a bounded max-heap
+    /// (keys end with the id, so no two are equal).
+    fn first<'a, K: Ord>(
+        &'a self,
+        keyed: impl Iterator<Item = (K, &'a DeviceId)>,
+        limit: usize,
+    ) -> Vec<DeviceState> {
         let mut first = BinaryHeap::with_capacity(limit + 1);
-        for (id, device) in &self.devices {
-            first.push(((Reverse(device.counts.messages), &**id), id));
+        for entry in keyed {
+            first.push(entry);
             if first.len() > limit {
                 first.pop();
             }

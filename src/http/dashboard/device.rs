@@ -17,19 +17,18 @@
 //! newest first, and a reading's data over `SHOWN_BYTES` is sent as its size alone.
 //! Device feeds count against the same bound as the fleet's (`live`).
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use eliot_actors::{
     is_device_id, rfc3339_micros, AlertEventQuery, AlertQuery, DeadLetterQuery, DeviceState,
     PageRequest, ReadingKey, StoredReading,
 };
-use futures_util::stream;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::pages;
-use super::{html, live, see_other, unavailable, Dashboard};
+use super::{html, live_stream, see_other, unavailable, Dashboard};
 use crate::http::v1::END_MICROS;
 
 /// Readings the first event carries, at most.
@@ -279,53 +278,36 @@ pub async fn feed(
     dashboard: web::Data<Dashboard>,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let Some(viewer) = dashboard.viewer(&request) else {
-        return HttpResponse::Unauthorized().finish();
-    };
     if !is_device_id(&id) {
         return HttpResponse::BadRequest().finish();
     }
-    let Some(place) = dashboard.feed.open() else {
-        return HttpResponse::ServiceUnavailable()
-            .insert_header((header::RETRY_AFTER, "10"))
-            .finish();
+    let id: std::sync::Arc<str> = id.into_inner().into();
+    live_stream(&request, dashboard, None, move |dashboard, last| {
+        next_event(dashboard, id.clone(), last)
+    })
+}
+
+/// The device's next event, and the key of the newest reading sent so far.
+async fn next_event(
+    dashboard: std::sync::Arc<Dashboard>,
+    id: std::sync::Arc<str>,
+    last: Option<ReadingKey>,
+) -> Option<(Bytes, Option<ReadingKey>)> {
+    let state = match &dashboard.fleet {
+        Some(fleet) => fleet.get(&id).await.ok().flatten(),
+        None => None,
     };
-    let session_id = viewer.map(|(id, _)| id);
-    let (dashboard, id) = (dashboard.into_inner(), id.into_inner());
-    let ticks = tokio::time::interval(live::EVERY);
-    let start = (ticks, place, None::<ReadingKey>);
-    let events = stream::unfold(start, move |(mut ticks, place, last)| {
-        let (dashboard, session_id, id) = (dashboard.clone(), session_id.clone(), id.clone());
-        async move {
-            ticks.tick().await;
-            // Logged out, or past its lifetime: the feed ends.
-            if let Some(session) = &session_id {
-                dashboard.sessions.get(session)?;
-            }
-            let state = match &dashboard.fleet {
-                Some(fleet) => fleet.get(&id).await.ok().flatten(),
-                None => None,
-            };
-            let limit = if last.is_none() { FIRST } else { PER_EVENT };
-            let (from, key) = (dashboard.clone(), last.clone());
-            let turn = dashboard.device_reads.clone().acquire_owned().await.ok()?;
-            let read = web::block(move || {
-                let _turn = turn;
-                newer(&from, &id, key.as_ref(), limit)
-            })
-            .await;
-            let (bytes, last) = match read {
-                Ok(Ok((readings, newest))) => {
-                    (event(state.as_ref(), &readings, None), newest.or(last))
-                }
-                Ok(Err(e)) => (event(state.as_ref(), &[], Some(e)), last),
-                Err(e) => (event(state.as_ref(), &[], Some(e.to_string())), last),
-            };
-            Some((Ok::<_, actix_web::Error>(bytes), (ticks, place, last)))
-        }
-    });
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .streaming(events)
+    let limit = if last.is_none() { FIRST } else { PER_EVENT };
+    let key = last.clone();
+    let turn = dashboard.device_reads.clone().acquire_owned().await.ok()?;
+    let read = web::block(move || {
+        let _turn = turn;
+        newer(&dashboard, &id, key.as_ref(), limit)
+    })
+    .await;
+    Some(match read {
+        Ok(Ok((readings, newest))) => (event(state.as_ref(), &readings, None), newest.or(last)),
+        Ok(Err(e)) => (event(state.as_ref(), &[], Some(e)), last),
+        Err(e) => (event(state.as_ref(), &[], Some(e.to_string())), last),
+    })
 }

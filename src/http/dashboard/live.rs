@@ -1,12 +1,13 @@
 //! The fleet page's live feed: `GET /live`, Server-Sent Events, one `fleet` event a
 //! second per open page. The snapshot behind it is made at most twice a second whatever
-//! the number of pages open (one fleet listing, one read of the firing alerts, one health
-//! report), so open dashboards cost Eliot by the second, not by the page; a page shows
-//! what happened at most `EVERY` + `MAX_AGE` ago, unless the fleet is slow to answer its
-//! listing (saturated): the feeds then go on with the snapshot before. A feed holds its HTTP connection for
-//! as long as the page is open: at most half the HTTP server's connections
-//! (`http.workers` × `http.max_connections`) are feeds at once (past it, 503), so open
-//! dashboards never lock out the API or `/health`.
+//! the number of pages open (two fleet queries, the last heard and the noisiest; one read
+//! of the raised alerts; one health report), so open dashboards cost Eliot by the second,
+//! not by the page; a page shows what happened at most `EVERY` + `MAX_AGE` ago, unless
+//! the fleet is slow to answer (saturated): the feeds then go on with the snapshot
+//! before. A feed (this one or a device page's) holds its HTTP connection for as long as
+//! the page is open: at most half the HTTP server's connections (`http.workers` ×
+//! `http.max_connections`) are feeds at once (past it, 503), so open dashboards never
+//! lock out the API or `/health`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

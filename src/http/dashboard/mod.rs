@@ -570,7 +570,26 @@ async fn logout(
 
 /// `GET /live`: a `fleet` event now and each second after, while the session lasts.
 async fn live_feed(request: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {
-    let Some(viewer) = dashboard.viewer(&request) else {
+    live_stream(&request, dashboard, (), |dashboard, ()| async move {
+        Some((live::event(&*dashboard.feed.snapshot().await), ()))
+    })
+}
+
+/// A live feed for whoever sent `request`: the event `next` makes from the state the
+/// previous one left (`start` for the first), now and each second after, while the
+/// session lasts; 401 without one, 503 past the feeds' bound (`live`).
+fn live_stream<S, F, Next>(
+    request: &HttpRequest,
+    dashboard: web::Data<Dashboard>,
+    start: S,
+    next: F,
+) -> HttpResponse
+where
+    S: 'static,
+    F: Fn(std::sync::Arc<Dashboard>, S) -> Next + 'static,
+    Next: std::future::Future<Output = Option<(web::Bytes, S)>> + 'static,
+{
+    let Some(viewer) = dashboard.viewer(request) else {
         return HttpResponse::Unauthorized().finish();
     };
     let Some(place) = dashboard.feed.open() else {
@@ -580,20 +599,18 @@ async fn live_feed(request: HttpRequest, dashboard: web::Data<Dashboard>) -> Htt
     };
     let session_id = viewer.map(|(id, _)| id);
     let dashboard = dashboard.into_inner();
+    let next = std::rc::Rc::new(next);
     let ticks = tokio::time::interval(live::EVERY);
-    let events = stream::unfold((ticks, place), move |(mut ticks, place)| {
-        let (dashboard, session_id) = (dashboard.clone(), session_id.clone());
+    let events = stream::unfold((ticks, place, start), move |(mut ticks, place, state)| {
+        let (dashboard, session_id, next) = (dashboard.clone(), session_id.clone(), next.clone());
         async move {
             ticks.tick().await;
             // Logged out, or past its lifetime: the feed ends (the page's next try is a 401).
             if let Some(id) = &session_id {
                 dashboard.sessions.get(id)?;
             }
-            let snapshot = dashboard.feed.snapshot().await;
-            Some((
-                Ok::<_, actix_web::Error>(live::event(&snapshot)),
-                (ticks, place),
-            ))
+            let (event, state) = next(dashboard, state).await?;
+            Some((Ok::<_, actix_web::Error>(event), (ticks, place, state)))
         }
     });
     HttpResponse::Ok()

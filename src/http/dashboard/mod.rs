@@ -377,9 +377,10 @@ async fn devices_page(
         status: status.map(|s| s.name()),
     };
     let (csrf, _) = Dashboard::acts(&viewer);
+    let found: Vec<live::DeviceLine> = page.devices.into_iter().map(Into::into).collect();
     html(
         StatusCode::OK,
-        pages::devices(&page.devices, &search, next.as_deref(), csrf),
+        pages::devices(&found, &search, next.as_deref(), csrf),
     )
 }
 

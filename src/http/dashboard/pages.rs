@@ -5,11 +5,11 @@
 use std::fmt::Write;
 
 use eliot_actors::{
-    format_micros, AlertEventView, AlertStateRow, DeadLetterSummary, DeviceState, ReplayOutcome,
-    SilenceRow, StoredDeadLetter,
+    format_micros, AlertEventView, AlertStateRow, DeadLetterSummary, ReplayOutcome, SilenceRow,
+    StoredDeadLetter,
 };
 
-use super::live::{AlertLine, Snapshot};
+use super::live::{AlertLine, DeviceLine, Snapshot};
 
 /// Text made safe to put in HTML, in an element or a quoted attribute.
 pub fn escape(text: &str) -> String {
@@ -354,6 +354,19 @@ fn silence_form(csrf: &str) -> String {
     )
 }
 
+/// A device's row, as the fleet page and the device list show it (the script makes the
+/// same on the fleet page).
+fn device_row(d: &DeviceLine) -> String {
+    format!(
+        r#"<tr data-device="{id}"><td><a href="/fleet/devices/{id}">{id}</a></td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
+        id = escape(&d.device_id),
+        status = escape(d.status),
+        seen = escape(d.last_seen.as_deref().unwrap_or("—")),
+        readings = d.readings,
+        dead = d.dead_letters,
+    )
+}
+
 /// What the device list was asked for, as its form shows it again.
 pub struct DeviceSearch<'a> {
     pub prefix: &'a str,
@@ -362,23 +375,12 @@ pub struct DeviceSearch<'a> {
 
 /// A page of the device list, by id; `next`: the query string of the next page.
 pub fn devices(
-    found: &[DeviceState],
+    found: &[DeviceLine],
     search: &DeviceSearch,
     next: Option<&str>,
     csrf: Option<&str>,
 ) -> String {
-    let mut rows = String::new();
-    for d in found {
-        let _ = write!(
-            rows,
-            r#"<tr data-device="{id}"><td><a href="/fleet/devices/{id}">{id}</a></td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
-            id = escape(&d.device_id),
-            status = d.status.name(),
-            seen = escape(d.last_seen.as_deref().unwrap_or("—")),
-            readings = d.counts.readings,
-            dead = d.counts.dead_letters,
-        );
-    }
+    let rows: String = found.iter().map(device_row).collect();
     let mut options = String::from(r#"<option value="">any</option>"#);
     for status in ["online", "late", "offline", "quarantined"] {
         let selected = if search.status == Some(status) {
@@ -540,18 +542,7 @@ pub fn replayed(id: i64, outcome: &ReplayOutcome, csrf: Option<&str>) -> String 
 /// The fleet at a glance, as it is now; the script keeps it live. `csrf`: the session's
 /// token for the logout form (`None` without login).
 pub fn fleet(now: &Snapshot, csrf: Option<&str>) -> String {
-    let mut rows = String::new();
-    for d in &now.devices {
-        let _ = write!(
-            rows,
-            r#"<tr data-device="{id}"><td><a href="/fleet/devices/{id}">{id}</a></td><td>{status}</td><td>{seen}</td><td class="wide">{readings}</td><td class="wide">{dead}</td></tr>"#,
-            id = escape(&d.device_id),
-            status = escape(d.status),
-            seen = escape(d.last_seen.as_deref().unwrap_or("—")),
-            readings = d.readings,
-            dead = d.dead_letters,
-        );
-    }
+    let rows: String = now.devices.iter().map(device_row).collect();
     let mut noisiest = String::new();
     for d in &now.noisiest {
         let _ = write!(
